@@ -1,0 +1,400 @@
+//! ipvsadm's output formats, byte for byte (see docs/ipvsadm-behaviour.md).
+
+use std::cmp::Ordering;
+use std::fmt::Write;
+use std::net::{IpAddr, Ipv4Addr};
+
+use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::types::ipvsadm_addr_cmp;
+use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec};
+
+use crate::proto::{DestView, Listing, ServiceView};
+
+/// The IPVS version ipvsadm reports for current kernels.
+pub const IPVS_VERSION: &str = "1.2.1";
+
+/// Turns addresses and ports into names (`-L`) or numbers (`-Ln`).
+pub trait Names {
+    fn host(&self, addr: IpAddr) -> String;
+    fn port(&self, port: u16, protocol: Protocol) -> String;
+}
+
+/// `-n`: numbers only.
+pub struct Numeric;
+
+impl Names for Numeric {
+    fn host(&self, addr: IpAddr) -> String {
+        addr.to_string()
+    }
+
+    fn port(&self, port: u16, _protocol: Protocol) -> String {
+        port.to_string()
+    }
+}
+
+fn addr_port(names: &dyn Names, addr: IpAddr, port: u16, protocol: Protocol) -> String {
+    let h = names.host(addr);
+    let p = names.port(port, protocol);
+    match addr {
+        IpAddr::V4(_) => format!("{h}:{p}"),
+        IpAddr::V6(_) => format!("[{h}]:{p}"),
+    }
+}
+
+fn truncate(s: String, n: usize) -> String {
+    if s.len() > n {
+        s.chars().take(n).collect()
+    } else {
+        s
+    }
+}
+
+/// Sorts with ipvsadm's comparison, which is not a total order for
+/// addresses more than 2^31 apart. A plain insertion sort: it never panics on
+/// such input (Rust's `sort_by` may) and keeps equal items in order.
+fn sort_quirky<T>(v: &mut [T], cmp: impl Fn(&T, &T) -> Ordering) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && cmp(&v[j - 1], &v[j]) == Ordering::Greater {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
+fn family(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => 2,
+        IpAddr::V6(_) => 10,
+    }
+}
+
+fn cmp_services(a: &ServiceView, b: &ServiceView) -> Ordering {
+    let (x, y) = (a.spec.key, b.spec.key);
+    family(x.addr)
+        .cmp(&family(y.addr))
+        .then(x.protocol.number().cmp(&y.protocol.number()))
+        .then(ipvsadm_addr_cmp(x.addr, y.addr))
+        .then(x.port.cmp(&y.port))
+}
+
+fn cmp_dests(a: &DestView, b: &DestView) -> Ordering {
+    ipvsadm_addr_cmp(a.spec.addr, b.spec.addr).then(a.spec.port.cmp(&b.spec.port))
+}
+
+/// Services and their dests in ipvsadm's display order.
+pub fn sorted(l: &Listing) -> Vec<ServiceView> {
+    let mut v = l.services.clone();
+    sort_quirky(&mut v, cmp_services);
+    for s in &mut v {
+        sort_quirky(&mut s.dests, cmp_dests);
+    }
+    v
+}
+
+/// The names `-b` and the listing use for the scheduler flags set.
+pub fn sched_flag_names(spec: &ServiceSpec) -> Vec<&'static str> {
+    let names: [&str; 3] = match spec.scheduler.as_str() {
+        "sh" => ["sh-fallback", "sh-port", "flag-3"],
+        "mh" => ["mh-fallback", "mh-port", "flag-3"],
+        _ => ["flag-1", "flag-2", "flag-3"],
+    };
+    [
+        sched_flags::SCHED1,
+        sched_flags::SCHED2,
+        sched_flags::SCHED3,
+    ]
+    .iter()
+    .zip(names)
+    .filter(|(bit, _)| spec.sched_flags & **bit != 0)
+    .map(|(_, n)| n)
+    .collect()
+}
+
+fn v4_mask(prefix: u8) -> Ipv4Addr {
+    let m = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix.min(32) as u32)
+    };
+    Ipv4Addr::from(m)
+}
+
+fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
+    let k = s.key;
+    let name = format!(
+        "{:<4} {}",
+        k.protocol.name(),
+        addr_port(names, k.addr, k.port, k.protocol)
+    );
+    let name = if k.addr.is_ipv4() {
+        truncate(name, 33)
+    } else {
+        name
+    };
+    let mut line = format!("{} {}", name, s.scheduler);
+    let flags = sched_flag_names(s);
+    if !flags.is_empty() {
+        let _ = write!(line, " ({})", flags.join(","));
+    }
+    if let Some(t) = s.persistent {
+        let _ = write!(line, " persistent {t}");
+        match k.addr {
+            IpAddr::V4(_) if s.netmask < 32 => {
+                let _ = write!(line, " mask {}", v4_mask(s.netmask));
+            }
+            IpAddr::V6(_) if s.netmask < 128 => {
+                let _ = write!(line, " mask {}", s.netmask);
+            }
+            _ => {}
+        }
+    }
+    if s.one_packet {
+        line.push_str(" ops");
+    }
+    line
+}
+
+fn dest_name(d: &DestView, protocol: Protocol, names: &dyn Names) -> String {
+    let n = addr_port(names, d.spec.addr, d.spec.port, protocol);
+    if d.spec.addr.is_ipv4() {
+        truncate(n, 28)
+    } else {
+        n
+    }
+}
+
+/// `ipvsadm -L[n]`, or with `only` set, `ipvsadm -L -t addr:port` (which has
+/// no version header).
+pub fn list(l: &Listing, only: Option<ServiceKey>, names: &dyn Names) -> Result<String, IpvsError> {
+    let mut out = String::new();
+    let services = sorted(l);
+    let shown: Vec<&ServiceView> = match only {
+        Some(k) => {
+            let s = services
+                .iter()
+                .find(|s| s.spec.key == k)
+                .ok_or(IpvsError::NoSuchService)?;
+            vec![s]
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "IP Virtual Server version {} (size={})",
+                IPVS_VERSION, l.conn_table_size
+            );
+            services.iter().collect()
+        }
+    };
+    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    for s in shown {
+        out.push_str(&service_line(&s.spec, names));
+        out.push('\n');
+        for d in &s.dests {
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                dest_name(d, s.spec.key.protocol, names),
+                d.spec.fwd.name(),
+                d.spec.weight,
+                d.active,
+                d.inactive
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn svc_arg(k: &ServiceKey, names: &dyn Names) -> String {
+    let opt = match k.protocol {
+        Protocol::Tcp => "-t",
+        Protocol::Udp => "-u",
+        Protocol::Sctp => "--sctp-service",
+    };
+    format!("{opt} {}", addr_port(names, k.addr, k.port, k.protocol))
+}
+
+/// `ipvsadm -S[n]`: commands that rebuild the table with `-R`.
+pub fn save(l: &Listing, names: &dyn Names) -> String {
+    let mut out = String::new();
+    for s in sorted(l) {
+        let k = s.spec.key;
+        let svc = svc_arg(&k, names);
+        let _ = write!(out, "-A {svc} -s {}", s.spec.scheduler);
+        if let Some(t) = s.spec.persistent {
+            let _ = write!(out, " -p {t}");
+            match k.addr {
+                IpAddr::V4(_) if s.spec.netmask < 32 => {
+                    let _ = write!(out, " -M {}", v4_mask(s.spec.netmask));
+                }
+                IpAddr::V6(_) if s.spec.netmask < 128 => {
+                    let _ = write!(out, " -M {}", s.spec.netmask);
+                }
+                _ => {}
+            }
+        }
+        if s.spec.one_packet {
+            out.push_str(" -o");
+        }
+        let flags = sched_flag_names(&s.spec);
+        if !flags.is_empty() {
+            let _ = write!(out, " -b {}", flags.join(","));
+        }
+        out.push('\n');
+        for d in &s.dests {
+            let fwd = match d.spec.fwd {
+                FwdMethod::Masq => "-m",
+                FwdMethod::Tunnel => "-i",
+                FwdMethod::Route | FwdMethod::Local => "-g",
+            };
+            let _ = write!(
+                out,
+                "-a {svc} -r {} {fwd} -w {}",
+                addr_port(names, d.spec.addr, d.spec.port, k.protocol),
+                d.spec.weight
+            );
+            if d.spec.fwd == FwdMethod::Tunnel {
+                out.push_str(" --tun-type ipip");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_ipvs::DestSpec;
+
+    fn listing() -> Listing {
+        let key = ServiceKey {
+            protocol: Protocol::Tcp,
+            addr: "192.168.1.10".parse().unwrap(),
+            port: 80,
+        };
+        let dest = |a: &str, active, inactive| DestView {
+            spec: DestSpec {
+                addr: a.parse().unwrap(),
+                port: 80,
+                fwd: FwdMethod::Route,
+                weight: 1,
+                u_threshold: 0,
+                l_threshold: 0,
+            },
+            active,
+            inactive,
+            persistent: 0,
+        };
+        Listing {
+            conn_table_size: 4096,
+            services: vec![ServiceView {
+                spec: ServiceSpec {
+                    key,
+                    scheduler: "rr".into(),
+                    sched_flags: 0,
+                    persistent: None,
+                    netmask: 32,
+                    one_packet: false,
+                },
+                // Kernel order: newest first.
+                dests: vec![dest("192.168.1.193", 0, 0), dest("192.168.1.220", 2, 13)],
+            }],
+        }
+    }
+
+    #[test]
+    fn matches_the_spec_example_byte_for_byte() {
+        let mut l = listing();
+        l.services[0].dests[1].active = 0;
+        l.services[0].dests[1].inactive = 0;
+        let want = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port Scheduler Flags\n\
+\x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+TCP  192.168.1.10:80 rr\n\
+\x20 -> 192.168.1.193:80             Route   1      0          0         \n\
+\x20 -> 192.168.1.220:80             Route   1      0          0         \n";
+        assert_eq!(list(&l, None, &Numeric).unwrap(), want);
+    }
+
+    #[test]
+    fn single_service_has_no_header_and_missing_is_an_error() {
+        let l = listing();
+        let k = l.services[0].spec.key;
+        let s = list(&l, Some(k), &Numeric).unwrap();
+        assert!(s.starts_with("Prot LocalAddress:Port"));
+        assert!(
+            s.contains("  -> 192.168.1.220:80             Route   1      2          13        \n")
+        );
+        let other = ServiceKey { port: 81, ..k };
+        assert_eq!(
+            list(&l, Some(other), &Numeric).unwrap_err(),
+            IpvsError::NoSuchService
+        );
+    }
+
+    #[test]
+    fn service_flags_persistence_and_ops() {
+        let mut l = listing();
+        let s = &mut l.services[0].spec;
+        s.persistent = Some(360);
+        s.netmask = 24;
+        s.sched_flags = sched_flags::SCHED1 | sched_flags::SCHED3;
+        let out = list(&l, None, &Numeric).unwrap();
+        assert!(out.contains(
+            "TCP  192.168.1.10:80 rr (flag-1,flag-3) persistent 360 mask 255.255.255.0\n"
+        ));
+        let mut l = listing();
+        l.services[0].spec.key.protocol = Protocol::Udp;
+        l.services[0].spec.one_packet = true;
+        l.services[0].spec.scheduler = "sh".into();
+        l.services[0].spec.sched_flags = sched_flags::SCHED2;
+        let out = list(&l, None, &Numeric).unwrap();
+        assert!(
+            out.contains("UDP  192.168.1.10:80 sh (sh-port) ops\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn sorts_services_and_dests_like_ipvsadm() {
+        let mut l = listing();
+        let mut second = l.services[0].clone();
+        second.spec.key.port = 22;
+        let mut udp = l.services[0].clone();
+        udp.spec.key.protocol = Protocol::Udp;
+        udp.spec.key.addr = "10.0.0.1".parse().unwrap();
+        l.services.push(second);
+        l.services.insert(0, udp);
+        let out = list(&l, None, &Numeric).unwrap();
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with("IP") && !l.starts_with("Prot"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "TCP  192.168.1.10:22 rr",
+                "TCP  192.168.1.10:80 rr",
+                "UDP  10.0.0.1:80 rr"
+            ]
+        );
+        // The quirk: 192.168.0.1 - 10.0.0.1 overflows i32, so it sorts first.
+        assert_eq!(
+            ipvsadm_addr_cmp("192.168.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()),
+            Ordering::Less
+        );
+    }
+
+    #[test]
+    fn save_format() {
+        let l = listing();
+        assert_eq!(
+            save(&l, &Numeric),
+            "-A -t 192.168.1.10:80 -s rr\n\
+-a -t 192.168.1.10:80 -r 192.168.1.193:80 -g -w 1\n\
+-a -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 1\n"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Messages between rvsadm and rvsd: one JSON object per line.
+
+use serde::{Deserialize, Serialize};
+
+use rvs_ipvs::{Command, DestSpec, ServiceSpec};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    /// Change the configuration.
+    Apply(Command),
+    /// Several changes, applied in order; stops at the first error (`-R`).
+    ApplyAll(Vec<Command>),
+    /// The service table with counters.
+    List,
+    /// Dataplane counters per worker.
+    Counters,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    /// A refused request; the message is ipvsadm's when ipvsadm has one.
+    Error(String),
+    Listing(Listing),
+    Counters(Vec<WorkerCounters>),
+}
+
+/// What `-L` shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Listing {
+    /// The "size=" of the header: the connection table size.
+    pub conn_table_size: u64,
+    pub services: Vec<ServiceView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServiceView {
+    pub spec: ServiceSpec,
+    /// In the kernel's list order (newest first); listings sort them.
+    pub dests: Vec<DestView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DestView {
+    pub spec: DestSpec,
+    pub active: u32,
+    pub inactive: u32,
+    pub persistent: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerCounters {
+    pub worker: usize,
+    pub lcore: u32,
+    pub counters: Vec<(String, u64)>,
+}

@@ -1,0 +1,302 @@
+//! rvsd's side of the socket: validate, replay on every worker, wait.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use rvs_dataplane::{WorkerMsg, WorkerShared};
+use rvs_ipvs::{Command, Director};
+
+use crate::proto::{DestView, Listing, Request, Response, ServiceView, WorkerCounters};
+
+/// The control thread's handle on one worker.
+pub struct WorkerLink {
+    pub tx: Sender<WorkerMsg>,
+    pub shared: Arc<WorkerShared>,
+    pub lcore: u32,
+    sent: u64,
+}
+
+impl WorkerLink {
+    pub fn new(tx: Sender<WorkerMsg>, shared: Arc<WorkerShared>, lcore: u32) -> WorkerLink {
+        WorkerLink {
+            tx,
+            shared,
+            lcore,
+            sent: 0,
+        }
+    }
+}
+
+/// The authoritative replica of the configuration and the links to the
+/// workers that hold the others.
+pub struct ControlServer {
+    director: Director,
+    workers: Vec<WorkerLink>,
+    conn_table_size: u64,
+    ack_timeout: Duration,
+}
+
+/// Longest request line accepted; anything longer is refused.
+const MAX_REQUEST: u64 = 4 << 20;
+
+impl ControlServer {
+    pub fn new(workers: Vec<WorkerLink>, conn_table_size: u64) -> ControlServer {
+        ControlServer {
+            director: Director::new(),
+            workers,
+            conn_table_size,
+            ack_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn director(&self) -> &Director {
+        &self.director
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Apply(cmd) => match self.apply(&cmd) {
+                Ok(()) => self.wait_applied(),
+                Err(e) => Response::Error(e),
+            },
+            Request::ApplyAll(cmds) => {
+                for cmd in &cmds {
+                    if let Err(e) = self.apply(cmd) {
+                        // What was applied before stays, as with ipvsadm -R.
+                        let _ = self.wait_applied();
+                        return Response::Error(e);
+                    }
+                }
+                self.wait_applied()
+            }
+            Request::List => Response::Listing(self.listing()),
+            Request::Counters => Response::Counters(
+                self.workers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| WorkerCounters {
+                        worker: i,
+                        lcore: w.lcore,
+                        counters: w.shared.counters.snapshot(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn apply(&mut self, cmd: &Command) -> Result<(), String> {
+        let change = self.director.apply(cmd).map_err(|e| e.to_string())?;
+        log::info!("applied {cmd:?}");
+        for w in &mut self.workers {
+            // A worker that has exited drops its receiver; nothing to do then.
+            if w.tx.send(WorkerMsg::Change(change.clone())).is_ok() {
+                w.sent += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every worker applied everything sent to it.
+    fn wait_applied(&self) -> Response {
+        let deadline = Instant::now() + self.ack_timeout;
+        for w in &self.workers {
+            while w.shared.applied.load(Ordering::Acquire) < w.sent {
+                if Instant::now() > deadline {
+                    return Response::Error(format!(
+                        "worker on lcore {} did not apply the change within {:?}",
+                        w.lcore, self.ack_timeout
+                    ));
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        Response::Ok
+    }
+
+    pub fn listing(&self) -> Listing {
+        Listing {
+            conn_table_size: self.conn_table_size,
+            services: self
+                .director
+                .services()
+                .map(|s| ServiceView {
+                    spec: s.spec.clone(),
+                    dests: s
+                        .dests
+                        .iter()
+                        .map(|d| DestView {
+                            spec: d.spec,
+                            active: d.shared.active(),
+                            inactive: d.shared.inactive(),
+                            persistent: d
+                                .shared
+                                .persistconns
+                                .load(std::sync::atomic::Ordering::Relaxed),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Serves requests until `stop` is set. Requests are short, so they are
+    /// answered one at a time on this thread.
+    pub fn serve(&mut self, listener: &UnixListener, stop: &AtomicBool) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    if let Err(e) = self.serve_one(s) {
+                        log::warn!("control connection: {e}");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn serve_one(&mut self, s: UnixStream) -> std::io::Result<()> {
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut line = String::new();
+        BufReader::new((&s).take(MAX_REQUEST)).read_line(&mut line)?;
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => self.handle(req),
+            Err(e) => Response::Error(format!("malformed request: {e}")),
+        };
+        let mut out = serde_json::to_string(&resp).expect("responses serialise");
+        out.push('\n');
+        (&s).write_all(out.as_bytes())
+    }
+}
+
+/// Binds the control socket, creating its directory and replacing a stale
+/// socket file left by a daemon that died. Refuses if another rvsd answers.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another rvsd is listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    UnixListener::bind(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rvs_ipvs::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            key: ServiceKey {
+                protocol: Protocol::Tcp,
+                addr: "192.168.1.10".parse().unwrap(),
+                port: 80,
+            },
+            scheduler: "rr".into(),
+            sched_flags: 0,
+            persistent: None,
+            netmask: 32,
+            one_packet: false,
+        }
+    }
+
+    #[test]
+    fn changes_reach_workers_and_errors_do_not() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let mut srv = ControlServer::new(vec![WorkerLink::new(tx, shared.clone(), 1)], 4096);
+        srv.ack_timeout = Duration::from_millis(200);
+        // A stand-in worker that acknowledges what it receives.
+        let acker = std::thread::spawn(move || {
+            let mut n = 0;
+            while let Ok(_m) = rx.recv() {
+                n += 1;
+                shared.applied.fetch_add(1, Ordering::Release);
+            }
+            n
+        });
+        assert!(matches!(
+            srv.handle(Request::Apply(Command::AddService(spec()))),
+            Response::Ok
+        ));
+        match srv.handle(Request::Apply(Command::AddService(spec()))) {
+            Response::Error(e) => assert_eq!(e, "Service already exists"),
+            r => panic!("{r:?}"),
+        }
+        let d = DestSpec {
+            addr: "192.168.1.220".parse().unwrap(),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        assert!(matches!(
+            srv.handle(Request::Apply(Command::AddDest(spec().key, d))),
+            Response::Ok
+        ));
+        let l = srv.listing();
+        assert_eq!(l.services.len(), 1);
+        assert_eq!(l.services[0].dests.len(), 1);
+        drop(srv);
+        assert_eq!(acker.join().unwrap(), 2, "only valid changes were sent");
+    }
+
+    #[test]
+    fn silent_worker_times_out_with_a_message() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, Arc::new(WorkerShared::default()), 3)],
+            4096,
+        );
+        srv.ack_timeout = Duration::from_millis(50);
+        match srv.handle(Request::Apply(Command::AddService(spec()))) {
+            Response::Error(e) => assert!(e.contains("lcore 3"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_request_gets_an_error_line() {
+        let dir = std::env::temp_dir().join(format!("rvs-ctl-test-{}", std::process::id()));
+        let path = dir.join("s.sock");
+        let listener = bind(&path).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            let mut srv = ControlServer::new(vec![], 4096);
+            srv.serve(&listener, &stop2).unwrap();
+        });
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(b"{not json\n").unwrap();
+        let mut reply = String::new();
+        BufReader::new(&s).read_line(&mut reply).unwrap();
+        let r: Response = serde_json::from_str(&reply).unwrap();
+        assert!(matches!(r, Response::Error(ref e) if e.starts_with("malformed request")));
+        // The server is still there and answers a good request.
+        let r = crate::client::request(&path, &Request::List).unwrap();
+        assert!(matches!(r, Response::Listing(_)));
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,207 @@
+//! Per-worker counters. Each worker writes only its own, so an increment is
+//! a relaxed load and store (no locked instruction); the control thread reads
+//! them for `rvsadm --counters`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a packet was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    TruncatedEthernet,
+    /// EtherType other than IPv4 and ARP.
+    UnknownEthertype,
+    /// A malformed or uninteresting ARP packet.
+    BadArp,
+    /// Unicast frame for another station's MAC.
+    NotOurMac,
+    /// A frame we sent ourselves, seen again.
+    Looped,
+    /// A packet spread over several mbuf segments.
+    MultiSegment,
+    TruncatedIpv4,
+    BadIpVersion,
+    BadIhl,
+    BadTotalLength,
+    BadIpChecksum,
+    IpOptions,
+    Fragment,
+    /// TCP/UDP header cut short or malformed.
+    BadL4Header,
+    /// Neither a VIP nor a director address.
+    NotForUs,
+    /// For the director itself but nothing it answers.
+    ToDirector,
+    /// For a VIP, but no service on that protocol and port.
+    NoService,
+    /// A non-SYN TCP segment of an unknown flow.
+    NoConnection,
+    /// The scheduler found no available real server.
+    NoDestination,
+    ConnTableFull,
+    /// The real server is on no connected network.
+    NoRoute,
+    /// The real server's MAC is not known yet (an ARP request went out).
+    NeighbourMiss,
+    /// Forwarding method not implemented.
+    UnsupportedForwarding,
+    /// The transmit queue was full.
+    TxFull,
+    /// No mbuf for a packet the director generates.
+    NoMbuf,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 25] = [
+        DropReason::TruncatedEthernet,
+        DropReason::UnknownEthertype,
+        DropReason::BadArp,
+        DropReason::NotOurMac,
+        DropReason::Looped,
+        DropReason::MultiSegment,
+        DropReason::TruncatedIpv4,
+        DropReason::BadIpVersion,
+        DropReason::BadIhl,
+        DropReason::BadTotalLength,
+        DropReason::BadIpChecksum,
+        DropReason::IpOptions,
+        DropReason::Fragment,
+        DropReason::BadL4Header,
+        DropReason::NotForUs,
+        DropReason::ToDirector,
+        DropReason::NoService,
+        DropReason::NoConnection,
+        DropReason::NoDestination,
+        DropReason::ConnTableFull,
+        DropReason::NoRoute,
+        DropReason::NeighbourMiss,
+        DropReason::UnsupportedForwarding,
+        DropReason::TxFull,
+        DropReason::NoMbuf,
+    ];
+
+    /// The counter's name, as `rvsadm --counters` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TruncatedEthernet => "drop_truncated_ethernet",
+            DropReason::UnknownEthertype => "drop_unknown_ethertype",
+            DropReason::BadArp => "drop_bad_arp",
+            DropReason::NotOurMac => "drop_not_our_mac",
+            DropReason::Looped => "drop_looped",
+            DropReason::MultiSegment => "drop_multi_segment",
+            DropReason::TruncatedIpv4 => "drop_truncated_ipv4",
+            DropReason::BadIpVersion => "drop_bad_ip_version",
+            DropReason::BadIhl => "drop_bad_ihl",
+            DropReason::BadTotalLength => "drop_bad_total_length",
+            DropReason::BadIpChecksum => "drop_bad_ip_checksum",
+            DropReason::IpOptions => "drop_ip_options",
+            DropReason::Fragment => "drop_fragment",
+            DropReason::BadL4Header => "drop_bad_l4_header",
+            DropReason::NotForUs => "drop_not_for_us",
+            DropReason::ToDirector => "drop_to_director",
+            DropReason::NoService => "drop_no_service",
+            DropReason::NoConnection => "drop_no_connection",
+            DropReason::NoDestination => "drop_no_destination",
+            DropReason::ConnTableFull => "drop_conn_table_full",
+            DropReason::NoRoute => "drop_no_route",
+            DropReason::NeighbourMiss => "drop_neighbour_miss",
+            DropReason::UnsupportedForwarding => "drop_unsupported_forwarding",
+            DropReason::TxFull => "drop_tx_full",
+            DropReason::NoMbuf => "drop_no_mbuf",
+        }
+    }
+}
+
+/// A counter with a single writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+}
+
+/// Everything one worker counts.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub rx_packets: Counter,
+    pub tx_packets: Counter,
+    pub forwarded: Counter,
+    pub new_connections: Counter,
+    pub arp_replies_sent: Counter,
+    pub arp_requests_sent: Counter,
+    pub arp_learned: Counter,
+    pub icmp_echo_replies: Counter,
+    pub conns_expired: Counter,
+    /// Live connections in this worker's table.
+    pub connections: Counter,
+    pub idle_sleeps: Counter,
+    drops: [Counter; DropReason::ALL.len()],
+}
+
+impl Counters {
+    #[inline]
+    pub fn drop(&self, r: DropReason) {
+        self.drops[r as usize].inc();
+    }
+
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].get()
+    }
+
+    /// Name and value of every counter, for export.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let mut v = vec![
+            ("rx_packets".to_string(), self.rx_packets.get()),
+            ("tx_packets".to_string(), self.tx_packets.get()),
+            ("forwarded".to_string(), self.forwarded.get()),
+            ("new_connections".to_string(), self.new_connections.get()),
+            ("connections".to_string(), self.connections.get()),
+            ("conns_expired".to_string(), self.conns_expired.get()),
+            ("arp_replies_sent".to_string(), self.arp_replies_sent.get()),
+            (
+                "arp_requests_sent".to_string(),
+                self.arp_requests_sent.get(),
+            ),
+            ("arp_learned".to_string(), self.arp_learned.get()),
+            (
+                "icmp_echo_replies".to_string(),
+                self.icmp_echo_replies.get(),
+            ),
+            ("idle_sleeps".to_string(), self.idle_sleeps.get()),
+        ];
+        for r in DropReason::ALL {
+            v.push((r.name().to_string(), self.drops(r)));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reasons_index_their_own_counter() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?} out of order in ALL");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The dataplane: what a worker does with each packet.
+//!
+//! [`Worker::handle`] is the whole per-packet logic over a plain `&mut [u8]`
+//! frame, so it is tested without DPDK; [`run::run_worker`] is the poll loop
+//! that feeds it bursts from DPDK queues and sends what it returns.
+
+#![forbid(unsafe_code)]
+
+pub mod counters;
+pub mod neighbour;
+pub mod run;
+pub mod worker;
+
+pub use counters::{Counters, DropReason};
+pub use neighbour::NeighbourTable;
+pub use worker::{PortInfo, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared};

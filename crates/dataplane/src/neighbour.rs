@@ -1,0 +1,114 @@
+//! The neighbour (ARP) table: IPv4 address → MAC, shared by all workers.
+//!
+//! Reads are lock-free (an `ArcSwap` snapshot); writes, which happen only when
+//! an ARP packet teaches something new, copy the map. Entries older than the
+//! expiry are treated as unknown; entries past half of it are refreshed.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
+use rvs_packet::MacAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighEntry {
+    pub mac: MacAddr,
+    /// When it was last confirmed, in the dataplane clock (ms).
+    pub confirmed_ms: u64,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Neighbour {
+    /// Known and fresh.
+    Reachable(MacAddr),
+    /// Known but old: use it, and ask again.
+    Stale(MacAddr),
+    /// Unknown or expired.
+    Missing,
+}
+
+#[derive(Debug)]
+pub struct NeighbourTable {
+    map: ArcSwap<FxHashMap<Ipv4Addr, NeighEntry>>,
+    expiry_ms: u64,
+}
+
+impl NeighbourTable {
+    pub fn new(expiry_ms: u64) -> NeighbourTable {
+        NeighbourTable {
+            map: ArcSwap::from_pointee(FxHashMap::default()),
+            expiry_ms,
+        }
+    }
+
+    #[inline]
+    pub fn lookup(&self, ip: Ipv4Addr, now_ms: u64) -> Neighbour {
+        match self.map.load().get(&ip) {
+            Some(e) => {
+                let age = now_ms.saturating_sub(e.confirmed_ms);
+                if age >= self.expiry_ms {
+                    Neighbour::Missing
+                } else if age >= self.expiry_ms / 2 {
+                    Neighbour::Stale(e.mac)
+                } else {
+                    Neighbour::Reachable(e.mac)
+                }
+            }
+            None => Neighbour::Missing,
+        }
+    }
+
+    /// Records `ip` at `mac`; returns whether the table changed. Confirmations
+    /// of a known entry are written at most once a second.
+    pub fn learn(&self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64) -> bool {
+        if let Some(e) = self.map.load().get(&ip) {
+            if e.mac == mac && now_ms.saturating_sub(e.confirmed_ms) < 1000 {
+                return false;
+            }
+        }
+        self.map.rcu(|m| {
+            let mut m = FxHashMap::clone(m);
+            m.insert(
+                ip,
+                NeighEntry {
+                    mac,
+                    confirmed_ms: now_ms,
+                },
+            );
+            Arc::new(m)
+        });
+        true
+    }
+
+    /// Every entry, for display.
+    pub fn entries(&self) -> Vec<(Ipv4Addr, NeighEntry)> {
+        let mut v: Vec<_> = self.map.load().iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_through_stale_to_missing() {
+        let t = NeighbourTable::new(10_000);
+        let ip = Ipv4Addr::new(10, 0, 0, 1);
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        assert_eq!(t.lookup(ip, 0), Neighbour::Missing);
+        assert!(t.learn(ip, mac, 1000));
+        assert!(
+            !t.learn(ip, mac, 1500),
+            "recent confirmation is not rewritten"
+        );
+        assert_eq!(t.lookup(ip, 2000), Neighbour::Reachable(mac));
+        assert_eq!(t.lookup(ip, 7000), Neighbour::Stale(mac));
+        assert_eq!(t.lookup(ip, 11_000), Neighbour::Missing);
+        assert!(t.learn(ip, mac, 11_000));
+        assert_eq!(t.lookup(ip, 11_001), Neighbour::Reachable(mac));
+    }
+}

@@ -1,0 +1,413 @@
+//! One worker's packet logic, over plain byte frames.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use rvs_ipvs::conn::{ConnTable, FlowKey};
+use rvs_ipvs::sched::SchedInput;
+use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
+use rvs_ipvs::{Change, Director, FwdMethod, Protocol};
+use rvs_packet::arp::{self, ArpPacket, Operation};
+use rvs_packet::ethernet::{self, EtherType, EthernetFrame, MacAddr};
+use rvs_packet::icmp::{self, IcmpPacket};
+use rvs_packet::ipv4::{self, Ipv4Error, Ipv4Packet};
+use rvs_packet::{TcpSegment, UdpDatagram};
+
+use crate::counters::{Counters, DropReason};
+use crate::neighbour::{Neighbour, NeighbourTable};
+
+/// A port as the dataplane sees it: its MAC and the director's address on it.
+#[derive(Debug, Clone, Copy)]
+pub struct PortInfo {
+    pub mac: MacAddr,
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl PortInfo {
+    /// Whether `ip` is on this port's directly connected network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix_len as u32)
+        };
+        u32::from(ip) & mask == u32::from(self.addr) & mask
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// 0-based worker index; worker 0 also resolves newly added real servers.
+    pub id: usize,
+    pub ports: Vec<PortInfo>,
+    /// Most connections this worker's table holds.
+    pub conn_capacity: usize,
+    pub timeouts: Timeouts,
+    /// Least time between two ARP requests for the same address.
+    pub arp_retry_ms: u64,
+    /// Table slots the expiry sweep looks at per loop.
+    pub expire_budget: usize,
+}
+
+/// What the control thread sends a worker.
+#[derive(Debug, Clone)]
+pub enum WorkerMsg {
+    /// Replay a validated configuration change.
+    Change(Change),
+}
+
+/// What a worker shares with the control thread.
+#[derive(Debug, Default)]
+pub struct WorkerShared {
+    pub counters: Counters,
+    /// Messages applied so far; the control thread waits on it.
+    pub applied: AtomicU64,
+}
+
+/// What to do with a frame after [`Worker::handle`] (which may have
+/// rewritten it in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it out of this port (index into the worker's ports).
+    Tx(usize),
+    /// The director took it (an ARP reply it learned from).
+    Consumed,
+    /// Drop it; counted under the reason.
+    Drop(DropReason),
+}
+
+/// The per-packet state one worker owns: its replica of the service table,
+/// its connection table and its share of the neighbour table.
+pub struct Worker {
+    cfg: WorkerConfig,
+    director: Director,
+    conns: ConnTable,
+    neigh: Arc<NeighbourTable>,
+    shared: Arc<WorkerShared>,
+    arp_asked: FxHashMap<Ipv4Addr, u64>,
+    /// Frames the director generated (ARP requests), to send by port index.
+    pub generated: Vec<(usize, Vec<u8>)>,
+}
+
+type Step<T> = Result<T, DropReason>;
+
+impl Worker {
+    pub fn new(cfg: WorkerConfig, neigh: Arc<NeighbourTable>, shared: Arc<WorkerShared>) -> Worker {
+        let conns = ConnTable::new(cfg.conn_capacity, cfg.timeouts);
+        Worker {
+            cfg,
+            director: Director::new(),
+            conns,
+            neigh,
+            shared,
+            arp_asked: FxHashMap::default(),
+            generated: Vec::new(),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<WorkerShared> {
+        &self.shared
+    }
+
+    pub fn director(&self) -> &Director {
+        &self.director
+    }
+
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// Applies a control message.
+    pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
+        match msg {
+            WorkerMsg::Change(change) => {
+                self.director.replay(change);
+                // Resolve a new real server's MAC before its first packet.
+                if let Change::AddDest(_, spec, _) = change {
+                    if let (0, IpAddr::V4(ip)) = (self.cfg.id, spec.addr) {
+                        if let Some(port) = self.port_for(ip) {
+                            self.ask_arp(port, ip, now_ms, true);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Periodic work from the poll loop: a slice of the expiry sweep.
+    pub fn housekeeping(&mut self, now_ms: u64) {
+        let n = self.conns.expire_some(now_ms, self.cfg.expire_budget);
+        let c = &self.shared.counters;
+        c.conns_expired.add(n as u64);
+        c.connections.set(self.conns.len() as u64);
+    }
+
+    /// Processes one received frame on port `port`, rewriting it in place
+    /// when it is to be sent on.
+    pub fn handle(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Verdict {
+        let c = &self.shared.counters;
+        c.rx_packets.inc();
+        let v = match self.classify(port, frame, now_ms) {
+            Ok(v) => v,
+            Err(r) => Verdict::Drop(r),
+        };
+        let c = &self.shared.counters;
+        if let Verdict::Drop(r) = v {
+            c.drop(r);
+        }
+        v
+    }
+
+    fn classify(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
+        let p = self.cfg.ports[port];
+        let eth = EthernetFrame::new_checked(&*frame).map_err(|_| DropReason::TruncatedEthernet)?;
+        if eth.src() == p.mac {
+            return Err(DropReason::Looped);
+        }
+        let dst = eth.dst();
+        match eth.ethertype() {
+            EtherType::Arp => self.handle_arp(port, frame, now_ms),
+            EtherType::Ipv4 => {
+                if dst != p.mac {
+                    return Err(DropReason::NotOurMac);
+                }
+                self.handle_ipv4(port, frame, now_ms)
+            }
+            _ => Err(DropReason::UnknownEthertype),
+        }
+    }
+
+    fn handle_arp(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
+        let p = self.cfg.ports[port];
+        let a = ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..])
+            .map_err(|_| DropReason::BadArp)?;
+        let (op, sip, smac, tip) = (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
+        // Learn like the kernel: from ARP addressed to us, or to refresh an
+        // entry we already have.
+        if p.contains(sip)
+            && !sip.is_unspecified()
+            && !smac.is_multicast()
+            && (tip == p.addr || self.neigh.lookup(sip, now_ms) != Neighbour::Missing)
+            && self.neigh.learn(sip, smac, now_ms)
+        {
+            self.shared.counters.arp_learned.inc();
+        }
+        let ours = tip == p.addr || self.director.is_vip(IpAddr::V4(tip));
+        if op == Operation::Request && ours {
+            let mut a = ArpPacket::new_checked(&mut frame[ethernet::HEADER_LEN..])
+                .map_err(|_| DropReason::BadArp)?;
+            a.make_reply(p.mac);
+            let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+            eth.set_dst(smac);
+            eth.set_src(p.mac);
+            self.shared.counters.arp_replies_sent.inc();
+            return Ok(Verdict::Tx(port));
+        }
+        if op == Operation::Reply {
+            return Ok(Verdict::Consumed);
+        }
+        Err(DropReason::BadArp)
+    }
+
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.cfg.ports.iter().any(|p| p.addr == ip)
+    }
+
+    fn handle_ipv4(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
+        let ip =
+            Ipv4Packet::new_validated(&frame[ethernet::HEADER_LEN..]).map_err(|e| match e {
+                Ipv4Error::Truncated => DropReason::TruncatedIpv4,
+                Ipv4Error::BadVersion => DropReason::BadIpVersion,
+                Ipv4Error::BadIhl => DropReason::BadIhl,
+                Ipv4Error::BadTotalLength => DropReason::BadTotalLength,
+            })?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::BadIpChecksum);
+        }
+        if ip.has_options() {
+            return Err(DropReason::IpOptions);
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::Fragment);
+        }
+        let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
+        let protocol = match proto {
+            ipv4::protocol::TCP => Protocol::Tcp,
+            ipv4::protocol::UDP => Protocol::Udp,
+            ipv4::protocol::ICMP if self.is_local(dst) || self.director.is_vip(IpAddr::V4(dst)) => {
+                return self.echo_reply(port, frame);
+            }
+            _ if self.is_local(dst) => return Err(DropReason::ToDirector),
+            _ if self.director.is_vip(IpAddr::V4(dst)) => return Err(DropReason::NoService),
+            _ => return Err(DropReason::NotForUs),
+        };
+        if self.is_local(dst) {
+            return Err(DropReason::ToDirector);
+        }
+        // Ports and TCP flags.
+        let l4 = ip.payload();
+        let (sport, dport, event, syn_only) = match protocol {
+            Protocol::Tcp => {
+                let t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+                let ev = Event::from_flags(t.syn(), t.fin(), t.ack(), t.rst());
+                (t.src_port(), t.dst_port(), ev, t.syn() && !t.rst())
+            }
+            _ => {
+                let u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+                (u.src_port(), u.dst_port(), None, false)
+            }
+        };
+        let key = FlowKey {
+            protocol,
+            caddr: IpAddr::V4(src),
+            cport: sport,
+            vaddr: IpAddr::V4(dst),
+            vport: dport,
+        };
+        let is_tcp = protocol == Protocol::Tcp;
+
+        let mut existing = self.conns.lookup(&key);
+        if let Some(r) = existing {
+            // A new SYN on a connection that is closing starts a new one
+            // (the kernel's conn_reuse_mode 1).
+            let st = self.conns.get(r).state;
+            if is_tcp && syn_only && matches!(st, TcpState::TimeWait | TcpState::Close) {
+                self.conns.remove(r);
+                existing = None;
+            }
+        }
+        let r = match existing {
+            Some(r) => r,
+            None => {
+                let Some(svc) = self.director.lookup(protocol, IpAddr::V4(dst), dport) else {
+                    return Err(if self.director.is_vip(IpAddr::V4(dst)) {
+                        DropReason::NoService
+                    } else {
+                        DropReason::NotForUs
+                    });
+                };
+                if is_tcp && !syn_only {
+                    return Err(DropReason::NoConnection);
+                }
+                let input = SchedInput {
+                    saddr: IpAddr::V4(src),
+                    sport,
+                    daddr: IpAddr::V4(dst),
+                    dport,
+                };
+                let i = svc
+                    .sched
+                    .schedule(&svc.dests, &input)
+                    .ok_or(DropReason::NoDestination)?;
+                let r = self
+                    .conns
+                    .insert(key, &svc.dests[i], now_ms)
+                    .map_err(|_| DropReason::ConnTableFull)?;
+                self.shared.counters.new_connections.inc();
+                r
+            }
+        };
+        if is_tcp {
+            self.conns.on_tcp(r, false, event, now_ms);
+        } else {
+            self.conns.on_udp(r, now_ms);
+        }
+        let c = self.conns.get(r);
+        let (daddr, fwd) = (c.daddr, c.fwd);
+        match (fwd, daddr) {
+            (FwdMethod::Route, IpAddr::V4(d)) => self.xmit_dr(frame, d, now_ms),
+            _ => Err(DropReason::UnsupportedForwarding),
+        }
+    }
+
+    /// Direct routing: re-address the frame to the real server's MAC; the IP
+    /// packet is untouched.
+    fn xmit_dr(&mut self, frame: &mut [u8], daddr: Ipv4Addr, now_ms: u64) -> Step<Verdict> {
+        let out = self.port_for(daddr).ok_or(DropReason::NoRoute)?;
+        let mac = match self.neigh.lookup(daddr, now_ms) {
+            Neighbour::Reachable(m) => m,
+            Neighbour::Stale(m) => {
+                self.ask_arp(out, daddr, now_ms, false);
+                m
+            }
+            Neighbour::Missing => {
+                self.ask_arp(out, daddr, now_ms, false);
+                return Err(DropReason::NeighbourMiss);
+            }
+        };
+        let mut eth = EthernetFrame::new_unchecked(frame);
+        eth.set_dst(mac);
+        eth.set_src(self.cfg.ports[out].mac);
+        self.shared.counters.forwarded.inc();
+        Ok(Verdict::Tx(out))
+    }
+
+    /// Answers an ICMP echo request to a VIP or a director address in place.
+    fn echo_reply(&mut self, port: usize, frame: &mut [u8]) -> Step<Verdict> {
+        let p = self.cfg.ports[port];
+        let mut ip = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
+            .map_err(|_| DropReason::TruncatedIpv4)?;
+        {
+            let icmp =
+                IcmpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
+            if icmp.msg_type() != icmp::kind::ECHO_REQUEST || !icmp.verify_checksum() {
+                return Err(DropReason::ToDirector);
+            }
+        }
+        let mut icmp =
+            IcmpPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::BadL4Header)?;
+        icmp.make_echo_reply();
+        let (s, d) = (ip.src(), ip.dst());
+        ip.set_src(d);
+        ip.set_dst(s);
+        ip.set_ttl(64);
+        ip.fill_checksum();
+        let mut eth = EthernetFrame::new_unchecked(frame);
+        let client = eth.src();
+        eth.set_dst(client);
+        eth.set_src(p.mac);
+        self.shared.counters.icmp_echo_replies.inc();
+        Ok(Verdict::Tx(port))
+    }
+
+    fn port_for(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.cfg.ports.iter().position(|p| p.contains(ip))
+    }
+
+    /// Queues an ARP request for `ip` on `port`, at most once per retry
+    /// interval unless `force`.
+    fn ask_arp(&mut self, port: usize, ip: Ipv4Addr, now_ms: u64, force: bool) {
+        let retry = self.cfg.arp_retry_ms;
+        if let Some(&t) = self.arp_asked.get(&ip) {
+            if !force && now_ms < t + retry {
+                return;
+            }
+        }
+        self.arp_asked.insert(ip, now_ms);
+        let p = self.cfg.ports[port];
+        // 60 bytes: the Ethernet minimum without FCS.
+        let mut f = vec![0u8; 60];
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+            eth.set_dst(MacAddr::BROADCAST);
+            eth.set_src(p.mac);
+            eth.set_ethertype(EtherType::Arp);
+        }
+        let _ = ArpPacket::emit(
+            &mut f[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN],
+            Operation::Request,
+            p.mac,
+            p.addr,
+            MacAddr::ZERO,
+            ip,
+        );
+        self.generated.push((port, f));
+        self.shared.counters.arp_requests_sent.inc();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,496 @@
+//! Fixture-driven tests of the per-packet logic (katran style): a frame in,
+//! a verdict and the exact bytes out.
+
+use super::*;
+use rvs_ipvs::{Command, DestSpec, ServiceKey, ServiceSpec};
+use rvs_packet::fixtures;
+
+const DIRECTOR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xd1]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x50]);
+const RS1_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const RS2_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+const RS1: &str = "192.168.1.220";
+const RS2: &str = "192.168.1.193";
+
+fn worker() -> Worker {
+    let cfg = WorkerConfig {
+        id: 0,
+        ports: vec![PortInfo {
+            mac: DIRECTOR_MAC,
+            addr: Ipv4Addr::new(192, 168, 1, 213),
+            prefix_len: 24,
+        }],
+        conn_capacity: 1000,
+        timeouts: Timeouts::default(),
+        arp_retry_ms: 1000,
+        expire_budget: 64,
+    };
+    Worker::new(
+        cfg,
+        Arc::new(NeighbourTable::new(300_000)),
+        Arc::new(WorkerShared::default()),
+    )
+}
+
+fn vip_key(protocol: Protocol, port: u16) -> ServiceKey {
+    ServiceKey {
+        protocol,
+        addr: "192.168.1.10".parse().unwrap(),
+        port,
+    }
+}
+
+/// The walkthrough's setup: rr over RS1 then RS2, both DR, MACs known.
+fn walkthrough(protocol: Protocol, port: u16) -> Worker {
+    let mut w = worker();
+    let mut control = Director::new();
+    let key = vip_key(protocol, port);
+    let cmds = [
+        Command::AddService(ServiceSpec {
+            key,
+            scheduler: "rr".into(),
+            sched_flags: 0,
+            persistent: None,
+            netmask: 32,
+            one_packet: false,
+        }),
+        Command::AddDest(key, dest(RS1)),
+        Command::AddDest(key, dest(RS2)),
+    ];
+    for c in cmds {
+        let ch = control.apply(&c).unwrap();
+        w.apply(&WorkerMsg::Change(ch), 0);
+    }
+    // Worker 0 asked for both MACs as the dests were added.
+    assert_eq!(w.generated.len(), 2);
+    w.generated.clear();
+    w.neigh.learn(RS1.parse().unwrap(), RS1_MAC, 0);
+    w.neigh.learn(RS2.parse().unwrap(), RS2_MAC, 0);
+    w
+}
+
+fn dest(a: &str) -> DestSpec {
+    DestSpec {
+        addr: a.parse().unwrap(),
+        port: 80,
+        fwd: FwdMethod::Route,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+    }
+}
+
+/// A TCP segment from the client with the given source port and flags.
+fn tcp(cport: u16, flags: u8) -> Vec<u8> {
+    let mut f = fixtures::TCP_SYN.to_vec();
+    let (src, dst) = {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        (ip.src(), ip.dst())
+    };
+    let mut ip = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
+    let mut t = TcpSegment::new_checked(ip.payload_mut()).unwrap();
+    t.set_src_port(cport);
+    let b = ip.payload_mut();
+    b[13] = flags;
+    let mut t = TcpSegment::new_checked(b).unwrap();
+    t.fill_checksum_v4(src, dst);
+    f
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN_ACK: u8 = 0x11;
+
+fn dst_mac(f: &[u8]) -> MacAddr {
+    EthernetFrame::new_checked(f).unwrap().dst()
+}
+
+#[test]
+fn answers_arp_for_vip_and_own_address() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let mut f = fixtures::ARP_REQUEST.to_vec();
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+    assert_eq!(eth.dst(), CLIENT_MAC);
+    assert_eq!(eth.src(), DIRECTOR_MAC);
+    let a = ArpPacket::new_checked(eth.payload()).unwrap();
+    assert_eq!(a.operation(), Operation::Reply);
+    assert_eq!(a.sender_ip(), Ipv4Addr::new(192, 168, 1, 10));
+    assert_eq!(a.sender_mac(), DIRECTOR_MAC);
+    assert_eq!(a.target_mac(), CLIENT_MAC);
+
+    // For the director's own address too, and the asker is learned.
+    let mut f = fixtures::ARP_REQUEST.to_vec();
+    f[14 + 24..14 + 28].copy_from_slice(&[192, 168, 1, 213]);
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    assert_eq!(
+        w.neigh.lookup(Ipv4Addr::new(192, 168, 1, 50), 1),
+        Neighbour::Reachable(CLIENT_MAC)
+    );
+
+    // Not for an address of ours: ignored.
+    let mut f = fixtures::ARP_REQUEST.to_vec();
+    f[14 + 24..14 + 28].copy_from_slice(&[192, 168, 1, 99]);
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::BadArp));
+}
+
+#[test]
+fn dr_rewrites_only_macs_and_alternates_rr() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let orig = tcp(40000, SYN);
+    let mut f = orig.clone();
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    // Newest dest (RS2) first.
+    let mut want = orig.clone();
+    want[0..6].copy_from_slice(&RS2_MAC.0);
+    want[6..12].copy_from_slice(&DIRECTOR_MAC.0);
+    assert_eq!(f, want, "DR changes the two MACs and nothing else");
+
+    let mut seen = vec![];
+    for p in 40001..40005 {
+        let mut f = tcp(p, SYN);
+        assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+        seen.push(dst_mac(&f));
+    }
+    assert_eq!(seen, [RS1_MAC, RS2_MAC, RS1_MAC, RS2_MAC]);
+    assert_eq!(w.shared.counters.new_connections.get(), 5);
+}
+
+#[test]
+fn flow_keeps_its_server_after_the_list_changes() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let mut f = tcp(40000, SYN);
+    w.handle(0, &mut f, 1);
+    assert_eq!(dst_mac(&f), RS2_MAC);
+    // Remove RS2: the flow still goes there, new flows do not.
+    let mut control = Director::new();
+    let key = vip_key(Protocol::Tcp, 80);
+    for c in [
+        Command::AddService(w.director.service(&key).unwrap().spec.clone()),
+        Command::AddDest(key, dest(RS1)),
+        Command::AddDest(key, dest(RS2)),
+    ] {
+        control.apply(&c).unwrap();
+    }
+    let del = control
+        .apply(&Command::DelDest(key, dest(RS2).key()))
+        .unwrap();
+    w.apply(&WorkerMsg::Change(del), 2);
+    let mut f = tcp(40000, ACK);
+    assert_eq!(w.handle(0, &mut f, 3), Verdict::Tx(0));
+    assert_eq!(dst_mac(&f), RS2_MAC);
+    for p in 41000..41004 {
+        let mut f = tcp(p, SYN);
+        w.handle(0, &mut f, 3);
+        assert_eq!(dst_mac(&f), RS1_MAC);
+    }
+}
+
+#[test]
+fn counters_follow_tcp_states() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let mut f = tcp(40000, SYN);
+    w.handle(0, &mut f, 1);
+    let rs2 = w
+        .director
+        .service(&vip_key(Protocol::Tcp, 80))
+        .unwrap()
+        .dests[0]
+        .shared
+        .clone();
+    assert_eq!((rs2.active(), rs2.inactive()), (0, 1));
+    w.handle(0, &mut tcp(40000, ACK), 2);
+    assert_eq!((rs2.active(), rs2.inactive()), (1, 0));
+    w.handle(0, &mut tcp(40000, FIN_ACK), 3);
+    assert_eq!((rs2.active(), rs2.inactive()), (0, 1));
+    // FIN_WAIT: 120 s, then the sweep removes it.
+    w.housekeeping(3 + 119_000);
+    assert_eq!(w.conns.len(), 1);
+    w.housekeeping(3 + 120_000);
+    assert_eq!(w.conns.len(), 0);
+    assert_eq!((rs2.active(), rs2.inactive()), (0, 0));
+}
+
+#[test]
+fn syn_reuses_a_closed_connection() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.handle(0, &mut tcp(40000, SYN), 1);
+    w.handle(0, &mut tcp(40000, 0x04), 2); // RST: SR -> SR? no: INPUT_ONLY rst from SR is SR
+    w.handle(0, &mut tcp(40000, 0x14), 2); // RST|ACK from SR: still SR
+                                           // Drive it to CLOSE: ES then RST.
+    w.handle(0, &mut tcp(40000, ACK), 3);
+    w.handle(0, &mut tcp(40000, 0x04), 4);
+    let r = w.conns.lookup(&FlowKey {
+        protocol: Protocol::Tcp,
+        caddr: "192.168.1.50".parse().unwrap(),
+        cport: 40000,
+        vaddr: "192.168.1.10".parse().unwrap(),
+        vport: 80,
+    });
+    assert_eq!(w.conns.get(r.unwrap()).state, TcpState::Close);
+    let mut f = tcp(40000, SYN);
+    w.handle(0, &mut f, 5);
+    assert_eq!(dst_mac(&f), RS1_MAC, "rescheduled: rr moved on");
+    assert_eq!(w.shared.counters.new_connections.get(), 2);
+}
+
+#[test]
+fn non_syn_of_unknown_flow_is_dropped() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    assert_eq!(
+        w.handle(0, &mut tcp(40000, ACK), 1),
+        Verdict::Drop(DropReason::NoConnection)
+    );
+    assert_eq!(w.shared.counters.drops(DropReason::NoConnection), 1);
+}
+
+#[test]
+fn udp_flows_are_sticky() {
+    let mut w = walkthrough(Protocol::Udp, 53);
+    let mut f = fixtures::UDP_DNS.to_vec();
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    let first = dst_mac(&f);
+    for t in 2..6 {
+        let mut f = fixtures::UDP_DNS.to_vec();
+        w.handle(0, &mut f, t);
+        assert_eq!(dst_mac(&f), first);
+    }
+    assert_eq!(w.shared.counters.new_connections.get(), 1);
+}
+
+#[test]
+fn unknown_neighbour_is_asked_for_and_counted() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.neigh = Arc::new(NeighbourTable::new(300_000));
+    let mut f = tcp(40000, SYN);
+    assert_eq!(
+        w.handle(0, &mut f, 5000),
+        Verdict::Drop(DropReason::NeighbourMiss)
+    );
+    assert_eq!(w.generated.len(), 1);
+    let (port, req) = &w.generated[0];
+    assert_eq!(*port, 0);
+    let eth = EthernetFrame::new_checked(&req[..]).unwrap();
+    assert_eq!(eth.dst(), MacAddr::BROADCAST);
+    let a = ArpPacket::new_checked(eth.payload()).unwrap();
+    assert_eq!(a.target_ip(), RS2.parse::<Ipv4Addr>().unwrap());
+    assert_eq!(a.sender_ip(), Ipv4Addr::new(192, 168, 1, 213));
+    // The retransmitted SYN within the retry interval asks no again.
+    w.handle(0, &mut tcp(40000, SYN), 5100);
+    assert_eq!(w.generated.len(), 1);
+    // The reply teaches the MAC; the next SYN goes through.
+    let mut reply = vec![0u8; 42];
+    {
+        let mut e = EthernetFrame::new_unchecked(&mut reply[..]);
+        e.set_dst(DIRECTOR_MAC);
+        e.set_src(RS2_MAC);
+        e.set_ethertype(EtherType::Arp);
+    }
+    ArpPacket::emit(
+        &mut reply[14..],
+        Operation::Reply,
+        RS2_MAC,
+        RS2.parse().unwrap(),
+        DIRECTOR_MAC,
+        Ipv4Addr::new(192, 168, 1, 213),
+    )
+    .unwrap();
+    assert_eq!(w.handle(0, &mut reply, 5200), Verdict::Consumed);
+    let mut f = tcp(40000, SYN);
+    assert_eq!(w.handle(0, &mut f, 5300), Verdict::Tx(0));
+    assert_eq!(dst_mac(&f), RS2_MAC);
+}
+
+#[test]
+fn echo_to_vip_is_answered() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let mut f = fixtures::ICMP_ECHO.to_vec();
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+    assert_eq!(eth.dst(), CLIENT_MAC);
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.src(), Ipv4Addr::new(192, 168, 1, 10));
+    assert_eq!(ip.dst(), Ipv4Addr::new(192, 168, 1, 50));
+    let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(icmp.msg_type(), icmp::kind::ECHO_REPLY);
+    assert!(icmp.verify_checksum());
+}
+
+/// Each malformed frame is dropped under its own reason, never panicking.
+#[test]
+fn bad_packets_dropped_by_reason() {
+    let syn = tcp(40000, SYN);
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut v = syn.clone();
+        f(&mut v);
+        v
+    };
+    // Recomputes the header checksum without validating the header, so
+    // that only the broken field is wrong.
+    let refill = |v: &mut Vec<u8>| {
+        let hl = ((v[14] & 0x0f) as usize) * 4;
+        v[24..26].copy_from_slice(&[0, 0]);
+        let c = !rvs_packet::checksum::sum(&v[14..14 + hl]);
+        v[24..26].copy_from_slice(&c.to_be_bytes());
+    };
+    let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
+        (
+            "runt frame",
+            syn[..10].to_vec(),
+            DropReason::TruncatedEthernet,
+        ),
+        (
+            "ethernet header only",
+            syn[..14].to_vec(),
+            DropReason::TruncatedIpv4,
+        ),
+        (
+            "truncated IP header",
+            syn[..30].to_vec(),
+            DropReason::TruncatedIpv4,
+        ),
+        (
+            "IP version 6 in an IPv4 frame",
+            with(&|v| v[14] = 0x65),
+            DropReason::BadIpVersion,
+        ),
+        ("IHL below 5", with(&|v| v[14] = 0x44), DropReason::BadIhl),
+        (
+            "IHL past the packet",
+            with(&|v| {
+                v[14] = 0x4f;
+                v.truncate(50)
+            }),
+            DropReason::BadIhl,
+        ),
+        (
+            "total length past the frame",
+            with(&|v| {
+                v[16..18].copy_from_slice(&1000u16.to_be_bytes());
+                refill(v)
+            }),
+            DropReason::BadTotalLength,
+        ),
+        (
+            "total length below the header",
+            with(&|v| {
+                v[16..18].copy_from_slice(&12u16.to_be_bytes());
+                refill(v)
+            }),
+            DropReason::BadTotalLength,
+        ),
+        (
+            "bad header checksum",
+            with(&|v| v[24] ^= 0xff),
+            DropReason::BadIpChecksum,
+        ),
+        (
+            "IP options",
+            with(&|v| {
+                // Grow the header by one 4-byte option (NOPs + EOL).
+                v.splice(34..34, [1u8, 1, 1, 0]);
+                v[14] = 0x46;
+                let tl = u16::from_be_bytes([v[16], v[17]]) + 4;
+                v[16..18].copy_from_slice(&tl.to_be_bytes());
+                refill(v)
+            }),
+            DropReason::IpOptions,
+        ),
+        (
+            "non-first fragment",
+            with(&|v| {
+                v[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+                refill(v)
+            }),
+            DropReason::Fragment,
+        ),
+        (
+            "first fragment",
+            with(&|v| {
+                v[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+                refill(v)
+            }),
+            DropReason::Fragment,
+        ),
+        (
+            "truncated TCP header",
+            with(&|v| {
+                v.truncate(14 + 20 + 10);
+                v[16..18].copy_from_slice(&30u16.to_be_bytes());
+                refill(v)
+            }),
+            DropReason::BadL4Header,
+        ),
+        (
+            "unknown ethertype",
+            with(&|v| v[12..14].copy_from_slice(&[0x88, 0xcc])),
+            DropReason::UnknownEthertype,
+        ),
+        (
+            "IPv6 ethertype (not yet)",
+            with(&|v| v[12..14].copy_from_slice(&[0x86, 0xdd])),
+            DropReason::UnknownEthertype,
+        ),
+        (
+            "someone else's MAC",
+            with(&|v| v[0..6].copy_from_slice(&RS1_MAC.0)),
+            DropReason::NotOurMac,
+        ),
+        (
+            "our own frame looped",
+            with(&|v| v[6..12].copy_from_slice(&DIRECTOR_MAC.0)),
+            DropReason::Looped,
+        ),
+        (
+            "not for a VIP",
+            with(&|v| {
+                v[30..34].copy_from_slice(&[192, 168, 1, 77]);
+                refill(v)
+            }),
+            DropReason::NotForUs,
+        ),
+        (
+            "VIP but no such port",
+            with(&|v| {
+                let mut ip = Ipv4Packet::new_checked(&mut v[14..]).unwrap();
+                TcpSegment::new_checked(ip.payload_mut())
+                    .unwrap()
+                    .set_dst_port(81);
+            }),
+            DropReason::NoService,
+        ),
+        (
+            "TCP to the director itself",
+            with(&|v| {
+                v[30..34].copy_from_slice(&[192, 168, 1, 213]);
+                refill(v)
+            }),
+            DropReason::ToDirector,
+        ),
+        (
+            "ARP cut short",
+            fixtures::ARP_REQUEST[..30].to_vec(),
+            DropReason::BadArp,
+        ),
+    ];
+    for (what, mut frame, reason) in cases {
+        let mut w = walkthrough(Protocol::Tcp, 80);
+        assert_eq!(w.handle(0, &mut frame, 1), Verdict::Drop(reason), "{what}");
+        assert_eq!(w.shared.counters.drops(reason), 1, "{what}");
+        assert_eq!(w.conns.len(), 0, "{what}: no state created");
+    }
+}
+
+#[test]
+fn full_table_drops_new_flows_but_keeps_old_ones() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.conns = ConnTable::new(2, Timeouts::default());
+    assert_eq!(w.handle(0, &mut tcp(1, SYN), 1), Verdict::Tx(0));
+    assert_eq!(w.handle(0, &mut tcp(2, SYN), 1), Verdict::Tx(0));
+    assert_eq!(
+        w.handle(0, &mut tcp(3, SYN), 1),
+        Verdict::Drop(DropReason::ConnTableFull)
+    );
+    assert_eq!(w.handle(0, &mut tcp(1, ACK), 2), Verdict::Tx(0));
+}

@@ -1,0 +1,112 @@
+use std::ffi::CString;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{DpdkError, Result};
+
+static EAL_UP: AtomicBool = AtomicBool::new(false);
+
+/// How to start the EAL. Turned into the usual EAL argument vector.
+#[derive(Debug, Clone, Default)]
+pub struct EalConfig {
+    /// lcores to run on; the first is the main lcore.
+    pub lcores: Vec<u32>,
+    /// Virtual devices, e.g. `net_af_packet0,iface=veth0`.
+    pub vdevs: Vec<String>,
+    /// PCI devices to allow; empty with `no_pci` means none.
+    pub pci_allow: Vec<String>,
+    pub no_pci: bool,
+    /// Run on ordinary 4 KiB pages instead of hugepages.
+    pub no_huge: bool,
+    /// Memory to reserve up front, in MiB (used with `no_huge`).
+    pub memory_mb: Option<u32>,
+    /// Extra arguments passed through untouched.
+    pub extra: Vec<String>,
+}
+
+impl EalConfig {
+    pub fn to_args(&self, prog: &str) -> Vec<String> {
+        let mut a = vec![prog.to_string()];
+        if !self.lcores.is_empty() {
+            let l: Vec<String> = self.lcores.iter().map(|c| c.to_string()).collect();
+            a.push("-l".into());
+            a.push(l.join(","));
+        }
+        // No shared files under /var/run/dpdk, so that several instances
+        // (tests, a benchmark beside a daemon) can coexist. --no-huge implies
+        // legacy memory, which --in-memory refuses.
+        if self.no_huge {
+            a.push("--no-huge".into());
+            a.push("--no-shconf".into());
+            a.push(format!("--file-prefix=rvs{}", std::process::id()));
+        } else {
+            a.push("--in-memory".into());
+        }
+        // With hugepages the EAL grows its memory on demand; without, it
+        // needs the amount up front.
+        if let (true, Some(m)) = (self.no_huge, self.memory_mb) {
+            a.push("-m".into());
+            a.push(m.to_string());
+        }
+        if self.no_pci {
+            a.push("--no-pci".into());
+        }
+        for p in &self.pci_allow {
+            a.push("-a".into());
+            a.push(p.clone());
+        }
+        for v in &self.vdevs {
+            a.push(format!("--vdev={v}"));
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+}
+
+/// The initialised Environment Abstraction Layer. At most one per process;
+/// dropping it releases DPDK's resources.
+pub struct Eal {
+    _private: (),
+}
+
+impl Eal {
+    pub fn init(args: &[String]) -> Result<Eal> {
+        if EAL_UP.swap(true, Ordering::SeqCst) {
+            return Err(DpdkError::Invalid("the EAL is already initialised".into()));
+        }
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|s| CString::new(s.as_str()))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| DpdkError::Invalid("EAL argument contains a NUL byte".into()))?;
+        // rte_eal_init may permute argv, so hand it a scratch array.
+        let mut argv: Vec<*mut c_char> = cargs.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+        argv.push(std::ptr::null_mut());
+        // SAFETY: argv is a NULL-terminated array of valid C strings that
+        // outlive the call; DPDK keeps no pointer into them after it returns
+        // except into `cargs`, which we leak below for that reason.
+        let rc = unsafe { dpdk_sys::rte_eal_init(args.len() as i32, argv.as_mut_ptr()) };
+        if rc < 0 {
+            EAL_UP.store(false, Ordering::SeqCst);
+            return Err(DpdkError::last("rte_eal_init"));
+        }
+        std::mem::forget(cargs);
+        Ok(Eal { _private: () })
+    }
+
+    /// Number of ethdev ports the EAL probed.
+    pub fn port_count(&self) -> u16 {
+        // SAFETY: plain query after a successful init.
+        unsafe { dpdk_sys::rte_eth_dev_count_avail() }
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: called once, after every lcore has returned (owners of
+        // lcore handles join them before the Eal goes out of scope).
+        unsafe {
+            dpdk_sys::rte_eal_cleanup();
+        }
+    }
+}

@@ -1,0 +1,319 @@
+use std::ffi::CString;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::{check, DpdkError, Result};
+use crate::mbuf::Mbuf;
+use crate::mempool::Mempool;
+use crate::MAX_BURST;
+
+/// An Ethernet address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// How to bring a port up.
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Basic counters of a port (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// RTE_ETH_RSS_{IPV4,NONFRAG_IPV4_TCP,NONFRAG_IPV4_UDP,IPV6,NONFRAG_IPV6_TCP,
+/// NONFRAG_IPV6_UDP}: function-like macros bindgen cannot evaluate.
+const RSS_L3_L4: u64 = (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 10) | (1 << 11);
+
+struct PortInner {
+    id: u16,
+    // Receive queues allocate from it; it must outlive the port.
+    _pool: Arc<Mempool>,
+}
+
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        // SAFETY: every queue handle holds an Arc to us, so no thread is
+        // polling the port any more.
+        unsafe {
+            dpdk_sys::rte_eth_dev_stop(self.id);
+            dpdk_sys::rte_eth_dev_close(self.id);
+        }
+    }
+}
+
+/// A started ethdev port. Its queues are handed out once, as [`RxQueue`] and
+/// [`TxQueue`] values, so that each queue is polled by exactly one thread.
+pub struct Port {
+    inner: Arc<PortInner>,
+    mac: MacAddr,
+    rxq: Vec<RxQueue>,
+    txq: Vec<TxQueue>,
+}
+
+impl Port {
+    /// The port id DPDK gave the device called `name` (e.g. the vdev name
+    /// `net_af_packet0`, or a PCI address).
+    pub fn id_by_name(name: &str) -> Result<u16> {
+        let c = CString::new(name).map_err(|_| DpdkError::Invalid("port name".into()))?;
+        let mut id = 0u16;
+        // SAFETY: valid C string and out-pointer.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        check("rte_eth_dev_get_port_by_name", rc)
+            .map_err(|_| DpdkError::Invalid(format!("no DPDK port named {name:?} was probed")))?;
+        Ok(id)
+    }
+
+    /// Configures and starts port `id`.
+    pub fn start(id: u16, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
+        // SAFETY: rte_eth_conf is a plain C struct for which all-zero means
+        // "defaults" (no offloads, no RSS).
+        let mut conf: dpdk_sys::rte_eth_conf = unsafe { std::mem::zeroed() };
+        let mut info: dpdk_sys::rte_eth_dev_info = Default::default();
+        // SAFETY: valid port id and out-pointer.
+        check("rte_eth_dev_info_get", unsafe {
+            dpdk_sys::rte_eth_dev_info_get(id, &mut info)
+        })?;
+        if cfg.rx_queues > 1 {
+            // Spread flows over queues on NICs that can; virtual devices
+            // that spread by themselves (af_packet fanout) ignore this.
+            let hf = info.flow_type_rss_offloads & RSS_L3_L4;
+            if hf != 0 {
+                conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+                conf.rx_adv_conf.rss_conf.rss_hf = hf;
+            }
+        }
+        // SAFETY: valid port id and configuration.
+        check("rte_eth_dev_configure", unsafe {
+            dpdk_sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf)
+        })?;
+        let mut rx_desc = cfg.rx_desc;
+        let mut tx_desc = cfg.tx_desc;
+        // SAFETY: valid port id and in/out pointers.
+        check("rte_eth_dev_adjust_nb_rx_tx_desc", unsafe {
+            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc)
+        })?;
+        // SAFETY: valid port id.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
+        let socket = if socket < 0 { 0 } else { socket as u32 };
+        for q in 0..cfg.rx_queues {
+            // SAFETY: queue index within what was configured; the pool
+            // outlives the port (PortInner holds it).
+            check("rte_eth_rx_queue_setup", unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    pool.as_ptr(),
+                )
+            })?;
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: queue index within what was configured.
+            check("rte_eth_tx_queue_setup", unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null())
+            })?;
+        }
+        // SAFETY: configured port.
+        check("rte_eth_dev_start", unsafe {
+            dpdk_sys::rte_eth_dev_start(id)
+        })?;
+        if cfg.promiscuous {
+            // SAFETY: started port. Not every PMD supports it; ignore errors.
+            unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+        }
+        let mut mac = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid port and out-pointer.
+        check("rte_eth_macaddr_get", unsafe {
+            dpdk_sys::rte_eth_macaddr_get(id, &mut mac)
+        })?;
+        let inner = Arc::new(PortInner { id, _pool: pool });
+        let rxq = (0..cfg.rx_queues)
+            .map(|q| RxQueue {
+                port: inner.clone(),
+                queue: q,
+            })
+            .collect();
+        let txq = (0..cfg.tx_queues)
+            .map(|q| TxQueue {
+                port: inner.clone(),
+                queue: q,
+            })
+            .collect();
+        Ok(Port {
+            inner,
+            mac: MacAddr(mac.addr_bytes),
+            rxq,
+            txq,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.inner.id
+    }
+
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    /// Hands out the receive queues; each can be taken once.
+    pub fn take_rx_queues(&mut self) -> Vec<RxQueue> {
+        std::mem::take(&mut self.rxq)
+    }
+
+    /// Hands out the transmit queues; each can be taken once.
+    pub fn take_tx_queues(&mut self) -> Vec<TxQueue> {
+        std::mem::take(&mut self.txq)
+    }
+
+    pub fn stats(&self) -> PortStats {
+        stats_of(self.inner.id)
+    }
+}
+
+/// Counters of port `id`; zeros if the query fails.
+pub fn stats_of(id: u16) -> PortStats {
+    let mut s = dpdk_sys::rte_eth_stats::default();
+    // SAFETY: out-pointer to a plain struct; an invalid id returns an error.
+    let rc = unsafe { dpdk_sys::rte_eth_stats_get(id, &mut s) };
+    if rc != 0 {
+        return PortStats::default();
+    }
+    PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
+}
+
+/// One receive queue of a port. Not Clone: DPDK requires one poller per queue.
+pub struct RxQueue {
+    port: Arc<PortInner>,
+    queue: u16,
+}
+
+impl RxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives up to `MAX_BURST` packets, appending them to `out`; returns
+    /// how many arrived.
+    pub fn rx_burst(&mut self, out: &mut Vec<Mbuf>) -> usize {
+        out.reserve(MAX_BURST);
+        let spare = out.spare_capacity_mut();
+        let want = spare.len().min(MAX_BURST) as u16;
+        // SAFETY: Mbuf is repr(transparent) over a non-null rte_mbuf pointer,
+        // and DPDK writes exactly `n` valid, owned mbuf pointers to the spare
+        // capacity, which we then count into the Vec.
+        unsafe {
+            let n = dpdk_sys::rte_eth_rx_burst(
+                self.port.id,
+                self.queue,
+                spare.as_mut_ptr() as *mut *mut dpdk_sys::rte_mbuf,
+                want,
+            ) as usize;
+            out.set_len(out.len() + n);
+            n
+        }
+    }
+}
+
+/// One transmit queue of a port. Not Clone: one sender per queue.
+pub struct TxQueue {
+    port: Arc<PortInner>,
+    queue: u16,
+}
+
+impl TxQueue {
+    pub fn port_id(&self) -> u16 {
+        self.port.id
+    }
+
+    pub fn queue_id(&self) -> u16 {
+        self.queue
+    }
+
+    /// Sends every packet in `pkts` (emptying it); returns how many the NIC
+    /// took. Packets it refused are freed.
+    pub fn tx_burst(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
+        let total = pkts.len();
+        let mut sent = 0usize;
+        while sent < total {
+            let chunk = (total - sent).min(u16::MAX as usize) as u16;
+            // SAFETY: the Vec holds `total` owned mbuf pointers; DPDK takes
+            // ownership of the first `n` it accepts.
+            let n = unsafe {
+                dpdk_sys::rte_eth_tx_burst(
+                    self.port.id,
+                    self.queue,
+                    pkts.as_mut_ptr().add(sent) as *mut *mut dpdk_sys::rte_mbuf,
+                    chunk,
+                )
+            } as usize;
+            if n == 0 {
+                break;
+            }
+            sent += n;
+        }
+        // The first `sent` now belong to DPDK: forget them, free the rest.
+        for m in pkts.drain(..sent) {
+            let _ = m.into_raw();
+        }
+        pkts.clear();
+        sent
+    }
+}

@@ -1,0 +1,77 @@
+//! The wrappers against a real EAL: a `net_null` port on ordinary pages.
+//! One test function, because the EAL starts once per process.
+
+use std::sync::Arc;
+
+use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig, Ring};
+
+#[test]
+fn eal_pool_port_ring_and_lcore() {
+    let cfg = EalConfig {
+        lcores: vec![0, 1],
+        vdevs: vec!["net_null0".into()],
+        no_pci: true,
+        no_huge: true,
+        memory_mb: Some(128),
+        ..EalConfig::default()
+    };
+    let eal = Eal::init(&cfg.to_args("dpdk-test")).expect("EAL init");
+    assert!(
+        Eal::init(&cfg.to_args("again")).is_err(),
+        "one EAL per process"
+    );
+    assert_eq!(eal.port_count(), 1);
+
+    let pool = Arc::new(Mempool::new("test_pool", 1023, 32, 2048).unwrap());
+    let before = pool.available();
+    {
+        let mut m = pool.alloc().unwrap();
+        assert!(m.is_empty());
+        m.append(60).unwrap().copy_from_slice(&[0xab; 60]);
+        assert_eq!(m.len(), 60);
+        assert_eq!(m.data()[59], 0xab);
+        m.prepend(4).unwrap().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(&m.data()[..5], &[1, 2, 3, 4, 0xab]);
+        m.truncate(10);
+        assert_eq!(m.len(), 10);
+        assert!(pool.available() < before);
+    }
+    // Dropping the Mbuf gave the buffer back (modulo the per-lcore cache).
+    assert!(pool.available() + 32 >= before);
+
+    let id = Port::id_by_name("net_null0").unwrap();
+    assert!(Port::id_by_name("net_nothere0").is_err());
+    let mut port = Port::start(id, &PortConfig::default(), pool.clone()).unwrap();
+    let mut rx = port.take_rx_queues();
+    let mut tx = port.take_tx_queues();
+    assert_eq!((rx.len(), tx.len()), (1, 1));
+    assert!(
+        port.take_rx_queues().is_empty(),
+        "queues are handed out once"
+    );
+    // net_null receives bursts of empty-ish packets and swallows what it sends.
+    let mut burst = Vec::new();
+    let n = rx[0].rx_burst(&mut burst);
+    assert!(n > 0 && n <= dpdk::MAX_BURST);
+    assert_eq!(burst.len(), n);
+    let sent = tx[0].tx_burst(&mut burst);
+    assert_eq!(sent, n);
+    assert!(burst.is_empty());
+    assert!(port.stats().opackets >= n as u64);
+
+    let mut ring = Ring::new("test_ring", 64).unwrap();
+    ring.enqueue(pool.alloc().unwrap()).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(ring.dequeue_burst(&mut out), 1);
+    // A job on the worker lcore, joined with its exit code.
+    let h = dpdk::launch_on(1, || {
+        assert_eq!(dpdk::current_lcore(), 1);
+        7
+    })
+    .unwrap();
+    assert_eq!(h.wait(), 7);
+    assert!(dpdk::tsc_hz() > 0);
+    drop(rx);
+    drop(tx);
+    drop(port);
+}

@@ -1,0 +1,383 @@
+//! The service table: one replica per worker and one for the control thread.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::command::{Change, Command, IpvsError};
+use crate::dest::{Dest, DestShared, DestSpec};
+use crate::sched::{self, DestChange};
+use crate::service::{sched_flags, Service, ServiceSpec};
+use crate::types::{Protocol, ServiceKey};
+
+/// Highest weight IPVS accepts.
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// All virtual services of one replica.
+#[derive(Debug, Default)]
+pub struct Director {
+    services: BTreeMap<(Protocol, IpAddr, u16), Service>,
+}
+
+fn idx(k: &ServiceKey) -> (Protocol, IpAddr, u16) {
+    (k.protocol, k.addr, k.port)
+}
+
+impl Director {
+    pub fn new() -> Director {
+        Director::default()
+    }
+
+    /// Validates `cmd` against this replica and, if it is allowed, applies it
+    /// and returns the [`Change`] to replay on the other replicas.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Change, IpvsError> {
+        let change = self.validate(cmd)?;
+        self.replay(&change);
+        Ok(change)
+    }
+
+    fn validate(&self, cmd: &Command) -> Result<Change, IpvsError> {
+        Ok(match cmd {
+            Command::AddService(spec) => {
+                if self.services.contains_key(&idx(&spec.key)) {
+                    return Err(IpvsError::ServiceExists);
+                }
+                check_service_spec(spec)?;
+                Change::AddService(spec.clone())
+            }
+            Command::EditService(spec) => {
+                if !self.services.contains_key(&idx(&spec.key)) {
+                    return Err(IpvsError::NoSuchService);
+                }
+                check_service_spec(spec)?;
+                Change::EditService(spec.clone())
+            }
+            Command::DelService(key) => {
+                if !self.services.contains_key(&idx(key)) {
+                    return Err(IpvsError::NoSuchService);
+                }
+                Change::DelService(*key)
+            }
+            Command::Clear => Change::Clear,
+            Command::AddDest(key, spec) => {
+                let svc = self
+                    .services
+                    .get(&idx(key))
+                    .ok_or(IpvsError::ServiceNotDefined)?;
+                check_dest_spec(spec)?;
+                if svc.find_dest(spec.key()).is_some() {
+                    return Err(IpvsError::DestExists);
+                }
+                sched::check_add(&svc.spec.scheduler, svc.dests.len() + 1)?;
+                Change::AddDest(*key, *spec, DestShared::new(spec))
+            }
+            Command::EditDest(key, spec) => {
+                let svc = self
+                    .services
+                    .get(&idx(key))
+                    .ok_or(IpvsError::ServiceNotDefined)?;
+                check_dest_spec(spec)?;
+                if svc.find_dest(spec.key()).is_none() {
+                    return Err(IpvsError::NoSuchDest);
+                }
+                Change::EditDest(*key, *spec)
+            }
+            Command::DelDest(key, dkey) => {
+                let svc = self
+                    .services
+                    .get(&idx(key))
+                    .ok_or(IpvsError::ServiceNotDefined)?;
+                if svc.find_dest(*dkey).is_none() {
+                    return Err(IpvsError::NoSuchDest);
+                }
+                Change::DelDest(*key, *dkey)
+            }
+        })
+    }
+
+    /// Applies a change that [`Director::apply`] validated on another replica.
+    /// Replicas that saw the same changes in the same order are identical, so
+    /// this cannot fail; a change that no longer fits is ignored.
+    pub fn replay(&mut self, change: &Change) {
+        match change {
+            Change::AddService(spec) => {
+                let Some(sched) = sched::by_name(&spec.scheduler, spec.sched_flags) else {
+                    return;
+                };
+                self.services.insert(
+                    idx(&spec.key),
+                    Service {
+                        spec: spec.clone(),
+                        dests: Vec::new(),
+                        sched,
+                    },
+                );
+            }
+            Change::EditService(spec) => {
+                let Some(svc) = self.services.get_mut(&idx(&spec.key)) else {
+                    return;
+                };
+                // A new scheduler (or new flags) starts from scratch; the same
+                // one keeps its state, as ip_vs_edit_service does.
+                if svc.spec.scheduler != spec.scheduler || svc.spec.sched_flags != spec.sched_flags
+                {
+                    if let Some(mut s) = sched::by_name(&spec.scheduler, spec.sched_flags) {
+                        s.update(&svc.dests, DestChange::Reset);
+                        svc.sched = s;
+                    }
+                }
+                svc.spec = spec.clone();
+            }
+            Change::DelService(key) => {
+                self.services.remove(&idx(key));
+            }
+            Change::Clear => self.services.clear(),
+            Change::AddDest(key, spec, shared) => {
+                let Some(svc) = self.services.get_mut(&idx(key)) else {
+                    return;
+                };
+                // The kernel inserts new dests at the head of the list.
+                svc.dests.insert(
+                    0,
+                    Dest {
+                        spec: *spec,
+                        last_weight: spec.weight,
+                        shared: shared.clone(),
+                    },
+                );
+                svc.sched.update(&svc.dests, DestChange::Added(0));
+            }
+            Change::EditDest(key, spec) => {
+                let Some(svc) = self.services.get_mut(&idx(key)) else {
+                    return;
+                };
+                let Some(i) = svc.find_dest(spec.key()) else {
+                    return;
+                };
+                let d = &mut svc.dests[i];
+                d.spec = *spec;
+                if spec.weight > 0 {
+                    d.last_weight = spec.weight;
+                }
+                d.shared.set_thresholds(spec.u_threshold, spec.l_threshold);
+                svc.sched.update(&svc.dests, DestChange::Edited(i));
+            }
+            Change::DelDest(key, dkey) => {
+                let Some(svc) = self.services.get_mut(&idx(key)) else {
+                    return;
+                };
+                let Some(i) = svc.find_dest(*dkey) else {
+                    return;
+                };
+                svc.dests.remove(i);
+                svc.sched.update(
+                    &svc.dests,
+                    DestChange::Removed {
+                        index: i,
+                        key: *dkey,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
+        self.services.get(&idx(key))
+    }
+
+    pub fn service_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
+        self.services.get_mut(&idx(key))
+    }
+
+    /// The service a packet to `addr:port` over `protocol` belongs to.
+    #[inline]
+    pub fn lookup(&mut self, protocol: Protocol, addr: IpAddr, port: u16) -> Option<&mut Service> {
+        self.services.get_mut(&(protocol, addr, port))
+    }
+
+    /// Whether some service listens on `addr` (the director answers ARP for it).
+    pub fn is_vip(&self, addr: IpAddr) -> bool {
+        self.services.keys().any(|(_, a, _)| *a == addr)
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+}
+
+fn check_service_spec(spec: &ServiceSpec) -> Result<(), IpvsError> {
+    if !sched::exists(&spec.scheduler) {
+        return Err(IpvsError::SchedulerNotFound);
+    }
+    if spec.sched_flags & !sched_flags::ALL != 0 {
+        return Err(IpvsError::Invalid);
+    }
+    if spec.persistent.is_some() || spec.one_packet {
+        return Err(IpvsError::Unsupported(
+            "persistence (-p/-M) and one-packet scheduling (-o) are not implemented yet".into(),
+        ));
+    }
+    if spec.key.port == 0 {
+        // Port-0 services only make sense with persistence.
+        return Err(IpvsError::Invalid);
+    }
+    Ok(())
+}
+
+fn check_dest_spec(spec: &DestSpec) -> Result<(), IpvsError> {
+    if spec.weight > MAX_WEIGHT {
+        return Err(IpvsError::OutOfRange);
+    }
+    if spec.l_threshold > spec.u_threshold {
+        return Err(IpvsError::OutOfRange);
+    }
+    if spec.addr.is_unspecified() || spec.addr.is_multicast() {
+        return Err(IpvsError::Invalid);
+    }
+    if matches!(
+        spec.fwd,
+        crate::types::FwdMethod::Masq | crate::types::FwdMethod::Tunnel
+    ) {
+        return Err(IpvsError::Unsupported(format!(
+            "forwarding method {} is not implemented yet; use -g (direct routing)",
+            spec.fwd.name()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{DestKey, FwdMethod};
+
+    fn svc(port: u16, sched: &str) -> ServiceSpec {
+        ServiceSpec {
+            key: ServiceKey {
+                protocol: Protocol::Tcp,
+                addr: "192.168.1.10".parse().unwrap(),
+                port,
+            },
+            scheduler: sched.into(),
+            sched_flags: 0,
+            persistent: None,
+            netmask: 32,
+            one_packet: false,
+        }
+    }
+
+    fn dest(a: &str, w: u32) -> DestSpec {
+        DestSpec {
+            addr: a.parse().unwrap(),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: w,
+            u_threshold: 0,
+            l_threshold: 0,
+        }
+    }
+
+    #[test]
+    fn errors_match_ipvsadm_and_change_nothing() {
+        let mut d = Director::new();
+        let s = svc(80, "rr");
+        d.apply(&Command::AddService(s.clone())).unwrap();
+        assert_eq!(
+            d.apply(&Command::AddService(s.clone()))
+                .unwrap_err()
+                .to_string(),
+            "Service already exists"
+        );
+        assert_eq!(
+            d.apply(&Command::AddService(svc(81, "nosuch")))
+                .unwrap_err(),
+            IpvsError::SchedulerNotFound
+        );
+        assert!(d.service(&svc(81, "rr").key).is_none());
+        d.apply(&Command::AddDest(s.key, dest("10.0.0.1", 1)))
+            .unwrap();
+        assert_eq!(
+            d.apply(&Command::AddDest(s.key, dest("10.0.0.1", 2)))
+                .unwrap_err()
+                .to_string(),
+            "Destination already exists"
+        );
+        assert_eq!(d.service(&s.key).unwrap().dests[0].weight(), 1);
+        let missing = svc(82, "rr").key;
+        assert_eq!(
+            d.apply(&Command::AddDest(missing, dest("10.0.0.1", 1)))
+                .unwrap_err()
+                .to_string(),
+            "Service not defined"
+        );
+        assert_eq!(
+            d.apply(&Command::DelService(missing))
+                .unwrap_err()
+                .to_string(),
+            "No such service"
+        );
+        let nodest = DestKey {
+            addr: "10.9.9.9".parse().unwrap(),
+            port: 80,
+        };
+        assert_eq!(
+            d.apply(&Command::DelDest(s.key, nodest))
+                .unwrap_err()
+                .to_string(),
+            "No such destination"
+        );
+        let mut bad = dest("10.0.0.2", 1);
+        bad.l_threshold = 5;
+        assert_eq!(
+            d.apply(&Command::AddDest(s.key, bad))
+                .unwrap_err()
+                .to_string(),
+            "Numerical result out of range"
+        );
+        assert_eq!(d.service(&s.key).unwrap().dests.len(), 1);
+    }
+
+    #[test]
+    fn newest_dest_first_and_replay_keeps_replicas_equal() {
+        let mut control = Director::new();
+        let mut worker = Director::new();
+        let s = svc(80, "rr");
+        for cmd in [
+            Command::AddService(s.clone()),
+            Command::AddDest(s.key, dest("10.0.0.1", 1)),
+            Command::AddDest(s.key, dest("10.0.0.2", 1)),
+            Command::AddDest(s.key, dest("10.0.0.3", 1)),
+            Command::DelDest(
+                s.key,
+                DestKey {
+                    addr: "10.0.0.2".parse().unwrap(),
+                    port: 80,
+                },
+            ),
+        ] {
+            let ch = control.apply(&cmd).unwrap();
+            worker.replay(&ch);
+        }
+        let order = |d: &Director| -> Vec<String> {
+            d.service(&s.key)
+                .unwrap()
+                .dests
+                .iter()
+                .map(|d| d.spec.addr.to_string())
+                .collect()
+        };
+        assert_eq!(order(&control), vec!["10.0.0.3", "10.0.0.1"]);
+        assert_eq!(order(&control), order(&worker));
+        // Both replicas count into the same shared counters.
+        let a = &control.service(&s.key).unwrap().dests[0].shared;
+        let b = &worker.service(&s.key).unwrap().dests[0].shared;
+        assert!(std::sync::Arc::ptr_eq(a, b));
+    }
+}

@@ -1,0 +1,28 @@
+//! The IPVS model, free of DPDK so it can be tested on plain values.
+//!
+//! - [`Director`]: the virtual services and their real servers ("dests"), in
+//!   the kernel's list order, with one scheduler instance per service. The
+//!   control thread and every worker each hold a replica; commands are
+//!   validated once ([`Director::apply`]) and replayed on the replicas
+//!   ([`Director::replay`]), so all replicas stay identical while each
+//!   worker's scheduler state stays its own.
+//! - [`sched`]: the schedulers, one module each, behind [`sched::Scheduler`].
+//! - [`conn`]: the connection table a worker keeps, and [`tcp_state`]: the
+//!   kernel's TCP state tables.
+
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod conn;
+pub mod dest;
+pub mod director;
+pub mod sched;
+pub mod service;
+pub mod tcp_state;
+pub mod types;
+
+pub use command::{Change, Command, IpvsError};
+pub use dest::{Dest, DestShared, DestSpec};
+pub use director::Director;
+pub use service::{Service, ServiceSpec};
+pub use types::{DestKey, FwdMethod, Protocol, ServiceKey};

@@ -1,0 +1,134 @@
+//! Identifiers shared by the model, the control protocol and the dataplane.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// A virtual service's transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
+    pub fn from_number(n: u8) -> Option<Protocol> {
+        match n {
+            6 => Some(Protocol::Tcp),
+            17 => Some(Protocol::Udp),
+            132 => Some(Protocol::Sctp),
+            _ => None,
+        }
+    }
+
+    /// As ipvsadm prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
+        }
+    }
+}
+
+/// Identifies a virtual service: protocol, virtual address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceKey {
+    pub protocol: Protocol,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.protocol.name(),
+            fmt_addr_port(self.addr, self.port)
+        )
+    }
+}
+
+/// `a.b.c.d:port` or `[v6]:port`, as ipvsadm writes addresses.
+pub fn fmt_addr_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// Identifies a real server within a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DestKey {
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for DestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fmt_addr_port(self.addr, self.port))
+    }
+}
+
+/// How packets reach a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum FwdMethod {
+    /// NAT (`-m`).
+    Masq,
+    /// The director itself (ipvsadm shows it for local real servers).
+    Local,
+    /// IP-in-IP and friends (`-i`).
+    Tunnel,
+    /// Direct routing (`-g`), the default.
+    #[default]
+    Route,
+}
+
+impl FwdMethod {
+    /// The `Forward` column of `ipvsadm -L`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FwdMethod::Masq => "Masq",
+            FwdMethod::Local => "Local",
+            FwdMethod::Tunnel => "Tunnel",
+            FwdMethod::Route => "Route",
+        }
+    }
+}
+
+/// ipvsadm's address comparison for sorting: the host-order words are
+/// subtracted as u32 and the difference read as i32, per 32-bit word. This is
+/// not a total order for addresses more than 2^31 apart (192.168.0.1 sorts
+/// before 10.0.0.1), and ipvsadm users see exactly that order.
+pub fn ipvsadm_addr_cmp(a: IpAddr, b: IpAddr) -> Ordering {
+    fn words(a: IpAddr) -> Vec<u32> {
+        match a {
+            IpAddr::V4(v) => vec![u32::from(v)],
+            IpAddr::V6(v) => v
+                .octets()
+                .chunks(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        }
+    }
+    for (x, y) in words(a).into_iter().zip(words(b)) {
+        let d = x.wrapping_sub(y) as i32;
+        if d != 0 {
+            return d.cmp(&0);
+        }
+    }
+    Ordering::Equal
+}

@@ -1,0 +1,516 @@
+//! The lab: the classic IPVS direct-routing walkthrough, built from network
+//! namespaces on one machine.
+//!
+//! ```text
+//!  <p>-client 192.168.1.50 ─┐
+//!  <p>-director (rvsd, no   ├── br0 in <p>-lan
+//!    kernel IP; 192.168.1.213 is rvsd's)
+//!  <p>-rs1 192.168.1.220 ───┤   both real servers hold VIP 192.168.1.10/32
+//!  <p>-rs2 192.168.1.193 ───┘   on lo, with arp_ignore=1, arp_announce=2
+//! ```
+//!
+//! `cargo xtask demo`, `cargo xtask lab up|down` and the end-to-end tests
+//! all build it through [`Lab`]. Every namespace is named `<prefix>-<role>`,
+//! so [`teardown`] can remove a lab, and kill whatever runs in it, knowing
+//! only the prefix.
+
+#![forbid(unsafe_code)]
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+pub const VIP: &str = "192.168.1.10";
+pub const CLIENT: &str = "192.168.1.50";
+pub const DIRECTOR: &str = "192.168.1.213";
+pub const RS1: &str = "192.168.1.220";
+pub const RS2: &str = "192.168.1.193";
+
+/// A host of the lab: its role (namespace suffix), interface and address.
+struct Host {
+    role: &'static str,
+    iface: &'static str,
+    bridge_port: &'static str,
+    addr: Option<&'static str>,
+}
+
+const HOSTS: [Host; 4] = [
+    Host {
+        role: "client",
+        iface: "veth-cli",
+        bridge_port: "br-cli",
+        addr: Some(CLIENT),
+    },
+    // The director's veth has no kernel address: rvsd owns 192.168.1.213.
+    Host {
+        role: "director",
+        iface: "veth-dir",
+        bridge_port: "br-dir",
+        addr: None,
+    },
+    Host {
+        role: "rs1",
+        iface: "veth-rs1",
+        bridge_port: "br-rs1",
+        addr: Some(RS1),
+    },
+    Host {
+        role: "rs2",
+        iface: "veth-rs2",
+        bridge_port: "br-rs2",
+        addr: Some(RS2),
+    },
+];
+
+/// Runs a command; fails with its stderr when it exits non-zero.
+pub fn run(cmd: &str, args: &[&str]) -> Result<Output> {
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
+}
+
+/// Where rvsd and rvsadm are: `RVS_BIN_DIR`, or this workspace's
+/// target/debug.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("RVS_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug")
+}
+
+/// How rvsd runs in the lab.
+#[derive(Debug, Clone)]
+pub struct RvsdOptions {
+    pub worker_lcores: Vec<u32>,
+    /// Empty polls before a nap; the lab keeps a 2-core machine usable.
+    pub idle_empty_polls: u32,
+    pub socket: PathBuf,
+}
+
+/// A running lab. Dropping it tears it down unless [`Lab::keep`] was called.
+pub struct Lab {
+    pub prefix: String,
+    pub dir: PathBuf,
+    children: Vec<Child>,
+    socket: Option<PathBuf>,
+    keep: bool,
+}
+
+impl Lab {
+    /// Builds the namespaces, the bridge and the hosts. A lab left over with
+    /// the same prefix is removed first.
+    pub fn create(prefix: &str, dir: &Path) -> Result<Lab> {
+        if not_root() {
+            bail!("the lab needs root (network namespaces); run as root");
+        }
+        teardown(prefix)?;
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lab = Lab {
+            prefix: prefix.to_string(),
+            dir: dir.to_path_buf(),
+            children: Vec::new(),
+            socket: None,
+            keep: false,
+        };
+        lab.build().inspect_err(|_| {
+            let _ = teardown(prefix);
+        })?;
+        Ok(lab)
+    }
+
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}-{}", self.prefix, role)
+    }
+
+    fn build(&self) -> Result<()> {
+        let lan = self.ns("lan");
+        for role in ["lan", "client", "director", "rs1", "rs2"] {
+            let ns = self.ns(role);
+            run("ip", &["netns", "add", &ns])?;
+            // No IPv6 chatter (router solicitations) on the lab's links.
+            for k in ["all", "default"] {
+                self.sysctl(&ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
+            }
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        run("ip", &["-n", &lan, "link", "add", "br0", "type", "bridge"])?;
+        run("ip", &["-n", &lan, "link", "set", "br0", "up"])?;
+        for h in &HOSTS {
+            let ns = self.ns(h.role);
+            run(
+                "ip",
+                &[
+                    "link",
+                    "add",
+                    h.iface,
+                    "netns",
+                    &ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    h.bridge_port,
+                    "netns",
+                    &lan,
+                ],
+            )?;
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &lan,
+                    "link",
+                    "set",
+                    h.bridge_port,
+                    "master",
+                    "br0",
+                    "up",
+                ],
+            )?;
+            run("ip", &["-n", &ns, "link", "set", h.iface, "up"])?;
+            // af_packet must see finished checksums, so the hosts compute
+            // them in software.
+            run(
+                "ip",
+                &["netns", "exec", &ns, "ethtool", "-K", h.iface, "tx", "off"],
+            )?;
+            if let Some(a) = h.addr {
+                run(
+                    "ip",
+                    &["-n", &ns, "addr", "add", &format!("{a}/24"), "dev", h.iface],
+                )?;
+            }
+        }
+        for rs in ["rs1", "rs2"] {
+            let ns = self.ns(rs);
+            run(
+                "ip",
+                &["-n", &ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
+            )?;
+            for k in ["all", "default"] {
+                self.sysctl(&ns, &format!("net.ipv4.conf.{k}.arp_ignore=1"))?;
+                self.sysctl(&ns, &format!("net.ipv4.conf.{k}.arp_announce=2"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn sysctl(&self, ns: &str, kv: &str) -> Result<()> {
+        run("ip", &["netns", "exec", ns, "sysctl", "-qw", kv]).map(|_| ())
+    }
+
+    /// Keeps the lab (and what runs in it) when this value is dropped.
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    fn spawn_in(&mut self, role: &str, args: &[&str], log: &str) -> Result<()> {
+        let ns = self.ns(role);
+        let log = fs::File::create(self.dir.join(log))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} in {ns}", args[0]))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Serves `body` over HTTP on `port` in a real server's namespace and
+    /// waits until it answers.
+    pub fn serve_http(&mut self, role: &str, port: u16, body: &str) -> Result<()> {
+        let root = self.dir.join(format!("www-{role}-{port}"));
+        fs::create_dir_all(&root)?;
+        fs::write(root.join("index.html"), format!("{body}\n"))?;
+        let (p, r) = (port.to_string(), root.display().to_string());
+        self.spawn_in(
+            role,
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                &p,
+                "--bind",
+                "0.0.0.0",
+                "--directory",
+                &r,
+            ],
+            &format!("http-{role}-{port}.log"),
+        )?;
+        let url = format!("http://127.0.0.1:{port}/");
+        self.wait_for(&format!("HTTP server in {role}"), || {
+            Ok(self
+                .exec(role, &["curl", "-s", "-m", "1", &url])?
+                .status
+                .success())
+        })
+    }
+
+    /// A TCP server on `port` in a real server's namespace that greets each
+    /// connection with `greeting` and then echoes what it receives.
+    pub fn serve_echo(&mut self, role: &str, port: u16, greeting: &str) -> Result<()> {
+        let listen = format!("TCP-LISTEN:{port},fork,reuseaddr");
+        let sys = format!("SYSTEM:echo {greeting}; exec cat");
+        self.spawn_in(
+            role,
+            &["socat", &listen, &sys],
+            &format!("echo-{role}-{port}.log"),
+        )?;
+        self.wait_for(&format!("echo server in {role}"), || {
+            let out = self.exec(role, &["ss", "-Hltn", &format!("sport = :{port}")])?;
+            Ok(!out.stdout.is_empty())
+        })
+    }
+
+    /// Polls `ready` every 50 ms for up to 20 s.
+    pub fn wait_for(&self, what: &str, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if ready()? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("{what} not ready after 20 s")
+    }
+
+    /// Writes rvsd's config for this lab and starts it in the director's
+    /// namespace; returns when its control socket answers.
+    pub fn start_rvsd(&mut self, opts: &RvsdOptions) -> Result<()> {
+        let cfg = self.dir.join("rvsd.toml");
+        let lcores: Vec<String> = opts.worker_lcores.iter().map(|l| l.to_string()).collect();
+        fs::write(
+            &cfg,
+            format!(
+                "# Written by the lab for namespace {ns}.\n\
+[dpdk]\nhugepages = \"auto\"\nmemory_mb = 256\nmbufs = 8191\n\n\
+[[port]]\nname = \"lan\"\ndevice = \"net_af_packet0,iface=veth-dir\"\naddress = \"{DIRECTOR}/24\"\n\n\
+[workers]\nlcores = [{l}]\nidle_empty_polls = {e}\nidle_sleep_us = 100\n\n\
+[control]\nsocket = \"{s}\"\n",
+                ns = self.ns("director"),
+                l = lcores.join(", "),
+                e = opts.idle_empty_polls,
+                s = opts.socket.display()
+            ),
+        )?;
+        let rvsd = bin_dir().join("rvsd");
+        if !rvsd.exists() {
+            bail!(
+                "{} not found: build it first (cargo build -p rvsd -p rvsadm; cargo xtask test does)",
+                rvsd.display()
+            );
+        }
+        let (bin, c) = (rvsd.display().to_string(), cfg.display().to_string());
+        self.spawn_in("director", &[&bin, "--config", &c], "rvsd.log")?;
+        self.socket = Some(opts.socket.clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(Some(status)) = self
+                .children
+                .last_mut()
+                .map(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "rvsd exited ({status}) during start-up:\n{}",
+                    self.rvsd_log()
+                );
+            }
+            if self.rvsadm(&["-Ln"])?.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("rvsd did not answer within 30 s:\n{}", self.rvsd_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn rvsd_log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = fs::File::open(self.dir.join("rvsd.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Runs rvsadm against this lab's rvsd.
+    pub fn rvsadm(&self, args: &[&str]) -> Result<Output> {
+        let socket = self.socket.as_ref().context("rvsd is not started")?;
+        Command::new(bin_dir().join("rvsadm"))
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running rvsadm")
+    }
+
+    /// Runs rvsadm with its arguments in one string, which must succeed;
+    /// returns its stdout.
+    pub fn rvsadm_ok(&self, line: &str) -> Result<String> {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let out = self.rvsadm(&args)?;
+        if !out.status.success() {
+            bail!(
+                "rvsadm {line} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a command in a host's namespace.
+    pub fn exec(&self, role: &str, args: &[&str]) -> Result<Output> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(role)])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {} in {}", args[0], self.ns(role)))
+    }
+
+    /// A command in a host's namespace with its stdin and stdout piped, for
+    /// long-lived connections.
+    pub fn spawn_piped(&self, role: &str, args: &[&str]) -> Result<Child> {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(role)])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} in {}", args[0], self.ns(role)))
+    }
+
+    /// `curl` from the client; the body, trimmed.
+    pub fn curl(&self, url: &str) -> Result<String> {
+        let out = self.exec("client", &["curl", "-s", "-S", "-m", "5", url])?;
+        if !out.status.success() {
+            bail!(
+                "curl {url} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Stops everything and removes the namespaces.
+    pub fn down(&mut self) -> Result<()> {
+        let r = teardown(&self.prefix);
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.clear();
+        r
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !self.keep {
+            if let Err(e) = self.down() {
+                eprintln!("lab teardown: {e:#}");
+            }
+        }
+    }
+}
+
+fn not_root() -> bool {
+    // /proc/self/status "Uid:" real uid; avoids a libc dependency.
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(|u| u != "0"))
+        })
+        .unwrap_or(true)
+}
+
+/// The namespaces of the lab with this prefix.
+pub fn namespaces(prefix: &str) -> Result<Vec<String>> {
+    let out = run("ip", &["netns", "list"])?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .map(String::from)
+        .collect())
+}
+
+/// Removes the lab with this prefix: terminates the processes in its
+/// namespaces (TERM, then KILL after 5 s) and deletes the namespaces.
+pub fn teardown(prefix: &str) -> Result<()> {
+    let nss = namespaces(prefix)?;
+    let mut pids: Vec<String> = Vec::new();
+    for ns in &nss {
+        if let Ok(out) = run("ip", &["netns", "pids", ns]) {
+            pids.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(String::from),
+            );
+        }
+    }
+    if !pids.is_empty() {
+        let mut args = vec!["-TERM"];
+        args.extend(pids.iter().map(|s| s.as_str()));
+        let _ = Command::new("kill")
+            .args(&args)
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && pids.iter().any(|p| alive(p)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left: Vec<&str> = pids
+            .iter()
+            .filter(|p| alive(p))
+            .map(|s| s.as_str())
+            .collect();
+        if !left.is_empty() {
+            let mut args = vec!["-KILL"];
+            args.extend(left);
+            let _ = Command::new("kill")
+                .args(&args)
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    for ns in &nss {
+        run("ip", &["netns", "del", ns])?;
+    }
+    Ok(())
+}
+
+/// A process that has exited but not been reaped (a zombie) counts as gone.
+fn alive(pid: &str) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,346 @@
+//! The direct-routing walkthrough end to end: real curl and socat in
+//! namespaces, the real Linux TCP stack on the client and real servers, rvsd
+//! on an af_packet port in between.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+
+use common::{lab, vip, NOTE};
+use rvs_ipvs::sched::SchedInput;
+use rvs_ipvs::{Command, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+use rvs_lab::{Lab, RS1, RS2, VIP};
+
+fn name_of(addr: &str) -> &'static str {
+    if addr == RS1 {
+        "RS1"
+    } else {
+        "RS2"
+    }
+}
+
+/// What rvs's scheduler module picks for `n` new connections after the same
+/// rvsadm commands: the expected order.
+fn expected_picks(scheduler: &str, adds: &[(&str, u32)], n: usize) -> Vec<&'static str> {
+    let mut d = Director::new();
+    let key = ServiceKey {
+        protocol: Protocol::Tcp,
+        addr: VIP.parse().unwrap(),
+        port: 80,
+    };
+    d.apply(&Command::AddService(ServiceSpec {
+        key,
+        scheduler: scheduler.into(),
+        sched_flags: 0,
+        persistent: None,
+        netmask: 32,
+        one_packet: false,
+    }))
+    .unwrap();
+    for (a, w) in adds {
+        d.apply(&Command::AddDest(
+            key,
+            DestSpec {
+                addr: a.parse().unwrap(),
+                port: 80,
+                fwd: FwdMethod::Route,
+                weight: *w,
+                u_threshold: 0,
+                l_threshold: 0,
+            },
+        ))
+        .unwrap();
+    }
+    let svc = d.service_mut(&key).unwrap();
+    let input = SchedInput {
+        saddr: rvs_lab::CLIENT.parse::<IpAddr>().unwrap(),
+        sport: 0,
+        daddr: VIP.parse().unwrap(),
+        dport: 80,
+    };
+    (0..n)
+        .map(|_| {
+            let i = svc.sched.schedule(&svc.dests, &input).unwrap();
+            name_of(&svc.dests[i].spec.addr.to_string())
+        })
+        .collect()
+}
+
+fn curls(lab: &Lab, port: u16, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| lab.curl(&format!("http://{}/", vip(port))).unwrap())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn rr_alternates_and_lists_like_ipvsadm() {
+    let _ = NOTE;
+    let lab = lab("rr");
+    lab.rvsadm_ok("-A -t 192.168.1.10:80 -s rr").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 1")
+        .unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.193:80 -g -w 1")
+        .unwrap();
+    let listing = lab.rvsadm_ok("-Ln").unwrap();
+    let body: Vec<&str> = listing.lines().skip(1).collect();
+    assert!(
+        listing.starts_with("IP Virtual Server version 1.2.1 (size="),
+        "{listing}"
+    );
+    assert_eq!(
+        body,
+        [
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+            "TCP  192.168.1.10:80 rr",
+            "  -> 192.168.1.193:80             Route   1      0          0         ",
+            "  -> 192.168.1.220:80             Route   1      0          0         ",
+        ]
+    );
+    let got = curls(&lab, 80, 6);
+    let want = expected_picks("rr", &[(RS1, 1), (RS2, 1)], 6);
+    // The kernel's rr starts at the newest dest: RS2, RS1, RS2, ...
+    assert_eq!(want, ["RS2", "RS1", "RS2", "RS1", "RS2", "RS1"]);
+    assert_eq!(got, want, "rvsd log:\n{}", lab.rvsd_log());
+    // The connections are counted (closed ones are inactive, as in IPVS).
+    let listing = lab.rvsadm_ok("-Ln").unwrap();
+    let inact: u32 = listing
+        .lines()
+        .filter(|l| l.starts_with("  -> 192"))
+        .map(|l| l.split_whitespace().nth(5).unwrap().parse::<u32>().unwrap())
+        .sum();
+    assert_eq!(inact, 6, "{listing}");
+    let counters = lab.rvsadm_ok("--counters").unwrap();
+    assert!(
+        counters.contains("new_connections              6"),
+        "{counters}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn wrr_keeps_3_to_1_in_kernel_order() {
+    let lab = lab("wrr");
+    lab.rvsadm_ok("-A -t 192.168.1.10:80 -s wrr").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220 -w 3")
+        .unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.193 -w 1")
+        .unwrap();
+    let got = curls(&lab, 80, 40);
+    let want = expected_picks("wrr", &[(RS1, 3), (RS2, 1)], 40);
+    assert_eq!(got, want);
+    assert_eq!(got.iter().filter(|s| *s == "RS1").count(), 30);
+    assert_eq!(got.iter().filter(|s| *s == "RS2").count(), 10);
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn second_service_on_another_port() {
+    let mut lab = lab("two");
+    lab.serve_http("rs1", 8080, "RS1:8080").unwrap();
+    lab.serve_http("rs2", 8080, "RS2:8080").unwrap();
+    lab.rvsadm_ok("-A -t 192.168.1.10:80 -s rr").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220")
+        .unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.193")
+        .unwrap();
+    lab.rvsadm_ok("-A -t 192.168.1.10:8080 -s wlc").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:8080 -r 192.168.1.193")
+        .unwrap();
+    assert_eq!(curls(&lab, 8080, 4), ["RS2:8080"; 4]);
+    assert_eq!(curls(&lab, 80, 4), ["RS2", "RS1", "RS2", "RS1"]);
+    let listing = lab.rvsadm_ok("-Ln").unwrap();
+    let services: Vec<&str> = listing.lines().filter(|l| l.starts_with("TCP")).collect();
+    assert_eq!(
+        services,
+        ["TCP  192.168.1.10:80 rr", "TCP  192.168.1.10:8080 wlc"]
+    );
+}
+
+/// A long-lived connection through the VIP: socat to an echo service that
+/// greets with the real server's name.
+struct Session {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+    server: String,
+}
+
+impl Session {
+    fn open(lab: &Lab, port: u16) -> Session {
+        let mut child = lab
+            .spawn_piped("client", &["socat", "-", &format!("TCP:{}", vip(port))])
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut server = String::new();
+        out.read_line(&mut server).unwrap();
+        Session {
+            child,
+            out,
+            server: server.trim().to_string(),
+        }
+    }
+
+    fn echo(&mut self, msg: &str) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{msg}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.out.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One new connection's greeting (the connection is closed again).
+fn greeting(lab: &Lab, port: u16) -> String {
+    Session::open(lab, port).server.clone()
+}
+
+fn echo_lab(name: &str) -> Lab {
+    let mut lab = lab(name);
+    lab.serve_echo("rs1", 9000, "RS1").unwrap();
+    lab.serve_echo("rs2", 9000, "RS2").unwrap();
+    lab.rvsadm_ok("-A -t 192.168.1.10:9000 -s rr").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:9000 -r 192.168.1.220")
+        .unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:9000 -r 192.168.1.193")
+        .unwrap();
+    lab
+}
+
+fn addr_of(server: &str) -> &'static str {
+    if server == "RS1" {
+        RS1
+    } else {
+        RS2
+    }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn deleted_server_gets_no_new_flows_but_keeps_its_connection() {
+    let lab = echo_lab("del");
+    let mut s = Session::open(&lab, 9000);
+    assert_eq!(s.server, "RS2", "rr starts at the newest server");
+    assert_eq!(s.echo("before"), "before");
+    lab.rvsadm_ok(&format!(
+        "-d -t 192.168.1.10:9000 -r {}",
+        addr_of(&s.server)
+    ))
+    .unwrap();
+    for _ in 0..4 {
+        assert_eq!(greeting(&lab, 9000), "RS1");
+    }
+    assert_eq!(s.echo("after"), "after", "the old connection still flows");
+    let listing = lab.rvsadm_ok("-Ln").unwrap();
+    assert!(!listing.contains(RS2), "{listing}");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn weight_zero_quiesces() {
+    let lab = echo_lab("quiesce");
+    let mut s = Session::open(&lab, 9000);
+    assert_eq!(s.server, "RS2");
+    lab.rvsadm_ok("-e -t 192.168.1.10:9000 -r 192.168.1.193 -w 0")
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(greeting(&lab, 9000), "RS1");
+    }
+    assert_eq!(s.echo("still here"), "still here");
+    // The quiesced server keeps its established connection on the books.
+    let listing = lab.rvsadm_ok("-Ln").unwrap();
+    assert!(
+        listing.contains("  -> 192.168.1.193:9000           Route   0      1          0         "),
+        "{listing}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn bad_rvsadm_input_is_refused_and_changes_nothing() {
+    let lab = lab("bad");
+    lab.rvsadm_ok("-A -t 192.168.1.10:80 -s rr").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220")
+        .unwrap();
+    let before = lab.rvsadm_ok("-Ln").unwrap();
+    let cases: &[(&str, &str, i32)] = &[
+        (
+            "-A -t 192.168.1.10:81 -s nosuch",
+            "Scheduler or persistence engine not found",
+            255,
+        ),
+        ("-A -t 192.168.1.10:80 -s rr", "Service already exists", 255),
+        (
+            "-a -t 192.168.1.10:80 -r 192.168.1.220",
+            "Destination already exists",
+            255,
+        ),
+        (
+            "-a -t 192.168.1.10:99 -r 192.168.1.220",
+            "Service not defined",
+            255,
+        ),
+        (
+            "-d -t 192.168.1.10:80 -r 192.168.1.99",
+            "No such destination",
+            255,
+        ),
+        ("-E -t 192.168.1.10:99 -s rr", "No such service", 255),
+        ("-D -t 192.168.1.10:99", "No such service", 255),
+        (
+            "-a -t 192.168.1.10:80 -r 192.168.1.193 -w 70000",
+            "illegal weight specified",
+            2,
+        ),
+        (
+            "-a -t 192.168.1.10:80 -r 192.168.1.193 -y 5",
+            "Numerical result out of range",
+            255,
+        ),
+        (
+            "-A -t 192.168.1.10",
+            "Zero port specified for non-persistent service",
+            2,
+        ),
+        (
+            "-A -t nonsense:80:",
+            "illegal virtual server address[:port] specified",
+            2,
+        ),
+        ("-L -A", "invalid option `-A'", 2),
+        ("-x", "Try `", 255),
+    ];
+    for (line, msg, code) in cases {
+        let out = lab
+            .rvsadm(&line.split_whitespace().collect::<Vec<_>>())
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{line}: {err}");
+        assert!(err.starts_with(msg), "{line}: {err}");
+        assert_eq!(
+            lab.rvsadm_ok("-Ln").unwrap(),
+            before,
+            "{line} changed the table"
+        );
+    }
+    // The service still works.
+    assert_eq!(curls(&lab, 80, 2), ["RS1", "RS1"]);
+    // No daemon on the socket: one clear line.
+    let out = std::process::Command::new(rvs_lab::bin_dir().join("rvsadm"))
+        .args(["--socket", "/nonexistent/rvsd.sock", "-Ln"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("rvsd is not running"), "{err}");
+    assert_ne!(out.status.code(), Some(0));
+}

@@ -1,0 +1,142 @@
+//! UDP headers (RFC 768).
+
+use std::net::Ipv4Addr;
+
+use crate::checksum;
+use crate::{be16, set_be16, Error, Result};
+
+mod field {
+    use crate::Field;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const LENGTH: Field = 4..6;
+    pub const CHECKSUM: Field = 6..8;
+}
+
+pub const HEADER_LEN: usize = 8;
+
+/// A view of a UDP datagram whose length field fits the buffer.
+#[derive(Debug)]
+pub struct UdpDatagram<T> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> UdpDatagram<T> {
+    pub fn new_checked(buf: T) -> Result<Self> {
+        let b = buf.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let len = be16(b, field::LENGTH) as usize;
+        if len < HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if len > b.len() {
+            return Err(Error::Truncated);
+        }
+        Ok(UdpDatagram { buf })
+    }
+
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        be16(self.buf.as_ref(), field::SRC_PORT)
+    }
+
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        be16(self.buf.as_ref(), field::DST_PORT)
+    }
+
+    #[inline]
+    pub fn len(&self) -> u16 {
+        be16(self.buf.as_ref(), field::LENGTH)
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() as usize == HEADER_LEN
+    }
+
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        be16(self.buf.as_ref(), field::CHECKSUM)
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.buf.as_ref()[HEADER_LEN..self.len() as usize]
+    }
+
+    /// A zero checksum means "none" over IPv4.
+    pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        if self.checksum() == 0 {
+            return true;
+        }
+        let b = &self.buf.as_ref()[..self.len() as usize];
+        let ph = checksum::pseudo_header_v4(src, dst, crate::ipv4::protocol::UDP, b.len() as u16);
+        checksum::combine(&[ph, checksum::sum(b)]) == 0xffff
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
+    #[inline]
+    pub fn set_src_port(&mut self, p: u16) {
+        set_be16(self.buf.as_mut(), field::SRC_PORT, p);
+    }
+
+    #[inline]
+    pub fn set_dst_port(&mut self, p: u16) {
+        set_be16(self.buf.as_mut(), field::DST_PORT, p);
+    }
+
+    #[inline]
+    pub fn set_checksum(&mut self, c: u16) {
+        set_be16(self.buf.as_mut(), field::CHECKSUM, c);
+    }
+
+    /// Recomputes the checksum; a result of 0 is sent as 0xffff (RFC 768).
+    pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let len = self.len() as usize;
+        let b = &self.buf.as_ref()[..len];
+        let ph = checksum::pseudo_header_v4(src, dst, crate::ipv4::protocol::UDP, len as u16);
+        let c = !checksum::combine(&[ph, checksum::sum(b)]);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+    use crate::ipv4::Ipv4Packet;
+
+    #[test]
+    fn parse_dns_query() {
+        let ip = Ipv4Packet::new_checked(&fixtures::UDP_DNS[14..]).unwrap();
+        let u = UdpDatagram::new_checked(ip.payload()).unwrap();
+        assert_eq!(u.src_port(), 50000);
+        assert_eq!(u.dst_port(), 53);
+        assert!(u.verify_checksum_v4(ip.src(), ip.dst()));
+        assert_eq!(u.payload().len(), u.len() as usize - HEADER_LEN);
+    }
+
+    #[test]
+    fn length_checks() {
+        let ip = Ipv4Packet::new_checked(&fixtures::UDP_DNS[14..]).unwrap();
+        let mut d = ip.payload().to_vec();
+        assert_eq!(
+            UdpDatagram::new_checked(&d[..7]).unwrap_err(),
+            Error::Truncated
+        );
+        d[4..6].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(
+            UdpDatagram::new_checked(&d[..]).unwrap_err(),
+            Error::Malformed
+        );
+        d[4..6].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(
+            UdpDatagram::new_checked(&d[..]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! rvsadm: ipvsadm's command line, talking to rvsd instead of the kernel.
+//!
+//! The command line is parsed by hand rather than with clap because ipvsadm's
+//! popt rules are part of its interface: the first option must be a command,
+//! `-Ln` clusters, `-p` takes an optional value, options are validated left to
+//! right and the first error wins, with ipvsadm's messages and exit codes.
+
+#![forbid(unsafe_code)]
+
+mod names;
+mod parse;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use rvs_control::client::{self, ClientError};
+use rvs_control::format::{self, Names, Numeric};
+use rvs_control::proto::{Request, Response};
+use rvs_control::DEFAULT_SOCKET;
+
+use parse::{Action, ParseError};
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    let prog = args.remove(0);
+    let socket = match parse::take_socket_option(&mut args) {
+        Ok(s) => s
+            .or_else(|| std::env::var("RVS_SOCKET").ok())
+            .unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
+        Err(e) => return fail(e),
+    };
+    let action = match parse::parse(&args, &prog) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    run(action, &PathBuf::from(socket), &prog)
+}
+
+fn fail(e: ParseError) -> ExitCode {
+    eprintln!("{}", e.msg);
+    ExitCode::from(e.code)
+}
+
+fn send(socket: &Path, req: &Request) -> Result<Response, ExitCode> {
+    client::request(socket, req).map_err(|e| {
+        match &e {
+            ClientError::NotRunning(_) => eprintln!("{e}: start rvsd first"),
+            _ => eprintln!("{e}"),
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn run(action: Action, socket: &Path, prog: &str) -> ExitCode {
+    match action {
+        Action::Help => {
+            print!("{}", parse::usage(prog));
+            ExitCode::SUCCESS
+        }
+        Action::Version => {
+            println!(
+                "rvsadm v{} (ipvsadm 1.31 compatible, IPVS v{})",
+                env!("CARGO_PKG_VERSION"),
+                format::IPVS_VERSION
+            );
+            ExitCode::SUCCESS
+        }
+        Action::Apply(cmd) => match send(socket, &Request::Apply(cmd)) {
+            Ok(Response::Ok) => ExitCode::SUCCESS,
+            Ok(Response::Error(e)) => {
+                eprintln!("{e}");
+                ExitCode::from(255)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::Restore => restore(socket, prog),
+        Action::List { numeric, only } => match send(socket, &Request::List) {
+            Ok(Response::Listing(l)) => {
+                let names: Box<dyn Names> = if numeric {
+                    Box::new(Numeric)
+                } else {
+                    Box::new(names::Resolving)
+                };
+                match format::list(&l, only, names.as_ref()) {
+                    Ok(s) => print_out(&s),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+            Ok(Response::Error(e)) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::Save { numeric } => match send(socket, &Request::List) {
+            Ok(Response::Listing(l)) => {
+                let s = if numeric {
+                    format::save(&l, &Numeric)
+                } else {
+                    format::save(&l, &names::Resolving)
+                };
+                print_out(&s)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::Counters => match send(socket, &Request::Counters) {
+            Ok(Response::Counters(ws)) => {
+                let mut out = String::new();
+                for w in ws {
+                    out.push_str(&format!("worker {} (lcore {})\n", w.worker, w.lcore));
+                    for (k, v) in w.counters {
+                        out.push_str(&format!("  {k:<28} {v}\n"));
+                    }
+                }
+                print_out(&out)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+    }
+}
+
+fn print_out(s: &str) -> ExitCode {
+    // A closed pipe (rvsadm -Ln | head) is not an error worth a panic.
+    let _ = std::io::stdout().lock().write_all(s.as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn unexpected(r: Response) -> ExitCode {
+    eprintln!("rvsd sent an unexpected reply: {r:?}");
+    ExitCode::from(2)
+}
+
+/// `-R`: every line of stdin is a command (as `-S` writes them), parsed in
+/// full before anything is sent, then applied in order.
+fn restore(socket: &Path, prog: &str) -> ExitCode {
+    let mut cmds = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let line = line.split('#').next().unwrap_or("");
+        let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if words.first().map(|w| w == "ipvsadm" || w == "rvsadm") == Some(true) {
+            words.remove(0);
+        }
+        if words.is_empty() {
+            continue;
+        }
+        match parse::parse(&words, prog) {
+            Ok(Action::Apply(c)) => cmds.push(c),
+            Ok(_) => {
+                return fail(ParseError::try_help(prog));
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    match send(socket, &Request::ApplyAll(cmds)) {
+        Ok(Response::Ok) => ExitCode::SUCCESS,
+        Ok(Response::Error(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(255)
+        }
+        Ok(other) => unexpected(other),
+        Err(code) => code,
+    }
+}

@@ -1,0 +1,970 @@
+//! ipvsadm's command line, with popt's rules (see docs/ipvsadm-behaviour.md).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+
+use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::{sched, Command, DestKey, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+
+use crate::names;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Help,
+    Version,
+    Apply(Command),
+    List {
+        numeric: bool,
+        only: Option<ServiceKey>,
+    },
+    Save {
+        numeric: bool,
+    },
+    Restore,
+    /// rvs extension: dataplane counters.
+    Counters,
+}
+
+/// A message for stderr and the exit code, as ipvsadm would give them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    pub msg: String,
+    pub code: u8,
+}
+
+impl ParseError {
+    fn fail(msg: impl Into<String>) -> ParseError {
+        ParseError {
+            msg: msg.into(),
+            code: 2,
+        }
+    }
+
+    pub fn try_help(prog: &str) -> ParseError {
+        ParseError {
+            msg: format!("Try `{prog} -h' or '{prog} --help' for more information."),
+            code: 255,
+        }
+    }
+
+    fn popt(elem: &str, what: &str) -> ParseError {
+        ParseError {
+            msg: format!("{elem}: {what}"),
+            code: 255,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    AddService,
+    EditService,
+    DelService,
+    Flush,
+    List,
+    AddServer,
+    DelServer,
+    EditServer,
+    Set,
+    StartDaemon,
+    StopDaemon,
+    Restore,
+    Save,
+    Zero,
+    Help,
+    Version,
+    Counters,
+}
+
+impl Cmd {
+    fn name(self) -> &'static str {
+        match self {
+            Cmd::AddService => "add-service",
+            Cmd::EditService => "edit-service",
+            Cmd::DelService => "delete-service",
+            Cmd::Flush => "flush",
+            Cmd::List => "list",
+            Cmd::AddServer => "add-server",
+            Cmd::DelServer => "delete-server",
+            Cmd::EditServer => "edit-server",
+            Cmd::Set => "set",
+            Cmd::StartDaemon => "start-daemon",
+            Cmd::StopDaemon => "stop-daemon",
+            Cmd::Restore => "restore",
+            Cmd::Save => "save",
+            Cmd::Zero => "zero",
+            Cmd::Help => "help",
+            Cmd::Version => "version",
+            Cmd::Counters => "counters",
+        }
+    }
+}
+
+/// Options in ipvsadm's `optnames` order, which is also the order in which
+/// the command/option table is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Opt {
+    Numeric,
+    Connection,
+    Service,
+    Scheduler,
+    Persistent,
+    Netmask,
+    RealServer,
+    Forward,
+    Weight,
+    UThreshold,
+    LThreshold,
+    McastInterface,
+    Timeout,
+    Daemon,
+    Stats,
+    Rate,
+    Thresholds,
+    PersistentConn,
+    NoSort,
+    SyncId,
+    Exact,
+    Ops,
+    Pe,
+    SchedFlags,
+    McastGroup,
+    McastPort,
+    McastTtl,
+    SyncMaxlen,
+    TunInfo,
+    TunType,
+    TunPort,
+    TunNoCsum,
+    TunCsum,
+    TunRemCsum,
+}
+
+const OPT_NAMES: [&str; 34] = [
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "sched-flags",
+    "mcast-group",
+    "mcast-port",
+    "mcast-ttl",
+    "sync-maxlen",
+    "tun-info",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
+];
+
+const ALL_OPTS: [Opt; 34] = [
+    Opt::Numeric,
+    Opt::Connection,
+    Opt::Service,
+    Opt::Scheduler,
+    Opt::Persistent,
+    Opt::Netmask,
+    Opt::RealServer,
+    Opt::Forward,
+    Opt::Weight,
+    Opt::UThreshold,
+    Opt::LThreshold,
+    Opt::McastInterface,
+    Opt::Timeout,
+    Opt::Daemon,
+    Opt::Stats,
+    Opt::Rate,
+    Opt::Thresholds,
+    Opt::PersistentConn,
+    Opt::NoSort,
+    Opt::SyncId,
+    Opt::Exact,
+    Opt::Ops,
+    Opt::Pe,
+    Opt::SchedFlags,
+    Opt::McastGroup,
+    Opt::McastPort,
+    Opt::McastTtl,
+    Opt::SyncMaxlen,
+    Opt::TunInfo,
+    Opt::TunType,
+    Opt::TunPort,
+    Opt::TunNoCsum,
+    Opt::TunCsum,
+    Opt::TunRemCsum,
+];
+
+/// ipvsadm's command/option table: `+` required, `1` at most one of the
+/// group, ` ` allowed, and anything not listed is illegal.
+fn rule(cmd: Cmd, o: Opt) -> char {
+    use Opt::*;
+    match cmd {
+        Cmd::AddService | Cmd::EditService => match o {
+            Service => '+',
+            Scheduler | Persistent | Netmask | Ops | Pe | SchedFlags => ' ',
+            _ => 'x',
+        },
+        Cmd::DelService => match o {
+            Service => '+',
+            _ => 'x',
+        },
+        Cmd::List => match o {
+            Connection | Service | Timeout | Daemon => '1',
+            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | SyncId | Exact
+            | TunInfo => ' ',
+            _ => 'x',
+        },
+        Cmd::AddServer | Cmd::EditServer => match o {
+            Service | RealServer => '+',
+            Forward | Weight | UThreshold | LThreshold | TunType | TunPort | TunNoCsum
+            | TunCsum | TunRemCsum => ' ',
+            _ => 'x',
+        },
+        Cmd::DelServer => match o {
+            Service | RealServer => '+',
+            _ => 'x',
+        },
+        Cmd::StartDaemon => match o {
+            McastInterface | SyncId | McastGroup | McastPort | McastTtl | SyncMaxlen => ' ',
+            _ => 'x',
+        },
+        Cmd::StopDaemon => match o {
+            SyncId => ' ',
+            _ => 'x',
+        },
+        Cmd::Save => match o {
+            Numeric => ' ',
+            _ => 'x',
+        },
+        Cmd::Zero => match o {
+            Service => ' ',
+            _ => 'x',
+        },
+        Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Help | Cmd::Version | Cmd::Counters => 'x',
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arg {
+    None,
+    Required,
+    /// `-p [timeout]`: takes the next word unless it starts with `-`.
+    Optional,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Cmd(Cmd),
+    Opt(Opt),
+    /// `-6` and `--sort`: outside the table, allowed with any command.
+    Ipv6,
+    Sort,
+}
+
+struct Def {
+    long: &'static str,
+    short: Option<char>,
+    arg: Arg,
+    kind: Kind,
+}
+
+const fn d(long: &'static str, short: Option<char>, arg: Arg, kind: Kind) -> Def {
+    Def {
+        long,
+        short,
+        arg,
+        kind,
+    }
+}
+
+use Arg::{None as N, Optional as O, Required as R};
+
+const DEFS: &[Def] = &[
+    d("add-service", Some('A'), N, Kind::Cmd(Cmd::AddService)),
+    d("edit-service", Some('E'), N, Kind::Cmd(Cmd::EditService)),
+    d("delete-service", Some('D'), N, Kind::Cmd(Cmd::DelService)),
+    d("clear", Some('C'), N, Kind::Cmd(Cmd::Flush)),
+    d("list", Some('L'), N, Kind::Cmd(Cmd::List)),
+    d("list", Some('l'), N, Kind::Cmd(Cmd::List)),
+    d("zero", Some('Z'), N, Kind::Cmd(Cmd::Zero)),
+    d("add-server", Some('a'), N, Kind::Cmd(Cmd::AddServer)),
+    d("edit-server", Some('e'), N, Kind::Cmd(Cmd::EditServer)),
+    d("delete-server", Some('d'), N, Kind::Cmd(Cmd::DelServer)),
+    d("set", None, N, Kind::Cmd(Cmd::Set)),
+    d("help", Some('h'), N, Kind::Cmd(Cmd::Help)),
+    d("version", Some('v'), N, Kind::Cmd(Cmd::Version)),
+    d("restore", Some('R'), N, Kind::Cmd(Cmd::Restore)),
+    d("save", Some('S'), N, Kind::Cmd(Cmd::Save)),
+    d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
+    d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
+    d("counters", None, N, Kind::Cmd(Cmd::Counters)),
+    d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
+    d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
+    d("sctp-service", None, R, Kind::Opt(Opt::Service)),
+    d("fwmark-service", Some('f'), R, Kind::Opt(Opt::Service)),
+    d("scheduler", Some('s'), R, Kind::Opt(Opt::Scheduler)),
+    d("persistent", Some('p'), O, Kind::Opt(Opt::Persistent)),
+    d("netmask", Some('M'), R, Kind::Opt(Opt::Netmask)),
+    d("real-server", Some('r'), R, Kind::Opt(Opt::RealServer)),
+    d("masquerading", Some('m'), N, Kind::Opt(Opt::Forward)),
+    d("ipip", Some('i'), N, Kind::Opt(Opt::Forward)),
+    d("gatewaying", Some('g'), N, Kind::Opt(Opt::Forward)),
+    d("weight", Some('w'), R, Kind::Opt(Opt::Weight)),
+    d("u-threshold", Some('x'), R, Kind::Opt(Opt::UThreshold)),
+    d("l-threshold", Some('y'), R, Kind::Opt(Opt::LThreshold)),
+    d("numeric", Some('n'), N, Kind::Opt(Opt::Numeric)),
+    d("connection", Some('c'), N, Kind::Opt(Opt::Connection)),
+    d("mcast-interface", None, R, Kind::Opt(Opt::McastInterface)),
+    d("syncid", None, R, Kind::Opt(Opt::SyncId)),
+    d("timeout", None, N, Kind::Opt(Opt::Timeout)),
+    d("daemon", None, N, Kind::Opt(Opt::Daemon)),
+    d("stats", None, N, Kind::Opt(Opt::Stats)),
+    d("rate", None, N, Kind::Opt(Opt::Rate)),
+    d("thresholds", None, N, Kind::Opt(Opt::Thresholds)),
+    d("persistent-conn", None, N, Kind::Opt(Opt::PersistentConn)),
+    d("nosort", None, N, Kind::Opt(Opt::NoSort)),
+    d("sort", None, N, Kind::Sort),
+    d("exact", Some('X'), N, Kind::Opt(Opt::Exact)),
+    d("ipv6", Some('6'), N, Kind::Ipv6),
+    d("ops", Some('o'), N, Kind::Opt(Opt::Ops)),
+    d("pe", None, R, Kind::Opt(Opt::Pe)),
+    d("sched-flags", Some('b'), R, Kind::Opt(Opt::SchedFlags)),
+    d("mcast-group", None, R, Kind::Opt(Opt::McastGroup)),
+    d("mcast-port", None, R, Kind::Opt(Opt::McastPort)),
+    d("mcast-ttl", None, R, Kind::Opt(Opt::McastTtl)),
+    d("sync-maxlen", None, R, Kind::Opt(Opt::SyncMaxlen)),
+    d("tun-info", None, N, Kind::Opt(Opt::TunInfo)),
+    d("tun-type", None, R, Kind::Opt(Opt::TunType)),
+    d("tun-port", None, R, Kind::Opt(Opt::TunPort)),
+    d("tun-nocsum", None, N, Kind::Opt(Opt::TunNoCsum)),
+    d("tun-csum", None, N, Kind::Opt(Opt::TunCsum)),
+    d("tun-remcsum", None, N, Kind::Opt(Opt::TunRemCsum)),
+];
+
+/// Removes rvs's own `--socket PATH` / `--socket=PATH` from anywhere on the
+/// line, so that the rest parses exactly as ipvsadm's does.
+pub fn take_socket_option(args: &mut Vec<String>) -> Result<Option<String>, ParseError> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--" {
+            break;
+        }
+        if args[i] == "--socket" {
+            if i + 1 >= args.len() {
+                return Err(ParseError::popt("--socket", "missing argument"));
+            }
+            found = Some(args.remove(i + 1));
+            args.remove(i);
+        } else if let Some(v) = args[i].strip_prefix("--socket=") {
+            found = Some(v.to_string());
+            args.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// Everything options set, before it becomes an [`Action`].
+#[derive(Default)]
+struct State {
+    cmd: Option<Cmd>,
+    seen: u64,
+    protocol: Option<Protocol>,
+    vaddr: Option<(IpAddr, u16)>,
+    scheduler: Option<String>,
+    persistent: Option<u32>,
+    netmask: Option<u8>,
+    raddr: Option<(IpAddr, u16)>,
+    fwd: Option<FwdMethod>,
+    weight: Option<u32>,
+    u_threshold: u32,
+    l_threshold: u32,
+    numeric: bool,
+    ops: bool,
+    sched_flags: Option<String>,
+    leftovers: Vec<String>,
+}
+
+pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
+    if args.is_empty() {
+        // ipvsadm with no arguments lists, resolving names.
+        return Ok(Action::List {
+            numeric: false,
+            only: None,
+        });
+    }
+    let mut st = State::default();
+    let mut i = 0;
+    while i < args.len() {
+        let elem = &args[i];
+        i += 1;
+        if elem == "--" {
+            st.leftovers.extend(args[i..].iter().cloned());
+            break;
+        }
+        if let Some(long) = elem.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            let def = DEFS
+                .iter()
+                .find(|d| d.long == name)
+                .ok_or_else(|| first_or(&st, prog, ParseError::popt(elem, "unknown option")))?;
+            let value = match def.arg {
+                Arg::None => {
+                    if inline.is_some() {
+                        return Err(first_or(
+                            &st,
+                            prog,
+                            ParseError::popt(elem, "option does not take an argument"),
+                        ));
+                    }
+                    None
+                }
+                Arg::Required => match inline {
+                    Some(v) => Some(v),
+                    None => {
+                        let v = args.get(i).cloned().ok_or_else(|| {
+                            first_or(&st, prog, ParseError::popt(elem, "missing argument"))
+                        })?;
+                        i += 1;
+                        Some(v)
+                    }
+                },
+                Arg::Optional => inline.or_else(|| take_optional(args, &mut i)),
+            };
+            option(&mut st, def, value, elem, prog)?;
+        } else if elem.len() > 1 && elem.starts_with('-') {
+            let chars: Vec<char> = elem[1..].chars().collect();
+            let mut k = 0;
+            while k < chars.len() {
+                let c = chars[k];
+                k += 1;
+                let def = DEFS
+                    .iter()
+                    .find(|d| d.short == Some(c))
+                    .ok_or_else(|| first_or(&st, prog, ParseError::popt(elem, "unknown option")))?;
+                let value = match def.arg {
+                    Arg::None => None,
+                    Arg::Required | Arg::Optional => {
+                        let rest: String = chars[k..].iter().collect();
+                        k = chars.len();
+                        if !rest.is_empty() {
+                            Some(rest.strip_prefix('=').unwrap_or(&rest).to_string())
+                        } else if def.arg == Arg::Required {
+                            let v = args.get(i).cloned().ok_or_else(|| {
+                                first_or(&st, prog, ParseError::popt(elem, "missing argument"))
+                            })?;
+                            i += 1;
+                            Some(v)
+                        } else {
+                            take_optional(args, &mut i)
+                        }
+                    }
+                };
+                option(&mut st, def, value, elem, prog)?;
+            }
+        } else {
+            if st.cmd.is_none() {
+                return Err(ParseError::try_help(prog));
+            }
+            st.leftovers.push(elem.clone());
+        }
+    }
+    finish(st, prog)
+}
+
+/// Before any command, every error is "try help" (the first option must be
+/// a command); after it, the specific error stands.
+fn first_or(st: &State, prog: &str, e: ParseError) -> ParseError {
+    if st.cmd.is_none() {
+        ParseError::try_help(prog)
+    } else {
+        e
+    }
+}
+
+fn take_optional(args: &[String], i: &mut usize) -> Option<String> {
+    match args.get(*i) {
+        Some(v) if !v.starts_with('-') => {
+            *i += 1;
+            Some(v.clone())
+        }
+        _ => None,
+    }
+}
+
+fn option(
+    st: &mut State,
+    def: &Def,
+    value: Option<String>,
+    elem: &str,
+    prog: &str,
+) -> Result<(), ParseError> {
+    let opt = match def.kind {
+        Kind::Cmd(c) => {
+            if st.cmd.is_some() {
+                return Err(ParseError::fail(format!("invalid option `{elem}'")));
+            }
+            st.cmd = Some(c);
+            return Ok(());
+        }
+        _ if st.cmd.is_none() => return Err(ParseError::try_help(prog)),
+        Kind::Ipv6 => {
+            return Err(ParseError::fail("-6 used before -f\n"));
+        }
+        Kind::Sort => return Ok(()),
+        Kind::Opt(o) => o,
+    };
+    let bit = 1u64 << (opt as u8);
+    if st.seen & bit != 0 {
+        return Err(ParseError::fail(format!(
+            "multiple '{}' options specified",
+            OPT_NAMES[opt as usize]
+        )));
+    }
+    st.seen |= bit;
+    let v = value.unwrap_or_default();
+    match opt {
+        Opt::Service => {
+            let protocol = match def.long {
+                "tcp-service" => Protocol::Tcp,
+                "udp-service" => Protocol::Udp,
+                "sctp-service" => Protocol::Sctp,
+                _ => {
+                    return Err(ParseError::fail(
+                        "firewall-mark services (-f) are not supported by rvs yet",
+                    ))
+                }
+            };
+            let a = parse_host_port(&v, protocol).ok_or_else(|| {
+                ParseError::fail("illegal virtual server address[:port] specified")
+            })?;
+            st.protocol = Some(protocol);
+            st.vaddr = Some(a);
+        }
+        Opt::RealServer => {
+            let protocol = st.protocol.unwrap_or(Protocol::Tcp);
+            let (addr, port) = parse_host_port(&v, protocol)
+                .ok_or_else(|| ParseError::fail("illegal real server address[:port] specified"))?;
+            // Without a port, the service's port as it stands now.
+            let port = if port == 0 && !has_port(&v) {
+                st.vaddr.map(|(_, p)| p).unwrap_or(0)
+            } else {
+                port
+            };
+            st.raddr = Some((addr, port));
+        }
+        Opt::Scheduler => st.scheduler = Some(v.chars().take(15).collect()),
+        Opt::Persistent => {
+            st.persistent = Some(if v.is_empty() {
+                360
+            } else {
+                parse_num(&v, 1, 2_678_400).ok_or_else(|| {
+                    ParseError::fail(format!("invalid timeout value `{v}' specified"))
+                })? as u32
+            });
+        }
+        Opt::Netmask => {
+            let prefix = match st.vaddr {
+                Some((IpAddr::V6(_), _)) => parse_num(&v, 1, 128)
+                    .map(|n| n as u8)
+                    .ok_or_else(|| ParseError::fail("illegal ipv6 netmask specified"))?,
+                _ => inet_aton(&v).and_then(mask_prefix).ok_or_else(|| {
+                    ParseError::fail("illegal virtual server persistent mask specified")
+                })?,
+            };
+            st.netmask = Some(prefix);
+        }
+        Opt::Forward => {
+            st.fwd = Some(match def.long {
+                "masquerading" => FwdMethod::Masq,
+                "ipip" => FwdMethod::Tunnel,
+                _ => FwdMethod::Route,
+            })
+        }
+        Opt::Weight => {
+            st.weight = Some(
+                parse_num(&v, 0, 65535)
+                    .ok_or_else(|| ParseError::fail("illegal weight specified"))?
+                    as u32,
+            )
+        }
+        Opt::UThreshold => {
+            st.u_threshold = parse_num(&v, 0, i32::MAX as i64)
+                .ok_or_else(|| ParseError::fail("illegal u_threshold specified"))?
+                as u32
+        }
+        Opt::LThreshold => {
+            st.l_threshold = parse_num(&v, 0, i32::MAX as i64)
+                .ok_or_else(|| ParseError::fail("illegal l_threshold specified"))?
+                as u32
+        }
+        Opt::Numeric => st.numeric = true,
+        Opt::Ops => st.ops = true,
+        Opt::SchedFlags => st.sched_flags = Some(v),
+        // Accepted by the table, acted on below or refused as not yet built.
+        _ => {}
+    }
+    Ok(())
+}
+
+fn has_port(s: &str) -> bool {
+    if s.starts_with('[') {
+        return true;
+    }
+    s.parse::<Ipv6Addr>().is_err() && s.contains(':')
+}
+
+/// strtol-style: the whole string, base 10, within range.
+fn parse_num(s: &str, min: i64, max: i64) -> Option<i64> {
+    let n: i64 = s.parse().ok()?;
+    (min..=max).contains(&n).then_some(n)
+}
+
+/// inet_aton: 1 to 4 parts, each decimal, octal (leading 0) or hex (0x).
+fn inet_aton(s: &str) -> Option<Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut nums = Vec::new();
+    for p in &parts {
+        let v = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            u32::from_str_radix(h, 16).ok()?
+        } else if p.len() > 1 && p.starts_with('0') {
+            u32::from_str_radix(&p[1..], 8).ok()?
+        } else {
+            p.parse::<u32>().ok()?
+        };
+        nums.push(v);
+    }
+    let last = *nums.last()?;
+    let n = nums.len();
+    let mut addr: u32 = 0;
+    for (i, v) in nums[..n - 1].iter().enumerate() {
+        if *v > 255 {
+            return None;
+        }
+        addr |= v << (24 - 8 * i);
+    }
+    let room = 32 - 8 * (n as u32 - 1);
+    if room < 32 && last >> room != 0 {
+        return None;
+    }
+    Some(Ipv4Addr::from(addr | last))
+}
+
+fn mask_prefix(m: Ipv4Addr) -> Option<u8> {
+    let v = u32::from(m);
+    let ones = v.leading_ones();
+    (v.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+/// `host[:port]`, `[v6]:port` or a bare IPv6 address, as ipvsadm parses them.
+fn parse_host_port(s: &str, protocol: Protocol) -> Option<(IpAddr, u16)> {
+    if s.is_empty() || s.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (a, port) = rest.split_once("]:")?;
+        let a: Ipv6Addr = a.parse().ok()?;
+        return Some((IpAddr::V6(a), parse_port(port, protocol)?));
+    }
+    if let Ok(a) = s.parse::<Ipv6Addr>() {
+        return Some((IpAddr::V6(a), 0));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let addr = match inet_aton(host) {
+        Some(a) => a,
+        None => (host, 0)
+            .to_socket_addrs()
+            .ok()?
+            .find_map(|sa| match sa.ip() {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })?,
+    };
+    let port = match port {
+        Some(p) => parse_port(p, protocol)?,
+        None => 0,
+    };
+    Some((IpAddr::V4(addr), port))
+}
+
+fn parse_port(p: &str, protocol: Protocol) -> Option<u16> {
+    if p.is_empty() {
+        return None;
+    }
+    if p.chars().all(|c| c.is_ascii_digit()) {
+        return p.parse::<u16>().ok();
+    }
+    names::service_port(p, protocol)
+}
+
+fn check_table(cmd: Cmd, seen: u64) -> Result<(), ParseError> {
+    let mut last: Option<Opt> = None;
+    for o in ALL_OPTS {
+        let present = seen & (1u64 << (o as u8)) != 0;
+        let r = rule(cmd, o);
+        if !present {
+            if r == '+' {
+                return Err(ParseError::fail(format!(
+                    "You need to supply the '{}' option for the '{}' command",
+                    OPT_NAMES[o as usize],
+                    cmd.name()
+                )));
+            }
+            continue;
+        }
+        if r == 'x' {
+            return Err(ParseError::fail(format!(
+                "Illegal '{}' option with the '{}' command",
+                OPT_NAMES[o as usize],
+                cmd.name()
+            )));
+        }
+        if r == '1' {
+            match last {
+                None => last = Some(o),
+                Some(l) => {
+                    return Err(ParseError::fail(format!(
+                        "The option '{}' conflicts with the '{}' option in the '{}' command",
+                        OPT_NAMES[o as usize],
+                        OPT_NAMES[l as usize],
+                        cmd.name()
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_sched_flags(s: &str, scheduler: &str) -> Result<u32, ParseError> {
+    let mut bits = 0;
+    for f in s.split(',') {
+        let (bit, needs) = match f {
+            "flag-1" => (sched_flags::SCHED1, None),
+            "flag-2" => (sched_flags::SCHED2, None),
+            "flag-3" => (sched_flags::SCHED3, None),
+            "sh-fallback" => (sched_flags::SCHED1, Some("sh")),
+            "sh-port" => (sched_flags::SCHED2, Some("sh")),
+            "mh-fallback" => (sched_flags::SCHED1, Some("mh")),
+            "mh-port" => (sched_flags::SCHED2, Some("mh")),
+            _ => return Err(ParseError::fail(format!("invalid scheduler flag `{f}'"))),
+        };
+        if needs.is_some_and(|n| n != scheduler) {
+            return Err(ParseError::fail(format!(
+                "incompatible scheduler flag `{f}'"
+            )));
+        }
+        bits |= bit;
+    }
+    Ok(bits)
+}
+
+const NOT_YET: &[(Opt, &str)] = &[
+    (Opt::Connection, "-c (connection listing)"),
+    (Opt::Stats, "--stats"),
+    (Opt::Rate, "--rate"),
+    (Opt::Thresholds, "--thresholds"),
+    (Opt::PersistentConn, "--persistent-conn"),
+    (Opt::Timeout, "--timeout"),
+    (Opt::Daemon, "--daemon"),
+    (Opt::TunInfo, "--tun-info"),
+    (Opt::Pe, "--pe"),
+    (Opt::TunType, "--tun-type"),
+    (Opt::TunPort, "--tun-port"),
+    (Opt::TunNoCsum, "--tun-nocsum"),
+    (Opt::TunCsum, "--tun-csum"),
+    (Opt::TunRemCsum, "--tun-remcsum"),
+];
+
+fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
+    let Some(cmd) = st.cmd else {
+        return Err(ParseError::try_help(prog));
+    };
+    if cmd != Cmd::Set {
+        if let Some(extra) = st.leftovers.first() {
+            return Err(ParseError::fail(format!("unexpected argument {extra}")));
+        }
+    }
+    check_table(cmd, st.seen)?;
+    for (o, what) in NOT_YET {
+        if st.seen & (1u64 << (*o as u8)) != 0 {
+            return Err(ParseError::fail(format!(
+                "{what} is not implemented in rvs yet"
+            )));
+        }
+    }
+    let key = st
+        .vaddr
+        .zip(st.protocol)
+        .map(|((addr, port), protocol)| ServiceKey {
+            protocol,
+            addr,
+            port,
+        });
+    Ok(match cmd {
+        Cmd::Help => Action::Help,
+        Cmd::Version => Action::Version,
+        Cmd::Counters => Action::Counters,
+        Cmd::Restore => Action::Restore,
+        Cmd::Save => Action::Save {
+            numeric: st.numeric,
+        },
+        Cmd::List => Action::List {
+            numeric: st.numeric,
+            only: key,
+        },
+        Cmd::Flush => Action::Apply(Command::Clear),
+        Cmd::AddService | Cmd::EditService => {
+            let key = key.expect("required by the table");
+            if key.port == 0 && st.persistent.is_none() {
+                return Err(ParseError::fail(
+                    "Zero port specified for non-persistent service",
+                ));
+            }
+            if st.ops && key.protocol != Protocol::Udp {
+                return Err(ParseError::fail(
+                    "One-Packet Scheduling is only for UDP virtual services",
+                ));
+            }
+            let scheduler = st.scheduler.unwrap_or_else(|| sched::DEFAULT.to_string());
+            let flags = match &st.sched_flags {
+                Some(f) => parse_sched_flags(f, &scheduler)?,
+                None => 0,
+            };
+            let default_mask = if key.addr.is_ipv4() { 32 } else { 128 };
+            let spec = ServiceSpec {
+                key,
+                scheduler,
+                sched_flags: flags,
+                persistent: st.persistent,
+                netmask: st.netmask.unwrap_or(default_mask),
+                one_packet: st.ops,
+            };
+            Action::Apply(if cmd == Cmd::AddService {
+                Command::AddService(spec)
+            } else {
+                Command::EditService(spec)
+            })
+        }
+        Cmd::DelService => Action::Apply(Command::DelService(key.expect("required"))),
+        Cmd::AddServer | Cmd::EditServer | Cmd::DelServer => {
+            let key = key.expect("required by the table");
+            let (addr, mut port) = st.raddr.expect("required by the table");
+            let fwd = st.fwd.unwrap_or(FwdMethod::Route);
+            if cmd == Cmd::DelServer {
+                return Ok(Action::Apply(Command::DelDest(key, DestKey { addr, port })));
+            }
+            if addr.is_ipv4() != key.addr.is_ipv4() && fwd != FwdMethod::Tunnel {
+                return Err(ParseError::fail(
+                    "Different address family is allowed only for tunneling servers",
+                ));
+            }
+            // DR and TUN cannot change the port: it is the service's.
+            if matches!(fwd, FwdMethod::Route | FwdMethod::Tunnel) {
+                port = key.port;
+            }
+            let spec = DestSpec {
+                addr,
+                port,
+                fwd,
+                weight: st.weight.unwrap_or(1),
+                u_threshold: st.u_threshold,
+                l_threshold: st.l_threshold,
+            };
+            Action::Apply(if cmd == Cmd::AddServer {
+                Command::AddDest(key, spec)
+            } else {
+                Command::EditDest(key, spec)
+            })
+        }
+        Cmd::Set | Cmd::StartDaemon | Cmd::StopDaemon | Cmd::Zero => {
+            return Err(ParseError::fail(format!(
+                "the '{}' command is not implemented in rvs yet",
+                cmd.name()
+            )))
+        }
+    })
+}
+
+pub fn usage(prog: &str) -> String {
+    format!(
+        "rvsadm {v} (ipvsadm 1.31 compatible)\n\
+Usage:\n\
+  {prog} -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]\n\
+  {prog} -D virtual-service\n\
+  {prog} -C\n\
+  {prog} -R\n\
+  {prog} -S [-n]\n\
+  {prog} -a|e virtual-service -r server-address [options]\n\
+  {prog} -d virtual-service -r server-address\n\
+  {prog} -L|l [virtual-service] [options]\n\
+  {prog} --counters\n\
+  {prog} -h\n\n\
+Commands:\n\
+  --add-service     -A        add virtual service with options\n\
+  --edit-service    -E        edit virtual service with options\n\
+  --delete-service  -D        delete virtual service\n\
+  --clear           -C        clear the whole table\n\
+  --restore         -R        restore rules from stdin\n\
+  --save            -S        save rules to stdout\n\
+  --add-server      -a        add real server with options\n\
+  --edit-server     -e        edit real server with options\n\
+  --delete-server   -d        delete real server\n\
+  --list            -L|-l     list the table\n\
+  --counters                  dataplane counters of each worker (rvs)\n\
+  --help            -h        display this help message\n\n\
+virtual-service:\n\
+  --tcp-service|-t  service-address   service-address is host[:port]\n\
+  --udp-service|-u  service-address   service-address is host[:port]\n\n\
+Options:\n\
+  --scheduler    -s scheduler         one of {scheds}, the default scheduler is {def}.\n\
+  --real-server  -r server-address    server-address is host (and port)\n\
+  --gatewaying   -g                   gatewaying (direct routing) (default)\n\
+  --ipip         -i                   ipip encapsulation (tunneling)\n\
+  --masquerading -m                   masquerading (NAT)\n\
+  --weight       -w weight            capacity of real server\n\
+  --u-threshold  -x uthreshold        upper threshold of connections\n\
+  --l-threshold  -y lthreshold        lower threshold of connections\n\
+  --numeric      -n                   numeric output of addresses and ports\n\
+  --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n",
+        v = env!("CARGO_PKG_VERSION"),
+        scheds = sched::NAMES.join(","),
+        def = sched::DEFAULT,
+        sock = rvs_control::DEFAULT_SOCKET,
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+use super::*;
+
+fn p(line: &str) -> Result<Action, ParseError> {
+    let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+    parse(&args, "ipvsadm")
+}
+
+fn err(line: &str) -> (String, u8) {
+    let e = p(line).unwrap_err();
+    (e.msg, e.code)
+}
+
+fn vip(port: u16) -> ServiceKey {
+    ServiceKey {
+        protocol: Protocol::Tcp,
+        addr: "192.168.1.10".parse().unwrap(),
+        port,
+    }
+}
+
+#[test]
+fn walkthrough_commands() {
+    assert_eq!(
+        p("-A -t 192.168.1.10:80 -s rr").unwrap(),
+        Action::Apply(Command::AddService(ServiceSpec {
+            key: vip(80),
+            scheduler: "rr".into(),
+            sched_flags: 0,
+            persistent: None,
+            netmask: 32,
+            one_packet: false,
+        }))
+    );
+    assert_eq!(
+        p("-a -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 1").unwrap(),
+        Action::Apply(Command::AddDest(
+            vip(80),
+            DestSpec {
+                addr: "192.168.1.220".parse().unwrap(),
+                port: 80,
+                fwd: FwdMethod::Route,
+                weight: 1,
+                u_threshold: 0,
+                l_threshold: 0,
+            }
+        ))
+    );
+    for l in ["-Ln", "-L -n", "-l -n", "-ln", "--list -n", "-L --numeric"] {
+        assert_eq!(
+            p(l).unwrap(),
+            Action::List {
+                numeric: true,
+                only: None
+            },
+            "{l}"
+        );
+    }
+    assert_eq!(
+        p("-L -n -t 192.168.1.10:80").unwrap(),
+        Action::List {
+            numeric: true,
+            only: Some(vip(80))
+        }
+    );
+}
+
+#[test]
+fn defaults_follow_ipvsadm() {
+    // wlc is the default scheduler; weight 1 and -g by default; DR forces
+    // the service port, NAT keeps the given one; -r without port takes the
+    // service's.
+    match p("-A -t 192.168.1.10:80").unwrap() {
+        Action::Apply(Command::AddService(s)) => assert_eq!(s.scheduler, "wlc"),
+        a => panic!("{a:?}"),
+    }
+    match p("-a -t 192.168.1.10:80 -r 10.0.0.1:8080").unwrap() {
+        Action::Apply(Command::AddDest(_, d)) => {
+            assert_eq!((d.port, d.weight, d.fwd), (80, 1, FwdMethod::Route))
+        }
+        a => panic!("{a:?}"),
+    }
+    match p("-a -t 192.168.1.10:80 -r 10.0.0.1:8080 -m").unwrap() {
+        Action::Apply(Command::AddDest(_, d)) => assert_eq!(d.port, 8080),
+        a => panic!("{a:?}"),
+    }
+    match p("-a -t 192.168.1.10:80 -r 10.0.0.1 -m").unwrap() {
+        Action::Apply(Command::AddDest(_, d)) => assert_eq!(d.port, 80),
+        a => panic!("{a:?}"),
+    }
+    match p("-e -t 192.168.1.10:80 -r 10.0.0.1 -w 0").unwrap() {
+        Action::Apply(Command::EditDest(_, d)) => assert_eq!(d.weight, 0),
+        a => panic!("{a:?}"),
+    }
+    // Clustered options with a value take the rest of the cluster.
+    assert!(matches!(
+        p("-At 192.168.1.10:80 -srr").unwrap(),
+        Action::Apply(Command::AddService(ServiceSpec { ref scheduler, .. })) if scheduler == "rr"
+    ));
+    // inet_aton shorthand.
+    match p("-A -t 10.1:80").unwrap() {
+        Action::Apply(Command::AddService(s)) => {
+            assert_eq!(s.key.addr, "10.0.0.1".parse::<IpAddr>().unwrap())
+        }
+        a => panic!("{a:?}"),
+    }
+    // No arguments lists with names.
+    assert_eq!(
+        parse(&[], "ipvsadm").unwrap(),
+        Action::List {
+            numeric: false,
+            only: None
+        }
+    );
+}
+
+#[test]
+fn ipvsadm_error_messages_and_codes() {
+    let try_help = (
+        "Try `ipvsadm -h' or 'ipvsadm --help' for more information.".to_string(),
+        255,
+    );
+    assert_eq!(err("-n -L"), try_help);
+    assert_eq!(err("-nL"), try_help);
+    assert_eq!(err("foo"), try_help);
+    assert_eq!(err("--bogus"), try_help);
+    let cases: &[(&str, &str, u8)] = &[
+        ("-A", "You need to supply the 'service-address' option for the 'add-service' command", 2),
+        ("-a -t 1.2.3.4:80", "You need to supply the 'real-server' option for the 'add-server' command", 2),
+        ("-A -t 1.2.3.4:80 -w 2", "Illegal 'weight' option with the 'add-service' command", 2),
+        ("-D -t 1.2.3.4:80 -s rr", "Illegal 'scheduler' option with the 'delete-service' command", 2),
+        ("-C -t 1.2.3.4:80", "Illegal 'service-address' option with the 'flush' command", 2),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 65536", "illegal weight specified", 2),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w -1", "illegal weight specified", 2),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 1x", "illegal weight specified", 2),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -x abc", "illegal u_threshold specified", 2),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -y abc", "illegal l_threshold specified", 2),
+        ("-A -t 1.2.3.4:99999", "illegal virtual server address[:port] specified", 2),
+        ("-A -t 80", "illegal virtual server address[:port] specified", 2),
+        ("-A -t 1.2.3.4:", "illegal virtual server address[:port] specified", 2),
+        ("-A -t [::1]", "illegal virtual server address[:port] specified", 2),
+        ("-a -t 1.2.3.4:80 -r 300.1.1.1", "illegal real server address[:port] specified", 2),
+        ("-A -t 1.2.3.4", "Zero port specified for non-persistent service", 2),
+        ("-A -t 1.2.3.4:80 -o", "One-Packet Scheduling is only for UDP virtual services", 2),
+        ("-A -t 1.2.3.4:80 -p abc", "invalid timeout value `abc' specified", 2),
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -g -m", "multiple 'forwarding-method' options specified", 2),
+        ("-A -t 1.2.3.4:80 -s rr -b sh-port", "incompatible scheduler flag `sh-port'", 2),
+        ("-A -t 1.2.3.4:80 -b nope", "invalid scheduler flag `nope'", 2),
+        ("-L -l", "invalid option `-l'", 2),
+        ("-L -A", "invalid option `-A'", 2),
+        ("-L -c -t 1.2.3.4:80", "The option 'service-address' conflicts with the 'connection' option in the 'list' command", 2),
+        ("-A -t 1.2.3.4:80 extra", "unexpected argument extra", 2),
+        ("-L -q", "-q: unknown option", 255),
+        ("-L --numeric=1", "--numeric=1: option does not take an argument", 255),
+        ("-A -t", "-t: missing argument", 255),
+    ];
+    for (line, msg, code) in cases {
+        assert_eq!(err(line), (msg.to_string(), *code), "{line}");
+    }
+}
+
+#[test]
+fn persistent_takes_an_optional_value() {
+    // Persistence itself arrives with the scheduler issue; here the parse.
+    let svc = |line: &str| match p(line).unwrap() {
+        Action::Apply(Command::AddService(s)) => s,
+        a => panic!("{a:?}"),
+    };
+    assert_eq!(svc("-A -t 1.2.3.4:80 -p").persistent, Some(360));
+    assert_eq!(svc("-A -t 1.2.3.4:80 -p 120").persistent, Some(120));
+    assert_eq!(svc("-A -t 1.2.3.4:80 -p -s rr").persistent, Some(360));
+    assert_eq!(svc("-A -t 1.2.3.4:0 -p -M 255.255.255.0").netmask, 24);
+}
+
+#[test]
+fn socket_option_is_removed_anywhere() {
+    let mut a: Vec<String> = "-L --socket /tmp/x.sock -n"
+        .split(' ')
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        take_socket_option(&mut a).unwrap(),
+        Some("/tmp/x.sock".into())
+    );
+    assert_eq!(a, ["-L", "-n"]);
+    let mut a: Vec<String> = vec!["--socket=/s".into(), "-C".into()];
+    assert_eq!(take_socket_option(&mut a).unwrap(), Some("/s".into()));
+    assert_eq!(a, ["-C"]);
+}
+
+#[test]
+fn ipv6_services() {
+    match p("-A -t [2001:db8::10]:80 -s rr").unwrap() {
+        Action::Apply(Command::AddService(s)) => {
+            assert_eq!(s.key.addr, "2001:db8::10".parse::<IpAddr>().unwrap());
+            assert_eq!(s.netmask, 128);
+        }
+        a => panic!("{a:?}"),
+    }
+}

@@ -1,0 +1,304 @@
+//! rvsd's TOML configuration (see conf/rvsd.toml for a commented example).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub dpdk: DpdkSection,
+    #[serde(rename = "port")]
+    pub ports: Vec<PortSection>,
+    #[serde(default)]
+    pub workers: WorkersSection,
+    #[serde(default)]
+    pub connections: ConnectionsSection,
+    #[serde(default)]
+    pub neighbours: NeighboursSection,
+    #[serde(default)]
+    pub control: ControlSection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Hugepages {
+    /// Use hugepages when some are reserved and mounted, else run without.
+    #[default]
+    Auto,
+    /// Refuse to start without hugepages.
+    Required,
+    /// Always run on ordinary pages (`--no-huge`).
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkSection {
+    /// The lcore of the control thread.
+    #[serde(default)]
+    pub main_lcore: u32,
+    #[serde(default)]
+    pub hugepages: Hugepages,
+    /// Memory DPDK reserves, in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mb: u32,
+    /// Packet buffers in the pool.
+    #[serde(default = "default_mbufs")]
+    pub mbufs: u32,
+    /// Passed to the EAL as they are.
+    #[serde(default)]
+    pub extra_eal_args: Vec<String>,
+}
+
+fn default_memory() -> u32 {
+    512
+}
+
+fn default_mbufs() -> u32 {
+    16383
+}
+
+impl Default for DpdkSection {
+    fn default() -> Self {
+        DpdkSection {
+            main_lcore: 0,
+            hugepages: Hugepages::Auto,
+            memory_mb: default_memory(),
+            mbufs: default_mbufs(),
+            extra_eal_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSection {
+    /// A label for logs.
+    pub name: String,
+    /// A DPDK virtual device (`net_af_packet0,iface=eth1`) or a PCI address
+    /// (`0000:03:00.0`).
+    pub device: String,
+    /// The director's own address on this port, with prefix length.
+    pub address: String,
+}
+
+impl PortSection {
+    pub fn is_vdev(&self) -> bool {
+        self.device.starts_with("net_")
+    }
+
+    /// The name DPDK gives the probed port.
+    pub fn dpdk_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+
+    /// The vdev argument, with one queue pair per worker for af_packet.
+    pub fn vdev_arg(&self, workers: usize) -> String {
+        if self.device.starts_with("net_af_packet") && !self.device.contains("qpairs=") {
+            format!("{},qpairs={workers}", self.device)
+        } else {
+            self.device.clone()
+        }
+    }
+
+    pub fn parsed_address(&self) -> Result<(Ipv4Addr, u8), String> {
+        let (a, p) = self.address.split_once('/').ok_or_else(|| {
+            format!(
+                "port {:?}: address {:?} needs a prefix length, e.g. 192.168.1.213/24",
+                self.name, self.address
+            )
+        })?;
+        let a: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("port {:?}: {:?} is not an IPv4 address", self.name, a))?;
+        let p: u8 =
+            p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| {
+                format!("port {:?}: prefix length {:?} is not 0..32", self.name, p)
+            })?;
+        Ok((a, p))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// One worker per lcore listed.
+    #[serde(default = "default_lcores")]
+    pub lcores: Vec<u32>,
+    /// Empty polls in a row before the worker naps; 0 never naps.
+    #[serde(default)]
+    pub idle_empty_polls: u32,
+    /// Length of a nap, in microseconds.
+    #[serde(default = "default_idle_sleep")]
+    pub idle_sleep_us: u64,
+}
+
+fn default_lcores() -> Vec<u32> {
+    vec![1]
+}
+
+fn default_idle_sleep() -> u64 {
+    100
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            lcores: default_lcores(),
+            idle_empty_polls: 0,
+            idle_sleep_us: default_idle_sleep(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsSection {
+    /// Connections each worker can hold.
+    #[serde(default = "default_capacity")]
+    pub capacity_per_worker: usize,
+    /// How long half-open connections (SYN_RECV) live, in seconds.
+    #[serde(default = "default_syn_recv")]
+    pub syn_recv_timeout_s: u32,
+}
+
+fn default_capacity() -> usize {
+    1 << 20
+}
+
+fn default_syn_recv() -> u32 {
+    60
+}
+
+impl Default for ConnectionsSection {
+    fn default() -> Self {
+        ConnectionsSection {
+            capacity_per_worker: default_capacity(),
+            syn_recv_timeout_s: default_syn_recv(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighboursSection {
+    /// An ARP entry unconfirmed for this long is forgotten; past half of it
+    /// it is refreshed.
+    #[serde(default = "default_expiry")]
+    pub expiry_s: u64,
+    /// Least time between two ARP requests for one address.
+    #[serde(default = "default_retry")]
+    pub arp_retry_ms: u64,
+}
+
+fn default_expiry() -> u64 {
+    300
+}
+
+fn default_retry() -> u64 {
+    1000
+}
+
+impl Default for NeighboursSection {
+    fn default() -> Self {
+        NeighboursSection {
+            expiry_s: default_expiry(),
+            arp_retry_ms: default_retry(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(rvs_control::DEFAULT_SOCKET)
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            socket: default_socket(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.ports.is_empty() {
+            return Err("at least one [[port]] is needed".into());
+        }
+        for p in &self.ports {
+            p.parsed_address()?;
+        }
+        if self.workers.lcores.is_empty() {
+            return Err("workers.lcores: at least one worker lcore is needed".into());
+        }
+        if self.workers.lcores.contains(&self.dpdk.main_lcore) {
+            return Err(format!(
+                "workers.lcores: lcore {} is dpdk.main_lcore (the control thread)",
+                self.dpdk.main_lcore
+            ));
+        }
+        let mut l = self.workers.lcores.clone();
+        l.sort();
+        l.dedup();
+        if l.len() != self.workers.lcores.len() {
+            return Err("workers.lcores: an lcore is listed twice".into());
+        }
+        if self.connections.capacity_per_worker == 0 {
+            return Err("connections.capacity_per_worker must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../conf/rvsd.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.ports.len(), 1);
+        assert_eq!(c.ports[0].dpdk_name(), "net_af_packet0");
+        assert_eq!(
+            c.ports[0].vdev_arg(2),
+            "net_af_packet0,iface=veth-dir,qpairs=2"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        assert!(Config::parse(base).is_ok());
+        let e = Config::parse(&format!("{base}[workers]\nlcorez=[1]\n")).unwrap_err();
+        assert!(e.contains("lcorez"), "{e}");
+        let e = Config::parse(&base.replace("/24", "")).unwrap_err();
+        assert!(e.contains("prefix length"), "{e}");
+        let e = Config::parse(&format!("{base}[workers]\nlcores=[0]\n")).unwrap_err();
+        assert!(e.contains("main_lcore"), "{e}");
+        let e = Config::parse("").unwrap_err();
+        assert!(e.contains("port"), "{e}");
+    }
+}

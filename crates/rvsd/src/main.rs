@@ -1,0 +1,238 @@
+//! rvsd: the director daemon.
+//!
+//! Start-up: read the config, start the EAL (falling back to --no-huge when
+//! no hugepages are to be had), bring the ports up with one queue pair per
+//! worker, launch one poll loop per worker lcore, then serve the control
+//! socket on the main lcore until SIGINT or SIGTERM.
+
+#![forbid(unsafe_code)]
+
+mod config;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
+use rvs_control::server::{self, ControlServer, WorkerLink};
+use rvs_dataplane::run::{run_worker, IdleBackoff, PortQueues};
+use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
+use rvs_ipvs::tcp_state::Timeouts;
+use rvs_packet::MacAddr;
+
+use config::{Config, Hugepages};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "rvs: an IPVS-compatible layer-4 load balancer on DPDK"
+)]
+struct Args {
+    /// The TOML configuration file.
+    #[arg(short, long, default_value = "/etc/rvs/rvsd.toml")]
+    config: PathBuf,
+    /// Override the control socket path from the config.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    if let Err(e) = run(Args::parse()) {
+        log::error!("{e:#}");
+        eprintln!("rvsd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Whether hugepages are reserved, free and mounted.
+fn hugepages_available() -> bool {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let free = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("HugePages_Free:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let mounted = std::fs::read_to_string("/proc/mounts")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"));
+    free > 0 && mounted
+}
+
+fn run(args: Args) -> Result<()> {
+    let mut cfg = Config::load(&args.config)?;
+    if let Some(s) = args.socket {
+        cfg.control.socket = s;
+    }
+    if args.check {
+        println!("{}: ok", args.config.display());
+        return Ok(());
+    }
+    let nworkers = cfg.workers.lcores.len();
+
+    let no_huge = match cfg.dpdk.hugepages {
+        Hugepages::Off => true,
+        Hugepages::Required => {
+            if !hugepages_available() {
+                bail!("dpdk.hugepages = \"required\" but no free hugepages are mounted (see dpdk-build/setup.sh)");
+            }
+            false
+        }
+        Hugepages::Auto => {
+            let none = !hugepages_available();
+            if none {
+                log::warn!("no free hugepages are mounted: running with --no-huge (slower; reserve some with dpdk-build/setup.sh)");
+            }
+            none
+        }
+    };
+    let mut lcores = vec![cfg.dpdk.main_lcore];
+    lcores.extend(&cfg.workers.lcores);
+    let eal_cfg = EalConfig {
+        lcores,
+        vdevs: cfg
+            .ports
+            .iter()
+            .filter(|p| p.is_vdev())
+            .map(|p| p.vdev_arg(nworkers))
+            .collect(),
+        pci_allow: cfg
+            .ports
+            .iter()
+            .filter(|p| !p.is_vdev())
+            .map(|p| p.device.clone())
+            .collect(),
+        no_pci: cfg.ports.iter().all(|p| p.is_vdev()),
+        no_huge,
+        memory_mb: Some(cfg.dpdk.memory_mb),
+        extra: cfg.dpdk.extra_eal_args.clone(),
+    };
+    let eal_args = eal_cfg.to_args("rvsd");
+    log::info!("EAL arguments: {}", eal_args.join(" "));
+    let eal = Eal::init(&eal_args).context("starting the DPDK EAL")?;
+
+    let pool = Arc::new(
+        Mempool::new("rvs_pool", cfg.dpdk.mbufs, 256, 2048)
+            .context("creating the packet buffer pool (raise dpdk.memory_mb?)")?,
+    );
+
+    // Ports, each with one rx and one tx queue per worker.
+    let mut ports = Vec::new();
+    let mut infos = Vec::new();
+    for p in &cfg.ports {
+        let id = Port::id_by_name(p.dpdk_name()).with_context(|| format!("port {:?}", p.name))?;
+        let pc = PortConfig {
+            rx_queues: nworkers as u16,
+            tx_queues: nworkers as u16,
+            ..PortConfig::default()
+        };
+        let port = Port::start(id, &pc, pool.clone())
+            .with_context(|| format!("starting port {:?} ({})", p.name, p.device))?;
+        let (addr, prefix_len) = p.parsed_address().map_err(anyhow::Error::msg)?;
+        log::info!(
+            "port {:?}: dpdk port {} mac {} address {}/{}",
+            p.name,
+            id,
+            port.mac(),
+            addr,
+            prefix_len
+        );
+        infos.push(PortInfo {
+            mac: MacAddr(port.mac().0),
+            addr,
+            prefix_len,
+        });
+        ports.push(port);
+    }
+    let mut rxqs: Vec<_> = ports
+        .iter_mut()
+        .map(|p| p.take_rx_queues().into_iter())
+        .collect();
+    let mut txqs: Vec<_> = ports
+        .iter_mut()
+        .map(|p| p.take_tx_queues().into_iter())
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let neigh = Arc::new(NeighbourTable::new(cfg.neighbours.expiry_s * 1000));
+    let timeouts = Timeouts {
+        syn_recv: cfg.connections.syn_recv_timeout_s,
+        ..Timeouts::default()
+    };
+    let idle = IdleBackoff {
+        empty_polls: cfg.workers.idle_empty_polls,
+        sleep: Duration::from_micros(cfg.workers.idle_sleep_us),
+    };
+
+    let mut links = Vec::new();
+    let mut handles = Vec::new();
+    for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
+        let shared = Arc::new(WorkerShared::default());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        links.push(WorkerLink::new(tx, shared.clone(), lcore));
+        let worker = Worker::new(
+            WorkerConfig {
+                id: i,
+                ports: infos.clone(),
+                conn_capacity: cfg.connections.capacity_per_worker,
+                timeouts,
+                arp_retry_ms: cfg.neighbours.arp_retry_ms,
+                expire_budget: 64,
+            },
+            neigh.clone(),
+            shared,
+        );
+        let queues: Vec<PortQueues> = rxqs
+            .iter_mut()
+            .zip(txqs.iter_mut())
+            .map(|(r, t)| PortQueues {
+                rx: r.next().expect("one rx queue per worker"),
+                tx: t.next().expect("one tx queue per worker"),
+            })
+            .collect();
+        let (pool, stop) = (pool.clone(), stop.clone());
+        let h = dpdk::launch_on(lcore, move || {
+            run_worker(worker, queues, rx, pool, stop, idle)
+        })
+        .with_context(|| format!("launching the worker on lcore {lcore}"))?;
+        log::info!("worker {i} running on lcore {lcore}");
+        handles.push(h);
+    }
+
+    let capacity = (cfg.connections.capacity_per_worker * nworkers) as u64;
+    let mut control = ControlServer::new(links, capacity);
+    let listener = server::bind(&cfg.control.socket).with_context(|| {
+        format!(
+            "binding the control socket {}",
+            cfg.control.socket.display()
+        )
+    })?;
+    log::info!(
+        "rvsd ready: control socket {}",
+        cfg.control.socket.display()
+    );
+    let served = control.serve(&listener, &stop);
+
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.wait();
+    }
+    let _ = std::fs::remove_file(&cfg.control.socket);
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    log::info!("rvsd stopped");
+    served.context("serving the control socket")
+}

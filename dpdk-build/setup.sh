@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Readies a Debian 12 machine for building and testing rvs. Idempotent: a
+# second run changes nothing and takes a moment.
+#
+#  - installs the packages the build and the tests need (DPDK 22.11 LTS from
+#    Debian, clang for bindgen, and the tools the lab uses);
+#  - reserves 2 MiB hugepages and mounts hugetlbfs when the machine allows.
+#    When it does not, rvsd says so and runs with --no-huge.
+set -euo pipefail
+
+RVS_HUGEPAGES=${RVS_HUGEPAGES:-512}   # 2 MiB pages: 1 GiB
+
+packages=(
+    libdpdk-dev dpdk dpdk-dev pkg-config   # DPDK and how to find it
+    clang libclang-dev                     # bindgen
+    iproute2 ethtool procps                # the lab: netns, veth, bridge, sysctl
+    curl socat python3                     # the lab's clients and servers
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing packages (${missing[*]}); run this script as root" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+if [ "$(id -u)" -eq 0 ] && [ -w "$hp" ]; then
+    if [ "$(cat "$hp")" -lt "$RVS_HUGEPAGES" ]; then
+        echo "$RVS_HUGEPAGES" > "$hp" 2>/dev/null || true
+    fi
+    mkdir -p /dev/hugepages
+    if ! grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+        mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+    fi
+fi
+free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+if [ "${free:-0}" -gt 0 ] && grep -qs ' hugetlbfs ' /proc/mounts; then
+    echo "setup: ok (DPDK $(pkg-config --modversion libdpdk), ${free} free 2 MiB hugepages)"
+else
+    echo "setup: ok (DPDK $(pkg-config --modversion libdpdk), no hugepages: rvsd will run with --no-huge)"
+fi

@@ -1,0 +1,203 @@
+//! `cargo xtask <task>`: the project's tasks, in Rust so they run the same
+//! everywhere. Everything that touches the machine (packages, hugepages) is
+//! in dpdk-build/setup.sh, which every task runs first.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use rvs_lab::{Lab, RvsdOptions, VIP};
+
+#[derive(Parser)]
+#[command(about = "rvs project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install packages, reserve hugepages (dpdk-build/setup.sh).
+    Setup,
+    /// The IPVS direct-routing walkthrough, end to end, then clean up.
+    Demo,
+    /// Build or remove the lab topology, with rvsd running and no services.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Every test, unit and end to end (needs root).
+    Test,
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    Up,
+    Down,
+}
+
+/// The lab a person uses by hand (and the demo): namespaces rvs-*.
+const LAB_PREFIX: &str = "rvs";
+/// Prefix of the end-to-end tests' labs (see crates/lab/tests/common).
+const TEST_PREFIX: &str = "rvt";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn sh(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn setup() -> Result<()> {
+    sh(Command::new("bash").arg("dpdk-build/setup.sh"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn build_binaries() -> Result<()> {
+    sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm"]))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup(),
+        Task::Demo => demo(),
+        Task::Lab {
+            action: LabAction::Up,
+        } => lab_up(),
+        Task::Lab {
+            action: LabAction::Down,
+        } => {
+            rvs_lab::teardown(LAB_PREFIX)?;
+            println!("lab removed");
+            Ok(())
+        }
+        Task::Test => test(),
+    }
+}
+
+fn start_lab(socket: &str) -> Result<Lab> {
+    let mut lab = Lab::create(LAB_PREFIX, Path::new("/run/rvs/lab"))?;
+    lab.serve_http("rs1", 80, "RS1")?;
+    lab.serve_http("rs2", 80, "RS2")?;
+    lab.start_rvsd(&RvsdOptions {
+        worker_lcores: vec![1],
+        idle_empty_polls: 256,
+        socket: PathBuf::from(socket),
+    })?;
+    Ok(lab)
+}
+
+fn demo() -> Result<()> {
+    setup()?;
+    build_binaries()?;
+    // Ctrl-C: remove everything, then leave.
+    ctrlc::set_handler(|| {
+        let _ = rvs_lab::teardown(LAB_PREFIX);
+        std::process::exit(130);
+    })?;
+    println!("== building the lab: client, director (rvsd), rs1, rs2 on a bridge");
+    let lab = start_lab("/run/rvs/demo.sock")?;
+    for line in [
+        "-A -t 192.168.1.10:80 -s rr",
+        "-a -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 1",
+        "-a -t 192.168.1.10:80 -r 192.168.1.193:80 -g -w 1",
+    ] {
+        println!("# rvsadm {line}");
+        lab.rvsadm_ok(line)?;
+    }
+    println!("# rvsadm -Ln");
+    print!("{}", lab.rvsadm_ok("-Ln")?);
+    for _ in 0..6 {
+        let body = lab.curl(&format!("http://{VIP}/"))?;
+        println!("rvs-client$ curl http://{VIP}/  ->  {body}");
+    }
+    println!("# rvsadm -Ln (closed connections count as InActConn)");
+    print!("{}", lab.rvsadm_ok("-Ln")?);
+    println!("== removing the lab");
+    drop(lab);
+    Ok(())
+}
+
+fn lab_up() -> Result<()> {
+    setup()?;
+    build_binaries()?;
+    let mut lab = start_lab(rvs_control_default_socket())?;
+    lab.keep();
+    let bin = root().join("target/debug");
+    println!(
+        "The lab is up: rvsd runs in namespace rvs-director with no services.\n\
+Try:\n\
+  export PATH={bin}:$PATH\n\
+  rvsadm -A -t {VIP}:80 -s rr\n\
+  rvsadm -a -t {VIP}:80 -r 192.168.1.220 -g\n\
+  rvsadm -a -t {VIP}:80 -r 192.168.1.193 -g\n\
+  rvsadm -Ln\n\
+  ip netns exec rvs-client curl http://{VIP}/\n\
+rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
+        bin = bin.display()
+    );
+    Ok(())
+}
+
+fn rvs_control_default_socket() -> &'static str {
+    // rvsadm's default, so that plain `rvsadm` finds the lab's rvsd.
+    "/run/rvs/rvsd.sock"
+}
+
+fn test() -> Result<()> {
+    setup()?;
+    build_binaries()?;
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let result = if nextest {
+        sh(cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--run-ignored",
+            "all",
+            "--profile",
+            "ci",
+        ]))
+    } else {
+        sh(cargo().args([
+            "test",
+            "--workspace",
+            "--",
+            "--include-ignored",
+            "--test-threads=1",
+        ]))
+    };
+    // Every lab a test built must be gone, even after a failure.
+    let leaked = rvs_lab::namespaces(TEST_PREFIX)?;
+    if !leaked.is_empty() {
+        for ns in &leaked {
+            let prefix = ns.rsplit_once('-').map(|(p, _)| p).unwrap_or(ns);
+            rvs_lab::teardown(prefix)?;
+        }
+        if result.is_ok() {
+            bail!("tests left namespaces behind: {}", leaked.join(" "));
+        }
+    }
+    result
+}
