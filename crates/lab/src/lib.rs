@@ -218,6 +218,13 @@ impl Lab {
         self.keep = true;
     }
 
+    /// Starts a long-running program in a host's namespace; it is stopped
+    /// with the lab.
+    pub fn spawn_daemon(&mut self, role: &str, args: &[&str]) -> Result<()> {
+        let n = self.children.len();
+        self.spawn_in(role, args, &format!("{role}-{n}.log"))
+    }
+
     fn spawn_in(&mut self, role: &str, args: &[&str], log: &str) -> Result<()> {
         let ns = self.ns(role);
         let log = fs::File::create(self.dir.join(log))?;
@@ -273,8 +280,15 @@ impl Lab {
             &["socat", &listen, &sys],
             &format!("echo-{role}-{port}.log"),
         )?;
-        self.wait_for(&format!("echo server in {role}"), || {
-            let out = self.exec(role, &["ss", "-Hltn", &format!("sport = :{port}")])?;
+        self.wait_listening(role, "tcp", port)
+    }
+
+    /// Waits until a socket listens on `port` (`proto` "tcp" or "udp") in a
+    /// host's namespace.
+    pub fn wait_listening(&self, role: &str, proto: &str, port: u16) -> Result<()> {
+        let flags = if proto == "udp" { "-Hlun" } else { "-Hltn" };
+        self.wait_for(&format!("{proto} port {port} in {role}"), || {
+            let out = self.exec(role, &["ss", flags, &format!("sport = :{port}")])?;
             Ok(!out.stdout.is_empty())
         })
     }

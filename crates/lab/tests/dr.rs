@@ -344,3 +344,57 @@ fn bad_rvsadm_input_is_refused_and_changes_nothing() {
     assert!(err.starts_with("rvsd is not running"), "{err}");
     assert_ne!(out.status.code(), Some(0));
 }
+
+/// One UDP request from the client; the first line of the answer.
+fn udp_ask(lab: &Lab, port: u16, source_port: Option<u16>) -> String {
+    let mut target = format!("UDP:{}", vip(port));
+    if let Some(sp) = source_port {
+        target.push_str(&format!(",sourceport={sp},reuseaddr"));
+    }
+    let out = lab
+        .exec(
+            "client",
+            &["sh", "-c", &format!("echo ask | socat -T 2 - {target}")],
+        )
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn udp_flows_stick_and_new_flows_alternate() {
+    let mut lab = lab("udp");
+    for (rs, name) in [("rs1", "RS1"), ("rs2", "RS2")] {
+        // Bound to the VIP so that replies leave from it, as DR needs.
+        lab.spawn_daemon(
+            rs,
+            &[
+                "socat",
+                &format!("UDP-RECVFROM:5353,bind={VIP},fork"),
+                &format!("SYSTEM:echo {name}"),
+            ],
+        )
+        .unwrap();
+        lab.wait_listening(rs, "udp", 5353).unwrap();
+    }
+    lab.rvsadm_ok("-A -u 192.168.1.10:5353 -s rr").unwrap();
+    lab.rvsadm_ok("-a -u 192.168.1.10:5353 -r 192.168.1.220")
+        .unwrap();
+    lab.rvsadm_ok("-a -u 192.168.1.10:5353 -r 192.168.1.193")
+        .unwrap();
+    let new_flows: Vec<String> = (0..4).map(|_| udp_ask(&lab, 5353, None)).collect();
+    assert_eq!(new_flows, ["RS2", "RS1", "RS2", "RS1"]);
+    // The same source port is the same flow: it stays on its server.
+    let first = udp_ask(&lab, 5353, Some(40123));
+    assert!(first == "RS1" || first == "RS2", "{first:?}");
+    for _ in 0..3 {
+        assert_eq!(udp_ask(&lab, 5353, Some(40123)), first);
+    }
+    // UDP connections count as inactive.
+    let listing = lab.rvsadm_ok("-Ln").unwrap();
+    assert!(listing.contains("UDP  192.168.1.10:5353 rr"), "{listing}");
+}
