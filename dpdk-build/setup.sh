@@ -14,7 +14,7 @@ packages=(
     libdpdk-dev dpdk dpdk-dev pkg-config   # DPDK and how to find it
     clang libclang-dev                     # bindgen
     iproute2 ethtool procps                # the lab: netns, veth, bridge, sysctl
-    curl socat python3                     # the lab's clients and servers
+    curl socat python3 iputils-ping        # the lab's clients and servers
 )
 
 missing=()

@@ -144,12 +144,12 @@ fn lab_up() -> Result<()> {
     println!(
         "The lab is up: rvsd runs in namespace rvs-director with no services.\n\
 Try:\n\
-  export PATH={bin}:$PATH\n\
-  rvsadm -A -t {VIP}:80 -s rr\n\
-  rvsadm -a -t {VIP}:80 -r 192.168.1.220 -g\n\
-  rvsadm -a -t {VIP}:80 -r 192.168.1.193 -g\n\
-  rvsadm -Ln\n\
-  ip netns exec rvs-client curl http://{VIP}/\n\
+\x20 export PATH={bin}:$PATH\n\
+\x20 rvsadm -A -t {VIP}:80 -s rr\n\
+\x20 rvsadm -a -t {VIP}:80 -r 192.168.1.220 -g\n\
+\x20 rvsadm -a -t {VIP}:80 -r 192.168.1.193 -g\n\
+\x20 rvsadm -Ln\n\
+\x20 ip netns exec rvs-client curl http://{VIP}/\n\
 rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
         bin = bin.display()
     );

@@ -13,8 +13,10 @@ pub enum DropReason {
     TruncatedEthernet,
     /// EtherType other than IPv4 and ARP.
     UnknownEthertype,
-    /// A malformed or uninteresting ARP packet.
+    /// A malformed ARP packet (not Ethernet/IPv4, or cut short).
     BadArp,
+    /// An ARP request for an address that is neither a VIP nor ours.
+    ArpNotForUs,
     /// Unicast frame for another station's MAC.
     NotOurMac,
     /// A frame we sent ourselves, seen again.
@@ -54,10 +56,11 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
+        DropReason::ArpNotForUs,
         DropReason::NotOurMac,
         DropReason::Looped,
         DropReason::MultiSegment,
@@ -88,6 +91,7 @@ impl DropReason {
             DropReason::TruncatedEthernet => "drop_truncated_ethernet",
             DropReason::UnknownEthertype => "drop_unknown_ethertype",
             DropReason::BadArp => "drop_bad_arp",
+            DropReason::ArpNotForUs => "drop_arp_not_for_us",
             DropReason::NotOurMac => "drop_not_our_mac",
             DropReason::Looped => "drop_looped",
             DropReason::MultiSegment => "drop_multi_segment",

@@ -206,10 +206,11 @@ impl Worker {
             self.shared.counters.arp_replies_sent.inc();
             return Ok(Verdict::Tx(port));
         }
-        if op == Operation::Reply {
-            return Ok(Verdict::Consumed);
+        match op {
+            Operation::Reply => Ok(Verdict::Consumed),
+            Operation::Request => Err(DropReason::ArpNotForUs),
+            Operation::Other(_) => Err(DropReason::BadArp),
         }
-        Err(DropReason::BadArp)
     }
 
     fn is_local(&self, ip: Ipv4Addr) -> bool {
@@ -297,6 +298,7 @@ impl Worker {
                     sport,
                     daddr: IpAddr::V4(dst),
                     dport,
+                    now_ms,
                 };
                 let i = svc
                     .sched

@@ -58,6 +58,7 @@ fn expected_picks(scheduler: &str, adds: &[(&str, u32)], n: usize) -> Vec<&'stat
         sport: 0,
         daddr: VIP.parse().unwrap(),
         dport: 80,
+        now_ms: 0,
     };
     (0..n)
         .map(|_| {

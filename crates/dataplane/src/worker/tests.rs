@@ -131,7 +131,7 @@ fn answers_arp_for_vip_and_own_address() {
     // Not for an address of ours: ignored.
     let mut f = fixtures::ARP_REQUEST.to_vec();
     f[14 + 24..14 + 28].copy_from_slice(&[192, 168, 1, 99]);
-    assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::BadArp));
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::ArpNotForUs));
 }
 
 #[test]

@@ -11,8 +11,20 @@ use crate::command::IpvsError;
 use crate::dest::Dest;
 use crate::types::DestKey;
 
+pub mod hash;
+
+mod dh;
+mod fo;
+mod lblc;
+mod lblcr;
 mod lc;
+mod mh;
+mod nq;
+mod ovf;
 mod rr;
+mod sed;
+mod sh;
+mod twos;
 mod wlc;
 mod wrr;
 
@@ -23,6 +35,8 @@ pub struct SchedInput {
     pub sport: u16,
     pub daddr: IpAddr,
     pub dport: u16,
+    /// The dataplane clock in milliseconds (lblc/lblcr age their caches).
+    pub now_ms: u64,
 }
 
 /// How the dest list just changed; schedulers with cursors or tables react.
@@ -51,7 +65,9 @@ pub trait Scheduler: Send {
 }
 
 /// Every scheduler name rvs knows, in ipvsadm's documentation order.
-pub const NAMES: &[&str] = &["rr", "wrr", "lc", "wlc"];
+pub const NAMES: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
 
 /// The scheduler ipvsadm uses when `-s` is not given.
 pub const DEFAULT: &str = "wlc";
@@ -60,19 +76,33 @@ pub fn exists(name: &str) -> bool {
     NAMES.contains(&name)
 }
 
-/// A fresh scheduler instance, or None for an unknown name.
-pub fn by_name(name: &str, _flags: u32) -> Option<Box<dyn Scheduler>> {
+/// A fresh scheduler instance, or None for an unknown name. `flags` are the
+/// service's `-b` bits (see [`crate::service::sched_flags`]).
+pub fn by_name(name: &str, flags: u32) -> Option<Box<dyn Scheduler>> {
     Some(match name {
         "rr" => Box::new(rr::RoundRobin::default()),
         "wrr" => Box::new(wrr::WeightedRoundRobin::default()),
         "lc" => Box::new(lc::LeastConnection),
         "wlc" => Box::new(wlc::WeightedLeastConnection),
+        "lblc" => lblc::new(flags),
+        "lblcr" => lblcr::new(flags),
+        "dh" => dh::new(flags),
+        "sh" => sh::new(flags),
+        "sed" => sed::new(flags),
+        "nq" => nq::new(flags),
+        "fo" => fo::new(flags),
+        "ovf" => ovf::new(flags),
+        "mh" => mh::new(flags),
+        "twos" => twos::new(flags),
         _ => return None,
     })
 }
 
 /// Limits a scheduler puts on the number of dests (mh: its table size).
-pub fn check_add(_name: &str, _dests_after: usize) -> Result<(), IpvsError> {
+pub fn check_add(name: &str, dests_after: usize) -> Result<(), IpvsError> {
+    if name == "mh" {
+        return mh::check_dest_count(dests_after);
+    }
     Ok(())
 }
 
@@ -116,6 +146,7 @@ pub(crate) mod testutil {
             sport: 40000,
             daddr: "192.168.1.10".parse::<IpAddr>().unwrap(),
             dport: 80,
+            now_ms: 0,
         }
     }
 

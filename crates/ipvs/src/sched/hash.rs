@@ -1,0 +1,1 @@
+//! Placeholder: the kernel's hash functions (hash_32, hsiphash), being written.
