@@ -164,9 +164,30 @@ fn dest_name(d: &DestView, protocol: Protocol, names: &dyn Names) -> String {
     }
 }
 
+/// Which columns `-L` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListMode {
+    #[default]
+    Normal,
+    /// `--thresholds`: Uthreshold Lthreshold ActiveConn InActConn.
+    Thresholds,
+    /// `--persistent-conn`: Weight PersistConn ActiveConn InActConn.
+    PersistentConn,
+}
+
 /// `ipvsadm -L[n]`, or with `only` set, `ipvsadm -L -t addr:port` (which has
 /// no version header).
 pub fn list(l: &Listing, only: Option<ServiceKey>, names: &dyn Names) -> Result<String, IpvsError> {
+    list_mode(l, only, names, ListMode::Normal)
+}
+
+/// As [`list`], with the columns of `mode`.
+pub fn list_mode(
+    l: &Listing,
+    only: Option<ServiceKey>,
+    names: &dyn Names,
+    mode: ListMode,
+) -> Result<String, IpvsError> {
     let mut out = String::new();
     let services = sorted(l);
     let shown: Vec<&ServiceView> = match only {
@@ -186,21 +207,54 @@ pub fn list(l: &Listing, only: Option<ServiceKey>, names: &dyn Names) -> Result<
             services.iter().collect()
         }
     };
-    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
-    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    match mode {
+        ListMode::Normal => {
+            out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+            out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+        }
+        ListMode::Thresholds => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:<10} {:<10} {:<10} {:<10}",
+                "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+            );
+            out.push_str("  -> RemoteAddress:Port\n");
+        }
+        ListMode::PersistentConn => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:<9} {:<11} {:<10} {:<10}",
+                "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+            );
+            out.push_str("  -> RemoteAddress:Port\n");
+        }
+    }
     for s in shown {
         out.push_str(&service_line(&s.spec, names));
         out.push('\n');
         for d in &s.dests {
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                dest_name(d, s.spec.key.protocol, names),
-                d.spec.fwd.name(),
-                d.spec.weight,
-                d.active,
-                d.inactive
-            );
+            let name = dest_name(d, s.spec.key.protocol, names);
+            let _ = match mode {
+                ListMode::Normal => writeln!(
+                    out,
+                    "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                    name,
+                    d.spec.fwd.name(),
+                    d.spec.weight,
+                    d.active,
+                    d.inactive
+                ),
+                ListMode::Thresholds => writeln!(
+                    out,
+                    "  -> {:<28} {:<10} {:<10} {:<10} {:<10}",
+                    name, d.spec.u_threshold, d.spec.l_threshold, d.active, d.inactive
+                ),
+                ListMode::PersistentConn => writeln!(
+                    out,
+                    "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
+                    name, d.spec.weight, d.persistent, d.active, d.inactive
+                ),
+            };
         }
     }
     Ok(out)
@@ -385,6 +439,25 @@ TCP  192.168.1.10:80 rr\n\
             ipvsadm_addr_cmp("192.168.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()),
             Ordering::Less
         );
+    }
+
+    #[test]
+    fn thresholds_and_persistent_conn_columns() {
+        let mut l = listing();
+        l.services[0].dests[1].spec.u_threshold = 10000;
+        l.services[0].dests[1].spec.l_threshold = 100;
+        l.services[0].dests[1].persistent = 4;
+        let out = list_mode(&l, None, &Numeric, ListMode::Thresholds).unwrap();
+        let want = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n\
+\x20 -> RemoteAddress:Port\n\
+TCP  192.168.1.10:80 rr\n\
+\x20 -> 192.168.1.193:80             0          0          0          0         \n\
+\x20 -> 192.168.1.220:80             10000      100        2          13        \n";
+        assert_eq!(out, want);
+        let out = list_mode(&l, None, &Numeric, ListMode::PersistentConn).unwrap();
+        assert!(out.contains("Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n"), "{out}");
+        assert!(out.contains("  -> 192.168.1.220:80             1         4           2          13        \n"), "{out}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use rvs_dataplane::{WorkerMsg, WorkerShared};
+use rvs_ipvs::persist::Templates;
 use rvs_ipvs::{Command, Director};
 
 use crate::proto::{DestView, Listing, Request, Response, ServiceView, WorkerCounters};
@@ -39,18 +40,24 @@ pub struct ControlServer {
     workers: Vec<WorkerLink>,
     conn_table_size: u64,
     ack_timeout: Duration,
+    templates: Arc<Templates>,
 }
 
 /// Longest request line accepted; anything longer is refused.
 const MAX_REQUEST: u64 = 4 << 20;
 
 impl ControlServer {
-    pub fn new(workers: Vec<WorkerLink>, conn_table_size: u64) -> ControlServer {
+    pub fn new(
+        workers: Vec<WorkerLink>,
+        conn_table_size: u64,
+        templates: Arc<Templates>,
+    ) -> ControlServer {
         ControlServer {
             director: Director::new(),
             workers,
             conn_table_size,
             ack_timeout: Duration::from_secs(5),
+            templates,
         }
     }
 
@@ -149,7 +156,13 @@ impl ControlServer {
     /// answered one at a time on this thread.
     pub fn serve(&mut self, listener: &UnixListener, stop: &AtomicBool) -> std::io::Result<()> {
         listener.set_nonblocking(true)?;
+        let mut last_sweep = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            // Persistence templates expire here, off the fast path.
+            if last_sweep.elapsed() >= Duration::from_secs(1) {
+                self.templates.sweep(rvs_ipvs::clock::now_ms());
+                last_sweep = Instant::now();
+            }
             match listener.accept() {
                 Ok((s, _)) => {
                     if let Err(e) = self.serve_one(s) {
@@ -223,7 +236,11 @@ mod tests {
     fn changes_reach_workers_and_errors_do_not() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(WorkerShared::default());
-        let mut srv = ControlServer::new(vec![WorkerLink::new(tx, shared.clone(), 1)], 4096);
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 1)],
+            4096,
+            Arc::default(),
+        );
         srv.ack_timeout = Duration::from_millis(200);
         // A stand-in worker that acknowledges what it receives.
         let acker = std::thread::spawn(move || {
@@ -267,6 +284,7 @@ mod tests {
         let mut srv = ControlServer::new(
             vec![WorkerLink::new(tx, Arc::new(WorkerShared::default()), 3)],
             4096,
+            Arc::default(),
         );
         srv.ack_timeout = Duration::from_millis(50);
         match srv.handle(Request::Apply(Command::AddService(spec()))) {
@@ -283,7 +301,7 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let t = std::thread::spawn(move || {
-            let mut srv = ControlServer::new(vec![], 4096);
+            let mut srv = ControlServer::new(vec![], 4096, Arc::default());
             srv.serve(&listener, &stop2).unwrap();
         });
         let mut s = UnixStream::connect(&path).unwrap();

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use dpdk::{Mbuf, Mempool, RxQueue, TxQueue, MAX_BURST};
@@ -34,7 +34,6 @@ pub fn run_worker(
     stop: Arc<AtomicBool>,
     idle: IdleBackoff,
 ) -> i32 {
-    let start = Instant::now();
     let shared = worker.shared().clone();
     let counters = &shared.counters;
     let mut rx: Vec<Mbuf> = Vec::with_capacity(MAX_BURST);
@@ -43,7 +42,7 @@ pub fn run_worker(
         .collect();
     let mut empty = 0u32;
     while !stop.load(Ordering::Relaxed) {
-        let now_ms = start.elapsed().as_millis() as u64;
+        let now_ms = rvs_ipvs::clock::now_ms();
         while let Ok(m) = msgs.try_recv() {
             worker.apply(&m, now_ms);
             shared.applied.fetch_add(1, Ordering::Release);

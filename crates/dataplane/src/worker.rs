@@ -5,7 +5,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use rvs_ipvs::conn::{ConnTable, FlowKey};
+use rvs_ipvs::conn::{Binding, ConnTable, FlowKey};
+use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
 use rvs_ipvs::{Change, Director, FwdMethod, Protocol};
@@ -86,6 +87,7 @@ pub struct Worker {
     director: Director,
     conns: ConnTable,
     neigh: Arc<NeighbourTable>,
+    templates: Arc<Templates>,
     shared: Arc<WorkerShared>,
     arp_asked: FxHashMap<Ipv4Addr, u64>,
     /// Frames the director generated (ARP requests), to send by port index.
@@ -95,13 +97,19 @@ pub struct Worker {
 type Step<T> = Result<T, DropReason>;
 
 impl Worker {
-    pub fn new(cfg: WorkerConfig, neigh: Arc<NeighbourTable>, shared: Arc<WorkerShared>) -> Worker {
+    pub fn new(
+        cfg: WorkerConfig,
+        neigh: Arc<NeighbourTable>,
+        templates: Arc<Templates>,
+        shared: Arc<WorkerShared>,
+    ) -> Worker {
         let conns = ConnTable::new(cfg.conn_capacity, cfg.timeouts);
         Worker {
             cfg,
             director: Director::new(),
             conns,
             neigh,
+            templates,
             shared,
             arp_asked: FxHashMap::default(),
             generated: Vec::new(),
@@ -280,49 +288,129 @@ impl Worker {
                 existing = None;
             }
         }
-        let r = match existing {
-            Some(r) => r,
-            None => {
-                let Some(svc) = self.director.lookup(protocol, IpAddr::V4(dst), dport) else {
-                    return Err(if self.director.is_vip(IpAddr::V4(dst)) {
-                        DropReason::NoService
-                    } else {
-                        DropReason::NotForUs
-                    });
-                };
-                if is_tcp && !syn_only {
-                    return Err(DropReason::NoConnection);
+        let (daddr, fwd) = match existing {
+            Some(r) => {
+                if is_tcp {
+                    self.conns.on_tcp(r, false, event, now_ms);
+                } else {
+                    self.conns.on_udp(r, now_ms);
                 }
-                let input = SchedInput {
-                    saddr: IpAddr::V4(src),
-                    sport,
-                    daddr: IpAddr::V4(dst),
-                    dport,
-                    now_ms,
+                let c = self.conns.get(r);
+                (c.daddr, c.fwd)
+            }
+            None => self.new_flow(key, syn_only, event, now_ms)?,
+        };
+        match (fwd, daddr) {
+            (FwdMethod::Route, IpAddr::V4(d)) => self.xmit_dr(frame, d, now_ms),
+            _ => Err(DropReason::UnsupportedForwarding),
+        }
+    }
+
+    /// Schedules the first packet of a flow (through a persistence template
+    /// when the service has one) and records the connection, except for
+    /// one-packet services. Returns where the packet goes.
+    fn new_flow(
+        &mut self,
+        key: FlowKey,
+        syn_only: bool,
+        event: Option<Event>,
+        now_ms: u64,
+    ) -> Step<(IpAddr, FwdMethod)> {
+        let (protocol, src, dst, dport) = (key.protocol, key.caddr, key.vaddr, key.vport);
+        let exact = rvs_ipvs::ServiceKey {
+            protocol,
+            addr: dst,
+            port: dport,
+        };
+        // A port-zero service takes every port of its VIP (it is persistent).
+        let svc_port = if self.director.service(&exact).is_some() {
+            dport
+        } else {
+            0
+        };
+        let Some(svc) = self
+            .director
+            .lookup(protocol, dst, svc_port)
+            .filter(|s| svc_port != 0 || s.spec.persistent.is_some())
+        else {
+            return Err(if self.director.is_vip(dst) {
+                DropReason::NoService
+            } else {
+                DropReason::NotForUs
+            });
+        };
+        let is_tcp = protocol == Protocol::Tcp;
+        if is_tcp && !syn_only {
+            return Err(DropReason::NoConnection);
+        }
+        let input = SchedInput {
+            saddr: src,
+            sport: key.cport,
+            daddr: dst,
+            dport,
+            now_ms,
+        };
+        let one_packet = svc.spec.one_packet && protocol == Protocol::Udp;
+        let mut binding = match svc.spec.persistent {
+            Some(timeout) => {
+                let tkey = TemplateKey::new(protocol, src, svc.spec.netmask, dst, svc.spec.key.port);
+                let tpl = match self.templates.get(&tkey) {
+                    Some(t) => t,
+                    None => {
+                        let i = svc
+                            .sched
+                            .schedule(&svc.dests, &input)
+                            .ok_or(DropReason::NoDestination)?;
+                        self.templates.create(tkey, &svc.dests[i])
+                    }
                 };
+                if one_packet {
+                    tpl.touch(now_ms, timeout);
+                } else {
+                    tpl.attach(now_ms, timeout);
+                }
+                Binding {
+                    daddr: tpl.daddr,
+                    dport: tpl.dport,
+                    fwd: tpl.fwd,
+                    dest: tpl.dest.clone(),
+                    template: Some(tpl),
+                }
+            }
+            None => {
                 let i = svc
                     .sched
                     .schedule(&svc.dests, &input)
                     .ok_or(DropReason::NoDestination)?;
-                let r = self
-                    .conns
-                    .insert(key, &svc.dests[i], now_ms)
-                    .map_err(|_| DropReason::ConnTableFull)?;
-                self.shared.counters.new_connections.inc();
-                r
+                Binding::to_dest(&svc.dests[i])
             }
         };
+        if binding.dport == 0 {
+            binding.dport = dport;
+        }
+        self.shared.counters.new_connections.inc();
+        let target = (binding.daddr, binding.fwd);
+        if one_packet {
+            // Scheduled on its own, no connection entry kept.
+            binding
+                .dest
+                .conns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(target);
+        }
+        let template = binding.template.clone();
+        let r = self.conns.insert_bound(key, binding, now_ms).map_err(|_| {
+            if let Some(t) = template {
+                t.detach();
+            }
+            DropReason::ConnTableFull
+        })?;
         if is_tcp {
             self.conns.on_tcp(r, false, event, now_ms);
         } else {
             self.conns.on_udp(r, now_ms);
         }
-        let c = self.conns.get(r);
-        let (daddr, fwd) = (c.daddr, c.fwd);
-        match (fwd, daddr) {
-            (FwdMethod::Route, IpAddr::V4(d)) => self.xmit_dr(frame, d, now_ms),
-            _ => Err(DropReason::UnsupportedForwarding),
-        }
+        Ok(target)
     }
 
     /// Direct routing: re-address the frame to the real server's MAC; the IP

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::dest::{Dest, DestShared};
+use crate::persist::Template;
 use crate::tcp_state::{next_state, Direction, Event, TcpState, Timeouts};
 use crate::types::{FwdMethod, Protocol};
 
@@ -38,6 +39,30 @@ pub struct Conn {
     /// When it expires, in the table's clock (milliseconds).
     pub expires_ms: u64,
     dest: Arc<DestShared>,
+    /// The persistence template that created it, if any.
+    template: Option<Arc<Template>>,
+}
+
+/// Where a new connection goes: a dest, directly or through a template.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub fwd: FwdMethod,
+    pub dest: Arc<DestShared>,
+    pub template: Option<Arc<Template>>,
+}
+
+impl Binding {
+    pub fn to_dest(d: &Dest) -> Binding {
+        Binding {
+            daddr: d.spec.addr,
+            dport: d.spec.port,
+            fwd: d.spec.fwd,
+            dest: d.shared.clone(),
+            template: None,
+        }
+    }
 }
 
 impl Conn {
@@ -107,25 +132,31 @@ impl ConnTable {
 
     /// Creates the connection of a newly scheduled flow, bound to `dest`.
     pub fn insert(&mut self, key: FlowKey, dest: &Dest, now_ms: u64) -> Result<ConnRef, TableFull> {
+        self.insert_bound(key, Binding::to_dest(dest), now_ms)
+    }
+
+    /// Creates a connection as `binding` says (a template's dest, say).
+    pub fn insert_bound(&mut self, key: FlowKey, b: Binding, now_ms: u64) -> Result<ConnRef, TableFull> {
         if self.index.len() >= self.capacity {
             return Err(TableFull);
         }
-        dest.shared.bind_conn();
-        let no_output = dest.spec.fwd != FwdMethod::Masq;
+        b.dest.bind_conn();
+        let no_output = b.fwd != FwdMethod::Masq;
         let timeout = match key.protocol {
             Protocol::Udp => self.timeouts.udp,
             _ => self.timeouts.tcp_timeout(TcpState::None),
         };
         let conn = Conn {
             key,
-            daddr: dest.spec.addr,
-            dport: dest.spec.port,
-            fwd: dest.spec.fwd,
+            daddr: b.daddr,
+            dport: b.dport,
+            fwd: b.fwd,
             state: TcpState::None,
             active: false,
             no_output,
             expires_ms: now_ms + timeout as u64 * 1000,
-            dest: dest.shared.clone(),
+            dest: b.dest,
+            template: b.template,
         };
         let slot = match self.free.pop() {
             Some(i) => {
@@ -146,6 +177,9 @@ impl ConnTable {
         if let Some(c) = self.slots[r.0 as usize].take() {
             self.index.remove(&c.key);
             c.dest.unbind_conn(c.active);
+            if let Some(t) = &c.template {
+                t.detach();
+            }
             self.free.push(r.0);
         }
     }

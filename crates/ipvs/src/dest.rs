@@ -43,6 +43,8 @@ pub struct DestShared {
     /// Connections ever scheduled to this dest.
     pub conns: AtomicU64,
     overloaded: AtomicBool,
+    /// Deleted from its service (`-d`); templates pointing at it are void.
+    removed: AtomicBool,
     u_threshold: AtomicU32,
     l_threshold: AtomicU32,
 }
@@ -70,6 +72,14 @@ impl DestShared {
 
     pub fn is_overloaded(&self) -> bool {
         self.overloaded.load(Relaxed)
+    }
+
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Relaxed);
+    }
+
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Relaxed)
     }
 
     pub fn thresholds(&self) -> (u32, u32) {

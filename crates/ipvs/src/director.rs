@@ -128,9 +128,16 @@ impl Director {
                 svc.spec = spec.clone();
             }
             Change::DelService(key) => {
-                self.services.remove(&idx(key));
+                if let Some(svc) = self.services.remove(&idx(key)) {
+                    svc.dests.iter().for_each(|d| d.shared.mark_removed());
+                }
             }
-            Change::Clear => self.services.clear(),
+            Change::Clear => {
+                for svc in self.services.values() {
+                    svc.dests.iter().for_each(|d| d.shared.mark_removed());
+                }
+                self.services.clear();
+            }
             Change::AddDest(key, spec, shared) => {
                 let Some(svc) = self.services.get_mut(&idx(key)) else {
                     return;
@@ -168,7 +175,7 @@ impl Director {
                 let Some(i) = svc.find_dest(*dkey) else {
                     return;
                 };
-                svc.dests.remove(i);
+                svc.dests.remove(i).shared.mark_removed();
                 svc.sched.update(
                     &svc.dests,
                     DestChange::Removed {
@@ -219,13 +226,20 @@ fn check_service_spec(spec: &ServiceSpec) -> Result<(), IpvsError> {
     if spec.sched_flags & !sched_flags::ALL != 0 {
         return Err(IpvsError::Invalid);
     }
-    if spec.persistent.is_some() || spec.one_packet {
-        return Err(IpvsError::Unsupported(
-            "persistence (-p/-M) and one-packet scheduling (-o) are not implemented yet".into(),
-        ));
+    if let Some(t) = spec.persistent {
+        if !(1..=2_678_400).contains(&t) {
+            return Err(IpvsError::Invalid);
+        }
     }
-    if spec.key.port == 0 {
-        // Port-0 services only make sense with persistence.
+    let max_prefix = if spec.key.addr.is_ipv4() { 32 } else { 128 };
+    if spec.netmask > max_prefix {
+        return Err(IpvsError::Invalid);
+    }
+    if spec.key.port == 0 && spec.persistent.is_none() {
+        // Port-zero services only make sense with persistence.
+        return Err(IpvsError::Invalid);
+    }
+    if spec.one_packet && spec.key.protocol != Protocol::Udp {
         return Err(IpvsError::Invalid);
     }
     Ok(())

@@ -12,10 +12,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod command;
 pub mod conn;
 pub mod dest;
 pub mod director;
+pub mod persist;
 pub mod sched;
 pub mod service;
 pub mod tcp_state;

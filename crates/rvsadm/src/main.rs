@@ -76,14 +76,18 @@ fn run(action: Action, socket: &Path, prog: &str) -> ExitCode {
             Err(code) => code,
         },
         Action::Restore => restore(socket, prog),
-        Action::List { numeric, only } => match send(socket, &Request::List) {
+        Action::List {
+            numeric,
+            only,
+            mode,
+        } => match send(socket, &Request::List) {
             Ok(Response::Listing(l)) => {
                 let names: Box<dyn Names> = if numeric {
                     Box::new(Numeric)
                 } else {
                     Box::new(names::Resolving)
                 };
-                match format::list(&l, only, names.as_ref()) {
+                match format::list_mode(&l, only, names.as_ref(), mode) {
                     Ok(s) => print_out(&s),
                     Err(e) => {
                         eprintln!("{e}");

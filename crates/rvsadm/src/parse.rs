@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::{sched, Command, DestKey, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 
+use rvs_control::format::ListMode;
+
 use crate::names;
 
 /// What the command line asks for.
@@ -16,6 +18,7 @@ pub enum Action {
     List {
         numeric: bool,
         only: Option<ServiceKey>,
+        mode: ListMode,
     },
     Save {
         numeric: bool,
@@ -414,6 +417,7 @@ pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
         return Ok(Action::List {
             numeric: false,
             only: None,
+            mode: ListMode::Normal,
         });
     }
     let mut st = State::default();
@@ -795,8 +799,6 @@ const NOT_YET: &[(Opt, &str)] = &[
     (Opt::Connection, "-c (connection listing)"),
     (Opt::Stats, "--stats"),
     (Opt::Rate, "--rate"),
-    (Opt::Thresholds, "--thresholds"),
-    (Opt::PersistentConn, "--persistent-conn"),
     (Opt::Timeout, "--timeout"),
     (Opt::Daemon, "--daemon"),
     (Opt::TunInfo, "--tun-info"),
@@ -844,6 +846,14 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::List => Action::List {
             numeric: st.numeric,
             only: key,
+            // ipvsadm's precedence when several are given.
+            mode: if st.seen & (1 << Opt::Thresholds as u8) != 0 {
+                ListMode::Thresholds
+            } else if st.seen & (1 << Opt::PersistentConn as u8) != 0 {
+                ListMode::PersistentConn
+            } else {
+                ListMode::Normal
+            },
         },
         Cmd::Flush => Action::Apply(Command::Clear),
         Cmd::AddService | Cmd::EditService => {

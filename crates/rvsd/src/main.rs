@@ -20,6 +20,7 @@ use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
 use rvs_control::server::{self, ControlServer, WorkerLink};
 use rvs_dataplane::run::{run_worker, IdleBackoff, PortQueues};
 use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
+use rvs_ipvs::persist::Templates;
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_packet::MacAddr;
 
@@ -167,6 +168,7 @@ fn run(args: Args) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let neigh = Arc::new(NeighbourTable::new(cfg.neighbours.expiry_s * 1000));
+    let templates = Arc::new(Templates::new());
     let timeouts = Timeouts {
         syn_recv: cfg.connections.syn_recv_timeout_s,
         ..Timeouts::default()
@@ -192,6 +194,7 @@ fn run(args: Args) -> Result<()> {
                 expire_budget: 64,
             },
             neigh.clone(),
+            templates.clone(),
             shared,
         );
         let queues: Vec<PortQueues> = rxqs
@@ -212,7 +215,7 @@ fn run(args: Args) -> Result<()> {
     }
 
     let capacity = (cfg.connections.capacity_per_worker * nworkers) as u64;
-    let mut control = ControlServer::new(links, capacity);
+    let mut control = ControlServer::new(links, capacity, templates);
     let listener = server::bind(&cfg.control.socket).with_context(|| {
         format!(
             "binding the control socket {}",

@@ -2,6 +2,7 @@
 //! a verdict and the exact bytes out.
 
 use super::*;
+use rvs_ipvs::persist::Templates;
 use rvs_ipvs::{Command, DestSpec, ServiceKey, ServiceSpec};
 use rvs_packet::fixtures;
 
@@ -28,6 +29,7 @@ fn worker() -> Worker {
     Worker::new(
         cfg,
         Arc::new(NeighbourTable::new(300_000)),
+        Arc::new(Templates::new()),
         Arc::new(WorkerShared::default()),
     )
 }
@@ -493,4 +495,105 @@ fn full_table_drops_new_flows_but_keeps_old_ones() {
         Verdict::Drop(DropReason::ConnTableFull)
     );
     assert_eq!(w.handle(0, &mut tcp(1, ACK), 2), Verdict::Tx(0));
+}
+
+/// A worker with one service built from `spec` and dests RS1 then RS2.
+fn with_service(spec: ServiceSpec) -> Worker {
+    let mut w = worker();
+    let mut control = Director::new();
+    let key = spec.key;
+    let rs = |a| DestSpec { port: key.port, ..dest(a) };
+    for c in [
+        Command::AddService(spec),
+        Command::AddDest(key, rs(RS1)),
+        Command::AddDest(key, rs(RS2)),
+    ] {
+        let ch = control.apply(&c).unwrap();
+        w.apply(&WorkerMsg::Change(ch), 0);
+    }
+    w.generated.clear();
+    w.neigh.learn(RS1.parse().unwrap(), RS1_MAC, 0);
+    w.neigh.learn(RS2.parse().unwrap(), RS2_MAC, 0);
+    w
+}
+
+fn rr_spec(protocol: Protocol, port: u16) -> ServiceSpec {
+    ServiceSpec {
+        key: vip_key(protocol, port),
+        scheduler: "rr".into(),
+        sched_flags: 0,
+        persistent: None,
+        netmask: 32,
+        one_packet: false,
+    }
+}
+
+/// The SYN fixture from another client address and port.
+fn syn_from(client: [u8; 4], cport: u16, dport: u16) -> Vec<u8> {
+    let mut f = tcp(cport, SYN);
+    f[26..30].copy_from_slice(&client);
+    let mut ip = Ipv4Packet::new_checked(&mut f[14..]).unwrap();
+    ip.fill_checksum();
+    let (src, dst) = (ip.src(), ip.dst());
+    let mut t = TcpSegment::new_checked(ip.payload_mut()).unwrap();
+    t.set_dst_port(dport);
+    t.fill_checksum_v4(src, dst);
+    f
+}
+
+#[test]
+fn persistence_pins_a_client_network() {
+    let mut w = with_service(ServiceSpec {
+        persistent: Some(360),
+        netmask: 24,
+        ..rr_spec(Protocol::Tcp, 80)
+    });
+    let mut first = None;
+    for (i, client) in [[192, 168, 1, 50], [192, 168, 1, 51], [192, 168, 1, 52]].iter().enumerate() {
+        for p in 0..3 {
+            let mut f = syn_from(*client, 40000 + (i * 10 + p) as u16, 80);
+            assert_eq!(w.handle(0, &mut f, 10), Verdict::Tx(0));
+            let mac = dst_mac(&f);
+            assert_eq!(*first.get_or_insert(mac), mac, "same /24, same server");
+        }
+    }
+    assert_eq!(w.templates.len(), 1);
+    let rs2 = w.director.service(&vip_key(Protocol::Tcp, 80)).unwrap().dests[0].shared.clone();
+    assert_eq!(rs2.persistconns.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Another network gets its own template; rr moved on.
+    let mut f = syn_from([10, 1, 1, 1], 40000, 80);
+    w.handle(0, &mut f, 10);
+    assert_ne!(Some(dst_mac(&f)), first);
+    assert_eq!(w.templates.len(), 2);
+}
+
+#[test]
+fn port_zero_service_takes_every_port() {
+    let mut w = with_service(ServiceSpec {
+        persistent: Some(60),
+        ..rr_spec(Protocol::Tcp, 0)
+    });
+    for port in [22, 80, 443] {
+        let mut f = syn_from([192, 168, 1, 50], 40000 + port, port);
+        assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0), "port {port}");
+    }
+    assert_eq!(w.conns.len(), 3);
+    assert!(w.conns.iter().all(|c| c.dport == c.key.vport), "DR keeps the port");
+    assert_eq!(w.templates.len(), 1, "one template for the client");
+}
+
+#[test]
+fn one_packet_scheduling_keeps_no_connection() {
+    let mut w = with_service(ServiceSpec {
+        one_packet: true,
+        ..rr_spec(Protocol::Udp, 53)
+    });
+    let mut seen = vec![];
+    for t in 0..4 {
+        let mut f = fixtures::UDP_DNS.to_vec();
+        assert_eq!(w.handle(0, &mut f, t), Verdict::Tx(0));
+        seen.push(dst_mac(&f));
+    }
+    assert_eq!(seen, [RS2_MAC, RS1_MAC, RS2_MAC, RS1_MAC], "every datagram scheduled");
+    assert_eq!(w.conns.len(), 0);
 }

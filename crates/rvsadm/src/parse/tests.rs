@@ -50,7 +50,8 @@ fn walkthrough_commands() {
             p(l).unwrap(),
             Action::List {
                 numeric: true,
-                only: None
+                only: None,
+                mode: ListMode::Normal
             },
             "{l}"
         );
@@ -59,7 +60,16 @@ fn walkthrough_commands() {
         p("-L -n -t 192.168.1.10:80").unwrap(),
         Action::List {
             numeric: true,
-            only: Some(vip(80))
+            only: Some(vip(80)),
+            mode: ListMode::Normal
+        }
+    );
+    assert_eq!(
+        p("-L -n --thresholds --persistent-conn").unwrap(),
+        Action::List {
+            numeric: true,
+            only: None,
+            mode: ListMode::Thresholds
         }
     );
 }
@@ -108,7 +118,8 @@ fn defaults_follow_ipvsadm() {
         parse(&[], "ipvsadm").unwrap(),
         Action::List {
             numeric: false,
-            only: None
+            only: None,
+            mode: ListMode::Normal
         }
     );
 }
