@@ -399,3 +399,20 @@ fn udp_flows_stick_and_new_flows_alternate() {
     let listing = lab.rvsadm_ok("-Ln").unwrap();
     assert!(listing.contains("UDP  192.168.1.10:5353 rr"), "{listing}");
 }
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn persistent_service_pins_the_client() {
+    let lab = lab("persist");
+    lab.rvsadm_ok("-A -t 192.168.1.10:80 -s rr -p 60").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.193").unwrap();
+    let got = curls(&lab, 80, 5);
+    assert_eq!(got, ["RS2"; 5], "rr would alternate; the template pins");
+    let listing = lab.rvsadm_ok("-Ln --persistent-conn").unwrap();
+    assert!(listing.contains("TCP  192.168.1.10:80 rr persistent 60\n"), "{listing}");
+    assert!(
+        listing.contains("  -> 192.168.1.193:80             1         1           "),
+        "one template on RS2: {listing}"
+    );
+}
