@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 
-use common::{lab, vip, NOTE};
+use common::{lab, vip};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::{Command, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use rvs_lab::{Lab, RS1, RS2, VIP};
@@ -77,7 +77,6 @@ fn curls(lab: &Lab, port: u16, n: usize) -> Vec<String> {
 #[test]
 #[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
 fn rr_alternates_and_lists_like_ipvsadm() {
-    let _ = NOTE;
     let lab = lab("rr");
     lab.rvsadm_ok("-A -t 192.168.1.10:80 -s rr").unwrap();
     lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 1")

@@ -176,3 +176,62 @@ pub(crate) mod testutil {
         d.shared.inactconns.store(inactive, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod registry_tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use proptest::prelude::*;
+
+    use super::testutil::list;
+    use super::*;
+    use crate::dest::DestSpec;
+
+    proptest! {
+        /// Every scheduler rvs registers, on a random list with some dests
+        /// quiesced and some overloaded, only ever picks an available dest.
+        /// (Each pick is for a new destination address, so lblc/lblcr decide
+        /// afresh instead of returning a cached dest, which the kernel
+        /// returns even when its threshold flag is set.)
+        #[test]
+        fn no_scheduler_picks_a_quiesced_or_overloaded_dest(
+            dests in proptest::collection::vec((0u32..4, any::<bool>()), 1..8),
+            sources in proptest::collection::vec(any::<u32>(), 1..20),
+        ) {
+            for name in NAMES {
+                for flags in [0, crate::service::sched_flags::SCHED1] {
+                    let adds: Vec<(String, u32)> = dests
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (w, _))| (format!("10.0.0.{}", i + 1), *w))
+                        .collect();
+                    let refs: Vec<(&str, u32)> = adds.iter().map(|(a, w)| (a.as_str(), *w)).collect();
+                    let mut d = list(&refs);
+                    for (dest, (_, over)) in d.iter_mut().zip(dests.iter().rev()) {
+                        if *over {
+                            dest.spec = DestSpec { u_threshold: 1, ..dest.spec };
+                            dest.shared = crate::dest::DestShared::new(&dest.spec);
+                            dest.shared.bind_conn();
+                            dest.shared.inactconns.store(0, Relaxed);
+                        }
+                    }
+                    let mut s = by_name(name, flags).unwrap();
+                    s.update(&d, DestChange::Reset);
+                    for (k, src) in sources.iter().enumerate() {
+                        let input = SchedInput {
+                            saddr: IpAddr::V4(Ipv4Addr::from(*src)),
+                            sport: (*src >> 16) as u16,
+                            daddr: IpAddr::V4(Ipv4Addr::new(10, 9, (k >> 8) as u8, k as u8)),
+                            dport: 80,
+                            now_ms: k as u64,
+                        };
+                        if let Some(i) = s.schedule(&d, &input) {
+                            prop_assert!(d[i].is_available(), "{name} (flags {flags}) picked {:?}", d[i].spec);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses a different part
 //! Shared set-up of the end-to-end tests: each test builds its own lab under
 //! a unique prefix, so a failed test leaves nothing behind for the next.
 
@@ -5,7 +6,6 @@ use std::path::PathBuf;
 
 use rvs_lab::{Lab, RvsdOptions};
 
-pub const NOTE: &str = "needs root, network namespaces and DPDK; run with cargo xtask test";
 
 /// A lab with RS1/RS2 serving HTTP on port 80 and rvsd running, no services.
 pub fn lab(name: &str) -> Lab {
