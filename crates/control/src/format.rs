@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::types::ipvsadm_addr_cmp;
-use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec};
+use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind};
 
 use crate::proto::{DestView, Listing, ServiceView};
 
@@ -173,6 +173,8 @@ pub enum ListMode {
     Thresholds,
     /// `--persistent-conn`: Weight PersistConn ActiveConn InActConn.
     PersistentConn,
+    /// `--tun-info`: the normal columns with TunnelInfo after Forward.
+    TunInfo,
 }
 
 /// `ipvsadm -L[n]`, or with `only` set, `ipvsadm -L -t addr:port` (which has
@@ -228,6 +230,12 @@ pub fn list_mode(
             );
             out.push_str("  -> RemoteAddress:Port\n");
         }
+        ListMode::TunInfo => {
+            out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+            out.push_str(
+                "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n",
+            );
+        }
     }
     for s in shown {
         out.push_str(&service_line(&s.spec, names));
@@ -254,6 +262,19 @@ pub fn list_mode(
                     "  -> {:<28} {:<9} {:<11} {:<10} {:<10}",
                     name, d.spec.weight, d.persistent, d.active, d.inactive
                 ),
+                ListMode::TunInfo => writeln!(
+                    out,
+                    "  -> {:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                    name,
+                    d.spec.fwd.name(),
+                    match d.spec.fwd {
+                        FwdMethod::Tunnel(t) => t.info(),
+                        _ => "n/a".to_string(),
+                    },
+                    d.spec.weight,
+                    d.active,
+                    d.inactive
+                ),
             };
         }
     }
@@ -267,6 +288,14 @@ fn svc_arg(k: &ServiceKey, names: &dyn Names) -> String {
         Protocol::Sctp => "--sctp-service",
     };
     format!("{opt} {}", addr_port(names, k.addr, k.port, k.protocol))
+}
+
+fn csum_opt(c: TunCsum) -> &'static str {
+    match c {
+        TunCsum::None => " --tun-nocsum",
+        TunCsum::Csum => " --tun-csum",
+        TunCsum::RemCsum => " --tun-remcsum",
+    }
 }
 
 /// `ipvsadm -S[n]`: commands that rebuild the table with `-R`.
@@ -299,7 +328,7 @@ pub fn save(l: &Listing, names: &dyn Names) -> String {
         for d in &s.dests {
             let fwd = match d.spec.fwd {
                 FwdMethod::Masq => "-m",
-                FwdMethod::Tunnel => "-i",
+                FwdMethod::Tunnel(_) => "-i",
                 FwdMethod::Route | FwdMethod::Local => "-g",
             };
             let _ = write!(
@@ -308,8 +337,14 @@ pub fn save(l: &Listing, names: &dyn Names) -> String {
                 addr_port(names, d.spec.addr, d.spec.port, k.protocol),
                 d.spec.weight
             );
-            if d.spec.fwd == FwdMethod::Tunnel {
-                out.push_str(" --tun-type ipip");
+            if let FwdMethod::Tunnel(t) = d.spec.fwd {
+                out.push_str(&match t.kind {
+                    TunKind::Ipip => " --tun-type ipip".to_string(),
+                    TunKind::Gue => {
+                        format!(" --tun-type gue --tun-port {}{}", t.port, csum_opt(t.csum))
+                    }
+                    TunKind::Gre => format!(" --tun-type gre{}", csum_opt(t.csum)),
+                });
             }
             out.push('\n');
         }
@@ -456,8 +491,18 @@ TCP  192.168.1.10:80 rr\n\
 \x20 -> 192.168.1.220:80             10000      100        2          13        \n";
         assert_eq!(out, want);
         let out = list_mode(&l, None, &Numeric, ListMode::PersistentConn).unwrap();
-        assert!(out.contains("Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n"), "{out}");
-        assert!(out.contains("  -> 192.168.1.220:80             1         4           2          13        \n"), "{out}");
+        assert!(
+            out.contains(
+                "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "  -> 192.168.1.220:80             1         4           2          13        \n"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

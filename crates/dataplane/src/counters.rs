@@ -53,10 +53,20 @@ pub enum DropReason {
     TxFull,
     /// No mbuf for a packet the director generates.
     NoMbuf,
+    /// A forwarded packet's TTL ran out.
+    TtlExceeded,
+    /// Too big for the link after encapsulation (ICMP sent back when DF).
+    TooBig,
+    /// No room in front of the packet for the tunnel headers.
+    NoHeadroom,
+    /// An ICMP error that belongs to no tracked connection.
+    IcmpUnrelated,
+    /// An ICMP message that is malformed or quotes a malformed packet.
+    BadIcmp,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 31] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -83,6 +93,11 @@ impl DropReason {
         DropReason::UnsupportedForwarding,
         DropReason::TxFull,
         DropReason::NoMbuf,
+        DropReason::TtlExceeded,
+        DropReason::TooBig,
+        DropReason::NoHeadroom,
+        DropReason::IcmpUnrelated,
+        DropReason::BadIcmp,
     ];
 
     /// The counter's name, as `rvsadm --counters` prints it.
@@ -114,6 +129,11 @@ impl DropReason {
             DropReason::UnsupportedForwarding => "drop_unsupported_forwarding",
             DropReason::TxFull => "drop_tx_full",
             DropReason::NoMbuf => "drop_no_mbuf",
+            DropReason::TtlExceeded => "drop_ttl_exceeded",
+            DropReason::TooBig => "drop_too_big",
+            DropReason::NoHeadroom => "drop_no_headroom",
+            DropReason::IcmpUnrelated => "drop_icmp_unrelated",
+            DropReason::BadIcmp => "drop_bad_icmp",
         }
     }
 }
@@ -153,6 +173,8 @@ pub struct Counters {
     pub arp_requests_sent: Counter,
     pub arp_learned: Counter,
     pub icmp_echo_replies: Counter,
+    pub icmp_errors_sent: Counter,
+    pub icmp_errors_forwarded: Counter,
     pub conns_expired: Counter,
     /// Live connections in this worker's table.
     pub connections: Counter,

@@ -6,11 +6,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod buf;
 pub mod counters;
 pub mod neighbour;
 pub mod run;
 pub mod worker;
 
+pub use buf::PacketBuf;
 pub use counters::{Counters, DropReason};
 pub use neighbour::NeighbourTable;
-pub use worker::{PortInfo, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared};
+pub use worker::{PortInfo, Route, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared};

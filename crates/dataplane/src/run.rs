@@ -55,7 +55,7 @@ pub fn run_worker(
                     counters.drop(DropReason::MultiSegment);
                     continue;
                 }
-                if let Verdict::Tx(out) = worker.handle(pi, m.data_mut(), now_ms) {
+                if let Verdict::Tx(out) = worker.handle(pi, &mut m, now_ms) {
                     tx[out].push(m);
                 }
             }

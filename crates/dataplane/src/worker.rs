@@ -5,17 +5,17 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use rvs_ipvs::conn::{Binding, ConnTable, FlowKey};
+use rvs_ipvs::conn::{Binding, Conn, ConnTable, FlowKey, OutKey};
 use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
 use rvs_ipvs::{Change, Director, FwdMethod, Protocol};
-use rvs_packet::arp::{self, ArpPacket, Operation};
+use rvs_packet::arp::{ArpPacket, Operation};
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame, MacAddr};
-use rvs_packet::icmp::{self, IcmpPacket};
 use rvs_packet::ipv4::{self, Ipv4Error, Ipv4Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
+use crate::buf::PacketBuf;
 use crate::counters::{Counters, DropReason};
 use crate::neighbour::{Neighbour, NeighbourTable};
 
@@ -25,16 +25,31 @@ pub struct PortInfo {
     pub mac: MacAddr,
     pub addr: Ipv4Addr,
     pub prefix_len: u8,
+    /// Largest IP packet the link carries (for tunnel overhead checks).
+    pub mtu: u16,
+}
+
+/// A static route: packets for `dst/prefix_len` go to the gateway `via`,
+/// which must be on a port's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub dst: Ipv4Addr,
+    pub prefix_len: u8,
+    pub via: Ipv4Addr,
+}
+
+fn prefix_mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len.min(32) as u32)
+    }
 }
 
 impl PortInfo {
     /// Whether `ip` is on this port's directly connected network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix_len as u32)
-        };
+        let mask = prefix_mask(self.prefix_len);
         u32::from(ip) & mask == u32::from(self.addr) & mask
     }
 }
@@ -44,6 +59,8 @@ pub struct WorkerConfig {
     /// 0-based worker index; worker 0 also resolves newly added real servers.
     pub id: usize,
     pub ports: Vec<PortInfo>,
+    /// Static routes, beyond the ports' own networks.
+    pub routes: Vec<Route>,
     /// Most connections this worker's table holds.
     pub conn_capacity: usize,
     pub timeouts: Timeouts,
@@ -90,11 +107,32 @@ pub struct Worker {
     templates: Arc<Templates>,
     shared: Arc<WorkerShared>,
     arp_asked: FxHashMap<Ipv4Addr, u64>,
-    /// Frames the director generated (ARP requests), to send by port index.
+    /// Frames the director generated (ARP requests, ICMP errors), to send
+    /// by port index.
     pub generated: Vec<(usize, Vec<u8>)>,
+    /// IP identification of the outer headers this worker writes.
+    next_ip_id: u16,
 }
 
 type Step<T> = Result<T, DropReason>;
+
+/// Where a connection's packets go.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    daddr: IpAddr,
+    dport: u16,
+    fwd: FwdMethod,
+}
+
+impl Target {
+    fn of(c: &Conn) -> Target {
+        Target {
+            daddr: c.daddr,
+            dport: c.dport,
+            fwd: c.fwd,
+        }
+    }
+}
 
 impl Worker {
     pub fn new(
@@ -113,6 +151,7 @@ impl Worker {
             shared,
             arp_asked: FxHashMap::default(),
             generated: Vec::new(),
+            next_ip_id: 1,
         }
     }
 
@@ -155,10 +194,10 @@ impl Worker {
 
     /// Processes one received frame on port `port`, rewriting it in place
     /// when it is to be sent on.
-    pub fn handle(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Verdict {
+    pub fn handle<B: PacketBuf>(&mut self, port: usize, pkt: &mut B, now_ms: u64) -> Verdict {
         let c = &self.shared.counters;
         c.rx_packets.inc();
-        let v = match self.classify(port, frame, now_ms) {
+        let v = match self.classify(port, pkt, now_ms) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
         };
@@ -169,8 +208,9 @@ impl Worker {
         v
     }
 
-    fn classify(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
+    fn classify<B: PacketBuf>(&mut self, port: usize, pkt: &mut B, now_ms: u64) -> Step<Verdict> {
         let p = self.cfg.ports[port];
+        let frame = pkt.data_mut();
         let eth = EthernetFrame::new_checked(&*frame).map_err(|_| DropReason::TruncatedEthernet)?;
         if eth.src() == p.mac {
             return Err(DropReason::Looped);
@@ -182,7 +222,7 @@ impl Worker {
                 if dst != p.mac {
                     return Err(DropReason::NotOurMac);
                 }
-                self.handle_ipv4(port, frame, now_ms)
+                self.handle_ipv4(port, pkt, now_ms)
             }
             _ => Err(DropReason::UnknownEthertype),
         }
@@ -225,7 +265,13 @@ impl Worker {
         self.cfg.ports.iter().any(|p| p.addr == ip)
     }
 
-    fn handle_ipv4(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
+    fn handle_ipv4<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let frame = pkt.data_mut();
         let ip =
             Ipv4Packet::new_validated(&frame[ethernet::HEADER_LEN..]).map_err(|e| match e {
                 Ipv4Error::Truncated => DropReason::TruncatedIpv4,
@@ -242,13 +288,13 @@ impl Worker {
         if ip.is_fragment() {
             return Err(DropReason::Fragment);
         }
+        // Link padding of short frames is not part of the packet.
+        let ip_end = ethernet::HEADER_LEN + ip.total_len() as usize;
         let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
         let protocol = match proto {
             ipv4::protocol::TCP => Protocol::Tcp,
             ipv4::protocol::UDP => Protocol::Udp,
-            ipv4::protocol::ICMP if self.is_local(dst) || self.director.is_vip(IpAddr::V4(dst)) => {
-                return self.echo_reply(port, frame);
-            }
+            ipv4::protocol::ICMP => return self.handle_icmp(port, pkt, now_ms),
             _ if self.is_local(dst) => return Err(DropReason::ToDirector),
             _ if self.director.is_vip(IpAddr::V4(dst)) => return Err(DropReason::NoService),
             _ => return Err(DropReason::NotForUs),
@@ -269,6 +315,7 @@ impl Worker {
                 (u.src_port(), u.dst_port(), None, false)
             }
         };
+        pkt.truncate(ip_end);
         let key = FlowKey {
             protocol,
             caddr: IpAddr::V4(src),
@@ -288,22 +335,38 @@ impl Worker {
                 existing = None;
             }
         }
-        let (daddr, fwd) = match existing {
+        let target = match existing {
             Some(r) => {
                 if is_tcp {
                     self.conns.on_tcp(r, false, event, now_ms);
                 } else {
                     self.conns.on_udp(r, now_ms);
                 }
-                let c = self.conns.get(r);
-                (c.daddr, c.fwd)
+                Target::of(self.conns.get(r))
             }
-            None => self.new_flow(key, syn_only, event, now_ms)?,
+            None => {
+                // A NAT real server's reply?
+                let out = OutKey {
+                    protocol,
+                    daddr: IpAddr::V4(src),
+                    dport: sport,
+                    caddr: IpAddr::V4(dst),
+                    cport: dport,
+                };
+                if let Some(r) = self.conns.lookup_out(&out) {
+                    if is_tcp {
+                        self.conns.on_tcp(r, true, event, now_ms);
+                    } else {
+                        self.conns.on_udp(r, now_ms);
+                    }
+                    let c = self.conns.get(r);
+                    let (vaddr, vport) = (c.key.vaddr, c.key.vport);
+                    return self.xmit_nat_out(pkt, vaddr, vport, now_ms);
+                }
+                self.new_flow(key, syn_only, event, now_ms)?
+            }
         };
-        match (fwd, daddr) {
-            (FwdMethod::Route, IpAddr::V4(d)) => self.xmit_dr(frame, d, now_ms),
-            _ => Err(DropReason::UnsupportedForwarding),
-        }
+        self.xmit(port, pkt, target, now_ms)
     }
 
     /// Schedules the first packet of a flow (through a persistence template
@@ -315,7 +378,7 @@ impl Worker {
         syn_only: bool,
         event: Option<Event>,
         now_ms: u64,
-    ) -> Step<(IpAddr, FwdMethod)> {
+    ) -> Step<Target> {
         let (protocol, src, dst, dport) = (key.protocol, key.caddr, key.vaddr, key.vport);
         let exact = rvs_ipvs::ServiceKey {
             protocol,
@@ -353,7 +416,8 @@ impl Worker {
         let one_packet = svc.spec.one_packet && protocol == Protocol::Udp;
         let mut binding = match svc.spec.persistent {
             Some(timeout) => {
-                let tkey = TemplateKey::new(protocol, src, svc.spec.netmask, dst, svc.spec.key.port);
+                let tkey =
+                    TemplateKey::new(protocol, src, svc.spec.netmask, dst, svc.spec.key.port);
                 let tpl = match self.templates.get(&tkey) {
                     Some(t) => t,
                     None => {
@@ -389,7 +453,11 @@ impl Worker {
             binding.dport = dport;
         }
         self.shared.counters.new_connections.inc();
-        let target = (binding.daddr, binding.fwd);
+        let target = Target {
+            daddr: binding.daddr,
+            dport: binding.dport,
+            fwd: binding.fwd,
+        };
         if one_packet {
             // Scheduled on its own, no connection entry kept.
             binding
@@ -412,92 +480,10 @@ impl Worker {
         }
         Ok(target)
     }
-
-    /// Direct routing: re-address the frame to the real server's MAC; the IP
-    /// packet is untouched.
-    fn xmit_dr(&mut self, frame: &mut [u8], daddr: Ipv4Addr, now_ms: u64) -> Step<Verdict> {
-        let out = self.port_for(daddr).ok_or(DropReason::NoRoute)?;
-        let mac = match self.neigh.lookup(daddr, now_ms) {
-            Neighbour::Reachable(m) => m,
-            Neighbour::Stale(m) => {
-                self.ask_arp(out, daddr, now_ms, false);
-                m
-            }
-            Neighbour::Missing => {
-                self.ask_arp(out, daddr, now_ms, false);
-                return Err(DropReason::NeighbourMiss);
-            }
-        };
-        let mut eth = EthernetFrame::new_unchecked(frame);
-        eth.set_dst(mac);
-        eth.set_src(self.cfg.ports[out].mac);
-        self.shared.counters.forwarded.inc();
-        Ok(Verdict::Tx(out))
-    }
-
-    /// Answers an ICMP echo request to a VIP or a director address in place.
-    fn echo_reply(&mut self, port: usize, frame: &mut [u8]) -> Step<Verdict> {
-        let p = self.cfg.ports[port];
-        let mut ip = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
-            .map_err(|_| DropReason::TruncatedIpv4)?;
-        {
-            let icmp =
-                IcmpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
-            if icmp.msg_type() != icmp::kind::ECHO_REQUEST || !icmp.verify_checksum() {
-                return Err(DropReason::ToDirector);
-            }
-        }
-        let mut icmp =
-            IcmpPacket::new_checked(ip.payload_mut()).map_err(|_| DropReason::BadL4Header)?;
-        icmp.make_echo_reply();
-        let (s, d) = (ip.src(), ip.dst());
-        ip.set_src(d);
-        ip.set_dst(s);
-        ip.set_ttl(64);
-        ip.fill_checksum();
-        let mut eth = EthernetFrame::new_unchecked(frame);
-        let client = eth.src();
-        eth.set_dst(client);
-        eth.set_src(p.mac);
-        self.shared.counters.icmp_echo_replies.inc();
-        Ok(Verdict::Tx(port))
-    }
-
-    fn port_for(&self, ip: Ipv4Addr) -> Option<usize> {
-        self.cfg.ports.iter().position(|p| p.contains(ip))
-    }
-
-    /// Queues an ARP request for `ip` on `port`, at most once per retry
-    /// interval unless `force`.
-    fn ask_arp(&mut self, port: usize, ip: Ipv4Addr, now_ms: u64, force: bool) {
-        let retry = self.cfg.arp_retry_ms;
-        if let Some(&t) = self.arp_asked.get(&ip) {
-            if !force && now_ms < t + retry {
-                return;
-            }
-        }
-        self.arp_asked.insert(ip, now_ms);
-        let p = self.cfg.ports[port];
-        // 60 bytes: the Ethernet minimum without FCS.
-        let mut f = vec![0u8; 60];
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-            eth.set_dst(MacAddr::BROADCAST);
-            eth.set_src(p.mac);
-            eth.set_ethertype(EtherType::Arp);
-        }
-        let _ = ArpPacket::emit(
-            &mut f[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN],
-            Operation::Request,
-            p.mac,
-            p.addr,
-            MacAddr::ZERO,
-            ip,
-        );
-        self.generated.push((port, f));
-        self.shared.counters.arp_requests_sent.inc();
-    }
 }
+
+mod icmp;
+mod xmit;
 
 #[cfg(test)]
 mod tests;

@@ -100,6 +100,16 @@ impl Mbuf {
         Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
     }
 
+    /// Removes `n` bytes from the front (decapsulation); false if the packet
+    /// is shorter.
+    pub fn adj(&mut self, n: usize) -> bool {
+        let Ok(n16) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: valid single-segment mbuf we own; DPDK checks the length.
+        !unsafe { dpdk_sys::rte_pktmbuf_adj(self.raw.as_ptr(), n16) }.is_null()
+    }
+
     /// Shrinks the packet to `len` bytes (no-op if already shorter).
     pub fn truncate(&mut self, len: usize) {
         let cur = self.len();

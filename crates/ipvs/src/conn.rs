@@ -24,6 +24,17 @@ pub struct FlowKey {
     pub vport: u16,
 }
 
+/// A NAT connection as its replies carry it: the real server's endpoint and
+/// the client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutKey {
+    pub protocol: Protocol,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub caddr: IpAddr,
+    pub cport: u16,
+}
+
 /// One tracked connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -66,6 +77,17 @@ impl Binding {
 }
 
 impl Conn {
+    /// The key of this connection's replies, for NAT.
+    pub fn out_key(&self) -> OutKey {
+        OutKey {
+            protocol: self.key.protocol,
+            daddr: self.daddr,
+            dport: self.dport,
+            caddr: self.key.caddr,
+            cport: self.key.cport,
+        }
+    }
+
     pub fn dest(&self) -> &Arc<DestShared> {
         &self.dest
     }
@@ -89,6 +111,8 @@ pub struct TableFull;
 #[derive(Debug)]
 pub struct ConnTable {
     index: FxHashMap<FlowKey, u32>,
+    /// NAT connections by their replies' key.
+    out_index: FxHashMap<OutKey, u32>,
     slots: Vec<Option<Conn>>,
     free: Vec<u32>,
     capacity: usize,
@@ -100,6 +124,7 @@ impl ConnTable {
     pub fn new(capacity: usize, timeouts: Timeouts) -> ConnTable {
         ConnTable {
             index: FxHashMap::default(),
+            out_index: FxHashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             capacity,
@@ -125,6 +150,15 @@ impl ConnTable {
         self.index.get(key).map(|&i| ConnRef(i))
     }
 
+    /// The NAT connection a reply from a real server belongs to.
+    #[inline]
+    pub fn lookup_out(&self, key: &OutKey) -> Option<ConnRef> {
+        if self.out_index.is_empty() {
+            return None;
+        }
+        self.out_index.get(key).map(|&i| ConnRef(i))
+    }
+
     #[inline]
     pub fn get(&self, r: ConnRef) -> &Conn {
         self.slots[r.0 as usize].as_ref().expect("live conn ref")
@@ -136,7 +170,12 @@ impl ConnTable {
     }
 
     /// Creates a connection as `binding` says (a template's dest, say).
-    pub fn insert_bound(&mut self, key: FlowKey, b: Binding, now_ms: u64) -> Result<ConnRef, TableFull> {
+    pub fn insert_bound(
+        &mut self,
+        key: FlowKey,
+        b: Binding,
+        now_ms: u64,
+    ) -> Result<ConnRef, TableFull> {
         if self.index.len() >= self.capacity {
             return Err(TableFull);
         }
@@ -169,6 +208,10 @@ impl ConnTable {
             }
         };
         self.index.insert(key, slot);
+        let c = self.slots[slot as usize].as_ref().expect("just inserted");
+        if c.fwd == FwdMethod::Masq {
+            self.out_index.insert(c.out_key(), slot);
+        }
         Ok(ConnRef(slot))
     }
 
@@ -176,6 +219,9 @@ impl ConnTable {
     pub fn remove(&mut self, r: ConnRef) {
         if let Some(c) = self.slots[r.0 as usize].take() {
             self.index.remove(&c.key);
+            if c.fwd == FwdMethod::Masq {
+                self.out_index.remove(&c.out_key());
+            }
             c.dest.unbind_conn(c.active);
             if let Some(t) = &c.template {
                 t.detach();

@@ -255,15 +255,6 @@ fn check_dest_spec(spec: &DestSpec) -> Result<(), IpvsError> {
     if spec.addr.is_unspecified() || spec.addr.is_multicast() {
         return Err(IpvsError::Invalid);
     }
-    if matches!(
-        spec.fwd,
-        crate::types::FwdMethod::Masq | crate::types::FwdMethod::Tunnel
-    ) {
-        return Err(IpvsError::Unsupported(format!(
-            "forwarding method {} is not implemented yet; use -g (direct routing)",
-            spec.fwd.name()
-        )));
-    }
     Ok(())
 }
 

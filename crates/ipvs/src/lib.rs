@@ -27,4 +27,4 @@ pub use command::{Change, Command, IpvsError};
 pub use dest::{Dest, DestShared, DestSpec};
 pub use director::Director;
 pub use service::{Service, ServiceSpec};
-pub use types::{DestKey, FwdMethod, Protocol, ServiceKey};
+pub use types::{DestKey, FwdMethod, Protocol, ServiceKey, TunCsum, TunKind, TunSpec};

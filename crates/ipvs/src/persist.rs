@@ -32,7 +32,13 @@ pub struct TemplateKey {
 impl TemplateKey {
     /// The kernel's template key for a packet from `caddr` to a service at
     /// `vaddr:svc_port` with persistence mask `prefix`.
-    pub fn new(protocol: Protocol, caddr: IpAddr, prefix: u8, vaddr: IpAddr, svc_port: u16) -> Self {
+    pub fn new(
+        protocol: Protocol,
+        caddr: IpAddr,
+        prefix: u8,
+        vaddr: IpAddr,
+        svc_port: u16,
+    ) -> Self {
         // FTP (port 21) templates cover the data connections too: vport 0.
         let vport = if svc_port == 21 { 0 } else { svc_port };
         TemplateKey {
@@ -48,11 +54,19 @@ impl TemplateKey {
 pub fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix.min(32) as u32) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix.min(32) as u32)
+            };
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix.min(128) as u32) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix.min(128) as u32)
+            };
             IpAddr::V6((u128::from(a) & m).into())
         }
     }
@@ -164,7 +178,10 @@ impl Templates {
 
     /// Every template (for listings).
     pub fn snapshot(&self) -> Vec<(TemplateKey, Arc<Template>)> {
-        self.map.iter().map(|e| (*e.key(), e.value().clone())).collect()
+        self.map
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect()
     }
 }
 
@@ -200,14 +217,23 @@ mod tests {
         );
         assert_eq!(k.cnet, "192.168.1.0".parse::<IpAddr>().unwrap());
         assert_eq!(k.vport, 0);
-        assert_eq!(mask("2001:db8::1:2".parse().unwrap(), 64), "2001:db8::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            mask("2001:db8::1:2".parse().unwrap(), 64),
+            "2001:db8::".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
     fn lives_while_controlled_then_expires() {
         let t = Templates::new();
         let d = dest("10.0.0.1");
-        let key = TemplateKey::new(Protocol::Tcp, "1.2.3.4".parse().unwrap(), 32, "10.0.0.9".parse().unwrap(), 80);
+        let key = TemplateKey::new(
+            Protocol::Tcp,
+            "1.2.3.4".parse().unwrap(),
+            32,
+            "10.0.0.9".parse().unwrap(),
+            80,
+        );
         let tpl = t.create(key, &d);
         assert_eq!(d.shared.persistconns.load(Relaxed), 1);
         tpl.attach(0, 360);
@@ -223,7 +249,13 @@ mod tests {
     fn removed_dest_invalidates_its_templates() {
         let t = Templates::new();
         let d = dest("10.0.0.1");
-        let key = TemplateKey::new(Protocol::Udp, "1.2.3.4".parse().unwrap(), 32, "10.0.0.9".parse().unwrap(), 53);
+        let key = TemplateKey::new(
+            Protocol::Udp,
+            "1.2.3.4".parse().unwrap(),
+            32,
+            "10.0.0.9".parse().unwrap(),
+            53,
+        );
         t.create(key, &d);
         assert!(t.get(&key).is_some());
         d.shared.mark_removed();

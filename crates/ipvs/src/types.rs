@@ -83,6 +83,51 @@ impl fmt::Display for DestKey {
     }
 }
 
+/// The encapsulation of a tunnelled real server (`--tun-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum TunKind {
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation to `port`.
+    Gue,
+    Gre,
+}
+
+/// Checksum option of GUE/GRE tunnels (`--tun-nocsum/--tun-csum/--tun-remcsum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum TunCsum {
+    #[default]
+    None,
+    Csum,
+    /// Remote checksum offload (GUE only).
+    RemCsum,
+}
+
+/// A tunnel's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct TunSpec {
+    pub kind: TunKind,
+    /// GUE's UDP destination port (`--tun-port`); 0 otherwise.
+    pub port: u16,
+    pub csum: TunCsum,
+}
+
+impl TunSpec {
+    /// The `TunnelInfo` column of `ipvsadm -L --tun-info`.
+    pub fn info(&self) -> String {
+        let c = match self.csum {
+            TunCsum::None => "-c",
+            TunCsum::Csum => "+c",
+            TunCsum::RemCsum => "r+c",
+        };
+        match self.kind {
+            TunKind::Ipip => "ipip".into(),
+            TunKind::Gue => format!("gue:{}:{c}", self.port),
+            TunKind::Gre => format!("gre:{c}"),
+        }
+    }
+}
+
 /// How packets reach a real server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub enum FwdMethod {
@@ -91,7 +136,7 @@ pub enum FwdMethod {
     /// The director itself (ipvsadm shows it for local real servers).
     Local,
     /// IP-in-IP and friends (`-i`).
-    Tunnel,
+    Tunnel(TunSpec),
     /// Direct routing (`-g`), the default.
     #[default]
     Route,
@@ -103,7 +148,7 @@ impl FwdMethod {
         match self {
             FwdMethod::Masq => "Masq",
             FwdMethod::Local => "Local",
-            FwdMethod::Tunnel => "Tunnel",
+            FwdMethod::Tunnel(_) => "Tunnel",
             FwdMethod::Route => "Route",
         }
     }

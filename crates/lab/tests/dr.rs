@@ -404,12 +404,17 @@ fn udp_flows_stick_and_new_flows_alternate() {
 fn persistent_service_pins_the_client() {
     let lab = lab("persist");
     lab.rvsadm_ok("-A -t 192.168.1.10:80 -s rr -p 60").unwrap();
-    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220").unwrap();
-    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.193").unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.220")
+        .unwrap();
+    lab.rvsadm_ok("-a -t 192.168.1.10:80 -r 192.168.1.193")
+        .unwrap();
     let got = curls(&lab, 80, 5);
     assert_eq!(got, ["RS2"; 5], "rr would alternate; the template pins");
     let listing = lab.rvsadm_ok("-Ln --persistent-conn").unwrap();
-    assert!(listing.contains("TCP  192.168.1.10:80 rr persistent 60\n"), "{listing}");
+    assert!(
+        listing.contains("TCP  192.168.1.10:80 rr persistent 60\n"),
+        "{listing}"
+    );
     assert!(
         listing.contains("  -> 192.168.1.193:80             1         1           "),
         "one template on RS2: {listing}"

@@ -75,11 +75,15 @@ fn sh_and_mh_pin_each_source_address() {
     let lab = lab("hash");
     let clients = clients();
     for c in &clients {
-        lab.exec("client", &["ip", "addr", "add", &format!("{c}/24"), "dev", "veth-cli"])
-            .unwrap();
+        lab.exec(
+            "client",
+            &["ip", "addr", "add", &format!("{c}/24"), "dev", "veth-cli"],
+        )
+        .unwrap();
     }
     for sched in ["sh", "mh"] {
-        lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s {sched}")).unwrap();
+        lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s {sched}"))
+            .unwrap();
         lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1}")).unwrap();
         lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS2}")).unwrap();
         let want = expected(sched, &clients);
@@ -97,7 +101,10 @@ fn sh_and_mh_pin_each_source_address() {
             assert_eq!(answers[0], answers[1], "{sched}: {c} moved between servers");
             got.push(answers[0].clone());
         }
-        assert_eq!(got, want, "{sched}: mapping differs from the scheduler module");
+        assert_eq!(
+            got, want,
+            "{sched}: mapping differs from the scheduler module"
+        );
         // Both servers get a share.
         assert!(got.iter().any(|s| s == "RS1") && got.iter().any(|s| s == "RS2"));
         lab.rvsadm_ok(&format!("-D -t {VIP}:80")).unwrap();

@@ -166,6 +166,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     #[inline]
+    pub fn set_tos(&mut self, v: u8) {
+        self.buf.as_mut()[field::TOS] = v;
+    }
+
+    #[inline]
     pub fn set_ttl(&mut self, v: u8) {
         self.buf.as_mut()[field::TTL] = v;
     }

@@ -3,7 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 use rvs_ipvs::service::sched_flags;
-use rvs_ipvs::{sched, Command, DestKey, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+use rvs_ipvs::{
+    sched, Command, DestKey, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec, TunCsum,
+    TunKind, TunSpec,
+};
 
 use rvs_control::format::ListMode;
 
@@ -408,6 +411,9 @@ struct State {
     numeric: bool,
     ops: bool,
     sched_flags: Option<String>,
+    tun_kind: Option<TunKind>,
+    tun_port: Option<u16>,
+    tun_csum: Option<TunCsum>,
     leftovers: Vec<String>,
 }
 
@@ -607,7 +613,7 @@ fn option(
         Opt::Forward => {
             st.fwd = Some(match def.long {
                 "masquerading" => FwdMethod::Masq,
-                "ipip" => FwdMethod::Tunnel,
+                "ipip" => FwdMethod::Tunnel(TunSpec::default()),
                 _ => FwdMethod::Route,
             })
         }
@@ -631,6 +637,24 @@ fn option(
         Opt::Numeric => st.numeric = true,
         Opt::Ops => st.ops = true,
         Opt::SchedFlags => st.sched_flags = Some(v),
+        Opt::TunType => {
+            st.tun_kind = Some(match v.as_str() {
+                "ipip" => TunKind::Ipip,
+                "gue" => TunKind::Gue,
+                "gre" => TunKind::Gre,
+                _ => return Err(ParseError::fail("illegal tunnel type specified")),
+            })
+        }
+        Opt::TunPort => {
+            st.tun_port = Some(
+                parse_num(&v, 1, 65535)
+                    .ok_or_else(|| ParseError::fail("illegal tunnel port specified"))?
+                    as u16,
+            )
+        }
+        Opt::TunNoCsum => st.tun_csum = Some(TunCsum::None),
+        Opt::TunCsum => st.tun_csum = Some(TunCsum::Csum),
+        Opt::TunRemCsum => st.tun_csum = Some(TunCsum::RemCsum),
         // Accepted by the table, acted on below or refused as not yet built.
         _ => {}
     }
@@ -801,14 +825,65 @@ const NOT_YET: &[(Opt, &str)] = &[
     (Opt::Rate, "--rate"),
     (Opt::Timeout, "--timeout"),
     (Opt::Daemon, "--daemon"),
-    (Opt::TunInfo, "--tun-info"),
     (Opt::Pe, "--pe"),
-    (Opt::TunType, "--tun-type"),
-    (Opt::TunPort, "--tun-port"),
-    (Opt::TunNoCsum, "--tun-nocsum"),
-    (Opt::TunCsum, "--tun-csum"),
-    (Opt::TunRemCsum, "--tun-remcsum"),
 ];
+
+const TUN_OPTS: u64 = (1 << Opt::TunType as u8)
+    | (1 << Opt::TunPort as u8)
+    | (1 << Opt::TunNoCsum as u8)
+    | (1 << Opt::TunCsum as u8)
+    | (1 << Opt::TunRemCsum as u8);
+
+/// The tunnel of an `-i` server, checked as ipvsadm checks it: each tunnel
+/// type allows, requires or excludes some of the tunnel options.
+fn tunnel(st: &State) -> Result<TunSpec, ParseError> {
+    let kind = st.tun_kind.unwrap_or_default();
+    let type_name = match kind {
+        TunKind::Ipip => "ipip",
+        TunKind::Gue => "gue",
+        TunKind::Gre => "gre",
+    };
+    let mut last: Option<Opt> = None;
+    for o in [Opt::TunPort, Opt::TunNoCsum, Opt::TunCsum, Opt::TunRemCsum] {
+        let present = st.seen & (1u64 << (o as u8)) != 0;
+        // '+' required, 'x' illegal, '1' at most one of the group, ' ' free.
+        let rule = match (kind, o) {
+            (TunKind::Ipip, _) => 'x',
+            (TunKind::Gue, Opt::TunPort) => '+',
+            (TunKind::Gue, _) => '1',
+            (TunKind::Gre, Opt::TunPort | Opt::TunRemCsum) => 'x',
+            (TunKind::Gre, _) => '1',
+        };
+        let name = OPT_NAMES[o as usize];
+        match (present, rule) {
+            (false, '+') => {
+                return Err(ParseError::fail(format!(
+                    "You need to supply the '{name}' option for the '{type_name}' tunnel type"
+                )))
+            }
+            (true, 'x') => {
+                return Err(ParseError::fail(format!(
+                    "Illegal '{name}' option with the '{type_name}' tunnel type"
+                )))
+            }
+            (true, '1') => match last {
+                None => last = Some(o),
+                Some(l) => {
+                    return Err(ParseError::fail(format!(
+                        "The option '{name}' conflicts with the '{}' option in the '{type_name}' tunnel type",
+                        OPT_NAMES[l as usize]
+                    )))
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(TunSpec {
+        kind,
+        port: st.tun_port.unwrap_or(0),
+        csum: st.tun_csum.unwrap_or_default(),
+    })
+}
 
 fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
     let Some(cmd) = st.cmd else {
@@ -851,6 +926,8 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
                 ListMode::Thresholds
             } else if st.seen & (1 << Opt::PersistentConn as u8) != 0 {
                 ListMode::PersistentConn
+            } else if st.seen & (1 << Opt::TunInfo as u8) != 0 {
+                ListMode::TunInfo
             } else {
                 ListMode::Normal
             },
@@ -896,13 +973,22 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
             if cmd == Cmd::DelServer {
                 return Ok(Action::Apply(Command::DelDest(key, DestKey { addr, port })));
             }
-            if addr.is_ipv4() != key.addr.is_ipv4() && fwd != FwdMethod::Tunnel {
+            let fwd = match fwd {
+                FwdMethod::Tunnel(_) => FwdMethod::Tunnel(tunnel(&st)?),
+                _ if st.seen & TUN_OPTS != 0 => {
+                    return Err(ParseError::fail(
+                        "Tunnel options conflict with forward method",
+                    ))
+                }
+                f => f,
+            };
+            if addr.is_ipv4() != key.addr.is_ipv4() && !matches!(fwd, FwdMethod::Tunnel(_)) {
                 return Err(ParseError::fail(
                     "Different address family is allowed only for tunneling servers",
                 ));
             }
             // DR and TUN cannot change the port: it is the service's.
-            if matches!(fwd, FwdMethod::Route | FwdMethod::Tunnel) {
+            if matches!(fwd, FwdMethod::Route | FwdMethod::Tunnel(_)) {
                 port = key.port;
             }
             let spec = DestSpec {

@@ -12,6 +12,10 @@ pub struct Config {
     pub dpdk: DpdkSection,
     #[serde(rename = "port")]
     pub ports: Vec<PortSection>,
+    /// Static routes (`[[route]]`), for real servers or clients behind
+    /// routers.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<RouteSection>,
     #[serde(default)]
     pub workers: WorkersSection,
     #[serde(default)]
@@ -83,6 +87,23 @@ pub struct PortSection {
     pub device: String,
     /// The director's own address on this port, with prefix length.
     pub address: String,
+    /// Largest IP packet the link carries; tunnelled packets that outgrow it
+    /// get ICMP fragmentation-needed.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Destination network, `a.b.c.d/len` (`0.0.0.0/0` for a default route).
+    pub to: String,
+    /// The gateway, on one of the ports' networks.
+    pub via: String,
 }
 
 impl PortSection {
@@ -243,7 +264,50 @@ impl Config {
         Ok(c)
     }
 
+    /// The routes, parsed and checked: each gateway must be on a port's
+    /// network.
+    pub fn parsed_routes(&self) -> Result<Vec<rvs_dataplane::worker::Route>, String> {
+        let nets: Vec<(Ipv4Addr, u8)> = self
+            .ports
+            .iter()
+            .map(|p| p.parsed_address())
+            .collect::<Result<_, _>>()?;
+        self.routes
+            .iter()
+            .map(|r| {
+                let (dst, len) = parse_prefix(&r.to)
+                    .ok_or_else(|| format!("route to {:?}: not a.b.c.d/len", r.to))?;
+                let via: Ipv4Addr = r.via.parse().map_err(|_| {
+                    format!(
+                        "route to {:?}: via {:?} is not an IPv4 address",
+                        r.to, r.via
+                    )
+                })?;
+                let on_link = nets.iter().any(|(a, l)| {
+                    let m = if *l == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - *l as u32)
+                    };
+                    u32::from(*a) & m == u32::from(via) & m
+                });
+                if !on_link {
+                    return Err(format!(
+                        "route to {:?}: gateway {via} is on no port's network",
+                        r.to
+                    ));
+                }
+                Ok(rvs_dataplane::worker::Route {
+                    dst,
+                    prefix_len: len,
+                    via,
+                })
+            })
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.parsed_routes()?;
         if self.ports.is_empty() {
             return Err("at least one [[port]] is needed".into());
         }
@@ -270,6 +334,12 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let l: u8 = l.parse().ok().filter(|l| *l <= 32)?;
+    Some((a.parse().ok()?, l))
 }
 
 #[cfg(test)]
@@ -300,5 +370,12 @@ mod tests {
         assert!(e.contains("main_lcore"), "{e}");
         let e = Config::parse("").unwrap_err();
         assert!(e.contains("port"), "{e}");
+        let routed = format!("{base}[[route]]\nto='0.0.0.0/0'\nvia='10.0.0.254'\n");
+        let c = Config::parse(&routed).unwrap();
+        assert_eq!(c.parsed_routes().unwrap()[0].prefix_len, 0);
+        let e = Config::parse(&routed.replace("10.0.0.254", "10.9.0.254")).unwrap_err();
+        assert!(e.contains("on no port's network"), "{e}");
+        let e = Config::parse(&routed.replace("0.0.0.0/0", "0.0.0.0")).unwrap_err();
+        assert!(e.contains("a.b.c.d/len"), "{e}");
     }
 }

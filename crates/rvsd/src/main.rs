@@ -151,6 +151,7 @@ fn run(args: Args) -> Result<()> {
             mac: MacAddr(port.mac().0),
             addr,
             prefix_len,
+            mtu: p.mtu,
         });
         ports.push(port);
     }
@@ -167,6 +168,7 @@ fn run(args: Args) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    let routes = cfg.parsed_routes().map_err(anyhow::Error::msg)?;
     let neigh = Arc::new(NeighbourTable::new(cfg.neighbours.expiry_s * 1000));
     let templates = Arc::new(Templates::new());
     let timeouts = Timeouts {
@@ -188,6 +190,7 @@ fn run(args: Args) -> Result<()> {
             WorkerConfig {
                 id: i,
                 ports: infos.clone(),
+                routes: routes.clone(),
                 conn_capacity: cfg.connections.capacity_per_worker,
                 timeouts,
                 arp_retry_ms: cfg.neighbours.arp_retry_ms,

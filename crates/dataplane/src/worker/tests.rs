@@ -5,6 +5,7 @@ use super::*;
 use rvs_ipvs::persist::Templates;
 use rvs_ipvs::{Command, DestSpec, ServiceKey, ServiceSpec};
 use rvs_packet::fixtures;
+use rvs_packet::icmp::{self, IcmpPacket};
 
 const DIRECTOR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xd1]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x50]);
@@ -20,7 +21,9 @@ fn worker() -> Worker {
             mac: DIRECTOR_MAC,
             addr: Ipv4Addr::new(192, 168, 1, 213),
             prefix_len: 24,
+            mtu: 1500,
         }],
+        routes: vec![],
         conn_capacity: 1000,
         timeouts: Timeouts::default(),
         arp_retry_ms: 1000,
@@ -133,7 +136,10 @@ fn answers_arp_for_vip_and_own_address() {
     // Not for an address of ours: ignored.
     let mut f = fixtures::ARP_REQUEST.to_vec();
     f[14 + 24..14 + 28].copy_from_slice(&[192, 168, 1, 99]);
-    assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::ArpNotForUs));
+    assert_eq!(
+        w.handle(0, &mut f, 1),
+        Verdict::Drop(DropReason::ArpNotForUs)
+    );
 }
 
 #[test]
@@ -502,7 +508,10 @@ fn with_service(spec: ServiceSpec) -> Worker {
     let mut w = worker();
     let mut control = Director::new();
     let key = spec.key;
-    let rs = |a| DestSpec { port: key.port, ..dest(a) };
+    let rs = |a| DestSpec {
+        port: key.port,
+        ..dest(a)
+    };
     for c in [
         Command::AddService(spec),
         Command::AddDest(key, rs(RS1)),
@@ -549,7 +558,10 @@ fn persistence_pins_a_client_network() {
         ..rr_spec(Protocol::Tcp, 80)
     });
     let mut first = None;
-    for (i, client) in [[192, 168, 1, 50], [192, 168, 1, 51], [192, 168, 1, 52]].iter().enumerate() {
+    for (i, client) in [[192, 168, 1, 50], [192, 168, 1, 51], [192, 168, 1, 52]]
+        .iter()
+        .enumerate()
+    {
         for p in 0..3 {
             let mut f = syn_from(*client, 40000 + (i * 10 + p) as u16, 80);
             assert_eq!(w.handle(0, &mut f, 10), Verdict::Tx(0));
@@ -558,8 +570,17 @@ fn persistence_pins_a_client_network() {
         }
     }
     assert_eq!(w.templates.len(), 1);
-    let rs2 = w.director.service(&vip_key(Protocol::Tcp, 80)).unwrap().dests[0].shared.clone();
-    assert_eq!(rs2.persistconns.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let rs2 = w
+        .director
+        .service(&vip_key(Protocol::Tcp, 80))
+        .unwrap()
+        .dests[0]
+        .shared
+        .clone();
+    assert_eq!(
+        rs2.persistconns.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     // Another network gets its own template; rr moved on.
     let mut f = syn_from([10, 1, 1, 1], 40000, 80);
     w.handle(0, &mut f, 10);
@@ -578,7 +599,10 @@ fn port_zero_service_takes_every_port() {
         assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0), "port {port}");
     }
     assert_eq!(w.conns.len(), 3);
-    assert!(w.conns.iter().all(|c| c.dport == c.key.vport), "DR keeps the port");
+    assert!(
+        w.conns.iter().all(|c| c.dport == c.key.vport),
+        "DR keeps the port"
+    );
     assert_eq!(w.templates.len(), 1, "one template for the client");
 }
 
@@ -594,7 +618,11 @@ fn one_packet_scheduling_keeps_no_connection() {
         assert_eq!(w.handle(0, &mut f, t), Verdict::Tx(0));
         seen.push(dst_mac(&f));
     }
-    assert_eq!(seen, [RS2_MAC, RS1_MAC, RS2_MAC, RS1_MAC], "every datagram scheduled");
+    assert_eq!(
+        seen,
+        [RS2_MAC, RS1_MAC, RS2_MAC, RS1_MAC],
+        "every datagram scheduled"
+    );
     assert_eq!(w.conns.len(), 0);
 }
 
@@ -624,7 +652,13 @@ fn shares(scheduler: &str, weights: &[u32], workers: usize, flows: u32) -> Vec<f
     for (i, w) in weights.iter().enumerate() {
         let addr = format!("192.168.1.{}", 100 + i);
         neigh.learn(addr.parse().unwrap(), MacAddr([2, 0, 0, 0, 1, i as u8]), 0);
-        cmds.push(Command::AddDest(key, DestSpec { weight: *w, ..dest(&addr) }));
+        cmds.push(Command::AddDest(
+            key,
+            DestSpec {
+                weight: *w,
+                ..dest(&addr)
+            },
+        ));
     }
     for c in cmds {
         let ch = control.apply(&c).unwrap();
@@ -650,7 +684,11 @@ fn shares(scheduler: &str, weights: &[u32], workers: usize, flows: u32) -> Vec<f
 /// worker gives.
 #[test]
 fn two_workers_keep_wrr_and_wlc_proportions() {
-    for (sched, weights) in [("wrr", vec![5, 3, 1]), ("wlc", vec![3, 1, 1]), ("wrr", vec![1, 1])] {
+    for (sched, weights) in [
+        ("wrr", vec![5, 3, 1]),
+        ("wlc", vec![3, 1, 1]),
+        ("wrr", vec![1, 1]),
+    ] {
         let one = shares(sched, &weights, 1, 10_000);
         let two = shares(sched, &weights, 2, 10_000);
         let total: u32 = weights.iter().sum();
@@ -664,3 +702,5 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
         }
     }
 }
+
+mod forwarding;

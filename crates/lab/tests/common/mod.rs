@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use rvs_lab::{Lab, RvsdOptions};
 
-
 /// A lab with RS1/RS2 serving HTTP on port 80 and rvsd running, no services.
 pub fn lab(name: &str) -> Lab {
     // Short prefixes: namespace names show up in `ip netns`, keep them tidy.

@@ -208,3 +208,64 @@ fn ipv6_services() {
         a => panic!("{a:?}"),
     }
 }
+
+#[test]
+fn tunnel_options_follow_ipvsadm_rules() {
+    let tun = |line: &str| match p(line).unwrap() {
+        Action::Apply(Command::AddDest(_, d)) => d.fwd,
+        a => panic!("{a:?}"),
+    };
+    assert_eq!(
+        tun("-a -t 1.2.3.4:80 -r 10.0.0.1 -i"),
+        FwdMethod::Tunnel(TunSpec::default())
+    );
+    assert_eq!(
+        tun("-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type gue --tun-port 6080 --tun-csum"),
+        FwdMethod::Tunnel(TunSpec {
+            kind: TunKind::Gue,
+            port: 6080,
+            csum: TunCsum::Csum
+        })
+    );
+    assert_eq!(
+        tun("-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type gre"),
+        FwdMethod::Tunnel(TunSpec {
+            kind: TunKind::Gre,
+            port: 0,
+            csum: TunCsum::None
+        })
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -g --tun-type gre",
+            "Tunnel options conflict with forward method",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type vxlan",
+            "illegal tunnel type specified",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type gue",
+            "You need to supply the 'tun-port' option for the 'gue' tunnel type",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-port 5",
+            "Illegal 'tun-port' option with the 'ipip' tunnel type",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type gre --tun-remcsum",
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type gue --tun-port 1 --tun-csum --tun-nocsum",
+            "The option 'tun-csum' conflicts with the 'tun-nocsum' option in the 'gue' tunnel type",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -i --tun-type gue --tun-port 0",
+            "illegal tunnel port specified",
+        ),
+    ];
+    for (line, msg) in cases {
+        assert_eq!(err(line), (msg.to_string(), 2), "{line}");
+    }
+}

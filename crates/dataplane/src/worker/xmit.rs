@@ -1,0 +1,360 @@
+//! The transmitters, one per forwarding method (the kernel's
+//! `ip_vs_xmit.c`), and the routing and neighbour resolution they share.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use rvs_ipvs::{FwdMethod, TunCsum, TunKind, TunSpec};
+use rvs_packet::checksum;
+use rvs_packet::ethernet::{self, EthernetFrame, MacAddr};
+use rvs_packet::ipv4::{self, Ipv4Packet};
+use rvs_packet::{TcpSegment, UdpDatagram};
+
+use super::{prefix_mask, Step, Target, Verdict, Worker};
+use crate::buf::PacketBuf;
+use crate::counters::DropReason;
+use crate::neighbour::Neighbour;
+
+/// Which address of a packet a NAT rewrite changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Src,
+    Dst,
+}
+
+/// Rewrites the source or destination address and port of the IPv4 packet
+/// in `ipbuf`, updating the IP and TCP/UDP checksums incrementally
+/// (RFC 1624).
+pub(super) fn rewrite_v4(ipbuf: &mut [u8], side: Side, addr: Ipv4Addr, port: u16) -> Step<()> {
+    let mut ip = Ipv4Packet::new_checked(&mut *ipbuf).map_err(|_| DropReason::TruncatedIpv4)?;
+    let old = if side == Side::Dst {
+        ip.dst()
+    } else {
+        ip.src()
+    };
+    let (o, n) = (u32::from(old), u32::from(addr));
+    let c = checksum::update32(ip.checksum(), o, n);
+    ip.set_checksum(c);
+    match side {
+        Side::Dst => ip.set_dst(addr),
+        Side::Src => ip.set_src(addr),
+    }
+    let proto = ip.protocol();
+    let l4 = ip.payload_mut();
+    match proto {
+        ipv4::protocol::TCP => {
+            let mut t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let op = if side == Side::Dst {
+                t.dst_port()
+            } else {
+                t.src_port()
+            };
+            let c = checksum::update16(checksum::update32(t.checksum(), o, n), op, port);
+            t.set_checksum(c);
+            match side {
+                Side::Dst => t.set_dst_port(port),
+                Side::Src => t.set_src_port(port),
+            }
+        }
+        ipv4::protocol::UDP => {
+            let mut u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let op = if side == Side::Dst {
+                u.dst_port()
+            } else {
+                u.src_port()
+            };
+            // A zero UDP checksum means "none" and stays so.
+            if u.checksum() != 0 {
+                let c = checksum::update16(checksum::update32(u.checksum(), o, n), op, port);
+                u.set_checksum(if c == 0 { 0xffff } else { c });
+            }
+            match side {
+                Side::Dst => u.set_dst_port(port),
+                Side::Src => u.set_src_port(port),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Bytes a tunnel adds in front of the inner packet.
+pub(super) fn tun_overhead(t: &TunSpec) -> usize {
+    ipv4::MIN_HEADER_LEN
+        + match t.kind {
+            TunKind::Ipip => 0,
+            // UDP + the 4-byte GUE base header.
+            TunKind::Gue => 8 + 4,
+            // Flags/version + protocol, and checksum + reserved with csum.
+            TunKind::Gre if t.csum == TunCsum::Csum => 8,
+            TunKind::Gre => 4,
+        }
+}
+
+impl Worker {
+    /// Sends a client's packet to its real server by the connection's method.
+    pub(super) fn xmit<B: PacketBuf>(
+        &mut self,
+        in_port: usize,
+        pkt: &mut B,
+        t: Target,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let IpAddr::V4(daddr) = t.daddr else {
+            return Err(DropReason::UnsupportedForwarding);
+        };
+        match t.fwd {
+            FwdMethod::Route => self.xmit_dr(pkt.data_mut(), daddr, now_ms),
+            FwdMethod::Masq => self.xmit_nat_in(pkt.data_mut(), daddr, t.dport, now_ms),
+            FwdMethod::Tunnel(tun) => self.xmit_tun(in_port, pkt, daddr, tun, now_ms),
+            FwdMethod::Local => Err(DropReason::UnsupportedForwarding),
+        }
+    }
+
+    /// Direct routing: re-address the frame to the real server's MAC; the IP
+    /// packet is untouched. The real server must be on a port's network.
+    pub(super) fn xmit_dr(
+        &mut self,
+        frame: &mut [u8],
+        daddr: Ipv4Addr,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let out = self.port_for(daddr).ok_or(DropReason::NoRoute)?;
+        let mac = self.resolve(out, daddr, now_ms)?;
+        self.set_l2(frame, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    /// NAT, client to server: the destination becomes the real server's
+    /// address and port.
+    fn xmit_nat_in(
+        &mut self,
+        frame: &mut [u8],
+        daddr: Ipv4Addr,
+        dport: u16,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let (out, nh) = self.route(daddr).ok_or(DropReason::NoRoute)?;
+        let mac = self.resolve(out, nh, now_ms)?;
+        rewrite_v4(&mut frame[ethernet::HEADER_LEN..], Side::Dst, daddr, dport)?;
+        self.set_l2(frame, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    /// NAT, server to client: the source becomes the VIP and its port; the
+    /// director routes the reply, so the TTL drops by one.
+    pub(super) fn xmit_nat_out<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        vaddr: IpAddr,
+        vport: u16,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let IpAddr::V4(vaddr) = vaddr else {
+            return Err(DropReason::UnsupportedForwarding);
+        };
+        let frame = pkt.data_mut();
+        let (client, ttl) = {
+            let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..])
+                .map_err(|_| DropReason::TruncatedIpv4)?;
+            (ip.dst(), ip.ttl())
+        };
+        if ttl <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        let (out, nh) = self.route(client).ok_or(DropReason::NoRoute)?;
+        let mac = self.resolve(out, nh, now_ms)?;
+        rewrite_v4(&mut frame[ethernet::HEADER_LEN..], Side::Src, vaddr, vport)?;
+        Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
+            .map_err(|_| DropReason::TruncatedIpv4)?
+            .decrement_ttl();
+        self.set_l2(frame, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    /// Tunnelling: the packet goes inside a new IPv4 header (and a GUE or
+    /// GRE header) from the director to the real server. A packet that no
+    /// longer fits the link with DF set gets ICMP fragmentation-needed back.
+    fn xmit_tun<B: PacketBuf>(
+        &mut self,
+        in_port: usize,
+        pkt: &mut B,
+        daddr: Ipv4Addr,
+        tun: TunSpec,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let (out, nh) = self.route(daddr).ok_or(DropReason::NoRoute)?;
+        let (inner_len, df, tos, flow_hash) = {
+            let ip = Ipv4Packet::new_checked(&pkt.data()[ethernet::HEADER_LEN..])
+                .map_err(|_| DropReason::TruncatedIpv4)?;
+            let p = ip.payload();
+            let ports = if p.len() >= 4 {
+                u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+            } else {
+                0
+            };
+            let h = (u32::from(ip.src()) ^ u32::from(ip.dst()).rotate_left(7) ^ ports)
+                .wrapping_mul(0x9e37_79b9);
+            (ip.total_len() as usize, ip.dont_frag(), ip.tos(), h)
+        };
+        let hdr = tun_overhead(&tun);
+        let mtu = self.cfg.ports[out].mtu as usize;
+        if inner_len + hdr > mtu {
+            if df {
+                self.frag_needed(in_port, pkt.data(), (mtu - hdr) as u16);
+            }
+            return Err(DropReason::TooBig);
+        }
+        let mac = self.resolve(out, nh, now_ms)?;
+        if !pkt.prepend(hdr) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let id = self.next_ip_id;
+        self.next_ip_id = self.next_ip_id.wrapping_add(1);
+        let src = self.cfg.ports[out].addr;
+        let f = pkt.data_mut();
+        f.copy_within(hdr..hdr + ethernet::HEADER_LEN, 0);
+        let outer = ethernet::HEADER_LEN;
+        let proto = match tun.kind {
+            TunKind::Ipip => ipv4::protocol::IPIP,
+            TunKind::Gue => ipv4::protocol::UDP,
+            TunKind::Gre => ipv4::protocol::GRE,
+        };
+        let total = (inner_len + hdr) as u16;
+        let mut ip = Ipv4Packet::emit(&mut f[outer..], src, daddr, proto, total, 64, id, df)
+            .map_err(|_| DropReason::NoHeadroom)?;
+        ip.set_tos(tos);
+        ip.fill_checksum();
+        let l4 = outer + ipv4::MIN_HEADER_LEN;
+        match tun.kind {
+            TunKind::Ipip => {}
+            TunKind::Gue => {
+                let len = (8 + 4 + inner_len) as u16;
+                // Source port: flow entropy in the ephemeral range.
+                let sport = 0xc000 | (flow_hash >> 18) as u16;
+                f[l4..l4 + 2].copy_from_slice(&sport.to_be_bytes());
+                f[l4 + 2..l4 + 4].copy_from_slice(&tun.port.to_be_bytes());
+                f[l4 + 4..l4 + 6].copy_from_slice(&len.to_be_bytes());
+                f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+                // GUE version 0, no options, carrying IPv4 (protocol 4).
+                f[l4 + 8..l4 + 12].copy_from_slice(&[0, ipv4::protocol::IPIP, 0, 0]);
+                if tun.csum == TunCsum::Csum {
+                    let mut u = UdpDatagram::new_checked(&mut f[l4..l4 + len as usize])
+                        .map_err(|_| DropReason::NoHeadroom)?;
+                    u.fill_checksum_v4(src, daddr);
+                }
+            }
+            TunKind::Gre => {
+                let with_csum = tun.csum == TunCsum::Csum;
+                f[l4..l4 + 2].copy_from_slice(&if with_csum { [0x80, 0] } else { [0, 0] });
+                f[l4 + 2..l4 + 4].copy_from_slice(&0x0800u16.to_be_bytes());
+                if with_csum {
+                    f[l4 + 4..l4 + 8].copy_from_slice(&[0, 0, 0, 0]);
+                    let end = outer + total as usize;
+                    let c = !checksum::sum(&f[l4..end]);
+                    f[l4 + 4..l4 + 6].copy_from_slice(&c.to_be_bytes());
+                }
+            }
+        }
+        self.set_l2(f, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    /// Sends the frame towards `dst` as routing says, its IP packet as it is.
+    pub(super) fn send_routed(
+        &mut self,
+        frame: &mut [u8],
+        dst: Ipv4Addr,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let (out, nh) = self.route(dst).ok_or(DropReason::NoRoute)?;
+        let mac = self.resolve(out, nh, now_ms)?;
+        self.set_l2(frame, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    /// Addresses the frame from port `out` to `mac`.
+    pub(super) fn set_l2(&self, frame: &mut [u8], out: usize, mac: MacAddr) {
+        let mut eth = EthernetFrame::new_unchecked(frame);
+        eth.set_dst(mac);
+        eth.set_src(self.cfg.ports[out].mac);
+        self.shared.counters.forwarded.inc();
+    }
+
+    /// The port of the network `ip` is on.
+    pub(super) fn port_for(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.cfg
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.contains(ip))
+            .max_by_key(|(_, p)| p.prefix_len)
+            .map(|(i, _)| i)
+    }
+
+    /// Port and next hop for `dst`: directly if it is on a port's network,
+    /// else through the longest matching static route.
+    pub(super) fn route(&self, dst: Ipv4Addr) -> Option<(usize, Ipv4Addr)> {
+        if let Some(p) = self.port_for(dst) {
+            return Some((p, dst));
+        }
+        let r = self
+            .cfg
+            .routes
+            .iter()
+            .filter(|r| {
+                let m = prefix_mask(r.prefix_len);
+                u32::from(dst) & m == u32::from(r.dst) & m
+            })
+            .max_by_key(|r| r.prefix_len)?;
+        Some((self.port_for(r.via)?, r.via))
+    }
+
+    /// The MAC of neighbour `ip` on port `out`; asks ARP when it is unknown
+    /// or getting old.
+    pub(super) fn resolve(&mut self, out: usize, ip: Ipv4Addr, now_ms: u64) -> Step<MacAddr> {
+        match self.neigh.lookup(ip, now_ms) {
+            Neighbour::Reachable(m) => Ok(m),
+            Neighbour::Stale(m) => {
+                self.ask_arp(out, ip, now_ms, false);
+                Ok(m)
+            }
+            Neighbour::Missing => {
+                self.ask_arp(out, ip, now_ms, false);
+                Err(DropReason::NeighbourMiss)
+            }
+        }
+    }
+
+    /// Queues an ARP request for `ip` on `port`, at most once per retry
+    /// interval unless `force`.
+    pub(super) fn ask_arp(&mut self, port: usize, ip: Ipv4Addr, now_ms: u64, force: bool) {
+        use rvs_packet::arp::{self, ArpPacket, Operation};
+        use rvs_packet::ethernet::EtherType;
+        let retry = self.cfg.arp_retry_ms;
+        if let Some(&t) = self.arp_asked.get(&ip) {
+            if !force && now_ms < t + retry {
+                return;
+            }
+        }
+        self.arp_asked.insert(ip, now_ms);
+        let p = self.cfg.ports[port];
+        // 60 bytes: the Ethernet minimum without FCS.
+        let mut f = vec![0u8; 60];
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+            eth.set_dst(MacAddr::BROADCAST);
+            eth.set_src(p.mac);
+            eth.set_ethertype(EtherType::Arp);
+        }
+        let _ = ArpPacket::emit(
+            &mut f[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN],
+            Operation::Request,
+            p.mac,
+            p.addr,
+            MacAddr::ZERO,
+            ip,
+        );
+        self.generated.push((port, f));
+        self.shared.counters.arp_requests_sent.inc();
+    }
+}
