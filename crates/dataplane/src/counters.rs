@@ -162,24 +162,44 @@ impl Counter {
     }
 }
 
-/// Everything one worker counts.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub rx_packets: Counter,
-    pub tx_packets: Counter,
-    pub forwarded: Counter,
-    pub new_connections: Counter,
-    pub arp_replies_sent: Counter,
-    pub arp_requests_sent: Counter,
-    pub arp_learned: Counter,
-    pub icmp_echo_replies: Counter,
-    pub icmp_errors_sent: Counter,
-    pub icmp_errors_forwarded: Counter,
-    pub conns_expired: Counter,
+/// Declares the counters once: the struct fields and their export follow.
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Everything one worker counts.
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: Counter,)*
+            drops: [Counter; DropReason::ALL.len()],
+        }
+
+        impl Counters {
+            /// Name and value of every counter, for export.
+            pub fn snapshot(&self) -> Vec<(String, u64)> {
+                let mut v = vec![$((stringify!($name).to_string(), self.$name.get()),)*];
+                for r in DropReason::ALL {
+                    v.push((r.name().to_string(), self.drops(r)));
+                }
+                v
+            }
+        }
+    };
+}
+
+counters! {
+    rx_packets,
+    tx_packets,
+    forwarded,
+    new_connections,
     /// Live connections in this worker's table.
-    pub connections: Counter,
-    pub idle_sleeps: Counter,
-    drops: [Counter; DropReason::ALL.len()],
+    connections,
+    conns_expired,
+    arp_replies_sent,
+    arp_requests_sent,
+    arp_learned,
+    icmp_echo_replies,
+    icmp_errors_sent,
+    icmp_errors_forwarded,
+    idle_sleeps,
 }
 
 impl Counters {
@@ -191,38 +211,22 @@ impl Counters {
     pub fn drops(&self, r: DropReason) -> u64 {
         self.drops[r as usize].get()
     }
-
-    /// Name and value of every counter, for export.
-    pub fn snapshot(&self) -> Vec<(String, u64)> {
-        let mut v = vec![
-            ("rx_packets".to_string(), self.rx_packets.get()),
-            ("tx_packets".to_string(), self.tx_packets.get()),
-            ("forwarded".to_string(), self.forwarded.get()),
-            ("new_connections".to_string(), self.new_connections.get()),
-            ("connections".to_string(), self.connections.get()),
-            ("conns_expired".to_string(), self.conns_expired.get()),
-            ("arp_replies_sent".to_string(), self.arp_replies_sent.get()),
-            (
-                "arp_requests_sent".to_string(),
-                self.arp_requests_sent.get(),
-            ),
-            ("arp_learned".to_string(), self.arp_learned.get()),
-            (
-                "icmp_echo_replies".to_string(),
-                self.icmp_echo_replies.get(),
-            ),
-            ("idle_sleeps".to_string(), self.idle_sleeps.get()),
-        ];
-        for r in DropReason::ALL {
-            v.push((r.name().to_string(), self.drops(r)));
-        }
-        v
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_counter_is_exported() {
+        let c = Counters::default();
+        c.icmp_errors_sent.inc();
+        c.drop(DropReason::BadIcmp);
+        let snap = c.snapshot();
+        assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
+        assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
+        assert_eq!(snap.len(), 13 + DropReason::ALL.len());
+    }
 
     #[test]
     fn drop_reasons_index_their_own_counter() {

@@ -30,6 +30,8 @@ pub const DIRECTOR: &str = "192.168.1.213";
 pub const RS1: &str = "192.168.1.220";
 pub const RS2: &str = "192.168.1.193";
 
+pub mod selftest;
+
 /// A host of the lab: its role (namespace suffix), interface and address.
 struct Host {
     role: &'static str,
@@ -108,7 +110,12 @@ pub struct Lab {
     children: Vec<Child>,
     socket: Option<PathBuf>,
     keep: bool,
+    /// rvsd's `[[port]]` (and `[[route]]`) sections for this topology.
+    ports_toml: String,
 }
+
+/// The walkthrough's single director port.
+const WALKTHROUGH_PORTS: &str = "[[port]]\nname = \"lan\"\ndevice = \"net_af_packet0,iface=veth-dir\"\naddress = \"192.168.1.213/24\"\n";
 
 impl Lab {
     /// Builds the namespaces, the bridge and the hosts. A lab left over with
@@ -119,17 +126,22 @@ impl Lab {
         }
         teardown(prefix)?;
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let lab = Lab {
+        let lab = Lab::empty(prefix, dir, WALKTHROUGH_PORTS);
+        lab.build().inspect_err(|_| {
+            let _ = teardown(prefix);
+        })?;
+        Ok(lab)
+    }
+
+    pub(crate) fn empty(prefix: &str, dir: &Path, ports_toml: &str) -> Lab {
+        Lab {
             prefix: prefix.to_string(),
             dir: dir.to_path_buf(),
             children: Vec::new(),
             socket: None,
             keep: false,
-        };
-        lab.build().inspect_err(|_| {
-            let _ = teardown(prefix);
-        })?;
-        Ok(lab)
+            ports_toml: ports_toml.to_string(),
+        }
     }
 
     pub fn ns(&self, role: &str) -> String {
@@ -209,7 +221,7 @@ impl Lab {
         Ok(())
     }
 
-    fn sysctl(&self, ns: &str, kv: &str) -> Result<()> {
+    pub(crate) fn sysctl(&self, ns: &str, kv: &str) -> Result<()> {
         run("ip", &["netns", "exec", ns, "sysctl", "-qw", kv]).map(|_| ())
     }
 
@@ -225,7 +237,7 @@ impl Lab {
         self.spawn_in(role, args, &format!("{role}-{n}.log"))
     }
 
-    fn spawn_in(&mut self, role: &str, args: &[&str], log: &str) -> Result<()> {
+    pub(crate) fn spawn_in(&mut self, role: &str, args: &[&str], log: &str) -> Result<()> {
         let ns = self.ns(role);
         let log = fs::File::create(self.dir.join(log))?;
         let child = Command::new("ip")
@@ -315,10 +327,11 @@ impl Lab {
             format!(
                 "# Written by the lab for namespace {ns}.\n\
 [dpdk]\nhugepages = \"auto\"\nmemory_mb = 256\nmbufs = 8191\n\n\
-[[port]]\nname = \"lan\"\ndevice = \"net_af_packet0,iface=veth-dir\"\naddress = \"{DIRECTOR}/24\"\n\n\
+{ports}\n\
 [workers]\nlcores = [{l}]\nidle_empty_polls = {e}\nidle_sleep_us = 100\n\n\
 [control]\nsocket = \"{s}\"\n",
                 ns = self.ns("director"),
+                ports = self.ports_toml,
                 l = lcores.join(", "),
                 e = opts.idle_empty_polls,
                 s = opts.socket.display()
