@@ -35,8 +35,23 @@ enum Task {
 
 #[derive(Subcommand)]
 enum LabAction {
-    Up,
+    /// Build it. Without --mode: the DR walkthrough (client, director, two
+    /// real servers on one bridge). With --mode: the kernel selftest's
+    /// topology (client side and server side on separate links).
+    Up {
+        #[arg(long, value_enum)]
+        mode: Option<LabMode>,
+    },
     Down,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LabMode {
+    Dr,
+    Nat,
+    Ipip,
+    Gue,
+    Gre,
 }
 
 /// The lab a person uses by hand (and the demo): namespaces rvs-*.
@@ -79,8 +94,11 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Demo => demo(),
         Task::Lab {
-            action: LabAction::Up,
+            action: LabAction::Up { mode: None },
         } => lab_up(),
+        Task::Lab {
+            action: LabAction::Up { mode: Some(m) },
+        } => lab_up_selftest(m),
         Task::Lab {
             action: LabAction::Down,
         } => {
@@ -150,6 +168,41 @@ Try:\n\
 \x20 rvsadm -a -t {VIP}:80 -r 192.168.1.193 -g\n\
 \x20 rvsadm -Ln\n\
 \x20 ip netns exec rvs-client curl http://{VIP}/\n\
+rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
+        bin = bin.display()
+    );
+    Ok(())
+}
+
+fn lab_up_selftest(mode: LabMode) -> Result<()> {
+    use rvs_lab::selftest::{Mode, PORT, SERVER, VIP as SVIP};
+    setup()?;
+    build_binaries()?;
+    let (m, flag) = match mode {
+        LabMode::Dr => (Mode::Dr, "-g"),
+        LabMode::Nat => (Mode::Nat, "-m"),
+        LabMode::Ipip => (Mode::Tun("ipip"), "-i"),
+        LabMode::Gue => (Mode::Tun("gue:6080"), "-i --tun-type gue --tun-port 6080"),
+        LabMode::Gre => (Mode::Tun("gre"), "-i --tun-type gre"),
+    };
+    let mut lab = Lab::create_selftest(LAB_PREFIX, Path::new("/run/rvs/lab"), m)?;
+    lab.start_rvsd(&RvsdOptions {
+        worker_lcores: vec![1],
+        idle_empty_polls: 256,
+        socket: PathBuf::from(rvs_control_default_socket()),
+    })?;
+    lab.keep();
+    let bin = root().join("target/debug");
+    println!(
+        "The lab is up (the kernel selftest's topology): rvs-client 10.0.0.2, rvsd in\n\
+rvs-director on 10.0.0.1 and 172.16.0.1, rvs-server 172.16.0.2. No services yet.\n\
+Try:\n\
+\x20 export PATH={bin}:$PATH\n\
+\x20 rvsadm -A -t {SVIP}:{PORT} -s rr\n\
+\x20 rvsadm -a -t {SVIP}:{PORT} -r {SERVER}:{PORT} {flag}\n\
+\x20 rvsadm -Ln --tun-info\n\
+\x20 ip netns exec rvs-server socat -u TCP4-LISTEN:{PORT},reuseaddr STDOUT &\n\
+\x20 echo hello | ip netns exec rvs-client socat -u STDIN TCP4:{SVIP}:{PORT}\n\
 rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
         bin = bin.display()
     );
