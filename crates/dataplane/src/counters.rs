@@ -63,10 +63,16 @@ pub enum DropReason {
     IcmpUnrelated,
     /// An ICMP message that is malformed or quotes a malformed packet.
     BadIcmp,
+    /// Shorter than an IPv6 header, or than its payload length says.
+    TruncatedIpv6,
+    /// IPv6 with extension headers (not handled).
+    Ipv6ExtHeaders,
+    /// IPv6 on a port without an IPv6 address.
+    NoIpv6,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 31] = [
+    pub const ALL: [DropReason; 34] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -98,6 +104,9 @@ impl DropReason {
         DropReason::NoHeadroom,
         DropReason::IcmpUnrelated,
         DropReason::BadIcmp,
+        DropReason::TruncatedIpv6,
+        DropReason::Ipv6ExtHeaders,
+        DropReason::NoIpv6,
     ];
 
     /// The counter's name, as `rvsadm --counters` prints it.
@@ -134,6 +143,9 @@ impl DropReason {
             DropReason::NoHeadroom => "drop_no_headroom",
             DropReason::IcmpUnrelated => "drop_icmp_unrelated",
             DropReason::BadIcmp => "drop_bad_icmp",
+            DropReason::TruncatedIpv6 => "drop_truncated_ipv6",
+            DropReason::Ipv6ExtHeaders => "drop_ipv6_ext_headers",
+            DropReason::NoIpv6 => "drop_no_ipv6",
         }
     }
 }
@@ -166,10 +178,19 @@ impl Counter {
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
         /// Everything one worker counts.
-        #[derive(Debug, Default)]
+        #[derive(Debug)]
         pub struct Counters {
             $($(#[$doc])* pub $name: Counter,)*
             drops: [Counter; DropReason::ALL.len()],
+        }
+
+        impl Default for Counters {
+            fn default() -> Self {
+                Counters {
+                    $($name: Counter::default(),)*
+                    drops: std::array::from_fn(|_| Counter::default()),
+                }
+            }
         }
 
         impl Counters {
@@ -196,6 +217,8 @@ counters! {
     arp_replies_sent,
     arp_requests_sent,
     arp_learned,
+    nd_advertisements_sent,
+    nd_solicitations_sent,
     icmp_echo_replies,
     icmp_errors_sent,
     icmp_errors_forwarded,
@@ -225,7 +248,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 13 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 15 + DropReason::ALL.len());
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The neighbour (ARP) table: IPv4 address → MAC, shared by all workers.
+//! The neighbour table (ARP and NDP): IP address → MAC, shared by all
+//! workers.
 //!
 //! Reads are lock-free (an `ArcSwap` snapshot); writes, which happen only when
 //! an ARP packet teaches something new, copy the map. Entries older than the
 //! expiry are treated as unknown; entries past half of it are refreshed.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -31,7 +32,7 @@ pub enum Neighbour {
 
 #[derive(Debug)]
 pub struct NeighbourTable {
-    map: ArcSwap<FxHashMap<Ipv4Addr, NeighEntry>>,
+    map: ArcSwap<FxHashMap<IpAddr, NeighEntry>>,
     expiry_ms: u64,
 }
 
@@ -44,8 +45,8 @@ impl NeighbourTable {
     }
 
     #[inline]
-    pub fn lookup(&self, ip: Ipv4Addr, now_ms: u64) -> Neighbour {
-        match self.map.load().get(&ip) {
+    pub fn lookup(&self, ip: impl Into<IpAddr>, now_ms: u64) -> Neighbour {
+        match self.map.load().get(&ip.into()) {
             Some(e) => {
                 let age = now_ms.saturating_sub(e.confirmed_ms);
                 if age >= self.expiry_ms {
@@ -62,7 +63,8 @@ impl NeighbourTable {
 
     /// Records `ip` at `mac`; returns whether the table changed. Confirmations
     /// of a known entry are written at most once a second.
-    pub fn learn(&self, ip: Ipv4Addr, mac: MacAddr, now_ms: u64) -> bool {
+    pub fn learn(&self, ip: impl Into<IpAddr>, mac: MacAddr, now_ms: u64) -> bool {
+        let ip = ip.into();
         if let Some(e) = self.map.load().get(&ip) {
             if e.mac == mac && now_ms.saturating_sub(e.confirmed_ms) < 1000 {
                 return false;
@@ -83,7 +85,7 @@ impl NeighbourTable {
     }
 
     /// Every entry, for display.
-    pub fn entries(&self) -> Vec<(Ipv4Addr, NeighEntry)> {
+    pub fn entries(&self) -> Vec<(IpAddr, NeighEntry)> {
         let mut v: Vec<_> = self.map.load().iter().map(|(k, v)| (*k, *v)).collect();
         v.sort_by_key(|(k, _)| *k);
         v
@@ -93,6 +95,7 @@ impl NeighbourTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn ages_through_stale_to_missing() {

@@ -1,6 +1,6 @@
 //! One worker's packet logic, over plain byte frames.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -27,6 +27,8 @@ pub struct PortInfo {
     pub prefix_len: u8,
     /// Largest IP packet the link carries (for tunnel overhead checks).
     pub mtu: u16,
+    /// The director's IPv6 address and prefix length on this port, if any.
+    pub addr6: Option<(Ipv6Addr, u8)>,
 }
 
 /// A static route: packets for `dst/prefix_len` go to the gateway `via`,
@@ -47,6 +49,21 @@ fn prefix_mask(len: u8) -> u32 {
 }
 
 impl PortInfo {
+    /// Whether `ip` is on this port's directly connected IPv6 network.
+    pub fn contains6(&self, ip: Ipv6Addr) -> bool {
+        match self.addr6 {
+            Some((a, len)) => {
+                let m = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len.min(128) as u32)
+                };
+                u128::from(ip) & m == u128::from(a) & m
+            }
+            None => false,
+        }
+    }
+
     /// Whether `ip` is on this port's directly connected network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let mask = prefix_mask(self.prefix_len);
@@ -106,7 +123,8 @@ pub struct Worker {
     neigh: Arc<NeighbourTable>,
     templates: Arc<Templates>,
     shared: Arc<WorkerShared>,
-    arp_asked: FxHashMap<Ipv4Addr, u64>,
+    /// When each neighbour was last asked for (ARP or NDP).
+    arp_asked: FxHashMap<IpAddr, u64>,
     /// Frames the director generated (ARP requests, ICMP errors), to send
     /// by port index.
     pub generated: Vec<(usize, Vec<u8>)>,
@@ -115,6 +133,30 @@ pub struct Worker {
 }
 
 type Step<T> = Result<T, DropReason>;
+
+/// Ports, and for TCP the state-machine event and whether the segment may
+/// open a connection (SYN without RST).
+fn l4_ports(protocol: Protocol, l4: &[u8]) -> Step<(u16, u16, Option<Event>, bool)> {
+    Ok(match protocol {
+        Protocol::Tcp => {
+            let t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let ev = Event::from_flags(t.syn(), t.fin(), t.ack(), t.rst());
+            (t.src_port(), t.dst_port(), ev, t.syn() && !t.rst())
+        }
+        _ => {
+            let u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            (u.src_port(), u.dst_port(), None, false)
+        }
+    })
+}
+
+/// What connection tracking decided for a packet.
+enum Flow {
+    /// Client to server: send it to this target.
+    In(Target),
+    /// A NAT server's reply: give it the VIP's address and port back.
+    Out { vaddr: IpAddr, vport: u16 },
+}
 
 /// Where a connection's packets go.
 #[derive(Debug, Clone, Copy)]
@@ -173,10 +215,17 @@ impl Worker {
             WorkerMsg::Change(change) => {
                 self.director.replay(change);
                 // Resolve a new real server's MAC before its first packet.
-                if let Change::AddDest(_, spec, _) = change {
-                    if let (0, IpAddr::V4(ip)) = (self.cfg.id, spec.addr) {
-                        if let Some(port) = self.port_for(ip) {
-                            self.ask_arp(port, ip, now_ms, true);
+                if let (0, Change::AddDest(_, spec, _)) = (self.cfg.id, change) {
+                    match spec.addr {
+                        IpAddr::V4(ip) => {
+                            if let Some(port) = self.port_for(ip) {
+                                self.ask_arp(port, ip, now_ms, true);
+                            }
+                        }
+                        IpAddr::V6(ip) => {
+                            if let Some(port) = self.port_for6(ip) {
+                                self.ask_nd(port, ip, now_ms, true);
+                            }
                         }
                     }
                 }
@@ -223,6 +272,16 @@ impl Worker {
                     return Err(DropReason::NotOurMac);
                 }
                 self.handle_ipv4(port, pkt, now_ms)
+            }
+            EtherType::Ipv6 => {
+                // Neighbour solicitations come to solicited-node multicast.
+                if dst != p.mac && !dst.is_multicast() {
+                    return Err(DropReason::NotOurMac);
+                }
+                if p.addr6.is_none() {
+                    return Err(DropReason::NoIpv6);
+                }
+                self.handle_ipv6(port, pkt, now_ms)
             }
             _ => Err(DropReason::UnknownEthertype),
         }
@@ -302,19 +361,7 @@ impl Worker {
         if self.is_local(dst) {
             return Err(DropReason::ToDirector);
         }
-        // Ports and TCP flags.
-        let l4 = ip.payload();
-        let (sport, dport, event, syn_only) = match protocol {
-            Protocol::Tcp => {
-                let t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-                let ev = Event::from_flags(t.syn(), t.fin(), t.ack(), t.rst());
-                (t.src_port(), t.dst_port(), ev, t.syn() && !t.rst())
-            }
-            _ => {
-                let u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-                (u.src_port(), u.dst_port(), None, false)
-            }
-        };
+        let (sport, dport, event, syn_only) = l4_ports(protocol, ip.payload())?;
         pkt.truncate(ip_end);
         let key = FlowKey {
             protocol,
@@ -323,8 +370,23 @@ impl Worker {
             vaddr: IpAddr::V4(dst),
             vport: dport,
         };
-        let is_tcp = protocol == Protocol::Tcp;
+        match self.flow(key, event, syn_only, now_ms)? {
+            Flow::In(target) => self.xmit(port, pkt, target, now_ms),
+            Flow::Out { vaddr, vport } => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
+        }
+    }
 
+    /// The connection-tracking step, the same for both address families:
+    /// an existing connection (client side), a NAT server's reply, or a new
+    /// flow to schedule.
+    fn flow(
+        &mut self,
+        key: FlowKey,
+        event: Option<Event>,
+        syn_only: bool,
+        now_ms: u64,
+    ) -> Step<Flow> {
+        let is_tcp = key.protocol == Protocol::Tcp;
         let mut existing = self.conns.lookup(&key);
         if let Some(r) = existing {
             // A new SYN on a connection that is closing starts a new one
@@ -335,38 +397,35 @@ impl Worker {
                 existing = None;
             }
         }
-        let target = match existing {
-            Some(r) => {
-                if is_tcp {
-                    self.conns.on_tcp(r, false, event, now_ms);
-                } else {
-                    self.conns.on_udp(r, now_ms);
-                }
-                Target::of(self.conns.get(r))
+        if let Some(r) = existing {
+            if is_tcp {
+                self.conns.on_tcp(r, false, event, now_ms);
+            } else {
+                self.conns.on_udp(r, now_ms);
             }
-            None => {
-                // A NAT real server's reply?
-                let out = OutKey {
-                    protocol,
-                    daddr: IpAddr::V4(src),
-                    dport: sport,
-                    caddr: IpAddr::V4(dst),
-                    cport: dport,
-                };
-                if let Some(r) = self.conns.lookup_out(&out) {
-                    if is_tcp {
-                        self.conns.on_tcp(r, true, event, now_ms);
-                    } else {
-                        self.conns.on_udp(r, now_ms);
-                    }
-                    let c = self.conns.get(r);
-                    let (vaddr, vport) = (c.key.vaddr, c.key.vport);
-                    return self.xmit_nat_out(pkt, vaddr, vport, now_ms);
-                }
-                self.new_flow(key, syn_only, event, now_ms)?
-            }
+            return Ok(Flow::In(Target::of(self.conns.get(r))));
+        }
+        // A NAT real server's reply?
+        let out = OutKey {
+            protocol: key.protocol,
+            daddr: key.caddr,
+            dport: key.cport,
+            caddr: key.vaddr,
+            cport: key.vport,
         };
-        self.xmit(port, pkt, target, now_ms)
+        if let Some(r) = self.conns.lookup_out(&out) {
+            if is_tcp {
+                self.conns.on_tcp(r, true, event, now_ms);
+            } else {
+                self.conns.on_udp(r, now_ms);
+            }
+            let c = self.conns.get(r);
+            return Ok(Flow::Out {
+                vaddr: c.key.vaddr,
+                vport: c.key.vport,
+            });
+        }
+        self.new_flow(key, syn_only, event, now_ms).map(Flow::In)
     }
 
     /// Schedules the first packet of a flow (through a persistence template
@@ -483,6 +542,7 @@ impl Worker {
 }
 
 mod icmp;
+mod v6;
 mod xmit;
 
 #[cfg(test)]

@@ -30,6 +30,14 @@ pub const DIRECTOR_SERVER_SIDE: &str = "172.16.0.1";
 pub const SERVER: &str = "172.16.0.2";
 pub const SERVER_CLIENT_SIDE: &str = "10.0.0.3";
 
+/// The IPv6 variant's addresses: the same topology, one /64 per link.
+pub const VIP6: &str = "fd00:99::10";
+pub const CLIENT6: &str = "fd00:1::2";
+pub const GATEWAY6: &str = "fd00:1::1";
+pub const DIRECTOR6_SERVER_SIDE: &str = "fd00:2::1";
+pub const SERVER6: &str = "fd00:2::2";
+pub const SERVER6_CLIENT_SIDE: &str = "fd00:1::3";
+
 /// How the director reaches the real server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -40,28 +48,38 @@ pub enum Mode {
     Tun(&'static str),
 }
 
-const PORTS: &str = "[[port]]\nname = \"client\"\ndevice = \"net_af_packet0,iface=veth10\"\naddress = \"10.0.0.1/24\"\n\n\
-[[port]]\nname = \"server\"\ndevice = \"net_af_packet1,iface=veth12\"\naddress = \"172.16.0.1/24\"\n";
+const PORTS: &str = "[[port]]\nname = \"client\"\ndevice = \"net_af_packet0,iface=veth10\"\naddress = \"10.0.0.1/24\"\naddress6 = \"fd00:1::1/64\"\n\n\
+[[port]]\nname = \"server\"\ndevice = \"net_af_packet1,iface=veth12\"\naddress = \"172.16.0.1/24\"\naddress6 = \"fd00:2::1/64\"\n";
 
 impl Lab {
     /// Builds the selftest topology for `mode` (rvsd not started yet).
     pub fn create_selftest(prefix: &str, dir: &Path, mode: Mode) -> Result<Lab> {
+        Self::selftest(prefix, dir, mode, false)
+    }
+
+    /// The same over IPv6 (the IPv4 addresses stay too).
+    pub fn create_selftest_v6(prefix: &str, dir: &Path, mode: Mode) -> Result<Lab> {
+        Self::selftest(prefix, dir, mode, true)
+    }
+
+    fn selftest(prefix: &str, dir: &Path, mode: Mode, v6: bool) -> Result<Lab> {
         teardown(prefix)?;
         fs::create_dir_all(dir)?;
         let mut lab = Lab::empty(prefix, dir, PORTS);
-        if let Err(e) = lab.build_selftest(mode) {
+        if let Err(e) = lab.build_selftest(mode, v6) {
             let _ = lab.down();
             return Err(e);
         }
         Ok(lab)
     }
 
-    fn build_selftest(&mut self, mode: Mode) -> Result<()> {
+    fn build_selftest(&mut self, mode: Mode, v6: bool) -> Result<()> {
         let (c, d, s) = (self.ns("client"), self.ns("director"), self.ns("server"));
+        let off = if v6 { "0" } else { "1" };
         for ns in [&c, &d, &s] {
             run("ip", &["netns", "add", ns])?;
             for k in ["all", "default"] {
-                self.sysctl(ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
+                self.sysctl(ns, &format!("net.ipv6.conf.{k}.disable_ipv6={off}"))?;
                 self.sysctl(ns, &format!("net.ipv4.conf.{k}.rp_filter=0"))?;
             }
             run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
@@ -125,6 +143,34 @@ impl Lab {
                 "veth20",
             ],
         )?;
+        if v6 {
+            // nodad: usable at once, no duplicate-address probing.
+            for (ns, a, dev) in [
+                (&c, CLIENT6, "br0"),
+                (&s, SERVER6, "veth21"),
+                (&s, SERVER6_CLIENT_SIDE, "veth20"),
+            ] {
+                run(
+                    "ip",
+                    &[
+                        "-n",
+                        ns,
+                        "addr",
+                        "add",
+                        &format!("{a}/64"),
+                        "dev",
+                        dev,
+                        "nodad",
+                    ],
+                )?;
+            }
+            run(
+                "ip",
+                &[
+                    "-n", &c, "-6", "route", "add", VIP6, "via", GATEWAY6, "dev", "br0",
+                ],
+            )?;
+        }
         // af_packet must see finished checksums.
         for (ns, dev) in [
             (&c, "br0"),
@@ -139,7 +185,7 @@ impl Lab {
             )?;
         }
         match mode {
-            Mode::Dr => self.server_holds_vip(&s)?,
+            Mode::Dr => self.server_holds_vip(&s, v6)?,
             Mode::Nat => {
                 run("ip", &["-n", &s, "link", "del", "veth20"])?;
                 run(
@@ -156,9 +202,19 @@ impl Lab {
                         "veth21",
                     ],
                 )?;
+                if v6 {
+                    let via = DIRECTOR6_SERVER_SIDE;
+                    run(
+                        "ip",
+                        &[
+                            "-n", &s, "-6", "route", "add", "default", "via", via, "dev", "veth21",
+                        ],
+                    )?;
+                }
             }
             Mode::Tun(kind) => {
-                self.server_holds_vip(&s)?;
+                self.server_holds_vip(&s, v6)?;
+                let kind = if v6 { "ip6ip6" } else { kind };
                 let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/tun-decap.py");
                 let script = script.display().to_string();
                 self.spawn_in(
@@ -180,11 +236,20 @@ impl Lab {
     }
 
     /// The DR/TUN real server's set-up: the VIP on lo, no ARP for it.
-    fn server_holds_vip(&self, ns: &str) -> Result<()> {
+    /// (Linux answers neighbour solicitations only for the addresses of the
+    /// interface they arrive on, so IPv6 needs no such setting.)
+    fn server_holds_vip(&self, ns: &str, v6: bool) -> Result<()> {
         run(
             "ip",
             &["-n", ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
         )?;
+        if v6 {
+            let vip6 = format!("{VIP6}/128");
+            run(
+                "ip",
+                &["-n", ns, "addr", "add", &vip6, "dev", "lo", "nodad"],
+            )?;
+        }
         for k in ["all", "default"] {
             self.sysctl(ns, &format!("net.ipv4.conf.{k}.arp_ignore=1"))?;
             self.sysctl(ns, &format!("net.ipv4.conf.{k}.arp_announce=2"))?;
@@ -195,10 +260,20 @@ impl Lab {
     /// The selftest's check: the server receives with `socat -u` into a
     /// file, the client sends `data` through the VIP; returns what arrived.
     pub fn transfer(&mut self, data: &[u8], timeout_s: u32) -> Result<Vec<u8>> {
+        self.transfer_to(VIP, data, timeout_s)
+    }
+
+    /// As [`Lab::transfer`], to `vip` (IPv4 or IPv6).
+    pub fn transfer_to(&mut self, vip: &str, data: &[u8], timeout_s: u32) -> Result<Vec<u8>> {
+        let v6 = vip.contains(':');
         let (inp, out) = (self.dir.join("in.bin"), self.dir.join("out.bin"));
         fs::write(&inp, data)?;
         let _ = fs::remove_file(&out);
-        let listen = format!("TCP4-LISTEN:{PORT},reuseaddr");
+        let listen = if v6 {
+            format!("TCP6-LISTEN:{PORT},reuseaddr")
+        } else {
+            format!("TCP4-LISTEN:{PORT},reuseaddr")
+        };
         let sink = format!("OPEN:{},creat,trunc", out.display());
         self.spawn_in(
             "server",
@@ -207,7 +282,11 @@ impl Lab {
         )?;
         self.wait_listening("server", "tcp", PORT)?;
         let src = format!("OPEN:{}", inp.display());
-        let dst = format!("TCP4:{VIP}:{PORT}");
+        let dst = if v6 {
+            format!("TCP6:[{vip}]:{PORT}")
+        } else {
+            format!("TCP4:{vip}:{PORT}")
+        };
         let t = timeout_s.to_string();
         let sent = self.exec("client", &["timeout", &t, "socat", "-u", &src, &dst])?;
         anyhow::ensure!(

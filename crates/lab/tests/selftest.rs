@@ -184,3 +184,76 @@ fn udp_request_response_dr_and_nat() {
     let l = lab.rvsadm_ok("-Ln").unwrap();
     assert!(l.contains("UDP  207.175.44.110:5353 rr"), "{l}");
 }
+
+fn lab6(name: &str, mode: Mode, fwd: &str) -> Lab {
+    use rvs_lab::selftest::{SERVER6, VIP6};
+    let prefix = format!("rvt{name}");
+    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let mut lab = Lab::create_selftest_v6(&prefix, &dir, mode).expect("building the IPv6 lab");
+    lab.start_rvsd(&RvsdOptions {
+        worker_lcores: vec![1],
+        idle_empty_polls: 256,
+        socket: PathBuf::from(&dir).join("rvsd.sock"),
+    })
+    .unwrap();
+    lab.rvsadm_ok(&format!("-A -t [{VIP6}]:{PORT} -s rr"))
+        .unwrap();
+    lab.rvsadm_ok(&format!(
+        "-a -t [{VIP6}]:{PORT} -r [{SERVER6}]:{PORT} {fwd}"
+    ))
+    .unwrap();
+    lab
+}
+
+/// The three scenarios over IPv6: 32 random bytes, then 1 MiB by sha256.
+fn scenario6(name: &str, mode: Mode, fwd: &str) -> Lab {
+    use rvs_lab::selftest::VIP6;
+    let mut lab = lab6(name, mode, fwd);
+    let data = random(32);
+    assert_eq!(
+        lab.transfer_to(VIP6, &data, 10).unwrap(),
+        data,
+        "{}",
+        lab.rvsd_log()
+    );
+    let bulk = random(1 << 20);
+    let got = lab.transfer_to(VIP6, &bulk, 60).unwrap();
+    assert_eq!(sha256(&got), sha256(&bulk));
+    lab
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn dr_ipv6() {
+    let lab = scenario6("s6dr", Mode::Dr, "-g");
+    let l = lab.rvsadm_ok("-Ln").unwrap();
+    assert!(l.contains("TCP  [fd00:99::10]:8080 rr"), "{l}");
+    assert!(l.contains("  -> [fd00:2::2]:8080"), "{l}");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn nat_ipv6() {
+    scenario6("s6nat", Mode::Nat, "-m");
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn tun_ipv6_in_ipv6_with_packet_too_big() {
+    let lab = scenario6("s6tun", Mode::Tun("ip6ip6"), "-i");
+    // Full-size segments plus 40 bytes of IPv6 exceed the link: the client
+    // got packet-too-big and lowered its path MTU.
+    let counters = lab.rvsadm_ok("--counters").unwrap();
+    assert!(
+        !counters.contains("icmp_errors_sent             0\n"),
+        "{counters}"
+    );
+    let route = lab
+        .exec(
+            "client",
+            &["ip", "-6", "route", "get", rvs_lab::selftest::VIP6],
+        )
+        .unwrap();
+    let route = String::from_utf8_lossy(&route.stdout);
+    assert!(route.contains("mtu 1460"), "{route}");
+}

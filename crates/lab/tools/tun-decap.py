@@ -8,7 +8,7 @@ a UDP socket for GUE), strips the outer headers and writes the inner packet
 into a TUN device, whence the real server's own Linux stack receives it as if
 tunl0 had decapsulated it. Replies leave the normal way (direct return).
 
-usage: tun-decap.py ipip|gre|gue[:PORT] TUNDEV
+usage: tun-decap.py ipip|gre|gue:PORT|ip6ip6 TUNDEV
 """
 import fcntl
 import os
@@ -34,13 +34,18 @@ def main():
         port = int(kind.split(":")[1])
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("0.0.0.0", port))
+    elif kind == "ip6ip6":
+        # IPv6 raw sockets deliver the payload without the outer header.
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
     else:
         proto = {"ipip": 4, "gre": 47}[kind]
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
     print("ready", flush=True)
     while True:
         pkt = s.recv(65535)
-        if kind.startswith("gue"):
+        if kind == "ip6ip6":
+            inner = pkt
+        elif kind.startswith("gue"):
             # GUE version 0: 4-byte header, then hlen * 4 bytes of options.
             if len(pkt) < 4 or pkt[0] >> 6 != 0:
                 continue

@@ -1,6 +1,6 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// One's-complement sum of `data` as big-endian 16-bit words, folded to 16
 /// bits but not inverted. An odd trailing byte is padded with zero.
@@ -49,6 +49,26 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16)
         protocol as u16,
         length,
     ])
+}
+
+/// The sum of the IPv6 pseudo-header (RFC 8200 section 8.1).
+pub fn pseudo_header_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, length: u32) -> u16 {
+    let mut acc: u64 = 0;
+    for a in [src, dst] {
+        for w in a.segments() {
+            acc += w as u64;
+        }
+    }
+    acc += (length >> 16) as u64 + (length & 0xffff) as u64 + next_header as u64;
+    fold(acc)
+}
+
+/// As [`update16`] for a 128-bit value (an IPv6 address).
+pub fn update128(csum: u16, old: Ipv6Addr, new: Ipv6Addr) -> u16 {
+    old.segments()
+        .iter()
+        .zip(new.segments())
+        .fold(csum, |c, (o, n)| update16(c, *o, n))
 }
 
 /// RFC 1624 eqn. 3: the new checksum after one 16-bit word of the covered

@@ -11,7 +11,9 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
@@ -22,6 +24,7 @@ pub use arp::ArpPacket;
 pub use ethernet::{EtherType, EthernetFrame, MacAddr};
 pub use icmp::IcmpPacket;
 pub use ipv4::Ipv4Packet;
+pub use ipv6::Ipv6Packet;
 pub use tcp::TcpSegment;
 pub use udp::UdpDatagram;
 

@@ -113,6 +113,14 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[self.header_len()..]
     }
+
+    /// Verifies the checksum over the whole buffer given the IPv6
+    /// pseudo-header.
+    pub fn verify_checksum_v6(&self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> bool {
+        let b = self.buf.as_ref();
+        let ph = checksum::pseudo_header_v6(src, dst, crate::ipv4::protocol::TCP, b.len() as u32);
+        checksum::combine(&[ph, checksum::sum(b)]) == 0xffff
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
@@ -136,6 +144,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
         self.set_checksum(0);
         let b = self.buf.as_ref();
         let ph = checksum::pseudo_header_v4(src, dst, crate::ipv4::protocol::TCP, b.len() as u16);
+        let c = !checksum::combine(&[ph, checksum::sum(b)]);
+        self.set_checksum(c);
+    }
+
+    /// Recomputes the checksum over the whole buffer for IPv6.
+    pub fn fill_checksum_v6(&mut self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+        self.set_checksum(0);
+        let b = self.buf.as_ref();
+        let ph = checksum::pseudo_header_v6(src, dst, crate::ipv4::protocol::TCP, b.len() as u32);
         let c = !checksum::combine(&[ph, checksum::sum(b)]);
         self.set_checksum(c);
     }

@@ -66,6 +66,12 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
         &self.buf.as_ref()[HEADER_LEN..self.len() as usize]
     }
 
+    pub fn verify_checksum_v6(&self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> bool {
+        let b = &self.buf.as_ref()[..self.len() as usize];
+        let ph = checksum::pseudo_header_v6(src, dst, crate::ipv4::protocol::UDP, b.len() as u32);
+        checksum::combine(&[ph, checksum::sum(b)]) == 0xffff
+    }
+
     /// A zero checksum means "none" over IPv4.
     pub fn verify_checksum_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         if self.checksum() == 0 {
@@ -99,6 +105,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
         let len = self.len() as usize;
         let b = &self.buf.as_ref()[..len];
         let ph = checksum::pseudo_header_v4(src, dst, crate::ipv4::protocol::UDP, len as u16);
+        let c = !checksum::combine(&[ph, checksum::sum(b)]);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
+    }
+
+    /// Recomputes the checksum for IPv6, where it is mandatory.
+    pub fn fill_checksum_v6(&mut self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+        self.set_checksum(0);
+        let len = self.len() as usize;
+        let b = &self.buf.as_ref()[..len];
+        let ph = checksum::pseudo_header_v6(src, dst, crate::ipv4::protocol::UDP, len as u32);
         let c = !checksum::combine(&[ph, checksum::sum(b)]);
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }

@@ -1,6 +1,6 @@
 //! rvsd's TOML configuration (see conf/rvsd.toml for a commented example).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -87,6 +87,11 @@ pub struct PortSection {
     pub device: String,
     /// The director's own address on this port, with prefix length.
     pub address: String,
+    /// The director's IPv6 address on this port, with prefix length
+    /// (optional). It answers neighbour solicitations for it and for the
+    /// IPv6 VIPs.
+    #[serde(default)]
+    pub address6: Option<String>,
     /// Largest IP packet the link carries; tunnelled packets that outgrow it
     /// get ICMP fragmentation-needed.
     #[serde(default = "default_mtu")]
@@ -123,6 +128,22 @@ impl PortSection {
         } else {
             self.device.clone()
         }
+    }
+
+    pub fn parsed_address6(&self) -> Result<Option<(Ipv6Addr, u8)>, String> {
+        let Some(a6) = &self.address6 else {
+            return Ok(None);
+        };
+        let err = || {
+            format!(
+                "port {:?}: address6 {:?} is not an IPv6 address/prefix, e.g. fd00:1::1/64",
+                self.name, a6
+            )
+        };
+        let (a, p) = a6.split_once('/').ok_or_else(err)?;
+        let a: Ipv6Addr = a.parse().map_err(|_| err())?;
+        let p: u8 = p.parse().ok().filter(|p| *p <= 128).ok_or_else(err)?;
+        Ok(Some((a, p)))
     }
 
     pub fn parsed_address(&self) -> Result<(Ipv4Addr, u8), String> {
@@ -313,6 +334,7 @@ impl Config {
         }
         for p in &self.ports {
             p.parsed_address()?;
+            p.parsed_address6()?;
         }
         if self.workers.lcores.is_empty() {
             return Err("workers.lcores: at least one worker lcore is needed".into());

@@ -152,6 +152,7 @@ fn run(args: Args) -> Result<()> {
             addr,
             prefix_len,
             mtu: p.mtu,
+            addr6: p.parsed_address6().map_err(anyhow::Error::msg)?,
         });
         ports.push(port);
     }

@@ -22,6 +22,7 @@ fn worker() -> Worker {
             addr: Ipv4Addr::new(192, 168, 1, 213),
             prefix_len: 24,
             mtu: 1500,
+            addr6: None,
         }],
         routes: vec![],
         conn_capacity: 1000,
@@ -69,8 +70,8 @@ fn walkthrough(protocol: Protocol, port: u16) -> Worker {
     // Worker 0 asked for both MACs as the dests were added.
     assert_eq!(w.generated.len(), 2);
     w.generated.clear();
-    w.neigh.learn(RS1.parse().unwrap(), RS1_MAC, 0);
-    w.neigh.learn(RS2.parse().unwrap(), RS2_MAC, 0);
+    w.neigh.learn(RS1.parse::<Ipv4Addr>().unwrap(), RS1_MAC, 0);
+    w.neigh.learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 0);
     w
 }
 
@@ -521,8 +522,8 @@ fn with_service(spec: ServiceSpec) -> Worker {
         w.apply(&WorkerMsg::Change(ch), 0);
     }
     w.generated.clear();
-    w.neigh.learn(RS1.parse().unwrap(), RS1_MAC, 0);
-    w.neigh.learn(RS2.parse().unwrap(), RS2_MAC, 0);
+    w.neigh.learn(RS1.parse::<Ipv4Addr>().unwrap(), RS1_MAC, 0);
+    w.neigh.learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 0);
     w
 }
 
@@ -651,7 +652,11 @@ fn shares(scheduler: &str, weights: &[u32], workers: usize, flows: u32) -> Vec<f
     })];
     for (i, w) in weights.iter().enumerate() {
         let addr = format!("192.168.1.{}", 100 + i);
-        neigh.learn(addr.parse().unwrap(), MacAddr([2, 0, 0, 0, 1, i as u8]), 0);
+        neigh.learn(
+            addr.parse::<Ipv4Addr>().unwrap(),
+            MacAddr([2, 0, 0, 0, 1, i as u8]),
+            0,
+        );
         cmds.push(Command::AddDest(
             key,
             DestSpec {
@@ -704,3 +709,4 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
 }
 
 mod forwarding;
+mod v6;

@@ -331,12 +331,12 @@ impl Worker {
         use rvs_packet::arp::{self, ArpPacket, Operation};
         use rvs_packet::ethernet::EtherType;
         let retry = self.cfg.arp_retry_ms;
-        if let Some(&t) = self.arp_asked.get(&ip) {
+        if let Some(&t) = self.arp_asked.get(&IpAddr::V4(ip)) {
             if !force && now_ms < t + retry {
                 return;
             }
         }
-        self.arp_asked.insert(ip, now_ms);
+        self.arp_asked.insert(IpAddr::V4(ip), now_ms);
         let p = self.cfg.ports[port];
         // 60 bytes: the Ethernet minimum without FCS.
         let mut f = vec![0u8; 60];

@@ -19,6 +19,7 @@ fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
         addr: Ipv4Addr::new(172, 16, 0, 1),
         prefix_len: 24,
         mtu: 1500,
+        addr6: None,
     });
     let mut control = Director::new();
     let key = vip_key(Protocol::Tcp, 80);

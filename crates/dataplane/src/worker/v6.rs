@@ -1,0 +1,542 @@
+//! IPv6: neighbour discovery, echo, and the three forwarding methods
+//! (DR, NAT, IPv6-in-IPv6 tunnels) with their ICMPv6 errors. Connection
+//! tracking and scheduling are shared with IPv4 (`Worker::flow`).
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use rvs_ipvs::conn::{FlowKey, OutKey};
+use rvs_ipvs::{FwdMethod, Protocol, TunKind, TunSpec};
+use rvs_packet::checksum;
+use rvs_packet::ethernet::{self, EtherType, EthernetFrame, MacAddr};
+use rvs_packet::icmpv6::{self, kind, Icmpv6Packet};
+use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
+use rvs_packet::{TcpSegment, UdpDatagram};
+
+use super::xmit::Side;
+use super::{l4_ports, Flow, Step, Target, Verdict, Worker};
+use crate::buf::PacketBuf;
+use crate::counters::DropReason;
+use crate::neighbour::Neighbour;
+
+const IP: usize = ethernet::HEADER_LEN;
+
+/// Rewrites one end of the IPv6 packet in `ipbuf` and fixes the transport
+/// checksum incrementally (IPv6 has no header checksum).
+fn rewrite_v6(ipbuf: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> Step<()> {
+    let mut ip = Ipv6Packet::new_checked(&mut *ipbuf).map_err(|_| DropReason::TruncatedIpv6)?;
+    let old = if side == Side::Dst {
+        ip.dst()
+    } else {
+        ip.src()
+    };
+    match side {
+        Side::Dst => ip.set_dst(addr),
+        Side::Src => ip.set_src(addr),
+    }
+    let nh = ip.next_header();
+    let l4 = ip.payload_mut();
+    match nh {
+        next_header::TCP => {
+            let mut t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let op = if side == Side::Dst {
+                t.dst_port()
+            } else {
+                t.src_port()
+            };
+            t.set_checksum(checksum::update16(
+                checksum::update128(t.checksum(), old, addr),
+                op,
+                port,
+            ));
+            match side {
+                Side::Dst => t.set_dst_port(port),
+                Side::Src => t.set_src_port(port),
+            }
+        }
+        next_header::UDP => {
+            let mut u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let op = if side == Side::Dst {
+                u.dst_port()
+            } else {
+                u.src_port()
+            };
+            let c = checksum::update16(checksum::update128(u.checksum(), old, addr), op, port);
+            u.set_checksum(if c == 0 { 0xffff } else { c });
+            match side {
+                Side::Dst => u.set_dst_port(port),
+                Side::Src => u.set_src_port(port),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The quoted packet of an ICMPv6 error: its endpoints.
+struct Quoted6 {
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    protocol: Protocol,
+    sport: u16,
+    dport: u16,
+}
+
+fn quoted6(data: &[u8]) -> Option<Quoted6> {
+    if data.len() < ipv6::HEADER_LEN + 8 || data[0] >> 4 != 6 {
+        return None;
+    }
+    let protocol = match data[6] {
+        next_header::TCP => Protocol::Tcp,
+        next_header::UDP => Protocol::Udp,
+        _ => return None,
+    };
+    let a = |o: usize| {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&data[o..o + 16]);
+        Ipv6Addr::from(b)
+    };
+    let p = |o: usize| u16::from_be_bytes([data[o], data[o + 1]]);
+    Some(Quoted6 {
+        src: a(8),
+        dst: a(24),
+        protocol,
+        sport: p(40),
+        dport: p(42),
+    })
+}
+
+impl Worker {
+    fn is_local6(&self, ip: Ipv6Addr) -> bool {
+        self.cfg
+            .ports
+            .iter()
+            .any(|p| p.addr6.map(|(a, _)| a) == Some(ip))
+    }
+
+    fn ours6(&self, ip: Ipv6Addr) -> bool {
+        self.is_local6(ip) || self.director.is_vip(IpAddr::V6(ip))
+    }
+
+    pub(super) fn handle_ipv6<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let frame = pkt.data_mut();
+        let ip = Ipv6Packet::new_checked(&frame[IP..]).map_err(|e| match e {
+            rvs_packet::Error::Truncated => DropReason::TruncatedIpv6,
+            rvs_packet::Error::Malformed => DropReason::BadIpVersion,
+        })?;
+        let (src, dst) = (ip.src(), ip.dst());
+        let protocol = match ip.next_header() {
+            next_header::TCP => Protocol::Tcp,
+            next_header::UDP => Protocol::Udp,
+            next_header::ICMPV6 => return self.handle_icmpv6(port, pkt, now_ms),
+            _ if self.ours6(dst) || dst.is_multicast() => return Err(DropReason::Ipv6ExtHeaders),
+            _ => return Err(DropReason::NotForUs),
+        };
+        if dst.is_multicast() {
+            return Err(DropReason::NotOurMac);
+        }
+        if self.is_local6(dst) {
+            return Err(DropReason::ToDirector);
+        }
+        let ip_end = IP + ip.total_len();
+        let (sport, dport, event, syn_only) = l4_ports(protocol, ip.payload())?;
+        pkt.truncate(ip_end);
+        let key = FlowKey {
+            protocol,
+            caddr: IpAddr::V6(src),
+            cport: sport,
+            vaddr: IpAddr::V6(dst),
+            vport: dport,
+        };
+        match self.flow(key, event, syn_only, now_ms)? {
+            Flow::In(t) => self.xmit6(port, pkt, t, now_ms),
+            Flow::Out { vaddr, vport } => {
+                let IpAddr::V6(v) = vaddr else {
+                    return Err(DropReason::UnsupportedForwarding);
+                };
+                self.xmit6_nat_out(pkt.data_mut(), v, vport, now_ms)
+            }
+        }
+    }
+
+    fn handle_icmpv6<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let p = self.cfg.ports[port];
+        let frame = pkt.data_mut();
+        let smac = EthernetFrame::new_unchecked(&*frame).src();
+        let ip = Ipv6Packet::new_checked(&frame[IP..]).map_err(|_| DropReason::TruncatedIpv6)?;
+        let (src, dst) = (ip.src(), ip.dst());
+        let ip_end = IP + ip.total_len();
+        let m = Icmpv6Packet::new_checked(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
+        if !m.verify_checksum(src, dst) {
+            return Err(DropReason::BadIcmp);
+        }
+        match m.msg_type() {
+            kind::NEIGHBOR_SOLICIT => {
+                let target = m.nd_target().ok_or(DropReason::BadIcmp)?;
+                if let Some(mac) = m.nd_lladdr() {
+                    if !src.is_unspecified()
+                        && p.contains6(src)
+                        && self.neigh.learn(src, mac, now_ms)
+                    {
+                        self.shared.counters.arp_learned.inc();
+                    }
+                }
+                // Answer for our addresses and VIPs; not duplicate-address
+                // probes (from ::), which would need the all-nodes reply.
+                if !self.ours6(target) || src.is_unspecified() {
+                    return Err(DropReason::ArpNotForUs);
+                }
+                self.send_nd(port, false, target, smac, target, src);
+                Ok(Verdict::Consumed)
+            }
+            kind::NEIGHBOR_ADVERT => {
+                if let (Some(t), Some(mac)) = (m.nd_target(), m.nd_lladdr()) {
+                    if p.contains6(t) && self.neigh.learn(t, mac, now_ms) {
+                        self.shared.counters.arp_learned.inc();
+                    }
+                }
+                Ok(Verdict::Consumed)
+            }
+            kind::ECHO_REQUEST if self.ours6(dst) => {
+                pkt.truncate(ip_end);
+                let frame = pkt.data_mut();
+                let mut ip = Ipv6Packet::new_checked(&mut frame[IP..])
+                    .map_err(|_| DropReason::TruncatedIpv6)?;
+                ip.set_src(dst);
+                ip.set_dst(src);
+                ip.set_hop_limit(64);
+                let mut m =
+                    Icmpv6Packet::new_checked(ip.payload_mut()).map_err(|_| DropReason::BadIcmp)?;
+                m.set_msg_type(kind::ECHO_REPLY);
+                m.fill_checksum(dst, src);
+                let mut eth = EthernetFrame::new_unchecked(frame);
+                eth.set_dst(smac);
+                eth.set_src(p.mac);
+                self.shared.counters.icmp_echo_replies.inc();
+                Ok(Verdict::Tx(port))
+            }
+            t if t < 128 => {
+                pkt.truncate(ip_end);
+                self.icmp6_error(port, pkt, now_ms)
+            }
+            _ if self.ours6(dst) => Err(DropReason::ToDirector),
+            _ => Err(DropReason::NotForUs),
+        }
+    }
+
+    /// An ICMPv6 error about a tracked connection goes on, translated for
+    /// NAT, as for IPv4.
+    fn icmp6_error<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let frame = pkt.data_mut();
+        let q = {
+            let ip =
+                Ipv6Packet::new_checked(&frame[IP..]).map_err(|_| DropReason::TruncatedIpv6)?;
+            let m = Icmpv6Packet::new_checked(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
+            quoted6(m.data()).ok_or(DropReason::BadIcmp)?
+        };
+        let fk = FlowKey {
+            protocol: q.protocol,
+            caddr: IpAddr::V6(q.dst),
+            cport: q.dport,
+            vaddr: IpAddr::V6(q.src),
+            vport: q.sport,
+        };
+        if let Some(r) = self.conns.lookup(&fk) {
+            let t = Target::of(self.conns.get(r));
+            self.shared.counters.icmp_errors_forwarded.inc();
+            if t.fwd == FwdMethod::Masq {
+                let IpAddr::V6(d) = t.daddr else {
+                    return Err(DropReason::UnsupportedForwarding);
+                };
+                translate_icmp6(frame, Side::Dst, d, t.dport)?;
+                return self.send6(frame, d, now_ms);
+            }
+            return self.xmit6(port, pkt, t, now_ms);
+        }
+        let ok = OutKey {
+            protocol: q.protocol,
+            daddr: IpAddr::V6(q.dst),
+            dport: q.dport,
+            caddr: IpAddr::V6(q.src),
+            cport: q.sport,
+        };
+        if let Some(r) = self.conns.lookup_out(&ok) {
+            let c = self.conns.get(r);
+            let (IpAddr::V6(vaddr), vport) = (c.key.vaddr, c.key.vport) else {
+                return Err(DropReason::UnsupportedForwarding);
+            };
+            self.shared.counters.icmp_errors_forwarded.inc();
+            translate_icmp6(frame, Side::Src, vaddr, vport)?;
+            return self.send6(frame, q.src, now_ms);
+        }
+        Err(DropReason::IcmpUnrelated)
+    }
+
+    fn xmit6<B: PacketBuf>(
+        &mut self,
+        in_port: usize,
+        pkt: &mut B,
+        t: Target,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let IpAddr::V6(daddr) = t.daddr else {
+            return Err(DropReason::UnsupportedForwarding);
+        };
+        match t.fwd {
+            FwdMethod::Route => self.send6(pkt.data_mut(), daddr, now_ms),
+            FwdMethod::Masq => {
+                let frame = pkt.data_mut();
+                rewrite_v6(&mut frame[IP..], Side::Dst, daddr, t.dport)?;
+                self.send6(frame, daddr, now_ms)
+            }
+            FwdMethod::Tunnel(tun) => self.xmit6_tun(in_port, pkt, daddr, tun, now_ms),
+            FwdMethod::Local => Err(DropReason::UnsupportedForwarding),
+        }
+    }
+
+    fn xmit6_nat_out(
+        &mut self,
+        frame: &mut [u8],
+        vaddr: Ipv6Addr,
+        vport: u16,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let (client, hops) = {
+            let ip =
+                Ipv6Packet::new_checked(&frame[IP..]).map_err(|_| DropReason::TruncatedIpv6)?;
+            (ip.dst(), ip.hop_limit())
+        };
+        if hops <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        rewrite_v6(&mut frame[IP..], Side::Src, vaddr, vport)?;
+        Ipv6Packet::new_checked(&mut frame[IP..])
+            .map_err(|_| DropReason::TruncatedIpv6)?
+            .set_hop_limit(hops - 1);
+        self.send6(frame, client, now_ms)
+    }
+
+    /// IPv6-in-IPv6 (the kernel's TUN over IPv6). A packet that outgrows the
+    /// link gets ICMPv6 packet-too-big back.
+    fn xmit6_tun<B: PacketBuf>(
+        &mut self,
+        in_port: usize,
+        pkt: &mut B,
+        daddr: Ipv6Addr,
+        tun: TunSpec,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        if tun.kind != TunKind::Ipip {
+            return Err(DropReason::UnsupportedForwarding);
+        }
+        let out = self.port_for6(daddr).ok_or(DropReason::NoRoute)?;
+        let (inner_len, tc) = {
+            let ip = Ipv6Packet::new_checked(&pkt.data()[IP..])
+                .map_err(|_| DropReason::TruncatedIpv6)?;
+            (ip.total_len(), ip.traffic_class())
+        };
+        let hdr = ipv6::HEADER_LEN;
+        let mtu = self.cfg.ports[out].mtu as usize;
+        if inner_len + hdr > mtu {
+            self.packet_too_big(in_port, pkt.data(), (mtu - hdr) as u32);
+            return Err(DropReason::TooBig);
+        }
+        let mac = self.resolve6(out, daddr, now_ms)?;
+        let Some((src, _)) = self.cfg.ports[out].addr6 else {
+            return Err(DropReason::NoIpv6);
+        };
+        if !pkt.prepend(hdr) {
+            return Err(DropReason::NoHeadroom);
+        }
+        let f = pkt.data_mut();
+        f.copy_within(hdr..hdr + IP, 0);
+        Ipv6Packet::emit(
+            &mut f[IP..],
+            src,
+            daddr,
+            next_header::IPV6,
+            inner_len as u16,
+            64,
+            tc,
+        )
+        .map_err(|_| DropReason::NoHeadroom)?;
+        self.set_l2(f, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    /// Sends the frame to `dst` on its network, the IPv6 packet as it is.
+    fn send6(&mut self, frame: &mut [u8], dst: Ipv6Addr, now_ms: u64) -> Step<Verdict> {
+        let out = self.port_for6(dst).ok_or(DropReason::NoRoute)?;
+        let mac = self.resolve6(out, dst, now_ms)?;
+        self.set_l2(frame, out, mac);
+        Ok(Verdict::Tx(out))
+    }
+
+    pub(super) fn port_for6(&self, ip: Ipv6Addr) -> Option<usize> {
+        self.cfg
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.contains6(ip))
+            .max_by_key(|(_, p)| p.addr6.map(|(_, l)| l))
+            .map(|(i, _)| i)
+    }
+
+    fn resolve6(&mut self, out: usize, ip: Ipv6Addr, now_ms: u64) -> Step<MacAddr> {
+        match self.neigh.lookup(ip, now_ms) {
+            Neighbour::Reachable(m) => Ok(m),
+            Neighbour::Stale(m) => {
+                self.ask_nd(out, ip, now_ms, false);
+                Ok(m)
+            }
+            Neighbour::Missing => {
+                self.ask_nd(out, ip, now_ms, false);
+                Err(DropReason::NeighbourMiss)
+            }
+        }
+    }
+
+    /// Queues a neighbour solicitation for `ip`, rate-limited like ARP.
+    pub(super) fn ask_nd(&mut self, port: usize, ip: Ipv6Addr, now_ms: u64, force: bool) {
+        if let Some(&t) = self.arp_asked.get(&IpAddr::V6(ip)) {
+            if !force && now_ms < t + self.cfg.arp_retry_ms {
+                return;
+            }
+        }
+        let Some((me, _)) = self.cfg.ports[port].addr6 else {
+            return;
+        };
+        self.arp_asked.insert(IpAddr::V6(ip), now_ms);
+        let group = icmpv6::solicited_node(ip);
+        self.send_nd(port, true, ip, icmpv6::multicast_mac(group), me, group);
+    }
+
+    /// Generates an NS (`solicit`) or NA for `target` from `src` to `dst`.
+    fn send_nd(
+        &mut self,
+        port: usize,
+        solicit: bool,
+        target: Ipv6Addr,
+        dst_mac: MacAddr,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    ) {
+        let p = self.cfg.ports[port];
+        let mut f = vec![0u8; IP + ipv6::HEADER_LEN + icmpv6::ND_LEN];
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+            eth.set_dst(dst_mac);
+            eth.set_src(p.mac);
+            eth.set_ethertype(EtherType::Ipv6);
+        }
+        // Neighbour discovery travels with hop limit 255 (RFC 4861).
+        let ok = Ipv6Packet::emit(
+            &mut f[IP..],
+            src,
+            dst,
+            next_header::ICMPV6,
+            icmpv6::ND_LEN as u16,
+            255,
+            0,
+        )
+        .is_ok()
+            && icmpv6::emit_nd(
+                &mut f[IP + ipv6::HEADER_LEN..],
+                solicit,
+                target,
+                p.mac,
+                src,
+                dst,
+            )
+            .is_ok();
+        if ok {
+            self.generated.push((port, f));
+            if solicit {
+                self.shared.counters.nd_solicitations_sent.inc();
+            } else {
+                self.shared.counters.nd_advertisements_sent.inc();
+            }
+        }
+    }
+
+    /// ICMPv6 packet-too-big with `mtu` to the sender of `frame`.
+    fn packet_too_big(&mut self, in_port: usize, frame: &[u8], mtu: u32) {
+        let Ok(ip) = Ipv6Packet::new_checked(&frame[IP..]) else {
+            return;
+        };
+        // RFC 4443: as much of the packet as fits in the minimum MTU.
+        let qlen = ip
+            .total_len()
+            .min(1280 - ipv6::HEADER_LEN - icmpv6::HEADER_LEN);
+        let plen = icmpv6::HEADER_LEN + qlen;
+        let mut f = vec![0u8; IP + ipv6::HEADER_LEN + plen];
+        {
+            let src = EthernetFrame::new_unchecked(frame);
+            let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+            eth.set_dst(src.src());
+            eth.set_src(self.cfg.ports[in_port].mac);
+            eth.set_ethertype(EtherType::Ipv6);
+        }
+        let (from, to) = (ip.dst(), ip.src());
+        if Ipv6Packet::emit(
+            &mut f[IP..],
+            from,
+            to,
+            next_header::ICMPV6,
+            plen as u16,
+            64,
+            0,
+        )
+        .is_err()
+        {
+            return;
+        }
+        let Ok(mut m) = Icmpv6Packet::new_checked(&mut f[IP + ipv6::HEADER_LEN..]) else {
+            return;
+        };
+        m.set_msg_type(kind::PACKET_TOO_BIG);
+        m.set_code(0);
+        m.set_rest_of_header(mtu.to_be_bytes());
+        m.data_mut().copy_from_slice(&frame[IP..IP + qlen]);
+        m.fill_checksum(from, to);
+        self.generated.push((in_port, f));
+        self.shared.counters.icmp_errors_sent.inc();
+    }
+}
+
+/// NAT of an ICMPv6 error, as `translate_icmp` for IPv4: the outer address
+/// on `side` and the opposite end of the quoted packet become `addr:port`;
+/// the checksum is recomputed (its pseudo-header changed).
+fn translate_icmp6(frame: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> Step<()> {
+    let mut ip =
+        Ipv6Packet::new_checked(&mut frame[IP..]).map_err(|_| DropReason::TruncatedIpv6)?;
+    match side {
+        Side::Dst => ip.set_dst(addr),
+        Side::Src => ip.set_src(addr),
+    }
+    let (src, dst) = (ip.src(), ip.dst());
+    let mut m = Icmpv6Packet::new_checked(ip.payload_mut()).map_err(|_| DropReason::BadIcmp)?;
+    let q = m.data_mut();
+    let (aoff, poff) = match side {
+        Side::Dst => (8, 40),
+        Side::Src => (24, 42),
+    };
+    q[aoff..aoff + 16].copy_from_slice(&addr.octets());
+    q[poff..poff + 2].copy_from_slice(&port.to_be_bytes());
+    m.fill_checksum(src, dst);
+    Ok(())
+}
