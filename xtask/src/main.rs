@@ -41,6 +41,9 @@ enum LabAction {
     Up {
         #[arg(long, value_enum)]
         mode: Option<LabMode>,
+        /// With --mode: also configure IPv6 (VIP fd00:99::10).
+        #[arg(long, requires = "mode")]
+        ipv6: bool,
     },
     Down,
 }
@@ -94,11 +97,15 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Demo => demo(),
         Task::Lab {
-            action: LabAction::Up { mode: None },
+            action: LabAction::Up { mode: None, .. },
         } => lab_up(),
         Task::Lab {
-            action: LabAction::Up { mode: Some(m) },
-        } => lab_up_selftest(m),
+            action:
+                LabAction::Up {
+                    mode: Some(m),
+                    ipv6,
+                },
+        } => lab_up_selftest(m, ipv6),
         Task::Lab {
             action: LabAction::Down,
         } => {
@@ -174,7 +181,7 @@ rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
     Ok(())
 }
 
-fn lab_up_selftest(mode: LabMode) -> Result<()> {
+fn lab_up_selftest(mode: LabMode, ipv6: bool) -> Result<()> {
     use rvs_lab::selftest::{Mode, PORT, SERVER, VIP as SVIP};
     setup()?;
     build_binaries()?;
@@ -185,7 +192,12 @@ fn lab_up_selftest(mode: LabMode) -> Result<()> {
         LabMode::Gue => (Mode::Tun("gue:6080"), "-i --tun-type gue --tun-port 6080"),
         LabMode::Gre => (Mode::Tun("gre"), "-i --tun-type gre"),
     };
-    let mut lab = Lab::create_selftest(LAB_PREFIX, Path::new("/run/rvs/lab"), m)?;
+    let dir = Path::new("/run/rvs/lab");
+    let mut lab = if ipv6 {
+        Lab::create_selftest_v6(LAB_PREFIX, dir, m)?
+    } else {
+        Lab::create_selftest(LAB_PREFIX, dir, m)?
+    };
     lab.start_rvsd(&RvsdOptions {
         worker_lcores: vec![1],
         idle_empty_polls: 256,
@@ -193,6 +205,13 @@ fn lab_up_selftest(mode: LabMode) -> Result<()> {
     })?;
     lab.keep();
     let bin = root().join("target/debug");
+    if ipv6 {
+        println!(
+            "IPv6 too: rvs-client fd00:1::2, rvsd fd00:1::1 and fd00:2::1, rvs-server fd00:2::2.\n\
+\x20 rvsadm -A -t [fd00:99::10]:{PORT} -s rr\n\
+\x20 rvsadm -a -t [fd00:99::10]:{PORT} -r [fd00:2::2]:{PORT} {flag}"
+        );
+    }
     println!(
         "The lab is up (the kernel selftest's topology): rvs-client 10.0.0.2, rvsd in\n\
 rvs-director on 10.0.0.1 and 172.16.0.1, rvs-server 172.16.0.2. No services yet.\n\

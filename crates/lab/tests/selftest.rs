@@ -205,7 +205,7 @@ fn lab6(name: &str, mode: Mode, fwd: &str) -> Lab {
     lab
 }
 
-/// The three scenarios over IPv6: 32 random bytes, then 1 MiB by sha256.
+/// The three scenarios over IPv6: 32 random bytes, then 10 MiB by sha256.
 fn scenario6(name: &str, mode: Mode, fwd: &str) -> Lab {
     use rvs_lab::selftest::VIP6;
     let mut lab = lab6(name, mode, fwd);
@@ -216,7 +216,7 @@ fn scenario6(name: &str, mode: Mode, fwd: &str) -> Lab {
         "{}",
         lab.rvsd_log()
     );
-    let bulk = random(1 << 20);
+    let bulk = random(10 << 20);
     let got = lab.transfer_to(VIP6, &bulk, 60).unwrap();
     assert_eq!(sha256(&got), sha256(&bulk));
     lab

@@ -437,9 +437,9 @@ fn bad_packets_dropped_by_reason() {
             DropReason::UnknownEthertype,
         ),
         (
-            "IPv6 ethertype (not yet)",
+            "IPv6 on a port without an IPv6 address",
             with(&|v| v[12..14].copy_from_slice(&[0x86, 0xdd])),
-            DropReason::UnknownEthertype,
+            DropReason::NoIpv6,
         ),
         (
             "someone else's MAC",
