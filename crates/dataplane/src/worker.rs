@@ -167,7 +167,7 @@ struct Target {
 }
 
 impl Target {
-    fn of(c: &Conn) -> Target {
+    fn of(c: Conn<'_>) -> Target {
         Target {
             daddr: c.daddr,
             dport: c.dport,

@@ -1,13 +1,24 @@
 //! A worker's connection table: which real server each flow was given, its
 //! TCP state, and when it expires.
 //!
-//! Entries live in a slab indexed by a hash map, so that expiry can sweep the
-//! slab a few slots at a time from the poll loop and never stalls a worker.
+//! Memory is the point. An IPv4 connection is one 32-byte [`Slot`] (key,
+//! dest handle, template handle, expiry in seconds, port, state, flags) in a
+//! preallocated slab, plus a 4-byte slot number in a `hashbrown` index
+//! (one control byte each, at most 7/8 full): about 38-42 bytes per
+//! connection, table overhead included. What many connections share (the
+//! real server's address, forwarding method and counters; a persistence
+//! template) lives once in small registries and is referred to by a 32-bit
+//! handle. IPv6 connections have their own slab with wider keys.
+//!
+//! Expiry sweeps the slab a few slots per poll loop, resuming where it
+//! stopped, so no loop ever scans the whole table.
 
-use std::net::IpAddr;
+use std::hash::{BuildHasher, Hash};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::dest::{Dest, DestShared};
 use crate::persist::Template;
@@ -35,25 +46,6 @@ pub struct OutKey {
     pub cport: u16,
 }
 
-/// One tracked connection.
-#[derive(Debug)]
-pub struct Conn {
-    pub key: FlowKey,
-    pub daddr: IpAddr,
-    pub dport: u16,
-    pub fwd: FwdMethod,
-    pub state: TcpState,
-    /// Counted in the dest's activeconns (else inactconns).
-    active: bool,
-    /// DR/TUN: the director never sees replies, so INPUT_ONLY applies.
-    no_output: bool,
-    /// When it expires, in the table's clock (milliseconds).
-    pub expires_ms: u64,
-    dest: Arc<DestShared>,
-    /// The persistence template that created it, if any.
-    template: Option<Arc<Template>>,
-}
-
 /// Where a new connection goes: a dest, directly or through a template.
 #[derive(Debug, Clone)]
 pub struct Binding {
@@ -76,7 +68,22 @@ impl Binding {
     }
 }
 
-impl Conn {
+/// A connection as callers see it, assembled from its slot and the
+/// registries.
+#[derive(Debug, Clone, Copy)]
+pub struct Conn<'a> {
+    pub key: FlowKey,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub fwd: FwdMethod,
+    pub state: TcpState,
+    /// When it expires, in the dataplane clock (milliseconds, whole seconds).
+    pub expires_ms: u64,
+    active: bool,
+    dest: &'a Arc<DestShared>,
+}
+
+impl Conn<'_> {
     /// The key of this connection's replies, for NAT.
     pub fn out_key(&self) -> OutKey {
         OutKey {
@@ -89,7 +96,7 @@ impl Conn {
     }
 
     pub fn dest(&self) -> &Arc<DestShared> {
-        &self.dest
+        self.dest
     }
 
     pub fn is_active(&self) -> bool {
@@ -101,67 +108,410 @@ impl Conn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnRef(u32);
 
+/// High bit of a [`ConnRef`]: the IPv6 slab.
+const V6: u32 = 1 << 31;
+
 /// The table is at its configured size; the new flow is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("connection table full")]
 pub struct TableFull;
 
+/// What every connection stores beside its key: 16 bytes.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct ConnData {
+    /// Handle in the dest registry.
+    dest: u32,
+    /// Handle in the template registry, or NONE.
+    template: u32,
+    /// Expiry, in whole seconds of the dataplane clock.
+    expires_s: u32,
+    /// The real server's port (the packet's, for port-zero services).
+    dport: u16,
+    state: u8,
+    flags: u8,
+}
+
+const NONE: u32 = u32::MAX;
+const F_LIVE: u8 = 1;
+const F_ACTIVE: u8 = 2;
+const F_NO_OUTPUT: u8 = 4;
+
+/// The address family specific part of a slot.
+trait SlotKey: Copy + Default + PartialEq + Hash {
+    fn from_flow(k: &FlowKey) -> Option<Self>;
+    fn to_flow(&self) -> FlowKey;
+}
+
+/// An IPv4 flow key: 16 bytes (13 used).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+struct V4Key {
+    caddr: u32,
+    vaddr: u32,
+    cport: u16,
+    vport: u16,
+    protocol: u8,
+}
+
+/// An IPv6 flow key: 40 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+struct V6Key {
+    caddr: [u8; 16],
+    vaddr: [u8; 16],
+    cport: u16,
+    vport: u16,
+    protocol: u8,
+}
+
+impl SlotKey for V4Key {
+    fn from_flow(k: &FlowKey) -> Option<Self> {
+        match (k.caddr, k.vaddr) {
+            (IpAddr::V4(c), IpAddr::V4(v)) => Some(V4Key {
+                caddr: c.into(),
+                vaddr: v.into(),
+                cport: k.cport,
+                vport: k.vport,
+                protocol: k.protocol.number(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn to_flow(&self) -> FlowKey {
+        FlowKey {
+            protocol: Protocol::from_number(self.protocol).unwrap_or(Protocol::Tcp),
+            caddr: IpAddr::V4(Ipv4Addr::from(self.caddr)),
+            cport: self.cport,
+            vaddr: IpAddr::V4(Ipv4Addr::from(self.vaddr)),
+            vport: self.vport,
+        }
+    }
+}
+
+impl SlotKey for V6Key {
+    fn from_flow(k: &FlowKey) -> Option<Self> {
+        match (k.caddr, k.vaddr) {
+            (IpAddr::V6(c), IpAddr::V6(v)) => Some(V6Key {
+                caddr: c.octets(),
+                vaddr: v.octets(),
+                cport: k.cport,
+                vport: k.vport,
+                protocol: k.protocol.number(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn to_flow(&self) -> FlowKey {
+        FlowKey {
+            protocol: Protocol::from_number(self.protocol).unwrap_or(Protocol::Tcp),
+            caddr: IpAddr::V6(Ipv6Addr::from(self.caddr)),
+            cport: self.cport,
+            vaddr: IpAddr::V6(Ipv6Addr::from(self.vaddr)),
+            vport: self.vport,
+        }
+    }
+}
+
+/// One slab entry: the key and the connection's data.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct Slot<K> {
+    key: K,
+    data: ConnData,
+}
+
+/// Bytes one IPv4 connection's slot takes.
+pub const V4_SLOT_BYTES: usize = std::mem::size_of::<Slot<V4Key>>();
+
+/// Interned things many connections point at, by 32-bit handle, with a
+/// reference count; a handle is reused once nothing refers to it.
+#[derive(Debug)]
+struct Registry<T> {
+    items: Vec<Option<(T, u32)>>,
+    free: Vec<u32>,
+    by_id: FxHashMap<(usize, u8), u32>,
+}
+
+impl<T> Default for Registry<T> {
+    fn default() -> Self {
+        Registry {
+            items: Vec::new(),
+            free: Vec::new(),
+            by_id: FxHashMap::default(),
+        }
+    }
+}
+
+impl<T> Registry<T> {
+    /// The handle of the item identified by `id`, made with `make` when new;
+    /// counts one more reference.
+    fn acquire(&mut self, id: (usize, u8), make: impl FnOnce() -> T) -> u32 {
+        if let Some(&h) = self.by_id.get(&id) {
+            if let Some((_, n)) = &mut self.items[h as usize] {
+                *n += 1;
+            }
+            return h;
+        }
+        let item = Some((make(), 1));
+        let h = match self.free.pop() {
+            Some(h) => {
+                self.items[h as usize] = item;
+                h
+            }
+            None => {
+                self.items.push(item);
+                (self.items.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id, h);
+        h
+    }
+
+    fn get(&self, h: u32) -> &T {
+        &self.items[h as usize]
+            .as_ref()
+            .expect("live registry handle")
+            .0
+    }
+
+    fn release(&mut self, h: u32, id: impl FnOnce(&T) -> (usize, u8)) {
+        let slot = &mut self.items[h as usize];
+        if let Some((t, n)) = slot {
+            *n -= 1;
+            if *n == 0 {
+                self.by_id.remove(&id(t));
+                *slot = None;
+                self.free.push(h);
+            }
+        }
+    }
+}
+
+/// A real server as its connections refer to it.
+#[derive(Debug)]
+struct DestRef {
+    addr: IpAddr,
+    fwd: FwdMethod,
+    shared: Arc<DestShared>,
+}
+
+fn fwd_tag(f: FwdMethod) -> u8 {
+    match f {
+        FwdMethod::Masq => 0,
+        FwdMethod::Local => 1,
+        FwdMethod::Route => 2,
+        // Tunnel parameters do not change what a connection is: one tag.
+        FwdMethod::Tunnel(_) => 3,
+    }
+}
+
+/// One slab with its hash index.
+#[derive(Debug)]
+struct Shard<K> {
+    slots: Vec<Slot<K>>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    /// NAT connections by their replies' key: (that key's hash, slot). The
+    /// hash is kept because computing it needs the dest registry.
+    out_index: HashTable<(u64, u32)>,
+    live: usize,
+    sweep_at: usize,
+}
+
+impl<K: SlotKey> Shard<K> {
+    fn new(capacity: usize) -> Self {
+        Shard {
+            slots: Vec::with_capacity(capacity),
+            free: Vec::new(),
+            index: HashTable::with_capacity(capacity),
+            out_index: HashTable::new(),
+            live: 0,
+            sweep_at: 0,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        // hashbrown: one control byte per bucket, at most 7/8 of the buckets
+        // in use; its capacity() is the usable part.
+        let buckets = |cap: usize| cap * 8 / 7;
+        self.slots.capacity() * std::mem::size_of::<Slot<K>>()
+            + self.free.capacity() * 4
+            + buckets(self.index.capacity()) * (4 + 1)
+            + buckets(self.out_index.capacity()) * (16 + 1)
+    }
+}
+
+fn hash_of<T: Hash>(t: &T) -> u64 {
+    FxBuildHasher.hash_one(t)
+}
+
 /// One worker's connections. Not shared: the worker that owns it is the only
 /// reader and writer, so no locks are taken.
 #[derive(Debug)]
 pub struct ConnTable {
-    index: FxHashMap<FlowKey, u32>,
-    /// NAT connections by their replies' key.
-    out_index: FxHashMap<OutKey, u32>,
-    slots: Vec<Option<Conn>>,
-    free: Vec<u32>,
+    v4: Shard<V4Key>,
+    v6: Shard<V6Key>,
+    dests: Registry<DestRef>,
+    templates: Registry<Arc<Template>>,
     capacity: usize,
-    sweep_at: usize,
     pub timeouts: Timeouts,
 }
 
+fn out_hash(protocol: u8, daddr: IpAddr, dport: u16, caddr: IpAddr, cport: u16) -> u64 {
+    hash_of(&(protocol, daddr, dport, caddr, cport))
+}
+
+fn state_from(u: u8) -> TcpState {
+    use TcpState::*;
+    [
+        None,
+        Established,
+        SynSent,
+        SynRecv,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Listen,
+        SynAck,
+    ][u as usize]
+}
+
+fn secs(ms: u64) -> u32 {
+    ms.div_ceil(1000).min(u32::MAX as u64) as u32
+}
+
+/// Dispatches to the shard a [`ConnRef`] names.
+macro_rules! with_shard {
+    ($self:ident, $r:expr, |$s:ident, $i:ident| $body:expr) => {{
+        let r: u32 = $r.0;
+        if r & V6 == 0 {
+            let $s = &mut $self.v4;
+            let $i = r as usize;
+            $body
+        } else {
+            let $s = &mut $self.v6;
+            let $i = (r & !V6) as usize;
+            $body
+        }
+    }};
+}
+
 impl ConnTable {
+    /// A table for `capacity` connections, preallocated so that it never
+    /// rehashes (and stalls its worker) while filling up. The IPv6 slab
+    /// grows on demand.
     pub fn new(capacity: usize, timeouts: Timeouts) -> ConnTable {
         ConnTable {
-            index: FxHashMap::default(),
-            out_index: FxHashMap::default(),
-            slots: Vec::new(),
-            free: Vec::new(),
+            v4: Shard::new(capacity),
+            v6: Shard::new(0),
+            dests: Registry::default(),
+            templates: Registry::default(),
             capacity,
-            sweep_at: 0,
             timeouts,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.v4.live + self.v6.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.len() == 0
     }
 
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
+    /// Heap bytes the table holds (slabs, indexes and registries).
+    pub fn bytes(&self) -> usize {
+        self.v4.bytes()
+            + self.v6.bytes()
+            + self.dests.items.capacity() * std::mem::size_of::<Option<(DestRef, u32)>>()
+            + self.templates.items.capacity() * 16
+    }
+
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<ConnRef> {
-        self.index.get(key).map(|&i| ConnRef(i))
+        if let Some(k) = V4Key::from_flow(key) {
+            let h = hash_of(&k);
+            let s = &self.v4;
+            return s
+                .index
+                .find(h, |&i| s.slots[i as usize].key == k)
+                .map(|&i| ConnRef(i));
+        }
+        let k = V6Key::from_flow(key)?;
+        let h = hash_of(&k);
+        let s = &self.v6;
+        s.index
+            .find(h, |&i| s.slots[i as usize].key == k)
+            .map(|&i| ConnRef(i | V6))
     }
 
     /// The NAT connection a reply from a real server belongs to.
     #[inline]
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnRef> {
-        if self.out_index.is_empty() {
-            return None;
+        let h = out_hash(
+            key.protocol.number(),
+            key.daddr,
+            key.dport,
+            key.caddr,
+            key.cport,
+        );
+        let matches = |c: &Conn| c.out_key() == *key;
+        if key.caddr.is_ipv4() {
+            if self.v4.out_index.is_empty() {
+                return None;
+            }
+            self.v4
+                .out_index
+                .find(h, |&(_, i)| matches(&self.view(ConnRef(i))))
+                .map(|&(_, i)| ConnRef(i))
+        } else {
+            if self.v6.out_index.is_empty() {
+                return None;
+            }
+            self.v6
+                .out_index
+                .find(h, |&(_, i)| matches(&self.view(ConnRef(i | V6))))
+                .map(|&(_, i)| ConnRef(i | V6))
         }
-        self.out_index.get(key).map(|&i| ConnRef(i))
+    }
+
+    fn data(&self, r: ConnRef) -> (FlowKey, ConnData) {
+        if r.0 & V6 == 0 {
+            let s = &self.v4.slots[r.0 as usize];
+            (s.key.to_flow(), s.data)
+        } else {
+            let s = &self.v6.slots[(r.0 & !V6) as usize];
+            (s.key.to_flow(), s.data)
+        }
+    }
+
+    fn view(&self, r: ConnRef) -> Conn<'_> {
+        let (key, d) = self.data(r);
+        let dest = self.dests.get(d.dest);
+        Conn {
+            key,
+            daddr: dest.addr,
+            dport: d.dport,
+            fwd: dest.fwd,
+            state: state_from(d.state),
+            expires_ms: d.expires_s as u64 * 1000,
+            active: d.flags & F_ACTIVE != 0,
+            dest: &dest.shared,
+        }
     }
 
     #[inline]
-    pub fn get(&self, r: ConnRef) -> &Conn {
-        self.slots[r.0 as usize].as_ref().expect("live conn ref")
+    pub fn get(&self, r: ConnRef) -> Conn<'_> {
+        self.view(r)
     }
 
     /// Creates the connection of a newly scheduled flow, bound to `dest`.
@@ -176,117 +526,218 @@ impl ConnTable {
         b: Binding,
         now_ms: u64,
     ) -> Result<ConnRef, TableFull> {
-        if self.index.len() >= self.capacity {
+        if self.len() >= self.capacity {
             return Err(TableFull);
         }
         b.dest.bind_conn();
-        let no_output = b.fwd != FwdMethod::Masq;
+        let masq = b.fwd == FwdMethod::Masq;
+        let no_output = if masq { 0 } else { F_NO_OUTPUT };
         let timeout = match key.protocol {
             Protocol::Udp => self.timeouts.udp,
             _ => self.timeouts.tcp_timeout(TcpState::None),
         };
-        let conn = Conn {
-            key,
-            daddr: b.daddr,
-            dport: b.dport,
-            fwd: b.fwd,
-            state: TcpState::None,
-            active: false,
-            no_output,
-            expires_ms: now_ms + timeout as u64 * 1000,
-            dest: b.dest,
-            template: b.template,
+        let dest_id = (Arc::as_ptr(&b.dest) as usize, fwd_tag(b.fwd));
+        let (addr, fwd, shared) = (b.daddr, b.fwd, b.dest.clone());
+        let dest = self
+            .dests
+            .acquire(dest_id, || DestRef { addr, fwd, shared });
+        let template = match &b.template {
+            Some(t) => {
+                let t = t.clone();
+                self.templates.acquire((Arc::as_ptr(&t) as usize, 0), || t)
+            }
+            None => NONE,
         };
-        let slot = match self.free.pop() {
+        let data = ConnData {
+            dest,
+            template,
+            expires_s: secs(now_ms + timeout as u64 * 1000),
+            dport: b.dport,
+            state: TcpState::None as u8,
+            flags: F_LIVE | no_output,
+        };
+        let oh = out_hash(
+            key.protocol.number(),
+            b.daddr,
+            b.dport,
+            key.caddr,
+            key.cport,
+        );
+        let r = if let Some(k) = V4Key::from_flow(&key) {
+            ConnRef(Self::put(&mut self.v4, k, data, masq, oh))
+        } else if let Some(k) = V6Key::from_flow(&key) {
+            ConnRef(Self::put(&mut self.v6, k, data, masq, oh) | V6)
+        } else {
+            // Mixed families never reach a table (a flow has one family).
+            b.dest.unbind_conn(false);
+            return Err(TableFull);
+        };
+        Ok(r)
+    }
+
+    fn put<K: SlotKey>(s: &mut Shard<K>, key: K, data: ConnData, masq: bool, out_hash: u64) -> u32 {
+        let slot = Slot { key, data };
+        let i = match s.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(conn);
+                s.slots[i as usize] = slot;
                 i
             }
             None => {
-                self.slots.push(Some(conn));
-                (self.slots.len() - 1) as u32
+                s.slots.push(slot);
+                (s.slots.len() - 1) as u32
             }
         };
-        self.index.insert(key, slot);
-        let c = self.slots[slot as usize].as_ref().expect("just inserted");
-        if c.fwd == FwdMethod::Masq {
-            self.out_index.insert(c.out_key(), slot);
+        let slots = &s.slots;
+        s.index
+            .insert_unique(hash_of(&key), i, |&j| hash_of(&slots[j as usize].key));
+        if masq {
+            s.out_index
+                .insert_unique(out_hash, (out_hash, i), |&(h, _)| h);
         }
-        Ok(ConnRef(slot))
+        s.live += 1;
+        i
     }
 
     /// Removes the connection and releases its dest counters.
     pub fn remove(&mut self, r: ConnRef) {
-        if let Some(c) = self.slots[r.0 as usize].take() {
-            self.index.remove(&c.key);
-            if c.fwd == FwdMethod::Masq {
-                self.out_index.remove(&c.out_key());
-            }
-            c.dest.unbind_conn(c.active);
-            if let Some(t) = &c.template {
-                t.detach();
-            }
-            self.free.push(r.0);
+        let (key, d) = self.data(r);
+        if d.flags & F_LIVE == 0 {
+            return;
         }
+        let dest = self.dests.get(d.dest);
+        dest.shared.unbind_conn(d.flags & F_ACTIVE != 0);
+        let masq = dest.fwd == FwdMethod::Masq;
+        let oh = out_hash(
+            key.protocol.number(),
+            dest.addr,
+            d.dport,
+            key.caddr,
+            key.cport,
+        );
+        with_shard!(self, r, |s, i| {
+            let h = hash_of(&s.slots[i].key);
+            if let Ok(e) = s.index.find_entry(h, |&j| j as usize == i) {
+                e.remove();
+            }
+            if masq {
+                if let Ok(e) = s.out_index.find_entry(oh, |&(_, j)| j as usize == i) {
+                    e.remove();
+                }
+            }
+            s.slots[i].data.flags = 0;
+            s.free.push(i as u32);
+            s.live -= 1;
+        });
+        if d.template != NONE {
+            self.templates.get(d.template).detach();
+            self.templates
+                .release(d.template, |t| (Arc::as_ptr(t) as usize, 0));
+        }
+        self.dests.release(d.dest, |x| {
+            (Arc::as_ptr(&x.shared) as usize, fwd_tag(x.fwd))
+        });
     }
 
     /// A TCP segment of this connection passed: step the state machine, move
     /// the dest's active/inactive counters, re-arm the timer.
     pub fn on_tcp(&mut self, r: ConnRef, output: bool, event: Option<Event>, now_ms: u64) {
         let timeouts = self.timeouts;
-        let c = self.slots[r.0 as usize].as_mut().expect("live conn ref");
+        let (_, d) = self.data(r);
         let dir = if output {
-            c.no_output = false;
             Direction::Output
-        } else if c.no_output {
+        } else if d.flags & F_NO_OUTPUT != 0 {
             Direction::InputOnly
         } else {
             Direction::Input
         };
-        let new = next_state(dir, c.state, event);
-        if new != c.state {
-            let now_active = new == TcpState::Established;
-            if now_active != c.active {
-                c.dest.set_conn_active(now_active);
-                c.active = now_active;
-            }
-            c.state = new;
+        let old = state_from(d.state);
+        let new = next_state(dir, old, event);
+        let was_active = d.flags & F_ACTIVE != 0;
+        let now_active = if new != old {
+            new == TcpState::Established
+        } else {
+            was_active
+        };
+        if now_active != was_active {
+            self.dests.get(d.dest).shared.set_conn_active(now_active);
         }
-        c.expires_ms = now_ms + timeouts.tcp_timeout(new) as u64 * 1000;
+        let expires_s = secs(now_ms + timeouts.tcp_timeout(new) as u64 * 1000);
+        with_shard!(self, r, |s, i| {
+            let data = &mut s.slots[i].data;
+            if output {
+                data.flags &= !F_NO_OUTPUT;
+            }
+            data.state = new as u8;
+            data.flags = if now_active {
+                data.flags | F_ACTIVE
+            } else {
+                data.flags & !F_ACTIVE
+            };
+            data.expires_s = expires_s;
+        });
     }
 
     /// A UDP datagram of this connection passed: re-arm the timer.
     pub fn on_udp(&mut self, r: ConnRef, now_ms: u64) {
-        let t = self.timeouts.udp as u64 * 1000;
-        let c = self.slots[r.0 as usize].as_mut().expect("live conn ref");
-        c.expires_ms = now_ms + t;
+        let e = secs(now_ms + self.timeouts.udp as u64 * 1000);
+        with_shard!(self, r, |s, i| s.slots[i].data.expires_s = e);
     }
 
-    /// Looks at up to `budget` slots from where the last call stopped and
-    /// removes the expired connections among them; returns how many.
+    /// Looks at up to `budget` slots (split over both slabs) from where the
+    /// last call stopped and removes the expired connections among them;
+    /// returns how many.
     pub fn expire_some(&mut self, now_ms: u64, budget: usize) -> usize {
-        let n = self.slots.len();
-        if n == 0 {
-            return 0;
-        }
+        let now_s = (now_ms / 1000) as u32;
         let mut removed = 0;
-        for _ in 0..budget.min(n) {
-            if self.sweep_at >= n {
-                self.sweep_at = 0;
+        // IPv6 gets a smaller share of the budget; it is usually the
+        // smaller table.
+        for (v6, n) in [(false, budget), (true, budget / 4 + 1)] {
+            let len = if v6 {
+                self.v6.slots.len()
+            } else {
+                self.v4.slots.len()
+            };
+            if len == 0 {
+                continue;
             }
-            let i = self.sweep_at;
-            self.sweep_at += 1;
-            if matches!(&self.slots[i], Some(c) if c.expires_ms <= now_ms) {
-                self.remove(ConnRef(i as u32));
-                removed += 1;
+            let mut at = if v6 {
+                self.v6.sweep_at
+            } else {
+                self.v4.sweep_at
+            };
+            for _ in 0..n.min(len) {
+                if at >= len {
+                    at = 0;
+                }
+                let d = if v6 {
+                    self.v6.slots[at].data
+                } else {
+                    self.v4.slots[at].data
+                };
+                if d.flags & F_LIVE != 0 && d.expires_s <= now_s {
+                    self.remove(ConnRef(at as u32 | if v6 { V6 } else { 0 }));
+                    removed += 1;
+                }
+                at += 1;
+            }
+            if v6 {
+                self.v6.sweep_at = at;
+            } else {
+                self.v4.sweep_at = at;
             }
         }
         removed
     }
 
     /// Every live connection (for listing).
-    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
-        self.slots.iter().flatten()
+    pub fn iter(&self) -> impl Iterator<Item = Conn<'_>> {
+        let v4 = (0..self.v4.slots.len() as u32)
+            .filter(|&i| self.v4.slots[i as usize].data.flags & F_LIVE != 0)
+            .map(ConnRef);
+        let v6 = (0..self.v6.slots.len() as u32)
+            .filter(|&i| self.v6.slots[i as usize].data.flags & F_LIVE != 0)
+            .map(|i| ConnRef(i | V6));
+        v4.chain(v6).map(|r| self.view(r))
     }
 }
 
@@ -345,6 +796,73 @@ mod tests {
     }
 
     #[test]
+    fn ipv4_slot_is_32_bytes_and_fill_stays_under_64_per_conn() {
+        assert_eq!(V4_SLOT_BYTES, 32);
+        let d = dest();
+        let n = 100_000;
+        let mut t = ConnTable::new(n, Timeouts::default());
+        for i in 0..n as u32 {
+            let k = FlowKey {
+                protocol: Protocol::Tcp,
+                caddr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                cport: (i % 60000) as u16,
+                vaddr: "192.168.1.10".parse().unwrap(),
+                vport: 80,
+            };
+            t.insert(k, &d, 0).unwrap();
+        }
+        let per = t.bytes() as f64 / n as f64;
+        assert!(per <= 64.0, "{per} bytes per connection");
+    }
+
+    #[test]
+    fn ipv6_and_nat_replies() {
+        let spec = DestSpec {
+            addr: "fd00:2::2".parse().unwrap(),
+            port: 8080,
+            fwd: FwdMethod::Masq,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        let d = Dest {
+            spec,
+            last_weight: 1,
+            shared: DestShared::new(&spec),
+        };
+        let mut t = ConnTable::new(10, Timeouts::default());
+        let mut refs = vec![];
+        // Enough NAT entries to make the reply index grow.
+        for p in 1..=8u16 {
+            let k = FlowKey {
+                protocol: Protocol::Tcp,
+                caddr: "fd00:1::2".parse().unwrap(),
+                cport: p,
+                vaddr: "fd00:99::10".parse().unwrap(),
+                vport: 80,
+            };
+            refs.push((k, t.insert(k, &d, 0).unwrap()));
+        }
+        for (k, r) in &refs {
+            assert_eq!(t.lookup(k), Some(*r));
+            let c = t.get(*r);
+            assert_eq!(
+                (c.daddr, c.dport, c.fwd),
+                (spec.addr, 8080, FwdMethod::Masq)
+            );
+            assert_eq!(t.lookup_out(&c.out_key()), Some(*r));
+        }
+        let (k, r) = refs[3];
+        let out = t.get(r).out_key();
+        t.remove(r);
+        assert_eq!(t.lookup(&k), None);
+        assert_eq!(t.lookup_out(&out), None);
+        assert_eq!(t.len(), 7);
+        assert_eq!(d.shared.inactive(), 7);
+        assert_eq!(t.iter().count(), 7);
+    }
+
+    #[test]
     fn full_table_refuses() {
         let d = dest();
         let mut t = ConnTable::new(2, Timeouts::default());
@@ -370,7 +888,8 @@ mod tests {
     }
 
     proptest! {
-        /// Insert, lookup and full expiry sweeps agree with a HashMap model.
+        /// Insert, lookup and full expiry sweeps agree with a HashMap model
+        /// (expiry has one-second resolution).
         #[test]
         fn matches_hashmap_model(ops in proptest::collection::vec(op(), 1..200)) {
             let d = dest();
@@ -383,7 +902,8 @@ mod tests {
                         now += dt;
                         if t.lookup(&key(p)).is_none() {
                             t.insert(key(p), &d, now).unwrap();
-                            model.insert(p, now + 2000); // state NONE: 2 s
+                            // State NONE: 2 s, kept in whole seconds.
+                            model.insert(p, (now + 2000).div_ceil(1000));
                         }
                     }
                     Op::Lookup(p) => {
@@ -391,9 +911,9 @@ mod tests {
                     }
                     Op::Expire(dt) => {
                         now += dt;
-                        let cap = t.slots.len();
+                        let cap = t.v4.slots.len();
                         t.expire_some(now, cap);
-                        model.retain(|_, exp| *exp > now);
+                        model.retain(|_, exp| *exp > now / 1000);
                     }
                 }
                 prop_assert_eq!(t.len(), model.len());

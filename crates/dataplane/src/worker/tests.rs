@@ -212,10 +212,11 @@ fn counters_follow_tcp_states() {
     assert_eq!((rs2.active(), rs2.inactive()), (1, 0));
     w.handle(0, &mut tcp(40000, FIN_ACK), 3);
     assert_eq!((rs2.active(), rs2.inactive()), (0, 1));
-    // FIN_WAIT: 120 s, then the sweep removes it.
-    w.housekeeping(3 + 119_000);
-    assert_eq!(w.conns.len(), 1);
+    // FIN_WAIT: 120 s (kept in whole seconds, rounded up), then the sweep
+    // removes it.
     w.housekeeping(3 + 120_000);
+    assert_eq!(w.conns.len(), 1);
+    w.housekeeping(3 + 121_000);
     assert_eq!(w.conns.len(), 0);
     assert_eq!((rs2.active(), rs2.inactive()), (0, 0));
 }
