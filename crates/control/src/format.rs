@@ -8,6 +8,9 @@ use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::types::ipvsadm_addr_cmp;
 use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind};
 
+use rvs_dataplane::ConnRow;
+use rvs_ipvs::tcp_state::Timeouts;
+
 use crate::proto::{DestView, Listing, ServiceView};
 
 /// The IPVS version ipvsadm reports for current kernels.
@@ -298,6 +301,38 @@ fn csum_opt(c: TunCsum) -> &'static str {
     }
 }
 
+/// `ipvsadm -Lc[n]`.
+pub fn conns(rows: &[ConnRow], names: &dyn Names) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    let _ = writeln!(
+        out,
+        "pro expire {:<11} {:<18} {:<18} destination",
+        "state", "source", "virtual"
+    );
+    for r in rows {
+        let e = r.expires_s;
+        let _ = writeln!(
+            out,
+            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
+            r.protocol.name(),
+            format!("{:02}:{:02}", e / 60, e % 60),
+            r.state,
+            addr_port(names, r.caddr, r.cport, r.protocol),
+            addr_port(names, r.vaddr, r.vport, r.protocol),
+            addr_port(names, r.daddr, r.dport, r.protocol)
+        );
+    }
+    out
+}
+
+/// `ipvsadm -L --timeout`.
+pub fn timeouts(t: &Timeouts) -> String {
+    format!(
+        "Timeout (tcp tcpfin udp): {} {} {}\n",
+        t.tcp, t.tcp_fin, t.udp
+    )
+}
+
 /// `ipvsadm -S[n]`: commands that rebuild the table with `-R`.
 pub fn save(l: &Listing, names: &dyn Names) -> String {
     let mut out = String::new();
@@ -502,6 +537,31 @@ TCP  192.168.1.10:80 rr\n\
                 "  -> 192.168.1.220:80             1         4           2          13        \n"
             ),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn connection_entries_and_timeouts() {
+        let row = ConnRow {
+            protocol: Protocol::Tcp,
+            caddr: "192.168.1.50".parse().unwrap(),
+            cport: 40000,
+            vaddr: "192.168.1.10".parse().unwrap(),
+            vport: 80,
+            daddr: "192.168.1.220".parse().unwrap(),
+            dport: 80,
+            state: "ESTABLISHED".into(),
+            expires_s: 899,
+        };
+        assert_eq!(
+            conns(&[row], &Numeric),
+            "IPVS connection entries\n\
+pro expire state       source             virtual            destination\n\
+TCP 14:59  ESTABLISHED 192.168.1.50:40000 192.168.1.10:80    192.168.1.220:80\n"
+        );
+        assert_eq!(
+            timeouts(&Timeouts::default()),
+            "Timeout (tcp tcpfin udp): 900 120 300\n"
         );
     }
 

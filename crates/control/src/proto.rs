@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use rvs_dataplane::ConnRow;
+use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::{Command, DestSpec, ServiceSpec};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,6 +16,12 @@ pub enum Request {
     List,
     /// Dataplane counters per worker.
     Counters,
+    /// `--set tcp tcpfin udp` (0 leaves a value unchanged).
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    /// `-L --timeout`.
+    GetTimeouts,
+    /// `-Lc`: connections and persistence templates, at most `limit`.
+    ListConns { limit: usize },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +31,9 @@ pub enum Response {
     Error(String),
     Listing(Listing),
     Counters(Vec<WorkerCounters>),
+    Timeouts(Timeouts),
+    /// Rows, and whether the limit cut the list short.
+    Conns(Vec<ConnRow>, bool),
 }
 
 /// What `-L` shows.

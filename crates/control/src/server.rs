@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use rvs_dataplane::{WorkerMsg, WorkerShared};
+use rvs_dataplane::{ConnRow, WorkerMsg, WorkerShared};
 use rvs_ipvs::persist::Templates;
+use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::{Command, Director};
 
 use crate::proto::{DestView, Listing, Request, Response, ServiceView, WorkerCounters};
@@ -41,6 +42,7 @@ pub struct ControlServer {
     conn_table_size: u64,
     ack_timeout: Duration,
     templates: Arc<Templates>,
+    timeouts: Timeouts,
 }
 
 /// Longest request line accepted; anything longer is refused.
@@ -58,6 +60,22 @@ impl ControlServer {
             conn_table_size,
             ack_timeout: Duration::from_secs(5),
             templates,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Starts with these timeouts (rvsd's configured SYN_RECV, say).
+    pub fn with_timeouts(mut self, t: Timeouts) -> Self {
+        self.timeouts = t;
+        self
+    }
+
+    /// Sends a message to every worker, counting it for `wait_applied`.
+    fn broadcast(&mut self, msg: impl Fn() -> WorkerMsg) {
+        for w in &mut self.workers {
+            if w.tx.send(msg()).is_ok() {
+                w.sent += 1;
+            }
         }
     }
 
@@ -83,6 +101,23 @@ impl ControlServer {
                 self.wait_applied()
             }
             Request::List => Response::Listing(self.listing()),
+            Request::SetTimeouts { tcp, tcpfin, udp } => {
+                let t = &mut self.timeouts;
+                for (v, slot) in [
+                    (tcp, &mut t.tcp),
+                    (tcpfin, &mut t.tcp_fin),
+                    (udp, &mut t.udp),
+                ] {
+                    if v != 0 {
+                        *slot = v;
+                    }
+                }
+                let t = self.timeouts;
+                self.broadcast(|| WorkerMsg::SetTimeouts(t));
+                self.wait_applied()
+            }
+            Request::GetTimeouts => Response::Timeouts(self.timeouts),
+            Request::ListConns { limit } => self.list_conns(limit),
             Request::Counters => Response::Counters(
                 self.workers
                     .iter()
@@ -100,13 +135,41 @@ impl ControlServer {
     fn apply(&mut self, cmd: &Command) -> Result<(), String> {
         let change = self.director.apply(cmd).map_err(|e| e.to_string())?;
         log::info!("applied {cmd:?}");
-        for w in &mut self.workers {
-            // A worker that has exited drops its receiver; nothing to do then.
-            if w.tx.send(WorkerMsg::Change(change.clone())).is_ok() {
-                w.sent += 1;
+        // A worker that has exited drops its receiver; nothing to do then.
+        self.broadcast(|| WorkerMsg::Change(change.clone()));
+        Ok(())
+    }
+
+    /// Every worker's connections, then the persistence templates.
+    fn list_conns(&mut self, limit: usize) -> Response {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        self.broadcast(|| WorkerMsg::ListConns(tx.clone(), limit));
+        drop(tx);
+        let mut rows = Vec::new();
+        let deadline = Instant::now() + self.ack_timeout;
+        for _ in 0..self.workers.len() {
+            match rx.recv_deadline(deadline) {
+                Ok(r) => rows.extend(r),
+                Err(_) => return Response::Error("a worker did not answer in time".into()),
             }
         }
-        Ok(())
+        let now = rvs_ipvs::clock::now_ms();
+        for (k, t) in self.templates.snapshot() {
+            rows.push(ConnRow {
+                protocol: k.protocol,
+                caddr: k.cnet,
+                cport: 0,
+                vaddr: k.vaddr,
+                vport: k.vport,
+                daddr: t.daddr,
+                dport: t.dport,
+                state: "NONE".into(),
+                expires_s: t.expires_ms().saturating_sub(now) / 1000,
+            });
+        }
+        let truncated = rows.len() > limit;
+        rows.truncate(limit);
+        Response::Conns(rows, truncated)
     }
 
     /// Waits until every worker applied everything sent to it.

@@ -15,4 +15,6 @@ pub mod worker;
 pub use buf::PacketBuf;
 pub use counters::{Counters, DropReason};
 pub use neighbour::NeighbourTable;
-pub use worker::{PortInfo, Route, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared};
+pub use worker::{
+    ConnRow, PortInfo, Route, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared,
+};

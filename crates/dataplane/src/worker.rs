@@ -92,6 +92,26 @@ pub struct WorkerConfig {
 pub enum WorkerMsg {
     /// Replay a validated configuration change.
     Change(Change),
+    /// `--set`: new connection timeouts (for state changes from now on).
+    SetTimeouts(Timeouts),
+    /// `-Lc`: send up to this many connections back.
+    ListConns(crossbeam_channel::Sender<Vec<ConnRow>>, usize),
+}
+
+/// One connection as `ipvsadm -Lc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnRow {
+    pub protocol: Protocol,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// The state's name: a TCP state, `UDP`, or `NONE` for templates.
+    pub state: String,
+    /// Seconds until it expires.
+    pub expires_s: u64,
 }
 
 /// What a worker shares with the control thread.
@@ -212,6 +232,30 @@ impl Worker {
     /// Applies a control message.
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
+            WorkerMsg::SetTimeouts(t) => self.conns.timeouts = *t,
+            WorkerMsg::ListConns(reply, limit) => {
+                let rows = self
+                    .conns
+                    .iter()
+                    .take(*limit)
+                    .map(|c| ConnRow {
+                        protocol: c.key.protocol,
+                        caddr: c.key.caddr,
+                        cport: c.key.cport,
+                        vaddr: c.key.vaddr,
+                        vport: c.key.vport,
+                        daddr: c.daddr,
+                        dport: c.dport,
+                        state: match c.key.protocol {
+                            Protocol::Udp => "UDP".to_string(),
+                            _ => c.state.name().to_string(),
+                        },
+                        expires_s: c.expires_ms.saturating_sub(now_ms) / 1000,
+                    })
+                    .collect();
+                // The control thread may have given up waiting; fine.
+                let _ = reply.send(rows);
+            }
             WorkerMsg::Change(change) => {
                 self.director.replay(change);
                 // Resolve a new real server's MAC before its first packet.

@@ -76,6 +76,49 @@ fn run(action: Action, socket: &Path, prog: &str) -> ExitCode {
             Err(code) => code,
         },
         Action::Restore => restore(socket, prog),
+        Action::SetTimeouts { tcp, tcpfin, udp } => {
+            match send(socket, &Request::SetTimeouts { tcp, tcpfin, udp }) {
+                Ok(Response::Ok) => ExitCode::SUCCESS,
+                Ok(Response::Error(e)) => {
+                    eprintln!("{e}");
+                    ExitCode::from(255)
+                }
+                Ok(other) => unexpected(other),
+                Err(code) => code,
+            }
+        }
+        Action::Timeouts => match send(socket, &Request::GetTimeouts) {
+            Ok(Response::Timeouts(t)) => print_out(&format::timeouts(&t)),
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::ListConns { numeric } => {
+            match send(
+                socket,
+                &Request::ListConns {
+                    limit: CONN_LIST_LIMIT,
+                },
+            ) {
+                Ok(Response::Conns(rows, truncated)) => {
+                    let names: Box<dyn Names> = if numeric {
+                        Box::new(Numeric)
+                    } else {
+                        Box::new(names::Resolving)
+                    };
+                    let code = print_out(&format::conns(&rows, names.as_ref()));
+                    if truncated {
+                        eprintln!("(listing stopped after {CONN_LIST_LIMIT} entries)");
+                    }
+                    code
+                }
+                Ok(Response::Error(e)) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+                Ok(other) => unexpected(other),
+                Err(code) => code,
+            }
+        }
         Action::List {
             numeric,
             only,
@@ -130,6 +173,9 @@ fn run(action: Action, socket: &Path, prog: &str) -> ExitCode {
         },
     }
 }
+
+/// Most connections `-Lc` prints; a table of millions is not for a terminal.
+const CONN_LIST_LIMIT: usize = 100_000;
 
 fn print_out(s: &str) -> ExitCode {
     // A closed pipe (rvsadm -Ln | head) is not an error worth a panic.

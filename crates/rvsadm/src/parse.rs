@@ -29,6 +29,18 @@ pub enum Action {
     Restore,
     /// rvs extension: dataplane counters.
     Counters,
+    /// `--set tcp tcpfin udp`.
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
+    /// `-L --timeout`.
+    Timeouts,
+    /// `-Lc`.
+    ListConns {
+        numeric: bool,
+    },
 }
 
 /// A message for stderr and the exit code, as ipvsadm would give them.
@@ -820,10 +832,8 @@ fn parse_sched_flags(s: &str, scheduler: &str) -> Result<u32, ParseError> {
 }
 
 const NOT_YET: &[(Opt, &str)] = &[
-    (Opt::Connection, "-c (connection listing)"),
     (Opt::Stats, "--stats"),
     (Opt::Rate, "--rate"),
-    (Opt::Timeout, "--timeout"),
     (Opt::Daemon, "--daemon"),
     (Opt::Pe, "--pe"),
 ];
@@ -918,6 +928,26 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Save => Action::Save {
             numeric: st.numeric,
         },
+        Cmd::List if st.seen & (1 << Opt::Connection as u8) != 0 => Action::ListConns {
+            numeric: st.numeric,
+        },
+        Cmd::List if st.seen & (1 << Opt::Timeout as u8) != 0 => Action::Timeouts,
+        Cmd::Set => {
+            if st.leftovers.len() != 3 {
+                return Err(ParseError::fail("--set option requires 3 timeout values"));
+            }
+            let mut v = [0u32; 3];
+            for (slot, a) in v.iter_mut().zip(&st.leftovers) {
+                *slot = parse_num(a, 0, 2_678_400).ok_or_else(|| {
+                    ParseError::fail(format!("invalid timeout value `{a}' specified"))
+                })? as u32;
+            }
+            Action::SetTimeouts {
+                tcp: v[0],
+                tcpfin: v[1],
+                udp: v[2],
+            }
+        }
         Cmd::List => Action::List {
             numeric: st.numeric,
             only: key,
@@ -1005,7 +1035,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
                 Command::EditDest(key, spec)
             })
         }
-        Cmd::Set | Cmd::StartDaemon | Cmd::StopDaemon | Cmd::Zero => {
+        Cmd::StartDaemon | Cmd::StopDaemon | Cmd::Zero => {
             return Err(ParseError::fail(format!(
                 "the '{}' command is not implemented in rvs yet",
                 cmd.name()

@@ -219,7 +219,7 @@ fn run(args: Args) -> Result<()> {
     }
 
     let capacity = (cfg.connections.capacity_per_worker * nworkers) as u64;
-    let mut control = ControlServer::new(links, capacity, templates);
+    let mut control = ControlServer::new(links, capacity, templates).with_timeouts(timeouts);
     let listener = server::bind(&cfg.control.socket).with_context(|| {
         format!(
             "binding the control socket {}",

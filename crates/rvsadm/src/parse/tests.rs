@@ -170,6 +170,40 @@ fn ipvsadm_error_messages_and_codes() {
 }
 
 #[test]
+fn set_timeouts_and_connection_listing() {
+    assert_eq!(
+        p("--set 100 20 0").unwrap(),
+        Action::SetTimeouts {
+            tcp: 100,
+            tcpfin: 20,
+            udp: 0
+        }
+    );
+    assert_eq!(
+        err("--set 1 2"),
+        ("--set option requires 3 timeout values".into(), 2)
+    );
+    assert_eq!(
+        err("--set 1 2 x"),
+        ("invalid timeout value `x' specified".into(), 2)
+    );
+    assert_eq!(
+        err("--set 1 2 9999999"),
+        ("invalid timeout value `9999999' specified".into(), 2)
+    );
+    assert_eq!(p("-Lnc").unwrap(), Action::ListConns { numeric: true });
+    assert_eq!(p("-L --timeout").unwrap(), Action::Timeouts);
+    assert_eq!(
+        err("-L --timeout -c"),
+        (
+            "The option 'timeout' conflicts with the 'connection' option in the 'list' command"
+                .into(),
+            2
+        )
+    );
+}
+
+#[test]
 fn persistent_takes_an_optional_value() {
     // Persistence itself arrives with the scheduler issue; here the parse.
     let svc = |line: &str| match p(line).unwrap() {
