@@ -53,6 +53,8 @@ pub enum DropReason {
     TxFull,
     /// No mbuf for a packet the director generates.
     NoMbuf,
+    /// The owning worker's hand-over ring was full.
+    RedirectFull,
     /// A forwarded packet's TTL ran out.
     TtlExceeded,
     /// Too big for the link after encapsulation (ICMP sent back when DF).
@@ -72,7 +74,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 34] = [
+    pub const ALL: [DropReason; 35] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -99,6 +101,7 @@ impl DropReason {
         DropReason::UnsupportedForwarding,
         DropReason::TxFull,
         DropReason::NoMbuf,
+        DropReason::RedirectFull,
         DropReason::TtlExceeded,
         DropReason::TooBig,
         DropReason::NoHeadroom,
@@ -138,6 +141,7 @@ impl DropReason {
             DropReason::UnsupportedForwarding => "drop_unsupported_forwarding",
             DropReason::TxFull => "drop_tx_full",
             DropReason::NoMbuf => "drop_no_mbuf",
+            DropReason::RedirectFull => "drop_redirect_full",
             DropReason::TtlExceeded => "drop_ttl_exceeded",
             DropReason::TooBig => "drop_too_big",
             DropReason::NoHeadroom => "drop_no_headroom",
@@ -223,6 +227,10 @@ counters! {
     icmp_errors_sent,
     icmp_errors_forwarded,
     idle_sleeps,
+    /// Packets handed to the worker that owns their connection.
+    redirected,
+    /// Packets received from other workers.
+    redirected_in,
 }
 
 impl Counters {
@@ -248,7 +256,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 15 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 17 + DropReason::ALL.len());
     }
 
     #[test]

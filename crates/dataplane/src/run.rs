@@ -1,12 +1,13 @@
 //! The poll loop of one worker lcore: rx burst → handle → tx burst, with
-//! control messages applied between bursts and an idle back-off.
+//! control messages applied between bursts, packets handed between workers
+//! through rings, and an idle back-off.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
-use dpdk::{Mbuf, Mempool, RxQueue, TxQueue, MAX_BURST};
+use dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, MAX_BURST};
 
 use crate::counters::DropReason;
 use crate::worker::{Verdict, Worker, WorkerMsg};
@@ -17,6 +18,13 @@ pub struct PortQueues {
     pub tx: TxQueue,
 }
 
+/// Rings between workers: this worker's inbox, and every worker's inbox to
+/// hand packets to (indexed by worker id).
+pub struct Handover {
+    pub inbox: RingConsumer,
+    pub peers: Vec<RingProducer>,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct IdleBackoff {
     /// Consecutive empty polls before the worker starts sleeping; 0 disables
@@ -25,10 +33,46 @@ pub struct IdleBackoff {
     pub sleep: Duration,
 }
 
+/// What a loop iteration sends: per port, the mbufs to transmit.
+struct Out {
+    tx: Vec<Vec<Mbuf>>,
+}
+
+impl Out {
+    fn dispatch(
+        &mut self,
+        worker: &mut Worker,
+        handover: &Option<Handover>,
+        pi: usize,
+        mut m: Mbuf,
+        now_ms: u64,
+    ) {
+        if m.is_chained() {
+            worker.shared().counters.drop(DropReason::MultiSegment);
+            return;
+        }
+        match worker.handle(pi, &mut m, now_ms) {
+            Verdict::Tx(out) => self.tx[out].push(m),
+            Verdict::Redirect(w) => {
+                let sent = handover
+                    .as_ref()
+                    .and_then(|h| h.peers.get(w))
+                    .map(|p| p.enqueue(m).is_ok())
+                    .unwrap_or(false);
+                if !sent {
+                    worker.shared().counters.drop(DropReason::RedirectFull);
+                }
+            }
+            Verdict::Consumed | Verdict::Drop(_) => {}
+        }
+    }
+}
+
 /// Runs until `stop` is set. Returns 0, as lcore functions do.
 pub fn run_worker(
     mut worker: Worker,
     mut queues: Vec<PortQueues>,
+    mut handover: Option<Handover>,
     msgs: Receiver<WorkerMsg>,
     pool: Arc<Mempool>,
     stop: Arc<AtomicBool>,
@@ -36,10 +80,24 @@ pub fn run_worker(
 ) -> i32 {
     let shared = worker.shared().clone();
     let counters = &shared.counters;
+    // DPDK port id → index among this worker's ports (for handed-over mbufs).
+    let mut port_index = vec![
+        usize::MAX;
+        1 + queues
+            .iter()
+            .map(|q| q.rx.port_id() as usize)
+            .max()
+            .unwrap_or(0)
+    ];
+    for (i, q) in queues.iter().enumerate() {
+        port_index[q.rx.port_id() as usize] = i;
+    }
     let mut rx: Vec<Mbuf> = Vec::with_capacity(MAX_BURST);
-    let mut tx: Vec<Vec<Mbuf>> = (0..queues.len())
-        .map(|_| Vec::with_capacity(2 * MAX_BURST))
-        .collect();
+    let mut out = Out {
+        tx: (0..queues.len())
+            .map(|_| Vec::with_capacity(2 * MAX_BURST))
+            .collect(),
+    };
     let mut empty = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let now_ms = rvs_ipvs::clock::now_ms();
@@ -48,16 +106,22 @@ pub fn run_worker(
             shared.applied.fetch_add(1, Ordering::Release);
         }
         let mut got = 0;
+        if let Some(h) = handover.as_mut() {
+            got += h.inbox.dequeue_burst(&mut rx);
+        }
+        for m in rx.drain(..) {
+            counters.redirected_in.inc();
+            match port_index.get(m.port() as usize) {
+                Some(&pi) if pi != usize::MAX => {
+                    out.dispatch(&mut worker, &handover, pi, m, now_ms)
+                }
+                _ => counters.drop(DropReason::NotOurMac),
+            }
+        }
         for (pi, q) in queues.iter_mut().enumerate() {
             got += q.rx.rx_burst(&mut rx);
-            for mut m in rx.drain(..) {
-                if m.is_chained() {
-                    counters.drop(DropReason::MultiSegment);
-                    continue;
-                }
-                if let Verdict::Tx(out) = worker.handle(pi, &mut m, now_ms) {
-                    tx[out].push(m);
-                }
+            for m in rx.drain(..) {
+                out.dispatch(&mut worker, &handover, pi, m, now_ms);
             }
         }
         for (port, bytes) in worker.generated.drain(..) {
@@ -65,7 +129,7 @@ pub fn run_worker(
                 Some(mut m) => match m.append(bytes.len()) {
                     Some(buf) => {
                         buf.copy_from_slice(&bytes);
-                        tx[port].push(m);
+                        out.tx[port].push(m);
                     }
                     None => counters.drop(DropReason::NoMbuf),
                 },
@@ -73,9 +137,9 @@ pub fn run_worker(
             }
         }
         for (pi, q) in queues.iter_mut().enumerate() {
-            let n = tx[pi].len();
+            let n = out.tx[pi].len();
             if n > 0 {
-                let sent = q.tx.tx_burst(&mut tx[pi]);
+                let sent = q.tx.tx_burst(&mut out.tx[pi]);
                 counters.tx_packets.add(sent as u64);
                 for _ in sent..n {
                     counters.drop(DropReason::TxFull);

@@ -75,6 +75,10 @@ impl PortInfo {
 pub struct WorkerConfig {
     /// 0-based worker index; worker 0 also resolves newly added real servers.
     pub id: usize,
+    /// How many workers there are. Each connection is owned by the worker
+    /// its client endpoint hashes to; packets that arrive elsewhere are
+    /// handed to the owner.
+    pub workers: usize,
     pub ports: Vec<PortInfo>,
     /// Static routes, beyond the ports' own networks.
     pub routes: Vec<Route>,
@@ -132,6 +136,21 @@ pub enum Verdict {
     Consumed,
     /// Drop it; counted under the reason.
     Drop(DropReason),
+    /// Another worker owns its connection: hand it over unchanged.
+    Redirect(usize),
+}
+
+/// The worker that owns connections of this client endpoint (the same
+/// answer for both directions of a flow, whatever the VIP or NAT port).
+#[inline]
+pub fn owner_of(caddr: IpAddr, cport: u16, workers: usize) -> usize {
+    use std::hash::BuildHasher;
+    if workers <= 1 {
+        return 0;
+    }
+    let h = rustc_hash::FxBuildHasher.hash_one((caddr, cport));
+    // The high bits of Fx are the well-mixed ones.
+    ((h >> 32) % workers as u64) as usize
 }
 
 /// The per-packet state one worker owns: its replica of the service table,
@@ -295,8 +314,10 @@ impl Worker {
             Err(r) => Verdict::Drop(r),
         };
         let c = &self.shared.counters;
-        if let Verdict::Drop(r) = v {
-            c.drop(r);
+        match v {
+            Verdict::Drop(r) => c.drop(r),
+            Verdict::Redirect(_) => c.redirected.inc(),
+            _ => {}
         }
         v
     }
@@ -414,10 +435,29 @@ impl Worker {
             vaddr: IpAddr::V4(dst),
             vport: dport,
         };
+        if let Some(w) = self.elsewhere(&key) {
+            return Ok(Verdict::Redirect(w));
+        }
         match self.flow(key, event, syn_only, now_ms)? {
             Flow::In(target) => self.xmit(port, pkt, target, now_ms),
             Flow::Out { vaddr, vport } => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
         }
+    }
+
+    /// The worker owning this packet's connection, if not this one: the
+    /// client is the source of packets to a VIP and the destination of
+    /// anything else (a NAT server's reply).
+    fn elsewhere(&self, key: &FlowKey) -> Option<usize> {
+        let n = self.cfg.workers;
+        if n <= 1 {
+            return None;
+        }
+        let w = if self.director.is_vip(key.vaddr) {
+            owner_of(key.caddr, key.cport, n)
+        } else {
+            owner_of(key.vaddr, key.vport, n)
+        };
+        (w != self.cfg.id).then_some(w)
     }
 
     /// The connection-tracking step, the same for both address families:

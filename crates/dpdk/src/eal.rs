@@ -28,9 +28,29 @@ impl EalConfig {
     pub fn to_args(&self, prog: &str) -> Vec<String> {
         let mut a = vec![prog.to_string()];
         if !self.lcores.is_empty() {
-            let l: Vec<String> = self.lcores.iter().map(|c| c.to_string()).collect();
-            a.push("-l".into());
-            a.push(l.join(","));
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if self.lcores.iter().all(|&l| (l as usize) < cpus) {
+                let l: Vec<String> = self.lcores.iter().map(|c| c.to_string()).collect();
+                a.push("-l".into());
+                a.push(l.join(","));
+            } else {
+                // More lcores than CPUs (two workers on a 2-core test box):
+                // map the extra lcores onto the CPUs after the first, which
+                // the main lcore keeps.
+                let l: Vec<String> = self
+                    .lcores
+                    .iter()
+                    .map(|&l| {
+                        let cpu = if (l as usize) < cpus || cpus == 1 {
+                            (l as usize).min(cpus - 1)
+                        } else {
+                            1 + (l as usize - 1) % (cpus - 1)
+                        };
+                        format!("{l}@{cpu}")
+                    })
+                    .collect();
+                a.push(format!("--lcores={}", l.join(",")));
+            }
         }
         // No shared files under /var/run/dpdk, so that several instances
         // (tests, a benchmark beside a daemon) can coexist. --no-huge implies

@@ -1,5 +1,6 @@
 use std::ffi::CString;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use crate::error::{DpdkError, Result};
 use crate::mbuf::Mbuf;
@@ -7,20 +8,38 @@ use crate::mbuf::Mbuf;
 /// `RING_F_SC_DEQ` from rte_ring.h (a macro bindgen skips).
 const RING_F_SC_DEQ: u32 = 0x0002;
 
-/// A lock-free multi-producer / single-consumer ring of mbufs (`rte_ring`),
-/// for handing packets from one worker to another.
-pub struct Ring {
+struct RingInner {
     raw: NonNull<dpdk_sys::rte_ring>,
 }
 
-// SAFETY: created multi-producer; the single consumer is enforced by callers
-// holding `&mut` through dequeue.
-unsafe impl Send for Ring {}
-// SAFETY: enqueue is multi-producer safe.
-unsafe impl Sync for Ring {}
+// SAFETY: the ring is created multi-producer / single-consumer; the types
+// below hand out any number of producers and exactly one consumer.
+unsafe impl Send for RingInner {}
+// SAFETY: as above; shared access only enqueues (MP-safe) or dequeues
+// through the one consumer.
+unsafe impl Sync for RingInner {}
+
+impl Drop for RingInner {
+    fn drop(&mut self) {
+        // Free what is still queued, then the ring.
+        let mut p: *mut std::os::raw::c_void = std::ptr::null_mut();
+        // SAFETY: no producer or consumer remains (the last Arc is going);
+        // every queued pointer is an owned mbuf.
+        unsafe {
+            while dpdk_sys::rte_ring_sc_dequeue(self.raw.as_ptr(), &mut p) == 0 {
+                dpdk_sys::rte_pktmbuf_free(p as *mut dpdk_sys::rte_mbuf);
+            }
+            dpdk_sys::rte_ring_free(self.raw.as_ptr());
+        }
+    }
+}
+
+/// A lock-free ring of mbufs (`rte_ring`), for handing packets from one
+/// worker to another: any number of [`RingProducer`]s, one [`RingConsumer`].
+pub struct Ring;
 
 impl Ring {
-    pub fn new(name: &str, size: u32) -> Result<Ring> {
+    pub fn create(name: &str, size: u32) -> Result<(RingProducer, RingConsumer)> {
         let c = CString::new(name).map_err(|_| DpdkError::Invalid("ring name".into()))?;
         // SAFETY: valid C string; SC flag: one consumer.
         let raw = unsafe {
@@ -31,33 +50,54 @@ impl Ring {
                 RING_F_SC_DEQ,
             )
         };
-        NonNull::new(raw)
-            .map(|raw| Ring { raw })
-            .ok_or_else(|| DpdkError::last("rte_ring_create"))
+        let raw = NonNull::new(raw).ok_or_else(|| DpdkError::last("rte_ring_create"))?;
+        let inner = Arc::new(RingInner { raw });
+        Ok((
+            RingProducer {
+                inner: inner.clone(),
+            },
+            RingConsumer { inner },
+        ))
     }
+}
 
+/// The enqueueing side; clone it for every producer thread.
+#[derive(Clone)]
+pub struct RingProducer {
+    inner: Arc<RingInner>,
+}
+
+impl RingProducer {
     /// Enqueues the mbuf, or gives it back when the ring is full.
     pub fn enqueue(&self, m: Mbuf) -> std::result::Result<(), Mbuf> {
         let p = m.into_raw();
-        // SAFETY: valid ring; on success the ring owns the pointer.
-        let rc = unsafe { dpdk_sys::rte_ring_mp_enqueue(self.raw.as_ptr(), p as *mut _) };
+        // SAFETY: valid ring, multi-producer safe; on success the ring owns
+        // the pointer.
+        let rc = unsafe { dpdk_sys::rte_ring_mp_enqueue(self.inner.raw.as_ptr(), p as *mut _) };
         if rc == 0 {
             Ok(())
         } else {
             Err(Mbuf::from_nonnull(NonNull::new(p).expect("non-null mbuf")))
         }
     }
+}
 
+/// The dequeueing side: exactly one, not Clone.
+pub struct RingConsumer {
+    inner: Arc<RingInner>,
+}
+
+impl RingConsumer {
     /// Dequeues up to 32 mbufs into `out`.
     pub fn dequeue_burst(&mut self, out: &mut Vec<Mbuf>) -> usize {
         out.reserve(crate::MAX_BURST);
         let spare = out.spare_capacity_mut();
         let want = spare.len().min(crate::MAX_BURST) as u32;
         // SAFETY: the ring only ever holds owned mbuf pointers, which become
-        // ours; the single consumer holds &mut self.
+        // ours; this is the only consumer (&mut self, not Clone).
         unsafe {
             let n = dpdk_sys::rte_ring_sc_dequeue_burst(
-                self.raw.as_ptr(),
+                self.inner.raw.as_ptr(),
                 spare.as_mut_ptr() as *mut *mut std::os::raw::c_void,
                 want,
                 std::ptr::null_mut(),
@@ -65,16 +105,5 @@ impl Ring {
             out.set_len(out.len() + n);
             n
         }
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        let mut v = Vec::new();
-        while self.dequeue_burst(&mut v) > 0 {
-            v.clear();
-        }
-        // SAFETY: no producer or consumer remains (we are being dropped).
-        unsafe { dpdk_sys::rte_ring_free(self.raw.as_ptr()) }
     }
 }

@@ -59,10 +59,18 @@ fn eal_pool_port_ring_and_lcore() {
     assert!(burst.is_empty());
     assert!(port.stats().opackets >= n as u64);
 
-    let mut ring = Ring::new("test_ring", 64).unwrap();
-    ring.enqueue(pool.alloc().unwrap()).unwrap();
+    let (producer, mut consumer) = Ring::create("test_ring", 64).unwrap();
+    let other = producer.clone();
+    producer.enqueue(pool.alloc().unwrap()).unwrap();
+    let m = pool.alloc().unwrap();
+    std::thread::spawn(move || other.enqueue(m).unwrap())
+        .join()
+        .unwrap();
     let mut out = Vec::new();
-    assert_eq!(ring.dequeue_burst(&mut out), 1);
+    assert_eq!(consumer.dequeue_burst(&mut out), 2);
+    // A ring dropped with packets in it frees them.
+    let (p2, _c2) = Ring::create("test_ring2", 8).unwrap();
+    p2.enqueue(out.pop().unwrap()).unwrap();
     // A job on the worker lcore, joined with its exit code.
     let h = dpdk::launch_on(1, || {
         assert_eq!(dpdk::current_lcore(), 1);

@@ -16,6 +16,9 @@ pub const MAX_WEIGHT: u32 = 65535;
 #[derive(Debug, Default)]
 pub struct Director {
     services: BTreeMap<(Protocol, IpAddr, u16), Service>,
+    /// How many services each virtual address has: `is_vip` is asked for
+    /// every packet.
+    vips: rustc_hash::FxHashMap<IpAddr, usize>,
 }
 
 fn idx(k: &ServiceKey) -> (Protocol, IpAddr, u16) {
@@ -103,6 +106,7 @@ impl Director {
                 let Some(sched) = sched::by_name(&spec.scheduler, spec.sched_flags) else {
                     return;
                 };
+                *self.vips.entry(spec.key.addr).or_default() += 1;
                 self.services.insert(
                     idx(&spec.key),
                     Service {
@@ -129,6 +133,12 @@ impl Director {
             }
             Change::DelService(key) => {
                 if let Some(svc) = self.services.remove(&idx(key)) {
+                    if let Some(n) = self.vips.get_mut(&key.addr) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.vips.remove(&key.addr);
+                        }
+                    }
                     svc.dests.iter().for_each(|d| d.shared.mark_removed());
                 }
             }
@@ -137,6 +147,7 @@ impl Director {
                     svc.dests.iter().for_each(|d| d.shared.mark_removed());
                 }
                 self.services.clear();
+                self.vips.clear();
             }
             Change::AddDest(key, spec, shared) => {
                 let Some(svc) = self.services.get_mut(&idx(key)) else {
@@ -202,8 +213,9 @@ impl Director {
     }
 
     /// Whether some service listens on `addr` (the director answers ARP for it).
+    #[inline]
     pub fn is_vip(&self, addr: IpAddr) -> bool {
-        self.services.keys().any(|(_, a, _)| *a == addr)
+        self.vips.contains_key(&addr)
     }
 
     pub fn services(&self) -> impl Iterator<Item = &Service> {
@@ -384,5 +396,16 @@ mod tests {
         let a = &control.service(&s.key).unwrap().dests[0].shared;
         let b = &worker.service(&s.key).unwrap().dests[0].shared;
         assert!(std::sync::Arc::ptr_eq(a, b));
+        // The VIP set follows services in and out.
+        assert!(worker.is_vip(s.key.addr));
+        let other = ServiceSpec {
+            key: ServiceKey { port: 81, ..s.key },
+            ..s.clone()
+        };
+        worker.replay(&control.apply(&Command::AddService(other.clone())).unwrap());
+        worker.replay(&control.apply(&Command::DelService(s.key)).unwrap());
+        assert!(worker.is_vip(s.key.addr), "port 81 still uses the address");
+        worker.replay(&control.apply(&Command::DelService(other.key)).unwrap());
+        assert!(!worker.is_vip(s.key.addr));
     }
 }

@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
 use rvs_control::server::{self, ControlServer, WorkerLink};
-use rvs_dataplane::run::{run_worker, IdleBackoff, PortQueues};
+use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, PortQueues};
 use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
 use rvs_ipvs::persist::Templates;
 use rvs_ipvs::tcp_state::Timeouts;
@@ -181,6 +181,16 @@ fn run(args: Args) -> Result<()> {
         sleep: Duration::from_micros(cfg.workers.idle_sleep_us),
     };
 
+    // One hand-over ring per worker, for packets whose connection another
+    // worker owns (see ARCHITECTURE.md).
+    let mut inboxes = Vec::new();
+    let mut peers = Vec::new();
+    for i in 0..nworkers {
+        let (p, c) = dpdk::Ring::create(&format!("rvs_handover{i}"), 4096)
+            .context("creating the hand-over rings")?;
+        peers.push(p);
+        inboxes.push(Some(c));
+    }
     let mut links = Vec::new();
     let mut handles = Vec::new();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
@@ -190,6 +200,7 @@ fn run(args: Args) -> Result<()> {
         let worker = Worker::new(
             WorkerConfig {
                 id: i,
+                workers: nworkers,
                 ports: infos.clone(),
                 routes: routes.clone(),
                 conn_capacity: cfg.connections.capacity_per_worker,
@@ -210,8 +221,12 @@ fn run(args: Args) -> Result<()> {
             })
             .collect();
         let (pool, stop) = (pool.clone(), stop.clone());
+        let handover = (nworkers > 1).then(|| Handover {
+            inbox: inboxes[i].take().expect("one inbox per worker"),
+            peers: peers.clone(),
+        });
         let h = dpdk::launch_on(lcore, move || {
-            run_worker(worker, queues, rx, pool, stop, idle)
+            run_worker(worker, queues, handover, rx, pool, stop, idle)
         })
         .with_context(|| format!("launching the worker on lcore {lcore}"))?;
         log::info!("worker {i} running on lcore {lcore}");
@@ -237,6 +252,7 @@ fn run(args: Args) -> Result<()> {
         h.wait();
     }
     let _ = std::fs::remove_file(&cfg.control.socket);
+    drop(peers);
     drop(ports);
     drop(pool);
     drop(eal);

@@ -17,6 +17,7 @@ const RS2: &str = "192.168.1.193";
 fn worker() -> Worker {
     let cfg = WorkerConfig {
         id: 0,
+        workers: 1,
         ports: vec![PortInfo {
             mac: DIRECTOR_MAC,
             addr: Ipv4Addr::new(192, 168, 1, 213),

@@ -152,6 +152,9 @@ impl Worker {
             vaddr: IpAddr::V6(dst),
             vport: dport,
         };
+        if let Some(w) = self.elsewhere(&key) {
+            return Ok(Verdict::Redirect(w));
+        }
         match self.flow(key, event, syn_only, now_ms)? {
             Flow::In(t) => self.xmit6(port, pkt, t, now_ms),
             Flow::Out { vaddr, vport } => {
@@ -248,6 +251,15 @@ impl Worker {
             let m = Icmpv6Packet::new_checked(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
             quoted6(m.data()).ok_or(DropReason::BadIcmp)?
         };
+        let client = if self.director.is_vip(IpAddr::V6(q.src)) {
+            (q.dst, q.dport)
+        } else {
+            (q.src, q.sport)
+        };
+        let w = super::owner_of(IpAddr::V6(client.0), client.1, self.cfg.workers);
+        if w != self.cfg.id {
+            return Ok(Verdict::Redirect(w));
+        }
         let fk = FlowKey {
             protocol: q.protocol,
             caddr: IpAddr::V6(q.dst),

@@ -492,3 +492,38 @@ fn routes_reach_servers_behind_a_gateway() {
         "longest prefix wins"
     );
 }
+
+/// Two workers: packets of one connection, whichever worker receives them,
+/// are handed to the worker its client endpoint hashes to; a NAT reply
+/// arriving at the other worker is translated by the owner.
+#[test]
+fn connections_are_owned_by_client_endpoint() {
+    let mut ws: Vec<Worker> = (0..2)
+        .map(|id| {
+            let mut w = two_port_worker(FwdMethod::Masq, 8080);
+            w.cfg.id = id;
+            w.cfg.workers = 2;
+            w
+        })
+        .collect();
+    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let other = 1 - owner;
+    let mut syn = client_syn(b"");
+    assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));
+    assert_eq!(ws[owner].handle(0, &mut syn, 1), Verdict::Tx(1));
+    let mut reply = frame(
+        (SERVER_MAC, DIRECTOR2_MAC),
+        RS_IP,
+        CLIENT_IP,
+        ipv4::protocol::TCP,
+        &tcp_l4(8080, 40000, SYN | ACK, b""),
+        64,
+        true,
+    );
+    assert_eq!(ws[other].handle(1, &mut reply, 2), Verdict::Redirect(owner));
+    assert_eq!(ws[owner].handle(1, &mut reply, 2), Verdict::Tx(0));
+    assert_eq!(Ipv4Packet::new_checked(&reply[14..]).unwrap().src(), VIP_IP);
+    assert_eq!(ws[other].conns.len(), 0);
+    assert_eq!(ws[owner].conns.len(), 1);
+    assert_eq!(ws[other].shared.counters.redirected.get(), 2);
+}
