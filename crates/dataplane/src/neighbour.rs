@@ -12,6 +12,9 @@ use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 use rvs_packet::MacAddr;
 
+/// `confirmed_ms` of permanent entries.
+const STATIC: u64 = u64::MAX;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighEntry {
     pub mac: MacAddr,
@@ -47,6 +50,7 @@ impl NeighbourTable {
     #[inline]
     pub fn lookup(&self, ip: impl Into<IpAddr>, now_ms: u64) -> Neighbour {
         match self.map.load().get(&ip.into()) {
+            Some(e) if e.confirmed_ms == STATIC => Neighbour::Reachable(e.mac),
             Some(e) => {
                 let age = now_ms.saturating_sub(e.confirmed_ms);
                 if age >= self.expiry_ms {
@@ -61,12 +65,31 @@ impl NeighbourTable {
         }
     }
 
+    /// A permanent entry (from the configuration): never ages, never
+    /// relearned.
+    pub fn add_static(&self, ip: impl Into<IpAddr>, mac: MacAddr) {
+        let ip = ip.into();
+        self.map.rcu(|m| {
+            let mut m = FxHashMap::clone(m);
+            m.insert(
+                ip,
+                NeighEntry {
+                    mac,
+                    confirmed_ms: STATIC,
+                },
+            );
+            Arc::new(m)
+        });
+    }
+
     /// Records `ip` at `mac`; returns whether the table changed. Confirmations
     /// of a known entry are written at most once a second.
     pub fn learn(&self, ip: impl Into<IpAddr>, mac: MacAddr, now_ms: u64) -> bool {
         let ip = ip.into();
         if let Some(e) = self.map.load().get(&ip) {
-            if e.mac == mac && now_ms.saturating_sub(e.confirmed_ms) < 1000 {
+            if e.confirmed_ms == STATIC
+                || (e.mac == mac && now_ms.saturating_sub(e.confirmed_ms) < 1000)
+            {
                 return false;
             }
         }
@@ -113,5 +136,16 @@ mod tests {
         assert_eq!(t.lookup(ip, 11_000), Neighbour::Missing);
         assert!(t.learn(ip, mac, 11_000));
         assert_eq!(t.lookup(ip, 11_001), Neighbour::Reachable(mac));
+    }
+
+    #[test]
+    fn static_entries_never_age_or_move() {
+        let t = NeighbourTable::new(10_000);
+        let ip = Ipv4Addr::new(10, 0, 0, 9);
+        let mac = MacAddr([2, 0, 0, 0, 0, 9]);
+        t.add_static(ip, mac);
+        assert_eq!(t.lookup(ip, u64::MAX / 2), Neighbour::Reachable(mac));
+        assert!(!t.learn(ip, MacAddr([2, 0, 0, 0, 0, 1]), 5));
+        assert_eq!(t.lookup(ip, 5), Neighbour::Reachable(mac));
     }
 }

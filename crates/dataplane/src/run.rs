@@ -31,6 +31,8 @@ pub struct IdleBackoff {
     /// the back-off (pure busy polling, as on a dedicated core).
     pub empty_polls: u32,
     pub sleep: Duration,
+    /// Record each non-empty burst's processing time (benchmarks).
+    pub record_bursts: bool,
 }
 
 /// What a loop iteration sends: per port, the mbufs to transmit.
@@ -99,7 +101,11 @@ pub fn run_worker(
             .collect(),
     };
     let mut empty = 0u32;
+    let mut bursts = idle
+        .record_bursts
+        .then(|| hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits"));
     while !stop.load(Ordering::Relaxed) {
+        let t0 = if bursts.is_some() { dpdk::tsc() } else { 0 };
         let now_ms = rvs_ipvs::clock::now_ms();
         while let Ok(m) = msgs.try_recv() {
             worker.apply(&m, now_ms);
@@ -146,6 +152,9 @@ pub fn run_worker(
                 }
             }
         }
+        if let (Some(h), true) = (bursts.as_mut(), got > 0) {
+            h.saturating_record(dpdk::tsc().saturating_sub(t0));
+        }
         worker.housekeeping(now_ms);
         if got == 0 {
             empty = empty.saturating_add(1);
@@ -156,6 +165,9 @@ pub fn run_worker(
         } else {
             empty = 0;
         }
+    }
+    if let Ok(mut slot) = shared.burst_cycles.lock() {
+        *slot = bursts;
     }
     0
 }

@@ -89,6 +89,10 @@ pub struct WorkerConfig {
     pub arp_retry_ms: u64,
     /// Table slots the expiry sweep looks at per loop.
     pub expire_budget: usize,
+    /// IPVS's `sloppy_tcp`: schedule TCP flows on any first packet but a
+    /// RST, not only on a SYN (takeover of flows after a failover, and the
+    /// replayed captures of benchmarks).
+    pub sloppy_tcp: bool,
 }
 
 /// What the control thread sends a worker.
@@ -124,6 +128,9 @@ pub struct WorkerShared {
     pub counters: Counters,
     /// Messages applied so far; the control thread waits on it.
     pub applied: AtomicU64,
+    /// Cycles each non-empty burst took (rx to tx), when the loop records
+    /// them; handed over when the worker stops.
+    pub burst_cycles: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
 
 /// What to do with a frame after [`Worker::handle`] (which may have
@@ -546,7 +553,8 @@ impl Worker {
             });
         };
         let is_tcp = protocol == Protocol::Tcp;
-        if is_tcp && !syn_only {
+        let may_open = syn_only || (self.cfg.sloppy_tcp && event != Some(Event::Rst));
+        if is_tcp && !may_open {
             return Err(DropReason::NoConnection);
         }
         let input = SchedInput {

@@ -205,6 +205,9 @@ pub struct ConnectionsSection {
     /// How long half-open connections (SYN_RECV) live, in seconds.
     #[serde(default = "default_syn_recv")]
     pub syn_recv_timeout_s: u32,
+    /// IPVS's sloppy_tcp: schedule TCP flows on any first packet but RST.
+    #[serde(default)]
+    pub sloppy_tcp: bool,
 }
 
 fn default_capacity() -> usize {
@@ -220,6 +223,7 @@ impl Default for ConnectionsSection {
         ConnectionsSection {
             capacity_per_worker: default_capacity(),
             syn_recv_timeout_s: default_syn_recv(),
+            sloppy_tcp: false,
         }
     }
 }
@@ -227,6 +231,9 @@ impl Default for ConnectionsSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighboursSection {
+    /// Permanent entries: `static = [{ address = "10.0.0.2", mac = "02:.." }]`.
+    #[serde(default, rename = "static")]
+    pub statics: Vec<StaticNeighbour>,
     /// An ARP entry unconfirmed for this long is forgotten; past half of it
     /// it is refreshed.
     #[serde(default = "default_expiry")]
@@ -247,9 +254,32 @@ fn default_retry() -> u64 {
 impl Default for NeighboursSection {
     fn default() -> Self {
         NeighboursSection {
+            statics: Vec::new(),
             expiry_s: default_expiry(),
             arp_retry_ms: default_retry(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNeighbour {
+    pub address: std::net::IpAddr,
+    /// `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+}
+
+impl StaticNeighbour {
+    pub fn parsed_mac(&self) -> Result<[u8; 6], String> {
+        let parts: Vec<u8> = self
+            .mac
+            .split(':')
+            .map(|p| u8::from_str_radix(p, 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("neighbour {}: bad MAC {:?}", self.address, self.mac))?;
+        parts
+            .try_into()
+            .map_err(|_| format!("neighbour {}: bad MAC {:?}", self.address, self.mac))
     }
 }
 
@@ -335,6 +365,9 @@ impl Config {
         for p in &self.ports {
             p.parsed_address()?;
             p.parsed_address6()?;
+        }
+        for n in &self.neighbours.statics {
+            n.parsed_mac()?;
         }
         if self.workers.lcores.is_empty() {
             return Err("workers.lcores: at least one worker lcore is needed".into());

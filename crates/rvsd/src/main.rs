@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod config;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ struct Args {
     /// Check the configuration and exit.
     #[arg(long)]
     check: bool,
+    /// Benchmark mode: run this many seconds, record per-burst times, then
+    /// print a JSON summary (rates, burst-time percentiles) and exit.
+    #[arg(long)]
+    run_for: Option<f64>,
 }
 
 fn main() {
@@ -176,9 +181,16 @@ fn run(args: Args) -> Result<()> {
         syn_recv: cfg.connections.syn_recv_timeout_s,
         ..Timeouts::default()
     };
+    for n in &cfg.neighbours.statics {
+        neigh.add_static(
+            n.address,
+            MacAddr(n.parsed_mac().map_err(anyhow::Error::msg)?),
+        );
+    }
     let idle = IdleBackoff {
         empty_polls: cfg.workers.idle_empty_polls,
         sleep: Duration::from_micros(cfg.workers.idle_sleep_us),
+        record_bursts: args.run_for.is_some(),
     };
 
     // One hand-over ring per worker, for packets whose connection another
@@ -207,6 +219,7 @@ fn run(args: Args) -> Result<()> {
                 timeouts,
                 arp_retry_ms: cfg.neighbours.arp_retry_ms,
                 expire_budget: 64,
+                sloppy_tcp: cfg.connections.sloppy_tcp,
             },
             neigh.clone(),
             templates.clone(),
@@ -234,6 +247,13 @@ fn run(args: Args) -> Result<()> {
     }
 
     let capacity = (cfg.connections.capacity_per_worker * nworkers) as u64;
+    let shareds: Vec<Arc<WorkerShared>> = links.iter().map(|l| l.shared.clone()).collect();
+    let sampler = args.run_for.map(|secs| {
+        std::thread::spawn({
+            let (stop, shareds) = (stop.clone(), shareds.clone());
+            move || bench::sample(secs, &shareds, &stop)
+        })
+    });
     let mut control = ControlServer::new(links, capacity, templates).with_timeouts(timeouts);
     let listener = server::bind(&cfg.control.socket).with_context(|| {
         format!(
@@ -250,6 +270,10 @@ fn run(args: Args) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.wait();
+    }
+    if let Some(s) = sampler {
+        let samples = s.join().expect("sampler thread");
+        println!("{}", bench::summary(&samples, &shareds));
     }
     let _ = std::fs::remove_file(&cfg.control.socket);
     drop(peers);

@@ -30,6 +30,7 @@ fn worker() -> Worker {
         timeouts: Timeouts::default(),
         arp_retry_ms: 1000,
         expire_budget: 64,
+        sloppy_tcp: false,
     };
     Worker::new(
         cfg,
@@ -253,6 +254,19 @@ fn non_syn_of_unknown_flow_is_dropped() {
         Verdict::Drop(DropReason::NoConnection)
     );
     assert_eq!(w.shared.counters.drops(DropReason::NoConnection), 1);
+}
+
+#[test]
+fn sloppy_tcp_schedules_mid_flow_packets() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.cfg.sloppy_tcp = true;
+    assert_eq!(w.handle(0, &mut tcp(40000, ACK), 1), Verdict::Tx(0));
+    assert_eq!(w.conns.len(), 1);
+    assert_eq!(
+        w.handle(0, &mut tcp(40001, 0x04), 1),
+        Verdict::Drop(DropReason::NoConnection),
+        "not on a RST"
+    );
 }
 
 #[test]
