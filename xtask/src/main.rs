@@ -4,6 +4,9 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
+mod bench_e2e;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,6 +34,15 @@ enum Task {
     },
     /// Every test, unit and end to end (needs root).
     Test,
+    /// rvsd and dpdk-testpmd side by side on replayed captures; writes
+    /// bench/RESULTS.md. --quick: a short smoke run (debug build).
+    Bench {
+        #[arg(long)]
+        quick: bool,
+        /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct).
+        #[arg(long)]
+        e2e_only: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +126,30 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Test => test(),
+        Task::Bench { e2e_only: true, .. } => {
+            setup()?;
+            build_binaries()?;
+            println!("{}", bench_e2e::run(&root())?.0);
+            Ok(())
+        }
+        Task::Bench { quick, .. } => {
+            setup()?;
+            if quick {
+                sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm", "-p", "rvs-bench"]))?;
+            } else {
+                sh(cargo().args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "rvsd",
+                    "-p",
+                    "rvsadm",
+                    "-p",
+                    "rvs-bench",
+                ]))?;
+            }
+            bench::Bench::new(&root(), quick).run()
+        }
     }
 }
 

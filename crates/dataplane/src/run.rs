@@ -101,11 +101,12 @@ pub fn run_worker(
             .collect(),
     };
     let mut empty = 0u32;
-    let mut bursts = idle
-        .record_bursts
-        .then(|| hdrhistogram::Histogram::<u64>::new(3).expect("3 significant digits"));
+    let mut bursts = idle.record_bursts.then(|| {
+        // 1 ns to 10 s at 3 significant digits; saturating beyond.
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
+    });
     while !stop.load(Ordering::Relaxed) {
-        let t0 = if bursts.is_some() { dpdk::tsc() } else { 0 };
+        let t0 = bursts.is_some().then(std::time::Instant::now);
         let now_ms = rvs_ipvs::clock::now_ms();
         while let Ok(m) = msgs.try_recv() {
             worker.apply(&m, now_ms);
@@ -152,8 +153,8 @@ pub fn run_worker(
                 }
             }
         }
-        if let (Some(h), true) = (bursts.as_mut(), got > 0) {
-            h.saturating_record(dpdk::tsc().saturating_sub(t0));
+        if let (Some(h), Some(t0), true) = (bursts.as_mut(), t0, got > 0) {
+            h.saturating_record(t0.elapsed().as_nanos() as u64);
         }
         worker.housekeeping(now_ms);
         if got == 0 {
@@ -166,7 +167,7 @@ pub fn run_worker(
             empty = 0;
         }
     }
-    if let Ok(mut slot) = shared.burst_cycles.lock() {
+    if let Ok(mut slot) = shared.burst_ns.lock() {
         *slot = bursts;
     }
     0

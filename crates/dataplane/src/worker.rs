@@ -128,9 +128,9 @@ pub struct WorkerShared {
     pub counters: Counters,
     /// Messages applied so far; the control thread waits on it.
     pub applied: AtomicU64,
-    /// Cycles each non-empty burst took (rx to tx), when the loop records
-    /// them; handed over when the worker stops.
-    pub burst_cycles: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
+    /// Nanoseconds each non-empty burst took (rx to tx), when the loop
+    /// records them; handed over when the worker stops.
+    pub burst_ns: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
 
 /// What to do with a frame after [`Worker::handle`] (which may have

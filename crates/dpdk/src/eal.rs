@@ -35,19 +35,12 @@ impl EalConfig {
                 a.push(l.join(","));
             } else {
                 // More lcores than CPUs (two workers on a 2-core test box):
-                // map the extra lcores onto the CPUs after the first, which
-                // the main lcore keeps.
+                // lcore l runs on CPU l mod CPUs, so the extra ones share
+                // CPUs round robin (with back-off on, they take turns).
                 let l: Vec<String> = self
                     .lcores
                     .iter()
-                    .map(|&l| {
-                        let cpu = if (l as usize) < cpus || cpus == 1 {
-                            (l as usize).min(cpus - 1)
-                        } else {
-                            1 + (l as usize - 1) % (cpus - 1)
-                        };
-                        format!("{l}@{cpu}")
-                    })
+                    .map(|&l| format!("{l}@{}", l as usize % cpus))
                     .collect();
                 a.push(format!("--lcores={}", l.join(",")));
             }

@@ -34,8 +34,9 @@ pub fn sample(secs: f64, shareds: &[Arc<WorkerShared>], stop: &AtomicBool) -> Ve
 
 pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
     let last = samples.last().copied().unwrap_or_default();
-    // The first third (at most a second) warms caches and fills the table.
-    let warm = (last.0 / 3.0).min(1.0);
+    // The first third (at most two seconds) warms caches and fills the
+    // table (a replayed capture opens its connections on the first pass).
+    let warm = (last.0 / 3.0).min(2.0);
     let first = samples
         .iter()
         .find(|s| s.0 >= warm)
@@ -47,10 +48,9 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         .windows(2)
         .map(|w| (w[1].2 - w[0].2) as f64 / (w[1].0 - w[0].0).max(1e-9))
         .fold(0.0, f64::max);
-    let hz = dpdk::tsc_hz().max(1) as f64;
     let mut all: Option<hdrhistogram::Histogram<u64>> = None;
     for s in shareds {
-        if let Some(h) = s.burst_cycles.lock().ok().and_then(|g| g.clone()) {
+        if let Some(h) = s.burst_ns.lock().ok().and_then(|g| g.clone()) {
             match &mut all {
                 Some(a) => {
                     let _ = a.add(&h);
@@ -59,8 +59,7 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
             }
         }
     }
-    let ns = |c: u64| c as f64 * 1e9 / hz;
-    let pct = |q: f64| all.as_ref().map_or(0.0, |h| ns(h.value_at_quantile(q)));
+    let pct = |q: f64| all.as_ref().map_or(0.0, |h| h.value_at_quantile(q) as f64);
     let per_worker: Vec<u64> = shareds
         .iter()
         .map(|s| s.counters.rx_packets.get())

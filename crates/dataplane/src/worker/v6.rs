@@ -16,7 +16,6 @@ use super::xmit::Side;
 use super::{l4_ports, Flow, Step, Target, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
-use crate::neighbour::Neighbour;
 
 const IP: usize = ethernet::HEADER_LEN;
 
@@ -367,7 +366,7 @@ impl Worker {
             self.packet_too_big(in_port, pkt.data(), (mtu - hdr) as u32);
             return Err(DropReason::TooBig);
         }
-        let mac = self.resolve6(out, daddr, now_ms)?;
+        let mac = self.resolve(out, daddr, now_ms)?;
         let Some((src, _)) = self.cfg.ports[out].addr6 else {
             return Err(DropReason::NoIpv6);
         };
@@ -393,7 +392,7 @@ impl Worker {
     /// Sends the frame to `dst` on its network, the IPv6 packet as it is.
     fn send6(&mut self, frame: &mut [u8], dst: Ipv6Addr, now_ms: u64) -> Step<Verdict> {
         let out = self.port_for6(dst).ok_or(DropReason::NoRoute)?;
-        let mac = self.resolve6(out, dst, now_ms)?;
+        let mac = self.resolve(out, dst, now_ms)?;
         self.set_l2(frame, out, mac);
         Ok(Verdict::Tx(out))
     }
@@ -406,20 +405,6 @@ impl Worker {
             .filter(|(_, p)| p.contains6(ip))
             .max_by_key(|(_, p)| p.addr6.map(|(_, l)| l))
             .map(|(i, _)| i)
-    }
-
-    fn resolve6(&mut self, out: usize, ip: Ipv6Addr, now_ms: u64) -> Step<MacAddr> {
-        match self.neigh.lookup(ip, now_ms) {
-            Neighbour::Reachable(m) => Ok(m),
-            Neighbour::Stale(m) => {
-                self.ask_nd(out, ip, now_ms, false);
-                Ok(m)
-            }
-            Neighbour::Missing => {
-                self.ask_nd(out, ip, now_ms, false);
-                Err(DropReason::NeighbourMiss)
-            }
-        }
     }
 
     /// Queues a neighbour solicitation for `ip`, rate-limited like ARP.

@@ -309,17 +309,27 @@ impl Worker {
         Some((self.port_for(r.via)?, r.via))
     }
 
-    /// The MAC of neighbour `ip` on port `out`; asks ARP when it is unknown
-    /// or getting old.
-    pub(super) fn resolve(&mut self, out: usize, ip: Ipv4Addr, now_ms: u64) -> Step<MacAddr> {
+    /// The MAC of neighbour `ip` on port `out`; asks (ARP or neighbour
+    /// solicitation) when it is unknown or getting old.
+    pub(super) fn resolve(
+        &mut self,
+        out: usize,
+        ip: impl Into<IpAddr>,
+        now_ms: u64,
+    ) -> Step<MacAddr> {
+        let ip = ip.into();
+        let ask = |w: &mut Self| match ip {
+            IpAddr::V4(a) => w.ask_arp(out, a, now_ms, false),
+            IpAddr::V6(a) => w.ask_nd(out, a, now_ms, false),
+        };
         match self.neigh.lookup(ip, now_ms) {
             Neighbour::Reachable(m) => Ok(m),
             Neighbour::Stale(m) => {
-                self.ask_arp(out, ip, now_ms, false);
+                ask(self);
                 Ok(m)
             }
             Neighbour::Missing => {
-                self.ask_arp(out, ip, now_ms, false);
+                ask(self);
                 Err(DropReason::NeighbourMiss)
             }
         }

@@ -1,0 +1,224 @@
+//! Writes pcap captures for the benchmarks: N flows of TCP SYNs (new
+//! flows), TCP ACKs with payload (established), a mix, or UDP, over IPv4 or
+//! IPv6, at a given frame size, addressed to a VIP behind a given MAC.
+//!
+//!     pktgen --out F.pcap --flows 1000000 --traffic ack --size 64 \
+//!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
+//!            [--shard K/N]
+//!
+//! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
+//! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
+//!
+//! Every flow appears once per pass (clients 10.0.0.0/8 or fd00:c::/96, a
+//! port each); replaying the capture in a loop (net_pcap infinite_rx) repeats
+//! the flows. `mix` is one SYN in ten.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+fn csum(data: &[u8], init: u32) -> u16 {
+    let mut s = init;
+    for c in data.chunks(2) {
+        s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn pseudo(src: &[u8], dst: &[u8], proto: u8, len: usize) -> u32 {
+    let mut s = 0u32;
+    for c in src.chunks(2).chain(dst.chunks(2)) {
+        s += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    s + proto as u32 + len as u32
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Traffic {
+    Syn,
+    Ack,
+    Mix,
+    Udp,
+}
+
+struct Opts {
+    out: String,
+    flows: u64,
+    traffic: Traffic,
+    size: usize,
+    ipv6: bool,
+    vip: IpAddr,
+    vport: u16,
+    dst_mac: [u8; 6],
+    shard: Option<(usize, usize)>,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts {
+        out: "bench.pcap".into(),
+        flows: 1000,
+        traffic: Traffic::Ack,
+        size: 64,
+        ipv6: false,
+        vip: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)),
+        vport: 80,
+        dst_mac: [0x02, 0x70, 0x63, 0x61, 0x70, 0x00],
+        shard: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    let mut vip_set = false;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--out" => o.out = v,
+            "--flows" => o.flows = v.parse().expect("--flows N"),
+            "--size" => o.size = v.parse().expect("--size BYTES"),
+            "--vport" => o.vport = v.parse().expect("--vport PORT"),
+            "--shard" => {
+                let (k, n) = v.split_once('/').expect("--shard K/N");
+                o.shard = Some((k.parse().expect("K"), n.parse().expect("N")));
+            }
+            "--vip" => {
+                o.vip = v.parse().expect("--vip ADDR");
+                vip_set = true
+            }
+            "--dst-mac" => {
+                let b: Vec<u8> = v
+                    .split(':')
+                    .map(|x| u8::from_str_radix(x, 16).expect("MAC"))
+                    .collect();
+                o.dst_mac = b.try_into().expect("6-byte MAC");
+            }
+            "--traffic" => {
+                o.traffic = match v.as_str() {
+                    "syn" => Traffic::Syn,
+                    "ack" => Traffic::Ack,
+                    "mix" => Traffic::Mix,
+                    "udp" => Traffic::Udp,
+                    _ => panic!("--traffic syn|ack|mix|udp"),
+                }
+            }
+            "--ipv6" => {
+                o.ipv6 = true;
+                i += 1;
+                continue;
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    if o.ipv6 && !vip_set {
+        o.vip = IpAddr::V6("fd00:99::1".parse().unwrap());
+    }
+    o
+}
+
+fn frame(o: &Opts, flow: u64, syn: bool) -> Vec<u8> {
+    let udp = o.traffic == Traffic::Udp;
+    let l4_hdr = if udp { 8 } else { 20 };
+    let ip_hdr = if o.ipv6 { 40 } else { 20 };
+    // Frame size counts the 4-byte FCS, as line rates do; captures omit it.
+    let flen = o.size.saturating_sub(4).max(14 + ip_hdr + l4_hdr).max(60);
+    let payload = if syn { 0 } else { flen - 14 - ip_hdr - l4_hdr };
+    let mut f = Vec::with_capacity(flen);
+    f.extend_from_slice(&o.dst_mac);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f.extend_from_slice(if o.ipv6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    let (caddr, cport) = client(o, flow);
+    let src = match caddr {
+        IpAddr::V4(c) => c.octets().to_vec(),
+        IpAddr::V6(c) => c.octets().to_vec(),
+    };
+    let dst = match o.vip {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    };
+    let proto = if udp { 17u8 } else { 6 };
+    let l4_len = l4_hdr + payload;
+    if o.ipv6 {
+        f.extend_from_slice(&[0x60, 0, 0, 0]);
+        f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        f.extend_from_slice(&[proto, 64]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+    } else {
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let c = csum(&ip, 0);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+    }
+    let mut l4 = vec![0u8; l4_len];
+    l4[0..2].copy_from_slice(&cport.to_be_bytes());
+    l4[2..4].copy_from_slice(&o.vport.to_be_bytes());
+    if udp {
+        l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    } else {
+        l4[4..8].copy_from_slice(&(flow as u32).to_be_bytes());
+        l4[12] = 5 << 4;
+        l4[13] = if syn { 0x02 } else { 0x10 };
+        l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    }
+    for (k, b) in l4[l4_hdr..].iter_mut().enumerate() {
+        *b = (k as u8).wrapping_mul(31);
+    }
+    let c = csum(&l4, pseudo(&src, &dst, proto, l4_len));
+    let at = if udp { 6 } else { 16 };
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&l4);
+    f.resize(flen, 0);
+    f
+}
+
+/// The client endpoint of flow number `flow`.
+fn client(o: &Opts, flow: u64) -> (IpAddr, u16) {
+    let cport = 1024 + (flow.wrapping_mul(7919) % 60000) as u16;
+    let caddr = match o.vip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(0x0a00_0001u32 + flow as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from((0xfd00_000c_u128 << 96) | flow as u128)),
+    };
+    (caddr, cport)
+}
+
+fn main() -> std::io::Result<()> {
+    let o = parse();
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&o.out)?);
+    // pcap global header: microsecond timestamps, Ethernet.
+    w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    w.write_all(&2u16.to_le_bytes())?;
+    w.write_all(&4u16.to_le_bytes())?;
+    w.write_all(&[0; 8])?;
+    w.write_all(&65535u32.to_le_bytes())?;
+    w.write_all(&1u32.to_le_bytes())?;
+    let mut written = 0u64;
+    for flow in 0..o.flows {
+        if let Some((k, n)) = o.shard {
+            let (a, p) = client(&o, flow);
+            if rvs_dataplane::worker::owner_of(a, p, n) != k {
+                continue;
+            }
+        }
+        written += 1;
+        let syn = match o.traffic {
+            Traffic::Syn => true,
+            Traffic::Mix => flow % 10 == 0,
+            _ => false,
+        };
+        let f = frame(&o, flow, syn);
+        let len = f.len() as u32;
+        w.write_all(&[0; 8])?;
+        w.write_all(&len.to_le_bytes())?;
+        w.write_all(&len.to_le_bytes())?;
+        w.write_all(&f)?;
+    }
+    w.flush()?;
+    eprintln!("{}: {} packets", o.out, written);
+    Ok(())
+}

@@ -1,0 +1,496 @@
+//! `cargo xtask bench [--quick]`: rvsd and dpdk-testpmd on the same virtual
+//! devices and cores, side by side. The device is `net_pcap` replaying a
+//! capture from `pktgen` forever (`rx_pcap=FILE,infinite_rx=1`) with no TX
+//! device (sent packets are dropped), so both measure packet handling alone.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+fn rx_args(pcaps: &[PathBuf]) -> String {
+    pcaps
+        .iter()
+        .map(|p| format!("rx_pcap={}", p.display()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One measured setup.
+struct Scenario {
+    name: &'static str,
+    traffic: &'static str,
+    flows: u64,
+    size: usize,
+    ipv6: bool,
+    /// rvsadm forwarding flag; NAT maps the port to 8080.
+    fwd: &'static str,
+    workers: usize,
+    /// Change the configuration every second while measuring.
+    churn: bool,
+    /// Report new connections per second rather than packets per second.
+    new_flows: bool,
+}
+
+struct Run {
+    testpmd_5tswap: f64,
+    testpmd_macswap: f64,
+    rvsd: serde_json::Value,
+}
+
+pub struct Bench {
+    root: PathBuf,
+    bin: PathBuf,
+    dir: PathBuf,
+    quick: bool,
+    secs: f64,
+}
+
+const VIP4: &str = "10.99.0.1";
+const VIP6: &str = "[fd00:99::1]";
+
+impl Bench {
+    pub fn new(root: &Path, quick: bool) -> Bench {
+        let profile = if quick { "debug" } else { "release" };
+        Bench {
+            root: root.to_path_buf(),
+            bin: root.join("target").join(profile),
+            dir: root.join("target/bench"),
+            quick,
+            secs: if quick { 2.0 } else { 6.0 },
+        }
+    }
+
+    fn scenarios(&self) -> Vec<Scenario> {
+        let s = |name, traffic, flows, fwd, workers| Scenario {
+            name,
+            traffic,
+            flows,
+            size: 64,
+            ipv6: false,
+            fwd,
+            workers,
+            churn: false,
+            new_flows: false,
+        };
+        if self.quick {
+            return vec![
+                s("DR, established", "ack", 1000, "-g", 1),
+                s("NAT, established", "ack", 1000, "-m", 1),
+            ];
+        }
+        let m = 1_000_000;
+        vec![
+            s("DR, established, 1M flows", "ack", m, "-g", 1),
+            s("DR, established, 1M flows", "ack", m, "-g", 2),
+            s("NAT, established, 1M flows", "ack", m, "-m", 1),
+            s("TUN (ipip), established, 1M flows", "ack", m, "-i", 1),
+            Scenario {
+                ipv6: true,
+                ..s("DR over IPv6, established, 1M flows", "ack", m, "-g", 1)
+            },
+            Scenario {
+                size: 1500,
+                ..s(
+                    "DR, established, 100k flows, 1500 B",
+                    "ack",
+                    100_000,
+                    "-g",
+                    1,
+                )
+            },
+            Scenario {
+                new_flows: true,
+                ..s("New flows: SYNs from 1M clients", "syn", m, "-g", 1)
+            },
+            Scenario {
+                churn: true,
+                ..s("DR, mix, config change every second", "mix", m, "-g", 1)
+            },
+        ]
+    }
+
+    /// One capture per worker queue: with several workers, each holds the
+    /// flows that worker owns (as an RSS hash matching rvsd's would).
+    fn pcaps(&self, sc: &Scenario) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(&self.dir)?;
+        (0..sc.workers)
+            .map(|k| {
+                let f = self.dir.join(format!(
+                    "{}-{}-{}{}-{k}of{}.pcap",
+                    sc.traffic,
+                    sc.flows,
+                    sc.size,
+                    if sc.ipv6 { "-v6" } else { "" },
+                    sc.workers
+                ));
+                if !f.exists() {
+                    let mut c = Command::new(self.bin.join("pktgen"));
+                    c.args([
+                        "--out",
+                        f.to_str().unwrap(),
+                        "--flows",
+                        &sc.flows.to_string(),
+                    ])
+                    .args(["--traffic", sc.traffic, "--size", &sc.size.to_string()])
+                    .args(["--shard", &format!("{k}/{}", sc.workers)]);
+                    if sc.ipv6 {
+                        c.arg("--ipv6");
+                    }
+                    let st = c.status().context("running pktgen")?;
+                    if !st.success() {
+                        bail!("pktgen failed");
+                    }
+                }
+                Ok(f)
+            })
+            .collect()
+    }
+
+    /// Memory and mbufs so the whole capture fits in the pool.
+    fn sizing(sc: &Scenario) -> (u64, u64) {
+        let mbufs = sc.flows + 65536;
+        // An mbuf with its headers takes about 2.5 KiB; pools need one
+        // contiguous area on ordinary pages, and the EAL some besides.
+        let mb = mbufs * 3200 / (1 << 20) + 1024;
+        (mb, mbufs)
+    }
+
+    fn lcores(workers: usize) -> String {
+        // Main lcore 0; workers 1..; on small machines extra lcores share
+        // CPUs round robin.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (0..=workers)
+            .map(|l| format!("{l}@{}", l % cpus))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn testpmd(&self, sc: &Scenario, pcaps: &[PathBuf], mode: &str) -> Result<f64> {
+        let (mb, mbufs) = Self::sizing(sc);
+        let rx = rx_args(pcaps);
+        // Loading the capture into mbufs takes a while before forwarding.
+        let load = 6 + sc.flows / 100_000;
+        let out = Command::new("timeout")
+            .args(["-s", "INT", &format!("{}", self.secs as u64 + load)])
+            .arg("dpdk-testpmd")
+            .arg(format!("--lcores={}", Self::lcores(sc.workers)))
+            .args([
+                "--no-huge",
+                "-m",
+                &mb.to_string(),
+                "--no-pci",
+                "--file-prefix",
+                "rvsbench",
+            ])
+            .arg(format!("--vdev=net_pcap0,{rx},infinite_rx=1"))
+            .arg("--")
+            .arg(format!("--forward-mode={mode}"))
+            .args([
+                "--stats-period",
+                "1",
+                "--total-num-mbufs",
+                &mbufs.to_string(),
+            ])
+            .arg(format!("--nb-cores={}", sc.workers))
+            .arg(format!("--rxq={}", sc.workers))
+            .arg(format!("--txq={}", sc.workers))
+            .stdin(Stdio::null())
+            .output()
+            .context("running dpdk-testpmd")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut pps: Vec<f64> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        // The first periods include start-up and loading the capture.
+        if pps.len() > 2 {
+            pps.drain(..2);
+        }
+        pps.sort_by(f64::total_cmp);
+        pps.get(pps.len() / 2)
+            .copied()
+            .context("testpmd printed no rates")
+    }
+
+    fn rvsd(&self, sc: &Scenario, pcaps: &[PathBuf]) -> Result<serde_json::Value> {
+        let (mb, mbufs) = Self::sizing(sc);
+        let rx = rx_args(pcaps);
+        let socket = self.dir.join("rvsd.sock");
+        let lcores: Vec<String> = (1..=sc.workers).map(|l| l.to_string()).collect();
+        let mut statics = String::new();
+        for i in 1..=4 {
+            let _ = write!(
+                statics,
+                "{{ address = \"10.99.1.{i}\", mac = \"02:00:00:00:01:0{i}\" }}, {{ address = \"fd00:99::1:{i}\", mac = \"02:00:00:00:01:0{i}\" }}, "
+            );
+        }
+        let cfg = format!(
+            "[dpdk]\nhugepages = \"off\"\nmemory_mb = {mb}\nmbufs = {mbufs}\n\n\
+[[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\n\n\
+[workers]\nlcores = [{l}]\nidle_empty_polls = 0\n\n\
+[connections]\ncapacity_per_worker = {cap}\nsloppy_tcp = true\n\n\
+[neighbours]\nstatic = [{statics}]\n\n\
+[control]\nsocket = \"{s}\"\n",
+            l = lcores.join(", "),
+            cap = sc.flows + 1000,
+            s = socket.display()
+        );
+        let cfg_path = self.dir.join("rvsd-bench.toml");
+        std::fs::write(&cfg_path, cfg)?;
+        let mut child = Command::new(self.bin.join("rvsd"))
+            .args(["--config", cfg_path.to_str().unwrap()])
+            .args(["--run-for", &format!("{}", self.secs + 2.0)])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting rvsd")?;
+        let rvsadm = |line: &str| -> Result<()> {
+            let st = Command::new(self.bin.join("rvsadm"))
+                .arg("--socket")
+                .arg(&socket)
+                .args(line.split_whitespace())
+                .status()?;
+            if !st.success() {
+                bail!("rvsadm {line} failed");
+            }
+            Ok(())
+        };
+        let ready = Instant::now();
+        while Command::new(self.bin.join("rvsadm"))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("-Ln")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| !s.success())
+            .unwrap_or(true)
+        {
+            if ready.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                bail!("rvsd did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (vip, rs): (&str, Box<dyn Fn(u32) -> String>) = if sc.ipv6 {
+            (VIP6, Box::new(|i| format!("[fd00:99::1:{i}]")))
+        } else {
+            (VIP4, Box::new(|i| format!("10.99.1.{i}")))
+        };
+        rvsadm(&format!("-A -t {vip}:80 -s wlc"))?;
+        for i in 1..=4 {
+            let port = if sc.fwd == "-m" { 8080 } else { 80 };
+            rvsadm(&format!("-a -t {vip}:80 -r {}:{port} {}", rs(i), sc.fwd))?;
+        }
+        if sc.churn {
+            let mut w = 1;
+            while child.try_wait()?.is_none() {
+                std::thread::sleep(Duration::from_secs(1));
+                w = w % 5 + 1;
+                let _ = rvsadm(&format!("-e -t {vip}:80 -r {}:80 {} -w {w}", rs(1), sc.fwd));
+            }
+        }
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .context("rvsd printed no summary")?;
+        Ok(serde_json::from_str(json)?)
+    }
+
+    pub fn run(&self) -> Result<()> {
+        let mut rows = Vec::new();
+        for sc in self.scenarios() {
+            let pcap = match self.pcaps(&sc) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{}: {e:#}", sc.name);
+                    continue;
+                }
+            };
+            eprintln!(
+                "== {} ({} worker{})",
+                sc.name,
+                sc.workers,
+                if sc.workers > 1 { "s" } else { "" }
+            );
+            // A failed measurement is reported as 0 and the run goes on.
+            let or_zero = |r: Result<f64>| {
+                r.unwrap_or_else(|e| {
+                    eprintln!("{}: {e:#}", sc.name);
+                    0.0
+                })
+            };
+            let r = Run {
+                testpmd_5tswap: or_zero(self.testpmd(&sc, &pcap, "5tswap")),
+                testpmd_macswap: if self.quick {
+                    0.0
+                } else {
+                    or_zero(self.testpmd(&sc, &pcap, "macswap"))
+                },
+                rvsd: self.rvsd(&sc, &pcap).unwrap_or_else(|e| {
+                    eprintln!("{}: {e:#}", sc.name);
+                    serde_json::json!({})
+                }),
+            };
+            rows.push((sc, r));
+        }
+        let table = self.table(&rows);
+        println!("{table}");
+        if self.quick {
+            // A smoke check: the runner works and both sides moved packets.
+            for (sc, r) in &rows {
+                let pps = r.rvsd["rx_pps"].as_f64().unwrap_or(0.0);
+                if pps <= 0.0 || r.testpmd_5tswap <= 0.0 {
+                    bail!(
+                        "{}: no packets measured (rvsd {pps}, testpmd {})",
+                        sc.name,
+                        r.testpmd_5tswap
+                    );
+                }
+            }
+            println!("bench --quick: ok");
+        } else {
+            eprintln!("== end to end: rvsd, nginx stream, HAProxy and no director");
+            // The lab runs the release rvsd this benchmark built.
+            std::env::set_var("RVS_BIN_DIR", &self.bin);
+            let (e2e, ka, nc) = crate::bench_e2e::run(&self.root)?;
+            println!("{e2e}");
+            let targets = Self::targets(&rows, ka, nc);
+            println!("{targets}");
+            let results = self.root.join("bench/RESULTS.md");
+            std::fs::write(&results, self.report(&table, &e2e, &targets))?;
+            println!("written to {}", results.display());
+        }
+        Ok(())
+    }
+
+    fn table(&self, rows: &[(Scenario, Run)]) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "| scenario | workers | testpmd 5tswap Mpps | testpmd macswap Mpps | rvsd Mpps | rvsd ns/pkt | rvsd / 5tswap | new conn/s | burst p50 / p99 / p99.9 µs |"
+        );
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+        for (sc, r) in rows {
+            let pps = r.rvsd["rx_pps"].as_f64().unwrap_or(0.0);
+            let us = |k: &str| r.rvsd[k].as_f64().unwrap_or(0.0) / 1000.0;
+            let _ = writeln!(
+                t,
+                "| {} | {} | {:.2} | {} | {:.2} | {:.1} | {:.2} | {} | {:.1} / {:.1} / {:.1} |",
+                sc.name,
+                sc.workers,
+                r.testpmd_5tswap / 1e6,
+                if r.testpmd_macswap > 0.0 {
+                    format!("{:.2}", r.testpmd_macswap / 1e6)
+                } else {
+                    "-".into()
+                },
+                pps / 1e6,
+                if pps > 0.0 {
+                    1e9 / pps * sc.workers as f64
+                } else {
+                    0.0
+                },
+                pps / r.testpmd_5tswap.max(1.0),
+                if sc.new_flows {
+                    format!(
+                        "{:.0}",
+                        r.rvsd["new_conns_peak_per_s"].as_f64().unwrap_or(0.0)
+                    )
+                } else {
+                    "-".into()
+                },
+                us("burst_ns_p50"),
+                us("burst_ns_p99"),
+                us("burst_ns_p999"),
+            );
+        }
+        t
+    }
+
+    /// The issue's targets against this run's figures.
+    fn targets(rows: &[(Scenario, Run)], ka: f64, nc: f64) -> String {
+        let ratio = |pred: &dyn Fn(&Scenario) -> bool| {
+            rows.iter()
+                .find(|(s, _)| pred(s))
+                .map(|(_, r)| r.rvsd["rx_pps"].as_f64().unwrap_or(0.0) / r.testpmd_5tswap.max(1.0))
+                .unwrap_or(0.0)
+        };
+        let dr = ratio(&|s| s.name.starts_with("DR, established, 1M") && s.workers == 1);
+        let nf = ratio(&|s| s.new_flows);
+        let line = |what: &str, got: f64, want: f64| {
+            let verdict = if got >= want {
+                "met".to_string()
+            } else {
+                format!("missed by {:.1}×", want / got.max(1e-9))
+            };
+            format!("| {what} | ≥ {want:.2} | {got:.2} | {verdict} |\n")
+        };
+        let mut t = String::from("| target | wanted | measured | |\n|---|---|---|---|\n");
+        t += &line("DR, established, 1M flows: rvsd / testpmd 5tswap", dr, 0.5);
+        t += &line("New flows: rvsd / testpmd 5tswap", nf, 0.25);
+        t += &line("End to end, rvsd DR keep-alive: × direct", ka, 0.9);
+        t += &line(
+            "End to end, rvsd DR new connection per request: × direct",
+            nc,
+            0.9,
+        );
+        t += "| Memory per IPv4 connection (`conn-memory`) | ≤ 64 B | 40 (DR) to 60 (NAT) B | met |\n";
+        t
+    }
+
+    fn report(&self, table: &str, e2e: &str, targets: &str) -> String {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_default();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let date = Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        format!(
+            "# Benchmark results\n\n\
+Machine: {cpu}, {cpus} CPUs (a shared VM: figures drift from run to run; compare within a run). Date: {date}.\n\n\
+Command: `cargo xtask bench` (release build). Each row replays one capture from `pktgen` through `net_pcap` \
+(`rx_pcap=FILE,infinite_rx=1`, TX to nowhere) for {secs} s, first with `dpdk-testpmd --forward-mode=5tswap` and \
+`macswap`, then with rvsd (busy polling, `sloppy_tcp` so a replayed capture of ACKs opens its connections on the first pass), \
+on the same lcores. 64-byte frames unless said. rvsd's Mpps counts packets handled after a two-second warm-up; ns/pkt is per worker; \
+burst times are rx-to-tx per non-empty burst of up to 32 packets (hdrhistogram). \
+With 2 workers on this 2-CPU machine, worker 2 shares CPU 0 with the (mostly idle) control thread.\n\n{table}\n\
+## End to end\n\n\
+The walkthrough's namespaces: one client, two real servers running nginx (one worker process each), and in the \
+director's place rvsd (DR, af_packet, one worker with idle back-off), nginx `stream` (one worker process) or \
+HAProxy `mode tcp` (one thread); \"direct\" is the client talking to one real server with no director. \
+wrk -t2 -c32 for {e2e_secs} s, with keep-alive and with `Connection: close` (a new connection per request); \
+the long transfer is one curl of a 100 MB file. Client, servers and director share the machine's {cpus} CPUs, \
+so the figures compare the directors with each other, not with dedicated hardware. Director CPU counts the \
+director process's user and system time during both wrk runs (rvsd's includes its polling).\n\n{e2e}\n\
+## Targets\n\n{targets}\n\
+Why the packet-rate targets are missed: `cargo bench -p rvs-bench` puts one established packet through \
+`Worker::handle` at about 110 ns with everything in cache; with 1 M flows the connection index and slab \
+(about 40 MB) no longer fit the caches and each packet waits on two or three cache misses, which brings it \
+to 400-450 ns. testpmd's 5tswap touches only the packet. Closing the gap needs the burst-level work the issue \
+names: hashing a whole burst first and prefetching index buckets and slots before touching them (DPDK's \
+rte_hash_lookup_bulk does this), and trimming the per-packet path (it builds the connection's view twice and \
+takes an ArcSwap guard for the neighbour table per packet). That is not done yet. The 1500-byte row shows the \
+gap closing where the packet rate, not the lookup, bounds testpmd.\n",
+            secs = self.secs,
+            e2e_secs = 5
+        )
+    }
+}
