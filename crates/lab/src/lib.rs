@@ -109,6 +109,8 @@ pub struct Lab {
     pub dir: PathBuf,
     children: Vec<Child>,
     socket: Option<PathBuf>,
+    /// Index of rvsd in `children`.
+    rvsd: Option<usize>,
     keep: bool,
     /// rvsd's `[[port]]` (and `[[route]]`) sections for this topology.
     ports_toml: String,
@@ -139,6 +141,7 @@ impl Lab {
             dir: dir.to_path_buf(),
             children: Vec::new(),
             socket: None,
+            rvsd: None,
             keep: false,
             ports_toml: ports_toml.to_string(),
         }
@@ -346,6 +349,7 @@ impl Lab {
         }
         let (bin, c) = (rvsd.display().to_string(), cfg.display().to_string());
         self.spawn_in("director", &[&bin, "--config", &c], "rvsd.log")?;
+        self.rvsd = Some(self.children.len() - 1);
         self.socket = Some(opts.socket.clone());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -366,6 +370,25 @@ impl Lab {
                 bail!("rvsd did not answer within 30 s:\n{}", self.rvsd_log());
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops rvsd with SIGTERM, as an init system would, and returns how it
+    /// exited.
+    pub fn stop_rvsd(&mut self) -> Result<std::process::ExitStatus> {
+        let i = self.rvsd.take().context("rvsd is not started")?;
+        let child = &mut self.children[i];
+        // `ip netns exec` execs rvsd, so the child is rvsd itself.
+        run("kill", &["-TERM", &child.id().to_string()])?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                bail!("rvsd did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -116,7 +116,10 @@ fn rr_alternates_and_lists_like_ipvsadm() {
     assert!(
         counters.contains("new_connections              6"),
         "{counters}"
-    );
+    ); // SIGTERM stops it cleanly (DPDK objects released before the EAL).
+    let mut lab = lab;
+    let st = lab.stop_rvsd().unwrap();
+    assert!(st.success(), "rvsd exited with {st}:\n{}", lab.rvsd_log());
 }
 
 #[test]

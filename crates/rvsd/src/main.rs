@@ -197,7 +197,7 @@ fn run(args: Args) -> Result<()> {
     // worker owns (see ARCHITECTURE.md).
     let mut inboxes = Vec::new();
     let mut peers = Vec::new();
-    for i in 0..nworkers {
+    for i in (0..nworkers).filter(|_| nworkers > 1) {
         let (p, c) = dpdk::Ring::create(&format!("rvs_handover{i}"), 4096)
             .context("creating the hand-over rings")?;
         peers.push(p);
@@ -276,7 +276,9 @@ fn run(args: Args) -> Result<()> {
         println!("{}", bench::summary(&samples, &shareds));
     }
     let _ = std::fs::remove_file(&cfg.control.socket);
+    // DPDK objects go before the EAL that owns their memory.
     drop(peers);
+    drop(inboxes);
     drop(ports);
     drop(pool);
     drop(eal);
