@@ -482,7 +482,7 @@ impl Worker {
         if let Some(r) = existing {
             // A new SYN on a connection that is closing starts a new one
             // (the kernel's conn_reuse_mode 1).
-            let st = self.conns.get(r).state;
+            let st = self.conns.state(r);
             if is_tcp && syn_only && matches!(st, TcpState::TimeWait | TcpState::Close) {
                 self.conns.remove(r);
                 existing = None;
@@ -494,7 +494,8 @@ impl Worker {
             } else {
                 self.conns.on_udp(r, now_ms);
             }
-            return Ok(Flow::In(Target::of(self.conns.get(r))));
+            let (daddr, dport, fwd) = self.conns.target(r);
+            return Ok(Flow::In(Target { daddr, dport, fwd }));
         }
         // A NAT real server's reply?
         let out = OutKey {

@@ -494,6 +494,31 @@ impl ConnTable {
         }
     }
 
+    /// The connection's data alone (no key conversion), for the fast path.
+    #[inline]
+    fn data_only(&self, r: ConnRef) -> ConnData {
+        if r.0 & V6 == 0 {
+            self.v4.slots[r.0 as usize].data
+        } else {
+            self.v6.slots[(r.0 & !V6) as usize].data
+        }
+    }
+
+    /// The connection's TCP state.
+    #[inline]
+    pub fn state(&self, r: ConnRef) -> TcpState {
+        state_from(self.data_only(r).state)
+    }
+
+    /// Where the connection's packets go: real server address, port and
+    /// forwarding method.
+    #[inline]
+    pub fn target(&self, r: ConnRef) -> (IpAddr, u16, FwdMethod) {
+        let d = self.data_only(r);
+        let dest = self.dests.get(d.dest);
+        (dest.addr, d.dport, dest.fwd)
+    }
+
     fn view(&self, r: ConnRef) -> Conn<'_> {
         let (key, d) = self.data(r);
         let dest = self.dests.get(d.dest);
@@ -642,7 +667,7 @@ impl ConnTable {
     /// the dest's active/inactive counters, re-arm the timer.
     pub fn on_tcp(&mut self, r: ConnRef, output: bool, event: Option<Event>, now_ms: u64) {
         let timeouts = self.timeouts;
-        let (_, d) = self.data(r);
+        let d = self.data_only(r);
         let dir = if output {
             Direction::Output
         } else if d.flags & F_NO_OUTPUT != 0 {
