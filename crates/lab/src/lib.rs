@@ -262,18 +262,11 @@ impl Lab {
         fs::create_dir_all(&root)?;
         fs::write(root.join("index.html"), format!("{body}\n"))?;
         let (p, r) = (port.to_string(), root.display().to_string());
+        let httpd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/httpd.py");
+        let httpd = httpd.display().to_string();
         self.spawn_in(
             role,
-            &[
-                "python3",
-                "-m",
-                "http.server",
-                &p,
-                "--bind",
-                "0.0.0.0",
-                "--directory",
-                &r,
-            ],
+            &["python3", &httpd, &p, &r],
             &format!("http-{role}-{port}.log"),
         )?;
         let url = format!("http://127.0.0.1:{port}/");
