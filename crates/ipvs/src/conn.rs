@@ -365,20 +365,7 @@ fn out_hash(protocol: u8, daddr: IpAddr, dport: u16, caddr: IpAddr, cport: u16) 
 }
 
 fn state_from(u: u8) -> TcpState {
-    use TcpState::*;
-    [
-        None,
-        Established,
-        SynSent,
-        SynRecv,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        LastAck,
-        Listen,
-        SynAck,
-    ][u as usize]
+    TcpState::ALL[u as usize]
 }
 
 fn secs(ms: u64) -> u32 {

@@ -24,6 +24,21 @@ pub enum TcpState {
 use TcpState::*;
 
 impl TcpState {
+    /// Every state, in the kernel's order (`ALL[s as usize] == s`).
+    pub const ALL: [TcpState; 11] = [
+        None,
+        Established,
+        SynSent,
+        SynRecv,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Listen,
+        SynAck,
+    ];
+
     /// As `ipvsadm -Lc` prints it.
     pub fn name(self) -> &'static str {
         match self {
@@ -255,20 +270,6 @@ impl Timeouts {
 mod tests {
     use super::*;
 
-    const ALL: [TcpState; 11] = [
-        None,
-        Established,
-        SynSent,
-        SynRecv,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        LastAck,
-        Listen,
-        SynAck,
-    ];
-
     /// The spec's tables as text, checked cell by cell against ours.
     const SPEC: &str = "
 INPUT       syn: SR ES ES SR SR SR SR SR SR SR SR
@@ -320,7 +321,7 @@ INPUT_ONLY  syn: SR ES ES SR SR SR SR SR SR SR SR
                 "ack:" => Event::Ack,
                 _ => Event::Rst,
             };
-            for (state, want) in ALL.iter().zip(words) {
+            for (state, want) in TcpState::ALL.iter().zip(words) {
                 assert_eq!(
                     next_state(dir, *state, Some(ev)),
                     abbrev(want),
@@ -330,6 +331,13 @@ INPUT_ONLY  syn: SR ES ES SR SR SR SR SR SR SR SR
             }
         }
         assert_eq!(cells, 3 * 4 * 11);
+    }
+
+    #[test]
+    fn all_is_indexed_by_state() {
+        for (i, s) in TcpState::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
     }
 
     #[test]
