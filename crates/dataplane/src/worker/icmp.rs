@@ -103,18 +103,6 @@ impl Worker {
             _ => return Err(DropReason::IcmpUnrelated),
         };
         let ip_end = ethernet::HEADER_LEN + ip.total_len() as usize;
-        // The connection's owner: the quoted packet came from the VIP (our
-        // reply, the client is its destination) or went to a NAT server
-        // (the client is its source).
-        let client = if self.director.is_vip(IpAddr::V4(q.src)) {
-            (q.dst, q.dport)
-        } else {
-            (q.src, q.sport)
-        };
-        let w = super::owner_of(IpAddr::V4(client.0), client.1, self.cfg.workers);
-        if w != self.cfg.id {
-            return Ok(Verdict::Redirect(w));
-        }
         // From the client side, about a reply we (or a DR/TUN server) sent
         // from the VIP: goes on to the real server.
         let fk = FlowKey {
@@ -124,6 +112,11 @@ impl Worker {
             vaddr: IpAddr::V4(q.src),
             vport: q.sport,
         };
+        // The quoted packet is the other way round, so `fk` names the
+        // connection whichever side the error came from.
+        if let Some(w) = self.elsewhere(&fk) {
+            return Ok(Verdict::Redirect(w));
+        }
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
             pkt.truncate(ip_end);

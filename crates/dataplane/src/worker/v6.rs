@@ -250,15 +250,6 @@ impl Worker {
             let m = Icmpv6Packet::new_checked(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
             quoted6(m.data()).ok_or(DropReason::BadIcmp)?
         };
-        let client = if self.director.is_vip(IpAddr::V6(q.src)) {
-            (q.dst, q.dport)
-        } else {
-            (q.src, q.sport)
-        };
-        let w = super::owner_of(IpAddr::V6(client.0), client.1, self.cfg.workers);
-        if w != self.cfg.id {
-            return Ok(Verdict::Redirect(w));
-        }
         let fk = FlowKey {
             protocol: q.protocol,
             caddr: IpAddr::V6(q.dst),
@@ -266,6 +257,11 @@ impl Worker {
             vaddr: IpAddr::V6(q.src),
             vport: q.sport,
         };
+        // The quoted packet is the other way round, so `fk` names the
+        // connection whichever side the error came from.
+        if let Some(w) = self.elsewhere(&fk) {
+            return Ok(Verdict::Redirect(w));
+        }
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
             self.shared.counters.icmp_errors_forwarded.inc();
