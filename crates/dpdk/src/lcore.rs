@@ -55,13 +55,6 @@ pub fn current_lcore() -> u32 {
     unsafe { dpdk_sys::rte_lcore_id() }
 }
 
-/// The timestamp counter, in cycles.
-#[inline]
-pub fn tsc() -> u64 {
-    // SAFETY: reads the CPU's timestamp counter.
-    unsafe { dpdk_sys::rte_rdtsc() }
-}
-
 /// Timestamp-counter frequency, for turning cycles into time.
 pub fn tsc_hz() -> u64 {
     // SAFETY: plain query after EAL init.

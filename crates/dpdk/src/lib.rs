@@ -14,7 +14,7 @@ mod ring;
 
 pub use eal::{Eal, EalConfig};
 pub use error::{DpdkError, Result};
-pub use lcore::{current_lcore, launch_on, tsc, tsc_hz, wait_lcore, LcoreHandle};
+pub use lcore::{current_lcore, launch_on, tsc_hz, wait_lcore, LcoreHandle};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
