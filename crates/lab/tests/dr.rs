@@ -7,51 +7,14 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 
-use common::{lab, vip};
+use common::{lab, name_of, replica, vip};
 use rvs_ipvs::sched::SchedInput;
-use rvs_ipvs::{Command, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use rvs_lab::{Lab, RS1, RS2, VIP};
-
-fn name_of(addr: &str) -> &'static str {
-    if addr == RS1 {
-        "RS1"
-    } else {
-        "RS2"
-    }
-}
 
 /// What rvs's scheduler module picks for `n` new connections after the same
 /// rvsadm commands: the expected order.
 fn expected_picks(scheduler: &str, adds: &[(&str, u32)], n: usize) -> Vec<&'static str> {
-    let mut d = Director::new();
-    let key = ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: VIP.parse().unwrap(),
-        port: 80,
-    };
-    d.apply(&Command::AddService(ServiceSpec {
-        key,
-        scheduler: scheduler.into(),
-        sched_flags: 0,
-        persistent: None,
-        netmask: 32,
-        one_packet: false,
-    }))
-    .unwrap();
-    for (a, w) in adds {
-        d.apply(&Command::AddDest(
-            key,
-            DestSpec {
-                addr: a.parse().unwrap(),
-                port: 80,
-                fwd: FwdMethod::Route,
-                weight: *w,
-                u_threshold: 0,
-                l_threshold: 0,
-            },
-        ))
-        .unwrap();
-    }
+    let (mut d, key) = replica(scheduler, adds);
     let svc = d.service_mut(&key).unwrap();
     let input = SchedInput {
         saddr: rvs_lab::CLIENT.parse::<IpAddr>().unwrap(),

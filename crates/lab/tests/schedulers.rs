@@ -6,9 +6,8 @@ mod common;
 
 use std::net::IpAddr;
 
-use common::lab;
+use common::{lab, name_of, replica};
 use rvs_ipvs::sched::SchedInput;
-use rvs_ipvs::{Command, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use rvs_lab::{RS1, RS2, VIP};
 
 /// Client addresses 192.168.1.60 ..= 192.168.1.159 (none of the lab's own).
@@ -19,35 +18,7 @@ fn clients() -> Vec<String> {
 /// What the scheduler module picks for each client after the same rvsadm
 /// commands.
 fn expected(scheduler: &str, clients: &[String]) -> Vec<&'static str> {
-    let mut d = Director::new();
-    let key = ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: VIP.parse().unwrap(),
-        port: 80,
-    };
-    d.apply(&Command::AddService(ServiceSpec {
-        key,
-        scheduler: scheduler.into(),
-        sched_flags: 0,
-        persistent: None,
-        netmask: 32,
-        one_packet: false,
-    }))
-    .unwrap();
-    for a in [RS1, RS2] {
-        d.apply(&Command::AddDest(
-            key,
-            DestSpec {
-                addr: a.parse().unwrap(),
-                port: 80,
-                fwd: FwdMethod::Route,
-                weight: 1,
-                u_threshold: 0,
-                l_threshold: 0,
-            },
-        ))
-        .unwrap();
-    }
+    let (mut d, key) = replica(scheduler, &[(RS1, 1), (RS2, 1)]);
     let svc = d.service_mut(&key).unwrap();
     clients
         .iter()
@@ -60,11 +31,7 @@ fn expected(scheduler: &str, clients: &[String]) -> Vec<&'static str> {
                 now_ms: 0,
             };
             let i = svc.sched.schedule(&svc.dests, &input).unwrap();
-            if svc.dests[i].spec.addr.to_string() == RS1 {
-                "RS1"
-            } else {
-                "RS2"
-            }
+            name_of(&svc.dests[i].spec.addr.to_string())
         })
         .collect()
 }

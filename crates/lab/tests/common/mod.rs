@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use rvs_lab::{Lab, RvsdOptions};
+use rvs_ipvs::{Command, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+use rvs_lab::{Lab, RvsdOptions, RS1, VIP};
 
 /// A lab with RS1/RS2 serving HTTP on port 80 and rvsd running, no services.
 pub fn lab(name: &str) -> Lab {
@@ -25,4 +26,49 @@ pub fn lab(name: &str) -> Lab {
 
 pub fn vip(port: u16) -> String {
     format!("{}:{port}", rvs_lab::VIP)
+}
+
+/// A replica of the service the tests configure with rvsadm (TCP VIP:80,
+/// `scheduler`, DR servers added in the order given): what rvs's scheduler
+/// module decides is the expected behaviour.
+pub fn replica(scheduler: &str, adds: &[(&str, u32)]) -> (Director, ServiceKey) {
+    let mut d = Director::new();
+    let key = ServiceKey {
+        protocol: Protocol::Tcp,
+        addr: VIP.parse().unwrap(),
+        port: 80,
+    };
+    d.apply(&Command::AddService(ServiceSpec {
+        key,
+        scheduler: scheduler.into(),
+        sched_flags: 0,
+        persistent: None,
+        netmask: 32,
+        one_packet: false,
+    }))
+    .unwrap();
+    for (a, w) in adds {
+        d.apply(&Command::AddDest(
+            key,
+            DestSpec {
+                addr: a.parse().unwrap(),
+                port: 80,
+                fwd: FwdMethod::Route,
+                weight: *w,
+                u_threshold: 0,
+                l_threshold: 0,
+            },
+        ))
+        .unwrap();
+    }
+    (d, key)
+}
+
+/// "RS1" or "RS2", as the lab's servers answer.
+pub fn name_of(addr: &str) -> &'static str {
+    if addr == RS1 {
+        "RS1"
+    } else {
+        "RS2"
+    }
 }
