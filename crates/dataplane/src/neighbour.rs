@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use rustc_hash::FxHashMap;
 use rvs_packet::MacAddr;
 
@@ -33,10 +33,81 @@ pub enum Neighbour {
     Missing,
 }
 
+type Map = FxHashMap<IpAddr, NeighEntry>;
+
 #[derive(Debug)]
 pub struct NeighbourTable {
-    map: ArcSwap<FxHashMap<IpAddr, NeighEntry>>,
+    map: ArcSwap<Map>,
     expiry_ms: u64,
+}
+
+/// How an entry (or its absence) reads at `now_ms`.
+#[inline]
+fn classify(e: Option<&NeighEntry>, now_ms: u64, expiry_ms: u64) -> Neighbour {
+    match e {
+        Some(e) if e.confirmed_ms == STATIC => Neighbour::Reachable(e.mac),
+        Some(e) => {
+            let age = now_ms.saturating_sub(e.confirmed_ms);
+            if age >= expiry_ms {
+                Neighbour::Missing
+            } else if age >= expiry_ms / 2 {
+                Neighbour::Stale(e.mac)
+            } else {
+                Neighbour::Reachable(e.mac)
+            }
+        }
+        None => Neighbour::Missing,
+    }
+}
+
+/// Entries of a reader's memo (direct-mapped by address).
+const MEMO: usize = 16;
+
+/// One worker's view of the table for its fast path: a snapshot that the
+/// worker refreshes once per poll loop (and after it learns something
+/// itself), so that a packet touches no shared cache line; the few
+/// addresses a worker sends to (its real servers, gateways) are memoized in
+/// front of the snapshot's hash map.
+pub struct NeighbourReader {
+    table: Arc<NeighbourTable>,
+    snapshot: Arc<Map>,
+    memo: [Option<(IpAddr, Option<NeighEntry>)>; MEMO],
+    expiry_ms: u64,
+}
+
+fn memo_slot(ip: &IpAddr) -> usize {
+    let low = match ip {
+        IpAddr::V4(a) => u32::from(*a),
+        IpAddr::V6(a) => u128::from(*a) as u32,
+    };
+    (low.wrapping_mul(0x9e37_79b9) >> 28) as usize % MEMO
+}
+
+impl NeighbourReader {
+    /// Takes the table's current snapshot if it changed.
+    pub fn refresh(&mut self) {
+        let current = self.table.map.load();
+        if !Arc::ptr_eq(&current, &self.snapshot) {
+            self.snapshot = Guard::into_inner(current);
+            self.memo = [None; MEMO];
+        }
+    }
+
+    /// Looks `ip` up in the snapshot of the last [`NeighbourReader::refresh`].
+    #[inline]
+    pub fn lookup(&mut self, ip: impl Into<IpAddr>, now_ms: u64) -> Neighbour {
+        let ip = ip.into();
+        let slot = &mut self.memo[memo_slot(&ip)];
+        let entry = match slot {
+            Some((a, e)) if *a == ip => *e,
+            _ => {
+                let e = self.snapshot.get(&ip).copied();
+                *slot = Some((ip, e));
+                e
+            }
+        };
+        classify(entry.as_ref(), now_ms, self.expiry_ms)
+    }
 }
 
 impl NeighbourTable {
@@ -49,19 +120,16 @@ impl NeighbourTable {
 
     #[inline]
     pub fn lookup(&self, ip: impl Into<IpAddr>, now_ms: u64) -> Neighbour {
-        match self.map.load().get(&ip.into()) {
-            Some(e) if e.confirmed_ms == STATIC => Neighbour::Reachable(e.mac),
-            Some(e) => {
-                let age = now_ms.saturating_sub(e.confirmed_ms);
-                if age >= self.expiry_ms {
-                    Neighbour::Missing
-                } else if age >= self.expiry_ms / 2 {
-                    Neighbour::Stale(e.mac)
-                } else {
-                    Neighbour::Reachable(e.mac)
-                }
-            }
-            None => Neighbour::Missing,
+        classify(self.map.load().get(&ip.into()), now_ms, self.expiry_ms)
+    }
+
+    /// A reader for one worker's fast path.
+    pub fn reader(self: &Arc<Self>) -> NeighbourReader {
+        NeighbourReader {
+            table: self.clone(),
+            snapshot: self.map.load_full(),
+            memo: [None; MEMO],
+            expiry_ms: self.expiry_ms,
         }
     }
 
@@ -136,6 +204,23 @@ mod tests {
         assert_eq!(t.lookup(ip, 11_000), Neighbour::Missing);
         assert!(t.learn(ip, mac, 11_000));
         assert_eq!(t.lookup(ip, 11_001), Neighbour::Reachable(mac));
+    }
+
+    #[test]
+    fn a_reader_sees_every_change() {
+        let t = Arc::new(NeighbourTable::new(10_000));
+        let mut r = t.reader();
+        let ip = Ipv4Addr::new(10, 0, 0, 2);
+        assert_eq!(r.lookup(ip, 0), Neighbour::Missing);
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        t.learn(ip, a, 0);
+        assert_eq!(r.lookup(ip, 1), Neighbour::Missing, "until refreshed");
+        r.refresh();
+        assert_eq!(r.lookup(ip, 1), Neighbour::Reachable(a));
+        t.learn(ip, b, 2000);
+        r.refresh();
+        assert_eq!(r.lookup(ip, 2001), Neighbour::Reachable(b));
+        assert_eq!(r.lookup(ip, 7000), Neighbour::Stale(b));
     }
 
     #[test]

@@ -112,9 +112,11 @@ pub fn run_worker(
             worker.apply(&m, now_ms);
             shared.applied.fetch_add(1, Ordering::Release);
         }
+        worker.refresh_neighbours();
         let mut got = 0;
         if let Some(h) = handover.as_mut() {
             got += h.inbox.dequeue_burst(&mut rx);
+            worker.prefetch_burst(&rx);
         }
         for m in rx.drain(..) {
             counters.redirected_in.inc();
@@ -127,6 +129,7 @@ pub fn run_worker(
         }
         for (pi, q) in queues.iter_mut().enumerate() {
             got += q.rx.rx_burst(&mut rx);
+            worker.prefetch_burst(&rx);
             for m in rx.drain(..) {
                 out.dispatch(&mut worker, &handover, pi, m, now_ms);
             }

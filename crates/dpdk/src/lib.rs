@@ -22,3 +22,18 @@ pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// The most packets one rx or tx burst moves.
 pub const MAX_BURST: usize = 32;
+
+/// Asks the CPU to bring the cache line holding `p` into every cache level
+/// (DPDK's `rte_prefetch0`), so that a later read does not wait on memory.
+/// Any address will do: a prefetch is a hint and never faults.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 reads nothing architecturally and cannot fault on
+    // any address; SSE is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

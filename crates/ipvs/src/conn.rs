@@ -17,13 +17,15 @@ use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 
 use crate::dest::{Dest, DestShared};
 use crate::persist::Template;
 use crate::tcp_state::{next_state, Direction, Event, TcpState, Timeouts};
 use crate::types::{FwdMethod, Protocol};
+
+mod index;
+use index::Index;
 
 /// A flow as the client sent it: protocol, client and virtual endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,6 +143,42 @@ const F_NO_OUTPUT: u8 = 4;
 trait SlotKey: Copy + Default + PartialEq + Hash {
     fn from_flow(k: &FlowKey) -> Option<Self>;
     fn to_flow(&self) -> FlowKey;
+    fn seeded_hash(&self, seed: &Seed) -> u64;
+}
+
+/// The seeds of a table's hashes, random per table: clients choose their
+/// addresses and ports, and must not be able to aim them at one bucket.
+#[derive(Debug, Clone, Copy)]
+struct Seed(u64, u64);
+
+impl Seed {
+    fn random() -> Seed {
+        let s = std::collections::hash_map::RandomState::new();
+        Seed(s.hash_one(1u8) | 1, s.hash_one(2u8) | 1)
+    }
+
+    /// Two words into one hash: one 64×64→128-bit multiply, folded (the
+    /// mixing step of wyhash/foldhash); every output bit depends on every
+    /// input bit.
+    #[inline]
+    fn hash2(&self, a: u64, b: u64) -> u64 {
+        let p = (a ^ self.0) as u128 * (b ^ self.1) as u128;
+        (p as u64) ^ (p >> 64) as u64
+    }
+
+    #[inline]
+    fn hash_addrs(&self, x: u128, y: u128, rest: u64) -> u64 {
+        let h = self.hash2((x >> 64) as u64, x as u64);
+        let h = self.hash2(h ^ (y >> 64) as u64, y as u64);
+        self.hash2(h, rest)
+    }
+}
+
+fn ip_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
 }
 
 /// An IPv4 flow key: 16 bytes (13 used).
@@ -179,6 +217,14 @@ impl SlotKey for V4Key {
         }
     }
 
+    #[inline]
+    fn seeded_hash(&self, seed: &Seed) -> u64 {
+        seed.hash2(
+            (self.caddr as u64) << 32 | self.vaddr as u64,
+            (self.cport as u64) << 32 | (self.vport as u64) << 16 | self.protocol as u64,
+        )
+    }
+
     fn to_flow(&self) -> FlowKey {
         FlowKey {
             protocol: Protocol::from_number(self.protocol).unwrap_or(Protocol::Tcp),
@@ -204,6 +250,15 @@ impl SlotKey for V6Key {
         }
     }
 
+    #[inline]
+    fn seeded_hash(&self, seed: &Seed) -> u64 {
+        seed.hash_addrs(
+            u128::from_be_bytes(self.caddr),
+            u128::from_be_bytes(self.vaddr),
+            (self.cport as u64) << 32 | (self.vport as u64) << 16 | self.protocol as u64,
+        )
+    }
+
     fn to_flow(&self) -> FlowKey {
         FlowKey {
             protocol: Protocol::from_number(self.protocol).unwrap_or(Protocol::Tcp),
@@ -215,9 +270,10 @@ impl SlotKey for V6Key {
     }
 }
 
-/// One slab entry: the key and the connection's data.
+/// One slab entry: the key and the connection's data. Aligned so that an
+/// IPv4 slot is half a cache line and never straddles two.
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
+#[repr(C, align(32))]
 struct Slot<K> {
     key: K,
     data: ConnData,
@@ -313,10 +369,9 @@ fn fwd_tag(f: FwdMethod) -> u8 {
 struct Shard<K> {
     slots: Vec<Slot<K>>,
     free: Vec<u32>,
-    index: HashTable<u32>,
-    /// NAT connections by their replies' key: (that key's hash, slot). The
-    /// hash is kept because computing it needs the dest registry.
-    out_index: HashTable<(u64, u32)>,
+    index: Index,
+    /// NAT connections by their replies' key.
+    out_index: Index,
     live: usize,
     sweep_at: usize,
 }
@@ -326,26 +381,19 @@ impl<K: SlotKey> Shard<K> {
         Shard {
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
-            index: HashTable::with_capacity(capacity),
-            out_index: HashTable::new(),
+            index: Index::with_capacity(capacity),
+            out_index: Index::default(),
             live: 0,
             sweep_at: 0,
         }
     }
 
     fn bytes(&self) -> usize {
-        // hashbrown: one control byte per bucket, at most 7/8 of the buckets
-        // in use; its capacity() is the usable part.
-        let buckets = |cap: usize| cap * 8 / 7;
         self.slots.capacity() * std::mem::size_of::<Slot<K>>()
             + self.free.capacity() * 4
-            + buckets(self.index.capacity()) * (4 + 1)
-            + buckets(self.out_index.capacity()) * (16 + 1)
+            + self.index.bytes()
+            + self.out_index.bytes()
     }
-}
-
-fn hash_of<T: Hash>(t: &T) -> u64 {
-    FxBuildHasher.hash_one(t)
 }
 
 /// One worker's connections. Not shared: the worker that owns it is the only
@@ -357,11 +405,31 @@ pub struct ConnTable {
     dests: Registry<DestRef>,
     templates: Registry<Arc<Template>>,
     capacity: usize,
+    seed: Seed,
     pub timeouts: Timeouts,
 }
 
-fn out_hash(protocol: u8, daddr: IpAddr, dport: u16, caddr: IpAddr, cport: u16) -> u64 {
-    hash_of(&(protocol, daddr, dport, caddr, cport))
+/// A flow key's hash, computed once per packet: a burst uses it to prefetch
+/// the index line and slot its lookup will read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash {
+    hash: u64,
+    v6: bool,
+}
+
+fn out_hash(
+    seed: &Seed,
+    protocol: u8,
+    daddr: IpAddr,
+    dport: u16,
+    caddr: IpAddr,
+    cport: u16,
+) -> u64 {
+    seed.hash_addrs(
+        ip_bits(daddr),
+        ip_bits(caddr),
+        (dport as u64) << 32 | (cport as u64) << 16 | protocol as u64,
+    )
 }
 
 fn state_from(u: u8) -> TcpState {
@@ -399,6 +467,7 @@ impl ConnTable {
             dests: Registry::default(),
             templates: Registry::default(),
             capacity,
+            seed: Seed::random(),
             timeouts,
         }
     }
@@ -415,6 +484,11 @@ impl ConnTable {
         self.capacity
     }
 
+    /// Slab slots in use or free (what an expiry sweep goes over).
+    pub fn slots(&self) -> usize {
+        self.v4.slots.len() + self.v6.slots.len()
+    }
+
     /// Heap bytes the table holds (slabs, indexes and registries).
     pub fn bytes(&self) -> usize {
         self.v4.bytes()
@@ -426,48 +500,98 @@ impl ConnTable {
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<ConnRef> {
         if let Some(k) = V4Key::from_flow(key) {
-            let h = hash_of(&k);
+            let h = k.seeded_hash(&self.seed);
             let s = &self.v4;
             return s
                 .index
-                .find(h, |&i| s.slots[i as usize].key == k)
-                .map(|&i| ConnRef(i));
+                .find(h, |i| s.slots[i as usize].key == k)
+                .map(ConnRef);
         }
         let k = V6Key::from_flow(key)?;
-        let h = hash_of(&k);
+        let h = k.seeded_hash(&self.seed);
         let s = &self.v6;
         s.index
-            .find(h, |&i| s.slots[i as usize].key == k)
-            .map(|&i| ConnRef(i | V6))
+            .find(h, |i| s.slots[i as usize].key == k)
+            .map(|i| ConnRef(i | V6))
+    }
+
+    /// The hash [`ConnTable::lookup`] will compute for `key`; `None` for a
+    /// key with mixed address families (never in a table).
+    #[inline]
+    pub fn key_hash(&self, key: &FlowKey) -> Option<KeyHash> {
+        if let Some(k) = V4Key::from_flow(key) {
+            return Some(KeyHash {
+                hash: k.seeded_hash(&self.seed),
+                v6: false,
+            });
+        }
+        V6Key::from_flow(key).map(|k| KeyHash {
+            hash: k.seeded_hash(&self.seed),
+            v6: true,
+        })
+    }
+
+    /// The first burst stage: the index line `h`'s lookup starts at (for
+    /// `prefetch`, which gets its address).
+    #[inline]
+    pub fn prefetch_index(&self, h: KeyHash, prefetch: impl Fn(*const u8)) {
+        let line = if h.v6 {
+            self.v6.index.home_line(h.hash)
+        } else {
+            self.v4.index.home_line(h.hash)
+        };
+        if let Some(p) = line {
+            prefetch(p);
+        }
+    }
+
+    /// The second burst stage, once the index line is in cache: the slots
+    /// whose tags match `h` in it.
+    #[inline]
+    pub fn prefetch_slots(&self, h: KeyHash, prefetch: impl Fn(*const u8)) {
+        if h.v6 {
+            let s = &self.v6;
+            s.index.home_candidates(h.hash, |i| {
+                prefetch(&s.slots[i as usize] as *const Slot<V6Key> as *const u8)
+            });
+        } else {
+            let s = &self.v4;
+            s.index.home_candidates(h.hash, |i| {
+                prefetch(&s.slots[i as usize] as *const Slot<V4Key> as *const u8)
+            });
+        }
     }
 
     /// The NAT connection a reply from a real server belongs to.
     #[inline]
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnRef> {
-        let h = out_hash(
-            key.protocol.number(),
-            key.daddr,
-            key.dport,
-            key.caddr,
-            key.cport,
-        );
         let matches = |c: &Conn| c.out_key() == *key;
+        let h = || {
+            out_hash(
+                &self.seed,
+                key.protocol.number(),
+                key.daddr,
+                key.dport,
+                key.caddr,
+                key.cport,
+            )
+        };
         if key.caddr.is_ipv4() {
             if self.v4.out_index.is_empty() {
                 return None;
             }
             self.v4
                 .out_index
-                .find(h, |&(_, i)| matches(&self.view(ConnRef(i))))
-                .map(|&(_, i)| ConnRef(i))
+                .find(h(), |i| matches(&self.view(ConnRef(i))))
+                .map(ConnRef)
         } else {
             if self.v6.out_index.is_empty() {
                 return None;
             }
             self.v6
                 .out_index
-                .find(h, |&(_, i)| matches(&self.view(ConnRef(i | V6))))
-                .map(|&(_, i)| ConnRef(i | V6))
+                .find(h(), |i| matches(&self.view(ConnRef(i | V6))))
+                .map(|i| ConnRef(i | V6))
         }
     }
 
@@ -569,6 +693,7 @@ impl ConnTable {
             flags: F_LIVE | no_output,
         };
         let oh = out_hash(
+            &self.seed,
             key.protocol.number(),
             b.daddr,
             b.dport,
@@ -576,9 +701,18 @@ impl ConnTable {
             key.cport,
         );
         let r = if let Some(k) = V4Key::from_flow(&key) {
-            ConnRef(Self::put(&mut self.v4, k, data, masq, oh))
+            let (seed, dests) = (&self.seed, &self.dests);
+            ConnRef(Self::put(
+                &mut self.v4,
+                seed,
+                dests,
+                k,
+                data,
+                masq.then_some(oh),
+            ))
         } else if let Some(k) = V6Key::from_flow(&key) {
-            ConnRef(Self::put(&mut self.v6, k, data, masq, oh) | V6)
+            let (seed, dests) = (&self.seed, &self.dests);
+            ConnRef(Self::put(&mut self.v6, seed, dests, k, data, masq.then_some(oh)) | V6)
         } else {
             // Mixed families never reach a table (a flow has one family).
             b.dest.unbind_conn(false);
@@ -587,7 +721,16 @@ impl ConnTable {
         Ok(r)
     }
 
-    fn put<K: SlotKey>(s: &mut Shard<K>, key: K, data: ConnData, masq: bool, out_hash: u64) -> u32 {
+    /// Stores a connection in a slab and its index (and, for NAT, the reply
+    /// index under `nat_out_hash`).
+    fn put<K: SlotKey>(
+        s: &mut Shard<K>,
+        seed: &Seed,
+        dests: &Registry<DestRef>,
+        key: K,
+        data: ConnData,
+        nat_out_hash: Option<u64>,
+    ) -> u32 {
         let slot = Slot { key, data };
         let i = match s.free.pop() {
             Some(i) => {
@@ -600,11 +743,23 @@ impl ConnTable {
             }
         };
         let slots = &s.slots;
-        s.index
-            .insert_unique(hash_of(&key), i, |&j| hash_of(&slots[j as usize].key));
-        if masq {
-            s.out_index
-                .insert_unique(out_hash, (out_hash, i), |&(h, _)| h);
+        s.index.insert(key.seeded_hash(seed), i, |j| {
+            slots[j as usize].key.seeded_hash(seed)
+        });
+        if let Some(oh) = nat_out_hash {
+            s.out_index.insert(oh, i, |j| {
+                let slot = &slots[j as usize];
+                let k = slot.key.to_flow();
+                let dest = dests.get(slot.data.dest);
+                out_hash(
+                    seed,
+                    k.protocol.number(),
+                    dest.addr,
+                    slot.data.dport,
+                    k.caddr,
+                    k.cport,
+                )
+            });
         }
         s.live += 1;
         i
@@ -620,21 +775,19 @@ impl ConnTable {
         dest.shared.unbind_conn(d.flags & F_ACTIVE != 0);
         let masq = dest.fwd == FwdMethod::Masq;
         let oh = out_hash(
+            &self.seed,
             key.protocol.number(),
             dest.addr,
             d.dport,
             key.caddr,
             key.cport,
         );
+        let seed = self.seed;
         with_shard!(self, r, |s, i| {
-            let h = hash_of(&s.slots[i].key);
-            if let Ok(e) = s.index.find_entry(h, |&j| j as usize == i) {
-                e.remove();
-            }
+            let h = s.slots[i].key.seeded_hash(&seed);
+            s.index.remove(h, i as u32);
             if masq {
-                if let Ok(e) = s.out_index.find_entry(oh, |&(_, j)| j as usize == i) {
-                    e.remove();
-                }
+                s.out_index.remove(oh, i as u32);
             }
             s.slots[i].data.flags = 0;
             s.free.push(i as u32);
@@ -674,6 +827,11 @@ impl ConnTable {
             self.dests.get(d.dest).shared.set_conn_active(now_active);
         }
         let expires_s = secs(now_ms + timeouts.tcp_timeout(new) as u64 * 1000);
+        // The common case, a segment of an established flow within the same
+        // second: nothing to write.
+        if new == old && expires_s == d.expires_s && (!output || d.flags & F_NO_OUTPUT == 0) {
+            return;
+        }
         with_shard!(self, r, |s, i| {
             let data = &mut s.slots[i].data;
             if output {

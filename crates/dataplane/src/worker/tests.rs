@@ -74,6 +74,7 @@ fn walkthrough(protocol: Protocol, port: u16) -> Worker {
     w.generated.clear();
     w.neigh.learn(RS1.parse::<Ipv4Addr>().unwrap(), RS1_MAC, 0);
     w.neigh.learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 0);
+    w.neigh_reader.refresh();
     w
 }
 
@@ -287,6 +288,7 @@ fn udp_flows_are_sticky() {
 fn unknown_neighbour_is_asked_for_and_counted() {
     let mut w = walkthrough(Protocol::Tcp, 80);
     w.neigh = Arc::new(NeighbourTable::new(300_000));
+    w.neigh_reader = w.neigh.reader();
     let mut f = tcp(40000, SYN);
     assert_eq!(
         w.handle(0, &mut f, 5000),
@@ -540,6 +542,7 @@ fn with_service(spec: ServiceSpec) -> Worker {
     w.generated.clear();
     w.neigh.learn(RS1.parse::<Ipv4Addr>().unwrap(), RS1_MAC, 0);
     w.neigh.learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 0);
+    w.neigh_reader.refresh();
     w
 }
 
@@ -657,6 +660,7 @@ fn shares(scheduler: &str, weights: &[u32], workers: usize, flows: u32) -> Vec<f
             w.cfg.conn_capacity = flows as usize;
             w.conns = ConnTable::new(flows as usize, Timeouts::default());
             w.neigh = neigh.clone();
+            w.neigh_reader = neigh.reader();
             w.templates = templates.clone();
             w
         })
@@ -686,6 +690,9 @@ fn shares(scheduler: &str, weights: &[u32], workers: usize, flows: u32) -> Vec<f
         for w in &mut ws {
             w.apply(&WorkerMsg::Change(ch.clone()), 0);
         }
+    }
+    for w in &mut ws {
+        w.refresh_neighbours();
     }
     let mut count = vec![0u32; weights.len()];
     for i in 0..flows {

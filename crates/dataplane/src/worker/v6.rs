@@ -185,11 +185,8 @@ impl Worker {
             kind::NEIGHBOR_SOLICIT => {
                 let target = m.nd_target().ok_or(DropReason::BadIcmp)?;
                 if let Some(mac) = m.nd_lladdr() {
-                    if !src.is_unspecified()
-                        && p.contains6(src)
-                        && self.neigh.learn(src, mac, now_ms)
-                    {
-                        self.shared.counters.arp_learned.inc();
+                    if !src.is_unspecified() && p.contains6(src) {
+                        self.learn(src, mac, now_ms);
                     }
                 }
                 // Answer for our addresses and VIPs; not duplicate-address
@@ -202,8 +199,8 @@ impl Worker {
             }
             kind::NEIGHBOR_ADVERT => {
                 if let (Some(t), Some(mac)) = (m.nd_target(), m.nd_lladdr()) {
-                    if p.contains6(t) && self.neigh.learn(t, mac, now_ms) {
-                        self.shared.counters.arp_learned.inc();
+                    if p.contains6(t) {
+                        self.learn(t, mac, now_ms);
                     }
                 }
                 Ok(Verdict::Consumed)

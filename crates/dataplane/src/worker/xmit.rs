@@ -322,7 +322,7 @@ impl Worker {
             IpAddr::V4(a) => w.ask_arp(out, a, now_ms, false),
             IpAddr::V6(a) => w.ask_nd(out, a, now_ms, false),
         };
-        match self.neigh.lookup(ip, now_ms) {
+        match self.neigh_reader.lookup(ip, now_ms) {
             Neighbour::Reachable(m) => Ok(m),
             Neighbour::Stale(m) => {
                 ask(self);

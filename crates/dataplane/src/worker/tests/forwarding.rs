@@ -44,6 +44,7 @@ fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
     w.generated.clear();
     w.neigh.learn(RS_IP, SERVER_MAC, 0);
     w.neigh.learn(CLIENT_IP, CLIENT_MAC, 0);
+    w.neigh_reader.refresh();
     w
 }
 

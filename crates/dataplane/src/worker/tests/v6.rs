@@ -63,6 +63,7 @@ fn worker6(fwd: FwdMethod, rs_port: u16) -> Worker {
     w.generated.clear();
     w.neigh.learn(a("fd00:2::2"), SERVER_MAC, 0);
     w.neigh.learn(a("fd00:1::2"), CLIENT_MAC, 0);
+    w.neigh_reader.refresh();
     w
 }
 
