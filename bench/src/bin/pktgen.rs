@@ -1,6 +1,7 @@
 //! Writes pcap captures for the benchmarks: N flows of TCP SYNs (new
-//! flows), TCP ACKs with payload (established), a mix, or UDP, over IPv4 or
-//! IPv6, at a given frame size, addressed to a VIP behind a given MAC.
+//! flows), TCP ACKs with payload (established), a mix, SYNs each later
+//! followed by a FIN (`synfin`), or UDP, over IPv4 or IPv6, at a given frame size,
+//! addressed to a VIP behind a given MAC.
 //!
 //!     pktgen --out F.pcap --flows 1000000 --traffic ack --size 64 \
 //!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
@@ -11,7 +12,11 @@
 //!
 //! Every flow appears once per pass (clients 10.0.0.0/8 or fd00:c::/96, a
 //! port each); replaying the capture in a loop (net_pcap infinite_rx) repeats
-//! the flows. `mix` is one SYN in ten.
+//! the flows. `mix` is one SYN in ten. `synfin` is every flow's SYN, then
+//! every flow's FIN: the FIN takes the connection from SYN_RECV to
+//! TIME_WAIT, so on the next pass its SYN opens a new connection (IPVS's
+//! conn_reuse_mode; a RST would not do, SYN_RECV ignores it): every pass
+//! creates N connections, however long the replay runs.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -41,6 +46,7 @@ enum Traffic {
     Syn,
     Ack,
     Mix,
+    SynFin,
     Udp,
 }
 
@@ -98,8 +104,9 @@ fn parse() -> Opts {
                     "syn" => Traffic::Syn,
                     "ack" => Traffic::Ack,
                     "mix" => Traffic::Mix,
+                    "synfin" => Traffic::SynFin,
                     "udp" => Traffic::Udp,
-                    _ => panic!("--traffic syn|ack|mix|udp"),
+                    _ => panic!("--traffic syn|ack|mix|synfin|udp"),
                 }
             }
             "--ipv6" => {
@@ -117,13 +124,20 @@ fn parse() -> Opts {
     o
 }
 
-fn frame(o: &Opts, flow: u64, syn: bool) -> Vec<u8> {
+/// TCP flags of a generated segment.
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+
+fn frame(o: &Opts, flow: u64, flags: u8) -> Vec<u8> {
+    // SYNs and FINs carry no payload; the frame is padded to its size.
+    let bare = flags & (SYN | FIN) != 0;
     let udp = o.traffic == Traffic::Udp;
     let l4_hdr = if udp { 8 } else { 20 };
     let ip_hdr = if o.ipv6 { 40 } else { 20 };
     // Frame size counts the 4-byte FCS, as line rates do; captures omit it.
     let flen = o.size.saturating_sub(4).max(14 + ip_hdr + l4_hdr).max(60);
-    let payload = if syn { 0 } else { flen - 14 - ip_hdr - l4_hdr };
+    let payload = if bare { 0 } else { flen - 14 - ip_hdr - l4_hdr };
     let mut f = Vec::with_capacity(flen);
     f.extend_from_slice(&o.dst_mac);
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
@@ -163,7 +177,7 @@ fn frame(o: &Opts, flow: u64, syn: bool) -> Vec<u8> {
     } else {
         l4[4..8].copy_from_slice(&(flow as u32).to_be_bytes());
         l4[12] = 5 << 4;
-        l4[13] = if syn { 0x02 } else { 0x10 };
+        l4[13] = flags;
         l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
     }
     for (k, b) in l4[l4_hdr..].iter_mut().enumerate() {
@@ -198,7 +212,8 @@ fn main() -> std::io::Result<()> {
     w.write_all(&65535u32.to_le_bytes())?;
     w.write_all(&1u32.to_le_bytes())?;
     let mut written = 0u64;
-    for flow in 0..o.flows {
+    let passes = if o.traffic == Traffic::SynFin { 2 } else { 1 };
+    for (pass, flow) in (0..passes).flat_map(|p| (0..o.flows).map(move |f| (p, f))) {
         if let Some((k, n)) = o.shard {
             let (a, p) = client(&o, flow);
             if rvs_dataplane::worker::owner_of(a, p, n) != k {
@@ -206,12 +221,14 @@ fn main() -> std::io::Result<()> {
             }
         }
         written += 1;
-        let syn = match o.traffic {
-            Traffic::Syn => true,
-            Traffic::Mix => flow % 10 == 0,
-            _ => false,
+        let flags = match o.traffic {
+            Traffic::Syn => SYN,
+            Traffic::Mix if flow % 10 == 0 => SYN,
+            Traffic::SynFin if pass == 0 => SYN,
+            Traffic::SynFin => FIN | ACK,
+            _ => ACK,
         };
-        let f = frame(&o, flow, syn);
+        let f = frame(&o, flow, flags);
         let len = f.len() as u32;
         w.write_all(&[0; 8])?;
         w.write_all(&len.to_le_bytes())?;

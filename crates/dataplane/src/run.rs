@@ -11,6 +11,7 @@ use dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, MAX_BURS
 
 use crate::counters::DropReason;
 use crate::worker::{Verdict, Worker, WorkerMsg};
+use rvs_ipvs::conn::SlotHint;
 
 /// This worker's queue pair on one port.
 pub struct PortQueues {
@@ -48,12 +49,13 @@ impl Out {
         pi: usize,
         mut m: Mbuf,
         now_ms: u64,
+        hint: Option<SlotHint>,
     ) {
         if m.is_chained() {
             worker.shared().counters.drop(DropReason::MultiSegment);
             return;
         }
-        match worker.handle(pi, &mut m, now_ms) {
+        match worker.handle_hinted(pi, &mut m, now_ms, hint) {
             Verdict::Tx(out) => self.tx[out].push(m),
             Verdict::Redirect(w) => {
                 let sent = handover
@@ -95,6 +97,8 @@ pub fn run_worker(
         port_index[q.rx.port_id() as usize] = i;
     }
     let mut rx: Vec<Mbuf> = Vec::with_capacity(MAX_BURST);
+    // What the burst stage found for each packet of `rx`.
+    let mut hints = [None; MAX_BURST];
     let mut out = Out {
         tx: (0..queues.len())
             .map(|_| Vec::with_capacity(2 * MAX_BURST))
@@ -116,22 +120,28 @@ pub fn run_worker(
         let mut got = 0;
         if let Some(h) = handover.as_mut() {
             got += h.inbox.dequeue_burst(&mut rx);
-            worker.prefetch_burst(&rx);
+            worker.prefetch_burst(&rx, &mut hints);
         }
-        for m in rx.drain(..) {
+        for (m, hint) in rx
+            .drain(..)
+            .zip(hints.into_iter().chain(std::iter::repeat(None)))
+        {
             counters.redirected_in.inc();
             match port_index.get(m.port() as usize) {
                 Some(&pi) if pi != usize::MAX => {
-                    out.dispatch(&mut worker, &handover, pi, m, now_ms)
+                    out.dispatch(&mut worker, &handover, pi, m, now_ms, hint)
                 }
                 _ => counters.drop(DropReason::NotOurMac),
             }
         }
         for (pi, q) in queues.iter_mut().enumerate() {
             got += q.rx.rx_burst(&mut rx);
-            worker.prefetch_burst(&rx);
-            for m in rx.drain(..) {
-                out.dispatch(&mut worker, &handover, pi, m, now_ms);
+            worker.prefetch_burst(&rx, &mut hints);
+            for (m, hint) in rx
+                .drain(..)
+                .zip(hints.into_iter().chain(std::iter::repeat(None)))
+            {
+                out.dispatch(&mut worker, &handover, pi, m, now_ms, hint);
             }
         }
         for (port, bytes) in worker.generated.drain(..) {

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use rvs_ipvs::conn::{Binding, Conn, ConnTable, FlowKey, OutKey};
+use rvs_ipvs::conn::{Binding, Conn, ConnTable, FlowKey, OutKey, SlotHint};
 use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
@@ -171,6 +171,8 @@ pub struct Worker {
     neigh_reader: NeighbourReader,
     templates: Arc<Templates>,
     shared: Arc<WorkerShared>,
+    /// The slot the burst stage found for the packet being handled.
+    hint: Option<SlotHint>,
     /// Expiry sweep: slots owed to it, and when that was last worked out.
     sweep_credit: usize,
     sweep_ms: u64,
@@ -185,20 +187,53 @@ pub struct Worker {
 
 type Step<T> = Result<T, DropReason>;
 
-/// Ports, and for TCP the state-machine event and whether the segment may
-/// open a connection (SYN without RST).
-fn l4_ports(protocol: Protocol, l4: &[u8]) -> Step<(u16, u16, Option<Event>, bool)> {
-    Ok(match protocol {
-        Protocol::Tcp => {
-            let t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-            let ev = Event::from_flags(t.syn(), t.fin(), t.ack(), t.rst());
-            (t.src_port(), t.dst_port(), ev, t.syn() && !t.rst())
-        }
-        _ => {
-            let u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-            (u.src_port(), u.dst_port(), None, false)
-        }
-    })
+/// A TCP or UDP header as connection tracking needs it.
+#[derive(Debug, Clone, Copy)]
+struct L4 {
+    sport: u16,
+    dport: u16,
+    /// TCP flags; 0 for UDP.
+    flags: u8,
+}
+
+impl L4 {
+    /// The TCP state-machine event of the segment (none for UDP).
+    fn event(&self) -> Option<Event> {
+        use rvs_packet::tcp::flags::{ACK, FIN, RST, SYN};
+        let f = self.flags;
+        Event::from_flags(f & SYN != 0, f & FIN != 0, f & ACK != 0, f & RST != 0)
+    }
+
+    /// Whether the segment may open a connection: SYN without RST.
+    fn syn_only(&self) -> bool {
+        use rvs_packet::tcp::flags::{RST, SYN};
+        self.flags & (SYN | RST) == SYN
+    }
+}
+
+/// Ports and TCP flags. Plain fields rather than a tuple with an
+/// `Option<Event>`: rustc packed that through the stack with a
+/// store-forwarding stall per packet.
+#[inline(always)]
+fn l4_ports(protocol: Protocol, l4: &[u8]) -> Step<L4> {
+    match protocol {
+        Protocol::Tcp => match TcpSegment::new_checked(l4) {
+            Ok(t) => Ok(L4 {
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                flags: t.flags(),
+            }),
+            Err(_) => Err(DropReason::BadL4Header),
+        },
+        _ => match UdpDatagram::new_checked(l4) {
+            Ok(u) => Ok(L4 {
+                sport: u.src_port(),
+                dport: u.dst_port(),
+                flags: 0,
+            }),
+            Err(_) => Err(DropReason::BadL4Header),
+        },
+    }
 }
 
 /// The flow key of a TCP or UDP frame, read without any checks: only a hint
@@ -282,6 +317,7 @@ impl Worker {
             neigh,
             templates,
             shared,
+            hint: None,
             sweep_credit: 0,
             sweep_ms: 0,
             arp_asked: FxHashMap::default(),
@@ -305,7 +341,7 @@ impl Worker {
     /// Applies a control message.
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
-            WorkerMsg::SetTimeouts(t) => self.conns.timeouts = *t,
+            WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
             WorkerMsg::ListConns(reply, limit) => {
                 let rows = self
                     .conns
@@ -373,18 +409,19 @@ impl Worker {
     /// key and prefetches its index line, then, with those lines on their
     /// way, the table slots they point at. The lookups that follow find both
     /// in cache instead of waiting on memory two or three times per packet.
-    pub fn prefetch_burst<B: PacketBuf>(&self, pkts: &[B]) {
-        for chunk in pkts.chunks(dpdk::MAX_BURST) {
-            let mut hashes = [None; dpdk::MAX_BURST];
-            for (h, p) in hashes.iter_mut().zip(chunk) {
-                *h = flow_key_hint(p.data()).and_then(|k| self.conns.key_hash(&k));
-                if let Some(h) = *h {
-                    self.conns.prefetch_index(h, dpdk::prefetch);
-                }
+    ///
+    /// `hints[i]` gets the slot found for `pkts[i]`, to pass to
+    /// [`Worker::handle_hinted`].
+    pub fn prefetch_burst<B: PacketBuf>(&self, pkts: &[B], hints: &mut [Option<SlotHint>]) {
+        let mut hashes = [None; dpdk::MAX_BURST];
+        for (h, p) in hashes.iter_mut().zip(pkts) {
+            *h = flow_key_hint(p.data()).and_then(|k| self.conns.key_hash(&k));
+            if let Some(h) = *h {
+                self.conns.prefetch_index(h, dpdk::prefetch);
             }
-            for h in hashes.iter().flatten() {
-                self.conns.prefetch_slots(*h, dpdk::prefetch);
-            }
+        }
+        for (hint, h) in hints.iter_mut().zip(&hashes) {
+            *hint = h.and_then(|h| self.conns.prefetch_slots(h, dpdk::prefetch));
         }
     }
 
@@ -397,6 +434,18 @@ impl Worker {
     /// Processes one received frame on port `port`, rewriting it in place
     /// when it is to be sent on.
     pub fn handle<B: PacketBuf>(&mut self, port: usize, pkt: &mut B, now_ms: u64) -> Verdict {
+        self.handle_hinted(port, pkt, now_ms, None)
+    }
+
+    /// [`Worker::handle`] with the slot [`Worker::prefetch_burst`] found.
+    pub fn handle_hinted<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+        hint: Option<SlotHint>,
+    ) -> Verdict {
+        self.hint = hint;
         let c = &self.shared.counters;
         c.rx_packets.inc();
         let v = match self.classify(port, pkt, now_ms) {
@@ -412,6 +461,7 @@ impl Worker {
         v
     }
 
+    #[inline(always)]
     fn classify<B: PacketBuf>(&mut self, port: usize, pkt: &mut B, now_ms: u64) -> Step<Verdict> {
         let p = self.cfg.ports[port];
         let frame = pkt.data_mut();
@@ -487,6 +537,7 @@ impl Worker {
         self.cfg.ports.iter().any(|p| p.addr == ip)
     }
 
+    #[inline]
     fn handle_ipv4<B: PacketBuf>(
         &mut self,
         port: usize,
@@ -524,7 +575,8 @@ impl Worker {
         if self.is_local(dst) {
             return Err(DropReason::ToDirector);
         }
-        let (sport, dport, event, syn_only) = l4_ports(protocol, ip.payload())?;
+        let l4 = l4_ports(protocol, ip.payload())?;
+        let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
         pkt.truncate(ip_end);
         let key = FlowKey {
             protocol,
@@ -560,7 +612,10 @@ impl Worker {
 
     /// The connection-tracking step, the same for both address families:
     /// an existing connection (client side), a NAT server's reply, or a new
-    /// flow to schedule.
+    /// flow to schedule. Inlined so that its result stays in registers (as
+    /// a returned `Flow` it went through the stack with a store-forwarding
+    /// stall).
+    #[inline(always)]
     fn flow(
         &mut self,
         key: FlowKey,
@@ -569,7 +624,7 @@ impl Worker {
         now_ms: u64,
     ) -> Step<Flow> {
         let is_tcp = key.protocol == Protocol::Tcp;
-        let mut existing = self.conns.lookup(&key);
+        let mut existing = self.conns.lookup_hinted(&key, self.hint.take());
         if let Some(r) = existing {
             // A new SYN on a connection that is closing starts a new one
             // (the kernel's conn_reuse_mode 1).
@@ -613,7 +668,9 @@ impl Worker {
 
     /// Schedules the first packet of a flow (through a persistence template
     /// when the service has one) and records the connection, except for
-    /// one-packet services. Returns where the packet goes.
+    /// one-packet services. Returns where the packet goes. Kept out of line:
+    /// established traffic never comes here.
+    #[inline(never)]
     fn new_flow(
         &mut self,
         key: FlowKey,

@@ -406,8 +406,16 @@ pub struct ConnTable {
     templates: Registry<Arc<Template>>,
     capacity: usize,
     seed: Seed,
-    pub timeouts: Timeouts,
+    timeouts: Timeouts,
+    /// `timeouts` by TCP state, in seconds (a load instead of a match per
+    /// segment).
+    state_secs: [u32; TcpState::ALL.len()],
 }
+
+/// A slot that a burst's prefetch stage found for a packet: probably its
+/// connection, to be confirmed by [`ConnTable::lookup_hinted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotHint(u32);
 
 /// A flow key's hash, computed once per packet: a burst uses it to prefetch
 /// the index line and slot its lookup will read.
@@ -469,7 +477,18 @@ impl ConnTable {
             capacity,
             seed: Seed::random(),
             timeouts,
+            state_secs: TcpState::ALL.map(|s| timeouts.tcp_timeout(s)),
         }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// New timeouts, for state changes from now on (`--set`).
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.timeouts = t;
+        self.state_secs = TcpState::ALL.map(|s| t.tcp_timeout(s));
     }
 
     pub fn len(&self) -> usize {
@@ -546,20 +565,49 @@ impl ConnTable {
     }
 
     /// The second burst stage, once the index line is in cache: the slots
-    /// whose tags match `h` in it.
+    /// whose tags match `h` in it. Returns the first of them, for
+    /// [`ConnTable::lookup_hinted`].
     #[inline]
-    pub fn prefetch_slots(&self, h: KeyHash, prefetch: impl Fn(*const u8)) {
+    pub fn prefetch_slots(&self, h: KeyHash, prefetch: impl Fn(*const u8)) -> Option<SlotHint> {
+        let mut first = None;
         if h.v6 {
             let s = &self.v6;
             s.index.home_candidates(h.hash, |i| {
+                first.get_or_insert(SlotHint(i | V6));
                 prefetch(&s.slots[i as usize] as *const Slot<V6Key> as *const u8)
             });
         } else {
             let s = &self.v4;
             s.index.home_candidates(h.hash, |i| {
+                first.get_or_insert(SlotHint(i));
                 prefetch(&s.slots[i as usize] as *const Slot<V4Key> as *const u8)
             });
         }
+        first
+    }
+
+    /// [`ConnTable::lookup`], trying first the slot the burst stage found
+    /// (it is the connection if it is live and holds this very key, keys
+    /// being unique): the index line is not read a second time.
+    #[inline]
+    pub fn lookup_hinted(&self, key: &FlowKey, hint: Option<SlotHint>) -> Option<ConnRef> {
+        if let Some(SlotHint(r)) = hint {
+            let hit = if r & V6 == 0 {
+                let s = self.v4.slots.get(r as usize);
+                s.is_some_and(|s| {
+                    s.data.flags & F_LIVE != 0 && Some(s.key) == V4Key::from_flow(key)
+                })
+            } else {
+                let s = self.v6.slots.get((r & !V6) as usize);
+                s.is_some_and(|s| {
+                    s.data.flags & F_LIVE != 0 && Some(s.key) == V6Key::from_flow(key)
+                })
+            };
+            if hit {
+                return Some(ConnRef(r));
+            }
+        }
+        self.lookup(key)
     }
 
     /// The NAT connection a reply from a real server belongs to.
@@ -806,7 +854,6 @@ impl ConnTable {
     /// A TCP segment of this connection passed: step the state machine, move
     /// the dest's active/inactive counters, re-arm the timer.
     pub fn on_tcp(&mut self, r: ConnRef, output: bool, event: Option<Event>, now_ms: u64) {
-        let timeouts = self.timeouts;
         let d = self.data_only(r);
         let dir = if output {
             Direction::Output
@@ -826,7 +873,7 @@ impl ConnTable {
         if now_active != was_active {
             self.dests.get(d.dest).shared.set_conn_active(now_active);
         }
-        let expires_s = secs(now_ms + timeouts.tcp_timeout(new) as u64 * 1000);
+        let expires_s = secs(now_ms + self.state_secs[new as usize] as u64 * 1000);
         // The common case, a segment of an established flow within the same
         // second: nothing to write.
         if new == old && expires_s == d.expires_s && (!output || d.flags & F_NO_OUTPUT == 0) {

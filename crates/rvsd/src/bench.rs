@@ -44,6 +44,7 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         .unwrap_or_default();
     let dt = (last.0 - first.0).max(1e-9);
     let rx_pps = (last.1 - first.1) as f64 / dt;
+    let new_per_s = (last.2 - first.2) as f64 / dt;
     let new_peak = samples
         .windows(2)
         .map(|w| (w[1].2 - w[0].2) as f64 / (w[1].0 - w[0].0).max(1e-9))
@@ -73,6 +74,7 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
     serde_json::json!({
         "seconds": last.0,
         "rx_pps": rx_pps,
+        "new_conns_per_s": new_per_s,
         "new_conns_peak_per_s": new_peak,
         "new_conns_total": last.2,
         "bursts": all.as_ref().map_or(0, |h| h.len()),

@@ -52,6 +52,11 @@ pub struct DpdkSection {
     /// Packet buffers in the pool.
     #[serde(default = "default_mbufs")]
     pub mbufs: u32,
+    /// Bytes of packet data per buffer, after the headroom that tunnel
+    /// headers are written into (frames bigger than this are dropped by the
+    /// PMD or arrive as chains, which are dropped and counted).
+    #[serde(default = "default_mbuf_data_room")]
+    pub mbuf_data_room: u16,
     /// Passed to the EAL as they are.
     #[serde(default)]
     pub extra_eal_args: Vec<String>,
@@ -65,6 +70,10 @@ fn default_mbufs() -> u32 {
     16383
 }
 
+fn default_mbuf_data_room() -> u16 {
+    2048
+}
+
 impl Default for DpdkSection {
     fn default() -> Self {
         DpdkSection {
@@ -72,6 +81,7 @@ impl Default for DpdkSection {
             hugepages: Hugepages::Auto,
             memory_mb: default_memory(),
             mbufs: default_mbufs(),
+            mbuf_data_room: default_mbuf_data_room(),
             extra_eal_args: Vec::new(),
         }
     }

@@ -127,7 +127,7 @@ fn run(args: Args) -> Result<()> {
     let eal = Eal::init(&eal_args).context("starting the DPDK EAL")?;
 
     let pool = Arc::new(
-        Mempool::new("rvs_pool", cfg.dpdk.mbufs, 256, 2048)
+        Mempool::new("rvs_pool", cfg.dpdk.mbufs, 256, cfg.dpdk.mbuf_data_room)
             .context("creating the packet buffer pool (raise dpdk.memory_mb?)")?,
     );
 

@@ -142,7 +142,8 @@ impl Worker {
             return Err(DropReason::ToDirector);
         }
         let ip_end = IP + ip.total_len();
-        let (sport, dport, event, syn_only) = l4_ports(protocol, ip.payload())?;
+        let l4 = l4_ports(protocol, ip.payload())?;
+        let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
         pkt.truncate(ip_end);
         let key = FlowKey {
             protocol,
