@@ -537,7 +537,7 @@ impl Worker {
         self.cfg.ports.iter().any(|p| p.addr == ip)
     }
 
-    #[inline]
+    #[inline(always)]
     fn handle_ipv4<B: PacketBuf>(
         &mut self,
         port: usize,
@@ -597,6 +597,7 @@ impl Worker {
     /// The worker owning this packet's connection, if not this one: the
     /// client is the source of packets to a VIP and the destination of
     /// anything else (a NAT server's reply).
+    #[inline]
     fn elsewhere(&self, key: &FlowKey) -> Option<usize> {
         let n = self.cfg.workers;
         if n <= 1 {

@@ -654,7 +654,7 @@ impl ConnTable {
     }
 
     /// The connection's data alone (no key conversion), for the fast path.
-    #[inline]
+    #[inline(always)]
     fn data_only(&self, r: ConnRef) -> ConnData {
         if r.0 & V6 == 0 {
             self.v4.slots[r.0 as usize].data
