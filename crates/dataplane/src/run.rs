@@ -28,8 +28,9 @@ pub struct Handover {
 
 #[derive(Debug, Clone, Copy)]
 pub struct IdleBackoff {
-    /// Consecutive empty polls before the worker starts sleeping; 0 disables
-    /// the back-off (pure busy polling, as on a dedicated core).
+    /// Consecutive empty polls before the worker starts sleeping (it yields
+    /// the CPU after each empty poll until then); 0 disables the back-off
+    /// (pure busy polling, as on a dedicated core).
     pub empty_polls: u32,
     pub sleep: Duration,
     /// Record each non-empty burst's processing time (benchmarks).
@@ -172,9 +173,16 @@ pub fn run_worker(
         worker.housekeeping(now_ms);
         if got == 0 {
             empty = empty.saturating_add(1);
-            if idle.empty_polls > 0 && empty >= idle.empty_polls {
-                counters.idle_sleeps.inc();
-                std::thread::sleep(idle.sleep);
+            if idle.empty_polls > 0 {
+                if empty >= idle.empty_polls {
+                    counters.idle_sleeps.inc();
+                    std::thread::sleep(idle.sleep);
+                } else {
+                    // On a CPU shared with other work (containers, labs),
+                    // let whatever else is runnable go first; alone on its
+                    // CPU the worker is straight back.
+                    std::thread::yield_now();
+                }
             }
         } else {
             empty = 0;

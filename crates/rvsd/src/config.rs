@@ -180,7 +180,8 @@ pub struct WorkersSection {
     /// One worker per lcore listed.
     #[serde(default = "default_lcores")]
     pub lcores: Vec<u32>,
-    /// Empty polls in a row before the worker naps; 0 never naps.
+    /// Empty polls in a row before the worker naps (yielding the CPU after
+    /// each empty poll until then); 0 never naps nor yields.
     #[serde(default)]
     pub idle_empty_polls: u32,
     /// Length of a nap, in microseconds.
