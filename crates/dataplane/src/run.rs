@@ -10,7 +10,7 @@ use crossbeam_channel::Receiver;
 use dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, MAX_BURST};
 
 use crate::counters::DropReason;
-use crate::worker::{Verdict, Worker, WorkerMsg};
+use crate::worker::{Verdict, Worker, WorkerMsg, PREFETCH_GROUP};
 use rvs_ipvs::conn::SlotHint;
 
 /// This worker's queue pair on one port.
@@ -97,9 +97,9 @@ pub fn run_worker(
     for (i, q) in queues.iter().enumerate() {
         port_index[q.rx.port_id() as usize] = i;
     }
-    let mut rx: Vec<Mbuf> = Vec::with_capacity(MAX_BURST);
+    let mut rx: Vec<Mbuf> = Vec::with_capacity(PREFETCH_GROUP);
     // What the burst stage found for each packet of `rx`.
-    let mut hints = [None; MAX_BURST];
+    let mut hints = [None; PREFETCH_GROUP];
     let mut out = Out {
         tx: (0..queues.len())
             .map(|_| Vec::with_capacity(2 * MAX_BURST))
@@ -136,7 +136,8 @@ pub fn run_worker(
             }
         }
         for (pi, q) in queues.iter_mut().enumerate() {
-            got += q.rx.rx_burst(&mut rx);
+            while q.rx.rx_burst(&mut rx) == MAX_BURST && rx.len() < PREFETCH_GROUP {}
+            got += rx.len();
             worker.prefetch_burst(&rx, &mut hints);
             for (m, hint) in rx
                 .drain(..)

@@ -236,6 +236,12 @@ fn l4_ports(protocol: Protocol, l4: &[u8]) -> Step<L4> {
     }
 }
 
+/// Packets prefetched and handled as one group: two rx bursts when traffic
+/// is heavy (the loop takes a second burst only after a full first one).
+/// Measured at 1 M flows: 64 beats 32 by a few per cent (the prefetches have
+/// longer to land) and 128 loses (the group's lines no longer stay in L1).
+pub const PREFETCH_GROUP: usize = 2 * dpdk::MAX_BURST;
+
 /// The flow key of a TCP or UDP frame, read without any checks: only a hint
 /// for prefetching ([`Worker::handle`] validates the packet itself).
 fn flow_key_hint(f: &[u8]) -> Option<FlowKey> {
@@ -411,9 +417,9 @@ impl Worker {
     /// in cache instead of waiting on memory two or three times per packet.
     ///
     /// `hints[i]` gets the slot found for `pkts[i]`, to pass to
-    /// [`Worker::handle_hinted`].
+    /// [`Worker::handle_hinted`]; packets beyond [`PREFETCH_GROUP`] get none.
     pub fn prefetch_burst<B: PacketBuf>(&self, pkts: &[B], hints: &mut [Option<SlotHint>]) {
-        let mut hashes = [None; dpdk::MAX_BURST];
+        let mut hashes = [None; PREFETCH_GROUP];
         for (h, p) in hashes.iter_mut().zip(pkts) {
             *h = flow_key_hint(p.data()).and_then(|k| self.conns.key_hash(&k));
             if let Some(h) = *h {
@@ -588,7 +594,7 @@ impl Worker {
         if let Some(w) = self.elsewhere(&key) {
             return Ok(Verdict::Redirect(w));
         }
-        match self.flow(key, event, syn_only, now_ms)? {
+        match self.flow(&key, event, syn_only, now_ms)? {
             Flow::In(target) => self.xmit(port, pkt, target, now_ms),
             Flow::Out { vaddr, vport } => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
         }
@@ -619,13 +625,13 @@ impl Worker {
     #[inline(always)]
     fn flow(
         &mut self,
-        key: FlowKey,
+        key: &FlowKey,
         event: Option<Event>,
         syn_only: bool,
         now_ms: u64,
     ) -> Step<Flow> {
         let is_tcp = key.protocol == Protocol::Tcp;
-        let mut existing = self.conns.lookup_hinted(&key, self.hint.take());
+        let mut existing = self.conns.lookup_hinted(key, self.hint.take());
         if let Some(r) = existing {
             // A new SYN on a connection that is closing starts a new one
             // (the kernel's conn_reuse_mode 1).
@@ -644,6 +650,20 @@ impl Worker {
             let (daddr, dport, fwd) = self.conns.target(r);
             return Ok(Flow::In(Target { daddr, dport, fwd }));
         }
+        self.unknown_flow(key, event, syn_only, now_ms)
+    }
+
+    /// A packet of no connection on the client side: a NAT real server's
+    /// reply, or a new flow. Out of line, away from established traffic.
+    #[inline(never)]
+    fn unknown_flow(
+        &mut self,
+        key: &FlowKey,
+        event: Option<Event>,
+        syn_only: bool,
+        now_ms: u64,
+    ) -> Step<Flow> {
+        let is_tcp = key.protocol == Protocol::Tcp;
         // A NAT real server's reply?
         let out = OutKey {
             protocol: key.protocol,
@@ -674,7 +694,7 @@ impl Worker {
     #[inline(never)]
     fn new_flow(
         &mut self,
-        key: FlowKey,
+        key: &FlowKey,
         syn_only: bool,
         event: Option<Event>,
         now_ms: u64,
@@ -768,12 +788,15 @@ impl Worker {
             return Ok(target);
         }
         let template = binding.template.clone();
-        let r = self.conns.insert_bound(key, binding, now_ms).map_err(|_| {
-            if let Some(t) = template {
-                t.detach();
-            }
-            DropReason::ConnTableFull
-        })?;
+        let r = self
+            .conns
+            .insert_bound(*key, binding, now_ms)
+            .map_err(|_| {
+                if let Some(t) = template {
+                    t.detach();
+                }
+                DropReason::ConnTableFull
+            })?;
         if is_tcp {
             self.conns.on_tcp(r, false, event, now_ms);
         } else {

@@ -155,7 +155,7 @@ impl Worker {
         if let Some(w) = self.elsewhere(&key) {
             return Ok(Verdict::Redirect(w));
         }
-        match self.flow(key, event, syn_only, now_ms)? {
+        match self.flow(&key, event, syn_only, now_ms)? {
             Flow::In(t) => self.xmit6(port, pkt, t, now_ms),
             Flow::Out { vaddr, vport } => {
                 let IpAddr::V6(v) = vaddr else {
