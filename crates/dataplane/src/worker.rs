@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use rvs_ipvs::conn::{Binding, Conn, ConnTable, FlowKey, OutKey, SlotHint};
+use rvs_ipvs::conn::{Binding, Conn, ConnRef, ConnTable, FlowKey, OutKey, SlotHint};
 use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
@@ -594,7 +594,13 @@ impl Worker {
         if let Some(w) = self.elsewhere(&key) {
             return Ok(Verdict::Redirect(w));
         }
-        match self.flow(&key, event, syn_only, now_ms)? {
+        // Established connections first, with no `Flow` in between: as an
+        // enum result the target went through the stack and stalled.
+        if let Some(r) = self.established(&key, event, syn_only, now_ms) {
+            let (daddr, dport, fwd) = self.conns.target(r);
+            return self.xmit(port, pkt, Target { daddr, dport, fwd }, now_ms);
+        }
+        match self.unknown_flow(&key, event, syn_only, now_ms)? {
             Flow::In(target) => self.xmit(port, pkt, target, now_ms),
             Flow::Out { vaddr, vport } => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
         }
@@ -630,27 +636,38 @@ impl Worker {
         syn_only: bool,
         now_ms: u64,
     ) -> Step<Flow> {
-        let is_tcp = key.protocol == Protocol::Tcp;
-        let mut existing = self.conns.lookup_hinted(key, self.hint.take());
-        if let Some(r) = existing {
-            // A new SYN on a connection that is closing starts a new one
-            // (the kernel's conn_reuse_mode 1).
-            let st = self.conns.state(r);
-            if is_tcp && syn_only && matches!(st, TcpState::TimeWait | TcpState::Close) {
-                self.conns.remove(r);
-                existing = None;
-            }
-        }
-        if let Some(r) = existing {
-            if is_tcp {
-                self.conns.on_tcp(r, false, event, now_ms);
-            } else {
-                self.conns.on_udp(r, now_ms);
-            }
+        if let Some(r) = self.established(key, event, syn_only, now_ms) {
             let (daddr, dport, fwd) = self.conns.target(r);
             return Ok(Flow::In(Target { daddr, dport, fwd }));
         }
         self.unknown_flow(key, event, syn_only, now_ms)
+    }
+
+    /// The client side's connection of this packet, its state stepped and
+    /// timer re-armed; none when there is none, or when a SYN finds it
+    /// closing (the kernel's conn_reuse_mode 1: it is removed, and the SYN
+    /// starts a new one).
+    #[inline(always)]
+    fn established(
+        &mut self,
+        key: &FlowKey,
+        event: Option<Event>,
+        syn_only: bool,
+        now_ms: u64,
+    ) -> Option<ConnRef> {
+        let is_tcp = key.protocol == Protocol::Tcp;
+        let r = self.conns.lookup_hinted(key, self.hint.take())?;
+        if is_tcp && syn_only && matches!(self.conns.state(r), TcpState::TimeWait | TcpState::Close)
+        {
+            self.conns.remove(r);
+            return None;
+        }
+        if is_tcp {
+            self.conns.on_tcp(r, false, event, now_ms);
+        } else {
+            self.conns.on_udp(r, now_ms);
+        }
+        Some(r)
     }
 
     /// A packet of no connection on the client side: a NAT real server's

@@ -92,6 +92,7 @@ pub(super) fn tun_overhead(t: &TunSpec) -> usize {
 
 impl Worker {
     /// Sends a client's packet to its real server by the connection's method.
+    #[inline(always)]
     pub(super) fn xmit<B: PacketBuf>(
         &mut self,
         in_port: usize,
