@@ -32,7 +32,11 @@ pub struct IdleBackoff {
     /// the CPU after each empty poll until then); 0 disables the back-off
     /// (pure busy polling, as on a dedicated core).
     pub empty_polls: u32,
+    /// The first nap; each further nap in a row doubles, up to `max_sleep`
+    /// (an idle worker then wakes a thousand times a second, not ten
+    /// thousand: in a VM each wake-up costs tens of microseconds).
     pub sleep: Duration,
+    pub max_sleep: Duration,
     /// Record each non-empty burst's processing time (benchmarks).
     pub record_bursts: bool,
 }
@@ -106,6 +110,7 @@ pub fn run_worker(
             .collect(),
     };
     let mut empty = 0u32;
+    let mut nap = idle.sleep;
     let mut bursts = idle.record_bursts.then(|| {
         // 1 ns to 10 s at 3 significant digits; saturating beyond.
         hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
@@ -177,7 +182,8 @@ pub fn run_worker(
             if idle.empty_polls > 0 {
                 if empty >= idle.empty_polls {
                     counters.idle_sleeps.inc();
-                    std::thread::sleep(idle.sleep);
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(idle.max_sleep.max(idle.sleep));
                 } else {
                     // On a CPU shared with other work (containers, labs),
                     // let whatever else is runnable go first; alone on its
@@ -187,6 +193,7 @@ pub fn run_worker(
             }
         } else {
             empty = 0;
+            nap = idle.sleep;
         }
     }
     if let Ok(mut slot) = shared.burst_ns.lock() {

@@ -184,13 +184,20 @@ pub struct WorkersSection {
     /// each empty poll until then); 0 never naps nor yields.
     #[serde(default)]
     pub idle_empty_polls: u32,
-    /// Length of a nap, in microseconds.
+    /// Length of the first nap, in microseconds.
     #[serde(default = "default_idle_sleep")]
     pub idle_sleep_us: u64,
+    /// Longest nap: naps in a row double up to it.
+    #[serde(default = "default_idle_sleep_max")]
+    pub idle_sleep_max_us: u64,
 }
 
 fn default_lcores() -> Vec<u32> {
     vec![1]
+}
+
+fn default_idle_sleep_max() -> u64 {
+    1000
 }
 
 fn default_idle_sleep() -> u64 {
@@ -203,6 +210,7 @@ impl Default for WorkersSection {
             lcores: default_lcores(),
             idle_empty_polls: 0,
             idle_sleep_us: default_idle_sleep(),
+            idle_sleep_max_us: default_idle_sleep_max(),
         }
     }
 }

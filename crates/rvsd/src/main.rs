@@ -190,6 +190,7 @@ fn run(args: Args) -> Result<()> {
     let idle = IdleBackoff {
         empty_polls: cfg.workers.idle_empty_polls,
         sleep: Duration::from_micros(cfg.workers.idle_sleep_us),
+        max_sleep: Duration::from_micros(cfg.workers.idle_sleep_max_us),
         record_bursts: args.run_for.is_some(),
     };
 
