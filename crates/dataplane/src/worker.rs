@@ -623,11 +623,10 @@ impl Worker {
         (w != self.cfg.id).then_some(w)
     }
 
-    /// The connection-tracking step, the same for both address families:
-    /// an existing connection (client side), a NAT server's reply, or a new
-    /// flow to schedule. Inlined so that its result stays in registers (as
-    /// a returned `Flow` it went through the stack with a store-forwarding
-    /// stall).
+    /// The connection-tracking step: an existing connection (client side),
+    /// a NAT server's reply, or a new flow to schedule. The IPv4 path calls
+    /// its two halves itself, so that an established packet's target never
+    /// goes through a `Flow` on the stack (a store-forwarding stall).
     #[inline(always)]
     fn flow(
         &mut self,
@@ -662,11 +661,7 @@ impl Worker {
             self.conns.remove(r);
             return None;
         }
-        if is_tcp {
-            self.conns.on_tcp(r, false, event, now_ms);
-        } else {
-            self.conns.on_udp(r, now_ms);
-        }
+        self.conns.on_packet(r, key.protocol, false, event, now_ms);
         Some(r)
     }
 
@@ -680,7 +675,6 @@ impl Worker {
         syn_only: bool,
         now_ms: u64,
     ) -> Step<Flow> {
-        let is_tcp = key.protocol == Protocol::Tcp;
         // A NAT real server's reply?
         let out = OutKey {
             protocol: key.protocol,
@@ -690,11 +684,7 @@ impl Worker {
             cport: key.vport,
         };
         if let Some(r) = self.conns.lookup_out(&out) {
-            if is_tcp {
-                self.conns.on_tcp(r, true, event, now_ms);
-            } else {
-                self.conns.on_udp(r, now_ms);
-            }
+            self.conns.on_packet(r, key.protocol, true, event, now_ms);
             let c = self.conns.get(r);
             return Ok(Flow::Out {
                 vaddr: c.key.vaddr,
@@ -814,11 +804,7 @@ impl Worker {
                 }
                 DropReason::ConnTableFull
             })?;
-        if is_tcp {
-            self.conns.on_tcp(r, false, event, now_ms);
-        } else {
-            self.conns.on_udp(r, now_ms);
-        }
+        self.conns.on_packet(r, key.protocol, false, event, now_ms);
         Ok(target)
     }
 }

@@ -894,6 +894,23 @@ impl ConnTable {
         });
     }
 
+    /// A packet of this connection passed: a TCP segment steps the state
+    /// machine ([`ConnTable::on_tcp`]), a UDP datagram re-arms the timer.
+    #[inline]
+    pub fn on_packet(
+        &mut self,
+        r: ConnRef,
+        protocol: Protocol,
+        output: bool,
+        event: Option<Event>,
+        now_ms: u64,
+    ) {
+        match protocol {
+            Protocol::Tcp => self.on_tcp(r, output, event, now_ms),
+            _ => self.on_udp(r, now_ms),
+        }
+    }
+
     /// A UDP datagram of this connection passed: re-arm the timer.
     pub fn on_udp(&mut self, r: ConnRef, now_ms: u64) {
         let e = secs(now_ms + self.timeouts.udp as u64 * 1000);
