@@ -13,7 +13,7 @@
 //! Expiry sweeps the slab a few slots per poll loop, resuming where it
 //! stopped, so no loop ever scans the whole table.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -140,7 +140,7 @@ const F_ACTIVE: u8 = 2;
 const F_NO_OUTPUT: u8 = 4;
 
 /// The address family specific part of a slot.
-trait SlotKey: Copy + Default + PartialEq + Hash {
+trait SlotKey: Copy + Default + PartialEq {
     fn from_flow(k: &FlowKey) -> Option<Self>;
     fn to_flow(&self) -> FlowKey;
     fn seeded_hash(&self, seed: &Seed) -> u64;
@@ -182,7 +182,7 @@ fn ip_bits(a: IpAddr) -> u128 {
 }
 
 /// An IPv4 flow key: 16 bytes (13 used).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 struct V4Key {
     caddr: u32,
@@ -193,7 +193,7 @@ struct V4Key {
 }
 
 /// An IPv6 flow key: 40 bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 struct V6Key {
     caddr: [u8; 16],
@@ -388,6 +388,27 @@ impl<K: SlotKey> Shard<K> {
         }
     }
 
+    /// Whether slot `i` holds a live connection with this key (keys being
+    /// unique, it is then that connection).
+    #[inline]
+    fn holds(&self, i: u32, key: &FlowKey) -> bool {
+        self.slots.get(i as usize).is_some_and(|s| {
+            s.data.flags & F_LIVE != 0 && Some(s.key) == K::from_flow(key)
+        })
+    }
+
+    /// Prefetches the slots whose tags match `hash` in its home bucket;
+    /// returns the first.
+    #[inline]
+    fn prefetch_candidates(&self, hash: u64, prefetch: impl Fn(*const u8)) -> Option<u32> {
+        let mut first = None;
+        self.index.home_candidates(hash, |i| {
+            first.get_or_insert(i);
+            prefetch(&self.slots[i as usize] as *const Slot<K> as *const u8)
+        });
+        first
+    }
+
     fn bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot<K>>()
             + self.free.capacity() * 4
@@ -569,21 +590,13 @@ impl ConnTable {
     /// [`ConnTable::lookup_hinted`].
     #[inline]
     pub fn prefetch_slots(&self, h: KeyHash, prefetch: impl Fn(*const u8)) -> Option<SlotHint> {
-        let mut first = None;
         if h.v6 {
-            let s = &self.v6;
-            s.index.home_candidates(h.hash, |i| {
-                first.get_or_insert(SlotHint(i | V6));
-                prefetch(&s.slots[i as usize] as *const Slot<V6Key> as *const u8)
-            });
+            self.v6
+                .prefetch_candidates(h.hash, prefetch)
+                .map(|i| SlotHint(i | V6))
         } else {
-            let s = &self.v4;
-            s.index.home_candidates(h.hash, |i| {
-                first.get_or_insert(SlotHint(i));
-                prefetch(&s.slots[i as usize] as *const Slot<V4Key> as *const u8)
-            });
+            self.v4.prefetch_candidates(h.hash, prefetch).map(SlotHint)
         }
-        first
     }
 
     /// [`ConnTable::lookup`], trying first the slot the burst stage found
@@ -593,15 +606,9 @@ impl ConnTable {
     pub fn lookup_hinted(&self, key: &FlowKey, hint: Option<SlotHint>) -> Option<ConnRef> {
         if let Some(SlotHint(r)) = hint {
             let hit = if r & V6 == 0 {
-                let s = self.v4.slots.get(r as usize);
-                s.is_some_and(|s| {
-                    s.data.flags & F_LIVE != 0 && Some(s.key) == V4Key::from_flow(key)
-                })
+                self.v4.holds(r, key)
             } else {
-                let s = self.v6.slots.get((r & !V6) as usize);
-                s.is_some_and(|s| {
-                    s.data.flags & F_LIVE != 0 && Some(s.key) == V6Key::from_flow(key)
-                })
+                self.v6.holds(r & !V6, key)
             };
             if hit {
                 return Some(ConnRef(r));

@@ -51,15 +51,21 @@ fn tag(h: u64) -> u16 {
 }
 
 impl Bucket {
-    /// Bit w set when way w holds an entry tagged `t`: one pass over the
-    /// tags that the compiler turns into vector compares.
+    /// The ways holding an entry tagged `t`. The tags are compared in one
+    /// pass (which the compiler turns into vector compares) into a bit
+    /// mask, then the set bits are walked.
     #[inline]
-    fn matches(&self, t: u16) -> u32 {
+    fn tagged(&self, t: u16) -> impl Iterator<Item = usize> + '_ {
         let mut m = 0u32;
         for w in 0..WAYS {
             m |= ((self.tags[w] == t) as u32) << w;
         }
-        m
+        std::iter::from_fn(move || {
+            let w = m.trailing_zeros() as usize;
+            m &= m.wrapping_sub(1);
+            (w < WAYS).then_some(w)
+        })
+        .filter(|&w| self.slots[w] != EMPTY)
     }
 }
 
@@ -119,13 +125,8 @@ impl Index {
             return;
         }
         let b = &self.buckets[self.home(h)];
-        let mut m = b.matches(tag(h));
-        while m != 0 {
-            let w = m.trailing_zeros() as usize;
-            m &= m - 1;
-            if b.slots[w] != EMPTY {
-                f(b.slots[w]);
-            }
+        for w in b.tagged(tag(h)) {
+            f(b.slots[w]);
         }
     }
 
@@ -144,13 +145,8 @@ impl Index {
         let mut b = self.home(h);
         for _ in 0..self.buckets.len() {
             let bucket = &self.buckets[b];
-            let mut m = bucket.matches(t);
-            while m != 0 {
-                let w = m.trailing_zeros() as usize;
-                m &= m - 1;
-                if bucket.slots[w] != EMPTY && eq(bucket.slots[w]) {
-                    return Some((b, w));
-                }
+            if let Some(w) = bucket.tagged(t).find(|&w| eq(bucket.slots[w])) {
+                return Some((b, w));
             }
             if bucket.overflow == 0 {
                 return None;
