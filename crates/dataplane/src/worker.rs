@@ -594,8 +594,6 @@ impl Worker {
         if let Some(w) = self.elsewhere(&key) {
             return Ok(Verdict::Redirect(w));
         }
-        // Established connections first, with no `Flow` in between: as an
-        // enum result the target went through the stack and stalled.
         if let Some(r) = self.established(&key, event, syn_only, now_ms) {
             let (daddr, dport, fwd) = self.conns.target(r);
             return self.xmit(port, pkt, Target { daddr, dport, fwd }, now_ms);
@@ -623,26 +621,8 @@ impl Worker {
         (w != self.cfg.id).then_some(w)
     }
 
-    /// The connection-tracking step: an existing connection (client side),
-    /// a NAT server's reply, or a new flow to schedule. The IPv4 path calls
-    /// its two halves itself, so that an established packet's target never
-    /// goes through a `Flow` on the stack (a store-forwarding stall).
-    #[inline(always)]
-    fn flow(
-        &mut self,
-        key: &FlowKey,
-        event: Option<Event>,
-        syn_only: bool,
-        now_ms: u64,
-    ) -> Step<Flow> {
-        if let Some(r) = self.established(key, event, syn_only, now_ms) {
-            let (daddr, dport, fwd) = self.conns.target(r);
-            return Ok(Flow::In(Target { daddr, dport, fwd }));
-        }
-        self.unknown_flow(key, event, syn_only, now_ms)
-    }
-
-    /// The client side's connection of this packet, its state stepped and
+    /// Connection tracking, first step (both address families): the client
+    /// side's connection of this packet, its state stepped and
     /// timer re-armed; none when there is none, or when a SYN finds it
     /// closing (the kernel's conn_reuse_mode 1: it is removed, and the SYN
     /// starts a new one).
@@ -665,8 +645,11 @@ impl Worker {
         Some(r)
     }
 
-    /// A packet of no connection on the client side: a NAT real server's
-    /// reply, or a new flow. Out of line, away from established traffic.
+    /// Connection tracking, second step, for a packet of no connection on the
+    /// client side: a NAT real server's reply, or a new flow. Out of line,
+    /// away from established traffic. (The two steps are separate so that an
+    /// established packet's target goes straight to the transmitter, not
+    /// through a `Flow` on the stack, which cost a store-forwarding stall.)
     #[inline(never)]
     fn unknown_flow(
         &mut self,

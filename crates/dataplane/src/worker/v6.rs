@@ -155,7 +155,11 @@ impl Worker {
         if let Some(w) = self.elsewhere(&key) {
             return Ok(Verdict::Redirect(w));
         }
-        match self.flow(&key, event, syn_only, now_ms)? {
+        if let Some(r) = self.established(&key, event, syn_only, now_ms) {
+            let (daddr, dport, fwd) = self.conns.target(r);
+            return self.xmit6(port, pkt, Target { daddr, dport, fwd }, now_ms);
+        }
+        match self.unknown_flow(&key, event, syn_only, now_ms)? {
             Flow::In(t) => self.xmit6(port, pkt, t, now_ms),
             Flow::Out { vaddr, vport } => {
                 let IpAddr::V6(v) = vaddr else {
