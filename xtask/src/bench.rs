@@ -287,22 +287,21 @@ impl Bench {
             .stderr(Stdio::null())
             .spawn()
             .context("starting rvsd")?;
+        // rvsadm against this run's daemon.
+        let rvsadm_cmd = |line: &str| {
+            let mut c = Command::new(self.bin.join("rvsadm"));
+            c.arg("--socket").arg(&socket).args(line.split_whitespace());
+            c
+        };
         let rvsadm = |line: &str| -> Result<()> {
-            let st = Command::new(self.bin.join("rvsadm"))
-                .arg("--socket")
-                .arg(&socket)
-                .args(line.split_whitespace())
-                .status()?;
+            let st = rvsadm_cmd(line).status()?;
             if !st.success() {
                 bail!("rvsadm {line} failed");
             }
             Ok(())
         };
         let ready = Instant::now();
-        while Command::new(self.bin.join("rvsadm"))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("-Ln")
+        while rvsadm_cmd("-Ln")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -335,17 +334,7 @@ impl Bench {
                 }
                 w = w % 5 + 1;
                 // Quietly: the daemon may stop between the check and the call.
-                let _ = Command::new(self.bin.join("rvsadm"))
-                    .arg("--socket")
-                    .arg(&socket)
-                    .args([
-                        "-e",
-                        "-t",
-                        &format!("{vip}:80"),
-                        "-r",
-                        &format!("{}:80", rs(1)),
-                    ])
-                    .args([sc.fwd, "-w", &w.to_string()])
+                let _ = rvsadm_cmd(&format!("-e -t {vip}:80 -r {}:80 {} -w {w}", rs(1), sc.fwd))
                     .stderr(Stdio::null())
                     .status();
             }

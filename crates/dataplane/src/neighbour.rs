@@ -72,6 +72,8 @@ pub struct NeighbourReader {
     table: Arc<NeighbourTable>,
     snapshot: Arc<Map>,
     memo: [Option<(IpAddr, Option<NeighEntry>)>; MEMO],
+    /// The table's, copied: the table's own cache line is written on every
+    /// learn (its `ArcSwap`), and a packet should not read it.
     expiry_ms: u64,
 }
 

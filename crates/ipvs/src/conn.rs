@@ -392,9 +392,9 @@ impl<K: SlotKey> Shard<K> {
     /// unique, it is then that connection).
     #[inline]
     fn holds(&self, i: u32, key: &FlowKey) -> bool {
-        self.slots.get(i as usize).is_some_and(|s| {
-            s.data.flags & F_LIVE != 0 && Some(s.key) == K::from_flow(key)
-        })
+        self.slots
+            .get(i as usize)
+            .is_some_and(|s| s.data.flags & F_LIVE != 0 && Some(s.key) == K::from_flow(key))
     }
 
     /// Prefetches the slots whose tags match `hash` in its home bucket;
