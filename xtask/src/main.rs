@@ -71,8 +71,6 @@ enum LabMode {
 
 /// The lab a person uses by hand (and the demo): namespaces rvs-*.
 const LAB_PREFIX: &str = "rvs";
-/// Prefix of the end-to-end tests' labs (see crates/lab/tests/common).
-const TEST_PREFIX: &str = "rvt";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -299,7 +297,7 @@ fn test() -> Result<()> {
         ]))
     };
     // Every lab a test built must be gone, even after a failure.
-    let leaked = rvs_lab::namespaces(TEST_PREFIX)?;
+    let leaked = rvs_lab::namespaces_starting(&rvs_lab::test_prefix())?;
     if !leaked.is_empty() {
         for ns in &leaked {
             let prefix = ns.rsplit_once('-').map(|(p, _)| p).unwrap_or(ns);

@@ -1,19 +1,14 @@
-//! The control plane.
+//! The control plane's server side.
 //!
-//! rvsd listens on a Unix socket ([`server`]); `rvsadm` connects, sends one
-//! [`proto::Request`] as a JSON line and reads one [`proto::Response`]
-//! ([`client`]). The server validates configuration commands against its own
-//! replica of the service table, then hands the validated change to every
-//! worker and waits until each has applied it, so a command that returned
-//! is in force on the fast path. [`format`] prints listings exactly as
-//! ipvsadm does.
+//! rvsd listens on a Unix socket ([`server`]). The server validates
+//! configuration commands against its own replica of the service table, then
+//! hands the validated change to every worker and waits until each has
+//! applied it, so a command that returned is in force on the fast path. The
+//! protocol, the client and ipvsadm's formats are in `rvs-control-proto`, so
+//! that clients build without DPDK.
 
 #![forbid(unsafe_code)]
 
-pub mod client;
-pub mod format;
-pub mod proto;
 pub mod server;
 
-/// Where rvsd listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
+pub use rvs_control_proto::{client, format, proto, DEFAULT_SOCKET};

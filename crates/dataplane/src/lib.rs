@@ -15,6 +15,5 @@ pub mod worker;
 pub use buf::PacketBuf;
 pub use counters::{Counters, DropReason};
 pub use neighbour::NeighbourTable;
-pub use worker::{
-    ConnRow, PortInfo, Route, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared,
-};
+pub use rvs_ipvs::ConnRow;
+pub use worker::{PortInfo, Route, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared};

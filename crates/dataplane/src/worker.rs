@@ -9,7 +9,7 @@ use rvs_ipvs::conn::{Binding, Conn, ConnRef, ConnTable, FlowKey, OutKey, SlotHin
 use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
-use rvs_ipvs::{Change, Director, FwdMethod, Protocol};
+use rvs_ipvs::{Change, ConnRow, Director, FwdMethod, Protocol};
 use rvs_packet::arp::{ArpPacket, Operation};
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame, MacAddr};
 use rvs_packet::ipv4::{self, Ipv4Error, Ipv4Packet};
@@ -104,22 +104,6 @@ pub enum WorkerMsg {
     SetTimeouts(Timeouts),
     /// `-Lc`: send up to this many connections back.
     ListConns(crossbeam_channel::Sender<Vec<ConnRow>>, usize),
-}
-
-/// One connection as `ipvsadm -Lc` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConnRow {
-    pub protocol: Protocol,
-    pub caddr: IpAddr,
-    pub cport: u16,
-    pub vaddr: IpAddr,
-    pub vport: u16,
-    pub daddr: IpAddr,
-    pub dport: u16,
-    /// The state's name: a TCP state, `UDP`, or `NONE` for templates.
-    pub state: String,
-    /// Seconds until it expires.
-    pub expires_s: u64,
 }
 
 /// What a worker shares with the control thread.

@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod command;
 pub mod conn;
+pub mod conn_row;
 pub mod dest;
 pub mod director;
 pub mod persist;
@@ -24,6 +25,7 @@ pub mod tcp_state;
 pub mod types;
 
 pub use command::{Change, Command, IpvsError};
+pub use conn_row::ConnRow;
 pub use dest::{Dest, DestShared, DestSpec};
 pub use director::Director;
 pub use service::{Service, ServiceSpec};

@@ -491,13 +491,26 @@ fn not_root() -> bool {
 
 /// The namespaces of the lab with this prefix.
 pub fn namespaces(prefix: &str) -> Result<Vec<String>> {
+    namespaces_starting(&format!("{prefix}-"))
+}
+
+/// Every namespace whose name starts with `start` (the labs of all the
+/// end-to-end tests: [`test_prefix`]).
+pub fn namespaces_starting(start: &str) -> Result<Vec<String>> {
     let out = run("ip", &["netns", "list"])?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .filter(|n| n.starts_with(start))
         .map(String::from)
         .collect())
+}
+
+/// What every end-to-end test's lab prefix starts with: `RVS_TEST_PREFIX`,
+/// or "rvt". Two test runs on one machine (two checkouts) keep apart by
+/// setting different ones; `cargo xtask test` removes what its own run left.
+pub fn test_prefix() -> String {
+    std::env::var("RVS_TEST_PREFIX").unwrap_or_else(|_| "rvt".to_string())
 }
 
 /// Removes the lab with this prefix: terminates the processes in its

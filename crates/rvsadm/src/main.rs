@@ -14,10 +14,10 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rvs_control::client::{self, ClientError};
-use rvs_control::format::{self, Names, Numeric};
-use rvs_control::proto::{Request, Response};
-use rvs_control::DEFAULT_SOCKET;
+use rvs_control_proto::client::{self, ClientError};
+use rvs_control_proto::format::{self, Names, Numeric};
+use rvs_control_proto::proto::{Request, Response};
+use rvs_control_proto::DEFAULT_SOCKET;
 
 use parse::{Action, ParseError};
 

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use rvs_control::format::Names;
+use rvs_control_proto::format::Names;
 use rvs_ipvs::Protocol;
 
 /// Resolves like ipvsadm without `-n`: reverse DNS for hosts, /etc/services

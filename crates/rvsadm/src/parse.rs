@@ -8,7 +8,7 @@ use rvs_ipvs::{
     TunKind, TunSpec,
 };
 
-use rvs_control::format::ListMode;
+use rvs_control_proto::format::ListMode;
 
 use crate::names;
 
@@ -1088,7 +1088,7 @@ Options:\n\
         v = env!("CARGO_PKG_VERSION"),
         scheds = sched::NAMES.join(","),
         def = sched::DEFAULT,
-        sock = rvs_control::DEFAULT_SOCKET,
+        sock = rvs_control_proto::DEFAULT_SOCKET,
     )
 }
 

@@ -10,7 +10,7 @@ use rvs_lab::{Lab, RvsdOptions, RS1, VIP};
 /// A lab with RS1/RS2 serving HTTP on port 80 and rvsd running, no services.
 pub fn lab(name: &str) -> Lab {
     // Short prefixes: namespace names show up in `ip netns`, keep them tidy.
-    let prefix = format!("rvt{}", name);
+    let prefix = format!("{}{}", rvs_lab::test_prefix(), name);
     let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();

@@ -8,8 +8,8 @@ use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::types::ipvsadm_addr_cmp;
 use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind};
 
-use rvs_dataplane::ConnRow;
 use rvs_ipvs::tcp_state::Timeouts;
+use rvs_ipvs::ConnRow;
 
 use crate::proto::{DestView, Listing, ServiceView};
 

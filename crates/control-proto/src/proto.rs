@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use rvs_dataplane::ConnRow;
 use rvs_ipvs::tcp_state::Timeouts;
+use rvs_ipvs::ConnRow;
 use rvs_ipvs::{Command, DestSpec, ServiceSpec};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

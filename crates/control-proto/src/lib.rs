@@ -1,0 +1,15 @@
+//! What rvsd and its clients (rvsadm, rvs-keepalived) share, without DPDK.
+//!
+//! A client connects to rvsd's Unix socket, sends one [`proto::Request`] as a
+//! JSON line and reads one [`proto::Response`] ([`client`]). [`format`]
+//! prints listings exactly as ipvsadm does. The server side lives in
+//! `rvs-control`, next to the dataplane it drives.
+
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod format;
+pub mod proto;
+
+/// Where rvsd listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
