@@ -113,6 +113,7 @@ fn worker(fwd: FwdMethod) -> Worker {
         arp_retry_ms: 1000,
         expire_budget: 64,
         sloppy_tcp: false,
+        count_stats: true,
     };
     let neigh = Arc::new(NeighbourTable::new(300_000));
     neigh.add_static(Ipv4Addr::new(192, 168, 1, 220), MacAddr([2, 0, 0, 0, 0, 1]));

@@ -29,6 +29,13 @@ pub enum Action {
     Restore,
     /// rvs extension: dataplane counters.
     Counters,
+    /// `-Z [service]`.
+    Zero(Option<ServiceKey>),
+    /// rvs extension: the totals of /proc/net/ip_vs_stats (`--totals`), or
+    /// of ip_vs_stats_percpu with a row per worker (`--totals-per-worker`).
+    Totals {
+        per_worker: bool,
+    },
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -92,6 +99,8 @@ enum Cmd {
     Help,
     Version,
     Counters,
+    Totals,
+    TotalsPerWorker,
 }
 
 impl Cmd {
@@ -114,6 +123,8 @@ impl Cmd {
             Cmd::Help => "help",
             Cmd::Version => "version",
             Cmd::Counters => "counters",
+            Cmd::Totals => "totals",
+            Cmd::TotalsPerWorker => "totals-per-worker",
         }
     }
 }
@@ -279,7 +290,14 @@ fn rule(cmd: Cmd, o: Opt) -> char {
             Service => ' ',
             _ => 'x',
         },
-        Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Help | Cmd::Version | Cmd::Counters => 'x',
+        Cmd::Flush
+        | Cmd::Set
+        | Cmd::Restore
+        | Cmd::Help
+        | Cmd::Version
+        | Cmd::Counters
+        | Cmd::Totals
+        | Cmd::TotalsPerWorker => 'x',
     }
 }
 
@@ -337,6 +355,8 @@ const DEFS: &[Def] = &[
     d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
+    d("totals", None, N, Kind::Cmd(Cmd::Totals)),
+    d("totals-per-worker", None, N, Kind::Cmd(Cmd::TotalsPerWorker)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -831,12 +851,11 @@ fn parse_sched_flags(s: &str, scheduler: &str) -> Result<u32, ParseError> {
     Ok(bits)
 }
 
-const NOT_YET: &[(Opt, &str)] = &[
-    (Opt::Stats, "--stats"),
-    (Opt::Rate, "--rate"),
-    (Opt::Daemon, "--daemon"),
-    (Opt::Pe, "--pe"),
-];
+const NOT_YET: &[(Opt, &str)] = &[(Opt::Daemon, "--daemon"), (Opt::Pe, "--pe")];
+
+fn has(seen: u64, opts: &[Opt]) -> bool {
+    opts.iter().any(|o| seen & (1u64 << (*o as u8)) != 0)
+}
 
 const TUN_OPTS: u64 = (1 << Opt::TunType as u8)
     | (1 << Opt::TunPort as u8)
@@ -905,6 +924,16 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         }
     }
     check_table(cmd, st.seen)?;
+    // ipvsadm's last check of a listing: modes that cannot go together.
+    if cmd == Cmd::List {
+        use Opt::*;
+        let seen = st.seen;
+        if (has(seen, &[Connection, Timeout, Daemon]) && has(seen, &[Stats, Rate, Thresholds]))
+            || (has(seen, &[Timeout, Daemon]) && has(seen, &[PersistentConn]))
+        {
+            return Err(ParseError::fail("options conflicts in the list command"));
+        }
+    }
     for (o, what) in NOT_YET {
         if st.seen & (1u64 << (*o as u8)) != 0 {
             return Err(ParseError::fail(format!(
@@ -924,6 +953,9 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Help => Action::Help,
         Cmd::Version => Action::Version,
         Cmd::Counters => Action::Counters,
+        Cmd::Totals => Action::Totals { per_worker: false },
+        Cmd::TotalsPerWorker => Action::Totals { per_worker: true },
+        Cmd::Zero => Action::Zero(key),
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -952,7 +984,15 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
             numeric: st.numeric,
             only: key,
             // ipvsadm's precedence when several are given.
-            mode: if st.seen & (1 << Opt::Thresholds as u8) != 0 {
+            mode: if has(st.seen, &[Opt::Stats]) {
+                ListMode::Stats {
+                    exact: has(st.seen, &[Opt::Exact]),
+                }
+            } else if has(st.seen, &[Opt::Rate]) {
+                ListMode::Rate {
+                    exact: has(st.seen, &[Opt::Exact]),
+                }
+            } else if st.seen & (1 << Opt::Thresholds as u8) != 0 {
                 ListMode::Thresholds
             } else if st.seen & (1 << Opt::PersistentConn as u8) != 0 {
                 ListMode::PersistentConn
@@ -1035,7 +1075,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
                 Command::EditDest(key, spec)
             })
         }
-        Cmd::StartDaemon | Cmd::StopDaemon | Cmd::Zero => {
+        Cmd::StartDaemon | Cmd::StopDaemon => {
             return Err(ParseError::fail(format!(
                 "the '{}' command is not implemented in rvs yet",
                 cmd.name()
@@ -1056,7 +1096,8 @@ Usage:\n\
   {prog} -a|e virtual-service -r server-address [options]\n\
   {prog} -d virtual-service -r server-address\n\
   {prog} -L|l [virtual-service] [options]\n\
-  {prog} --counters\n\
+  {prog} -Z [virtual-service]\n\
+  {prog} --counters | --totals | --totals-per-worker\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1069,7 +1110,10 @@ Commands:\n\
   --edit-server     -e        edit real server with options\n\
   --delete-server   -d        delete real server\n\
   --list            -L|-l     list the table\n\
+  --zero            -Z        zero counters in a service or all services\n\
   --counters                  dataplane counters of each worker (rvs)\n\
+  --totals                    traffic totals, as /proc/net/ip_vs_stats (rvs)\n\
+  --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\
@@ -1084,6 +1128,9 @@ Options:\n\
   --u-threshold  -x uthreshold        upper threshold of connections\n\
   --l-threshold  -y lthreshold        lower threshold of connections\n\
   --numeric      -n                   numeric output of addresses and ports\n\
+  --stats                             output of statistics information\n\
+  --rate                              output of rate information\n\
+  --exact                             expand numbers (display exact values)\n\
   --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n",
         v = env!("CARGO_PKG_VERSION"),
         scheds = sched::NAMES.join(","),
