@@ -737,7 +737,9 @@ TCP  192.168.1.10:80                    12      345        0  123456K        0\n
         let exact = list_mode(&l, Some(k), &Numeric, ListMode::Stats { exact: true }).unwrap();
         assert!(exact.starts_with("Prot LocalAddress:Port"), "{exact}");
         assert!(
-            exact.contains("TCP  192.168.1.10:80                    12      345        0 123456789        0\n"),
+            exact.contains(
+                "TCP  192.168.1.10:80                    12      345        0 123456789        0\n"
+            ),
             "{exact}"
         );
     }
@@ -761,7 +763,8 @@ TCP  192.168.1.10:80                    12      345        0  123456K        0\n
             outbps: 0,
         };
         let k = l.services[0].spec.key;
-        let want = "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n\
+        let want =
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n\
 \x20 -> RemoteAddress:Port\n\
 TCP  192.168.1.10:80                     3      120        0 1234567890        0\n\
 \x20 -> 192.168.1.193:80                    1       50        0 500000000        0\n";

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use rvs_control_proto::proto::Totals;
 use rvs_ipvs::stats::{DestStats, Estimator, Rates, Stats};
-use rvs_ipvs::{Director, Service, ServiceKey};
 use rvs_ipvs::{DestKey, DestShared};
+use rvs_ipvs::{Director, Service, ServiceKey};
 
 /// One object's zero point and estimator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -316,7 +316,10 @@ mod tests {
         let s80 = |d: &Director, b: &StatsBook| b.service(d.service(&key(80)).unwrap()).0;
         assert_eq!((s80(&d, &b).conns, s80(&d, &b).inpkts), (2, 7));
         let t = b.totals(&d);
-        assert_eq!((t.stats.conns, t.stats.inpkts, t.stats.inbytes), (3, 12, 1200));
+        assert_eq!(
+            (t.stats.conns, t.stats.inpkts, t.stats.inbytes),
+            (3, 12, 1200)
+        );
         assert_eq!(t.workers[0].inpkts, 3);
         assert_eq!(t.workers[1].inpkts, 9);
         // A deleted dest's counts stay in its service and the total...

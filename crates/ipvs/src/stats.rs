@@ -110,7 +110,10 @@ impl DestStats {
 
     /// The lanes summed: what the kernel's per-CPU summing gives.
     pub fn sum(&self) -> Stats {
-        self.0.iter().map(Lane::snapshot).fold(Stats::default(), Add::add)
+        self.0
+            .iter()
+            .map(Lane::snapshot)
+            .fold(Stats::default(), Add::add)
     }
 
     pub fn ptr_eq(&self, other: &DestStats) -> bool {
@@ -280,7 +283,7 @@ mod tests {
             .into_iter()
             .chain((0..10).map(|i| (1000 + i, 1_500_000 + 3 * i)))
             .chain([(5, 40), (0, 0), (0, 0), (1, 1), (0, 0)])
-            .chain(std::iter::repeat((0, 0)).take(80))
+            .chain((0..80).map(|_| (0, 0)))
             .collect();
         let mut k = KernelEst {
             last_conns: 0,

@@ -390,6 +390,11 @@ impl Lab {
         }
     }
 
+    /// The running rvsd's process id (`ip netns exec` execs it).
+    pub fn rvsd_pid(&self) -> Option<u32> {
+        self.rvsd.map(|i| self.children[i].id())
+    }
+
     pub fn rvsd_log(&self) -> String {
         let mut s = String::new();
         if let Ok(mut f) = fs::File::open(self.dir.join("rvsd.log")) {

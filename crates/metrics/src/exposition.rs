@@ -93,8 +93,12 @@ fn gauges(
     )
 }
 
-/// The five traffic counters of `struct ip_vs_stats`, by name suffix.
-const TRAFFIC: [(&str, &str, fn(&Stats) -> u64); 5] = [
+/// One of the traffic counters: metric name suffix, what it counts, and
+/// where it is in [`Stats`].
+type Traffic = (&'static str, &'static str, fn(&Stats) -> u64);
+
+/// The five traffic counters of `struct ip_vs_stats`.
+const TRAFFIC: [Traffic; 5] = [
     ("connections", "connections made", |s| s.conns),
     ("incoming_packets", "incoming packets", |s| s.inpkts),
     ("outgoing_packets", "outgoing packets", |s| s.outpkts),
@@ -127,11 +131,31 @@ impl Collector for StatusCollector {
         let t = &st.totals.stats;
         // node_exporter: the totals of /proc/net/ip_vs_stats.
         let totals = [
-            ("node_ipvs_connections", "The total number of connections made.", t.conns),
-            ("node_ipvs_incoming_packets", "The total number of incoming packets.", t.inpkts),
-            ("node_ipvs_outgoing_packets", "The total number of outgoing packets.", t.outpkts),
-            ("node_ipvs_incoming_bytes", "The total amount of incoming data.", t.inbytes),
-            ("node_ipvs_outgoing_bytes", "The total amount of outgoing data.", t.outbytes),
+            (
+                "node_ipvs_connections",
+                "The total number of connections made.",
+                t.conns,
+            ),
+            (
+                "node_ipvs_incoming_packets",
+                "The total number of incoming packets.",
+                t.inpkts,
+            ),
+            (
+                "node_ipvs_outgoing_packets",
+                "The total number of outgoing packets.",
+                t.outpkts,
+            ),
+            (
+                "node_ipvs_incoming_bytes",
+                "The total amount of incoming data.",
+                t.inbytes,
+            ),
+            (
+                "node_ipvs_outgoing_bytes",
+                "The total amount of outgoing data.",
+                t.outbytes,
+            ),
         ];
         for (name, help, v) in totals {
             counters(&mut enc, name, help, [(Labels::new(), v)])?;
@@ -221,7 +245,10 @@ impl StatusCollector {
                 w.counters.iter().filter_map(move |(k, v)| {
                     let reason = k.strip_prefix("drop_")?;
                     Some((
-                        vec![("worker", w.worker.to_string()), ("reason", reason.to_string())],
+                        vec![
+                            ("worker", w.worker.to_string()),
+                            ("reason", reason.to_string()),
+                        ],
                         *v,
                     ))
                 })
@@ -260,18 +287,44 @@ impl StatusCollector {
         let label = |p: &rvs_control_proto::proto::PortStatus| vec![("port", p.name.clone())];
         type Get = fn(&rvs_control_proto::proto::PortStatus) -> u64;
         let list: [(&str, &str, Get); 8] = [
-            ("rvs_port_rx_packets", "Packets the port received (rte_eth_stats ipackets).", |p| p.ipackets),
-            ("rvs_port_tx_packets", "Packets the port sent (opackets).", |p| p.opackets),
-            ("rvs_port_rx_bytes", "Bytes the port received (ibytes).", |p| p.ibytes),
-            ("rvs_port_tx_bytes", "Bytes the port sent (obytes).", |p| p.obytes),
+            (
+                "rvs_port_rx_packets",
+                "Packets the port received (rte_eth_stats ipackets).",
+                |p| p.ipackets,
+            ),
+            (
+                "rvs_port_tx_packets",
+                "Packets the port sent (opackets).",
+                |p| p.opackets,
+            ),
+            (
+                "rvs_port_rx_bytes",
+                "Bytes the port received (ibytes).",
+                |p| p.ibytes,
+            ),
+            ("rvs_port_tx_bytes", "Bytes the port sent (obytes).", |p| {
+                p.obytes
+            }),
             (
                 "rvs_port_rx_missed",
                 "Packets the device dropped with no receive buffer free: a full ring (imissed).",
                 |p| p.imissed,
             ),
-            ("rvs_port_rx_errors", "Erroneous received packets (ierrors).", |p| p.ierrors),
-            ("rvs_port_tx_errors", "Failed transmissions (oerrors).", |p| p.oerrors),
-            ("rvs_port_rx_nombuf", "Receive failures for want of an mbuf (rx_nombuf).", |p| p.rx_nombuf),
+            (
+                "rvs_port_rx_errors",
+                "Erroneous received packets (ierrors).",
+                |p| p.ierrors,
+            ),
+            (
+                "rvs_port_tx_errors",
+                "Failed transmissions (oerrors).",
+                |p| p.oerrors,
+            ),
+            (
+                "rvs_port_rx_nombuf",
+                "Receive failures for want of an mbuf (rx_nombuf).",
+                |p| p.rx_nombuf,
+            ),
         ];
         for (name, help, get) in list {
             counters(enc, name, help, ports.iter().map(|p| (label(p), get(p))))?;
@@ -292,8 +345,12 @@ fn histogram(
         .map(|(b, c)| (*b as f64 / 1e9, *c))
         .collect();
     let count = h.counts.iter().sum();
-    m.encode_family(labels)?
-        .encode_histogram::<Labels>(h.sum_ns as f64 / 1e9, count, &buckets, None)
+    m.encode_family(labels)?.encode_histogram::<Labels>(
+        h.sum_ns as f64 / 1e9,
+        count,
+        &buckets,
+        None,
+    )
 }
 
 /// The exposition, in Prometheus's text format (version 0.0.4, which

@@ -194,7 +194,14 @@ mod tests {
 
     #[test]
     fn the_page_has_no_external_assets() {
-        for bad in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "@import", "url("] {
+        for bad in [
+            "src=\"http",
+            "href=\"http",
+            "src=\"//",
+            "href=\"//",
+            "@import",
+            "url(",
+        ] {
             assert!(!PAGE.contains(bad), "{bad}");
         }
     }

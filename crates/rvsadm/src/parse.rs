@@ -356,7 +356,12 @@ const DEFS: &[Def] = &[
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
     d("totals", None, N, Kind::Cmd(Cmd::Totals)),
-    d("totals-per-worker", None, N, Kind::Cmd(Cmd::TotalsPerWorker)),
+    d(
+        "totals-per-worker",
+        None,
+        N,
+        Kind::Cmd(Cmd::TotalsPerWorker),
+    ),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),

@@ -505,7 +505,11 @@ mod tests {
         let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
         let c = Config::parse(base).unwrap();
         assert!(c.stats.enabled, "counting is on by default");
-        assert_eq!(c.metrics.parsed_listen().unwrap(), None, "no endpoint by default");
+        assert_eq!(
+            c.metrics.parsed_listen().unwrap(),
+            None,
+            "no endpoint by default"
+        );
         let c = Config::parse(&format!(
             "{base}[metrics]\nlisten = \"127.0.0.1:9105\"\n[stats]\nenabled = false\n"
         ))

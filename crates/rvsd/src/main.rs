@@ -300,7 +300,9 @@ fn run(args: Args) -> Result<()> {
                     .map_err(|_| "rvsd is stopping".to_string())?;
                 match rx.recv_timeout(Duration::from_secs(5)) {
                     Ok(Response::Status(s)) => Ok(*s),
-                    Ok(other) => Err(format!("unexpected answer from the control thread: {other:?}")),
+                    Ok(other) => Err(format!(
+                        "unexpected answer from the control thread: {other:?}"
+                    )),
                     Err(_) => Err("the control thread did not answer within 5 s".to_string()),
                 }
             });

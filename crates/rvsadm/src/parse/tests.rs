@@ -383,16 +383,16 @@ fn zero_and_totals() {
         err("-Z -n"),
         ("Illegal 'numeric' option with the 'zero' command".into(), 2)
     );
-    assert_eq!(
-        p("--totals").unwrap(),
-        Action::Totals { per_worker: false }
-    );
+    assert_eq!(p("--totals").unwrap(), Action::Totals { per_worker: false });
     assert_eq!(
         p("--totals-per-worker").unwrap(),
         Action::Totals { per_worker: true }
     );
     assert_eq!(
         err("--totals -n"),
-        ("Illegal 'numeric' option with the 'totals' command".into(), 2)
+        (
+            "Illegal 'numeric' option with the 'totals' command".into(),
+            2
+        )
     );
 }

@@ -318,7 +318,12 @@ fn too_big_for_the_tunnel_gets_frag_needed() {
 }
 
 /// An ICMP error from `src` to `dst` quoting the first 28 bytes of `quoted`.
-pub(super) fn icmp_error(macs: (MacAddr, MacAddr), src: Ipv4Addr, dst: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
+pub(super) fn icmp_error(
+    macs: (MacAddr, MacAddr),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    quoted: &[u8],
+) -> Vec<u8> {
     let mut m = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(&quoted[..28]);
     frame(macs, src, dst, ipv4::protocol::ICMP, &m, 64, false)

@@ -81,7 +81,12 @@ fn nat_counts_replies_as_outgoing() {
     w.handle(0, &mut inbound, 3);
     want.inpkts += 1;
     want.inbytes += ip_len(&inbound);
-    let mut err = icmp_error((SERVER_MAC, DIRECTOR2_MAC), RS_IP, CLIENT_IP, &inbound[14..]);
+    let mut err = icmp_error(
+        (SERVER_MAC, DIRECTOR2_MAC),
+        RS_IP,
+        CLIENT_IP,
+        &inbound[14..],
+    );
     let err_len = ip_len(&err);
     assert_eq!(w.handle(1, &mut err, 4), Verdict::Tx(0));
     want.outpkts += 1;
