@@ -15,6 +15,7 @@ packages=(
     clang libclang-dev                     # bindgen
     iproute2 ethtool procps                # the lab: netns, veth, bridge, sysctl
     curl socat python3 iputils-ping        # the lab's clients and servers
+    chromium                               # the status page's test (headless)
 )
 
 missing=()
