@@ -286,7 +286,8 @@ impl ControlServer {
         }
     }
 
-    /// Everything the metrics and the status page show.
+    /// Everything the metrics and the status page show. (HOOK: the real
+    /// servers' health, from rvs-keepalived's status file, joins here.)
     pub fn status(&self) -> Status {
         let n = self.workers.len().max(1) as u64;
         Status {

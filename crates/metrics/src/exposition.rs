@@ -187,9 +187,9 @@ impl Collector for StatusCollector {
             "The current backend weight by local and remote address.",
             backends().map(|(l, d)| (l, d.spec.weight as i64)),
         )?;
-        // Health gauges plug in here (rvs_backend_up, one per real server
-        // with node_exporter's labels) once the health checker's status
-        // type is in rvs-control-proto's Status.
+        // HOOK: health gauges plug in here, one `rvs_backend_up` per real
+        // server with the labels above, from rvs-keepalived's status file
+        // (its `HealthStatus`, `RsHealth::up`) once Status carries it.
 
         // The kernel keeps these per service and per real server too
         // (`ipvsadm -L --stats`); node_exporter does not export them.
