@@ -462,6 +462,82 @@ mod tests {
     }
 
     #[test]
+    fn zero_totals_and_status_requests() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 1)],
+            4096,
+            Arc::default(),
+        )
+        .with_ports(Box::new(|| {
+            vec![PortStatus {
+                name: "lan".into(),
+                imissed: 3,
+                ..PortStatus::default()
+            }]
+        }));
+        let acker = std::thread::spawn({
+            let shared = shared.clone();
+            move || {
+                while rx.recv().is_ok() {
+                    shared.applied.fetch_add(1, Ordering::Release);
+                }
+            }
+        });
+        srv.handle(Request::Apply(Command::AddService(spec())));
+        let d = rvs_ipvs::DestSpec {
+            addr: "192.168.1.220".parse().unwrap(),
+            port: 80,
+            fwd: rvs_ipvs::FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        srv.handle(Request::Apply(Command::AddDest(spec().key, d)));
+        // The worker's lane of the dest, as the dataplane counts into it.
+        let lane = |srv: &ControlServer| {
+            let svc = srv.director().service(&spec().key).unwrap();
+            svc.dests[0].shared.stats.clone()
+        };
+        lane(&srv).lane(0).unwrap().count_conn();
+        lane(&srv).lane(0).unwrap().count_in(60);
+        match srv.handle(Request::Totals) {
+            Response::Totals(t) => {
+                assert_eq!((t.stats.conns, t.stats.inpkts, t.stats.inbytes), (1, 1, 60));
+                assert_eq!(t.workers.len(), 1);
+            }
+            r => panic!("{r:?}"),
+        }
+        let missing = ServiceKey {
+            port: 81,
+            ..spec().key
+        };
+        match srv.handle(Request::Zero(Some(missing))) {
+            Response::Error(e) => assert_eq!(e, "No such service"),
+            r => panic!("{r:?}"),
+        }
+        assert!(matches!(srv.handle(Request::Zero(None)), Response::Ok));
+        match srv.handle(Request::Status) {
+            Response::Status(s) => {
+                assert_eq!(s.totals.stats, rvs_ipvs::stats::Stats::default());
+                assert_eq!(s.totals.workers[0].inpkts, 1, "per worker: raw");
+                assert_eq!(s.listing.services[0].dests[0].stats.conns, 0);
+                assert_eq!(s.workers.len(), 1);
+                assert_eq!(s.workers[0].conn_capacity, 4096);
+                assert_eq!(
+                    s.workers[0].bursts.counts.len(),
+                    s.workers[0].bursts.bounds_ns.len() + 1
+                );
+                assert_eq!(s.ports[0].imissed, 3);
+            }
+            r => panic!("{r:?}"),
+        }
+        drop(srv);
+        acker.join().unwrap();
+    }
+
+    #[test]
     fn silent_worker_times_out_with_a_message() {
         let (tx, _rx) = crossbeam_channel::unbounded();
         let mut srv = ControlServer::new(
