@@ -607,7 +607,7 @@ Command: `cargo xtask bench` (release build). Each row replays one capture from 
 `macswap`, then with rvsd (busy polling, `sloppy_tcp` so a replayed capture of ACKs opens its connections on the first pass), \
 on the same lcores. 64-byte frames unless said. rvsd's Mpps counts packets handled after a two-second warm-up; ns/pkt is per worker; \
 burst times are rx-to-tx per non-empty pass of the poll loop (up to 64 packets: a second rx burst when the first \
-was full), in hdrhistogram (a pass runs from the end of the one before, so it includes that pass's slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
+was full), in hdrhistogram (a pass runs from one clock reading at the top of the poll loop to the next, so it includes its slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
 takes the connection to TIME_WAIT, so on the next pass the SYN opens a new one (IPVS's conn_reuse_mode) and every \
 SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate. Its 2 M packets only \
 fit a pool of 384-byte mbufs, which testpmd then uses too. \

@@ -229,8 +229,9 @@ pub const BURST_BOUNDS_NS: [u64; 12] = [
 
 /// How long the poll loop's passes that moved packets took, in fixed
 /// buckets of plain single-writer counters: cheap enough to be always on
-/// (one clock read per pass, a few compares and two stores per non-empty
-/// pass), unlike the benchmark's hdrhistogram.
+/// (it times passes with the clock reading each pass takes anyway; a few
+/// compares and two stores per non-empty pass), unlike the benchmark's
+/// hdrhistogram.
 #[derive(Debug, Default)]
 pub struct BurstHistogram {
     /// `counts[i]`: passes of at most `BURST_BOUNDS_NS[i]` (and more than

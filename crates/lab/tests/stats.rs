@@ -252,6 +252,19 @@ fn dr_counts_what_the_client_sent_split_as_scheduled() {
             want_conns[rs] as f64
         );
     }
+    // rvs's own: the worker and the port saw at least the client's packets
+    // (ARP besides), the table holds the connections, the loop's passes
+    // were timed.
+    let w0 = |name: &str| m[&format!("{name}{{worker=\"0\"}}")];
+    assert!(w0("rvs_worker_rx_packets_total") >= pkts as f64);
+    assert!(m["rvs_port_rx_packets_total{port=\"lan\"}"] >= pkts as f64);
+    assert_eq!(w0("rvs_conn_table_entries"), N as f64);
+    assert_eq!(w0("rvs_conn_table_capacity"), (1u64 << 20) as f64);
+    assert!(w0("rvs_burst_duration_seconds_count") > 0.0);
+    assert_eq!(
+        w0("rvs_burst_duration_seconds_count"),
+        m["rvs_burst_duration_seconds_bucket{worker=\"0\",le=\"+Inf\"}"]
+    );
     let totals = lab.rvsadm_ok("--totals").unwrap();
     let hex: Vec<u64> = totals
         .lines()
