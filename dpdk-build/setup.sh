@@ -8,6 +8,11 @@
 #    When it does not, rvsd says so and runs with --no-huge.
 set -euo pipefail
 
+# --kernel-vm: also what `cargo xtask kernel-vm` needs to build and boot the
+# Debian VM with real kernel IPVS (the oracle).
+kernel_vm=false
+[ "${1:-}" = "--kernel-vm" ] && kernel_vm=true
+
 RVS_HUGEPAGES=${RVS_HUGEPAGES:-512}   # 2 MiB pages: 1 GiB
 
 packages=(
@@ -17,6 +22,9 @@ packages=(
     curl socat python3 iputils-ping        # the lab's clients and servers
     chromium                               # the status page's test (headless)
 )
+if $kernel_vm; then
+    packages+=(qemu-system-x86 debootstrap busybox-static cpio e2fsprogs)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

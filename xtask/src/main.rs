@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_e2e;
+mod kernel_vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,6 +44,27 @@ enum Task {
         #[arg(long)]
         e2e_only: bool,
     },
+    /// A VM with real kernel IPVS (Debian 12): the oracle rvs is compared
+    /// against.
+    KernelVm {
+        #[command(subcommand)]
+        action: KernelVmAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelVmAction {
+    /// Build the image (cached under target/kernel-vm).
+    Build,
+    /// Boot it and run a shell command in this checkout (mounted at the
+    /// same path); prints its output, exits with its code.
+    Run {
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Run the differential scenarios (oracle/scenarios), kernel IPVS
+    /// against rvsd; only those whose name contains a FILTER, if given.
+    Test { filters: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +146,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Test => test(),
+        Task::KernelVm { action } => kernel_vm_task(action),
         Task::Bench { e2e_only: true, .. } => {
             setup()?;
             // Measured as the full benchmark does: the release rvsd.
@@ -150,6 +173,36 @@ fn main() -> Result<()> {
             }
             bench::Bench::new(&root(), quick).run()
         }
+    }
+}
+
+fn kernel_vm_task(action: KernelVmAction) -> Result<()> {
+    let vm = kernel_vm::KernelVm::new(&root());
+    match action {
+        KernelVmAction::Build => {
+            vm.setup()?;
+            let image = vm.image()?;
+            println!("kernel-vm: image in {}", image.dir.display());
+            Ok(())
+        }
+        KernelVmAction::Run { command } => {
+            vm.setup()?;
+            let image = vm.image()?;
+            let started = std::time::Instant::now();
+            let job = vm.run(
+                &image,
+                &format!("{}\n", command.join(" ")),
+                std::time::Duration::from_secs(30 * 60),
+                true,
+            )?;
+            eprintln!(
+                "kernel-vm: exit {} after {:.1} s (boot included)",
+                job.code,
+                started.elapsed().as_secs_f64()
+            );
+            std::process::exit(job.code);
+        }
+        KernelVmAction::Test { filters } => kernel_vm::test(&root(), &filters),
     }
 }
 

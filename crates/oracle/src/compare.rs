@@ -1,0 +1,405 @@
+//! Compares the kernel's transcript with rvs's.
+//!
+//! Lines must be equal, with three allowances, each visible in the result:
+//! - deliberate differences (`oracle/deliberate.toml`, each with its
+//!   reason, also listed in docs/ipvsadm-behaviour.md) are normalised away
+//!   on both sides and counted as explained;
+//! - connection entries' expiry (`-Lc`) may differ by [`EXPIRY_SLACK_S`]: the
+//!   two runs read them at slightly different moments;
+//! - steps marked `compare = "shape"` compare lines with numbers masked.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use regex::Regex;
+use serde::Deserialize;
+use similar::{capture_diff_slices, Algorithm, DiffOp};
+
+use crate::scenario::CompareMode;
+use crate::transcript::Transcript;
+
+pub const EXPIRY_SLACK_S: i64 = 2;
+
+/// A difference between rvs and the kernel that rvs keeps on purpose.
+#[derive(Debug, Clone)]
+pub struct Deliberate {
+    pub what: String,
+    pub why: String,
+    rule: Rule,
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    /// Lines matching `pattern` are rewritten with `replace`.
+    Rewrite { pattern: Regex, replace: String },
+    /// The run of lines matching `rows` right after a line matching `after`
+    /// is compared as a set (sorted).
+    Unordered { after: Regex, rows: Regex },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliberateFile {
+    #[serde(rename = "difference")]
+    differences: Vec<DeliberateEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliberateEntry {
+    what: String,
+    why: String,
+    /// A regex over one line; lines it matches, on either side, are
+    /// rewritten with `replace` before comparing.
+    pattern: Option<String>,
+    replace: Option<String>,
+    /// Or: the lines matching `rows` that follow a line matching `after`
+    /// are sorted on both sides before comparing.
+    after: Option<String>,
+    rows: Option<String>,
+}
+
+pub fn load_deliberate(path: &Path) -> Result<Vec<Deliberate>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let f: DeliberateFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    f.differences
+        .into_iter()
+        .map(|d| {
+            let re = |s: &str| Regex::new(s).with_context(|| format!("a regex of {:?}", d.what));
+            let rule = match (&d.pattern, &d.replace, &d.after, &d.rows) {
+                (Some(p), Some(r), None, None) => Rule::Rewrite {
+                    pattern: re(p)?,
+                    replace: r.clone(),
+                },
+                (None, None, Some(a), Some(r)) => Rule::Unordered {
+                    after: re(a)?,
+                    rows: re(r)?,
+                },
+                _ => anyhow::bail!(
+                    "{:?}: give either pattern and replace, or after and rows",
+                    d.what
+                ),
+            };
+            Ok(Deliberate {
+                what: d.what,
+                why: d.why,
+                rule,
+            })
+        })
+        .collect()
+}
+
+/// The verdict on one scenario.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Rendered differences, empty when the runs agree.
+    pub diff: Vec<String>,
+    /// Which deliberate differences showed up, and how often.
+    pub explained: Vec<(String, usize)>,
+    pub lines: usize,
+}
+
+impl Outcome {
+    pub fn agrees(&self) -> bool {
+        self.diff.is_empty()
+    }
+
+    pub fn explained_count(&self) -> usize {
+        self.explained.iter().map(|(_, n)| n).sum()
+    }
+}
+
+fn expiry_re() -> Regex {
+    // A -Lc row: protocol, then mm:ss.
+    Regex::new(r"^(TCP|UDP|SCTP|IP) +(\d\d):(\d\d) ").expect("literal")
+}
+
+struct Line<'a> {
+    raw: &'a str,
+    /// After deliberate normalisation.
+    norm: String,
+    /// What the diff matches on (expiry or numbers masked).
+    key: String,
+    expiry_s: Option<i64>,
+    /// Indexes of the deliberate rules that changed it.
+    rules: Vec<usize>,
+}
+
+/// Sorts the unordered blocks of a section; returns the lines and which
+/// rules reordered something.
+fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) {
+    let mut out = lines.to_vec();
+    let mut used = Vec::new();
+    for (ri, r) in rules.iter().enumerate() {
+        let Rule::Unordered { after, rows } = &r.rule else {
+            continue;
+        };
+        let mut i = 0;
+        while i < out.len() {
+            if after.is_match(&out[i]) {
+                let start = i + 1;
+                let mut end = start;
+                while end < out.len() && rows.is_match(&out[end]) {
+                    end += 1;
+                }
+                let before = out[start..end].to_vec();
+                // By everything but the expiry time, which may differ by the
+                // slack and must not decide the order.
+                let clock = Regex::new(r"\d\d:\d\d").expect("literal");
+                out[start..end].sort_by_key(|l| clock.replace(l, "").into_owned());
+                if out[start..end] != before[..] {
+                    used.push(ri);
+                }
+                i = end;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    (out, used)
+}
+
+fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Regex) -> Line<'a> {
+    let mut norm = raw.to_string();
+    let mut used = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let Rule::Rewrite { pattern, replace } = &r.rule else {
+            continue;
+        };
+        if pattern.is_match(&norm) {
+            let n = pattern.replace_all(&norm, replace.as_str()).into_owned();
+            if n != norm {
+                used.push(i);
+                norm = n;
+            }
+        }
+    }
+    let (key, expiry_s) = match mode {
+        CompareMode::Shape => (
+            Regex::new(r"\d+")
+                .expect("literal")
+                .replace_all(&norm, "#")
+                .into_owned(),
+            None,
+        ),
+        CompareMode::Exact => match exp.captures(&norm) {
+            Some(c) => {
+                let s = c[2].parse::<i64>().unwrap_or(0) * 60 + c[3].parse::<i64>().unwrap_or(0);
+                let masked = format!("{} ~~:~~ {}", &c[1], &norm[c.get(0).expect("whole").end()..]);
+                (masked, Some(s))
+            }
+            None => (norm.clone(), None),
+        },
+    };
+    Line {
+        raw,
+        norm,
+        key,
+        expiry_s,
+        rules: used,
+    }
+}
+
+/// Compares two transcripts of one scenario.
+pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> Outcome {
+    let exp = expiry_re();
+    let mut out = Outcome::default();
+    let mut counts = vec![0usize; rules.len()];
+    let n = kernel.sections.len().max(rvs.sections.len());
+    for i in 0..n {
+        let (Some(k), Some(r)) = (kernel.sections.get(i), rvs.sections.get(i)) else {
+            out.diff.push(format!(
+                "step {}: only one run got this far (kernel {} steps, rvs {})",
+                i + 1,
+                kernel.sections.len(),
+                rvs.sections.len()
+            ));
+            break;
+        };
+        let (ko, k_reordered) = reorder(&k.lines, rules);
+        let (ro, r_reordered) = reorder(&r.lines, rules);
+        if ko != k.lines || ro != r.lines {
+            // Count a reordering once per section, when the raw orders differ.
+            if k.lines != r.lines {
+                let mut used: Vec<usize> = k_reordered.into_iter().chain(r_reordered).collect();
+                used.sort_unstable();
+                used.dedup();
+                for u in used {
+                    counts[u] += 1;
+                }
+            }
+        }
+        let kl: Vec<Line> = ko.iter().map(|l| prepare(l, k.mode, rules, &exp)).collect();
+        let rl: Vec<Line> = ro.iter().map(|l| prepare(l, k.mode, rules, &exp)).collect();
+        out.lines += kl.len().max(rl.len());
+        let kk: Vec<&str> = kl.iter().map(|l| l.key.as_str()).collect();
+        let rk: Vec<&str> = rl.iter().map(|l| l.key.as_str()).collect();
+        let mut hunk: Vec<String> = Vec::new();
+        for op in capture_diff_slices(Algorithm::Myers, &kk, &rk) {
+            match op {
+                DiffOp::Equal {
+                    old_index,
+                    new_index,
+                    len,
+                } => {
+                    for j in 0..len {
+                        let (a, b) = (&kl[old_index + j], &rl[new_index + j]);
+                        let within = match (a.expiry_s, b.expiry_s) {
+                            (Some(x), Some(y)) => (x - y).abs() <= EXPIRY_SLACK_S,
+                            _ => true,
+                        };
+                        if !within {
+                            hunk.push(format!("-{}", a.raw));
+                            hunk.push(format!("+{}", b.raw));
+                        } else if a.raw != b.raw && a.norm == b.norm {
+                            let mut used: Vec<usize> = a.rules.iter().chain(&b.rules).copied().collect();
+                            used.sort_unstable();
+                            used.dedup();
+                            for u in used {
+                                counts[u] += 1;
+                            }
+                        }
+                    }
+                }
+                DiffOp::Delete {
+                    old_index, old_len, ..
+                } => {
+                    for l in &kl[old_index..old_index + old_len] {
+                        hunk.push(format!("-{}", l.raw));
+                    }
+                }
+                DiffOp::Insert {
+                    new_index, new_len, ..
+                } => {
+                    for l in &rl[new_index..new_index + new_len] {
+                        hunk.push(format!("+{}", l.raw));
+                    }
+                }
+                DiffOp::Replace {
+                    old_index,
+                    old_len,
+                    new_index,
+                    new_len,
+                } => {
+                    for l in &kl[old_index..old_index + old_len] {
+                        hunk.push(format!("-{}", l.raw));
+                    }
+                    for l in &rl[new_index..new_index + new_len] {
+                        hunk.push(format!("+{}", l.raw));
+                    }
+                }
+            }
+        }
+        if !hunk.is_empty() {
+            // The command that produced it, for context.
+            let cmd = k.lines.iter().find(|l| l.starts_with("$ ")).cloned();
+            out.diff.push(format!(
+                "step {} ({}{}): -kernel +rvs",
+                k.step,
+                k.kind,
+                cmd.map(|c| format!(", first command {c}")).unwrap_or_default()
+            ));
+            out.diff.extend(hunk.into_iter().map(|h| format!("  {h}")));
+        }
+    }
+    out.explained = rules
+        .iter()
+        .zip(counts)
+        .filter(|(_, c)| *c > 0)
+        .map(|(r, c)| (r.what.clone(), c))
+        .collect();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(lines: &[&str]) -> Transcript {
+        let mut t = Transcript::default();
+        t.push(1, "admin", CompareMode::Exact, lines.iter().map(|s| s.to_string()).collect());
+        t
+    }
+
+    fn size_rule() -> Vec<Deliberate> {
+        vec![Deliberate {
+            what: "table size".into(),
+            why: "ours".into(),
+            rule: Rule::Rewrite {
+                pattern: Regex::new(r"\(size=\d+\)").unwrap(),
+                replace: "(size=N)".into(),
+            },
+        }]
+    }
+
+    #[test]
+    fn unordered_blocks_compare_as_sets() {
+        let rules = vec![Deliberate {
+            what: "row order".into(),
+            why: "hash order".into(),
+            rule: Rule::Unordered {
+                after: Regex::new("^pro expire").unwrap(),
+                rows: Regex::new("^TCP ").unwrap(),
+            },
+        }];
+        let a = t(&["pro expire", "TCP 00:10 a", "TCP 00:10 b", "[exit 0]"]);
+        let b = t(&["pro expire", "TCP 00:10 b", "TCP 00:10 a", "[exit 0]"]);
+        let o = compare(&a, &b, &rules);
+        assert!(o.agrees(), "{:?}", o.diff);
+        assert_eq!(o.explained, vec![("row order".to_string(), 1)]);
+        let c = t(&["pro expire", "TCP 00:10 b", "TCP 00:10 c", "[exit 0]"]);
+        assert!(!compare(&a, &c, &rules).agrees());
+    }
+
+    #[test]
+    fn equal_transcripts_agree() {
+        let a = t(&["$ ipvsadm -Ln", "[exit 0]", "x"]);
+        let o = compare(&a, &a, &[]);
+        assert!(o.agrees());
+        assert_eq!(o.explained_count(), 0);
+    }
+
+    #[test]
+    fn a_deliberate_difference_is_explained_and_counted() {
+        let a = t(&["IP Virtual Server version 1.2.1 (size=4096)"]);
+        let b = t(&["IP Virtual Server version 1.2.1 (size=65536)"]);
+        let o = compare(&a, &b, &size_rule());
+        assert!(o.agrees(), "{:?}", o.diff);
+        assert_eq!(o.explained, vec![("table size".to_string(), 1)]);
+        let o = compare(&a, &b, &[]);
+        assert!(!o.agrees());
+        assert!(o.diff.iter().any(|l| l.contains("-IP Virtual Server")));
+    }
+
+    #[test]
+    fn expiry_may_differ_by_the_slack_only() {
+        let row = |e: &str| format!("TCP {e}  ESTABLISHED 192.168.1.100:20000 192.168.1.10:80    192.168.1.220:80");
+        let a = t(&[&row("14:59")]);
+        assert!(compare(&a, &t(&[&row("14:58")]), &[]).agrees());
+        assert!(compare(&a, &t(&[&row("15:01")]), &[]).agrees());
+        let o = compare(&a, &t(&[&row("14:50")]), &[]);
+        assert!(!o.agrees());
+        let other_state = row("14:59").replace("ESTABLISHED", "SYN_RECV   ");
+        assert!(!compare(&a, &t(&[&other_state]), &[]).agrees());
+    }
+
+    #[test]
+    fn shape_mode_masks_numbers_but_not_words() {
+        let mut a = Transcript::default();
+        a.push(1, "admin", CompareMode::Shape, vec!["TCP 192.168.1.10:80  12  3K".into()]);
+        let mut b = Transcript::default();
+        b.push(1, "admin", CompareMode::Shape, vec!["TCP 192.168.1.10:80  9  1K".into()]);
+        assert!(compare(&a, &b, &[]).agrees());
+        b.sections[0].lines[0] = "UDP 192.168.1.10:80  9  1K".into();
+        assert!(!compare(&a, &b, &[]).agrees());
+    }
+
+    #[test]
+    fn a_run_that_stopped_early_is_a_difference() {
+        let a = t(&["x"]);
+        let b = Transcript::default();
+        assert!(!compare(&a, &b, &[]).agrees());
+    }
+}
