@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_e2e;
+mod docker;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +43,11 @@ enum Task {
         /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct).
         #[arg(long)]
         e2e_only: bool,
+    },
+    /// The rvs image and the walkthrough as containers (docker/).
+    Docker {
+        #[command(subcommand)]
+        action: docker::Action,
     },
 }
 
@@ -124,6 +130,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Test => test(),
+        Task::Docker { action } => docker::run(action),
         Task::Bench { e2e_only: true, .. } => {
             setup()?;
             // Measured as the full benchmark does: the release rvsd.
