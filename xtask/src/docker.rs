@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use clap::Subcommand;
 
-use crate::{cargo, root, sh};
+use crate::{cargo, root, setup, sh};
 
 #[derive(Subcommand)]
 pub enum Action {
@@ -251,6 +251,8 @@ fn walkthrough(docker: &Docker, prefix: &str, scenario: Scenario) -> Result<()> 
 /// Builds rvsd and rvsadm, stages them in docker/bin, and builds the
 /// images.
 fn build_images(docker: &Docker, debug: bool) -> Result<()> {
+    // DPDK's headers and libraries for the build (a no-op when present).
+    setup()?;
     let profile = if debug { "debug" } else { "release" };
     let mut build = cargo();
     build.args(["build", "-p", "rvsd", "-p", "rvsadm"]);
