@@ -249,7 +249,8 @@ fn walkthrough(docker: &Docker, prefix: &str, scenario: Scenario) -> Result<()> 
 }
 
 /// Builds rvsd and rvsadm, stages them in docker/bin, and builds the
-/// images.
+/// images. The compiler runs while the base and testbed images build: one
+/// is CPU, the other mostly waiting on Debian's mirror.
 fn build_images(docker: &Docker, debug: bool) -> Result<()> {
     // DPDK's headers and libraries for the build (a no-op when present).
     setup()?;
@@ -259,7 +260,19 @@ fn build_images(docker: &Docker, debug: bool) -> Result<()> {
     if !debug {
         build.arg("--release");
     }
-    sh(&mut build)?;
+    std::thread::scope(|s| {
+        let compiled = s.spawn(move || sh(&mut build));
+        let images = sh(Command::new("bash")
+            .arg("docker/base.sh")
+            .env("DOCKER", &docker.cli)
+            .env("BASE_IMAGE", BASE_IMAGE))
+        .and_then(|()| {
+            build_image(docker, "docker/testbed", Some("peer"), PEER_IMAGE)?;
+            build_image(docker, "docker/testbed", Some("forwarder"), FORWARDER_IMAGE)
+        });
+        let compiled = compiled.join().expect("the cargo build thread panicked");
+        images.and(compiled)
+    })?;
     let bin = root().join("docker/bin");
     fs::create_dir_all(&bin)?;
     for b in ["rvsd", "rvsadm"] {
@@ -268,29 +281,24 @@ fn build_images(docker: &Docker, debug: bool) -> Result<()> {
         // The line tables stay in target/; the symbols stay for backtraces.
         sh(Command::new("strip").arg("--strip-debug").arg(&to))?;
     }
-    sh(Command::new("bash")
-        .arg("docker/base.sh")
-        .env("DOCKER", &docker.cli)
-        .env("BASE_IMAGE", BASE_IMAGE))?;
-    // --network host: apt inside the build reaches Debian's mirror
-    // whatever the daemon's bridge setup (this one runs without iptables).
-    for (dir, target, image) in [
-        ("docker", None, RVS_IMAGE),
-        ("docker/testbed", Some("peer"), PEER_IMAGE),
-        ("docker/testbed", Some("forwarder"), FORWARDER_IMAGE),
-    ] {
-        let before = docker.image_id(image);
-        let mut build = docker.cmd();
-        build.args(["build", "-q", "--network", "host", "-t", image]);
-        if let Some(t) = target {
-            build.args(["--target", t]);
-        }
-        output_ok(build.arg(dir))?;
-        // The image this one replaces, unless something still uses it: no
-        // pile of untagged rvs images after many runs.
-        if let Some(old) = before.filter(|old| Some(old) != docker.image_id(image).as_ref()) {
-            let _ = docker.output(&["image", "rm", &old]);
-        }
+    build_image(docker, "docker", None, RVS_IMAGE)
+}
+
+/// `docker build` with `--network host`, so that apt inside the build
+/// reaches Debian's mirror whatever the daemon's bridge setup (this one
+/// runs without iptables).
+fn build_image(docker: &Docker, dir: &str, target: Option<&str>, image: &str) -> Result<()> {
+    let before = docker.image_id(image);
+    let mut build = docker.cmd();
+    build.args(["build", "-q", "--network", "host", "-t", image]);
+    if let Some(t) = target {
+        build.args(["--target", t]);
+    }
+    output_ok(build.arg(dir))?;
+    // The image this one replaces, unless something still uses it: no pile
+    // of untagged rvs images after many runs.
+    if let Some(old) = before.filter(|old| Some(old) != docker.image_id(image).as_ref()) {
+        let _ = docker.output(&["image", "rm", &old]);
     }
     Ok(())
 }
