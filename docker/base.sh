@@ -24,8 +24,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 if ! command -v debootstrap >/dev/null; then
     echo "base: installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-        --no-install-recommends debootstrap >/dev/null
+    install() {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+            --no-install-recommends debootstrap >/dev/null
+    }
+    install || { apt-get update -qq && install; }
 fi
 
 work=$(mktemp -d /tmp/rvs-base.XXXXXX)

@@ -6,7 +6,7 @@
 # source-address rule, so that direct-routing replies, sent from the VIP,
 # still go straight to the client on the same network.
 set -eu
-: "${BODY:?BODY: the page to serve}" "${VIP:?VIP: the virtual address}" "${DIRECTOR:?DIRECTOR: rvsd's address}"
+: "${BODY:?BODY: the page to serve}" "${VIP:?VIP: the virtual address}" "${DIRECTOR:?DIRECTOR: the address of rvsd}"
 ethtool -K eth0 tx off >/dev/null
 ip addr add "$VIP/32" dev lo
 own=$(ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1)

@@ -115,6 +115,10 @@ impl Scenario {
 }
 
 pub fn run(action: Action) -> Result<()> {
+    ensure!(
+        is_root(),
+        "cargo xtask docker needs root (apt-get, dockerd, debootstrap); run it as root"
+    );
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed))?;
     match action {
         Action::Build { debug } => {
@@ -747,6 +751,18 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         packages.join(" ")
     );
     Ok(())
+}
+
+/// The real uid from /proc/self/status is 0 (no libc dependency).
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().next().map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
