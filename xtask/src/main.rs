@@ -6,8 +6,8 @@
 
 mod bench;
 mod bench_e2e;
-mod kernel_vm;
 mod docker;
+mod kernel_vm;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
