@@ -138,6 +138,7 @@ struct Line<'a> {
 fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) {
     let mut out = lines.to_vec();
     let mut used = Vec::new();
+    let clock = Regex::new(r"\d\d:\d\d").expect("literal");
     for (ri, r) in rules.iter().enumerate() {
         let Rule::Unordered { after, rows } = &r.rule else {
             continue;
@@ -153,7 +154,6 @@ fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) 
                 let before = out[start..end].to_vec();
                 // By everything but the expiry time, which may differ by the
                 // slack and must not decide the order.
-                let clock = Regex::new(r"\d\d:\d\d").expect("literal");
                 out[start..end].sort_by_key(|l| clock.replace(l, "").into_owned());
                 if out[start..end] != before[..] {
                     used.push(ri);
@@ -167,7 +167,13 @@ fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) 
     (out, used)
 }
 
-fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Regex) -> Line<'a> {
+fn prepare<'a>(
+    raw: &'a str,
+    mode: CompareMode,
+    rules: &[Deliberate],
+    exp: &Regex,
+    digits: &Regex,
+) -> Line<'a> {
     let mut norm = raw.to_string();
     let mut used = Vec::new();
     for (i, r) in rules.iter().enumerate() {
@@ -183,13 +189,7 @@ fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Rege
         }
     }
     let (key, expiry_s) = match mode {
-        CompareMode::Shape => (
-            Regex::new(r"\d+")
-                .expect("literal")
-                .replace_all(&norm, "#")
-                .into_owned(),
-            None,
-        ),
+        CompareMode::Shape => (digits.replace_all(&norm, "#").into_owned(), None),
         CompareMode::Exact => match exp.captures(&norm) {
             Some(c) => {
                 let s = c[2].parse::<i64>().unwrap_or(0) * 60 + c[3].parse::<i64>().unwrap_or(0);
@@ -215,6 +215,7 @@ fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Rege
 /// Compares two transcripts of one scenario.
 pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> Outcome {
     let exp = expiry_re();
+    let digits = Regex::new(r"\d+").expect("literal");
     let mut out = Outcome::default();
     let mut counts = vec![0usize; rules.len()];
     let n = kernel.sections.len().max(rvs.sections.len());
@@ -241,8 +242,14 @@ pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> O
                 }
             }
         }
-        let kl: Vec<Line> = ko.iter().map(|l| prepare(l, k.mode, rules, &exp)).collect();
-        let rl: Vec<Line> = ro.iter().map(|l| prepare(l, k.mode, rules, &exp)).collect();
+        let kl: Vec<Line> = ko
+            .iter()
+            .map(|l| prepare(l, k.mode, rules, &exp, &digits))
+            .collect();
+        let rl: Vec<Line> = ro
+            .iter()
+            .map(|l| prepare(l, k.mode, rules, &exp, &digits))
+            .collect();
         out.lines += kl.len().max(rl.len());
         let kk: Vec<&str> = kl.iter().map(|l| l.key.as_str()).collect();
         let rk: Vec<&str> = rl.iter().map(|l| l.key.as_str()).collect();
