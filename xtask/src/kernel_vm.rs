@@ -328,7 +328,18 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
     }
     for (_, files) in &groups {
         for f in files {
-            rvs_oracle::scenario::Scenario::load(f)?;
+            let sc = rvs_oracle::scenario::Scenario::load(f)?;
+            for (i, step) in sc.steps.iter().enumerate() {
+                if let Some(n) = &step.explained_by {
+                    if !rules.iter().any(|r| r.step_name() == Some(n.as_str())) {
+                        bail!(
+                            "{} step {}: explained_by = {n:?} names no difference in oracle/deliberate.toml",
+                            f.display(),
+                            i + 1
+                        );
+                    }
+                }
+            }
         }
     }
     let started = Instant::now();

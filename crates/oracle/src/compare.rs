@@ -97,6 +97,17 @@ pub fn load_deliberate(path: &Path) -> Result<Vec<Deliberate>> {
         .collect()
 }
 
+impl Deliberate {
+    /// The name steps use to point at it (`explained_by`), if it is a
+    /// step-level difference.
+    pub fn step_name(&self) -> Option<&str> {
+        match &self.rule {
+            Rule::Step { name } => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// The verdict on one scenario.
 #[derive(Debug, Default)]
 pub struct Outcome {
