@@ -101,7 +101,10 @@ impl KernelVm {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        println!("kernel-vm: building the image (kernel {kernel}) in {}", dir.display());
+        println!(
+            "kernel-vm: building the image (kernel {kernel}) in {}",
+            dir.display()
+        );
         let started = Instant::now();
         let tmp = self.dir.join(format!("building-{}", &hash[..12]));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -124,7 +127,13 @@ impl KernelVm {
         let mut kvm = false;
         if Path::new("/dev/kvm").exists() {
             let started = Instant::now();
-            let r = self.boot(image, "kvm", "echo kvm-works", Duration::from_secs(20), false);
+            let r = self.boot(
+                image,
+                "kvm",
+                "echo kvm-works",
+                Duration::from_secs(20),
+                false,
+            );
             kvm = matches!(&r, Ok(j) if j.code == 0
                 && std::fs::read_to_string(j.dir.join("output")).unwrap_or_default().contains("kvm-works"));
             println!(
@@ -140,7 +149,13 @@ impl KernelVm {
 
     /// Boots the image and runs `script` (bash, in the checkout). Its output
     /// is in `<job>/output`; lines are echoed as they come when `echo`.
-    pub fn run(&self, image: &Image, script: &str, limit: Duration, echo: bool) -> Result<JobResult> {
+    pub fn run(
+        &self,
+        image: &Image,
+        script: &str,
+        limit: Duration,
+        echo: bool,
+    ) -> Result<JobResult> {
         let accel = self.accel(image)?;
         self.boot(image, accel, script, limit, echo)
     }
@@ -211,7 +226,11 @@ impl KernelVm {
                     let line = line.replace('\r', "");
                     // The guest's job writes its lines to the console too;
                     // kernel messages start with a timestamp.
-                    if echo && !line.starts_with('[') && !line.contains("\u{1b}") && !line.trim().is_empty() {
+                    if echo
+                        && !line.starts_with('[')
+                        && !line.contains("\u{1b}")
+                        && !line.trim().is_empty()
+                    {
                         println!("  {line}");
                     }
                     console.push(line);
@@ -281,7 +300,11 @@ pub fn scenario_groups(root: &Path, filters: &[String]) -> Result<Vec<(String, V
             .collect();
         files.sort();
         if !files.is_empty() {
-            let g = d.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let g = d
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             groups.push((g, files));
         }
     }
@@ -305,7 +328,18 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
     }
     for (_, files) in &groups {
         for f in files {
-            rvs_oracle::scenario::Scenario::load(f)?;
+            let sc = rvs_oracle::scenario::Scenario::load(f)?;
+            for (i, step) in sc.steps.iter().enumerate() {
+                if let Some(n) = &step.explained_by {
+                    if !rules.iter().any(|r| r.step_name() == Some(n.as_str())) {
+                        bail!(
+                            "{} step {}: explained_by = {n:?} names no difference in oracle/deliberate.toml",
+                            f.display(),
+                            i + 1
+                        );
+                    }
+                }
+            }
         }
     }
     let started = Instant::now();
@@ -336,7 +370,9 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
                 std::fs::read_to_string(result_path(&results, &name, d))
                     .map(|s| Transcript::parse(&s))
                     .unwrap_or_else(|_| {
-                        Transcript::parse("@@ 0 error exact\nno transcript: the run did not get to it\n")
+                        Transcript::parse(
+                            "@@ 0 error exact\nno transcript: the run did not get to it\n",
+                        )
                     })
             };
             let o = compare(&read("kernel"), &read("rvs"), &rules);
@@ -344,7 +380,11 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
             let notes = if o.explained.is_empty() {
                 String::new()
             } else {
-                let e: Vec<String> = o.explained.iter().map(|(w, n)| format!("{w} ×{n}")).collect();
+                let e: Vec<String> = o
+                    .explained
+                    .iter()
+                    .map(|(w, n)| format!("{w} ×{n}"))
+                    .collect();
                 format!(" (explained: {})", e.join("; "))
             };
             if o.agrees() {
@@ -365,7 +405,10 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     if differ > 0 {
-        bail!("scenarios that differ from kernel IPVS: {}", failures.join(" "));
+        bail!(
+            "scenarios that differ from kernel IPVS: {}",
+            failures.join(" ")
+        );
     }
     Ok(())
 }

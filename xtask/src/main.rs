@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_e2e;
+mod docker;
 mod kernel_vm;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,11 @@ enum Task {
     KernelVm {
         #[command(subcommand)]
         action: KernelVmAction,
+    },
+    /// The rvs image and the walkthrough as containers (docker/).
+    Docker {
+        #[command(subcommand)]
+        action: docker::Action,
     },
 }
 
@@ -147,6 +153,7 @@ fn main() -> Result<()> {
         }
         Task::Test => test(),
         Task::KernelVm { action } => kernel_vm_task(action),
+        Task::Docker { action } => docker::run(action),
         Task::Bench { e2e_only: true, .. } => {
             setup()?;
             // Measured as the full benchmark does: the release rvsd.

@@ -52,17 +52,34 @@ fn truncate(s: String, n: usize) -> String {
     }
 }
 
-/// Sorts with ipvsadm's comparison, which is not a total order for
-/// addresses more than 2^31 apart. A plain insertion sort: it never panics on
-/// such input (Rust's `sort_by` may) and keeps equal items in order.
-fn sort_quirky<T>(v: &mut [T], cmp: impl Fn(&T, &T) -> Ordering) {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 && cmp(&v[j - 1], &v[j]) == Ordering::Greater {
-            v.swap(j - 1, j);
-            j -= 1;
+/// Sorts as ipvsadm does: glibc's `qsort`, which is a top-down merge sort
+/// (left half `n / 2`, ties taken from the left), with ipvsadm's comparison.
+/// That comparison is not a total order for addresses more than 2^31 apart,
+/// so the algorithm decides the result, and this one gives ipvsadm's
+/// (checked in the kernel VM: oracle/scenarios/listing/order.toml).
+fn sort_quirky<T: Clone>(v: &mut [T], cmp: impl Fn(&T, &T) -> Ordering) {
+    fn msort<T: Clone>(v: &mut [T], cmp: &impl Fn(&T, &T) -> Ordering) {
+        if v.len() <= 1 {
+            return;
+        }
+        let n1 = v.len() / 2;
+        msort(&mut v[..n1], cmp);
+        msort(&mut v[n1..], cmp);
+        let (left, right) = (v[..n1].to_vec(), v[n1..].to_vec());
+        let (mut i, mut j) = (0, 0);
+        for slot in v.iter_mut() {
+            let take_left = j >= right.len()
+                || (i < left.len() && cmp(&left[i], &right[j]) != Ordering::Greater);
+            if take_left {
+                *slot = left[i].clone();
+                i += 1;
+            } else {
+                *slot = right[j].clone();
+                j += 1;
+            }
         }
     }
+    msort(v, &cmp);
 }
 
 fn family(a: IpAddr) -> u8 {
@@ -649,6 +666,45 @@ TCP  192.168.1.10:80 rr\n\
         assert_eq!(
             ipvsadm_addr_cmp("192.168.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()),
             Ordering::Less
+        );
+    }
+
+    #[test]
+    fn dest_order_is_glibc_merge_sort_with_the_quirk() {
+        // Added 200.0.0.1, 10.9.9.9, 192.168.9.9, 10.9.9.9:81, 10.9.9.8:82:
+        // the kernel lists them newest first, and ipvsadm printed this (the
+        // kernel VM, listing/order).
+        let mut l = listing();
+        let tpl = l.services[0].dests[0].clone();
+        l.services[0].dests = [
+            ("10.9.9.8", 82),
+            ("10.9.9.9", 81),
+            ("192.168.9.9", 80),
+            ("10.9.9.9", 80),
+            ("200.0.0.1", 80),
+        ]
+        .iter()
+        .map(|(a, p)| {
+            let mut d = tpl.clone();
+            d.spec.addr = a.parse().unwrap();
+            d.spec.port = *p;
+            d
+        })
+        .collect();
+        let got: Vec<String> = sorted(&l)[0]
+            .dests
+            .iter()
+            .map(|d| format!("{}:{}", d.spec.addr, d.spec.port))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "192.168.9.9:80",
+                "200.0.0.1:80",
+                "10.9.9.8:82",
+                "10.9.9.9:80",
+                "10.9.9.9:81"
+            ]
         );
     }
 

@@ -11,8 +11,11 @@ use rvs_ipvs::{Command, DestSpec, ServiceKey, ServiceSpec};
 pub enum Request {
     /// Change the configuration.
     Apply(Command),
-    /// Several changes, applied in order; stops at the first error (`-R`).
+    /// Several changes, applied in order; stops at the first error.
     ApplyAll(Vec<Command>),
+    /// `-R`: every change in order, as ipvsadm replays a rules file: one
+    /// that fails is reported and the next ones still go in.
+    Restore(Vec<Command>),
     /// The service table with counters.
     List,
     /// Dataplane counters per worker.
@@ -45,6 +48,8 @@ pub enum Response {
     Conns(Vec<ConnRow>, bool),
     Totals(Totals),
     Status(Box<Status>),
+    /// What `Restore` refused, one message per failed command, in order.
+    Restored(Vec<String>),
 }
 
 /// What `-L` shows.

@@ -149,6 +149,13 @@ impl ControlServer {
             }
             Request::Totals => Response::Totals(self.stats.totals(&self.director)),
             Request::Status => Response::Status(Box::new(self.status())),
+            Request::Restore(cmds) => {
+                let errors: Vec<String> = cmds.iter().filter_map(|c| self.apply(c).err()).collect();
+                match self.wait_applied() {
+                    Response::Ok => Response::Restored(errors),
+                    other => other,
+                }
+            }
             Request::List => Response::Listing(self.listing()),
             Request::SetTimeouts { tcp, tcpfin, udp } => {
                 let t = &mut self.timeouts;
@@ -214,7 +221,7 @@ impl ControlServer {
                 vport: k.vport,
                 daddr: t.daddr,
                 dport: t.dport,
-                state: "NONE".into(),
+                state: t.state_name().into(),
                 expires_s: t.expires_ms().saturating_sub(now) / 1000,
             });
         }

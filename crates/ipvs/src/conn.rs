@@ -916,12 +916,17 @@ impl ConnTable {
         let new = next_state(dir, old, event);
         let was_active = d.flags & F_ACTIVE != 0;
         let now_active = if new != old {
-            new == TcpState::Established
+            new.is_active()
         } else {
             was_active
         };
         if now_active != was_active {
             self.dests.get(d.dest).shared.set_conn_active(now_active);
+        }
+        // A template whose connection got established is "assured"
+        // (`ip_vs_control_assure_ct`).
+        if new != old && new == TcpState::Established && d.template != NONE {
+            self.templates.get(d.template).assure();
         }
         let expires_s = secs(now_ms + self.state_secs[new as usize] as u64 * 1000);
         // The common case, a segment of an established flow within the same
@@ -957,13 +962,21 @@ impl ConnTable {
     ) {
         match protocol {
             Protocol::Tcp => self.on_tcp(r, output, event, now_ms),
-            _ => self.on_udp(r, now_ms),
+            _ => self.on_udp(r, output, now_ms),
         }
     }
 
-    /// A UDP datagram of this connection passed: re-arm the timer.
-    pub fn on_udp(&mut self, r: ConnRef, now_ms: u64) {
+    /// A UDP datagram of this connection passed: re-arm the timer. A reply
+    /// (`output`, a NAT server's) assures its template, as
+    /// `udp_state_transition` does.
+    pub fn on_udp(&mut self, r: ConnRef, output: bool, now_ms: u64) {
         let e = secs(now_ms + self.timeouts.udp as u64 * 1000);
+        if output {
+            let t = self.data_only(r).template;
+            if t != NONE {
+                self.templates.get(t).assure();
+            }
+        }
         with_shard!(self, r, |s, i| s.slots[i].data.expires_s = e);
     }
 

@@ -110,14 +110,12 @@ impl DestShared {
         self.active() + self.inactive()
     }
 
-    /// A new connection binds (counted inactive, as the kernel does).
+    /// A new connection binds (counted inactive until its first state
+    /// change says otherwise).
     pub fn bind_conn(&self) {
         self.inactconns.fetch_add(1, Relaxed);
         self.conns.fetch_add(1, Relaxed);
-        let u = self.u_threshold.load(Relaxed);
-        if u != 0 && self.total() >= u {
-            self.overloaded.store(true, Relaxed);
-        }
+        self.update_overload();
     }
 
     /// A connection goes away; `active` says which counter it was in.
@@ -127,16 +125,28 @@ impl DestShared {
         } else {
             self.inactconns.fetch_sub(1, Relaxed);
         }
+        if self.is_overloaded() {
+            self.update_overload();
+        }
+    }
+
+    /// The kernel's `ip_vs_dest_update_overload`: overloaded once the
+    /// connections reach the upper threshold, until they drop below the
+    /// lower one (by default `u - u/4`, three quarters rounded up); no
+    /// upper threshold, never overloaded.
+    fn update_overload(&self) {
         let (u, l) = self.thresholds();
-        let total = self.total();
-        let clear = if l != 0 {
-            total < l
-        } else if u != 0 {
-            total * 4 < u * 3
-        } else {
-            true
-        };
-        if clear {
+        if u == 0 {
+            self.overloaded.store(false, Relaxed);
+            return;
+        }
+        let conns = self.total() as u64;
+        if conns >= u as u64 {
+            self.overloaded.store(true, Relaxed);
+            return;
+        }
+        let l = if l != 0 { l } else { u - (u >> 2) };
+        if conns < l as u64 {
             self.overloaded.store(false, Relaxed);
         }
     }
@@ -152,13 +162,14 @@ impl DestShared {
         }
     }
 
-    /// `-e` changed the thresholds: a new upper threshold of 0, or one higher
-    /// than before, clears the overload flag (kernel `__ip_vs_update_dest`).
+    /// `-e` set the thresholds: when they changed, the overload flag is
+    /// worked out again from the connections the dest has now (kernel
+    /// `__ip_vs_update_dest`, as of the 2026 fix that Debian's 6.1 carries).
     pub fn set_thresholds(&self, u: u32, l: u32) {
-        let old_u = self.u_threshold.swap(u, Relaxed);
-        self.l_threshold.store(l, Relaxed);
-        if u == 0 || u > old_u {
-            self.overloaded.store(false, Relaxed);
+        if self.thresholds() != (u, l) {
+            self.u_threshold.store(u, Relaxed);
+            self.l_threshold.store(l, Relaxed);
+            self.update_overload();
         }
     }
 }

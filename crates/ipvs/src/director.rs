@@ -9,8 +9,8 @@ use crate::sched::{self, DestChange};
 use crate::service::{sched_flags, Service, ServiceSpec};
 use crate::types::{Protocol, ServiceKey};
 
-/// Highest weight IPVS accepts.
-pub const MAX_WEIGHT: u32 = 65535;
+/// Highest weight IPVS accepts (ipvsadm and the kernel take an int).
+pub const MAX_WEIGHT: u32 = i32::MAX as u32;
 
 /// All virtual services of one replica.
 #[derive(Debug, Default)]

@@ -11,7 +11,7 @@
 //! traffic.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -81,6 +81,9 @@ pub struct Template {
     pub dest: Arc<DestShared>,
     expires_ms: AtomicU64,
     controlled: AtomicU32,
+    /// A connection it controls was established (TCP) or answered (UDP):
+    /// `-Lc` shows ASSURED instead of NONE.
+    assured: AtomicBool,
 }
 
 impl Template {
@@ -100,6 +103,21 @@ impl Template {
     pub fn touch(&self, now_ms: u64, timeout_s: u32) {
         self.expires_ms
             .fetch_max(now_ms + timeout_s as u64 * 1000, Relaxed);
+    }
+
+    pub fn assure(&self) {
+        if !self.assured.load(Relaxed) {
+            self.assured.store(true, Relaxed);
+        }
+    }
+
+    /// The template's state as `-Lc` names it.
+    pub fn state_name(&self) -> &'static str {
+        if self.assured.load(Relaxed) {
+            "ASSURED"
+        } else {
+            "NONE"
+        }
     }
 
     pub fn controlled(&self) -> u32 {
@@ -148,6 +166,7 @@ impl Templates {
                     dest: dest.shared.clone(),
                     expires_ms: AtomicU64::new(0),
                     controlled: AtomicU32::new(0),
+                    assured: AtomicBool::new(false),
                 })
             })
             .clone()

@@ -39,6 +39,14 @@ impl TcpState {
         SynAck,
     ];
 
+    /// Whether a connection in this state counts as ActiveConn: the
+    /// handshake states and ESTABLISHED (the kernel's
+    /// `tcp_state_active_table`, since 4.12); closing and closed states count
+    /// as InActConn.
+    pub fn is_active(self) -> bool {
+        matches!(self, Established | SynSent | SynRecv | SynAck)
+    }
+
     /// As `ipvsadm -Lc` prints it.
     pub fn name(self) -> &'static str {
         match self {

@@ -30,6 +30,8 @@ pub struct Deliberate {
 
 #[derive(Debug, Clone)]
 enum Rule {
+    /// Whole steps that name it (`explained_by`) may differ.
+    Step { name: String },
     /// Lines matching `pattern` are rewritten with `replace`.
     Rewrite { pattern: Regex, replace: String },
     /// The run of lines matching `rows` right after a line matching `after`
@@ -57,28 +59,32 @@ struct DeliberateEntry {
     /// are sorted on both sides before comparing.
     after: Option<String>,
     rows: Option<String>,
+    /// Or: steps with `explained_by = NAME` may differ (for what no line
+    /// rewrite can express).
+    name: Option<String>,
 }
 
 pub fn load_deliberate(path: &Path) -> Result<Vec<Deliberate>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let f: DeliberateFile =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     f.differences
         .into_iter()
         .map(|d| {
             let re = |s: &str| Regex::new(s).with_context(|| format!("a regex of {:?}", d.what));
-            let rule = match (&d.pattern, &d.replace, &d.after, &d.rows) {
-                (Some(p), Some(r), None, None) => Rule::Rewrite {
+            let rule = match (&d.pattern, &d.replace, &d.after, &d.rows, &d.name) {
+                (Some(p), Some(r), None, None, None) => Rule::Rewrite {
                     pattern: re(p)?,
                     replace: r.clone(),
                 },
-                (None, None, Some(a), Some(r)) => Rule::Unordered {
+                (None, None, Some(a), Some(r), None) => Rule::Unordered {
                     after: re(a)?,
                     rows: re(r)?,
                 },
+                (None, None, None, None, Some(n)) => Rule::Step { name: n.clone() },
                 _ => anyhow::bail!(
-                    "{:?}: give either pattern and replace, or after and rows",
+                    "{:?}: give pattern and replace, or after and rows, or name",
                     d.what
                 ),
             };
@@ -89,6 +95,17 @@ pub fn load_deliberate(path: &Path) -> Result<Vec<Deliberate>> {
             })
         })
         .collect()
+}
+
+impl Deliberate {
+    /// The name steps use to point at it (`explained_by`), if it is a
+    /// step-level difference.
+    pub fn step_name(&self) -> Option<&str> {
+        match &self.rule {
+            Rule::Step { name } => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// The verdict on one scenario.
@@ -132,6 +149,7 @@ struct Line<'a> {
 fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) {
     let mut out = lines.to_vec();
     let mut used = Vec::new();
+    let clock = Regex::new(r"\d\d:\d\d").expect("literal");
     for (ri, r) in rules.iter().enumerate() {
         let Rule::Unordered { after, rows } = &r.rule else {
             continue;
@@ -147,7 +165,6 @@ fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) 
                 let before = out[start..end].to_vec();
                 // By everything but the expiry time, which may differ by the
                 // slack and must not decide the order.
-                let clock = Regex::new(r"\d\d:\d\d").expect("literal");
                 out[start..end].sort_by_key(|l| clock.replace(l, "").into_owned());
                 if out[start..end] != before[..] {
                     used.push(ri);
@@ -161,7 +178,13 @@ fn reorder(lines: &[String], rules: &[Deliberate]) -> (Vec<String>, Vec<usize>) 
     (out, used)
 }
 
-fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Regex) -> Line<'a> {
+fn prepare<'a>(
+    raw: &'a str,
+    mode: CompareMode,
+    rules: &[Deliberate],
+    exp: &Regex,
+    digits: &Regex,
+) -> Line<'a> {
     let mut norm = raw.to_string();
     let mut used = Vec::new();
     for (i, r) in rules.iter().enumerate() {
@@ -182,8 +205,7 @@ fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Rege
         // has one space less before it. Words and their order are compared;
         // values and widths are not (exact steps check widths).
         CompareMode::Shape => (
-            Regex::new(r"\d+")
-                .expect("literal")
+            digits
                 .replace_all(&norm, "#")
                 .split_whitespace()
                 .collect::<Vec<_>>()
@@ -193,7 +215,11 @@ fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Rege
         CompareMode::Exact => match exp.captures(&norm) {
             Some(c) => {
                 let s = c[2].parse::<i64>().unwrap_or(0) * 60 + c[3].parse::<i64>().unwrap_or(0);
-                let masked = format!("{} ~~:~~ {}", &c[1], &norm[c.get(0).expect("whole").end()..]);
+                let masked = format!(
+                    "{} ~~:~~ {}",
+                    &c[1],
+                    &norm[c.get(0).expect("whole").end()..]
+                );
                 (masked, Some(s))
             }
             None => (norm.clone(), None),
@@ -211,6 +237,7 @@ fn prepare<'a>(raw: &'a str, mode: CompareMode, rules: &[Deliberate], exp: &Rege
 /// Compares two transcripts of one scenario.
 pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> Outcome {
     let exp = expiry_re();
+    let digits = Regex::new(r"\d+").expect("literal");
     let mut out = Outcome::default();
     let mut counts = vec![0usize; rules.len()];
     let n = kernel.sections.len().max(rvs.sections.len());
@@ -237,8 +264,14 @@ pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> O
                 }
             }
         }
-        let kl: Vec<Line> = ko.iter().map(|l| prepare(l, k.mode, rules, &exp)).collect();
-        let rl: Vec<Line> = ro.iter().map(|l| prepare(l, k.mode, rules, &exp)).collect();
+        let kl: Vec<Line> = ko
+            .iter()
+            .map(|l| prepare(l, k.mode, rules, &exp, &digits))
+            .collect();
+        let rl: Vec<Line> = ro
+            .iter()
+            .map(|l| prepare(l, k.mode, rules, &exp, &digits))
+            .collect();
         out.lines += kl.len().max(rl.len());
         let kk: Vec<&str> = kl.iter().map(|l| l.key.as_str()).collect();
         let rk: Vec<&str> = rl.iter().map(|l| l.key.as_str()).collect();
@@ -260,7 +293,8 @@ pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> O
                             hunk.push(format!("-{}", a.raw));
                             hunk.push(format!("+{}", b.raw));
                         } else if a.raw != b.raw && a.norm == b.norm {
-                            let mut used: Vec<usize> = a.rules.iter().chain(&b.rules).copied().collect();
+                            let mut used: Vec<usize> =
+                                a.rules.iter().chain(&b.rules).copied().collect();
                             used.sort_unstable();
                             used.dedup();
                             for u in used {
@@ -298,6 +332,15 @@ pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> O
                 }
             }
         }
+        let excused = k.explained_by.as_ref().and_then(|n| {
+            rules
+                .iter()
+                .position(|r| matches!(&r.rule, Rule::Step { name } if name == n))
+        });
+        if let (false, Some(u)) = (hunk.is_empty(), excused) {
+            counts[u] += 1;
+            hunk.clear();
+        }
         if !hunk.is_empty() {
             // The command that produced it, for context.
             let cmd = k.lines.iter().find(|l| l.starts_with("$ ")).cloned();
@@ -305,7 +348,8 @@ pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> O
                 "step {} ({}{}): -kernel +rvs",
                 k.step,
                 k.kind,
-                cmd.map(|c| format!(", first command {c}")).unwrap_or_default()
+                cmd.map(|c| format!(", first command {c}"))
+                    .unwrap_or_default()
             ));
             out.diff.extend(hunk.into_iter().map(|h| format!("  {h}")));
         }
@@ -325,7 +369,12 @@ mod tests {
 
     fn t(lines: &[&str]) -> Transcript {
         let mut t = Transcript::default();
-        t.push(1, "admin", CompareMode::Exact, lines.iter().map(|s| s.to_string()).collect());
+        t.push(
+            1,
+            "admin",
+            CompareMode::Exact,
+            lines.iter().map(|s| s.to_string()).collect(),
+        );
         t
     }
 
@@ -381,7 +430,9 @@ mod tests {
 
     #[test]
     fn expiry_may_differ_by_the_slack_only() {
-        let row = |e: &str| format!("TCP {e}  ESTABLISHED 192.168.1.100:20000 192.168.1.10:80    192.168.1.220:80");
+        let row = |e: &str| {
+            format!("TCP {e}  ESTABLISHED 192.168.1.100:20000 192.168.1.10:80    192.168.1.220:80")
+        };
         let a = t(&[&row("14:59")]);
         assert!(compare(&a, &t(&[&row("14:58")]), &[]).agrees());
         assert!(compare(&a, &t(&[&row("15:01")]), &[]).agrees());
@@ -394,9 +445,19 @@ mod tests {
     #[test]
     fn shape_mode_masks_numbers_but_not_words() {
         let mut a = Transcript::default();
-        a.push(1, "admin", CompareMode::Shape, vec!["TCP 192.168.1.10:80  12  3K".into()]);
+        a.push(
+            1,
+            "admin",
+            CompareMode::Shape,
+            vec!["TCP 192.168.1.10:80  12  3K".into()],
+        );
         let mut b = Transcript::default();
-        b.push(1, "admin", CompareMode::Shape, vec!["TCP 192.168.1.10:80  9  1K".into()]);
+        b.push(
+            1,
+            "admin",
+            CompareMode::Shape,
+            vec!["TCP 192.168.1.10:80  9  1K".into()],
+        );
         assert!(compare(&a, &b, &[]).agrees());
         b.sections[0].lines[0] = "UDP 192.168.1.10:80  9  1K".into();
         assert!(!compare(&a, &b, &[]).agrees());
@@ -409,6 +470,25 @@ mod tests {
         assert!(compare(&a, &b, &[]).agrees());
         b.sections[0].lines[0] = rate("9").replace("->", "=>");
         assert!(!compare(&a, &b, &[]).agrees());
+    }
+
+    #[test]
+    fn a_step_may_name_the_difference_that_explains_it() {
+        let rules = vec![Deliberate {
+            what: "routing".into(),
+            why: "not a router".into(),
+            rule: Rule::Step {
+                name: "routing".into(),
+            },
+        }];
+        let mut a = t(&["to client"]);
+        let mut b = t(&["dropped"]);
+        assert!(!compare(&a, &b, &rules).agrees());
+        a.sections[0].explained_by = Some("routing".into());
+        b.sections[0].explained_by = Some("routing".into());
+        let o = compare(&a, &b, &rules);
+        assert!(o.agrees());
+        assert_eq!(o.explained, vec![("routing".to_string(), 1)]);
     }
 
     #[test]

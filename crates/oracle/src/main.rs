@@ -83,7 +83,9 @@ fn main() -> Result<()> {
                 .status()
                 .context("running modprobe")?;
             if !st.success() {
-                anyhow::bail!("modprobe ipip ip_gre fou failed: the real servers cannot decapsulate");
+                anyhow::bail!(
+                    "modprobe ipip ip_gre fou failed: the real servers cannot decapsulate"
+                );
             }
             let mut failed = 0;
             for file in &scenarios {
@@ -99,7 +101,10 @@ fn main() -> Result<()> {
                         Err(e) => {
                             failed += 1;
                             // The comparison shows it as a difference.
-                            std::fs::write(&path, format!("@@ 0 error exact\nrun failed: {e:#}\n"))?;
+                            std::fs::write(
+                                &path,
+                                format!("@@ 0 error exact\nrun failed: {e:#}\n"),
+                            )?;
                             line.push_str(&format!("; {} run FAILED: {e:#}", k.name()));
                         }
                     }

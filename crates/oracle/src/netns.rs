@@ -53,7 +53,12 @@ impl Netns {
     }
 
     /// Runs a program inside the namespace and collects its output.
-    pub fn output(&self, program: &str, args: &[String], envs: &[(String, String)]) -> Result<Output> {
+    pub fn output(
+        &self,
+        program: &str,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> Result<Output> {
         self.output_with_stdin(program, args, envs, None)
     }
 
@@ -81,7 +86,11 @@ impl Netns {
                 .with_context(|| format!("running {program} in {}", self.name))?;
             if let Some(text) = stdin {
                 // A program that exits without reading all of it is fine.
-                let _ = child.stdin.take().expect("piped").write_all(text.as_bytes());
+                let _ = child
+                    .stdin
+                    .take()
+                    .expect("piped")
+                    .write_all(text.as_bytes());
             }
             Ok(child.wait_with_output()?)
         })

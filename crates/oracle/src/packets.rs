@@ -31,7 +31,9 @@ pub fn parse_mac(s: &str) -> Result<MacAddr> {
         .map(|p| u8::from_str_radix(p, 16))
         .collect::<Result<_, _>>()
         .with_context(|| format!("bad MAC {s:?}"))?;
-    Ok(MacAddr(b.try_into().map_err(|_| anyhow::anyhow!("bad MAC {s:?}"))?))
+    Ok(MacAddr(
+        b.try_into().map_err(|_| anyhow::anyhow!("bad MAC {s:?}"))?,
+    ))
 }
 
 impl Tap {
@@ -180,8 +182,7 @@ impl Scripted {
             }
             Proto::Udp => {
                 l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-                let mut u =
-                    rvs_packet::UdpDatagram::new_checked(&mut l4[..]).expect("built above");
+                let mut u = rvs_packet::UdpDatagram::new_checked(&mut l4[..]).expect("built above");
                 u.fill_checksum_v4(*self.src.ip(), *self.dst.ip());
             }
         }

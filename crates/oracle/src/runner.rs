@@ -100,7 +100,12 @@ pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<R
         let results = step_all(&mut runs, i, step);
         for (k, res) in results.into_iter().enumerate() {
             match res {
-                Some(Ok((kind, lines))) => transcripts[k].push(i + 1, kind, step.compare, lines),
+                Some(Ok((kind, lines))) => {
+                    transcripts[k].push(i + 1, kind, step.compare, lines);
+                    if let Some(s) = transcripts[k].sections.last_mut() {
+                        s.explained_by = step.explained_by.clone();
+                    }
+                }
                 Some(Err(e)) => {
                     errors[k] = Some(e.context(format!("step {}", i + 1)));
                     if let Some(mut r) = runs[k].take() {
@@ -164,9 +169,9 @@ fn step_all(runs: &mut [Option<Run>], index: usize, step: &Step) -> Vec<Option<R
     // Appends one action's result to every run's output; a run that failed
     // keeps its error and is stopped.
     let merge = |outs: &mut Vec<Option<Result<StepOut>>>,
-                     runs: &mut [Option<Run>],
-                     kind: &'static str,
-                     res: Vec<Option<Result<Vec<String>>>>| {
+                 runs: &mut [Option<Run>],
+                 kind: &'static str,
+                 res: Vec<Option<Result<Vec<String>>>>| {
         for (k, r) in res.into_iter().enumerate() {
             let Some(r) = r else { continue };
             match (r, &mut outs[k]) {
@@ -198,7 +203,10 @@ fn step_all(runs: &mut [Option<Run>], index: usize, step: &Step) -> Vec<Option<R
             Ok(r) => r,
             Err(e) => {
                 let msg = format!("{e:#}");
-                return outs.into_iter().map(|o| o.map(|_| Err(anyhow!("{msg}")))).collect();
+                return outs
+                    .into_iter()
+                    .map(|o| o.map(|_| Err(anyhow!("{msg}"))))
+                    .collect();
             }
         };
         let plan = first.connect_plan(index, c);
@@ -248,7 +256,10 @@ fn step_all(runs: &mut [Option<Run>], index: usize, step: &Step) -> Vec<Option<R
         merge(&mut outs, runs, "transfer", res);
     } else if let Some(s) = step.wait_s {
         std::thread::sleep(Duration::from_secs_f64(s));
-        let res = runs.iter().map(|r| r.as_ref().map(|_| Ok(vec![format!("waited {s} s")]))).collect();
+        let res = runs
+            .iter()
+            .map(|r| r.as_ref().map(|_| Ok(vec![format!("waited {s} s")])))
+            .collect();
         merge(&mut outs, runs, "wait", res);
     }
     outs
@@ -301,7 +312,10 @@ fn start_rvsd(topo: &Topology, bins: &Bins, prefix: &str) -> Result<Director> {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("rvsd did not listen within 60 s:\n{}", tail(&dir.join("rvsd.stderr")));
+            bail!(
+                "rvsd did not listen within 60 s:\n{}",
+                tail(&dir.join("rvsd.stderr"))
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -362,7 +376,8 @@ impl Run {
 
     fn vip(&self, v: &str) -> Result<Ipv4Addr> {
         let e = self.topo.vars.expand(v);
-        e.parse().with_context(|| format!("{e:?} is not an IPv4 address"))
+        e.parse()
+            .with_context(|| format!("{e:?} is not an IPv4 address"))
     }
 
     fn admin(&mut self, line: &str, stdin: Option<&str>) -> Result<Vec<String>> {
@@ -374,7 +389,11 @@ impl Run {
             Director::Rvs { socket, shim, .. } => vec![
                 (
                     "PATH".to_string(),
-                    format!("{}:{}", shim.display(), std::env::var("PATH").unwrap_or_default()),
+                    format!(
+                        "{}:{}",
+                        shim.display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
                 ),
                 ("RVS_SOCKET".to_string(), socket.display().to_string()),
             ],
@@ -387,7 +406,11 @@ impl Run {
             format!("$ ipvsadm {expanded}"),
             format!("[exit {}]", out.status.code().unwrap_or(-1)),
         ];
-        lines.extend(String::from_utf8_lossy(&out.stdout).lines().map(String::from));
+        lines.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(String::from),
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         if !err.is_empty() {
             lines.push("[stderr]".into());
@@ -441,7 +464,9 @@ impl Run {
             }
         }
         self.barrier()?;
-        Ok(vec![format!("release {n}: {failed} failed to close cleanly")])
+        Ok(vec![format!(
+            "release {n}: {failed} failed to close cleanly"
+        )])
     }
 
     fn transfer(&mut self, index: usize, x: &Transfer) -> Result<String> {
@@ -501,7 +526,9 @@ impl Run {
         let (from, watch, dir_mac): (String, Vec<String>, String) = match p.from {
             Side::Client => (
                 "client".into(),
-                (1..=self.topo.servers.len()).map(|i| format!("rs{i}")).collect(),
+                (1..=self.topo.servers.len())
+                    .map(|i| format!("rs{i}"))
+                    .collect(),
                 self.topo.director_mac(0),
             ),
             Side::Server => {

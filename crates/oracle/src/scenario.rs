@@ -85,6 +85,10 @@ pub struct Step {
     /// How this step's output is compared.
     #[serde(default)]
     pub compare: CompareMode,
+    /// The `name` of a deliberate difference (oracle/deliberate.toml) that
+    /// explains why this step's output differs, where no line rewrite can
+    /// say it.
+    pub explained_by: Option<String>,
 }
 
 /// How the two transcripts' lines of a step must agree.
@@ -222,7 +226,10 @@ impl Scenario {
 
     fn validate(&self) -> Result<()> {
         if !(1..=4).contains(&self.servers) {
-            bail!("servers = {}: a scenario has 1 to 4 real servers", self.servers);
+            bail!(
+                "servers = {}: a scenario has 1 to 4 real servers",
+                self.servers
+            );
         }
         if self.steps.is_empty() {
             bail!("no [[step]]: a scenario needs at least one");
@@ -296,11 +303,14 @@ mod tests {
         )
         .unwrap();
         ok.validate().unwrap();
-        let two: Scenario = toml::from_str(
-            "description = \"x\"\n[[step]]\nadmin = [\"-Ln\"]\nwait_s = 1\n",
-        )
-        .unwrap();
-        assert!(two.validate().unwrap_err().to_string().contains("exactly one"));
+        let two: Scenario =
+            toml::from_str("description = \"x\"\n[[step]]\nadmin = [\"-Ln\"]\nwait_s = 1\n")
+                .unwrap();
+        assert!(two
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exactly one"));
         let unknown = toml::from_str::<Scenario>("description = \"x\"\nfoo = 1\n");
         assert!(unknown.is_err());
     }

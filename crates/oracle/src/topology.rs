@@ -31,7 +31,12 @@ pub const DIRECTOR_SERVER_SIDE: &str = "10.10.0.1";
 /// A client address no kernel owns: scripted packets come from it, and the
 /// director reaches it through a static neighbour entry.
 pub const PHANTOM: &str = "192.168.1.77";
-const LAN_SERVERS: [&str; 4] = ["192.168.1.220", "192.168.1.193", "192.168.1.221", "192.168.1.222"];
+const LAN_SERVERS: [&str; 4] = [
+    "192.168.1.220",
+    "192.168.1.193",
+    "192.168.1.221",
+    "192.168.1.222",
+];
 const NAT_SERVERS: [&str; 4] = ["10.10.0.2", "10.10.0.3", "10.10.0.4", "10.10.0.5"];
 /// The GUE port the real servers decapsulate on.
 pub const GUE_PORT: u16 = 6080;
@@ -73,7 +78,14 @@ impl Topology {
         .collect();
         let mut vars = Vars::default();
         for (i, v) in VIPS.iter().enumerate() {
-            vars.set(&if i == 0 { "VIP".into() } else { format!("VIP{}", i + 1) }, *v);
+            vars.set(
+                &if i == 0 {
+                    "VIP".into()
+                } else {
+                    format!("VIP{}", i + 1)
+                },
+                *v,
+            );
         }
         vars.set("DIR", DIRECTOR);
         vars.set("DIRS", DIRECTOR_SERVER_SIDE);
@@ -150,20 +162,47 @@ impl Topology {
         // Every host's side of a link is eth0 (eth1 for the director's second
         // port); the switch side is named after the host.
         let mut links = vec![
-            (&self.client, "eth0", "c".to_string(), self.client_mac(), "br0"),
-            (&self.director, "eth0", "d0".into(), self.director_mac(0), "br0"),
+            (
+                &self.client,
+                "eth0",
+                "c".to_string(),
+                self.client_mac(),
+                "br0",
+            ),
+            (
+                &self.director,
+                "eth0",
+                "d0".into(),
+                self.director_mac(0),
+                "br0",
+            ),
         ];
         let server_bridge = match self.kind {
             TopologyKind::Lan => "br0",
             TopologyKind::Nat => {
-                links.push((&self.director, "eth1", "d1".into(), self.director_mac(1), "br1"));
+                links.push((
+                    &self.director,
+                    "eth1",
+                    "d1".into(),
+                    self.director_mac(1),
+                    "br1",
+                ));
                 "br1"
             }
         };
         for (i, s) in self.servers.iter().enumerate() {
-            links.push((s, "eth0", format!("s{}", i + 1), self.server_mac(i), server_bridge));
+            links.push((
+                s,
+                "eth0",
+                format!("s{}", i + 1),
+                self.server_mac(i),
+                server_bridge,
+            ));
         }
-        let mut sw = vec!["link add br0 type bridge".to_string(), "link set br0 up".into()];
+        let mut sw = vec![
+            "link add br0 type bridge".to_string(),
+            "link set br0 up".into(),
+        ];
         if self.kind == TopologyKind::Nat {
             sw.push("link add br1 type bridge".into());
             sw.push("link set br1 up".into());
@@ -246,7 +285,11 @@ impl Topology {
     /// af_packet hands rvsd frames as the sender's stack left them: the
     /// senders must fill in their checksums themselves.
     fn no_tx_checksum(&self, ns: &Netns) -> Result<()> {
-        let out = ns.output("ethtool", &["-K".into(), "eth0".into(), "tx".into(), "off".into()], &[])?;
+        let out = ns.output(
+            "ethtool",
+            &["-K".into(), "eth0".into(), "tx".into(), "off".into()],
+            &[],
+        )?;
         if !out.status.success() {
             anyhow::bail!(
                 "ethtool -K eth0 tx off in {}: {}",
@@ -267,10 +310,16 @@ impl Topology {
         if self.kind == TopologyKind::Nat {
             cmds.push(format!("addr add {DIRECTOR_SERVER_SIDE}/24 dev eth1"));
         }
-        let dev = if self.server_port() == 0 { "eth0" } else { "eth1" };
+        let dev = if self.server_port() == 0 {
+            "eth0"
+        } else {
+            "eth1"
+        };
         for (n, mac) in self.static_neighbours() {
             let dev = if n == PHANTOM { "eth0" } else { dev };
-            cmds.push(format!("neigh replace {n} lladdr {mac} dev {dev} nud permanent"));
+            cmds.push(format!(
+                "neigh replace {n} lladdr {mac} dev {dev} nud permanent"
+            ));
         }
         self.director.ip_batch(&cmds)?;
         if self.kind == TopologyKind::Nat {
@@ -310,7 +359,10 @@ impl Topology {
             .iter()
             .map(|(a, m)| format!("{{ address = \"{a}\", mac = \"{m}\" }}"))
             .collect();
-        s.push_str(&format!("[neighbours]\nstatic = [{}]\n\n", statics.join(", ")));
+        s.push_str(&format!(
+            "[neighbours]\nstatic = [{}]\n\n",
+            statics.join(", ")
+        ));
         s
     }
 }

@@ -239,7 +239,13 @@ pub fn transfer(local: SocketAddrV4, remote: SocketAddrV4, bytes: usize) -> Stri
 /// timeout. The director handles its own packets in arrival order, so its
 /// answer means it has handled everything the host sent before.
 pub fn ping(ns: &Netns, to: Ipv4Addr, seq: u16) -> Result<()> {
-    let sock = ns.run(|| Ok(Socket::new(Domain::IPV4, Type::RAW, Some(SockProto::ICMPV4))?))?;
+    let sock = ns.run(|| {
+        Ok(Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(SockProto::ICMPV4),
+        )?)
+    })?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))?;
     let id: u16 = (std::process::id() & 0xffff) as u16;
     let mut req = [0u8; 16];

@@ -18,6 +18,8 @@ pub struct Section {
     pub step: usize,
     pub kind: String,
     pub mode: CompareMode,
+    /// A deliberate difference that explains this step differing.
+    pub explained_by: Option<String>,
     pub lines: Vec<String>,
 }
 
@@ -34,6 +36,7 @@ impl Transcript {
             step,
             kind: kind.to_string(),
             mode,
+            explained_by: None,
             lines,
         });
     }
@@ -41,7 +44,11 @@ impl Transcript {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for s in &self.sections {
-            let _ = writeln!(out, "{MARK}{} {} {}", s.step, s.kind, s.mode.tag());
+            let _ = write!(out, "{MARK}{} {} {}", s.step, s.kind, s.mode.tag());
+            if let Some(e) = &s.explained_by {
+                let _ = write!(out, " explained_by={e}");
+            }
+            out.push('\n');
             for l in &s.lines {
                 // A captured line that looks like a section mark is indented.
                 if l.starts_with(MARK) {
@@ -65,10 +72,15 @@ impl Transcript {
                     Some("shape") => CompareMode::Shape,
                     _ => CompareMode::Exact,
                 };
+                let explained_by = w
+                    .next()
+                    .and_then(|x| x.strip_prefix("explained_by="))
+                    .map(String::from);
                 t.sections.push(Section {
                     step,
                     kind,
                     mode,
+                    explained_by,
                     lines: Vec::new(),
                 });
             } else if let Some(s) = t.sections.last_mut() {
@@ -86,12 +98,27 @@ mod tests {
     #[test]
     fn renders_and_parses_back() {
         let mut t = Transcript::default();
-        t.push(1, "admin", CompareMode::Exact, vec!["$ ipvsadm -Ln".into(), "[exit 0]".into()]);
-        t.push(2, "admin", CompareMode::Shape, vec!["@@ sneaky".into(), String::new()]);
+        t.push(
+            1,
+            "admin",
+            CompareMode::Exact,
+            vec!["$ ipvsadm -Ln".into(), "[exit 0]".into()],
+        );
+        t.push(
+            2,
+            "admin",
+            CompareMode::Shape,
+            vec!["@@ sneaky".into(), String::new()],
+        );
+        t.sections[1].explained_by = Some("routing".into());
         let back = Transcript::parse(&t.render());
         assert_eq!(back.sections.len(), 2);
         assert_eq!(back.sections[0], t.sections[0]);
         assert_eq!(back.sections[1].mode, CompareMode::Shape);
-        assert_eq!(back.sections[1].lines, vec![" @@ sneaky".to_string(), String::new()]);
+        assert_eq!(back.sections[1].explained_by.as_deref(), Some("routing"));
+        assert_eq!(
+            back.sections[1].lines,
+            vec![" @@ sneaky".to_string(), String::new()]
+        );
     }
 }

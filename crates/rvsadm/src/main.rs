@@ -207,10 +207,13 @@ fn unexpected(r: Response) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `-R`: every line of stdin is a command (as `-S` writes them), parsed in
-/// full before anything is sent, then applied in order.
+/// `-R`: every line of stdin is a command, as `-S` writes them. As with
+/// ipvsadm, the lines before a line that does not parse are applied, a
+/// command the director refuses is reported and the next ones still go in,
+/// and the exit code is the parse error's, or 0.
 fn restore(socket: &Path, prog: &str) -> ExitCode {
     let mut cmds = Vec::new();
+    let mut parse_error = None;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let line = line.split('#').next().unwrap_or("");
@@ -224,18 +227,32 @@ fn restore(socket: &Path, prog: &str) -> ExitCode {
         match parse::parse(&words, prog) {
             Ok(Action::Apply(c)) => cmds.push(c),
             Ok(_) => {
-                return fail(ParseError::try_help(prog));
+                parse_error = Some(ParseError::try_help(prog));
+                break;
             }
-            Err(e) => return fail(e),
+            Err(e) => {
+                parse_error = Some(e);
+                break;
+            }
         }
     }
-    match send(socket, &Request::ApplyAll(cmds)) {
-        Ok(Response::Ok) => ExitCode::SUCCESS,
-        Ok(Response::Error(e)) => {
-            eprintln!("{e}");
-            ExitCode::from(255)
+    if !cmds.is_empty() {
+        match send(socket, &Request::Restore(cmds)) {
+            Ok(Response::Restored(errors)) => {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+            Ok(Response::Error(e)) => {
+                eprintln!("{e}");
+                return ExitCode::from(255);
+            }
+            Ok(other) => return unexpected(other),
+            Err(code) => return code,
         }
-        Ok(other) => unexpected(other),
-        Err(code) => code,
+    }
+    match parse_error {
+        Some(e) => fail(e),
+        None => ExitCode::SUCCESS,
     }
 }

@@ -656,7 +656,7 @@ fn option(
         }
         Opt::Weight => {
             st.weight = Some(
-                parse_num(&v, 0, 65535)
+                parse_num(&v, 0, i32::MAX as i64)
                     .ok_or_else(|| ParseError::fail("illegal weight specified"))?
                     as u32,
             )
@@ -970,8 +970,12 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         },
         Cmd::List if st.seen & (1 << Opt::Timeout as u8) != 0 => Action::Timeouts,
         Cmd::Set => {
-            if st.leftovers.len() != 3 {
+            // ipvsadm takes three values, then complains about the next.
+            if st.leftovers.len() < 3 {
                 return Err(ParseError::fail("--set option requires 3 timeout values"));
+            }
+            if let Some(extra) = st.leftovers.get(3) {
+                return Err(ParseError::fail(format!("unexpected argument {extra}")));
             }
             let mut v = [0u32; 3];
             for (slot, a) in v.iter_mut().zip(&st.leftovers) {

@@ -126,8 +126,12 @@ pub struct RouteSection {
 }
 
 impl PortSection {
+    /// A virtual device, unless `device` is a PCI address. Virtual devices
+    /// go by their driver's name or an alias (`net_af_packet0`,
+    /// `virtio_user0`, `eth_pcap0`), so the PCI address is what can be told
+    /// apart.
     pub fn is_vdev(&self) -> bool {
-        self.device.starts_with("net_")
+        !is_pci_address(self.dpdk_name())
     }
 
     /// The name DPDK gives the probed port.
@@ -135,12 +139,27 @@ impl PortSection {
         self.device.split(',').next().unwrap_or(&self.device)
     }
 
-    /// The vdev argument, with one queue pair per worker for af_packet.
+    /// The vdev argument, with one queue pair per worker where the driver
+    /// takes the count as an argument (af_packet's `qpairs`, virtio_user's
+    /// `queues`) and the config leaves it out.
     pub fn vdev_arg(&self, workers: usize) -> String {
-        if self.device.starts_with("net_af_packet") && !self.device.contains("qpairs=") {
-            format!("{},qpairs={workers}", self.device)
+        let name = self.dpdk_name();
+        let queues_key = if name.starts_with("net_af_packet") {
+            "qpairs"
+        } else if name.starts_with("virtio_user") || name.starts_with("net_virtio_user") {
+            "queues"
         } else {
+            return self.device.clone();
+        };
+        let given = self
+            .device
+            .split(',')
+            .skip(1)
+            .any(|kv| kv.split('=').next() == Some(queues_key));
+        if given {
             self.device.clone()
+        } else {
+            format!("{},{queues_key}={workers}", self.device)
         }
     }
 
@@ -457,6 +476,24 @@ impl Config {
     }
 }
 
+/// `[domain:]bus:device.function` in hex, as DPDK's `-a` takes it
+/// (`0000:03:00.0`, `03:00.0`).
+fn is_pci_address(s: &str) -> bool {
+    let Some((bdf, function)) = s.rsplit_once('.') else {
+        return false;
+    };
+    let fields: Vec<&str> = bdf.split(':').collect();
+    let widths: &[usize] = match fields.len() {
+        2 => &[2, 2],
+        3 => &[4, 2, 2],
+        _ => return false,
+    };
+    let hex = |f: &str, w: usize| f.len() == w && f.chars().all(|c| c.is_ascii_hexdigit());
+    fields.iter().zip(widths).all(|(f, w)| hex(f, *w))
+        && function.len() == 1
+        && matches!(function.as_bytes()[0], b'0'..=b'7')
+}
+
 fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u8)> {
     let (a, l) = s.split_once('/')?;
     let l: u8 = l.parse().ok().filter(|l| *l <= 32)?;
@@ -477,6 +514,74 @@ mod tests {
             c.ports[0].vdev_arg(2),
             "net_af_packet0,iface=veth-dir,qpairs=2"
         );
+    }
+
+    fn port(device: &str) -> PortSection {
+        PortSection {
+            name: "lan".into(),
+            device: device.into(),
+            address: "10.0.0.1/24".into(),
+            address6: None,
+            mtu: 1500,
+        }
+    }
+
+    #[test]
+    fn pci_addresses_and_vdevs_are_told_apart() {
+        for pci in [
+            "0000:03:00.0",
+            "03:00.1",
+            "0000:af:1f.7",
+            "0000:03:00.0,rxq=2",
+        ] {
+            assert!(!port(pci).is_vdev(), "{pci}");
+        }
+        for vdev in [
+            "net_af_packet0,iface=eth0",
+            "virtio_user0,path=/var/run/vhost/sock",
+            "net_virtio_user1,path=/tmp/s",
+            "eth_pcap0,rx_pcap=x.pcap",
+            "03:00.8",
+            "0000:3:00.0",
+        ] {
+            assert!(port(vdev).is_vdev(), "{vdev}");
+        }
+    }
+
+    #[test]
+    fn queue_counts_follow_the_workers_unless_given() {
+        let v = port("virtio_user0,path=/var/run/vhost/sock,mac=02:00:00:00:00:01");
+        assert_eq!(v.dpdk_name(), "virtio_user0");
+        assert_eq!(
+            v.vdev_arg(2),
+            "virtio_user0,path=/var/run/vhost/sock,mac=02:00:00:00:00:01,queues=2"
+        );
+        let v = port("net_virtio_user0,path=/s,queues=1,queue_size=1024");
+        assert_eq!(
+            v.vdev_arg(2),
+            "net_virtio_user0,path=/s,queues=1,queue_size=1024"
+        );
+        let v = port("virtio_user0,path=/s,queue_size=1024");
+        assert_eq!(
+            v.vdev_arg(1),
+            "virtio_user0,path=/s,queue_size=1024,queues=1"
+        );
+        assert_eq!(
+            port("net_af_packet0,iface=eth0,qpairs=1").vdev_arg(3),
+            "net_af_packet0,iface=eth0,qpairs=1"
+        );
+        assert_eq!(port("net_null0").vdev_arg(2), "net_null0");
+    }
+
+    #[test]
+    fn docker_configs_parse() {
+        for text in [
+            include_str!("../../../docker/rvsd.toml"),
+            include_str!("../../../docker/rvsd-virtio.toml"),
+        ] {
+            let c = Config::parse(text).unwrap();
+            assert!(c.ports[0].is_vdev());
+        }
     }
 
     #[test]

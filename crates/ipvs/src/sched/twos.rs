@@ -85,8 +85,9 @@ impl Scheduler for TwoChoices {
     fn update(&mut self, _dests: &[Dest], _change: DestChange) {}
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        // Weights are at most 65535 (MAX_WEIGHT), so the sum fits easily in
-        // an i64; the kernel's int holds it for any real list too.
+        // Weights go up to INT_MAX, so the sum is an i64 (the kernel's int
+        // sum would wrap with several huge weights; twos draws at random
+        // and is not compared with the kernel).
         let mut total: i64 = 0;
         let mut last = None;
         for (i, d) in dests.iter().enumerate() {

@@ -101,6 +101,15 @@ fn defaults_follow_ipvsadm() {
         Action::Apply(Command::EditDest(_, d)) => assert_eq!(d.weight, 0),
         a => panic!("{a:?}"),
     }
+    match p("-e -t 192.168.1.10:80 -r 10.0.0.1 -w 2147483647").unwrap() {
+        Action::Apply(Command::EditDest(_, d)) => assert_eq!(d.weight, i32::MAX as u32),
+        a => panic!("{a:?}"),
+    }
+    assert_eq!(p("--set 1 2 3 4").unwrap_err().msg, "unexpected argument 4");
+    assert_eq!(
+        p("--set 1 2").unwrap_err().msg,
+        "--set option requires 3 timeout values"
+    );
     // Clustered options with a value take the rest of the cluster.
     assert!(matches!(
         p("-At 192.168.1.10:80 -srr").unwrap(),
@@ -140,7 +149,8 @@ fn ipvsadm_error_messages_and_codes() {
         ("-A -t 1.2.3.4:80 -w 2", "Illegal 'weight' option with the 'add-service' command", 2),
         ("-D -t 1.2.3.4:80 -s rr", "Illegal 'scheduler' option with the 'delete-service' command", 2),
         ("-C -t 1.2.3.4:80", "Illegal 'service-address' option with the 'flush' command", 2),
-        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 65536", "illegal weight specified", 2),
+        // ipvsadm takes 0..INT_MAX (checked against the kernel VM).
+        ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 2147483648", "illegal weight specified", 2),
         ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w -1", "illegal weight specified", 2),
         ("-a -t 1.2.3.4:80 -r 10.0.0.1 -w 1x", "illegal weight specified", 2),
         ("-a -t 1.2.3.4:80 -r 10.0.0.1 -x abc", "illegal u_threshold specified", 2),
