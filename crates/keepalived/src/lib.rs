@@ -1,0 +1,11 @@
+//! rvs-keepalived: keepalived's health checkers for rvs.
+//!
+//! It reads the LVS part of a keepalived.conf ([`config`]), maps it onto
+//! rvs services ([`mapping`]), runs the checkers ([`check`]) and keeps each
+//! real server's state the way keepalived does ([`state`]), and drives rvsd
+//! over its control socket ([`daemon`]), as keepalived drives kernel IPVS.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod mapping;
