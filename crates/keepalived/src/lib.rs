@@ -9,3 +9,5 @@
 
 pub mod config;
 pub mod mapping;
+pub mod state;
+pub mod table;

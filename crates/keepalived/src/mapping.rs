@@ -57,13 +57,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> config::Loaded {
-        let dir = std::env::temp_dir().join(format!("rvs-ka-map-{}", fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("k.conf");
-        std::fs::write(&f, text).unwrap();
-        let l = config::load(&f, None).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        l
+        config::load_text(text)
     }
 
     #[test]

@@ -321,3 +321,20 @@ pub fn trio(addr: IpAddr, protocol: Protocol, port: u16) -> String {
     };
     format!("[{addr}]:{p}:{port}")
 }
+
+/// Loads configuration text (written to a temporary file), for tests.
+#[cfg(test)]
+pub fn load_text(text: &str) -> Loaded {
+    let dir = std::env::temp_dir().join(format!("rvs-ka-test-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let f = dir.join("keepalived.conf");
+    std::fs::write(&f, text).expect("temp file");
+    let l = load(&f, None).expect("loads");
+    let _ = std::fs::remove_dir_all(&dir);
+    l
+}
+
+#[cfg(test)]
+pub fn load_str_for_tests(text: &str) -> Config {
+    load_text(text).config
+}
