@@ -7,7 +7,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod config;
 pub mod mapping;
+pub mod scripts;
 pub mod state;
 pub mod table;
