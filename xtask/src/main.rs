@@ -99,7 +99,7 @@ fn cargo() -> Command {
 }
 
 fn build_binaries() -> Result<()> {
-    sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm"]))
+    sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm", "-p", "rvs-keepalived"]))
 }
 
 fn main() -> Result<()> {

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod mapping;
 pub mod scripts;
 pub mod state;
