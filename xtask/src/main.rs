@@ -99,7 +99,15 @@ fn cargo() -> Command {
 }
 
 fn build_binaries() -> Result<()> {
-    sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm", "-p", "rvs-keepalived"]))
+    sh(cargo().args([
+        "build",
+        "-p",
+        "rvsd",
+        "-p",
+        "rvsadm",
+        "-p",
+        "rvs-keepalived",
+    ]))
 }
 
 fn main() -> Result<()> {

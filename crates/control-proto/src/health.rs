@@ -131,7 +131,9 @@ pub fn table(s: &HealthStatus, now_ms: u64) -> String {
                 "  {:<28} {:<5} {:>6} {:>5} {:<12} {}\n",
                 rvs_ipvs::types::fmt_addr_port(rs.addr, rs.port),
                 if rs.up { "UP" } else { "DOWN" },
-                rs.weight.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+                rs.weight
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 rs.flaps,
                 ago(rs.last_check_ms),
                 rs.last_error.as_deref().unwrap_or("")
@@ -140,9 +142,15 @@ pub fn table(s: &HealthStatus, now_ms: u64) -> String {
         if let Some(sorry) = &vs.sorry_server {
             out.push_str(&format!(
                 "  {:<28} {:<5} {:>6}\n",
-                format!("{} (sorry)", rvs_ipvs::types::fmt_addr_port(sorry.addr, sorry.port)),
+                format!(
+                    "{} (sorry)",
+                    rvs_ipvs::types::fmt_addr_port(sorry.addr, sorry.port)
+                ),
                 if sorry.active { "USED" } else { "IDLE" },
-                sorry.weight.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+                sorry
+                    .weight
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "-".into()),
             ));
         }
     }
@@ -201,8 +209,14 @@ mod tests {
         assert_eq!(back, s);
         let t = table(&s, 10_000);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines[1], "VS [192.168.1.10]:tcp:80 quorum up (live weight 1, quorum 1, hysteresis 0)");
-        assert!(lines[3].starts_with("  192.168.1.220:80             DOWN       -     1 0.5s ago"), "{t}");
+        assert_eq!(
+            lines[1],
+            "VS [192.168.1.10]:tcp:80 quorum up (live weight 1, quorum 1, hysteresis 0)"
+        );
+        assert!(
+            lines[3].starts_with("  192.168.1.220:80             DOWN       -     1 0.5s ago"),
+            "{t}"
+        );
         assert!(lines[3].ends_with("TCP_CHECK: Connection refused"), "{t}");
         assert!(lines[4].contains("UP         1     0 0.2s ago"), "{t}");
     }

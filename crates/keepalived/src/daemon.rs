@@ -87,7 +87,10 @@ impl Applier {
                 true
             }
             Ok(other) => {
-                self.fail(format!("rvsd answered a listing request with {other:?}"), now);
+                self.fail(
+                    format!("rvsd answered a listing request with {other:?}"),
+                    now,
+                );
                 false
             }
             Err(e) => {
@@ -120,7 +123,10 @@ impl Applier {
                     self.fail(format!("IPVS cmd {} error: {e}", describe(&cmd)), now);
                 }
                 Ok(other) => {
-                    self.fail(format!("rvsd answered {} with {other:?}", describe(&cmd)), now);
+                    self.fail(
+                        format!("rvsd answered {} with {other:?}", describe(&cmd)),
+                        now,
+                    );
                     return;
                 }
                 Err(e) => {
@@ -163,8 +169,16 @@ fn describe(cmd: &Command) -> String {
         Command::EditService(s) => format!("EDIT_SERVICE ({})", s.key),
         Command::DelService(k) => format!("DEL_SERVICE ({k})"),
         Command::Clear => "FLUSH".into(),
-        Command::AddDest(k, d) => format!("ADD_DEST ({k} -> {} weight {})", fmt_addr_port(d.addr, d.port), d.weight),
-        Command::EditDest(k, d) => format!("EDIT_DEST ({k} -> {} weight {})", fmt_addr_port(d.addr, d.port), d.weight),
+        Command::AddDest(k, d) => format!(
+            "ADD_DEST ({k} -> {} weight {})",
+            fmt_addr_port(d.addr, d.port),
+            d.weight
+        ),
+        Command::EditDest(k, d) => format!(
+            "EDIT_DEST ({k} -> {} weight {})",
+            fmt_addr_port(d.addr, d.port),
+            d.weight
+        ),
         Command::DelDest(k, d) => format!("DEL_DEST ({k} -> {d})"),
     }
 }
@@ -172,14 +186,19 @@ fn describe(cmd: &Command) -> String {
 /// Writes the status file: a temporary file in the same directory, then a
 /// rename, so readers never see half of it.
 pub fn write_status(path: &Path, engine: &Engine, config: &Path) -> Result<()> {
-    let s = engine.status(std::process::id(), &config.display().to_string(), SystemTime::now());
+    let s = engine.status(
+        std::process::id(),
+        &config.display().to_string(),
+        SystemTime::now(),
+    );
     let json = serde_json::to_vec_pretty(&s).expect("status serialises");
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
@@ -209,7 +228,8 @@ fn spawn_check(job: crate::state::Job, tx: Sender<(CheckerRef, Outcome)>) {
 
 fn signals() -> Result<Receiver<i32>> {
     let (tx, rx) = crossbeam_channel::unbounded();
-    let mut sigs = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT]).context("installing signal handlers")?;
+    let mut sigs = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -325,4 +345,255 @@ fn stop(opts: &Options, engine: &mut Engine, applier: &mut Applier) {
         }
     }
     let _ = std::fs::remove_file(&opts.status_file);
+}
+
+#[cfg(test)]
+mod tests {
+    //! The applier against a stand-in rvsd: a Unix socket served by the
+    //! same `Director` model rvsd validates commands with.
+
+    use super::*;
+    use std::io::{BufRead, BufReader, Write as _};
+    use std::os::unix::net::UnixListener;
+    use std::sync::{Arc, Mutex};
+
+    use rvs_control_proto::proto::{DestView, Listing, ServiceView};
+    use rvs_ipvs::{DestKey, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+
+    struct FakeRvsd {
+        director: Arc<Mutex<Director>>,
+        path: PathBuf,
+    }
+
+    impl FakeRvsd {
+        fn start() -> FakeRvsd {
+            let path = std::env::temp_dir().join(format!("rvs-ka-fake-{}.sock", fastrand::u64(..)));
+            let l = UnixListener::bind(&path).unwrap();
+            let director = Arc::new(Mutex::new(Director::new()));
+            let d = director.clone();
+            std::thread::spawn(move || {
+                for s in l.incoming() {
+                    let Ok(mut s) = s else { break };
+                    let mut line = String::new();
+                    if BufReader::new(&s).read_line(&mut line).is_err() {
+                        continue;
+                    }
+                    let req: Request = serde_json::from_str(&line).unwrap();
+                    let mut d = d.lock().unwrap();
+                    let resp = match req {
+                        Request::Apply(c) => match d.apply(&c) {
+                            Ok(_) => Response::Ok,
+                            Err(e) => Response::Error(e.to_string()),
+                        },
+                        Request::List => Response::Listing(Listing {
+                            conn_table_size: 4096,
+                            services: d
+                                .services()
+                                .map(|s| ServiceView {
+                                    spec: s.spec.clone(),
+                                    dests: s
+                                        .dests
+                                        .iter()
+                                        .map(|x| DestView {
+                                            spec: x.spec,
+                                            active: 0,
+                                            inactive: 0,
+                                            persistent: 0,
+                                        })
+                                        .collect(),
+                                })
+                                .collect(),
+                        }),
+                        _ => Response::Error("not in the stand-in".into()),
+                    };
+                    let mut out = serde_json::to_string(&resp).unwrap();
+                    out.push('\n');
+                    let _ = s.write_all(out.as_bytes());
+                }
+            });
+            FakeRvsd { director, path }
+        }
+
+        /// (dest, weight) of a service, in rvsd's list order (newest first).
+        fn dests(&self, key: &ServiceKey) -> Vec<(String, u32)> {
+            let d = self.director.lock().unwrap();
+            d.service(key)
+                .map(|s| {
+                    s.dests
+                        .iter()
+                        .map(|x| (x.spec.addr.to_string(), x.spec.weight))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    }
+
+    fn key() -> ServiceKey {
+        ServiceKey {
+            protocol: Protocol::Tcp,
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        }
+    }
+
+    const CONFIG: &str = "virtual_server 10.0.0.1 80 {
+  lb_algo rr
+  lb_kind DR
+  protocol TCP
+  real_server 10.0.0.11 80 {
+    weight 2
+    TCP_CHECK {
+    }
+  }
+  real_server 10.0.0.12 80 {
+    TCP_CHECK {
+    }
+  }
+}
+";
+
+    fn applier(socket: &Path) -> Applier {
+        Applier {
+            socket: socket.to_path_buf(),
+            applied: Table::default(),
+            resync: true,
+            retry_at: None,
+            next_presence_check: Instant::now() + PRESENCE_CHECK,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn adopts_an_existing_table_and_restores_after_rvsd_restarts() {
+        let rvsd = FakeRvsd::start();
+        // Left from before: the service with another scheduler, one of our
+        // servers at a stale weight, and a server someone else added.
+        {
+            let mut d = rvsd.director.lock().unwrap();
+            d.apply(&Command::AddService(ServiceSpec {
+                key: key(),
+                scheduler: "wlc".into(),
+                sched_flags: 0,
+                persistent: None,
+                netmask: 32,
+                one_packet: false,
+            }))
+            .unwrap();
+            for (a, w) in [("10.0.0.11", 7), ("10.0.0.50", 1)] {
+                d.apply(&Command::AddDest(
+                    key(),
+                    DestSpec {
+                        addr: a.parse().unwrap(),
+                        port: 80,
+                        fwd: FwdMethod::Route,
+                        weight: w,
+                        u_threshold: 0,
+                        l_threshold: 0,
+                    },
+                ))
+                .unwrap();
+            }
+        }
+        let cfg = crate::config::load_str_for_tests(CONFIG);
+        let now = Instant::now();
+        let mut engine = Engine::new(&cfg, fastrand::Rng::with_seed(1), now);
+        engine.start(now);
+        let mut a = applier(&rvsd.path);
+        a.sync(&engine, now);
+        assert!(a.last_error.is_none(), "{:?}", a.last_error);
+        assert_eq!(
+            rvsd.director
+                .lock()
+                .unwrap()
+                .service(&key())
+                .unwrap()
+                .spec
+                .scheduler,
+            "rr"
+        );
+        assert_eq!(
+            rvsd.dests(&key()),
+            [
+                ("10.0.0.12".to_string(), 1),
+                ("10.0.0.50".into(), 1),
+                ("10.0.0.11".into(), 2)
+            ]
+        );
+        // Nothing left to do: a second sync sends nothing.
+        assert!(diff(&a.applied, engine.table()).is_empty());
+
+        // rvsd restarts with an empty table: the presence check notices.
+        *rvsd.director.lock().unwrap() = Director::new();
+        a.next_presence_check = Instant::now();
+        a.sync(&engine, Instant::now());
+        // rvs-keepalived adds them in keepalived's order: the first newest-last.
+        assert_eq!(
+            rvsd.dests(&key()),
+            [("10.0.0.12".to_string(), 1), ("10.0.0.11".into(), 2)]
+        );
+
+        // rvsd gone: the error is kept, retried later, nothing breaks.
+        std::fs::remove_file(&rvsd.path).unwrap();
+        let mut a2 = applier(&rvsd.path);
+        a2.sync(&engine, Instant::now());
+        assert!(
+            a2.last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("rvsd is not running"),
+            "{:?}",
+            a2.last_error
+        );
+        assert!(a2.retry_at.is_some());
+    }
+
+    #[test]
+    fn a_refused_command_is_logged_and_healed_by_a_read_back() {
+        let rvsd = FakeRvsd::start();
+        let cfg = crate::config::load_str_for_tests(CONFIG);
+        let t0 = Instant::now();
+        let mut engine = Engine::new(&cfg, fastrand::Rng::with_seed(1), t0);
+        engine.start(t0);
+        let mut a = applier(&rvsd.path);
+        a.sync(&engine, t0);
+        let rs2 = DestKey {
+            addr: "10.0.0.12".parse().unwrap(),
+            port: 80,
+        };
+        // Someone deletes one of our dests behind our back; then its check
+        // fails, and our delete is refused.
+        rvsd.director
+            .lock()
+            .unwrap()
+            .apply(&Command::DelDest(key(), rs2))
+            .unwrap();
+        let t1 = t0 + crate::state::BOOTSTRAP_DELAY + Duration::from_secs(60);
+        for job in engine.due(t1) {
+            let o = if job.rs_name.contains("10.0.0.12") {
+                Outcome::Down("Connection refused".into())
+            } else {
+                Outcome::Up(None)
+            };
+            engine.on_result(job.r, o, t1, SystemTime::now());
+        }
+        assert!(engine.table().dest(key(), rs2).is_none());
+        a.sync(&engine, t1);
+        let err = a.last_error.clone().unwrap_or_default();
+        assert!(
+            err.starts_with(
+                "IPVS cmd DEL_DEST (TCP 10.0.0.1:80 -> 10.0.0.12:80) error: No such destination"
+            ),
+            "{err}"
+        );
+        let retry = a.retry_at.expect("a retry is planned");
+        // Before the retry time nothing is sent; after it, rvsd is read
+        // back and agrees: nothing left to do.
+        a.sync(&engine, t1);
+        assert!(a.resync);
+        a.sync(&engine, retry);
+        assert!(!a.resync);
+        assert!(diff(&a.applied, engine.table()).is_empty());
+        assert_eq!(rvsd.dests(&key()), [("10.0.0.11".to_string(), 2)]);
+        let _ = std::fs::remove_file(&rvsd.path);
+    }
 }

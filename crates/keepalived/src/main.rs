@@ -35,7 +35,12 @@ const EXIT_CONFIG_TEST: u8 = 5;
 )]
 struct Cli {
     /// The configuration file.
-    #[arg(short = 'f', long = "use-file", value_name = "FILE", default_value = "/etc/keepalived/keepalived.conf")]
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        value_name = "FILE",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
     file: PathBuf,
     /// Check the configuration, print what is wrong (file and line) and exit
     /// (0: fine, 5: errors, 4: unreadable). With =LOG_FILE, write there.
@@ -54,7 +59,12 @@ struct Cli {
     #[arg(short = 'G', long = "no-syslog")]
     no_syslog: bool,
     /// Syslog facility: 0-7 (local0-7), localN, user or daemon.
-    #[arg(short = 'S', long = "log-facility", value_name = "FACILITY", default_value = "daemon")]
+    #[arg(
+        short = 'S',
+        long = "log-facility",
+        value_name = "FACILITY",
+        default_value = "daemon"
+    )]
     log_facility: String,
     /// Leave rvsd's services as they are on stop.
     #[arg(short = 'I', long = "dont-release-ipvs")]
@@ -140,7 +150,10 @@ fn facility(s: &str) -> Option<syslog::Facility> {
 
 fn init_logging(cli: &Cli) -> Result<(), String> {
     let fac = facility(&cli.log_facility).ok_or_else(|| {
-        format!("invalid log facility '{}': use 0-7, local0-7, user or daemon", cli.log_facility)
+        format!(
+            "invalid log facility '{}': use 0-7, local0-7, user or daemon",
+            cli.log_facility
+        )
     })?;
     let syslog = if cli.no_syslog {
         None

@@ -74,8 +74,16 @@ mod tests {
         // DR: the dest takes the service's port (keepalived resets it).
         assert_eq!((rs.port, rs.dest_port(80), rs.weight), (80, 80, 1));
         let msgs: Vec<String> = l.diags.errors().map(|d| d.to_string()).collect();
-        assert!(msgs.iter().any(|m| m.ends_with("no scheduler set, setting default 'wlc'")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("ports don't match - resetting")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.ends_with("no scheduler set, setting default 'wlc'")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("ports don't match - resetting")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -90,6 +98,15 @@ mod tests {
         assert_eq!(spec.netmask, 24);
         assert_eq!(spec.sched_flags, 0x08 | 0x10 | 0x20);
         let rs = &vs.real_servers[0];
-        assert_eq!((rs.dest_port(443), rs.fwd, rs.weight, rs.u_threshold, rs.l_threshold), (8443, FwdMethod::Masq, 3, 100, 10));
+        assert_eq!(
+            (
+                rs.dest_port(443),
+                rs.fwd,
+                rs.weight,
+                rs.u_threshold,
+                rs.l_threshold
+            ),
+            (8443, FwdMethod::Masq, 3, 100, 10)
+        );
     }
 }

@@ -41,10 +41,14 @@ fn command(s: &Script) -> io::Result<Command> {
             .map_err(io::Error::from)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no user {user}")))?;
         let gid = match group {
-            Some(g) => Group::from_name(g)
-                .map_err(io::Error::from)?
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no group {g}")))?
-                .gid,
+            Some(g) => {
+                Group::from_name(g)
+                    .map_err(io::Error::from)?
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, format!("no group {g}"))
+                    })?
+                    .gid
+            }
             None => u.gid,
         };
         c.uid(u.uid.as_raw()).gid(gid.as_raw());
@@ -90,7 +94,10 @@ pub fn run_detached(s: &Script) -> io::Result<()> {
         .name("notify-script".into())
         .spawn(move || {
             if let Ok(Ended::TimedOut) = wait(child, NOTIFY_LIMIT) {
-                log::info!("Script {name} ran longer than {}s and was killed", NOTIFY_LIMIT.as_secs());
+                log::info!(
+                    "Script {name} ran longer than {}s and was killed",
+                    NOTIFY_LIMIT.as_secs()
+                );
             }
         })?;
     Ok(())
@@ -110,11 +117,20 @@ mod tests {
 
     #[test]
     fn exit_codes_signals_and_timeouts() {
-        assert_eq!(run_and_wait(&sh("exit 7"), Duration::from_secs(5)).unwrap(), Ended::Exit(7));
-        assert_eq!(run_and_wait(&sh("kill -9 $$"), Duration::from_secs(5)).unwrap(), Ended::Signal(9));
+        assert_eq!(
+            run_and_wait(&sh("exit 7"), Duration::from_secs(5)).unwrap(),
+            Ended::Exit(7)
+        );
+        assert_eq!(
+            run_and_wait(&sh("kill -9 $$"), Duration::from_secs(5)).unwrap(),
+            Ended::Signal(9)
+        );
         let t = Instant::now();
         // The sleep is a child of the shell: the group kill ends both.
-        assert_eq!(run_and_wait(&sh("sleep 30; exit 0"), Duration::from_millis(200)).unwrap(), Ended::TimedOut);
+        assert_eq!(
+            run_and_wait(&sh("sleep 30; exit 0"), Duration::from_millis(200)).unwrap(),
+            Ended::TimedOut
+        );
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         assert!(run_and_wait(
             &Script {
@@ -130,11 +146,18 @@ mod tests {
     fn runs_as_the_configured_user() {
         let out = std::env::temp_dir().join(format!("rvs-ka-user-{}", fastrand::u64(..)));
         let s = Script {
-            args: vec!["/bin/sh".into(), "-c".into(), format!("id -u > {}", out.display())],
+            args: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("id -u > {}", out.display()),
+            ],
             user: Some(("nobody".into(), None)),
         };
         // /tmp is world-writable, so nobody can write there.
-        assert_eq!(run_and_wait(&s, Duration::from_secs(5)).unwrap(), Ended::Exit(0));
+        assert_eq!(
+            run_and_wait(&s, Duration::from_secs(5)).unwrap(),
+            Ended::Exit(0)
+        );
         let uid = std::fs::read_to_string(&out).unwrap();
         let nobody = User::from_name("nobody").unwrap().unwrap().uid.as_raw();
         assert_eq!(uid.trim(), nobody.to_string());

@@ -218,8 +218,7 @@ impl Engine {
                     .real_servers
                     .iter()
                     .any(|r| r.addr == dest.addr && r.dest_port(key.port) == dest.port)
-                    || v
-                        .cfg
+                    || v.cfg
                         .sorry_server
                         .as_ref()
                         .is_some_and(|s| s.addr == dest.addr && s.dest_port(key.port) == dest.port))
@@ -310,8 +309,12 @@ impl Engine {
                     }
                     match &kind {
                         CheckKind::Tcp => logs.push(format!("TCP connection to {name} success.")),
-                        CheckKind::Http(_) => logs.push(format!("Remote Web server {name} succeed on service.")),
-                        CheckKind::Udp(_) => logs.push(format!("UDP connection to {name} success.")),
+                        CheckKind::Http(_) => {
+                            logs.push(format!("Remote Web server {name} succeed on service."))
+                        }
+                        CheckKind::Udp(_) => {
+                            logs.push(format!("UDP connection to {name} success."))
+                        }
                         _ => {}
                     }
                     transition = Some(true);
@@ -328,9 +331,13 @@ impl Engine {
                 if ck.is_up || !ck.has_run {
                     if log_all || ck.cfg.log_all_failures {
                         logs.push(match &kind {
-                            CheckKind::Tcp => format!("TCP connection to {name} failed ({reason})."),
+                            CheckKind::Tcp => {
+                                format!("TCP connection to {name} failed ({reason}).")
+                            }
                             CheckKind::Http(_) => format!("{reason} server {name}."),
-                            CheckKind::Udp(_) => format!("UDP connection to {name} failed ({reason})."),
+                            CheckKind::Udp(_) => {
+                                format!("UDP connection to {name} failed ({reason}).")
+                            }
                             _ => format!("DNS_CHECK ({name}) {reason}"),
                         });
                     }
@@ -341,11 +348,12 @@ impl Engine {
                         let after = ck.cfg.retry > 0 && ck.has_run;
                         let retries = ck.cfg.retry;
                         match &kind {
-                            CheckKind::Dns(_) if !(log_all || ck.cfg.log_all_failures) => logs.push(if after {
-                                format!("DNS_CHECK ({name}) {reason} after {retries} retries")
-                            } else {
-                                format!("DNS_CHECK ({name}) {reason}")
-                            }),
+                            CheckKind::Dns(_) if !(log_all || ck.cfg.log_all_failures) => logs
+                                .push(if after {
+                                    format!("DNS_CHECK ({name}) {reason} after {retries} retries")
+                                } else {
+                                    format!("DNS_CHECK ({name}) {reason}")
+                                }),
                             CheckKind::Dns(_) => {}
                             k => {
                                 let label = match k {
@@ -354,7 +362,9 @@ impl Engine {
                                     _ => "HTTP_CHECK",
                                 };
                                 logs.push(if after {
-                                    format!("{label} on service {name} failed after {retries} retries.")
+                                    format!(
+                                        "{label} on service {name} failed after {retries} retries."
+                                    )
                                 } else {
                                     format!("{label} on service {name} failed.")
                                 });
@@ -392,7 +402,10 @@ impl Engine {
         let vs_name = self.vss[r.vs].cfg.name.clone();
         let log_all = self.log_all_failures;
         let (dynamic, script0) = match &self.vss[r.vs].rs[r.rs].checkers[r.ck].cfg.kind {
-            CheckKind::Misc(m) => (m.dynamic, m.script.args.first().cloned().unwrap_or_default()),
+            CheckKind::Misc(m) => (
+                m.dynamic,
+                m.script.args.first().cloned().unwrap_or_default(),
+            ),
             _ => return,
         };
         let iweight = self.vss[r.vs].rs[r.rs].cfg.weight as i64;
@@ -405,10 +418,16 @@ impl Engine {
             let rs = &mut self.vss[r.vs].rs[r.rs];
             let ck = &mut rs.checkers[r.ck];
             match outcome {
-                Outcome::Exit(status) if status == 0 || (dynamic && (2..=255).contains(&status)) => {
+                Outcome::Exit(status)
+                    if status == 0 || (dynamic && (2..=255).contains(&status)) =>
+                {
                     if status != ck.last_exit_code {
                         let mut eff = rs.effective_weight - ck.cur_weight;
-                        ck.cur_weight = if status != 0 { status as i64 - 2 - iweight } else { 0 };
+                        ck.cur_weight = if status != 0 {
+                            status as i64 - 2 - iweight
+                        } else {
+                            0
+                        };
                         eff += ck.cur_weight;
                         new_weight = Some(eff);
                         ck.last_exit_code = status;
@@ -473,9 +492,15 @@ impl Engine {
                 String::new()
             } else if retry > 0 {
                 match ck.retry_it {
-                    1 => format!(", will do {retry} {}", if retry == 1 { "retry" } else { "retries" }),
+                    1 => format!(
+                        ", will do {retry} {}",
+                        if retry == 1 { "retry" } else { "retries" }
+                    ),
                     n if n > 1 => format!(" on retry {}/{retry}", n - 1),
-                    _ => format!(" after {retry} {}", if retry == 1 { "retry" } else { "retries" }),
+                    _ => format!(
+                        " after {retry} {}",
+                        if retry == 1 { "retry" } else { "retries" }
+                    ),
                 }
             } else {
                 " with retry disabled".to_string()
@@ -484,7 +509,9 @@ impl Engine {
                 Some((w, c)) => self.log(format!(
                     "Misc check for [{name} VS {vs_name}] by [{script0}] {et}{suffix} ({w} {c})."
                 )),
-                None => self.log(format!("Misc check for [{name} VS {vs_name}] by [{script0}] {et}{suffix}.")),
+                None => self.log(format!(
+                    "Misc check for [{name} VS {vs_name}] by [{script0}] {et}{suffix}."
+                )),
             }
             if !message_only {
                 self.update_svr_checker_state(success, r);
@@ -606,7 +633,11 @@ impl Engine {
 
     fn do_rs_notifies(&mut self, v: usize, r: usize) {
         let rs = &self.vss[v].rs[r];
-        let script = if rs.alive { &rs.cfg.notify_up } else { &rs.cfg.notify_down };
+        let script = if rs.alive {
+            &rs.cfg.notify_up
+        } else {
+            &rs.cfg.notify_down
+        };
         if let Some(s) = script.clone() {
             self.actions.push(Action::Run(s));
         }
@@ -617,7 +648,11 @@ impl Engine {
         if stopping && !vs.cfg.omega {
             return;
         }
-        let script = if vs.quorum_up { &vs.cfg.quorum_up } else { &vs.cfg.quorum_down };
+        let script = if vs.quorum_up {
+            &vs.cfg.quorum_up
+        } else {
+            &vs.cfg.quorum_down
+        };
         if let Some(s) = script.clone() {
             self.actions.push(Action::Run(s));
         }
@@ -652,9 +687,15 @@ impl Engine {
         if !vs.quorum_up && weight_sum as i64 >= threshold {
             self.vss[v].quorum_up = true;
             let name = self.vss[v].cfg.name.clone();
-            self.log(format!("Gained quorum {q}+{h}={threshold} <= {weight_sum} for VS {name}"));
+            self.log(format!(
+                "Gained quorum {q}+{h}={threshold} <= {weight_sum} for VS {name}"
+            ));
             if sorry_alive == Some(true) {
-                let s = self.vss[v].cfg.sorry_server.as_ref().map(|s| (s.name.clone(), s.inhibit));
+                let s = self.vss[v]
+                    .cfg
+                    .sorry_server
+                    .as_ref()
+                    .map(|s| (s.name.clone(), s.inhibit));
                 if let Some((sname, inhibit)) = s {
                     self.log(format!(
                         "{} sorry server {sname} from VS {name}",
@@ -675,10 +716,18 @@ impl Engine {
             let name = self.vss[v].cfg.name.clone();
             self.log(format!(
                 "{} {q}-{h}={threshold} > {weight_sum} for VS {name}",
-                if init { "Starting with quorum down" } else { "Lost quorum" }
+                if init {
+                    "Starting with quorum down"
+                } else {
+                    "Lost quorum"
+                }
             ));
             if sorry_alive == Some(false) {
-                let s = self.vss[v].cfg.sorry_server.as_ref().map(|s| (s.name.clone(), s.inhibit));
+                let s = self.vss[v]
+                    .cfg
+                    .sorry_server
+                    .as_ref()
+                    .map(|s| (s.name.clone(), s.inhibit));
                 if let Some((sname, inhibit)) = s {
                     self.log(format!(
                         "{} sorry server {sname} to VS {name}",
@@ -839,7 +888,8 @@ impl Engine {
                 continue;
             }
             let rs = &self.vss[v].rs[r];
-            if (rs.num_failed_checkers == 0 && !rs.alive) || (rs.cfg.inhibit_on_failure && !rs.set) {
+            if (rs.num_failed_checkers == 0 && !rs.alive) || (rs.cfg.inhibit_on_failure && !rs.set)
+            {
                 self.ipvs_cmd(Cmd::Add, v, Target::Rs(r));
                 if self.vss[v].rs[r].num_failed_checkers == 0 {
                     self.vss[v].rs[r].alive = true;
@@ -848,7 +898,11 @@ impl Engine {
         }
         self.update_quorum_state(v, true);
         // A sorry server with inhibit sits in the table at weight 0.
-        let inhibit_unset = self.vss[v].cfg.sorry_server.as_ref().is_some_and(|s| s.inhibit)
+        let inhibit_unset = self.vss[v]
+            .cfg
+            .sorry_server
+            .as_ref()
+            .is_some_and(|s| s.inhibit)
             && self.vss[v].sorry.as_ref().is_some_and(|s| !s.set);
         if inhibit_unset {
             let vs = &self.vss[v];
@@ -925,7 +979,11 @@ impl Engine {
         if rs.set || stopping {
             let line = format!(
                 "{} {}service {} from VS {}",
-                if stopping { "Shutting down" } else { "Removing" },
+                if stopping {
+                    "Shutting down"
+                } else {
+                    "Removing"
+                },
                 if rs.cfg.inhibit_on_failure && !rs.alive {
                     "(inhibited) "
                 } else {
@@ -983,13 +1041,19 @@ impl Engine {
         let matched: Vec<Option<usize>> = self
             .vss
             .iter()
-            .map(|o| new_vss.iter().position(|n| n.cfg.identity == o.cfg.identity))
+            .map(|o| {
+                new_vss
+                    .iter()
+                    .position(|n| n.cfg.identity == o.cfg.identity)
+            })
             .collect();
         for (i, m) in matched.iter().enumerate() {
             if m.is_none() {
                 let line = match &self.vss[i].cfg.identity {
                     VsIdentity::Group(g, _) => format!("Removing Virtual Server Group [{g}]"),
-                    VsIdentity::Addr(..) => format!("Removing Virtual Server {}", self.vss[i].cfg.name),
+                    VsIdentity::Addr(..) => {
+                        format!("Removing Virtual Server {}", self.vss[i].cfg.name)
+                    }
                 };
                 self.log(line);
                 self.clear_service_vs(i, false);
@@ -1016,7 +1080,11 @@ impl Engine {
             }
             for r in 0..self.vss[i].rs.len() {
                 let o = &self.vss[i].rs[r].cfg;
-                if !new_cfg.real_servers.iter().any(|nr| nr.addr == o.addr && nr.port == o.port) {
+                if !new_cfg
+                    .real_servers
+                    .iter()
+                    .any(|nr| nr.addr == o.addr && nr.port == o.port)
+                {
                     let line = format!("service {} no longer exist", o.name);
                     self.log(line);
                     self.clear_service_rs(i, r, false);
@@ -1030,7 +1098,10 @@ impl Engine {
             if let (Some(s), false) = (&old_sorry, same_sorry) {
                 let st = self.vss[i].sorry.as_ref();
                 if st.is_some_and(|st| st.alive || (s.inhibit && st.set)) {
-                    let line = format!("Removing sorry server {} from VS {}", s.name, self.vss[i].cfg.name);
+                    let line = format!(
+                        "Removing sorry server {} from VS {}",
+                        s.name, self.vss[i].cfg.name
+                    );
                     self.log(line);
                     self.del_dest_forced(i, Target::Sorry);
                 }
@@ -1042,17 +1113,25 @@ impl Engine {
             let Some(n) = *m else { continue };
             let o = &old_vss[i];
             self.vss[n].quorum_up = o.quorum_up;
-            let same_sorry = match (self.vss[n].cfg.sorry_server.as_ref(), o.cfg.sorry_server.as_ref()) {
+            let same_sorry = match (
+                self.vss[n].cfg.sorry_server.as_ref(),
+                o.cfg.sorry_server.as_ref(),
+            ) {
                 (Some(nc), Some(oc)) => nc.addr == oc.addr && nc.port == oc.port,
                 _ => false,
             };
-            if let (true, Some(ns), Some(os)) = (same_sorry, self.vss[n].sorry.as_mut(), o.sorry.as_ref()) {
+            if let (true, Some(ns), Some(os)) =
+                (same_sorry, self.vss[n].sorry.as_mut(), o.sorry.as_ref())
+            {
                 ns.alive = os.alive;
                 ns.set = os.set;
             }
             for r in 0..self.vss[n].rs.len() {
                 let (addr, port) = (self.vss[n].rs[r].cfg.addr, self.vss[n].rs[r].cfg.port);
-                let Some(or) = o.rs.iter().find(|x| x.cfg.addr == addr && x.cfg.port == port) else {
+                let Some(or) =
+                    o.rs.iter()
+                        .find(|x| x.cfg.addr == addr && x.cfg.port == port)
+                else {
                     continue;
                 };
                 let nr = &mut self.vss[n].rs[r];
@@ -1065,8 +1144,12 @@ impl Engine {
                 let fwd_changed = or.cfg.fwd != nr.cfg.fwd
                     || or.cfg.u_threshold != nr.cfg.u_threshold
                     || or.cfg.l_threshold != nr.cfg.l_threshold;
-                let (alive, failed, set, inhibit) =
-                    (nr.alive, nr.num_failed_checkers, nr.set, nr.cfg.inhibit_on_failure);
+                let (alive, failed, set, inhibit) = (
+                    nr.alive,
+                    nr.num_failed_checkers,
+                    nr.set,
+                    nr.cfg.inhibit_on_failure,
+                );
                 if failed == 0 && !alive {
                     self.perform_svr_state(true, n, r);
                 } else if failed > 0 && set != inhibit {
@@ -1082,7 +1165,14 @@ impl Engine {
                     };
                     let cfg = nr.cfg.clone();
                     for key in self.vss[n].cfg.services.clone() {
-                        let spec = dest_spec(cfg.addr, cfg.dest_port(key.port), cfg.fwd, weight, cfg.u_threshold, cfg.l_threshold);
+                        let spec = dest_spec(
+                            cfg.addr,
+                            cfg.dest_port(key.port),
+                            cfg.fwd,
+                            weight,
+                            cfg.u_threshold,
+                            cfg.l_threshold,
+                        );
                         self.table.set_dest(key, spec);
                     }
                 }
@@ -1107,7 +1197,13 @@ impl Engine {
                         self.actions.push(Action::Log(line));
                     }
                 }
-                if let Some(existing) = self.vss[n].cfg.services.iter().find(|k| !new_keys.contains(k)).copied() {
+                if let Some(existing) = self.vss[n]
+                    .cfg
+                    .services
+                    .iter()
+                    .find(|k| !new_keys.contains(k))
+                    .copied()
+                {
                     let spec_src: Vec<DestSpec> = self
                         .table
                         .services
@@ -1209,7 +1305,13 @@ impl Engine {
                             active: vs.sorry.as_ref().is_some_and(|x| x.alive),
                             weight: self
                                 .table
-                                .dest(first, DestKey { addr: s.addr, port: s.dest_port(first.port) })
+                                .dest(
+                                    first,
+                                    DestKey {
+                                        addr: s.addr,
+                                        port: s.dest_port(first.port),
+                                    },
+                                )
                                 .map(|d| d.weight),
                         }),
                         real_servers: vs
@@ -1226,7 +1328,13 @@ impl Engine {
                                     .iter()
                                     .filter(|c| c.last_error.is_some())
                                     .max_by_key(|c| c.last_check)
-                                    .map(|c| format!("{}: {}", c.cfg.kind.keyword(), c.last_error.as_deref().unwrap_or("")));
+                                    .map(|c| {
+                                        format!(
+                                            "{}: {}",
+                                            c.cfg.kind.keyword(),
+                                            c.last_error.as_deref().unwrap_or("")
+                                        )
+                                    });
                                 RsHealth {
                                     name: rs.cfg.name.clone(),
                                     addr: rs.cfg.addr,
@@ -1234,7 +1342,13 @@ impl Engine {
                                     up: rs.alive,
                                     weight: self
                                         .table
-                                        .dest(first, DestKey { addr: rs.cfg.addr, port: rs.cfg.dest_port(first.port) })
+                                        .dest(
+                                            first,
+                                            DestKey {
+                                                addr: rs.cfg.addr,
+                                                port: rs.cfg.dest_port(first.port),
+                                            },
+                                        )
                                         .map(|d| d.weight),
                                     configured_weight: rs.cfg.weight,
                                     flaps: rs.flaps,
@@ -1339,7 +1453,9 @@ fn migrate_checkers(old: &RsState, new: &mut RsState, now: Instant) {
         nc.last_exit_code = oc.last_exit_code;
         if let CheckKind::Misc(m) = &nc.cfg.kind {
             if m.dynamic && oc.last_exit_code != 1 {
-                nc.cur_weight = oc.last_exit_code as i64 - if oc.last_exit_code != 0 { 2 } else { 0 } - new.cfg.weight as i64;
+                nc.cur_weight = oc.last_exit_code as i64
+                    - if oc.last_exit_code != 0 { 2 } else { 0 }
+                    - new.cfg.weight as i64;
                 if oc.last_exit_code == 0 {
                     nc.cur_weight = 0;
                 }
@@ -1349,10 +1465,18 @@ fn migrate_checkers(old: &RsState, new: &mut RsState, now: Instant) {
         nc.last_ok = oc.last_ok;
         nc.last_error = oc.last_error.clone();
         // Keep its rhythm; one that was running is checked again soon.
-        nc.next_due = if oc.in_flight { now + BOOTSTRAP_DELAY } else { oc.next_due.max(now) };
+        nc.next_due = if oc.in_flight {
+            now + BOOTSTRAP_DELAY
+        } else {
+            oc.next_due.max(now)
+        };
         nc.scheduled = true;
     }
-    new.num_failed_checkers = new.checkers.iter().filter(|c| c.has_run && !c.is_up).count() as u32;
+    new.num_failed_checkers = new
+        .checkers
+        .iter()
+        .filter(|c| c.has_run && !c.is_up)
+        .count() as u32;
     let any_run = new.checkers.iter().any(|c| c.has_run);
     if new.num_failed_checkers > 0 || (!new.alive && !any_run) {
         let mut extra_failed = 0;

@@ -105,7 +105,13 @@ impl Table {
             Some(d) => d.spec = spec,
             None => {
                 self.seq += 1;
-                s.dests.insert(k, DestEntry { spec, seq: self.seq });
+                s.dests.insert(
+                    k,
+                    DestEntry {
+                        spec,
+                        seq: self.seq,
+                    },
+                );
             }
         }
         true
@@ -171,7 +177,9 @@ pub fn diff(from: &Table, to: &Table) -> Vec<Command> {
         let key = k.key();
         match from.services.get(k) {
             None => cmds.push(Command::AddService(want.spec.clone())),
-            Some(have) if have.spec != want.spec => cmds.push(Command::EditService(want.spec.clone())),
+            Some(have) if have.spec != want.spec => {
+                cmds.push(Command::EditService(want.spec.clone()))
+            }
             Some(_) => {}
         }
         let have = from.services.get(k);

@@ -10,7 +10,10 @@ fn bin() -> &'static str {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("runs rvs-keepalived")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("runs rvs-keepalived")
 }
 
 /// A fresh directory for one test's files.
@@ -22,7 +25,9 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn repo_conf(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/keepalived").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../conf/keepalived")
+        .join(name)
 }
 
 #[test]
@@ -68,7 +73,9 @@ fn broken_config_is_rejected_with_file_and_line() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("({vs_name}: Line 9) connect_timeout abc invalid - ignoring")),
+        err.contains(&format!(
+            "({vs_name}: Line 9) connect_timeout abc invalid - ignoring"
+        )),
         "{err}"
     );
     // An unbalanced brace names the block that is left open.
@@ -84,9 +91,15 @@ fn broken_config_is_rejected_with_file_and_line() {
     );
     // -t=FILE writes the report there.
     let report = d.join("report.txt");
-    let out = run(&[&format!("--config-test={}", report.display()), "-f", main.to_str().unwrap()]);
+    let out = run(&[
+        &format!("--config-test={}", report.display()),
+        "-f",
+        main.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(5));
-    assert!(std::fs::read_to_string(&report).unwrap().contains("has no closing"));
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("has no closing"));
     std::fs::remove_dir_all(&d).unwrap();
 }
 

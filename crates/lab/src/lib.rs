@@ -395,8 +395,19 @@ impl Lab {
             run(
                 "openssl",
                 &[
-                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=rvs-lab", "-days",
-                    "2", "-keyout", &k, "-out", &c,
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=rvs-lab",
+                    "-days",
+                    "2",
+                    "-keyout",
+                    &k,
+                    "-out",
+                    &c,
                 ],
             )?;
         }

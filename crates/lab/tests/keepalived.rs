@@ -40,7 +40,11 @@ struct Keepalived {
 /// against the lab's rvsd.
 fn start_keepalived(lab: &mut Lab, name: &str, config: &Path, extra: &[&str]) -> Keepalived {
     let bin = rvs_lab::bin_dir().join("rvs-keepalived");
-    assert!(bin.exists(), "{} not built (cargo build -p rvs-keepalived)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built (cargo build -p rvs-keepalived)",
+        bin.display()
+    );
     let socket = lab.dir.join("rvsd.sock");
     let status = lab.dir.join(format!("{name}.status"));
     let mut args = vec![
@@ -116,7 +120,17 @@ fn wait_first_checks(ka: &Keepalived) {
 
 fn curl_vip(lab: &Lab, port: u16) -> Result<String, String> {
     let out = lab
-        .exec("client", &["curl", "-s", "-S", "-m", "3", &format!("http://{VIP}:{port}/")])
+        .exec(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "-S",
+                "-m",
+                "3",
+                &format!("http://{VIP}:{port}/"),
+            ],
+        )
         .unwrap();
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -127,7 +141,8 @@ fn curl_vip(lab: &Lab, port: u16) -> Result<String, String> {
 
 fn both_up(lab: &Lab, port: u16) -> bool {
     let d = dests(lab, port);
-    d.iter().any(|x| x.0 == format!("{RS1}:{port}")) && d.iter().any(|x| x.0 == format!("{RS2}:{port}"))
+    d.iter().any(|x| x.0 == format!("{RS1}:{port}"))
+        && d.iter().any(|x| x.0 == format!("{RS2}:{port}"))
 }
 
 /// The "Done when" of the issue, with the HTTP DR configuration as shipped:
@@ -140,7 +155,9 @@ fn http_dr_failover_and_recovery() {
     let mut lab = lab("kadr");
     add_health_pages(&lab, 80);
     let ka = start_keepalived(&mut lab, "ka", &conf("http-dr.conf"), &[]);
-    wait_until("both servers configured", Duration::from_secs(15), || both_up(&lab, 80));
+    wait_until("both servers configured", Duration::from_secs(15), || {
+        both_up(&lab, 80)
+    });
     let listing = lab.rvsadm_ok("-Ln").unwrap();
     let body: Vec<&str> = listing.lines().skip(3).collect();
     assert_eq!(
@@ -153,7 +170,10 @@ fn http_dr_failover_and_recovery() {
         "{listing}"
     );
     let answers: Vec<String> = (0..4).map(|_| curl_vip(&lab, 80).unwrap()).collect();
-    assert!(answers.contains(&"RS1".to_string()) && answers.contains(&"RS2".to_string()), "{answers:?}");
+    assert!(
+        answers.contains(&"RS1".to_string()) && answers.contains(&"RS2".to_string()),
+        "{answers:?}"
+    );
     // The checkers have run at least once before rs1 goes.
     wait_first_checks(&ka);
 
@@ -166,36 +186,77 @@ fn http_dr_failover_and_recovery() {
     });
     let removal = stopped.elapsed();
     eprintln!("rs1 removed {removal:?} after its web server stopped ({gone:?} of polling)");
-    assert!(removal <= window, "removal took {removal:?}, more than {window:?}");
+    assert!(
+        removal <= window,
+        "removal took {removal:?}, more than {window:?}"
+    );
     for i in 0..20 {
-        assert_eq!(curl_vip(&lab, 80), Ok("RS2".to_string()), "request {i} after the window");
+        assert_eq!(
+            curl_vip(&lab, 80),
+            Ok("RS2".to_string()),
+            "request {i} after the window"
+        );
     }
     let log = lab.log_of(&ka.name);
-    assert!(log.contains("HTTP_CHECK on service [192.168.1.220]:tcp:80 failed after 2 retries."), "{log}");
-    assert!(log.contains("Removing service [192.168.1.220]:tcp:80 from VS [192.168.1.10]:tcp:80"), "{log}");
+    assert!(
+        log.contains("HTTP_CHECK on service [192.168.1.220]:tcp:80 failed after 2 retries."),
+        "{log}"
+    );
+    assert!(
+        log.contains("Removing service [192.168.1.220]:tcp:80 from VS [192.168.1.10]:tcp:80"),
+        "{log}"
+    );
     // rvsadm --health shows it, with the error.
-    let out = lab.rvsadm(&["--health", "--status-file", ka.status.to_str().unwrap()]).unwrap();
+    let out = lab
+        .rvsadm(&["--health", "--status-file", ka.status.to_str().unwrap()])
+        .unwrap();
     let health = String::from_utf8_lossy(&out.stdout);
-    let rs1_line = health.lines().find(|l| l.contains("192.168.1.220:80")).unwrap_or("");
-    assert!(rs1_line.contains("DOWN") && rs1_line.contains("HTTP_GET: Error connecting"), "{health}");
-    let rs2_line = health.lines().find(|l| l.contains("192.168.1.193:80")).unwrap_or("");
-    assert!(rs2_line.contains("UP") && rs2_line.contains("     1 "), "{health}");
+    let rs1_line = health
+        .lines()
+        .find(|l| l.contains("192.168.1.220:80"))
+        .unwrap_or("");
+    assert!(
+        rs1_line.contains("DOWN") && rs1_line.contains("HTTP_GET: Error connecting"),
+        "{health}"
+    );
+    let rs2_line = health
+        .lines()
+        .find(|l| l.contains("192.168.1.193:80"))
+        .unwrap_or("");
+    assert!(
+        rs2_line.contains("UP") && rs2_line.contains("     1 "),
+        "{health}"
+    );
 
     // rs1 comes back: within one delay_loop of answering again.
     lab.serve_http("rs1", 80, "RS1").unwrap();
     let restarted = Instant::now();
-    wait_until("rs1 back", Duration::from_secs(5), || weight_of(&lab, 80, &format!("{RS1}:80")) == Some(1));
+    wait_until("rs1 back", Duration::from_secs(5), || {
+        weight_of(&lab, 80, &format!("{RS1}:80")) == Some(1)
+    });
     let back = restarted.elapsed();
     eprintln!("rs1 back {back:?} after its web server answered again");
-    assert!(back <= Duration::from_millis(2500), "rs1 took {back:?} to come back (delay_loop 2 s)");
-    assert!(lab.log_of(&ka.name).contains("Adding service [192.168.1.220]:tcp:80 to VS [192.168.1.10]:tcp:80"));
+    assert!(
+        back <= Duration::from_millis(2500),
+        "rs1 took {back:?} to come back (delay_loop 2 s)"
+    );
+    assert!(lab
+        .log_of(&ka.name)
+        .contains("Adding service [192.168.1.220]:tcp:80 to VS [192.168.1.10]:tcp:80"));
     let answers: Vec<String> = (0..4).map(|_| curl_vip(&lab, 80).unwrap()).collect();
-    assert!(answers.contains(&"RS1".to_string()) && answers.contains(&"RS2".to_string()), "{answers:?}");
+    assert!(
+        answers.contains(&"RS1".to_string()) && answers.contains(&"RS2".to_string()),
+        "{answers:?}"
+    );
 
     // SIGTERM: keepalived takes its services out on the way down.
     let st = lab.stop_named(&ka.name).unwrap();
     assert!(st.success(), "{st}");
-    assert!(dests(&lab, 80).is_empty(), "{}", lab.rvsadm_ok("-Ln").unwrap());
+    assert!(
+        dests(&lab, 80).is_empty(),
+        "{}",
+        lab.rvsadm_ok("-Ln").unwrap()
+    );
     assert!(lab.rvsadm_ok("-Ln").unwrap().lines().count() == 3);
     assert!(!ka.status.exists(), "the status file goes with the daemon");
 }
@@ -208,11 +269,16 @@ fn inhibit_on_failure_shows_weight_zero() {
     add_health_pages(&lab, 80);
     let text = std::fs::read_to_string(conf("http-dr.conf"))
         .unwrap()
-        .replace("    protocol TCP\n", "    protocol TCP\n    inhibit_on_failure\n");
+        .replace(
+            "    protocol TCP\n",
+            "    protocol TCP\n    inhibit_on_failure\n",
+        );
     let path = lab.dir.join("inhibit.conf");
     std::fs::write(&path, text).unwrap();
     let ka = start_keepalived(&mut lab, "ka", &path, &[]);
-    wait_until("both servers configured", Duration::from_secs(15), || both_up(&lab, 80));
+    wait_until("both servers configured", Duration::from_secs(15), || {
+        both_up(&lab, 80)
+    });
     wait_first_checks(&ka);
     lab.stop_http("rs1", 80).unwrap();
     wait_until("rs1 at weight 0", Duration::from_secs(7), || {
@@ -304,7 +370,9 @@ fn misc_check_decides_the_weight() {
     wait_until("rs1 removed", Duration::from_secs(5), || {
         weight_of(&lab, 80, &format!("{RS1}:80")).is_none()
     });
-    assert!(lab.log_of(&ka.name).contains("by [/bin/sh] failed with retry disabled (exited with status 1)."));
+    assert!(lab
+        .log_of(&ka.name)
+        .contains("by [/bin/sh] failed with retry disabled (exited with status 1)."));
     lab.serve_http("rs1", 80, "RS1").unwrap();
     std::fs::write(&weight_file, "3\n").unwrap();
     wait_until("rs1 back at weight 3", Duration::from_secs(5), || {
@@ -321,7 +389,9 @@ fn killed_checker_leaves_forwarding_and_reload_applies_edits() {
     let mut lab = lab("kakill");
     add_health_pages(&lab, 80);
     let ka = start_keepalived(&mut lab, "ka", &conf("http-dr.conf"), &[]);
-    wait_until("both servers configured", Duration::from_secs(15), || both_up(&lab, 80));
+    wait_until("both servers configured", Duration::from_secs(15), || {
+        both_up(&lab, 80)
+    });
     wait_first_checks(&ka);
     let before = lab.rvsadm_ok("-Ln").unwrap();
     lab.signal(&ka.name, "KILL").unwrap();
@@ -359,7 +429,10 @@ fn killed_checker_leaves_forwarding_and_reload_applies_edits() {
     wait_until("rs2 at weight 3", Duration::from_secs(5), || {
         weight_of(&lab, 80, &format!("{RS2}:80")) == Some(3)
     });
-    assert_eq!(dests(&lab, 80), [(format!("{RS2}:80"), "Route".to_string(), 3)]);
+    assert_eq!(
+        dests(&lab, 80),
+        [(format!("{RS2}:80"), "Route".to_string(), 3)]
+    );
     let log = lab.log_of(&ka.name);
     assert!(log.contains("Reloading"), "{log}");
     assert!(
@@ -384,15 +457,40 @@ fn killed_checker_leaves_forwarding_and_reload_applies_edits() {
 const NAT_CLIENT: &str = "192.168.1.52";
 
 fn route_nat_replies_through_the_director(lab: &Lab) {
-    lab.exec(CHECKER_HOST, &["ip", "addr", "add", &format!("{NAT_CLIENT}/24"), "dev", "veth-cli"])
-        .unwrap();
+    lab.exec(
+        CHECKER_HOST,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{NAT_CLIENT}/24"),
+            "dev",
+            "veth-cli",
+        ],
+    )
+    .unwrap();
     for (role, dev) in [("rs1", "veth-rs1"), ("rs2", "veth-rs2")] {
         for cmd in [
-            vec!["ip", "route", "add", NAT_CLIENT, "via", rvs_lab::DIRECTOR, "dev", dev, "table", "100"],
+            vec![
+                "ip",
+                "route",
+                "add",
+                NAT_CLIENT,
+                "via",
+                rvs_lab::DIRECTOR,
+                "dev",
+                dev,
+                "table",
+                "100",
+            ],
             vec!["ip", "rule", "add", "to", NAT_CLIENT, "lookup", "100"],
         ] {
             let out = lab.exec(role, &cmd).unwrap();
-            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
@@ -401,7 +499,16 @@ fn curl_nat(lab: &Lab) -> Result<String, String> {
     let out = lab
         .exec(
             "client",
-            &["curl", "-s", "-S", "-m", "3", "--interface", NAT_CLIENT, &format!("http://{VIP}/")],
+            &[
+                "curl",
+                "-s",
+                "-S",
+                "-m",
+                "3",
+                "--interface",
+                NAT_CLIENT,
+                &format!("http://{VIP}/"),
+            ],
         )
         .unwrap();
     if out.status.success() {
@@ -438,22 +545,36 @@ fn nat_sorry_server_takes_over_below_quorum() {
         "{listing}"
     );
     let got: Vec<String> = (0..6).map(|_| curl_nat(&lab).unwrap()).collect();
-    assert!(got.contains(&"APP1".to_string()) && got.contains(&"APP2".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"APP1".to_string()) && got.contains(&"APP2".to_string()),
+        "{got:?}"
+    );
     // rs1 (weight 2) goes: live weight 1 < quorum 2.
     lab.stop_http("rs1", 8080).unwrap();
     wait_until("sorry server in", Duration::from_secs(7), || {
         dests(&lab, 80) == [(format!("{RS2}:8090"), "Masq".to_string(), 1)]
     });
     let log = lab.log_of(&ka.name);
-    assert!(log.contains("Lost quorum 2-0=2 > 1 for VS [192.168.1.10]:tcp:80"), "{log}");
-    assert!(log.contains("Adding sorry server [192.168.1.193]:tcp:8090 to VS [192.168.1.10]:tcp:80"), "{log}");
+    assert!(
+        log.contains("Lost quorum 2-0=2 > 1 for VS [192.168.1.10]:tcp:80"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Adding sorry server [192.168.1.193]:tcp:8090 to VS [192.168.1.10]:tcp:80"),
+        "{log}"
+    );
     // With checker_log_all_failures, the failed attempts are logged too.
-    assert!(log.contains("TCP connection to [192.168.1.220]:tcp:8080 failed"), "{log}");
+    assert!(
+        log.contains("TCP connection to [192.168.1.220]:tcp:8080 failed"),
+        "{log}"
+    );
     for _ in 0..3 {
         assert_eq!(curl_nat(&lab), Ok("SORRY".to_string()));
     }
     lab.serve_http("rs1", 8080, "APP1").unwrap();
-    wait_until("pool back", Duration::from_secs(5), || dests(&lab, 80).len() == 2);
+    wait_until("pool back", Duration::from_secs(5), || {
+        dests(&lab, 80).len() == 2
+    });
     assert_eq!(
         dests(&lab, 80),
         [
@@ -465,7 +586,10 @@ fn nat_sorry_server_takes_over_below_quorum() {
         .log_of(&ka.name)
         .contains("Gained quorum 2+0=2 <= 3 for VS [192.168.1.10]:tcp:80"));
     let got: Vec<String> = (0..6).map(|_| curl_nat(&lab).unwrap()).collect();
-    assert!(got.contains(&"APP1".to_string()) && got.contains(&"APP2".to_string()), "{got:?}");
+    assert!(
+        got.contains(&"APP1".to_string()) && got.contains(&"APP2".to_string()),
+        "{got:?}"
+    );
 }
 
 /// HTTPS with persistence, as shipped: SSL_GET against self-signed
@@ -478,7 +602,9 @@ fn https_persistent_with_ssl_get() {
     lab.serve_https("rs2", 443, "TLS2").unwrap();
     add_health_pages(&lab, 443);
     let ka = start_keepalived(&mut lab, "ka", &conf("https-persistent.conf"), &[]);
-    wait_until("both servers configured", Duration::from_secs(15), || both_up(&lab, 443));
+    wait_until("both servers configured", Duration::from_secs(15), || {
+        both_up(&lab, 443)
+    });
     wait_first_checks(&ka);
     let listing = lab.rvsadm_ok("-Ln").unwrap();
     let body: Vec<&str> = listing.lines().skip(3).collect();
@@ -493,7 +619,18 @@ fn https_persistent_with_ssl_get() {
     );
     let https = |lab: &Lab| {
         let out = lab
-            .exec("client", &["curl", "-k", "-s", "-S", "-m", "3", &format!("https://{VIP}/")])
+            .exec(
+                "client",
+                &[
+                    "curl",
+                    "-k",
+                    "-s",
+                    "-S",
+                    "-m",
+                    "3",
+                    &format!("https://{VIP}/"),
+                ],
+            )
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
@@ -503,14 +640,18 @@ fn https_persistent_with_ssl_get() {
         assert_eq!(https(&lab), first, "persistence pins the client");
     }
     // Stop the server the client is pinned to: it leaves, the client moves.
-    let (role, addr) = if first == "TLS1" { ("rs1", RS1) } else { ("rs2", RS2) };
+    let (role, addr) = if first == "TLS1" {
+        ("rs1", RS1)
+    } else {
+        ("rs2", RS2)
+    };
     lab.stop_http(role, 443).unwrap();
     wait_until("pinned server removed", Duration::from_secs(8), || {
         weight_of(&lab, 443, &format!("{addr}:443")).is_none()
     });
-    assert!(lab
-        .log_of(&ka.name)
-        .contains(&format!("HTTP_CHECK on service [{addr}]:tcp:443 failed after 1 retries.")));
+    assert!(lab.log_of(&ka.name).contains(&format!(
+        "HTTP_CHECK on service [{addr}]:tcp:443 failed after 1 retries."
+    )));
     let other = if first == "TLS1" { "TLS2" } else { "TLS1" };
     assert_eq!(https(&lab), other);
 }

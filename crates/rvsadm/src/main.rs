@@ -39,7 +39,12 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    run(action, &PathBuf::from(socket), Path::new(&status_file), &prog)
+    run(
+        action,
+        &PathBuf::from(socket),
+        Path::new(&status_file),
+        &prog,
+    )
 }
 
 /// `--health`: rvs-keepalived's status file as a table.

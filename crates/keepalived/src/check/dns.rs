@@ -52,8 +52,16 @@ pub fn check(d: &DnsCheck, c: &ConnOpts) -> Outcome {
         }
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
-            Err(e) if super::is_timeout(&e) => return Outcome::Down("read timeout from socket".into()),
-            Err(e) => return Outcome::Down(format!("failed to read socket; errno {} ({})", errno(&e), e)),
+            Err(e) if super::is_timeout(&e) => {
+                return Outcome::Down("read timeout from socket".into())
+            }
+            Err(e) => {
+                return Outcome::Down(format!(
+                    "failed to read socket; errno {} ({})",
+                    errno(&e),
+                    e
+                ))
+            }
         };
         // Too short, another id, or not a response: keep waiting.
         if n < 12 || buf[0..2] != id.to_be_bytes() || buf[2] & 0x80 == 0 {
@@ -127,7 +135,10 @@ mod tests {
         let q = srv.join().unwrap();
         assert_eq!(&q[q.len() - 4..], &[0, 6, 0, 1]);
         let (addr, srv) = server(2);
-        assert_eq!(check(&d, &opts(addr)), Outcome::Down("read error occurred. (rcode = 2)".into()));
+        assert_eq!(
+            check(&d, &opts(addr)),
+            Outcome::Down("read error occurred. (rcode = 2)".into())
+        );
         srv.join().unwrap();
     }
 

@@ -88,8 +88,9 @@ fn get(h: &HttpCheck, c: &ConnOpts, url: &Url) -> Result<Response, String> {
     let req = request(h, c, url);
     if h.ssl {
         let server_name = match (&url.virtualhost, h.enable_sni) {
-            (Some(v), true) => rustls::pki_types::ServerName::try_from(v.clone())
-                .map_err(|e| format!("SSL handshake/communication error connecting to (bad SNI name {v}: {e})"))?,
+            (Some(v), true) => rustls::pki_types::ServerName::try_from(v.clone()).map_err(|e| {
+                format!("SSL handshake/communication error connecting to (bad SNI name {v}: {e})")
+            })?,
             // An IP address name makes rustls send no SNI.
             _ => rustls::pki_types::ServerName::IpAddress(c.dst.ip().into()),
         };
@@ -128,7 +129,12 @@ impl Timed for rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream
     }
 }
 
-fn exchange<S: Timed>(s: &mut S, req: &str, deadline: Instant, c: &ConnOpts) -> Result<Response, String> {
+fn exchange<S: Timed>(
+    s: &mut S,
+    req: &str,
+    deadline: Instant,
+    c: &ConnOpts,
+) -> Result<Response, String> {
     s.write_all(req.as_bytes())
         .and_then(|_| s.flush())
         .map_err(|e| format!("Cannot send get request to ({e})"))?;
@@ -157,7 +163,9 @@ fn exchange<S: Timed>(s: &mut S, req: &str, deadline: Instant, c: &ConnOpts) -> 
                 head.extend_from_slice(&buf[..n]);
                 let Some(end) = find(&head, b"\r\n\r\n") else {
                     if head.len() > 64 * 1024 {
-                        return Err("Read, no data received from  (no end of headers in 64 KiB)".into());
+                        return Err(
+                            "Read, no data received from  (no end of headers in 64 KiB)".into()
+                        );
                     }
                     continue;
                 };
@@ -256,7 +264,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -265,7 +278,12 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -287,7 +305,10 @@ mod tests {
 
     /// A one-shot HTTP server on loopback that answers each connection with
     /// `response` and records what it was sent.
-    fn server(response: &'static [u8], conns: usize) -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
+    fn server(
+        response: &'static [u8],
+        conns: usize,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let h = std::thread::spawn(move || {
@@ -352,8 +373,17 @@ mod tests {
         let (addr, srv) = server(OK, 2);
         // The digest covers Content-Length bytes: "RS1\n".
         let d = digest_of(b"RS1\n");
-        let out = check(&http(vec![url("/", Some(&d)), url("/x", None)]), &opts(addr), "[rs]:tcp:80");
-        assert_eq!(out, Outcome::Up(Some("HTTP status code success to [rs]:tcp:80 url(/x)".into())));
+        let out = check(
+            &http(vec![url("/", Some(&d)), url("/x", None)]),
+            &opts(addr),
+            "[rs]:tcp:80",
+        );
+        assert_eq!(
+            out,
+            Outcome::Up(Some(
+                "HTTP status code success to [rs]:tcp:80 url(/x)".into()
+            ))
+        );
         let reqs = srv.join().unwrap();
         assert_eq!(
             reqs[0],
@@ -365,12 +395,22 @@ mod tests {
     #[test]
     fn wrong_digest_and_wrong_status_fail() {
         let (addr, srv) = server(OK, 1);
-        let out = check(&http(vec![url("/", Some("00000000000000000000000000000000"))]), &opts(addr), "rs");
-        assert_eq!(out, Outcome::Down(format!("MD5 digest error to (got {})", digest_of(b"RS1\n"))));
+        let out = check(
+            &http(vec![url("/", Some("00000000000000000000000000000000"))]),
+            &opts(addr),
+            "rs",
+        );
+        assert_eq!(
+            out,
+            Outcome::Down(format!("MD5 digest error to (got {})", digest_of(b"RS1\n")))
+        );
         srv.join().unwrap();
         let (addr, srv) = server(b"HTTP/1.1 503 Busy\r\n\r\n", 1);
         let out = check(&http(vec![url("/", None)]), &opts(addr), "rs");
-        assert_eq!(out, Outcome::Down("HTTP status code error to (got 503)".into()));
+        assert_eq!(
+            out,
+            Outcome::Down("HTTP status code error to (got 503)".into())
+        );
         srv.join().unwrap();
         let (addr, srv) = server(b"garbage without headers", 1);
         let out = check(&http(vec![url("/", None)]), &opts(addr), "rs");
@@ -406,7 +446,8 @@ mod tests {
     fn ssl_get_accepts_a_self_signed_certificate() {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         let der = cert.cert.der().clone();
-        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cfg = Arc::new(
             rustls::ServerConfig::builder_with_provider(provider)
@@ -435,7 +476,10 @@ mod tests {
         let mut h = http(vec![url("/", Some(&digest_of(b"secure")))]);
         h.ssl = true;
         let out = check(&h, &opts(addr), "rs");
-        assert_eq!(out, Outcome::Up(Some("MD5 digest success to rs url(/)".into())));
+        assert_eq!(
+            out,
+            Outcome::Up(Some("MD5 digest success to rs url(/)".into()))
+        );
         srv.join().unwrap();
     }
 }

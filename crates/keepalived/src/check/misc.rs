@@ -11,6 +11,9 @@ pub fn check(m: &MiscCheck) -> Outcome {
         Ok(Ended::Exit(c)) => Outcome::Exit(c),
         Ok(Ended::Signal(s)) => Outcome::Signal(s),
         Ok(Ended::TimedOut) => Outcome::TimedOut,
-        Err(e) => Outcome::Down(format!("cannot run {}: {e}", m.script.args.first().map(String::as_str).unwrap_or(""))),
+        Err(e) => Outcome::Down(format!(
+            "cannot run {}: {e}",
+            m.script.args.first().map(String::as_str).unwrap_or("")
+        )),
     }
 }

@@ -84,11 +84,17 @@ pub fn connect_udp(c: &ConnOpts) -> io::Result<UdpSocket> {
 fn remaining(deadline: Instant) -> io::Result<Duration> {
     let now = Instant::now();
     if now >= deadline {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "check deadline passed"));
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "check deadline passed",
+        ));
     }
     Ok(deadline - now)
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
 }

@@ -105,7 +105,10 @@ mod tests {
         assert_eq!(check(&u, &opts(a)), Outcome::Up(None));
         assert_eq!(h.join().unwrap(), b"ping");
         let (a, h) = echo(b"\x99");
-        assert_eq!(check(&u, &opts(a)), Outcome::Down("reply data mismatch".into()));
+        assert_eq!(
+            check(&u, &opts(a)),
+            Outcome::Down("reply data mismatch".into())
+        );
         h.join().unwrap();
     }
 
@@ -115,7 +118,10 @@ mod tests {
         let a = s.local_addr().unwrap();
         // Silent listener: passes without require_reply, fails with it.
         assert_eq!(check(&check_of(false, None), &opts(a)), Outcome::Up(None));
-        assert_eq!(check(&check_of(true, None), &opts(a)), Outcome::Down("no reply".into()));
+        assert_eq!(
+            check(&check_of(true, None), &opts(a)),
+            Outcome::Down("no reply".into())
+        );
         drop(s);
         match check(&check_of(false, None), &opts(a)) {
             Outcome::Down(e) => assert!(e.contains("refused"), "{e}"),

@@ -52,7 +52,11 @@ struct Reader<'d> {
 }
 
 /// Reads `path` and everything it includes, in order.
-pub fn read(path: &Path, config_id: Option<&str>, diags: &mut Diags) -> Result<Vec<Line>, ReadError> {
+pub fn read(
+    path: &Path,
+    config_id: Option<&str>,
+    diags: &mut Diags,
+) -> Result<Vec<Line>, ReadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ReadError::Unreadable(path.display().to_string(), e))?;
     let mut r = Reader {
@@ -161,7 +165,11 @@ impl Reader<'_> {
                 Err(e) => {
                     self.diags.error(
                         pos,
-                        format!("Configuration file '{}' open problem ({}) - skipping", e.path().display(), e.error()),
+                        format!(
+                            "Configuration file '{}' open problem ({}) - skipping",
+                            e.path().display(),
+                            e.error()
+                        ),
                     );
                     continue;
                 }
@@ -176,7 +184,10 @@ impl Reader<'_> {
                 }
                 Err(e) => self.diags.error(
                     pos,
-                    format!("Configuration file '{}' open problem ({e}) - skipping", p.display()),
+                    format!(
+                        "Configuration file '{}' open problem ({e}) - skipping",
+                        p.display()
+                    ),
                 ),
             }
         }
@@ -462,19 +473,33 @@ mod tests {
     fn config_id_and_definitions() {
         let (l, _) =
             lines_of("@main weight 3\n@backup weight 4\n@^backup delay_loop 2\n$PORT=8080\nport $PORT ${PORT}x\n");
-        assert_eq!(l, vec![vec!["weight".to_string(), "3".into()], vec!["delay_loop".into(), "2".into()], vec!["port".into(), "8080".into(), "8080x".into()]]);
+        assert_eq!(
+            l,
+            vec![
+                vec!["weight".to_string(), "3".into()],
+                vec!["delay_loop".into(), "2".into()],
+                vec!["port".into(), "8080".into(), "8080x".into()]
+            ]
+        );
     }
 
     #[test]
     fn include_glob_relative_to_the_including_file() {
         let dir = std::env::temp_dir().join(format!("rvs-ka-inc-{}", fastrand::u64(..)));
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
-        std::fs::write(dir.join("main.conf"), "a 1\ninclude conf.d/*.conf\nb 2\ninclude none/*.conf\n").unwrap();
+        std::fs::write(
+            dir.join("main.conf"),
+            "a 1\ninclude conf.d/*.conf\nb 2\ninclude none/*.conf\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("conf.d/2.conf"), "two\n").unwrap();
         std::fs::write(dir.join("conf.d/1.conf"), "\n\none {\n").unwrap();
         let mut d = Diags::default();
         let lines = read(&dir.join("main.conf"), None, &mut d).unwrap();
-        let got: Vec<String> = lines.iter().map(|l| format!("{}:{}", l.pos, l.raw)).collect();
+        let got: Vec<String> = lines
+            .iter()
+            .map(|l| format!("{}:{}", l.pos, l.raw))
+            .collect();
         let base = dir.display();
         assert_eq!(
             got,

@@ -261,7 +261,9 @@ impl StatusCodes {
 
 impl std::fmt::Debug for StatusCodes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let codes: Vec<u16> = (Self::MIN..=Self::MAX).filter(|c| self.contains(*c)).collect();
+        let codes: Vec<u16> = (Self::MIN..=Self::MAX)
+            .filter(|c| self.contains(*c))
+            .collect();
         write!(f, "StatusCodes({codes:?})")
     }
 }

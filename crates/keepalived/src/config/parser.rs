@@ -185,7 +185,14 @@ const VRRP_ROOTS: &[&str] = &[
     "linkbeat_interfaces",
 ];
 
-const OTHER_ROOTS: &[&str] = &["bfd_instance", "track_file", "track_process", "net_namespace", "instance", "use_pid_dir"];
+const OTHER_ROOTS: &[&str] = &[
+    "bfd_instance",
+    "track_file",
+    "track_process",
+    "net_namespace",
+    "instance",
+    "use_pid_dir",
+];
 
 /// global_defs keywords rvs-keepalived acts on.
 const GLOBAL_HONOURED: &[&str] = &["checker_log_all_failures", "lvs_flush", "lvs_flush_onstop"];
@@ -197,10 +204,14 @@ pub fn parse(nodes: &[Node], diags: &mut Diags) -> RawConfig {
             "global_defs" => global_defs(n, &mut cfg, diags),
             "virtual_server_group" => {
                 if let Some((name, g)) = group(n, diags) {
-                    if cfg.groups.contains_key(&name) {
-                        diags.error(&n.pos, format!("virtual_server_group {name} already defined - ignoring"));
-                    } else {
-                        cfg.groups.insert(name, g);
+                    match cfg.groups.entry(name) {
+                        std::collections::btree_map::Entry::Occupied(e) => diags.error(
+                            &n.pos,
+                            format!("virtual_server_group {} already defined - ignoring", e.key()),
+                        ),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            e.insert(g);
+                        }
                     }
                 }
             }
@@ -297,7 +308,13 @@ fn group(n: &Node, diags: &mut Diags) -> Option<(String, RawGroup)> {
             Some(p) => match p.parse::<u16>() {
                 Ok(p) => p,
                 Err(_) => {
-                    diags.error(&c.pos, format!("Invalid virtual server group IP address {} /port/{p} - skipping", c.keyword()));
+                    diags.error(
+                        &c.pos,
+                        format!(
+                            "Invalid virtual server group IP address {} /port/{p} - skipping",
+                            c.keyword()
+                        ),
+                    );
                     continue;
                 }
             },
@@ -308,7 +325,10 @@ fn group(n: &Node, diags: &mut Diags) -> Option<(String, RawGroup)> {
         }
     }
     if entries.is_empty() {
-        diags.error(&n.pos, format!("virtual server group {name} has no entries - removing"));
+        diags.error(
+            &n.pos,
+            format!("virtual server group {name} has no entries - removing"),
+        );
         return None;
     }
     Some((
@@ -328,7 +348,9 @@ const MAX_RANGE: u32 = 256;
 /// forms of the first and last).
 fn expand_range(s: &str) -> Result<Vec<IpAddr>, String> {
     if let Some((base, mask)) = s.split_once('/') {
-        let a: IpAddr = base.parse().map_err(|_| format!("Invalid virtual server group IP address {s}"))?;
+        let a: IpAddr = base
+            .parse()
+            .map_err(|_| format!("Invalid virtual server group IP address {s}"))?;
         let m: u32 = mask.parse().map_err(|_| format!("Invalid netmask - {s}"))?;
         let IpAddr::V4(v4) = a else {
             return Err(format!("rvs-keepalived expands IPv4 prefixes only - {s}"));
@@ -343,12 +365,18 @@ fn expand_range(s: &str) -> Result<Vec<IpAddr>, String> {
         }
         let count = 1u64 << host_bits;
         if count > MAX_RANGE as u64 {
-            return Err(format!("{s} spans {count} addresses; rvs-keepalived expands at most {MAX_RANGE}"));
+            return Err(format!(
+                "{s} spans {count} addresses; rvs-keepalived expands at most {MAX_RANGE}"
+            ));
         }
-        return Ok((0..count as u32).map(|i| IpAddr::V4(Ipv4Addr::from(start + i))).collect());
+        return Ok((0..count as u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(start + i)))
+            .collect());
     }
     if let Some((base, end)) = s.split_once('-') {
-        let a: IpAddr = base.parse().map_err(|_| format!("Invalid virtual server group IP address {s}"))?;
+        let a: IpAddr = base
+            .parse()
+            .map_err(|_| format!("Invalid virtual server group IP address {s}"))?;
         return match a {
             IpAddr::V4(v4) => {
                 let start = u32::from(v4);
@@ -365,15 +393,19 @@ fn expand_range(s: &str) -> Result<Vec<IpAddr>, String> {
                 if last - start >= MAX_RANGE {
                     return Err(format!("{s} spans more than {MAX_RANGE} addresses"));
                 }
-                Ok((start..=last).map(|x| IpAddr::V4(Ipv4Addr::from(x))).collect())
+                Ok((start..=last)
+                    .map(|x| IpAddr::V4(Ipv4Addr::from(x)))
+                    .collect())
             }
             IpAddr::V6(v6) => {
                 let start = u128::from(v6);
                 let last = if end.contains(':') {
-                    let e: std::net::Ipv6Addr = end.parse().map_err(|_| format!("Invalid range end {s}"))?;
+                    let e: std::net::Ipv6Addr =
+                        end.parse().map_err(|_| format!("Invalid range end {s}"))?;
                     u128::from(e)
                 } else {
-                    let e = u16::from_str_radix(end, 16).map_err(|_| format!("Invalid range end {s}"))?;
+                    let e = u16::from_str_radix(end, 16)
+                        .map_err(|_| format!("Invalid range end {s}"))?;
                     (start & !0xffff) | e as u128
                 };
                 if last < start || last - start >= MAX_RANGE as u128 {
@@ -411,7 +443,10 @@ fn virtual_server(n: &Node, diags: &mut Diags) -> Option<RawVs> {
                 _ => {
                     diags.error(
                         &n.pos,
-                        format!("Invalid virtual server IP address/port {ip}/{} - skipping", n.arg(1).unwrap_or("")),
+                        format!(
+                            "Invalid virtual server IP address/port {ip}/{} - skipping",
+                            n.arg(1).unwrap_or("")
+                        ),
                     );
                     return None;
                 }
@@ -603,7 +638,11 @@ fn real_server(n: &Node, vs: &RawVs, diags: &mut Diags) -> Option<RawRs> {
     let Some((addr, port)) = server_addr(n) else {
         diags.error(
             &n.pos,
-            format!("Invalid real server ip address/port {}/{} - skipping", n.arg(0).unwrap_or(""), n.arg(1).unwrap_or("")),
+            format!(
+                "Invalid real server ip address/port {}/{} - skipping",
+                n.arg(0).unwrap_or(""),
+                n.arg(1).unwrap_or("")
+            ),
         );
         return None;
     };
@@ -766,7 +805,10 @@ fn checker(n: &Node, diags: &mut Diags) -> Option<RawChecker> {
                     diags.error(&c.pos, "nb_get_retry is deprecated - please use 'retry'");
                     match number(c, 0, 0, u32::MAX, diags) {
                         Some(r) => ch.retry = Some(r),
-                        None => diags.error(&c.pos, format!("Invalid nb_get_retry value '{}'", c.arg(0).unwrap_or(""))),
+                        None => diags.error(
+                            &c.pos,
+                            format!("Invalid nb_get_retry value '{}'", c.arg(0).unwrap_or("")),
+                        ),
                     }
                 }
                 "virtualhost" => match c.arg(0) {
@@ -814,7 +856,10 @@ fn checker(n: &Node, diags: &mut Diags) -> Option<RawChecker> {
                 },
                 "misc_timeout" => match number(c, 0, 0, u32::MAX / 1_000_000, diags) {
                     Some(t) => *timeout = Some(Duration::from_secs(t as u64)),
-                    None => diags.error(&c.pos, format!("Invalid misc_timeout value '{}'", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!("Invalid misc_timeout value '{}'", c.arg(0).unwrap_or("")),
+                    ),
                 },
                 "misc_dynamic" => *dynamic = true,
                 "user" => match c.arg(0) {
@@ -826,13 +871,23 @@ fn checker(n: &Node, diags: &mut Diags) -> Option<RawChecker> {
             RawKind::Dns { qtype, name } => match key {
                 "type" => match c.arg(0).and_then(dns_type) {
                     Some(t) => *qtype = t,
-                    None => diags.error(&c.pos, format!("Unknown DNS check type {} - ignoring", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!(
+                            "Unknown DNS check type {} - ignoring",
+                            c.arg(0).unwrap_or("")
+                        ),
+                    ),
                 },
                 "name" => match c.arg(0) {
-                    _ if name.is_some() => diags.error(&c.pos, "DNS_CHECK name already specified - ignoring"),
-                    Some(nm) if (nm.starts_with('.') && nm != ".") || nm.contains("..") => {
-                        diags.error(&c.pos, format!("DNS_CHECK name '{nm}' has empty label - ignoring"))
+                    _ if name.is_some() => {
+                        diags.error(&c.pos, "DNS_CHECK name already specified - ignoring")
                     }
+                    Some(nm) if (nm.starts_with('.') && nm != ".") || nm.contains("..") => diags
+                        .error(
+                            &c.pos,
+                            format!("DNS_CHECK name '{nm}' has empty label - ignoring"),
+                        ),
                     Some(nm) => *name = Some(nm.to_string()),
                     None => diags.error(&c.pos, "DNS_CHECK name missing"),
                 },
@@ -868,14 +923,22 @@ fn checker(n: &Node, diags: &mut Diags) -> Option<RawChecker> {
                     Some(v) => *min_len = v as u16,
                     None => diags.error(
                         &c.pos,
-                        format!("UDP_CHECK min length {} not valid - must be between 0 & {}", c.arg(0).unwrap_or(""), u16::MAX),
+                        format!(
+                            "UDP_CHECK min length {} not valid - must be between 0 & {}",
+                            c.arg(0).unwrap_or(""),
+                            u16::MAX
+                        ),
                     ),
                 },
                 "max_reply_length" => match number(c, 0, 0, u16::MAX as u32, diags) {
                     Some(v) => *max_len = v as u16,
                     None => diags.error(
                         &c.pos,
-                        format!("UDP_CHECK max length {} not valid - must be between 0 & {}", c.arg(0).unwrap_or(""), u16::MAX),
+                        format!(
+                            "UDP_CHECK max length {} not valid - must be between 0 & {}",
+                            c.arg(0).unwrap_or(""),
+                            u16::MAX
+                        ),
                     ),
                 },
                 _ => diags.error(&c.pos, format!("Unknown keyword '{key}'")),
@@ -899,32 +962,62 @@ fn checker(n: &Node, diags: &mut Diags) -> Option<RawChecker> {
 }
 
 /// The options every checker has. Returns whether `c` was one of them.
-fn common_checker_keyword(c: &Node, ch: &mut RawChecker, has_conn: bool, diags: &mut Diags) -> bool {
+fn common_checker_keyword(
+    c: &Node,
+    ch: &mut RawChecker,
+    has_conn: bool,
+    diags: &mut Diags,
+) -> bool {
     let k = c.keyword();
     match k {
-        "connect_ip" | "connect_port" | "bindto" | "bind_port" | "bind_if" | "connect_timeout" | "fwmark"
+        "connect_ip" | "connect_port" | "bindto" | "bind_port" | "bind_if" | "connect_timeout"
+        | "fwmark"
             if has_conn =>
         {
             match k {
                 "connect_ip" => match c.arg(0).map(strip_scope).and_then(|a| a.parse().ok()) {
                     Some(a) => ch.connect_ip = Some(a),
-                    None => diags.error(&c.pos, format!("Invalid connect_ip address {} - ignoring", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!(
+                            "Invalid connect_ip address {} - ignoring",
+                            c.arg(0).unwrap_or("")
+                        ),
+                    ),
                 },
                 "connect_port" => match number(c, 0, 1, 65535, diags) {
                     Some(p) => ch.connect_port = Some(p as u16),
-                    None => diags.error(&c.pos, format!("Invalid checker connect_port '{}'", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!("Invalid checker connect_port '{}'", c.arg(0).unwrap_or("")),
+                    ),
                 },
                 "bindto" => match c.arg(0).map(strip_scope).and_then(|a| a.parse().ok()) {
                     Some(a) => ch.bindto = Some(a),
-                    None => diags.error(&c.pos, format!("Invalid bindto address {} - ignoring", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!(
+                            "Invalid bindto address {} - ignoring",
+                            c.arg(0).unwrap_or("")
+                        ),
+                    ),
                 },
                 "bind_port" => match number(c, 0, 1, 65535, diags) {
                     Some(p) => ch.bind_port = Some(p as u16),
-                    None => diags.error(&c.pos, format!("Invalid checker bind_port '{}'", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!("Invalid checker bind_port '{}'", c.arg(0).unwrap_or("")),
+                    ),
                 },
                 "connect_timeout" => match timer(c, 0, Duration::from_micros(1), diags) {
                     Some(t) => ch.connect_timeout = Some(t),
-                    None => diags.error(&c.pos, format!("connect_timeout {} invalid - ignoring", c.arg(0).unwrap_or(""))),
+                    None => diags.error(
+                        &c.pos,
+                        format!(
+                            "connect_timeout {} invalid - ignoring",
+                            c.arg(0).unwrap_or("")
+                        ),
+                    ),
                 },
                 _ => diags.error(
                     &c.pos,
@@ -936,28 +1029,52 @@ fn common_checker_keyword(c: &Node, ch: &mut RawChecker, has_conn: bool, diags: 
         "retry" => {
             match number(c, 0, 0, u32::MAX, diags) {
                 Some(r) => ch.retry = Some(r),
-                None => diags.error(&c.pos, format!("Invalid retry connection value '{}'", c.arg(0).unwrap_or(""))),
+                None => diags.error(
+                    &c.pos,
+                    format!(
+                        "Invalid retry connection value '{}'",
+                        c.arg(0).unwrap_or("")
+                    ),
+                ),
             }
             true
         }
         "delay_before_retry" => {
             match timer(c, 0, Duration::ZERO, diags) {
                 Some(t) => ch.delay_before_retry = Some(t),
-                None => diags.error(&c.pos, format!("Invalid delay_before_retry connection value '{}'", c.arg(0).unwrap_or(""))),
+                None => diags.error(
+                    &c.pos,
+                    format!(
+                        "Invalid delay_before_retry connection value '{}'",
+                        c.arg(0).unwrap_or("")
+                    ),
+                ),
             }
             true
         }
         "warmup" => {
             match timer(c, 0, Duration::ZERO, diags) {
                 Some(t) => ch.warmup = Some(t),
-                None => diags.error(&c.pos, format!("Invalid warmup connection value '{}'", c.arg(0).unwrap_or(""))),
+                None => diags.error(
+                    &c.pos,
+                    format!(
+                        "Invalid warmup connection value '{}'",
+                        c.arg(0).unwrap_or("")
+                    ),
+                ),
             }
             true
         }
         "delay_loop" => {
             match timer(c, 0, Duration::from_micros(1), diags) {
                 Some(t) => ch.delay_loop = Some(t),
-                None => diags.error(&c.pos, format!("delay_loop '{}' is invalid - ignoring", c.arg(0).unwrap_or(""))),
+                None => diags.error(
+                    &c.pos,
+                    format!(
+                        "delay_loop '{}' is invalid - ignoring",
+                        c.arg(0).unwrap_or("")
+                    ),
+                ),
             }
             true
         }
@@ -1125,23 +1242,36 @@ fn method(c: &Node, prev: Option<Method>, who: &str, diags: &mut Diags) -> Optio
                             Some("gue") => tun.kind = TunKind::Gue,
                             Some("gre") => tun.kind = TunKind::Gre,
                             Some(t) => {
-                                diags.error(&c.pos, format!("Unknown tunnel type {t} for {who} server."));
+                                diags.error(
+                                    &c.pos,
+                                    format!("Unknown tunnel type {t} for {who} server."),
+                                );
                                 return None;
                             }
                             None => {
-                                diags.error(&c.pos, format!("Missing tunnel type for {who} server."));
+                                diags.error(
+                                    &c.pos,
+                                    format!("Missing tunnel type for {who} server."),
+                                );
                                 return None;
                             }
                         }
                         i += 1;
                     }
                     "port" => {
-                        match args.get(i + 1).and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0) {
+                        match args
+                            .get(i + 1)
+                            .and_then(|p| p.parse::<u16>().ok())
+                            .filter(|p| *p > 0)
+                        {
                             Some(p) => tun.port = p,
                             None => {
                                 diags.error(
                                     &c.pos,
-                                    format!("Invalid gue tunnel port {} for {who} server.", args.get(i + 1).map(String::as_str).unwrap_or("")),
+                                    format!(
+                                        "Invalid gue tunnel port {} for {who} server.",
+                                        args.get(i + 1).map(String::as_str).unwrap_or("")
+                                    ),
                                 );
                                 return None;
                             }
@@ -1152,14 +1282,20 @@ fn method(c: &Node, prev: Option<Method>, who: &str, diags: &mut Diags) -> Optio
                     "csum" => tun.csum = TunCsum::Csum,
                     "remcsum" => tun.csum = TunCsum::RemCsum,
                     o => {
-                        diags.error(&c.pos, format!("Invalid tunnel option {o} for {who} server."));
+                        diags.error(
+                            &c.pos,
+                            format!("Invalid tunnel option {o} for {who} server."),
+                        );
                         return None;
                     }
                 }
                 i += 1;
             }
             if (tun.kind == TunKind::Gue) != (tun.port != 0) {
-                diags.error(&c.pos, "gue tunnels require port, otherwise cannot have port.");
+                diags.error(
+                    &c.pos,
+                    "gue tunnels require port, otherwise cannot have port.",
+                );
                 return None;
             }
             if tun.kind == TunKind::Ipip && tun.csum != TunCsum::None {
@@ -1173,7 +1309,13 @@ fn method(c: &Node, prev: Option<Method>, who: &str, diags: &mut Diags) -> Optio
             Method::Tun(tun)
         }
         other => {
-            diags.error(&c.pos, format!("PARSER : unknown [{}] routing method for {who} server.", other.unwrap_or("")));
+            diags.error(
+                &c.pos,
+                format!(
+                    "PARSER : unknown [{}] routing method for {who} server.",
+                    other.unwrap_or("")
+                ),
+            );
             return None;
         }
     };
@@ -1190,7 +1332,10 @@ fn granularity(c: &Node, addr: &RawVsAddr, diags: &mut Diags) -> Option<u8> {
         match arg.parse::<u8>() {
             Ok(p) if (1..=128).contains(&p) => Some(p),
             _ => {
-                diags.error(&c.pos, format!("Invalid IPv6 persistence_granularity specified - {arg}"));
+                diags.error(
+                    &c.pos,
+                    format!("Invalid IPv6 persistence_granularity specified - {arg}"),
+                );
                 None
             }
         }
@@ -1210,7 +1355,10 @@ fn granularity(c: &Node, addr: &RawVsAddr, diags: &mut Diags) -> Option<u8> {
                 }
             }
             Err(_) => {
-                diags.error(&c.pos, format!("Invalid IPv4 persistence_granularity specified - {arg}"));
+                diags.error(
+                    &c.pos,
+                    format!("Invalid IPv4 persistence_granularity specified - {arg}"),
+                );
                 None
             }
         }
@@ -1234,7 +1382,14 @@ fn strip_scope(a: &str) -> &str {
 
 fn script_keyword(c: &Node, slot: &mut Option<Script>, diags: &mut Diags) {
     if slot.is_some() {
-        diags.error(&c.pos, format!("{} script already specified - ignoring {}", c.keyword(), c.arg(0).unwrap_or("")));
+        diags.error(
+            &c.pos,
+            format!(
+                "{} script already specified - ignoring {}",
+                c.keyword(),
+                c.arg(0).unwrap_or("")
+            ),
+        );
         return;
     }
     match script_words(&c.raw) {
@@ -1243,7 +1398,10 @@ fn script_keyword(c: &Node, slot: &mut Option<Script>, diags: &mut Diags) {
                 let user = w.get(2).map(|u| (u.clone(), w.get(3).cloned()));
                 *slot = Some(Script { args, user });
             }
-            _ => diags.error(&c.pos, format!("Unable to parse script '{}' - ignoring", w[1])),
+            _ => diags.error(
+                &c.pos,
+                format!("Unable to parse script '{}' - ignoring", w[1]),
+            ),
         },
         Ok(_) => diags.error(&c.pos, format!("{} needs a script", c.keyword())),
         Err(e) => diags.error(&c.pos, e),
@@ -1267,7 +1425,10 @@ pub(crate) fn number(c: &Node, i: usize, min: u32, max: u32, diags: &mut Diags) 
     }
     match t.parse::<u64>() {
         Ok(v) if v > u32::MAX as u64 => {
-            diags.error(&c.pos, format!("number '{s}' outside unsigned integer range"));
+            diags.error(
+                &c.pos,
+                format!("number '{s}' outside unsigned integer range"),
+            );
             None
         }
         Ok(v) if (v as u32) < min || (v as u32) > max => {
@@ -1276,7 +1437,10 @@ pub(crate) fn number(c: &Node, i: usize, min: u32, max: u32, diags: &mut Diags) 
         }
         Ok(v) => Some(v as u32),
         Err(_) => {
-            diags.error(&c.pos, format!("number '{s}' outside unsigned integer range"));
+            diags.error(
+                &c.pos,
+                format!("number '{s}' outside unsigned integer range"),
+            );
             None
         }
     }
@@ -1308,12 +1472,18 @@ pub(crate) fn timer(c: &Node, i: usize, min: Duration, diags: &mut Diags) -> Opt
     }
     // Beyond u32 seconds is surely a typo, and keeps Instant arithmetic safe.
     if secs > u32::MAX as u64 {
-        diags.error(&c.pos, format!("number '{s}' outside unsigned decimal range"));
+        diags.error(
+            &c.pos,
+            format!("number '{s}' outside unsigned decimal range"),
+        );
         return None;
     }
     let d = Duration::from_secs(secs) + Duration::from_micros(micros);
     if d < min {
-        diags.error(&c.pos, format!("number '{s}' outside range [{:.6}, ...]", min.as_secs_f64()));
+        diags.error(
+            &c.pos,
+            format!("number '{s}' outside range [{:.6}, ...]", min.as_secs_f64()),
+        );
         return None;
     }
     Some(d)
@@ -1342,7 +1512,9 @@ mod tests {
         assert_eq!(a.len(), 3);
         assert_eq!(a[2].to_string(), "192.168.200.5");
         assert_eq!(expand_range("10.0.0.8/30").unwrap().len(), 4);
-        assert!(expand_range("10.0.0.9/30").unwrap_err().contains("mask bits"));
+        assert!(expand_range("10.0.0.9/30")
+            .unwrap_err()
+            .contains("mask bits"));
         assert_eq!(expand_range("10.0.0.250-10.0.1.1").unwrap().len(), 8);
         assert!(expand_range("10.0.0.0/8").is_err());
         assert_eq!(expand_range("2001:db8::1-3").unwrap().len(), 3);

@@ -79,7 +79,10 @@ fn seq(
     if let Some(o) = opened {
         diags.error(
             &o.pos,
-            format!("'{}' block has no closing '}}' before the end of the configuration", o.raw),
+            format!(
+                "'{}' block has no closing '}}' before the end of the configuration",
+                o.raw
+            ),
         );
     }
     out
@@ -127,7 +130,10 @@ mod tests {
     #[test]
     fn unbalanced_braces_are_reported_with_lines() {
         let mut d = Diags::default();
-        build(vec![line(1, "}"), line(2, "a"), line(2, "{"), line(3, "b")], &mut d);
+        build(
+            vec![line(1, "}"), line(2, "a"), line(2, "{"), line(3, "b")],
+            &mut d,
+        );
         let e: Vec<String> = d.errors().map(|e| e.to_string()).collect();
         assert_eq!(
             e,

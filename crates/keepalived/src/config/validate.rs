@@ -9,10 +9,12 @@ use std::time::Duration;
 use rvs_ipvs::{FwdMethod, Protocol, ServiceKey};
 
 use super::diag::Diags;
-use super::parser::{Method, RawChecker, RawConfig, RawKind, RawRs, RawVs, RawVsAddr, DEFAULT_PERSISTENCE};
+use super::parser::{
+    Method, RawChecker, RawConfig, RawKind, RawRs, RawVs, RawVsAddr, DEFAULT_PERSISTENCE,
+};
 use super::{
-    trio, CheckKind, Checker, Config, ConnOpts, DnsCheck, HttpCheck, MiscCheck, RealServer, Script, SorryServer,
-    UdpCheck, Url, VirtualServer, VsIdentity,
+    trio, CheckKind, Checker, Config, ConnOpts, DnsCheck, HttpCheck, MiscCheck, RealServer, Script,
+    SorryServer, UdpCheck, Url, VirtualServer, VsIdentity,
 };
 
 pub fn validate(raw: RawConfig, diags: &mut Diags) -> Config {
@@ -75,7 +77,10 @@ fn virtual_server(
         Some(p) => p,
         None => {
             let name = preliminary_name(&vs, &group, Protocol::Udp);
-            diags.error_at(Some(&pos), format!("Virtual server {name}: no protocol set - defaulting to UDP"));
+            diags.error_at(
+                Some(&pos),
+                format!("Virtual server {name}: no protocol set - defaulting to UDP"),
+            );
             Protocol::Udp
         }
     };
@@ -92,31 +97,45 @@ fn virtual_server(
         }
     };
     if vs.real_servers.is_empty() {
-        diags.error_at(Some(&pos), format!("Virtual server {name} has no real servers - ignoring"));
+        diags.error_at(
+            Some(&pos),
+            format!("Virtual server {name} has no real servers - ignoring"),
+        );
         return None;
     }
     let v6 = entries[0].0.is_ipv6();
     if entries.iter().any(|(a, _)| a.is_ipv6() != v6) {
-        diags.error_at(Some(&pos), format!("{name}: virtual server group mixes IPv4 and IPv6 - ignoring"));
+        diags.error_at(
+            Some(&pos),
+            format!("{name}: virtual server group mixes IPv4 and IPv6 - ignoring"),
+        );
         return None;
     }
     let mut one_packet = vs.one_packet;
     if one_packet && protocol != Protocol::Udp {
-        diags.error_at(Some(&pos), format!("Virtual server {name}: one packet scheduling requires UDP - resetting"));
+        diags.error_at(
+            Some(&pos),
+            format!("Virtual server {name}: one packet scheduling requires UDP - resetting"),
+        );
         one_packet = false;
     }
     let mut persistence = vs.persistence;
     if persistence.is_none() && entries.iter().any(|(_, p)| *p == 0) {
         diags.error_at(
             Some(&pos),
-            format!("Virtual server {name}: zero port only valid for persistent services - setting"),
+            format!(
+                "Virtual server {name}: zero port only valid for persistent services - setting"
+            ),
         );
         persistence = Some(DEFAULT_PERSISTENCE);
     }
     let scheduler = match &vs.scheduler {
         Some(s) => s.clone(),
         None => {
-            diags.error_at(Some(&pos), format!("Virtual server {name}: no scheduler set, setting default 'wlc'"));
+            diags.error_at(
+                Some(&pos),
+                format!("Virtual server {name}: no scheduler set, setting default 'wlc'"),
+            );
             "wlc".to_string()
         }
     };
@@ -125,7 +144,10 @@ fn virtual_server(
         match m.or(vs_method) {
             Some(m) => fwd(m),
             None => {
-                diags.error_at(Some(&pos), format!("Virtual server {name}: no forwarding method set, setting default NAT"));
+                diags.error_at(
+                    Some(&pos),
+                    format!("Virtual server {name}: no forwarding method set, setting default NAT"),
+                );
                 vs_method = Some(Method::Nat);
                 FwdMethod::Masq
             }
@@ -142,10 +164,27 @@ fn virtual_server(
             );
             continue;
         }
-        let port = server_port(rs.addr, rs.port, rs_fwd, &entries, &group, &name, protocol, "real server", diags, &rs.pos);
+        let port = server_port(
+            rs.addr,
+            rs.port,
+            rs_fwd,
+            &entries,
+            &group,
+            &name,
+            protocol,
+            "real server",
+            diags,
+            &rs.pos,
+        );
         let rs_name = trio(rs.addr, protocol, port);
-        if real_servers.iter().any(|r| r.addr == rs.addr && r.port == port) {
-            diags.error(&rs.pos, format!("VS {name}: real server {rs_name} is duplicated - removing second rs"));
+        if real_servers
+            .iter()
+            .any(|r| r.addr == rs.addr && r.port == port)
+        {
+            diags.error(
+                &rs.pos,
+                format!("VS {name}: real server {rs_name} is duplicated - removing second rs"),
+            );
             continue;
         }
         if rs.l_threshold > rs.u_threshold && rs.u_threshold != 0 {
@@ -176,7 +215,10 @@ fn virtual_server(
         });
     }
     if real_servers.is_empty() {
-        diags.error_at(Some(&pos), format!("Virtual server {name} has no real servers - ignoring"));
+        diags.error_at(
+            Some(&pos),
+            format!("Virtual server {name} has no real servers - ignoring"),
+        );
         return None;
     }
 
@@ -184,14 +226,28 @@ fn virtual_server(
         None => None,
         Some(s) => {
             let s_fwd = method_of(s.method, diags);
-            let port = server_port(s.addr, s.port, s_fwd, &entries, &group, &name, protocol, "sorry server", diags, &pos);
+            let port = server_port(
+                s.addr,
+                s.port,
+                s_fwd,
+                &entries,
+                &group,
+                &name,
+                protocol,
+                "sorry server",
+                diags,
+                &pos,
+            );
             if !matches!(s_fwd, FwdMethod::Tunnel(_)) && s.addr.is_ipv6() != v6 {
                 diags.error_at(
                     Some(&pos),
                     format!("Address family of virtual server and sorry server {} don't match - skipping sorry server.", s.addr),
                 );
                 None
-            } else if real_servers.iter().any(|r| r.addr == s.addr && r.port == port) {
+            } else if real_servers
+                .iter()
+                .any(|r| r.addr == s.addr && r.port == port)
+            {
                 diags.error_at(
                     Some(&pos),
                     format!(
@@ -319,7 +375,13 @@ fn server_port(
     port
 }
 
-fn checker(c: &RawChecker, vs: &RawVs, rs: &RawRs, rs_port: u16, diags: &mut Diags) -> Option<Checker> {
+fn checker(
+    c: &RawChecker,
+    vs: &RawVs,
+    rs: &RawRs,
+    rs_port: u16,
+    diags: &mut Diags,
+) -> Option<Checker> {
     // Per-kind defaults (keepalived's default_retry / default_delay_before_retry).
     let (default_retry, default_dbr) = match &c.kind {
         RawKind::Misc { .. } => (0, Some(Duration::from_secs(1))),
@@ -337,7 +399,10 @@ fn checker(c: &RawChecker, vs: &RawVs, rs: &RawRs, rs_port: u16, diags: &mut Dia
         .or(default_dbr)
         .unwrap_or(delay_loop);
     let alpha = c.alpha.or(rs.alpha).unwrap_or(vs.alpha);
-    let timeout = c.connect_timeout.or(rs.connect_timeout).unwrap_or(vs.connect_timeout);
+    let timeout = c
+        .connect_timeout
+        .or(rs.connect_timeout)
+        .unwrap_or(vs.connect_timeout);
 
     let conn = if matches!(c.kind, RawKind::Misc { .. }) {
         None
@@ -360,7 +425,10 @@ fn checker(c: &RawChecker, vs: &RawVs, rs: &RawRs, rs_port: u16, diags: &mut Dia
             if b.is_ipv6() != dst.is_ipv6() {
                 diags.error(
                     &c.pos,
-                    format!("bindto address {} does not match address family of connect_ip - skipping", b.ip()),
+                    format!(
+                        "bindto address {} does not match address family of connect_ip - skipping",
+                        b.ip()
+                    ),
                 );
                 return None;
             }
@@ -368,11 +436,19 @@ fn checker(c: &RawChecker, vs: &RawVs, rs: &RawRs, rs_port: u16, diags: &mut Dia
         if dst.port() == 0 {
             diags.error(
                 &c.pos,
-                format!("{} for {}: no port to connect to (set connect_port) - skipping", kind_name(&c.kind), rs.addr),
+                format!(
+                    "{} for {}: no port to connect to (set connect_port) - skipping",
+                    kind_name(&c.kind),
+                    rs.addr
+                ),
             );
             return None;
         }
-        Some(ConnOpts { dst, bindto, timeout })
+        Some(ConnOpts {
+            dst,
+            bindto,
+            timeout,
+        })
     };
 
     let vhost = |url: &Option<String>, chk: &Option<String>| -> Option<String> {

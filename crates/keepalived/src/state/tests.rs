@@ -84,14 +84,17 @@ impl Sim {
     /// that falls due on the way with `answer(real server address)`.
     fn run_until(&mut self, secs: f64, answer: &dyn Fn(&str) -> Outcome) {
         let end = self.t0 + Duration::from_secs_f64(secs);
-        loop {
-            let Some(next) = self.e.next_due() else { break };
+        while let Some(next) = self.e.next_due() {
             if next > end {
                 break;
             }
             self.now = next.max(self.now);
             for job in self.e.due(self.now) {
-                let addr = job.checker.conn.map(|c| c.dst.ip().to_string()).unwrap_or_default();
+                let addr = job
+                    .checker
+                    .conn
+                    .map(|c| c.dst.ip().to_string())
+                    .unwrap_or_default();
                 let o = answer(&addr);
                 self.e.on_result(job.r, o, self.now, SystemTime::now());
             }
@@ -108,7 +111,13 @@ impl Sim {
         };
         self.e
             .table()
-            .dest(key, DestKey { addr: addr.parse().unwrap(), port: 80 })
+            .dest(
+                key,
+                DestKey {
+                    addr: addr.parse().unwrap(),
+                    port: 80,
+                },
+            )
             .map(|d| d.weight)
     }
 
@@ -134,14 +143,24 @@ fn starts_with_every_server_in_the_table() {
     let s = Sim::new(&two_servers("", ""));
     assert_eq!(s.weight("10.0.0.11"), Some(2));
     assert_eq!(s.weight("10.0.0.12"), Some(1));
-    assert!(s.has_log("Activating healthchecker for service [10.0.0.11]:tcp:80 for VS [10.0.0.1]:tcp:80"));
+    assert!(s.has_log(
+        "Activating healthchecker for service [10.0.0.11]:tcp:80 for VS [10.0.0.1]:tcp:80"
+    ));
     // keepalived weighs quorum before adding the servers, so it "gains" it.
-    assert!(s.has_log("Gained quorum 1+0=1 <= 3 for VS [10.0.0.1]:tcp:80"), "{:?}", s.logs);
+    assert!(
+        s.has_log("Gained quorum 1+0=1 <= 3 for VS [10.0.0.1]:tcp:80"),
+        "{:?}",
+        s.logs
+    );
     let t = s.e.table();
     let svc = t.services.values().next().unwrap();
     assert_eq!(svc.spec.scheduler, "rr");
     // The order keepalived adds them in (the kernel lists newest first).
-    let mut seqs: Vec<(String, u64)> = svc.dests.values().map(|d| (d.spec.addr.to_string(), d.seq)).collect();
+    let mut seqs: Vec<(String, u64)> = svc
+        .dests
+        .values()
+        .map(|d| (d.spec.addr.to_string(), d.seq))
+        .collect();
     seqs.sort_by_key(|x| x.1);
     assert_eq!(seqs[0].0, "10.0.0.11");
 }
@@ -152,7 +171,11 @@ fn first_failure_removes_at_once_later_ones_after_retries() {
     // The first check is due after the bootstrap delay (warmup 0).
     s.run_until(1.0, &down_11);
     assert_eq!(s.weight("10.0.0.11"), None, "{:?}", s.logs);
-    assert!(s.has_log("TCP_CHECK on service [10.0.0.11]:tcp:80 failed."), "{:?}", s.logs);
+    assert!(
+        s.has_log("TCP_CHECK on service [10.0.0.11]:tcp:80 failed."),
+        "{:?}",
+        s.logs
+    );
     assert!(s.has_log("Removing service [10.0.0.11]:tcp:80 from VS [10.0.0.1]:tcp:80"));
     // Back: one success re-adds it.
     s.run_until(11.0, &all_up);
@@ -169,7 +192,10 @@ fn first_failure_removes_at_once_later_ones_after_retries() {
     let st = s.e.status(1, "k.conf", SystemTime::now());
     let rs = &st.virtual_servers[0].real_servers[0];
     assert_eq!((rs.up, rs.weight, rs.flaps), (false, None, 3));
-    assert_eq!(rs.last_error.as_deref(), Some("TCP_CHECK: Connection refused"));
+    assert_eq!(
+        rs.last_error.as_deref(),
+        Some("TCP_CHECK: Connection refused")
+    );
 }
 
 #[test]
@@ -177,7 +203,11 @@ fn inhibit_on_failure_sets_weight_zero() {
     let mut s = Sim::new(&two_servers("inhibit_on_failure", ""));
     s.run_until(1.0, &down_11);
     assert_eq!(s.weight("10.0.0.11"), Some(0));
-    assert!(s.has_log("Disabling service [10.0.0.11]:tcp:80 of VS [10.0.0.1]:tcp:80"), "{:?}", s.logs);
+    assert!(
+        s.has_log("Disabling service [10.0.0.11]:tcp:80 of VS [10.0.0.1]:tcp:80"),
+        "{:?}",
+        s.logs
+    );
     s.run_until(11.0, &all_up);
     assert_eq!(s.weight("10.0.0.11"), Some(2));
     assert!(s.has_log("Enabling service [10.0.0.11]:tcp:80 of VS [10.0.0.1]:tcp:80"));
@@ -207,20 +237,35 @@ fn sorry_server_replaces_the_pool_below_quorum() {
         "",
     ));
     assert_eq!(s.weight("10.0.0.99"), None);
-    assert!(s.scripts.contains(&"/bin/qup".to_string()), "{:?}", s.scripts);
+    assert!(
+        s.scripts.contains(&"/bin/qup".to_string()),
+        "{:?}",
+        s.scripts
+    );
     // rs1 (weight 2) down: live weight 1 < quorum 2.
     s.run_until(1.0, &down_11);
-    assert!(s.has_log("Lost quorum 2-0=2 > 1 for VS [10.0.0.1]:tcp:80"), "{:?}", s.logs);
+    assert!(
+        s.has_log("Lost quorum 2-0=2 > 1 for VS [10.0.0.1]:tcp:80"),
+        "{:?}",
+        s.logs
+    );
     assert!(s.has_log("Adding sorry server [10.0.0.99]:tcp:80 to VS [10.0.0.1]:tcp:80"));
     assert!(s.has_log("Removing alive servers from the pool for VS [10.0.0.1]:tcp:80"));
     assert_eq!(s.weight("10.0.0.99"), Some(1));
-    assert_eq!(s.weight("10.0.0.12"), None, "the pool makes way for the sorry server");
+    assert_eq!(
+        s.weight("10.0.0.12"),
+        None,
+        "the pool makes way for the sorry server"
+    );
     assert_eq!(s.scripts.last().map(String::as_str), Some("/bin/qdown arg"));
     s.run_until(11.0, &all_up);
     assert!(s.has_log("Gained quorum 2+0=2 <= 3 for VS [10.0.0.1]:tcp:80"));
     assert!(s.has_log("Removing sorry server [10.0.0.99]:tcp:80 from VS [10.0.0.1]:tcp:80"));
     assert_eq!(s.weight("10.0.0.99"), None);
-    assert_eq!((s.weight("10.0.0.11"), s.weight("10.0.0.12")), (Some(2), Some(1)));
+    assert_eq!(
+        (s.weight("10.0.0.11"), s.weight("10.0.0.12")),
+        (Some(2), Some(1))
+    );
     let st = s.e.status(1, "k", SystemTime::now());
     assert!(st.virtual_servers[0].quorum_up);
     assert!(!st.virtual_servers[0].sorry_server.as_ref().unwrap().active);
@@ -228,10 +273,17 @@ fn sorry_server_replaces_the_pool_below_quorum() {
 
 #[test]
 fn sorry_server_inhibit_keeps_it_at_weight_zero() {
-    let mut s = Sim::new(&two_servers("quorum 3\nsorry_server 10.0.0.99 80\nsorry_server_inhibit", ""));
+    let mut s = Sim::new(&two_servers(
+        "quorum 3\nsorry_server 10.0.0.99 80\nsorry_server_inhibit",
+        "",
+    ));
     assert_eq!(s.weight("10.0.0.99"), Some(0));
     s.run_until(1.0, &down_11);
-    assert!(s.has_log("Enabling sorry server [10.0.0.99]:tcp:80 to VS [10.0.0.1]:tcp:80"), "{:?}", s.logs);
+    assert!(
+        s.has_log("Enabling sorry server [10.0.0.99]:tcp:80 to VS [10.0.0.1]:tcp:80"),
+        "{:?}",
+        s.logs
+    );
     assert_eq!(s.weight("10.0.0.99"), Some(1));
     s.run_until(11.0, &all_up);
     assert!(s.has_log("Disabling sorry server [10.0.0.99]:tcp:80 from VS [10.0.0.1]:tcp:80"));
@@ -245,29 +297,66 @@ fn hysteresis_delays_regaining_quorum() {
     let mut s = Sim::new(&text);
     s.run_until(1.0, &down_11);
     // Live weight 1 is not below 2-1=1: still up.
-    assert!(!s.logs.iter().any(|l| l.starts_with("Lost quorum")), "{:?}", s.logs);
+    assert!(
+        !s.logs.iter().any(|l| l.starts_with("Lost quorum")),
+        "{:?}",
+        s.logs
+    );
     assert_eq!(s.weight("10.0.0.99"), None);
     let both_down = |_: &str| Outcome::Down("Connection refused".into());
     // rs2 is up: its failure at 11 s is retried at 12 and 13 s.
     s.run_until(12.5, &both_down);
-    assert!(!s.logs.iter().any(|l| l.starts_with("Lost quorum")), "{:?}", s.logs);
+    assert!(
+        !s.logs.iter().any(|l| l.starts_with("Lost quorum")),
+        "{:?}",
+        s.logs
+    );
     s.run_until(13.0, &both_down);
-    assert!(s.has_log("Lost quorum 2-1=1 > 0 for VS [10.0.0.1]:tcp:80"), "{:?}", s.logs);
+    assert!(
+        s.has_log("Lost quorum 2-1=1 > 0 for VS [10.0.0.1]:tcp:80"),
+        "{:?}",
+        s.logs
+    );
     // rs2 back alone: 1 < 2+1, no quorum yet.
-    let only_12 = |a: &str| if a == "10.0.0.12" { Outcome::Up(None) } else { Outcome::Down("x".into()) };
+    let only_12 = |a: &str| {
+        if a == "10.0.0.12" {
+            Outcome::Up(None)
+        } else {
+            Outcome::Down("x".into())
+        }
+    };
     s.run_until(23.0, &only_12);
-    assert_eq!(s.weight("10.0.0.12"), None, "the sorry server holds the pool");
-    let gained = |s: &Sim| s.logs.iter().filter(|l| l.starts_with("Gained quorum 2+1=3 <= 3")).count();
+    assert_eq!(
+        s.weight("10.0.0.12"),
+        None,
+        "the sorry server holds the pool"
+    );
+    let gained = |s: &Sim| {
+        s.logs
+            .iter()
+            .filter(|l| l.starts_with("Gained quorum 2+1=3 <= 3"))
+            .count()
+    };
     assert_eq!(gained(&s), 1, "only the one at start-up");
     assert_eq!(s.weight("10.0.0.99"), Some(1));
     s.run_until(31.0, &all_up);
-    assert_eq!((s.weight("10.0.0.11"), s.weight("10.0.0.12"), s.weight("10.0.0.99")), (Some(2), Some(1), None));
+    assert_eq!(
+        (
+            s.weight("10.0.0.11"),
+            s.weight("10.0.0.12"),
+            s.weight("10.0.0.99")
+        ),
+        (Some(2), Some(1), None)
+    );
     assert_eq!(gained(&s), 2, "{:?}", s.logs);
 }
 
 #[test]
 fn notify_scripts_run_on_transitions() {
-    let mut s = Sim::new(&two_servers("", "notify_up \"/bin/up x\"\nnotify_down /bin/down"));
+    let mut s = Sim::new(&two_servers(
+        "",
+        "notify_up \"/bin/up x\"\nnotify_down /bin/down",
+    ));
     assert!(s.scripts.is_empty(), "{:?}", s.scripts);
     s.run_until(1.0, &down_11);
     assert_eq!(s.scripts, ["/bin/down"]);
@@ -308,7 +397,9 @@ fn misc_dynamic_sets_the_weight_from_the_exit_code() {
     );
     s.run_until(16.0, &|_| Outcome::Exit(5));
     assert_eq!(s.weight("10.0.0.11"), Some(3));
-    assert!(s.has_log("Misc check for [[10.0.0.11]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/check] succeeded."));
+    assert!(s.has_log(
+        "Misc check for [[10.0.0.11]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/check] succeeded."
+    ));
     s.run_until(21.0, &|_| Outcome::TimedOut);
     assert_eq!(s.weight("10.0.0.11"), None);
     assert!(s.has_log("Misc check for [[10.0.0.11]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/check] timed out with retry disabled."));
@@ -322,7 +413,12 @@ fn stale_results_are_ignored_after_reload() {
     let jobs = s.e.due(s.now);
     assert_eq!(jobs.len(), 2);
     s.e.reload(&config_of(&text), s.now);
-    s.e.on_result(jobs[0].r, Outcome::Down("x".into()), s.now, SystemTime::now());
+    s.e.on_result(
+        jobs[0].r,
+        Outcome::Down("x".into()),
+        s.now,
+        SystemTime::now(),
+    );
     assert_eq!(s.weight("10.0.0.11"), Some(2));
     // The checker that was running is checked again soon.
     assert!(s.e.next_due().unwrap() <= s.now + BOOTSTRAP_DELAY);
@@ -365,33 +461,56 @@ fn reload_keeps_state_and_applies_differences() {
     assert_eq!(s.weight("10.0.0.11"), None);
     assert_eq!(s.weight("10.0.0.12"), Some(5));
     assert_eq!(s.weight("10.0.0.13"), Some(1));
-    assert!(s.has_log("service [10.0.0.11]:tcp:80 no longer exist"), "{:?}", s.logs);
-    assert!(s.has_log("Changing weight from 1 to 5 for active service [10.0.0.12]:tcp:80 of VS [10.0.0.1]:tcp:80"));
+    assert!(
+        s.has_log("service [10.0.0.11]:tcp:80 no longer exist"),
+        "{:?}",
+        s.logs
+    );
+    assert!(s.has_log(
+        "Changing weight from 1 to 5 for active service [10.0.0.12]:tcp:80 of VS [10.0.0.1]:tcp:80"
+    ));
     let st = s.e.status(1, "k", SystemTime::now());
     assert_eq!(st.virtual_servers[0].real_servers.len(), 2);
     // A different scheduler is an edit of the service, not a new one.
-    s.e.reload(&config_of(&text.replace("lb_algo rr", "lb_algo wlc")), s.now);
+    s.e.reload(
+        &config_of(&text.replace("lb_algo rr", "lb_algo wlc")),
+        s.now,
+    );
     let svc = s.e.table().services.values().next().unwrap();
     assert_eq!(svc.spec.scheduler, "wlc");
     assert_eq!(svc.dests.len(), 2);
     // A virtual server that goes takes its services with it.
-    s.e.reload(&config_of(&text.replace("10.0.0.1 80", "10.0.0.2 80")), s.now);
+    s.e.reload(
+        &config_of(&text.replace("10.0.0.1 80", "10.0.0.2 80")),
+        s.now,
+    );
     s.drain();
     assert!(s.has_log("Removing Virtual Server [10.0.0.1]:tcp:80"));
-    let keys: Vec<String> = s.e.table().services.values().map(|x| x.spec.key.to_string()).collect();
+    let keys: Vec<String> =
+        s.e.table()
+            .services
+            .values()
+            .map(|x| x.spec.key.to_string())
+            .collect();
     assert_eq!(keys, ["TCP 10.0.0.2:80"]);
 }
 
 #[test]
 fn stop_clears_and_omega_notifies() {
-    let mut s = Sim::new(&two_servers("omega\nquorum_down /bin/qdown", "notify_down /bin/down"));
+    let mut s = Sim::new(&two_servers(
+        "omega\nquorum_down /bin/qdown",
+        "notify_down /bin/down",
+    ));
     s.e.stop();
     s.drain();
     assert!(s.e.table().services.is_empty());
     assert!(s.has_log("Shutting down service [10.0.0.11]:tcp:80 from VS [10.0.0.1]:tcp:80"));
     assert_eq!(s.scripts, ["/bin/down", "/bin/down", "/bin/qdown"]);
     // Without omega, stopping runs no scripts.
-    let mut s = Sim::new(&two_servers("quorum_down /bin/qdown", "notify_down /bin/down"));
+    let mut s = Sim::new(&two_servers(
+        "quorum_down /bin/qdown",
+        "notify_down /bin/down",
+    ));
     s.e.stop();
     s.drain();
     assert!(s.scripts.is_empty(), "{:?}", s.scripts);
@@ -419,15 +538,38 @@ virtual_server group G {
     let t0 = Instant::now();
     let mut e = Engine::new(&cfg, fastrand::Rng::with_seed(1), t0);
     e.start(t0);
-    let keys: Vec<String> = e.table().services.values().map(|x| x.spec.key.to_string()).collect();
-    assert_eq!(keys, ["TCP 10.0.0.1:80", "TCP 10.0.0.2:8080", "TCP 10.0.0.3:8080"]);
+    let keys: Vec<String> = e
+        .table()
+        .services
+        .values()
+        .map(|x| x.spec.key.to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        ["TCP 10.0.0.1:80", "TCP 10.0.0.2:8080", "TCP 10.0.0.3:8080"]
+    );
     // DR: each service's dest takes that service's port.
-    let ports: Vec<u16> = e.table().services.values().map(|x| x.dests.values().next().unwrap().spec.port).collect();
+    let ports: Vec<u16> = e
+        .table()
+        .services
+        .values()
+        .map(|x| x.dests.values().next().unwrap().spec.port)
+        .collect();
     assert_eq!(ports, [80, 8080, 8080]);
     let jobs = e.due(t0 + BOOTSTRAP_DELAY);
     assert_eq!(jobs.len(), 1);
-    e.on_result(jobs[0].r, Outcome::Down("x".into()), t0 + BOOTSTRAP_DELAY, SystemTime::now());
+    e.on_result(
+        jobs[0].r,
+        Outcome::Down("x".into()),
+        t0 + BOOTSTRAP_DELAY,
+        SystemTime::now(),
+    );
     assert!(e.table().services.values().all(|s| s.dests.is_empty()));
     let logs = e.take_actions();
-    assert!(logs.contains(&Action::Log("Removing service [10.0.0.11]:tcp:80 from VS [G]:0".into())), "{logs:?}");
+    assert!(
+        logs.contains(&Action::Log(
+            "Removing service [10.0.0.11]:tcp:80 from VS [G]:0".into()
+        )),
+        "{logs:?}"
+    );
 }

@@ -312,12 +312,22 @@ fn health_takes_no_options_and_status_file_is_taken_out() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(take_path_option(&mut args, "--status-file").unwrap().as_deref(), Some("/tmp/x"));
-    assert_eq!(take_socket_option(&mut args).unwrap().as_deref(), Some("/s"));
+    assert_eq!(
+        take_path_option(&mut args, "--status-file")
+            .unwrap()
+            .as_deref(),
+        Some("/tmp/x")
+    );
+    assert_eq!(
+        take_socket_option(&mut args).unwrap().as_deref(),
+        Some("/s")
+    );
     assert_eq!(args, ["--health"]);
     let mut args = vec!["--health".to_string(), "--status-file".to_string()];
     assert_eq!(
-        take_path_option(&mut args, "--status-file").unwrap_err().msg,
+        take_path_option(&mut args, "--status-file")
+            .unwrap_err()
+            .msg,
         "--status-file: missing argument"
     );
 }
