@@ -225,8 +225,13 @@ fn config_test(cli: &Cli, id: Option<&str>, log_file: &str) -> ExitCode {
     }
 }
 
+/// Paths stay valid after `daemon()` changes to `/`.
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     if cli.vrrp {
         eprintln!(
             "rvs-keepalived runs keepalived's health checkers only; for VRRP run keepalived itself: keepalived --vrrp"
@@ -238,6 +243,10 @@ fn main() -> ExitCode {
     if let Some(f) = &cli.config_test {
         return config_test(&cli, id.as_deref(), f);
     }
+    cli.file = absolute(&cli.file);
+    cli.socket = absolute(&cli.socket);
+    cli.status_file = absolute(&cli.status_file);
+    cli.pid = cli.pid.as_deref().map(absolute);
     // Read the configuration before forking, so that a missing file is
     // said on the terminal.
     let loaded = match config::load(&cli.file, id.as_deref()) {

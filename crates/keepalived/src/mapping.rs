@@ -109,4 +109,81 @@ mod tests {
             (8443, FwdMethod::Masq, 3, 100, 10)
         );
     }
+
+    #[test]
+    fn tunnels_udp_ops_and_ipv6() {
+        let l = load(
+            "virtual_server 2001:db8::10 53 {
+  protocol UDP
+  ops
+  lb_kind TUN type gue port 6080 csum
+  real_server 2001:db8::20 53 {
+  }
+  real_server 2001:db8::21 53 {
+    lvs_method DR
+  }
+}
+",
+        );
+        let errors: Vec<&str> = l.diags.errors().map(|d| d.msg.as_str()).collect();
+        assert_eq!(
+            errors,
+            ["Virtual server [2001:db8::10]:udp:53: no scheduler set, setting default 'wlc'"]
+        );
+        let vs = &l.config.virtual_servers[0];
+        let spec = service_spec(vs, vs.services[0]);
+        assert!(spec.one_packet);
+        assert_eq!(spec.netmask, 128);
+        assert_eq!(
+            vs.real_servers[0].fwd,
+            FwdMethod::Tunnel(rvs_ipvs::TunSpec {
+                kind: rvs_ipvs::TunKind::Gue,
+                port: 6080,
+                csum: rvs_ipvs::TunCsum::Csum
+            })
+        );
+        assert_eq!(vs.real_servers[1].fwd, FwdMethod::Route);
+        assert_eq!(vs.real_servers[0].name, "[2001:db8::20]:udp:53");
+    }
+
+    #[test]
+    fn bad_tunnel_options_and_deprecated_keywords_are_reported() {
+        let l = load(
+            "virtual_server 10.0.0.1 80 {
+  protocol TCP
+  lb_algo rr
+  lb_kind TUN type gue
+  real_server 10.0.0.2 80 {
+    HTTP_GET {
+      nb_get_retry 4
+      url {
+        path /
+        status_code 200-204 999
+      }
+    }
+  }
+}
+",
+        );
+        let errors: Vec<String> = l.diags.errors().map(|d| d.msg.clone()).collect();
+        assert!(
+            errors.contains(&"gue tunnels require port, otherwise cannot have port.".to_string()),
+            "{errors:?}"
+        );
+        assert!(errors.contains(&"nb_get_retry is deprecated - please use 'retry'".to_string()));
+        assert!(errors.contains(&"Invalid HTTP_GET status code '999'".to_string()));
+        // lb_kind was refused, so keepalived's NAT default applies.
+        assert!(errors
+            .iter()
+            .any(|e| e.ends_with("no forwarding method set, setting default NAT")));
+        let ck = &l.config.virtual_servers[0].real_servers[0].checkers[0];
+        assert_eq!(ck.retry, 4);
+        let crate::config::CheckKind::Http(h) = &ck.kind else {
+            panic!()
+        };
+        assert!(h.urls[0].status.contains(204) && !h.urls[0].status.contains(205));
+        // HTTP_GET's default delay before retry is 3 s; the loop 60 s.
+        assert_eq!(ck.delay_before_retry, std::time::Duration::from_secs(3));
+        assert_eq!(ck.delay_loop, std::time::Duration::from_secs(60));
+    }
 }
