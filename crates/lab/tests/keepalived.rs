@@ -261,17 +261,34 @@ fn http_dr_failover_and_recovery() {
     assert!(!ka.status.exists(), "the status file goes with the daemon");
 }
 
-/// With inhibit_on_failure the failed server stays with weight 0.
+/// With inhibit_on_failure the failed server stays with weight 0; its
+/// notify_down and notify_up scripts run.
 #[test]
 #[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
 fn inhibit_on_failure_shows_weight_zero() {
     let mut lab = lab("kainh");
     add_health_pages(&lab, 80);
+    let events = lab.dir.join("rs1.events");
+    let notify = |what: &str| {
+        format!(
+            "        notify_{what} \"/bin/sh -c 'echo {what} >> {}'\"\n",
+            events.display()
+        )
+    };
     let text = std::fs::read_to_string(conf("http-dr.conf"))
         .unwrap()
         .replace(
             "    protocol TCP\n",
             "    protocol TCP\n    inhibit_on_failure\n",
+        )
+        .replacen(
+            "    real_server 192.168.1.220 80 {\n",
+            &format!(
+                "    real_server 192.168.1.220 80 {{\n{}{}",
+                notify("up"),
+                notify("down")
+            ),
+            1,
         );
     let path = lab.dir.join("inhibit.conf");
     std::fs::write(&path, text).unwrap();
@@ -297,6 +314,10 @@ fn inhibit_on_failure_shows_weight_zero() {
     assert!(lab
         .log_of(&ka.name)
         .contains("Disabling service [192.168.1.220]:tcp:80 of VS [192.168.1.10]:tcp:80"));
+    let read_events = || std::fs::read_to_string(&events).unwrap_or_default();
+    wait_until("notify_down ran", Duration::from_secs(5), || {
+        read_events() == "down\n"
+    });
     lab.serve_http("rs1", 80, "RS1").unwrap();
     wait_until("rs1 weight back", Duration::from_secs(5), || {
         weight_of(&lab, 80, &format!("{RS1}:80")) == Some(1)
@@ -304,6 +325,9 @@ fn inhibit_on_failure_shows_weight_zero() {
     assert!(lab
         .log_of(&ka.name)
         .contains("Enabling service [192.168.1.220]:tcp:80 of VS [192.168.1.10]:tcp:80"));
+    wait_until("notify_up ran", Duration::from_secs(5), || {
+        read_events() == "down\nup\n"
+    });
 }
 
 /// A MISC_CHECK script decides rs1's weight (misc_dynamic): it checks the

@@ -340,3 +340,112 @@ pub fn load_text(text: &str) -> Loaded {
 pub fn load_str_for_tests(text: &str) -> Config {
     load_text(text).config
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    /// Words real configurations are made of, and some that break them.
+    const WORDS: &[&str] = &[
+        "virtual_server",
+        "real_server",
+        "virtual_server_group",
+        "group",
+        "fwmark",
+        "{",
+        "}",
+        "\"",
+        "'",
+        "#",
+        "!",
+        "include",
+        "*.conf",
+        "192.168.1.10",
+        "10.0.0.1-20",
+        "::1",
+        "80",
+        "0",
+        "65536",
+        "-1",
+        "1.5",
+        "abc",
+        "é",
+        "lb_algo",
+        "rr",
+        "sh",
+        "sh-port",
+        "lb_kind",
+        "NAT",
+        "DR",
+        "TUN",
+        "type",
+        "gue",
+        "port",
+        "csum",
+        "protocol",
+        "TCP",
+        "UDP",
+        "persistence_timeout",
+        "persistence_granularity",
+        "255.255.0.255",
+        "quorum",
+        "hysteresis",
+        "sorry_server",
+        "sorry_server_inhibit",
+        "weight",
+        "inhibit_on_failure",
+        "alpha",
+        "omega",
+        "TCP_CHECK",
+        "HTTP_GET",
+        "SSL_GET",
+        "MISC_CHECK",
+        "DNS_CHECK",
+        "UDP_CHECK",
+        "url",
+        "path",
+        "/",
+        "digest",
+        "éééééééééééééééé",
+        "status_code",
+        "200-299",
+        "misc_path",
+        "misc_dynamic",
+        "payload",
+        "require_reply",
+        "x1",
+        "connect_port",
+        "bindto",
+        "retry",
+        "delay_loop",
+        "@main",
+        "$X=1",
+        "$X",
+        "~SEQ",
+        "notify_up",
+        "quorum_up",
+        "\n",
+        "\n",
+        "\n",
+    ];
+
+    proptest! {
+        /// Whatever the text, loading reports and never panics.
+        #[test]
+        fn any_text_loads_without_panic(words in proptest::collection::vec(0..WORDS.len(), 0..120)) {
+            let text: Vec<&str> = words.iter().map(|i| WORDS[*i]).collect();
+            let l = super::load_text(&text.join(" "));
+            for d in l.diags.all() {
+                prop_assert!(!d.to_string().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_digest_of_32_bytes_of_non_hex_is_refused() {
+        let l = super::load_text("virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n HTTP_GET {\n url {\n path /\n digest éééééééééééééééé\n }\n }\n }\n}\n");
+        assert!(l.diags.errors().any(|d| d
+            .msg
+            .starts_with("digest 'éééééééééééééééé' character length should be 32")));
+    }
+}

@@ -1113,6 +1113,8 @@ fn url(n: &Node, diags: &mut Diags) -> Option<RawUrl> {
                     diags.error(&c.pos, format!("Digest '{d}' is a duplicate"));
                 } else if d.len() != 32 {
                     diags.error(&c.pos, format!("digest '{d}' character length should be 32 rather than {}", d.len()));
+                } else if !d.is_ascii() {
+                    diags.error(&c.pos, format!("Unable to interpret hex digit in '{d}'"));
                 } else {
                     let mut out = [0u8; 16];
                     let mut ok = true;
