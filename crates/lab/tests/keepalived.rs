@@ -474,15 +474,15 @@ fn killed_checker_leaves_forwarding_and_reload_applies_edits() {
     assert_eq!(weight_of(&lab, 80, &format!("{RS2}:80")), Some(3));
 }
 
-/// The client address NAT traffic comes from: the real servers route
-/// replies to it through the director (rvsd at 192.168.1.213), while the
-/// checker's own address (the client's first) stays direct, as a
-/// director's exception-path address would be.
+/// A second client address that NAT traffic comes from: the real servers
+/// route replies to it through the director (rvsd at 192.168.1.213), while
+/// replies to the checker's address (the client's first, today) go direct,
+/// as replies to a director's exception-path address would.
 const NAT_CLIENT: &str = "192.168.1.52";
 
 fn route_nat_replies_through_the_director(lab: &Lab) {
     lab.exec(
-        CHECKER_HOST,
+        "client",
         &[
             "ip",
             "addr",

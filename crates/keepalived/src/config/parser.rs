@@ -525,20 +525,20 @@ fn vs_keyword(c: &Node, vs: &mut RawVs, diags: &mut Diags) {
             Some(s) if SCHEDULERS.contains(&s) => vs.scheduler = Some(s.to_string()),
             a => diags.error(&c.pos, format!("Invalid lvs_scheduler '{}' - ignoring", a.unwrap_or(""))),
         },
-        // The kernel sets IP_VS_SVC_F_HASHED on every service itself.
-        "hashed" => {}
         "ops" => vs.one_packet = true,
         "flag-1" => vs.sched_flags |= sched_flags::SCHED1,
         "flag-2" => vs.sched_flags |= sched_flags::SCHED2,
         "flag-3" => vs.sched_flags |= sched_flags::SCHED3,
-        "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
-            let sched = vs.scheduler.as_deref().unwrap_or("");
-            if sched != &k[..2] {
-                diags.error(&c.pos, format!("{k} only applies to {} scheduler - ignoring", &k[..2]));
-            } else if k.ends_with("port") {
-                vs.sched_flags |= SCHED_PORT;
-            } else {
-                vs.sched_flags |= SCHED_FALLBACK;
+        // keepalived reads these in the order given, against the scheduler
+        // set so far: with sh only sh-port/sh-fallback count, with mh only
+        // mh-port/mh-fallback, and with any other scheduler each is an
+        // error. `hashed` sets nothing (the kernel hashes every service).
+        "hashed" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+            match (vs.scheduler.as_deref(), k) {
+                (Some("sh"), "sh-port") | (Some("mh"), "mh-port") => vs.sched_flags |= SCHED_PORT,
+                (Some("sh"), "sh-fallback") | (Some("mh"), "mh-fallback") => vs.sched_flags |= SCHED_FALLBACK,
+                (Some("sh" | "mh"), _) => {}
+                _ => diags.error(&c.pos, format!("{k} only applies to sh scheduler - ignoring")),
             }
         }
         "lb_kind" | "lvs_method" => {
