@@ -47,6 +47,8 @@ fn start_keepalived(lab: &mut Lab, name: &str, config: &Path, extra: &[&str]) ->
     );
     let socket = lab.dir.join("rvsd.sock");
     let status = lab.dir.join(format!("{name}.status"));
+    // The lab directory outlives a run: no stale state from the last one.
+    let _ = std::fs::remove_file(&status);
     let mut args = vec![
         bin.display().to_string(),
         "-n".into(),
@@ -269,6 +271,7 @@ fn inhibit_on_failure_shows_weight_zero() {
     let mut lab = lab("kainh");
     add_health_pages(&lab, 80);
     let events = lab.dir.join("rs1.events");
+    let _ = std::fs::remove_file(&events);
     let notify = |what: &str| {
         format!(
             "        notify_{what} \"/bin/sh -c 'echo {what} >> {}'\"\n",
