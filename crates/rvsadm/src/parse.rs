@@ -29,6 +29,8 @@ pub enum Action {
     Restore,
     /// rvs extension: dataplane counters.
     Counters,
+    /// rvs extension: rvs-keepalived's checker state (its status file).
+    Health,
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -92,6 +94,7 @@ enum Cmd {
     Help,
     Version,
     Counters,
+    Health,
 }
 
 impl Cmd {
@@ -114,6 +117,7 @@ impl Cmd {
             Cmd::Help => "help",
             Cmd::Version => "version",
             Cmd::Counters => "counters",
+            Cmd::Health => "health",
         }
     }
 }
@@ -279,7 +283,13 @@ fn rule(cmd: Cmd, o: Opt) -> char {
             Service => ' ',
             _ => 'x',
         },
-        Cmd::Flush | Cmd::Set | Cmd::Restore | Cmd::Help | Cmd::Version | Cmd::Counters => 'x',
+        Cmd::Flush
+        | Cmd::Set
+        | Cmd::Restore
+        | Cmd::Help
+        | Cmd::Version
+        | Cmd::Counters
+        | Cmd::Health => 'x',
     }
 }
 
@@ -337,6 +347,7 @@ const DEFS: &[Def] = &[
     d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
+    d("health", None, N, Kind::Cmd(Cmd::Health)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -383,19 +394,26 @@ const DEFS: &[Def] = &[
 /// Removes rvs's own `--socket PATH` / `--socket=PATH` from anywhere on the
 /// line, so that the rest parses exactly as ipvsadm's does.
 pub fn take_socket_option(args: &mut Vec<String>) -> Result<Option<String>, ParseError> {
+    take_path_option(args, "--socket")
+}
+
+/// Removes `NAME PATH` / `NAME=PATH` (rvs's own options) from anywhere on
+/// the line; the last one wins.
+pub fn take_path_option(args: &mut Vec<String>, name: &str) -> Result<Option<String>, ParseError> {
     let mut found = None;
     let mut i = 0;
+    let prefix = format!("{name}=");
     while i < args.len() {
         if args[i] == "--" {
             break;
         }
-        if args[i] == "--socket" {
+        if args[i] == name {
             if i + 1 >= args.len() {
-                return Err(ParseError::popt("--socket", "missing argument"));
+                return Err(ParseError::popt(name, "missing argument"));
             }
             found = Some(args.remove(i + 1));
             args.remove(i);
-        } else if let Some(v) = args[i].strip_prefix("--socket=") {
+        } else if let Some(v) = args[i].strip_prefix(&prefix) {
             found = Some(v.to_string());
             args.remove(i);
         } else {
@@ -924,6 +942,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Help => Action::Help,
         Cmd::Version => Action::Version,
         Cmd::Counters => Action::Counters,
+        Cmd::Health => Action::Health,
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -1061,6 +1080,7 @@ Usage:\n\
   {prog} -d virtual-service -r server-address\n\
   {prog} -L|l [virtual-service] [options]\n\
   {prog} --counters\n\
+  {prog} --health [--status-file PATH]\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1074,6 +1094,7 @@ Commands:\n\
   --delete-server   -d        delete real server\n\
   --list            -L|-l     list the table\n\
   --counters                  dataplane counters of each worker (rvs)\n\
+  --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\
@@ -1088,11 +1109,13 @@ Options:\n\
   --u-threshold  -x uthreshold        upper threshold of connections\n\
   --l-threshold  -y lthreshold        lower threshold of connections\n\
   --numeric      -n                   numeric output of addresses and ports\n\
-  --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n",
+  --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n\
+  --status-file PATH                  rvs-keepalived's status file for --health (default {status})\n",
         v = env!("CARGO_PKG_VERSION"),
         scheds = sched::NAMES.join(","),
         def = sched::DEFAULT,
         sock = rvs_control_proto::DEFAULT_SOCKET,
+        status = rvs_control_proto::health::DEFAULT_STATUS_FILE,
     )
 }
 

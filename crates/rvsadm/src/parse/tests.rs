@@ -313,3 +313,31 @@ fn tunnel_options_follow_ipvsadm_rules() {
         assert_eq!(err(line), (msg.to_string(), 2), "{line}");
     }
 }
+
+#[test]
+fn health_takes_no_options_and_status_file_is_taken_out() {
+    assert_eq!(p("--health").unwrap(), Action::Health);
+    assert!(p("--health -n").is_err());
+    let mut args: Vec<String> = ["--health", "--status-file", "/tmp/x", "--socket=/s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        take_path_option(&mut args, "--status-file")
+            .unwrap()
+            .as_deref(),
+        Some("/tmp/x")
+    );
+    assert_eq!(
+        take_socket_option(&mut args).unwrap().as_deref(),
+        Some("/s")
+    );
+    assert_eq!(args, ["--health"]);
+    let mut args = vec!["--health".to_string(), "--status-file".to_string()];
+    assert_eq!(
+        take_path_option(&mut args, "--status-file")
+            .unwrap_err()
+            .msg,
+        "--status-file: missing argument"
+    );
+}
