@@ -62,7 +62,7 @@ pub fn one_service_worker(fwd: FwdMethod, count_stats: bool) -> Worker {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(Ipv4Addr::BROADCAST),
             one_packet: false,
         }),
         Command::AddDest(

@@ -127,7 +127,15 @@ fn cargo() -> Command {
 }
 
 fn build_binaries() -> Result<()> {
-    sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm"]))
+    sh(cargo().args([
+        "build",
+        "-p",
+        "rvsd",
+        "-p",
+        "rvsadm",
+        "-p",
+        "rvs-keepalived",
+    ]))
 }
 
 fn main() -> Result<()> {

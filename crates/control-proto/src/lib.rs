@@ -3,12 +3,14 @@
 //! A client connects to rvsd's Unix socket, sends one [`proto::Request`] as a
 //! JSON line and reads one [`proto::Response`] ([`client`]). [`format`]
 //! prints listings exactly as ipvsadm does. The server side lives in
-//! `rvs-control`, next to the dataplane it drives.
+//! `rvs-control`, next to the dataplane it drives. [`health`] is
+//! rvs-keepalived's status file, which rvsadm and exporters read.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod format;
+pub mod health;
 pub mod proto;
 
 /// Where rvsd listens unless told otherwise.

@@ -100,6 +100,13 @@ impl ControlServer {
         self
     }
 
+    /// The director's own IPv4 networks, whose broadcast addresses cannot be
+    /// real servers.
+    pub fn with_local_networks(mut self, nets: &[(std::net::Ipv4Addr, u8)]) -> Self {
+        self.director.set_local_networks(nets);
+        self
+    }
+
     /// Starts with these timeouts (rvsd's configured SYN_RECV, say).
     pub fn with_timeouts(mut self, t: Timeouts) -> Self {
         self.timeouts = t;
@@ -192,6 +199,7 @@ impl ControlServer {
         let retiring = StatsBook::retirement(&self.director, cmd);
         let change = self.director.apply(cmd).map_err(|e| e.to_string())?;
         self.retiring.extend(retiring);
+        self.retiring.extend(StatsBook::added(&change));
         log::info!("applied {cmd:?}");
         // A worker that has exited drops its receiver; nothing to do then.
         self.broadcast(|| WorkerMsg::Change(change.clone()));
@@ -417,7 +425,7 @@ mod tests {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }
     }

@@ -36,20 +36,46 @@ impl Book {
     }
 }
 
-#[derive(Debug, Default)]
+/// A dest's book, and per worker what its lanes hold that the kernel would
+/// not have counted: what came while it was deleted (in the trash), or all
+/// it had when it came back into a new service.
+#[derive(Debug, Clone, Default)]
+struct DestBook {
+    book: Book,
+    uncounted: Vec<Stats>,
+}
+
+#[derive(Debug)]
 struct ServiceBook {
+    /// Tells a service from an earlier one under the same key (a dest
+    /// coming back from the trash keeps its counters only in the same one).
+    id: u64,
     own: Book,
-    dests: HashMap<DestKey, Book>,
+    dests: HashMap<DestKey, DestBook>,
     /// Per worker: what the service's deleted dests had counted.
     retired: Vec<Stats>,
 }
 
-/// Counts to fold in once the workers stopped counting them: a deleted
-/// dest's into its service, a deleted service's into the total.
+/// Changes whose counting effect waits until every worker applied them: a
+/// deleted dest's counts go into its service's, a deleted service's into
+/// the total's, and a dest back from the trash takes its own back.
 #[derive(Debug)]
 pub enum Retirement {
     Dest(ServiceKey, DestKey, DestStats),
-    Service(ServiceKey, Vec<DestStats>),
+    Service(ServiceKey, Vec<(DestKey, DestStats)>),
+    Revived(ServiceKey, DestKey, DestStats),
+}
+
+/// A deleted dest, as the kernel's trash keeps it.
+#[derive(Debug)]
+struct Trashed {
+    stats: DestStats,
+    service_id: u64,
+    dest: DestBook,
+    /// Per worker: what it added to its service's retired counts.
+    folded: Vec<Stats>,
+    /// Per worker: its lanes when it was deleted.
+    lanes_then: Vec<Stats>,
 }
 
 /// Zero points, estimators and retired counts of every service, dest and
@@ -61,20 +87,34 @@ pub struct StatsBook {
     total: Book,
     /// Per worker: what deleted services had counted.
     retired: Vec<Stats>,
+    trash: Vec<Trashed>,
+    next_id: u64,
 }
 
-fn add_lanes(into: &mut [Stats], s: &DestStats) {
-    for (acc, lane) in into.iter_mut().zip(s.lanes()) {
-        *acc += lane.snapshot();
+fn lanes_of(s: &DestStats, n: usize) -> Vec<Stats> {
+    let mut v: Vec<Stats> = s.lanes().iter().map(|l| l.snapshot()).collect();
+    v.resize(n, Stats::default());
+    v
+}
+
+fn sub_lanes(a: &[Stats], b: &[Stats]) -> Vec<Stats> {
+    a.iter()
+        .enumerate()
+        .map(|(i, x)| *x - b.get(i).copied().unwrap_or_default())
+        .collect()
+}
+
+fn add_into(into: &mut Vec<Stats>, v: &[Stats]) {
+    if into.len() < v.len() {
+        into.resize(v.len(), Stats::default());
+    }
+    for (acc, x) in into.iter_mut().zip(v) {
+        *acc += *x;
     }
 }
 
 fn sum(v: &[Stats]) -> Stats {
     v.iter().copied().fold(Stats::default(), |a, b| a + b)
-}
-
-fn dest_raw(d: &DestShared) -> Stats {
-    d.stats.sum()
 }
 
 impl StatsBook {
@@ -84,21 +124,47 @@ impl StatsBook {
             services: HashMap::new(),
             total: Book::default(),
             retired: vec![Stats::default(); workers.max(1)],
+            trash: Vec::new(),
+            next_id: 1,
         }
     }
 
-    fn service_book(&self, k: &ServiceKey) -> Option<&ServiceBook> {
-        self.services.get(k)
+    fn service_book_mut(&mut self, k: ServiceKey) -> &mut ServiceBook {
+        let id = &mut self.next_id;
+        self.services.entry(k).or_insert_with(|| {
+            *id += 1;
+            ServiceBook {
+                id: *id,
+                own: Book::default(),
+                dests: HashMap::new(),
+                retired: Vec::new(),
+            }
+        })
+    }
+
+    /// Per worker: what a dest counted as the kernel would have.
+    fn dest_lanes(&self, svc: &ServiceKey, dk: DestKey, d: &DestShared) -> Vec<Stats> {
+        let lanes = lanes_of(&d.stats, self.workers);
+        match self.services.get(svc).and_then(|b| b.dests.get(&dk)) {
+            Some(b) => sub_lanes(&lanes, &b.uncounted),
+            None => lanes,
+        }
+    }
+
+    fn dest_raw(&self, svc: &ServiceKey, dk: DestKey, d: &DestShared) -> Stats {
+        sum(&self.dest_lanes(svc, dk, d))
     }
 
     fn service_raw(&self, svc: &Service) -> Stats {
+        let k = svc.spec.key;
         let retired = self
-            .service_book(&svc.spec.key)
+            .services
+            .get(&k)
             .map(|b| sum(&b.retired))
             .unwrap_or_default();
         svc.dests
             .iter()
-            .map(|d| dest_raw(&d.shared))
+            .map(|d| self.dest_raw(&k, d.key(), &d.shared))
             .fold(retired, |a, b| a + b)
     }
 
@@ -107,13 +173,12 @@ impl StatsBook {
     pub fn total_lanes(&self, director: &Director) -> Vec<Stats> {
         let mut lanes = self.retired.clone();
         for svc in director.services() {
-            if let Some(b) = self.service_book(&svc.spec.key) {
-                for (acc, r) in lanes.iter_mut().zip(&b.retired) {
-                    *acc += *r;
-                }
+            let k = svc.spec.key;
+            if let Some(b) = self.services.get(&k) {
+                add_into(&mut lanes, &b.retired);
             }
             for d in &svc.dests {
-                add_lanes(&mut lanes, &d.shared.stats);
+                add_into(&mut lanes, &self.dest_lanes(&k, d.key(), &d.shared));
             }
         }
         lanes
@@ -126,7 +191,8 @@ impl StatsBook {
     /// A service's counters and rates as `-L --stats/--rate` show them.
     pub fn service(&self, svc: &Service) -> (Stats, Rates) {
         let book = self
-            .service_book(&svc.spec.key)
+            .services
+            .get(&svc.spec.key)
             .map(|b| b.own)
             .unwrap_or_default();
         book.shown(self.service_raw(svc))
@@ -135,11 +201,12 @@ impl StatsBook {
     /// A dest's counters and rates.
     pub fn dest(&self, svc: &ServiceKey, key: DestKey, d: &DestShared) -> (Stats, Rates) {
         let book = self
-            .service_book(svc)
+            .services
+            .get(svc)
             .and_then(|b| b.dests.get(&key))
-            .copied()
+            .map(|b| b.book)
             .unwrap_or_default();
-        book.shown(dest_raw(d))
+        book.shown(self.dest_raw(svc, key, d))
     }
 
     /// The totals, zeroed by `-Z` with no service; the per-worker rows raw.
@@ -156,19 +223,23 @@ impl StatsBook {
     /// The estimator's 2-second tick over every service, dest and the total.
     pub fn tick(&mut self, director: &Director) {
         for svc in director.services() {
+            let k = svc.spec.key;
             let raw = self.service_raw(svc);
-            let book = self.services.entry(svc.spec.key).or_default();
+            let dests: Vec<(DestKey, Stats)> = svc
+                .dests
+                .iter()
+                .map(|d| (d.key(), self.dest_raw(&k, d.key(), &d.shared)))
+                .collect();
+            let book = self.service_book_mut(k);
             book.own.est.tick(raw);
-            for d in &svc.dests {
-                book.dests
-                    .entry(d.key())
-                    .or_default()
-                    .est
-                    .tick(dest_raw(&d.shared));
+            for (dk, raw) in dests {
+                book.dests.entry(dk).or_default().book.est.tick(raw);
             }
         }
         let raw = self.total_raw(director);
         self.total.est.tick(raw);
+        // Trashed dests that nothing uses any more are gone for good.
+        self.trash.retain(|t| !t.stats.is_unshared());
     }
 
     /// `-Z service`: the service and its dests start again from zero.
@@ -178,13 +249,15 @@ impl StatsBook {
             return false;
         };
         let raw = self.service_raw(svc);
-        let book = self.services.entry(*key).or_default();
+        let dests: Vec<(DestKey, Stats)> = svc
+            .dests
+            .iter()
+            .map(|d| (d.key(), self.dest_raw(key, d.key(), &d.shared)))
+            .collect();
+        let book = self.service_book_mut(*key);
         book.own.zero(raw);
-        for d in &svc.dests {
-            book.dests
-                .entry(d.key())
-                .or_default()
-                .zero(dest_raw(&d.shared));
+        for (dk, raw) in dests {
+            book.dests.entry(dk).or_default().book.zero(raw);
         }
         true
     }
@@ -206,7 +279,10 @@ impl StatsBook {
         let whole = |s: &Service| {
             Retirement::Service(
                 s.spec.key,
-                s.dests.iter().map(|d| d.shared.stats.clone()).collect(),
+                s.dests
+                    .iter()
+                    .map(|d| (d.key(), d.shared.stats.clone()))
+                    .collect(),
             )
         };
         match cmd {
@@ -221,27 +297,85 @@ impl StatsBook {
         }
     }
 
-    /// Folds deleted dests' counts into their service's, and deleted
-    /// services' into the total's, once the workers applied the deletion
-    /// (so none of their counting falls between two stools).
+    /// A dest the replica added: back from its trash, it takes its counters
+    /// back (see [`StatsBook::retire`]); new, nothing to do.
+    pub fn added(change: &rvs_ipvs::Change) -> Option<Retirement> {
+        match change {
+            rvs_ipvs::Change::AddDest(k, spec, shared) => {
+                Some(Retirement::Revived(*k, spec.key(), shared.stats.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Applies a [`Retirement`] once the workers applied its change (so
+    /// none of their counting falls between two stools).
     pub fn retire(&mut self, r: Retirement) {
         let n = self.workers;
         match r {
             Retirement::Dest(k, dk, stats) => {
-                let book = self.services.entry(k).or_default();
-                book.retired.resize(n, Stats::default());
-                add_lanes(&mut book.retired, &stats);
-                book.dests.remove(&dk);
+                let book = self.service_book_mut(k);
+                let dest = book.dests.remove(&dk).unwrap_or_default();
+                let lanes_then = lanes_of(&stats, n);
+                let folded = sub_lanes(&lanes_then, &dest.uncounted);
+                add_into(&mut book.retired, &folded);
+                let service_id = book.id;
+                self.trash.push(Trashed {
+                    stats,
+                    service_id,
+                    dest,
+                    folded,
+                    lanes_then,
+                });
             }
             Retirement::Service(k, dests) => {
-                if let Some(book) = self.services.remove(&k) {
-                    for (acc, r) in self.retired.iter_mut().zip(&book.retired) {
-                        *acc += *r;
+                let mut book = self.services.remove(&k);
+                if let Some(b) = &book {
+                    let r = b.retired.clone();
+                    add_into(&mut self.retired, &r);
+                }
+                for (dk, stats) in dests {
+                    let dest = book
+                        .as_mut()
+                        .and_then(|b| b.dests.remove(&dk))
+                        .unwrap_or_default();
+                    let lanes_then = lanes_of(&stats, n);
+                    let folded = sub_lanes(&lanes_then, &dest.uncounted);
+                    add_into(&mut self.retired, &folded);
+                    self.trash.push(Trashed {
+                        stats,
+                        service_id: book.as_ref().map_or(0, |b| b.id),
+                        dest,
+                        folded,
+                        lanes_then,
+                    });
+                }
+            }
+            Retirement::Revived(k, dk, stats) => {
+                let Some(i) = self.trash.iter().position(|t| t.stats.ptr_eq(&stats)) else {
+                    return; // a new dest: nothing counted yet
+                };
+                let t = self.trash.swap_remove(i);
+                let now = lanes_of(&stats, n);
+                let book = self.service_book_mut(k);
+                let dest = if book.id == t.service_id {
+                    // Back into the same service (ip_vs_trash_get_dest): its
+                    // counters go on, without what came while it was
+                    // deleted, and they leave the service's retired counts.
+                    book.retired = sub_lanes(&book.retired, &t.folded);
+                    let mut d = t.dest;
+                    let away = sub_lanes(&now, &t.lanes_then);
+                    add_into(&mut d.uncounted, &away);
+                    d
+                } else {
+                    // Into a new service under the same address: the kernel
+                    // zeroes its counters (old_svc != svc).
+                    DestBook {
+                        book: Book::default(),
+                        uncounted: now,
                     }
-                }
-                for d in &dests {
-                    add_lanes(&mut self.retired, d);
-                }
+                };
+                book.dests.insert(dk, dest);
             }
         }
     }
@@ -251,6 +385,7 @@ impl StatsBook {
 mod tests {
     use super::*;
     use rvs_ipvs::{Command, DestSpec, FwdMethod, Protocol, ServiceSpec};
+    use std::sync::Arc;
 
     fn key(port: u16) -> ServiceKey {
         ServiceKey {
@@ -266,7 +401,7 @@ mod tests {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         })
     }
@@ -295,10 +430,62 @@ mod tests {
 
     fn apply(d: &mut Director, b: &mut StatsBook, c: Command) {
         let r = StatsBook::retirement(d, &c);
-        d.apply(&c).unwrap();
-        for x in r {
+        let change = d.apply(&c).unwrap();
+        for x in r.into_iter().chain(StatsBook::added(&change)) {
             b.retire(x);
         }
+    }
+
+    #[test]
+    fn a_dest_back_from_the_trash_keeps_its_counts_in_the_same_service_only() {
+        let mut d = Director::with_stats_lanes(1);
+        let mut b = StatsBook::new(1);
+        let a = DestKey {
+            addr: "10.0.0.1".parse().unwrap(),
+            port: 80,
+        };
+        apply(&mut d, &mut b, svc(80));
+        apply(&mut d, &mut b, Command::AddDest(key(80), dest("10.0.0.1")));
+        apply(&mut d, &mut b, Command::AddDest(key(80), dest("10.0.0.2")));
+        traffic(&d, 80, "10.0.0.1", 0, 3);
+        traffic(&d, 80, "10.0.0.2", 0, 4);
+        let shared = |d: &Director| {
+            let s = d.service(&key(80)).unwrap();
+            s.dests
+                .iter()
+                .find(|x| x.key() == a)
+                .unwrap()
+                .shared
+                .clone()
+        };
+        let gone = shared(&d);
+        let s80 = |d: &Director, b: &StatsBook| b.service(d.service(&key(80)).unwrap()).0;
+        apply(&mut d, &mut b, Command::DelDest(key(80), a));
+        assert_eq!(s80(&d, &b).inpkts, 7);
+        // Its connections carry on while it is deleted; nothing counts that.
+        gone.stats.lane(0).unwrap().count_in(100);
+        gone.stats.lane(0).unwrap().count_in(100);
+        apply(&mut d, &mut b, Command::AddDest(key(80), dest("10.0.0.1")));
+        assert!(Arc::ptr_eq(&shared(&d), &gone), "back from the trash");
+        assert_eq!(b.dest(&key(80), a, &gone).0.inpkts, 3);
+        assert_eq!(s80(&d, &b).inpkts, 7, "not counted twice");
+        traffic(&d, 80, "10.0.0.1", 0, 2);
+        assert_eq!(b.dest(&key(80), a, &gone).0.inpkts, 5);
+        assert_eq!(s80(&d, &b).inpkts, 9);
+        assert_eq!(b.totals(&d).stats.inpkts, 9);
+        assert_eq!(b.totals(&d).workers[0].inpkts, 9);
+        // A new service under the same address: the dest comes back with
+        // its counters zeroed, as the kernel zeroes them (old_svc != svc).
+        apply(&mut d, &mut b, Command::DelService(key(80)));
+        apply(&mut d, &mut b, svc(80));
+        apply(&mut d, &mut b, Command::AddDest(key(80), dest("10.0.0.1")));
+        assert!(Arc::ptr_eq(&shared(&d), &gone));
+        assert_eq!(b.dest(&key(80), a, &gone).0, Stats::default());
+        assert_eq!(s80(&d, &b), Stats::default());
+        assert_eq!(b.totals(&d).stats.inpkts, 9, "the total keeps it all once");
+        traffic(&d, 80, "10.0.0.1", 0, 1);
+        assert_eq!(s80(&d, &b).inpkts, 1);
+        assert_eq!(b.totals(&d).stats.inpkts, 10);
     }
 
     #[test]

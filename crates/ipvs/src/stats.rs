@@ -119,6 +119,12 @@ impl DestStats {
     pub fn ptr_eq(&self, other: &DestStats) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// Whether this is the last handle on the counters (nothing counts
+    /// into them any more).
+    pub fn is_unshared(&self) -> bool {
+        Arc::strong_count(&self.0) == 1
+    }
 }
 
 /// The five counters of `struct ip_vs_kstats`.

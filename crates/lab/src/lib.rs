@@ -114,6 +114,9 @@ pub struct Lab {
     socket: Option<PathBuf>,
     /// Index of rvsd in `children`.
     rvsd: Option<usize>,
+    /// Processes started under a name ([`Lab::spawn_named`]), by index in
+    /// `children`.
+    named: std::collections::HashMap<String, usize>,
     keep: bool,
     /// rvsd's `[[port]]` (and `[[route]]`) sections for this topology.
     ports_toml: String,
@@ -145,6 +148,7 @@ impl Lab {
             children: Vec::new(),
             socket: None,
             rvsd: None,
+            named: std::collections::HashMap::new(),
             keep: false,
             ports_toml: ports_toml.to_string(),
         }
@@ -258,27 +262,159 @@ impl Lab {
         Ok(())
     }
 
-    /// Serves `body` over HTTP on `port` in a real server's namespace and
-    /// waits until it answers.
+    /// Starts a long-running program in a host's namespace under `name`, so
+    /// that it can be signalled and stopped on its own; its output goes to
+    /// `<name>.log` in the lab directory. It is stopped with the lab.
+    pub fn spawn_named(&mut self, name: &str, role: &str, args: &[&str]) -> Result<()> {
+        if self.named.contains_key(name) {
+            bail!("a process named {name} is already running in the lab");
+        }
+        self.spawn_in(role, args, &format!("{name}.log"))?;
+        self.named.insert(name.to_string(), self.children.len() - 1);
+        Ok(())
+    }
+
+    fn named_child(&mut self, name: &str) -> Result<&mut Child> {
+        let i = *self
+            .named
+            .get(name)
+            .with_context(|| format!("no process named {name} in the lab"))?;
+        Ok(&mut self.children[i])
+    }
+
+    /// The process id of a named process (`ip netns exec` execs the
+    /// program, so this is the program itself).
+    pub fn pid_of(&mut self, name: &str) -> Result<u32> {
+        Ok(self.named_child(name)?.id())
+    }
+
+    /// Sends `signal` ("HUP", "TERM", "KILL", ...) to a named process.
+    pub fn signal(&mut self, name: &str, signal: &str) -> Result<()> {
+        let pid = self.pid_of(name)?.to_string();
+        run("kill", &[&format!("-{signal}"), &pid]).map(|_| ())
+    }
+
+    /// Whether a named process has exited, and how.
+    pub fn try_wait(&mut self, name: &str) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.named_child(name)?.try_wait()?)
+    }
+
+    /// Waits up to `timeout` for a named process to exit, then forgets it.
+    pub fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_wait(name)? {
+                self.named.remove(name);
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                bail!("{name} did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops a named process (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_named(&mut self, name: &str) -> Result<std::process::ExitStatus> {
+        self.signal(name, "TERM")?;
+        match self.wait_exit(name, Duration::from_secs(5)) {
+            Ok(st) => Ok(st),
+            Err(_) => {
+                self.signal(name, "KILL")?;
+                self.wait_exit(name, Duration::from_secs(5))
+            }
+        }
+    }
+
+    /// The output of a named process so far.
+    pub fn log_of(&self, name: &str) -> String {
+        fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Stops the HTTP server [`Lab::serve_http`] started on `port` in
+    /// `role`, and waits until nothing listens there any more.
+    pub fn stop_http(&mut self, role: &str, port: u16) -> Result<()> {
+        self.stop_named(&format!("http-{role}-{port}"))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.exec(role, &["ss", "-Hltn", &format!("sport = :{port}")])?;
+            if out.stdout.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("port {port} in {role} still listening 20 s after its server stopped");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Where [`Lab::serve_http`] serves files from for `role` and `port`:
+    /// tests add files there (a health page, say).
+    pub fn www_root(&self, role: &str, port: u16) -> PathBuf {
+        self.dir.join(format!("www-{role}-{port}"))
+    }
+
+    /// Serves `body` (as `/` and `/index.html`) over HTTP on `port` in a
+    /// real server's namespace and waits until it answers.
     pub fn serve_http(&mut self, role: &str, port: u16, body: &str) -> Result<()> {
-        let root = self.dir.join(format!("www-{role}-{port}"));
+        self.serve(role, port, body, false)
+    }
+
+    /// The same over HTTPS, with a self-signed certificate made for the lab.
+    pub fn serve_https(&mut self, role: &str, port: u16, body: &str) -> Result<()> {
+        self.serve(role, port, body, true)
+    }
+
+    fn serve(&mut self, role: &str, port: u16, body: &str, tls: bool) -> Result<()> {
+        let root = self.www_root(role, port);
         fs::create_dir_all(&root)?;
         fs::write(root.join("index.html"), format!("{body}\n"))?;
         let (p, r) = (port.to_string(), root.display().to_string());
         let httpd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/httpd.py");
         let httpd = httpd.display().to_string();
-        self.spawn_in(
-            role,
-            &["python3", &httpd, &p, &r],
-            &format!("http-{role}-{port}.log"),
-        )?;
-        let url = format!("http://127.0.0.1:{port}/");
-        self.wait_for(&format!("HTTP server in {role}"), || {
+        let mut args = vec!["python3".to_string(), httpd, p, r];
+        if tls {
+            let (cert, key) = self.lab_certificate()?;
+            args.push(cert.display().to_string());
+            args.push(key.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn_named(&format!("http-{role}-{port}"), role, &args)?;
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}/");
+        self.wait_for(&format!("{scheme} server in {role}"), || {
             Ok(self
-                .exec(role, &["curl", "-s", "-m", "1", &url])?
+                .exec(role, &["curl", "-k", "-s", "-m", "1", &url])?
                 .status
                 .success())
         })
+    }
+
+    /// A self-signed certificate and key in the lab directory (made once).
+    fn lab_certificate(&self) -> Result<(PathBuf, PathBuf)> {
+        let (cert, key) = (self.dir.join("lab-cert.pem"), self.dir.join("lab-key.pem"));
+        if !cert.exists() {
+            let (c, k) = (cert.display().to_string(), key.display().to_string());
+            run(
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=rvs-lab",
+                    "-days",
+                    "2",
+                    "-keyout",
+                    &k,
+                    "-out",
+                    &c,
+                ],
+            )?;
+        }
+        Ok((cert, key))
     }
 
     /// A TCP server on `port` in a real server's namespace that greets each
@@ -473,6 +609,7 @@ impl Lab {
             let _ = c.wait();
         }
         self.children.clear();
+        self.named.clear();
         r
     }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The lab's real-server web server: Python's static file server with a
 listen backlog big enough for the tests' bursts of parallel connections
-(http.server's own is 5, and a full accept queue drops SYNs).
+(http.server's own is 5, and a full accept queue drops SYNs). With a
+certificate and key it serves HTTPS.
 
-usage: httpd.py PORT DIRECTORY
+usage: httpd.py PORT DIRECTORY [CERTFILE KEYFILE]
 """
 import http.server
 import os
+import ssl
 import sys
 
 
@@ -23,4 +25,9 @@ class Server(http.server.ThreadingHTTPServer):
 if __name__ == "__main__":
     port, root = int(sys.argv[1]), sys.argv[2]
     os.chdir(root)
-    Server(("0.0.0.0", port), Handler).serve_forever()
+    server = Server(("0.0.0.0", port), Handler)
+    if len(sys.argv) == 5:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.serve_forever()

@@ -411,7 +411,7 @@ pub(crate) mod tests {
                         scheduler: "wrr".into(),
                         sched_flags: 0,
                         persistent: None,
-                        netmask: 32,
+                        netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
                         one_packet: false,
                     },
                     dests: vec![

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use rvs_control_proto::client::{self, ClientError};
 use rvs_control_proto::format::{self, Names, Numeric};
+use rvs_control_proto::health;
 use rvs_control_proto::proto::{Request, Response};
 use rvs_control_proto::DEFAULT_SOCKET;
 
@@ -30,11 +31,37 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| DEFAULT_SOCKET.to_string()),
         Err(e) => return fail(e),
     };
+    let status_file = match parse::take_path_option(&mut args, "--status-file") {
+        Ok(s) => s.unwrap_or_else(|| health::DEFAULT_STATUS_FILE.to_string()),
+        Err(e) => return fail(e),
+    };
     let action = match parse::parse(&args, &prog) {
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    run(action, &PathBuf::from(socket), &prog)
+    run(
+        action,
+        &PathBuf::from(socket),
+        Path::new(&status_file),
+        &prog,
+    )
+}
+
+/// `--health`: rvs-keepalived's status file as a table.
+fn show_health(path: &Path) -> ExitCode {
+    match health::read(path) {
+        Ok(s) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            print_out(&health::table(&s, now))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn fail(e: ParseError) -> ExitCode {
@@ -52,7 +79,7 @@ fn send(socket: &Path, req: &Request) -> Result<Response, ExitCode> {
     })
 }
 
-fn run(action: Action, socket: &Path, prog: &str) -> ExitCode {
+fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCode {
     match action {
         Action::Help => {
             print!("{}", parse::usage(prog));
@@ -190,6 +217,7 @@ fn run(action: Action, socket: &Path, prog: &str) -> ExitCode {
             Ok(other) => unexpected(other),
             Err(code) => code,
         },
+        Action::Health => show_health(status_file),
     }
 }
 

@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::{
-    sched, Command, DestKey, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec, TunCsum,
-    TunKind, TunSpec,
+    sched, Command, DestKey, DestSpec, FwdMethod, PersistMask, Protocol, ServiceKey, ServiceSpec,
+    TunCsum, TunKind, TunSpec,
 };
 
 use rvs_control_proto::format::ListMode;
@@ -36,6 +36,8 @@ pub enum Action {
     Totals {
         per_worker: bool,
     },
+    /// rvs extension: rvs-keepalived's checker state (its status file).
+    Health,
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -101,6 +103,7 @@ enum Cmd {
     Counters,
     Totals,
     TotalsPerWorker,
+    Health,
 }
 
 impl Cmd {
@@ -125,6 +128,7 @@ impl Cmd {
             Cmd::Counters => "counters",
             Cmd::Totals => "totals",
             Cmd::TotalsPerWorker => "totals-per-worker",
+            Cmd::Health => "health",
         }
     }
 }
@@ -297,7 +301,8 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Version
         | Cmd::Counters
         | Cmd::Totals
-        | Cmd::TotalsPerWorker => 'x',
+        | Cmd::TotalsPerWorker
+        | Cmd::Health => 'x',
     }
 }
 
@@ -362,6 +367,7 @@ const DEFS: &[Def] = &[
         N,
         Kind::Cmd(Cmd::TotalsPerWorker),
     ),
+    d("health", None, N, Kind::Cmd(Cmd::Health)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -408,19 +414,26 @@ const DEFS: &[Def] = &[
 /// Removes rvs's own `--socket PATH` / `--socket=PATH` from anywhere on the
 /// line, so that the rest parses exactly as ipvsadm's does.
 pub fn take_socket_option(args: &mut Vec<String>) -> Result<Option<String>, ParseError> {
+    take_path_option(args, "--socket")
+}
+
+/// Removes `NAME PATH` / `NAME=PATH` (rvs's own options) from anywhere on
+/// the line; the last one wins.
+pub fn take_path_option(args: &mut Vec<String>, name: &str) -> Result<Option<String>, ParseError> {
     let mut found = None;
     let mut i = 0;
+    let prefix = format!("{name}=");
     while i < args.len() {
         if args[i] == "--" {
             break;
         }
-        if args[i] == "--socket" {
+        if args[i] == name {
             if i + 1 >= args.len() {
-                return Err(ParseError::popt("--socket", "missing argument"));
+                return Err(ParseError::popt(name, "missing argument"));
             }
             found = Some(args.remove(i + 1));
             args.remove(i);
-        } else if let Some(v) = args[i].strip_prefix("--socket=") {
+        } else if let Some(v) = args[i].strip_prefix(&prefix) {
             found = Some(v.to_string());
             args.remove(i);
         } else {
@@ -439,7 +452,7 @@ struct State {
     vaddr: Option<(IpAddr, u16)>,
     scheduler: Option<String>,
     persistent: Option<u32>,
-    netmask: Option<u8>,
+    netmask: Option<PersistMask>,
     raddr: Option<(IpAddr, u16)>,
     fwd: Option<FwdMethod>,
     weight: Option<u32>,
@@ -637,15 +650,22 @@ fn option(
             });
         }
         Opt::Netmask => {
-            let prefix = match st.vaddr {
-                Some((IpAddr::V6(_), _)) => parse_num(&v, 1, 128)
-                    .map(|n| n as u8)
-                    .ok_or_else(|| ParseError::fail("illegal ipv6 netmask specified"))?,
-                _ => inet_aton(&v).and_then(mask_prefix).ok_or_else(|| {
-                    ParseError::fail("illegal virtual server persistent mask specified")
-                })?,
-            };
-            st.netmask = Some(prefix);
+            // IPv4: any 32-bit mask, as an address or host name (`24` is
+            // 0.0.0.24); IPv6 (if the service came first): atoi, 1..128.
+            let mask =
+                match st.vaddr {
+                    Some((IpAddr::V6(_), _)) => {
+                        let n = atoi(&v);
+                        if !(1..=128).contains(&n) {
+                            return Err(ParseError::fail("illegal ipv6 netmask specified"));
+                        }
+                        PersistMask::V6Prefix(n as u8)
+                    }
+                    _ => PersistMask::V4(inet_aton(&v).or_else(|| resolve_v4(&v)).ok_or_else(
+                        || ParseError::fail("illegal virtual server persistent mask specified"),
+                    )?),
+                };
+            st.netmask = Some(mask);
         }
         Opt::Forward => {
             st.fwd = Some(match def.long {
@@ -744,10 +764,37 @@ fn inet_aton(s: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(addr | last))
 }
 
-fn mask_prefix(m: Ipv4Addr) -> Option<u8> {
-    let v = u32::from(m);
-    let ones = v.leading_ones();
-    (v.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+/// C's atoi: optional blanks and sign, then digits up to the first
+/// non-digit; 0 when there are none.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = t
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .take(18)
+        .collect();
+    let n = digits.parse::<i64>().unwrap_or(0);
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// A host name's first IPv4 address (gethostbyname).
+fn resolve_v4(host: &str) -> Option<Ipv4Addr> {
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|sa| match sa.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
 }
 
 /// `host[:port]`, `[v6]:port` or a bare IPv6 address, as ipvsadm parses them.
@@ -767,16 +814,7 @@ fn parse_host_port(s: &str, protocol: Protocol) -> Option<(IpAddr, u16)> {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let addr = match inet_aton(host) {
-        Some(a) => a,
-        None => (host, 0)
-            .to_socket_addrs()
-            .ok()?
-            .find_map(|sa| match sa.ip() {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })?,
-    };
+    let addr = inet_aton(host).or_else(|| resolve_v4(host))?;
     let port = match port {
         Some(p) => parse_port(p, protocol)?,
         None => 0,
@@ -961,6 +999,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Totals => Action::Totals { per_worker: false },
         Cmd::TotalsPerWorker => Action::Totals { per_worker: true },
         Cmd::Zero => Action::Zero(key),
+        Cmd::Health => Action::Health,
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -1029,13 +1068,12 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
                 Some(f) => parse_sched_flags(f, &scheduler)?,
                 None => 0,
             };
-            let default_mask = if key.addr.is_ipv4() { 32 } else { 128 };
             let spec = ServiceSpec {
                 key,
                 scheduler,
                 sched_flags: flags,
                 persistent: st.persistent,
-                netmask: st.netmask.unwrap_or(default_mask),
+                netmask: st.netmask.unwrap_or(PersistMask::full(key.addr)),
                 one_packet: st.ops,
             };
             Action::Apply(if cmd == Cmd::AddService {
@@ -1107,6 +1145,7 @@ Usage:\n\
   {prog} -L|l [virtual-service] [options]\n\
   {prog} -Z [virtual-service]\n\
   {prog} --counters | --totals | --totals-per-worker\n\
+  {prog} --health [--status-file PATH]\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1123,6 +1162,7 @@ Commands:\n\
   --counters                  dataplane counters of each worker (rvs)\n\
   --totals                    traffic totals, as /proc/net/ip_vs_stats (rvs)\n\
   --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
+  --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\
@@ -1140,11 +1180,13 @@ Options:\n\
   --stats                             output of statistics information\n\
   --rate                              output of rate information\n\
   --exact                             expand numbers (display exact values)\n\
-  --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n",
+  --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n\
+  --status-file PATH                  rvs-keepalived's status file for --health (default {status})\n",
         v = env!("CARGO_PKG_VERSION"),
         scheds = sched::NAMES.join(","),
         def = sched::DEFAULT,
         sock = rvs_control_proto::DEFAULT_SOCKET,
+        status = rvs_control_proto::health::DEFAULT_STATUS_FILE,
     )
 }
 

@@ -267,8 +267,11 @@ fn run(args: Args) -> Result<()> {
         .map(|(p, port)| (p.name.clone(), port.id()))
         .collect();
     let (inbox_tx, inbox) = crossbeam_channel::unbounded();
+    let nets: Vec<(std::net::Ipv4Addr, u8)> =
+        infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
     let mut control = ControlServer::new(links, capacity, templates)
         .with_timeouts(timeouts)
+        .with_local_networks(&nets)
         .with_ports(Box::new(move || {
             port_ids
                 .iter()

@@ -27,7 +27,7 @@ fn walkthrough_commands() {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }))
     );
@@ -223,7 +223,20 @@ fn persistent_takes_an_optional_value() {
     assert_eq!(svc("-A -t 1.2.3.4:80 -p").persistent, Some(360));
     assert_eq!(svc("-A -t 1.2.3.4:80 -p 120").persistent, Some(120));
     assert_eq!(svc("-A -t 1.2.3.4:80 -p -s rr").persistent, Some(360));
-    assert_eq!(svc("-A -t 1.2.3.4:0 -p -M 255.255.255.0").netmask, 24);
+    assert_eq!(
+        svc("-A -t 1.2.3.4:0 -p -M 255.255.255.0").netmask,
+        rvs_ipvs::PersistMask::V4("255.255.255.0".parse().unwrap())
+    );
+    // Non-contiguous masks and inet_aton's shorthand, as ipvsadm takes them
+    // (the kernel VM lists "mask 255.255.0.255").
+    assert_eq!(
+        svc("-A -t 1.2.3.4:0 -p -M 255.255.0.255").netmask,
+        rvs_ipvs::PersistMask::V4("255.255.0.255".parse().unwrap())
+    );
+    assert_eq!(
+        svc("-A -t 1.2.3.4:0 -p -M 24").netmask,
+        rvs_ipvs::PersistMask::V4("0.0.0.24".parse().unwrap())
+    );
 }
 
 #[test]
@@ -247,7 +260,7 @@ fn ipv6_services() {
     match p("-A -t [2001:db8::10]:80 -s rr").unwrap() {
         Action::Apply(Command::AddService(s)) => {
             assert_eq!(s.key.addr, "2001:db8::10".parse::<IpAddr>().unwrap());
-            assert_eq!(s.netmask, 128);
+            assert_eq!(s.netmask, rvs_ipvs::PersistMask::V6Prefix(128));
         }
         a => panic!("{a:?}"),
     }
@@ -404,5 +417,33 @@ fn zero_and_totals() {
             "Illegal 'numeric' option with the 'totals' command".into(),
             2
         )
+    );
+}
+
+#[test]
+fn health_takes_no_options_and_status_file_is_taken_out() {
+    assert_eq!(p("--health").unwrap(), Action::Health);
+    assert!(p("--health -n").is_err());
+    let mut args: Vec<String> = ["--health", "--status-file", "/tmp/x", "--socket=/s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        take_path_option(&mut args, "--status-file")
+            .unwrap()
+            .as_deref(),
+        Some("/tmp/x")
+    );
+    assert_eq!(
+        take_socket_option(&mut args).unwrap().as_deref(),
+        Some("/s")
+    );
+    assert_eq!(args, ["--health"]);
+    let mut args = vec!["--health".to_string(), "--status-file".to_string()];
+    assert_eq!(
+        take_path_option(&mut args, "--status-file")
+            .unwrap_err()
+            .msg,
+        "--status-file: missing argument"
     );
 }
