@@ -25,6 +25,9 @@ pub enum Request {
     GetTimeouts,
     /// `-Lc`: connections and persistence templates, at most `limit`.
     ListConns { limit: usize },
+    /// `rvsadm --reload` (as SIGHUP): read the configuration and the rules
+    /// file again and apply what changed.
+    Reload,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ pub enum Response {
     Conns(Vec<ConnRow>, bool),
     /// What `Restore` refused, one message per failed command, in order.
     Restored(Vec<String>),
+    /// What a reload did; a reload that failed is an `Error` naming the
+    /// file and line, and changed nothing.
+    Reloaded(crate::reload::ReloadReport),
 }
 
 /// What `-L` shows.

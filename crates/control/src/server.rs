@@ -15,6 +15,9 @@ use rvs_ipvs::{Command, Director};
 
 use crate::proto::{DestView, Listing, Request, Response, ServiceView, WorkerCounters};
 
+mod reload;
+pub use reload::{DesiredTable, KeepalivedClaim, ReloadPlan, Reloader};
+
 /// The control thread's handle on one worker.
 pub struct WorkerLink {
     pub tx: Sender<WorkerMsg>,
@@ -43,6 +46,7 @@ pub struct ControlServer {
     ack_timeout: Duration,
     templates: Arc<Templates>,
     timeouts: Timeouts,
+    reload: reload::ReloadState,
 }
 
 /// Longest request line accepted; anything longer is refused.
@@ -61,6 +65,7 @@ impl ControlServer {
             ack_timeout: Duration::from_secs(5),
             templates,
             timeouts: Timeouts::default(),
+            reload: reload::ReloadState::default(),
         }
     }
 
@@ -124,6 +129,7 @@ impl ControlServer {
                 self.wait_applied()
             }
             Request::GetTimeouts => Response::Timeouts(self.timeouts),
+            Request::Reload => self.reload(),
             Request::ListConns { limit } => self.list_conns(limit),
             Request::Counters => Response::Counters(
                 self.workers
@@ -233,6 +239,7 @@ impl ControlServer {
                 self.templates.sweep(rvs_ipvs::clock::now_ms());
                 last_sweep = Instant::now();
             }
+            self.reload_if_signalled();
             match listener.accept() {
                 Ok((s, _)) => {
                     if let Err(e) = self.serve_one(s) {
