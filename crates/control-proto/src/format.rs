@@ -5,8 +5,8 @@ use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
 use rvs_ipvs::service::sched_flags;
-use rvs_ipvs::{Command, DestSpec};
 use rvs_ipvs::types::ipvsadm_addr_cmp;
+use rvs_ipvs::{Command, DestSpec};
 use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind};
 
 use rvs_ipvs::tcp_state::Timeouts;

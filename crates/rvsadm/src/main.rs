@@ -197,6 +197,16 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             Err(code) => code,
         },
         Action::Health => show_health(status_file),
+        Action::Reload => match send(socket, &Request::Reload) {
+            Ok(Response::Reloaded(report)) => print_out(&report.render()),
+            // The file and line at fault; rvsd kept its configuration.
+            Ok(Response::Error(e)) => {
+                eprintln!("{e}");
+                ExitCode::from(255)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
     }
 }
 

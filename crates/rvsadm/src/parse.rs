@@ -31,6 +31,8 @@ pub enum Action {
     Counters,
     /// rvs extension: rvs-keepalived's checker state (its status file).
     Health,
+    /// rvs extension: rvsd reads its configuration and rules file again.
+    Reload,
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -95,6 +97,7 @@ enum Cmd {
     Version,
     Counters,
     Health,
+    Reload,
 }
 
 impl Cmd {
@@ -118,6 +121,7 @@ impl Cmd {
             Cmd::Version => "version",
             Cmd::Counters => "counters",
             Cmd::Health => "health",
+            Cmd::Reload => "reload",
         }
     }
 }
@@ -289,7 +293,8 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Help
         | Cmd::Version
         | Cmd::Counters
-        | Cmd::Health => 'x',
+        | Cmd::Health
+        | Cmd::Reload => 'x',
     }
 }
 
@@ -348,6 +353,7 @@ const DEFS: &[Def] = &[
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
     d("health", None, N, Kind::Cmd(Cmd::Health)),
+    d("reload", None, N, Kind::Cmd(Cmd::Reload)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -943,6 +949,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Version => Action::Version,
         Cmd::Counters => Action::Counters,
         Cmd::Health => Action::Health,
+        Cmd::Reload => Action::Reload,
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -1081,6 +1088,7 @@ Usage:\n\
   {prog} -L|l [virtual-service] [options]\n\
   {prog} --counters\n\
   {prog} --health [--status-file PATH]\n\
+  {prog} --reload\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1095,6 +1103,7 @@ Commands:\n\
   --list            -L|-l     list the table\n\
   --counters                  dataplane counters of each worker (rvs)\n\
   --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
+  --reload                    rvsd reads its configuration and rules file again, applies what changed (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\

@@ -12,7 +12,10 @@ use crate::parse::{self, Action, ParseError};
 pub fn words(line: &str) -> Option<Vec<String>> {
     let line = line.split('#').next().unwrap_or("");
     let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
-    if words.first().is_some_and(|w| w == "ipvsadm" || w == "rvsadm") {
+    if words
+        .first()
+        .is_some_and(|w| w == "ipvsadm" || w == "rvsadm")
+    {
         words.remove(0);
     }
     (!words.is_empty()).then_some(words)
@@ -66,6 +69,10 @@ pub fn parse_file(text: &str) -> Result<Vec<Rule>, RuleError> {
                     "only table commands (-A -E -D -C -a -e -d) belong in a rules file".into(),
                 ))
             }
+            Err(e) if e == ParseError::try_help("rvsadm") => return Err(err(
+                "not an rvsadm command line (the first option must be a command, such as -A or -a)"
+                    .into(),
+            )),
             Err(ParseError { msg, .. }) => return Err(err(msg.trim_end().to_string())),
         }
     }
@@ -82,13 +89,13 @@ mod tests {
 ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 2   # web 1\n\
 rvsadm -a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 1\n";
         let rules = parse_file(text).unwrap();
-        assert_eq!(
-            rules.iter().map(|r| r.line).collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
+        assert_eq!(rules.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 4, 5]);
         assert!(matches!(rules[0].command, Command::AddService(ref s) if s.scheduler == "rr"));
         assert!(matches!(rules[1].command, Command::AddDest(_, d) if d.weight == 2));
-        assert_eq!(rules[2].text, "rvsadm -a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 1");
+        assert_eq!(
+            rules[2].text,
+            "rvsadm -a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 1"
+        );
         assert_eq!(parse_file("").unwrap(), []);
         assert_eq!(parse_file("# nothing\n   \n").unwrap(), []);
     }
@@ -105,6 +112,6 @@ rvsadm -a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 1\n";
         let e = parse_file("--set 10 10 10\n").unwrap_err();
         assert!(e.msg.contains("rvsd.toml"), "{}", e.msg);
         let e = parse_file("garbage\n").unwrap_err();
-        assert!(e.msg.starts_with("Try `rvsadm -h'"), "{}", e.msg);
+        assert!(e.msg.starts_with("not an rvsadm command line"), "{}", e.msg);
     }
 }

@@ -104,7 +104,11 @@ impl DesiredTable {
         format!(
             "{} service{}, {} real server{}",
             self.table.services.len(),
-            if self.table.services.len() == 1 { "" } else { "s" },
+            if self.table.services.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             dests,
             if dests == 1 { "" } else { "s" }
         )
@@ -184,7 +188,9 @@ impl ControlServer {
     /// Reads the files again and applies what changed; logs the outcome.
     pub(super) fn reload(&mut self) -> Response {
         let Some(mut reloader) = self.reload.reloader.take() else {
-            return Response::Error("this rvsd was started without a configuration to reload".into());
+            return Response::Error(
+                "this rvsd was started without a configuration to reload".into(),
+            );
         };
         let outcome = reloader.prepare().and_then(|plan| self.apply_plan(plan));
         match &outcome {
@@ -356,7 +362,8 @@ mod tests {
                 }
             }
         });
-        let mut srv = ControlServer::new(vec![WorkerLink::new(tx, shared, 1)], 4096, Arc::default());
+        let mut srv =
+            ControlServer::new(vec![WorkerLink::new(tx, shared, 1)], 4096, Arc::default());
         srv.ack_timeout = Duration::from_secs(2);
         (srv, seen)
     }
@@ -465,7 +472,10 @@ mod tests {
         let (mut srv, _) = server();
         // rvs-keepalived's service, with the server its checks left in.
         srv.handle(Request::Apply(Command::AddService(svc(80, "rr"))));
-        srv.handle(Request::Apply(Command::AddDest(key(80), dest("10.0.1.1", 1))));
+        srv.handle(Request::Apply(Command::AddDest(
+            key(80),
+            dest("10.0.1.1", 1),
+        )));
         let claim = KeepalivedClaim {
             pid: 4242,
             config: "/etc/keepalived/keepalived.conf".into(),
@@ -484,8 +494,10 @@ mod tests {
         assert_eq!(r.applied, ["-A -t 10.0.0.1:443 -s rr"]);
         assert_eq!(
             r.left_alone,
-            ["/etc/rvs/rules:2: TCP 10.0.0.1:80 is managed by rvs-keepalived (pid 4242, \
-/etc/keepalived/keepalived.conf); the rules file's version is not applied"]
+            [
+                "/etc/rvs/rules:2: TCP 10.0.0.1:80 is managed by rvs-keepalived (pid 4242, \
+/etc/keepalived/keepalived.conf); the rules file's version is not applied"
+            ]
         );
         let s = srv.director().service(&key(80)).unwrap();
         assert_eq!(s.dests.len(), 1);
@@ -523,8 +535,16 @@ mod tests {
     #[test]
     fn a_refused_rules_file_names_its_line() {
         let cmds = [
-            (1, "-A -t 10.0.0.1:80".to_string(), Command::AddService(svc(80, "wlc"))),
-            (3, "-A -t 10.0.0.1:80 -s rr".to_string(), Command::AddService(svc(80, "rr"))),
+            (
+                1,
+                "-A -t 10.0.0.1:80".to_string(),
+                Command::AddService(svc(80, "wlc")),
+            ),
+            (
+                3,
+                "-A -t 10.0.0.1:80 -s rr".to_string(),
+                Command::AddService(svc(80, "rr")),
+            ),
         ];
         assert_eq!(
             DesiredTable::from_rules("/etc/rvs/rules", &cmds).unwrap_err(),

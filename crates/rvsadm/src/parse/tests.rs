@@ -341,3 +341,16 @@ fn health_takes_no_options_and_status_file_is_taken_out() {
         "--status-file: missing argument"
     );
 }
+
+#[test]
+fn reload_takes_no_options() {
+    assert_eq!(p("--reload").unwrap(), Action::Reload);
+    assert_eq!(
+        err("--reload -n"),
+        (
+            "Illegal 'numeric' option with the 'reload' command".to_string(),
+            2
+        )
+    );
+    assert!(usage("rvsadm").contains("--reload"));
+}
