@@ -32,6 +32,9 @@ pub const RS2: &str = "192.168.1.193";
 
 pub mod selftest;
 
+/// A Debian 12 root for the package test.
+pub mod debian;
+
 /// A host of the lab: its role (namespace suffix), interface and address.
 struct Host {
     role: &'static str,

@@ -397,6 +397,44 @@ const DEFS: &[Def] = &[
     d("tun-remcsum", None, N, Kind::Opt(Opt::TunRemCsum)),
 ];
 
+/// How an option of the table takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    None,
+    Required,
+    /// `-p [timeout]`.
+    Optional,
+}
+
+/// One entry of the option table the parser works from: what the man page
+/// and the shell completions (`cargo xtask dist`) are made from, so that
+/// they offer exactly what rvsadm takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionInfo {
+    pub long: &'static str,
+    pub short: Option<char>,
+    pub value: ValueKind,
+    /// A command (`-A`, `--list`, ...) rather than an option.
+    pub is_command: bool,
+}
+
+/// Every option and command the parser knows, in its table's order; a long
+/// name with two short forms (`-L`, `-l`) comes twice.
+pub fn option_table() -> Vec<OptionInfo> {
+    DEFS.iter()
+        .map(|d| OptionInfo {
+            long: d.long,
+            short: d.short,
+            value: match d.arg {
+                Arg::None => ValueKind::None,
+                Arg::Required => ValueKind::Required,
+                Arg::Optional => ValueKind::Optional,
+            },
+            is_command: matches!(d.kind, Kind::Cmd(_)),
+        })
+        .collect()
+}
+
 /// Removes rvs's own `--socket PATH` / `--socket=PATH` from anywhere on the
 /// line, so that the rest parses exactly as ipvsadm's does.
 pub fn take_socket_option(args: &mut Vec<String>) -> Result<Option<String>, ParseError> {

@@ -169,13 +169,29 @@ fn errors_name_the_file_and_the_line() {
 #[test]
 fn shipped_configurations_check() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for cfg in ["../../conf/rvsd.toml", "debian/rvsd.toml"] {
-        let p = root.join(cfg);
-        if !p.exists() {
-            continue;
-        }
-        let (code, out, err) = rvsd(&["--check-config", &p.display().to_string()]);
-        assert_eq!(code, 0, "{cfg}: {err}");
-        assert!(out.contains(": ok\n"), "{out}");
-    }
+    let (code, out, err) = rvsd(&[
+        "--check-config",
+        &root.join("../../conf/rvsd.toml").display().to_string(),
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    // The packaged one, with the packaged rules file where it will be.
+    let d = dir("shipped");
+    let rules = d.0.join("rules");
+    std::fs::copy(root.join("debian/rules"), &rules).unwrap();
+    let text = std::fs::read_to_string(root.join("debian/rvsd.toml")).unwrap();
+    assert!(text.contains("rules = \"/etc/rvs/rules\"\n"));
+    let cfg = write(
+        &d.0,
+        "rvsd.toml",
+        &text.replace("/etc/rvs/rules", &rules.display().to_string()),
+    );
+    let (code, out, err) = rvsd(&["--check-config", &cfg]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "{cfg}: ok\nrules {}: 0 services, 0 real servers\n",
+            rules.display()
+        )
+    );
 }

@@ -354,3 +354,25 @@ fn reload_takes_no_options() {
     );
     assert!(usage("rvsadm").contains("--reload"));
 }
+
+#[test]
+fn the_option_table_is_what_the_parser_takes() {
+    let table = option_table();
+    assert!(table.len() > 50);
+    for o in &table {
+        // Every long name parses as the parser's own (an unknown one would
+        // say "unknown option"); commands are accepted first.
+        let line = if o.is_command {
+            format!("--{}", o.long)
+        } else {
+            format!("-L --{}", o.long)
+        };
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if let Err(e) = parse(&args, "rvsadm") {
+            assert!(!e.msg.contains("unknown option"), "{line}: {}", e.msg);
+        }
+    }
+    let p = table.iter().find(|o| o.long == "persistent").unwrap();
+    assert_eq!((p.short, p.value), (Some('p'), ValueKind::Optional));
+    assert!(table.iter().any(|o| o.long == "reload" && o.is_command));
+}
