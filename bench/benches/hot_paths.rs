@@ -134,7 +134,7 @@ fn worker(fwd: FwdMethod) -> Worker {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }),
         Command::AddDest(

@@ -2,12 +2,14 @@
 
 use std::cmp::Ordering;
 use std::fmt::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::types::ipvsadm_addr_cmp;
 use rvs_ipvs::{Command, DestSpec};
-use rvs_ipvs::{FwdMethod, IpvsError, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind};
+use rvs_ipvs::{
+    FwdMethod, IpvsError, PersistMask, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind,
+};
 
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::ConnRow;
@@ -132,13 +134,13 @@ pub fn sched_flag_names(spec: &ServiceSpec) -> Vec<&'static str> {
     .collect()
 }
 
-fn v4_mask(prefix: u8) -> Ipv4Addr {
-    let m = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix.min(32) as u32)
-    };
-    Ipv4Addr::from(m)
+/// The persistence mask as `-L` and `-S` show it, unless it is the full
+/// one (which they leave out).
+fn mask_arg(m: PersistMask) -> Option<String> {
+    (!m.is_full()).then(|| match m {
+        PersistMask::V4(a) => a.to_string(),
+        PersistMask::V6Prefix(p) => p.to_string(),
+    })
 }
 
 fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
@@ -160,14 +162,8 @@ fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
     }
     if let Some(t) = s.persistent {
         let _ = write!(line, " persistent {t}");
-        match k.addr {
-            IpAddr::V4(_) if s.netmask < 32 => {
-                let _ = write!(line, " mask {}", v4_mask(s.netmask));
-            }
-            IpAddr::V6(_) if s.netmask < 128 => {
-                let _ = write!(line, " mask {}", s.netmask);
-            }
-            _ => {}
+        if let Some(m) = mask_arg(s.netmask) {
+            let _ = write!(line, " mask {m}");
         }
     }
     if s.one_packet {
@@ -372,14 +368,8 @@ fn save_service(cmd: &str, spec: &ServiceSpec, names: &dyn Names) -> String {
     let _ = write!(out, "{cmd} {} -s {}", svc_arg(&k, names), spec.scheduler);
     if let Some(t) = spec.persistent {
         let _ = write!(out, " -p {t}");
-        match k.addr {
-            IpAddr::V4(_) if spec.netmask < 32 => {
-                let _ = write!(out, " -M {}", v4_mask(spec.netmask));
-            }
-            IpAddr::V6(_) if spec.netmask < 128 => {
-                let _ = write!(out, " -M {}", spec.netmask);
-            }
-            _ => {}
+        if let Some(m) = mask_arg(spec.netmask) {
+            let _ = write!(out, " -M {m}");
         }
     }
     if spec.one_packet {
@@ -477,7 +467,7 @@ mod tests {
                     scheduler: "rr".into(),
                     sched_flags: 0,
                     persistent: None,
-                    netmask: 32,
+                    netmask: PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
                     one_packet: false,
                 },
                 // Kernel order: newest first.
@@ -521,7 +511,7 @@ TCP  192.168.1.10:80 rr\n\
         let mut l = listing();
         let s = &mut l.services[0].spec;
         s.persistent = Some(360);
-        s.netmask = 24;
+        s.netmask = PersistMask::V4("255.255.255.0".parse().unwrap());
         s.sched_flags = sched_flags::SCHED1 | sched_flags::SCHED3;
         let out = list(&l, None, &Numeric).unwrap();
         assert!(out.contains(

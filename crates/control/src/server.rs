@@ -69,6 +69,13 @@ impl ControlServer {
         }
     }
 
+    /// The director's own IPv4 networks, whose broadcast addresses cannot be
+    /// real servers.
+    pub fn with_local_networks(mut self, nets: &[(std::net::Ipv4Addr, u8)]) -> Self {
+        self.director.set_local_networks(nets);
+        self
+    }
+
     /// Starts with these timeouts (rvsd's configured SYN_RECV, say).
     pub fn with_timeouts(mut self, t: Timeouts) -> Self {
         self.timeouts = t;
@@ -304,7 +311,7 @@ mod tests {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }
     }

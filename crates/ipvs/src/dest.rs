@@ -74,6 +74,12 @@ impl DestShared {
         self.overloaded.load(Relaxed)
     }
 
+    /// Back in a service (taken from the trash by `-a`): its templates count
+    /// again, as the kernel's become valid once the dest is available.
+    pub fn mark_restored(&self) {
+        self.removed.store(false, Relaxed);
+    }
+
     pub fn mark_removed(&self) {
         self.removed.store(true, Relaxed);
     }

@@ -7,10 +7,14 @@ use crate::command::{Change, Command, IpvsError};
 use crate::dest::{Dest, DestShared, DestSpec};
 use crate::sched::{self, DestChange};
 use crate::service::{sched_flags, Service, ServiceSpec};
-use crate::types::{Protocol, ServiceKey};
+use crate::types::{PersistMask, Protocol, ServiceKey};
 
 /// Highest weight IPVS accepts (ipvsadm and the kernel take an int).
 pub const MAX_WEIGHT: u32 = i32::MAX as u32;
+
+/// How long a deleted real server nobody uses any more stays in the trash
+/// (the kernel's IP_VS_DEST_TRASH_PERIOD).
+pub const TRASH_PERIOD_MS: u64 = 120_000;
 
 /// All virtual services of one replica.
 #[derive(Debug, Default)]
@@ -19,6 +23,23 @@ pub struct Director {
     /// How many services each virtual address has: `is_vip` is asked for
     /// every packet.
     vips: rustc_hash::FxHashMap<IpAddr, usize>,
+    /// Deleted real servers, kept as the kernel keeps them (its dest trash):
+    /// `-a` of the same server to the same service address brings one back
+    /// with the connections that still point at it. Only the replica that
+    /// validates (`apply`) keeps it.
+    trash: Vec<Trashed>,
+    /// The broadcast addresses of the director's own networks, which cannot
+    /// be real servers (the kernel's `inet_addr_type` says RTN_BROADCAST).
+    broadcasts: Vec<std::net::Ipv4Addr>,
+}
+
+#[derive(Debug)]
+struct Trashed {
+    service: ServiceKey,
+    dest: crate::types::DestKey,
+    shared: std::sync::Arc<DestShared>,
+    /// When nothing but the trash held it any more (0: still in use).
+    idle_since_ms: u64,
 }
 
 fn idx(k: &ServiceKey) -> (Protocol, IpAddr, u16) {
@@ -33,9 +54,81 @@ impl Director {
     /// Validates `cmd` against this replica and, if it is allowed, applies it
     /// and returns the [`Change`] to replay on the other replicas.
     pub fn apply(&mut self, cmd: &Command) -> Result<Change, IpvsError> {
-        let change = self.validate(cmd)?;
+        self.apply_at(cmd, crate::clock::now_ms())
+    }
+
+    /// Tells the validating replica the director's own IPv4 networks
+    /// (address, prefix length): their broadcast addresses are refused as
+    /// real servers, as the kernel refuses them.
+    pub fn set_local_networks(&mut self, nets: &[(std::net::Ipv4Addr, u8)]) {
+        self.broadcasts = nets
+            .iter()
+            .filter(|(_, len)| *len < 31)
+            .map(|(a, len)| (u32::from(*a) | (u32::MAX >> len)).into())
+            .collect();
+    }
+
+    /// [`Director::apply`] at a given time (for the trash's expiry).
+    pub fn apply_at(&mut self, cmd: &Command, now_ms: u64) -> Result<Change, IpvsError> {
+        self.expire_trash(now_ms);
+        let mut change = self.validate(cmd)?;
+        if let Change::AddDest(key, spec, shared) = &mut change {
+            if let Some(i) = self
+                .trash
+                .iter()
+                .position(|t| t.service == *key && t.dest == spec.key())
+            {
+                // The same real server of the same service address: the
+                // kernel's ip_vs_trash_get_dest hands the old one back.
+                let t = self.trash.swap_remove(i);
+                t.shared.mark_restored();
+                t.shared.set_thresholds(spec.u_threshold, spec.l_threshold);
+                *shared = t.shared;
+            }
+        }
+        let removed = self.removed_by(&change);
         self.replay(&change);
+        for (service, d) in removed {
+            self.trash.push(Trashed {
+                service,
+                dest: d.spec.key(),
+                shared: d.shared,
+                idle_since_ms: 0,
+            });
+        }
         Ok(change)
+    }
+
+    /// The dests a change takes out of their services.
+    fn removed_by(&self, change: &Change) -> Vec<(ServiceKey, Dest)> {
+        let of = |k: &ServiceKey| -> Vec<(ServiceKey, Dest)> {
+            self.service(k)
+                .map(|s| s.dests.iter().map(|d| (*k, d.clone())).collect())
+                .unwrap_or_default()
+        };
+        match change {
+            Change::DelService(k) => of(k),
+            Change::Clear => self
+                .services
+                .values()
+                .flat_map(|s| of(&s.spec.key))
+                .collect(),
+            Change::DelDest(k, dk) => of(k).into_iter().filter(|(_, d)| d.key() == *dk).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Drops trashed dests that nothing has used for the trash period.
+    fn expire_trash(&mut self, now_ms: u64) {
+        for t in &mut self.trash {
+            if std::sync::Arc::strong_count(&t.shared) > 1 {
+                t.idle_since_ms = 0;
+            } else if t.idle_since_ms == 0 {
+                t.idle_since_ms = now_ms.max(1);
+            }
+        }
+        self.trash
+            .retain(|t| t.idle_since_ms == 0 || now_ms < t.idle_since_ms + TRASH_PERIOD_MS);
     }
 
     fn validate(&self, cmd: &Command) -> Result<Change, IpvsError> {
@@ -69,6 +162,9 @@ impl Director {
                 check_dest_spec(spec)?;
                 if svc.find_dest(spec.key()).is_some() {
                     return Err(IpvsError::DestExists);
+                }
+                if !self.unicast(spec.addr) {
+                    return Err(IpvsError::Invalid);
                 }
                 sched::check_add(&svc.spec.scheduler, svc.dests.len() + 1)?;
                 Change::AddDest(*key, *spec, DestShared::new(spec))
@@ -198,6 +294,24 @@ impl Director {
         }
     }
 
+    /// Whether `addr` may be a real server: the kernel takes a unicast or
+    /// local address only (`ip_vs_new_dest`): not 0.0.0.0/8, the limited
+    /// broadcast, a network's broadcast, multicast; for IPv6 not the
+    /// unspecified, multicast or link-local addresses.
+    fn unicast(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => {
+                a.octets()[0] != 0
+                    && !a.is_broadcast()
+                    && !a.is_multicast()
+                    && !self.broadcasts.contains(&a)
+            }
+            IpAddr::V6(a) => {
+                !a.is_unspecified() && !a.is_multicast() && (a.segments()[0] & 0xffc0) != 0xfe80
+            }
+        }
+    }
+
     pub fn service(&self, key: &ServiceKey) -> Option<&Service> {
         self.services.get(&idx(key))
     }
@@ -243,9 +357,10 @@ fn check_service_spec(spec: &ServiceSpec) -> Result<(), IpvsError> {
             return Err(IpvsError::Invalid);
         }
     }
-    let max_prefix = if spec.key.addr.is_ipv4() { 32 } else { 128 };
-    if spec.netmask > max_prefix {
-        return Err(IpvsError::Invalid);
+    match (spec.netmask, spec.key.addr) {
+        (PersistMask::V4(_), IpAddr::V4(_)) => {}
+        (PersistMask::V6Prefix(p), IpAddr::V6(_)) if p <= 128 => {}
+        _ => return Err(IpvsError::Invalid),
     }
     if spec.key.port == 0 && spec.persistent.is_none() {
         // Port-zero services only make sense with persistence.
@@ -263,9 +378,6 @@ fn check_dest_spec(spec: &DestSpec) -> Result<(), IpvsError> {
     }
     if spec.l_threshold > spec.u_threshold {
         return Err(IpvsError::OutOfRange);
-    }
-    if spec.addr.is_unspecified() || spec.addr.is_multicast() {
-        return Err(IpvsError::Invalid);
     }
     Ok(())
 }
@@ -285,7 +397,7 @@ mod tests {
             scheduler: sched.into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }
     }
@@ -359,6 +471,56 @@ mod tests {
             "Numerical result out of range"
         );
         assert_eq!(d.service(&s.key).unwrap().dests.len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_dest_comes_back_from_the_trash_with_its_counters() {
+        let mut d = Director::new();
+        let s = svc(80, "rr");
+        d.apply_at(&Command::AddService(s.clone()), 0).unwrap();
+        d.apply_at(&Command::AddDest(s.key, dest("10.0.0.1", 1)), 0)
+            .unwrap();
+        let first = d.service(&s.key).unwrap().dests[0].shared.clone();
+        first.bind_conn();
+        // The service goes, comes back, and so does the server: the same
+        // counters, as in the kernel (oracle: sched/persistence).
+        d.apply_at(&Command::DelService(s.key), 1).unwrap();
+        assert!(first.is_removed());
+        d.apply_at(&Command::AddService(s.clone()), 2).unwrap();
+        d.apply_at(&Command::AddDest(s.key, dest("10.0.0.1", 3)), 3)
+            .unwrap();
+        let again = &d.service(&s.key).unwrap().dests[0];
+        assert!(std::sync::Arc::ptr_eq(&first, &again.shared));
+        assert!(!first.is_removed());
+        assert_eq!(again.spec.weight, 3);
+        assert_eq!(first.inactive(), 1);
+        // Another port is another dest.
+        d.apply_at(
+            &Command::AddDest(
+                s.key,
+                DestSpec {
+                    port: 81,
+                    ..dest("10.0.0.1", 1)
+                },
+            ),
+            4,
+        )
+        .unwrap();
+        assert_eq!(d.service(&s.key).unwrap().dests[0].shared.inactive(), 0);
+        // Unused for the trash period, it is gone for good.
+        d.apply_at(&Command::DelDest(s.key, dest("10.0.0.1", 1).key()), 5)
+            .unwrap();
+        first.unbind_conn(false);
+        drop(first);
+        d.apply_at(&Command::Clear, 10).unwrap();
+        d.apply_at(&Command::AddService(s.clone()), TRASH_PERIOD_MS + 20)
+            .unwrap();
+        d.apply_at(
+            &Command::AddDest(s.key, dest("10.0.0.1", 1)),
+            TRASH_PERIOD_MS + 20,
+        )
+        .unwrap();
+        assert_eq!(d.trash.len(), 1, "only the port-81 dest is left");
     }
 
     #[test]

@@ -29,4 +29,4 @@ pub use conn_row::ConnRow;
 pub use dest::{Dest, DestShared, DestSpec};
 pub use director::Director;
 pub use service::{Service, ServiceSpec};
-pub use types::{DestKey, FwdMethod, Protocol, ServiceKey, TunCsum, TunKind, TunSpec};
+pub use types::{DestKey, FwdMethod, PersistMask, Protocol, ServiceKey, TunCsum, TunKind, TunSpec};

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::dest::{Dest, DestShared};
-use crate::types::{FwdMethod, Protocol};
+use crate::types::{FwdMethod, PersistMask, Protocol};
 
 /// What a template is found by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,11 +31,11 @@ pub struct TemplateKey {
 
 impl TemplateKey {
     /// The kernel's template key for a packet from `caddr` to a service at
-    /// `vaddr:svc_port` with persistence mask `prefix`.
+    /// `vaddr:svc_port` with persistence mask `mask`.
     pub fn new(
         protocol: Protocol,
         caddr: IpAddr,
-        prefix: u8,
+        mask: PersistMask,
         vaddr: IpAddr,
         svc_port: u16,
     ) -> Self {
@@ -43,31 +43,9 @@ impl TemplateKey {
         let vport = if svc_port == 21 { 0 } else { svc_port };
         TemplateKey {
             protocol,
-            cnet: mask(caddr, prefix),
+            cnet: mask.apply(caddr),
             vaddr,
             vport,
-        }
-    }
-}
-
-/// `addr` with all but the first `prefix` bits cleared.
-pub fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - prefix.min(32) as u32)
-            };
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            let m = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - prefix.min(128) as u32)
-            };
-            IpAddr::V6((u128::from(a) & m).into())
         }
     }
 }
@@ -230,15 +208,20 @@ mod tests {
         let k = TemplateKey::new(
             Protocol::Tcp,
             "192.168.1.77".parse().unwrap(),
-            24,
+            PersistMask::V4("255.255.255.0".parse().unwrap()),
             "10.0.0.1".parse().unwrap(),
             21,
         );
         assert_eq!(k.cnet, "192.168.1.0".parse::<IpAddr>().unwrap());
         assert_eq!(k.vport, 0);
         assert_eq!(
-            mask("2001:db8::1:2".parse().unwrap(), 64),
+            PersistMask::V6Prefix(64).apply("2001:db8::1:2".parse().unwrap()),
             "2001:db8::".parse::<IpAddr>().unwrap()
+        );
+        // Non-contiguous masks apply bit by bit, as in the kernel.
+        assert_eq!(
+            PersistMask::V4("255.255.0.255".parse().unwrap()).apply("10.1.2.3".parse().unwrap()),
+            "10.1.0.3".parse::<IpAddr>().unwrap()
         );
     }
 
@@ -249,7 +232,7 @@ mod tests {
         let key = TemplateKey::new(
             Protocol::Tcp,
             "1.2.3.4".parse().unwrap(),
-            32,
+            PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             "10.0.0.9".parse().unwrap(),
             80,
         );
@@ -271,7 +254,7 @@ mod tests {
         let key = TemplateKey::new(
             Protocol::Udp,
             "1.2.3.4".parse().unwrap(),
-            32,
+            PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             "10.0.0.9".parse().unwrap(),
             53,
         );

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dest::Dest;
 use crate::sched::Scheduler;
-use crate::types::{DestKey, ServiceKey};
+use crate::types::{DestKey, PersistMask, ServiceKey};
 
 /// Scheduler flags (`-b`), as the kernel's IP_VS_SVC_F_SCHED{1,2,3} bits.
 pub mod sched_flags {
@@ -23,8 +23,8 @@ pub struct ServiceSpec {
     pub sched_flags: u32,
     /// `-p`: persistence timeout in seconds.
     pub persistent: Option<u32>,
-    /// `-M`: persistence netmask as a prefix length.
-    pub netmask: u8,
+    /// `-M`: the persistence mask.
+    pub netmask: PersistMask,
     /// `-o`: one-packet scheduling.
     pub one_packet: bool,
 }

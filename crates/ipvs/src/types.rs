@@ -43,6 +43,48 @@ impl Protocol {
     }
 }
 
+/// `-M`, the persistence mask, as the kernel keeps it: for IPv4 any 32-bit
+/// mask (ipvsadm takes non-contiguous ones like 255.255.0.255 and the kernel
+/// applies them bit by bit), for IPv6 a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PersistMask {
+    V4(std::net::Ipv4Addr),
+    V6Prefix(u8),
+}
+
+impl PersistMask {
+    /// No grouping: every client address on its own.
+    pub fn full(addr: IpAddr) -> PersistMask {
+        match addr {
+            IpAddr::V4(_) => PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
+            IpAddr::V6(_) => PersistMask::V6Prefix(128),
+        }
+    }
+
+    pub fn is_full(self) -> bool {
+        match self {
+            PersistMask::V4(m) => m == std::net::Ipv4Addr::BROADCAST,
+            PersistMask::V6Prefix(p) => p >= 128,
+        }
+    }
+
+    /// `addr` with the mask applied (a mask of the other family leaves it).
+    pub fn apply(self, addr: IpAddr) -> IpAddr {
+        match (self, addr) {
+            (PersistMask::V4(m), IpAddr::V4(a)) => IpAddr::V4((u32::from(a) & u32::from(m)).into()),
+            (PersistMask::V6Prefix(p), IpAddr::V6(a)) => {
+                let m = if p == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - p.min(128) as u32)
+                };
+                IpAddr::V6((u128::from(a) & m).into())
+            }
+            _ => addr,
+        }
+    }
+}
+
 /// Identifies a virtual service: protocol, virtual address and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceKey {

@@ -475,7 +475,7 @@ mod tests {
                 scheduler: "wlc".into(),
                 sched_flags: 0,
                 persistent: None,
-                netmask: 32,
+                netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
                 one_packet: false,
             }))
             .unwrap();

@@ -69,7 +69,7 @@ mod tests {
         let spec = service_spec(vs, vs.services[0]);
         assert_eq!(spec.scheduler, "wlc");
         assert_eq!(spec.persistent, None);
-        assert_eq!(spec.netmask, 32);
+        assert!(spec.netmask.is_full());
         let rs = &vs.real_servers[0];
         // DR: the dest takes the service's port (keepalived resets it).
         assert_eq!((rs.port, rs.dest_port(80), rs.weight), (80, 80, 1));
@@ -95,7 +95,10 @@ mod tests {
         let vs = &l.config.virtual_servers[0];
         let spec = service_spec(vs, vs.services[0]);
         assert_eq!(spec.persistent, Some(360));
-        assert_eq!(spec.netmask, 24);
+        assert_eq!(
+            spec.netmask,
+            rvs_ipvs::PersistMask::V4("255.255.255.0".parse().unwrap())
+        );
         assert_eq!(spec.sched_flags, 0x08 | 0x10 | 0x20);
         let rs = &vs.real_servers[0];
         assert_eq!(
@@ -133,7 +136,7 @@ mod tests {
         let vs = &l.config.virtual_servers[0];
         let spec = service_spec(vs, vs.services[0]);
         assert!(spec.one_packet);
-        assert_eq!(spec.netmask, 128);
+        assert!(spec.netmask.is_full());
         assert_eq!(
             vs.real_servers[0].fwd,
             FwdMethod::Tunnel(rvs_ipvs::TunSpec {

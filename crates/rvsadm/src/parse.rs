@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
 use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::{
-    sched, Command, DestKey, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec, TunCsum,
-    TunKind, TunSpec,
+    sched, Command, DestKey, DestSpec, FwdMethod, PersistMask, Protocol, ServiceKey, ServiceSpec,
+    TunCsum, TunKind, TunSpec,
 };
 
 use rvs_control_proto::format::ListMode;
@@ -476,7 +476,7 @@ struct State {
     vaddr: Option<(IpAddr, u16)>,
     scheduler: Option<String>,
     persistent: Option<u32>,
-    netmask: Option<u8>,
+    netmask: Option<PersistMask>,
     raddr: Option<(IpAddr, u16)>,
     fwd: Option<FwdMethod>,
     weight: Option<u32>,
@@ -674,15 +674,22 @@ fn option(
             });
         }
         Opt::Netmask => {
-            let prefix = match st.vaddr {
-                Some((IpAddr::V6(_), _)) => parse_num(&v, 1, 128)
-                    .map(|n| n as u8)
-                    .ok_or_else(|| ParseError::fail("illegal ipv6 netmask specified"))?,
-                _ => inet_aton(&v).and_then(mask_prefix).ok_or_else(|| {
-                    ParseError::fail("illegal virtual server persistent mask specified")
-                })?,
-            };
-            st.netmask = Some(prefix);
+            // IPv4: any 32-bit mask, as an address or host name (`24` is
+            // 0.0.0.24); IPv6 (if the service came first): atoi, 1..128.
+            let mask =
+                match st.vaddr {
+                    Some((IpAddr::V6(_), _)) => {
+                        let n = atoi(&v);
+                        if !(1..=128).contains(&n) {
+                            return Err(ParseError::fail("illegal ipv6 netmask specified"));
+                        }
+                        PersistMask::V6Prefix(n as u8)
+                    }
+                    _ => PersistMask::V4(inet_aton(&v).or_else(|| resolve_v4(&v)).ok_or_else(
+                        || ParseError::fail("illegal virtual server persistent mask specified"),
+                    )?),
+                };
+            st.netmask = Some(mask);
         }
         Opt::Forward => {
             st.fwd = Some(match def.long {
@@ -781,10 +788,37 @@ fn inet_aton(s: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::from(addr | last))
 }
 
-fn mask_prefix(m: Ipv4Addr) -> Option<u8> {
-    let v = u32::from(m);
-    let ones = v.leading_ones();
-    (v.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+/// C's atoi: optional blanks and sign, then digits up to the first
+/// non-digit; 0 when there are none.
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, t) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let digits: String = t
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .take(18)
+        .collect();
+    let n = digits.parse::<i64>().unwrap_or(0);
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// A host name's first IPv4 address (gethostbyname).
+fn resolve_v4(host: &str) -> Option<Ipv4Addr> {
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .find_map(|sa| match sa.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
 }
 
 /// `host[:port]`, `[v6]:port` or a bare IPv6 address, as ipvsadm parses them.
@@ -804,16 +838,7 @@ fn parse_host_port(s: &str, protocol: Protocol) -> Option<(IpAddr, u16)> {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    let addr = match inet_aton(host) {
-        Some(a) => a,
-        None => (host, 0)
-            .to_socket_addrs()
-            .ok()?
-            .find_map(|sa| match sa.ip() {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })?,
-    };
+    let addr = inet_aton(host).or_else(|| resolve_v4(host))?;
     let port = match port {
         Some(p) => parse_port(p, protocol)?,
         None => 0,
@@ -1048,13 +1073,12 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
                 Some(f) => parse_sched_flags(f, &scheduler)?,
                 None => 0,
             };
-            let default_mask = if key.addr.is_ipv4() { 32 } else { 128 };
             let spec = ServiceSpec {
                 key,
                 scheduler,
                 sched_flags: flags,
                 persistent: st.persistent,
-                netmask: st.netmask.unwrap_or(default_mask),
+                netmask: st.netmask.unwrap_or(PersistMask::full(key.addr)),
                 one_packet: st.ops,
             };
             Action::Apply(if cmd == Cmd::AddService {

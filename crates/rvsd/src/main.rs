@@ -271,7 +271,11 @@ fn run(args: Args) -> Result<()> {
             move || bench::sample(secs, &shareds, &stop)
         })
     });
-    let mut control = ControlServer::new(links, capacity, templates).with_timeouts(timeouts);
+    let nets: Vec<(std::net::Ipv4Addr, u8)> =
+        infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
+    let mut control = ControlServer::new(links, capacity, templates)
+        .with_timeouts(timeouts)
+        .with_local_networks(&nets);
     let listener = server::bind(&cfg.control.socket).with_context(|| {
         format!(
             "binding the control socket {}",

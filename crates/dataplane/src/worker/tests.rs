@@ -59,7 +59,7 @@ fn walkthrough(protocol: Protocol, port: u16) -> Worker {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }),
         Command::AddDest(key, dest(RS1)),
@@ -554,7 +554,7 @@ fn rr_spec(protocol: Protocol, port: u16) -> ServiceSpec {
         scheduler: "rr".into(),
         sched_flags: 0,
         persistent: None,
-        netmask: 32,
+        netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
         one_packet: false,
     }
 }
@@ -576,7 +576,7 @@ fn syn_from(client: [u8; 4], cport: u16, dport: u16) -> Vec<u8> {
 fn persistence_pins_a_client_network() {
     let mut w = with_service(ServiceSpec {
         persistent: Some(360),
-        netmask: 24,
+        netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::new(255, 255, 255, 0)),
         ..rr_spec(Protocol::Tcp, 80)
     });
     let mut first = None;

@@ -63,8 +63,8 @@ pub struct VirtualServer {
     pub one_packet: bool,
     /// `persistence_timeout` in seconds.
     pub persistence: Option<u32>,
-    /// Persistence granularity as a prefix length (32 or 128 when unset).
-    pub netmask: u8,
+    /// Persistence granularity (the full mask when unset).
+    pub netmask: rvs_ipvs::PersistMask,
     pub quorum: u32,
     pub hysteresis: u32,
     pub quorum_up: Option<Script>,

@@ -2,6 +2,7 @@
 //! block leaves unset stays `None` here; [`super::validate`] fills in the
 //! defaults and the inheritance.
 
+use rvs_ipvs::PersistMask;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -67,7 +68,7 @@ pub struct RawVs {
     pub method: Option<Method>,
     pub persistence: Option<u32>,
     /// Granularity as a prefix length.
-    pub granularity: Option<u8>,
+    pub granularity: Option<PersistMask>,
     pub delay_loop: Duration,
     pub connect_timeout: Duration,
     pub retry: Option<u32>,
@@ -1324,7 +1325,7 @@ fn method(c: &Node, prev: Option<Method>, who: &str, diags: &mut Diags) -> Optio
     Some(m)
 }
 
-fn granularity(c: &Node, addr: &RawVsAddr, diags: &mut Diags) -> Option<u8> {
+fn granularity(c: &Node, addr: &RawVsAddr, diags: &mut Diags) -> Option<PersistMask> {
     let arg = c.arg(0).unwrap_or("");
     let v6 = match addr {
         RawVsAddr::Ip(a, _) => a.is_ipv6(),
@@ -1332,7 +1333,7 @@ fn granularity(c: &Node, addr: &RawVsAddr, diags: &mut Diags) -> Option<u8> {
     };
     if v6 {
         match arg.parse::<u8>() {
-            Ok(p) if (1..=128).contains(&p) => Some(p),
+            Ok(p) if (1..=128).contains(&p) => Some(PersistMask::V6Prefix(p)),
             _ => {
                 diags.error(
                     &c.pos,
@@ -1342,20 +1343,9 @@ fn granularity(c: &Node, addr: &RawVsAddr, diags: &mut Diags) -> Option<u8> {
             }
         }
     } else {
+        // Any mask, contiguous or not: the kernel applies it bit by bit.
         match arg.parse::<Ipv4Addr>() {
-            Ok(m) => {
-                let bits = u32::from(m);
-                let prefix = bits.leading_ones();
-                if bits.checked_shl(prefix).unwrap_or(0) != 0 {
-                    diags.error(
-                        &c.pos,
-                        format!("persistence_granularity {arg} is not a contiguous netmask; rvs keeps persistence masks as prefixes - ignoring"),
-                    );
-                    None
-                } else {
-                    Some(prefix as u8)
-                }
-            }
+            Ok(m) => Some(PersistMask::V4(m)),
             Err(_) => {
                 diags.error(
                     &c.pos,

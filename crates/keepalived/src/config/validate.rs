@@ -306,7 +306,11 @@ fn virtual_server(
         sched_flags: vs.sched_flags,
         one_packet,
         persistence,
-        netmask: vs.granularity.unwrap_or(if v6 { 128 } else { 32 }),
+        netmask: vs.granularity.unwrap_or(if v6 {
+            rvs_ipvs::PersistMask::V6Prefix(128)
+        } else {
+            rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST)
+        }),
         quorum,
         hysteresis,
         quorum_up: vs.quorum_up.clone(),

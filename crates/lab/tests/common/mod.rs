@@ -43,7 +43,7 @@ pub fn replica(scheduler: &str, adds: &[(&str, u32)]) -> (Director, ServiceKey) 
         scheduler: scheduler.into(),
         sched_flags: 0,
         persistent: None,
-        netmask: 32,
+        netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
         one_packet: false,
     }))
     .unwrap();

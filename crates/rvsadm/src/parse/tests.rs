@@ -27,7 +27,7 @@ fn walkthrough_commands() {
             scheduler: "rr".into(),
             sched_flags: 0,
             persistent: None,
-            netmask: 32,
+            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
         }))
     );
@@ -223,7 +223,20 @@ fn persistent_takes_an_optional_value() {
     assert_eq!(svc("-A -t 1.2.3.4:80 -p").persistent, Some(360));
     assert_eq!(svc("-A -t 1.2.3.4:80 -p 120").persistent, Some(120));
     assert_eq!(svc("-A -t 1.2.3.4:80 -p -s rr").persistent, Some(360));
-    assert_eq!(svc("-A -t 1.2.3.4:0 -p -M 255.255.255.0").netmask, 24);
+    assert_eq!(
+        svc("-A -t 1.2.3.4:0 -p -M 255.255.255.0").netmask,
+        rvs_ipvs::PersistMask::V4("255.255.255.0".parse().unwrap())
+    );
+    // Non-contiguous masks and inet_aton's shorthand, as ipvsadm takes them
+    // (the kernel VM lists "mask 255.255.0.255").
+    assert_eq!(
+        svc("-A -t 1.2.3.4:0 -p -M 255.255.0.255").netmask,
+        rvs_ipvs::PersistMask::V4("255.255.0.255".parse().unwrap())
+    );
+    assert_eq!(
+        svc("-A -t 1.2.3.4:0 -p -M 24").netmask,
+        rvs_ipvs::PersistMask::V4("0.0.0.24".parse().unwrap())
+    );
 }
 
 #[test]
@@ -247,7 +260,7 @@ fn ipv6_services() {
     match p("-A -t [2001:db8::10]:80 -s rr").unwrap() {
         Action::Apply(Command::AddService(s)) => {
             assert_eq!(s.key.addr, "2001:db8::10".parse::<IpAddr>().unwrap());
-            assert_eq!(s.netmask, 128);
+            assert_eq!(s.netmask, rvs_ipvs::PersistMask::V6Prefix(128));
         }
         a => panic!("{a:?}"),
     }

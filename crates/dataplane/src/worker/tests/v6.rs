@@ -34,7 +34,7 @@ fn worker6(fwd: FwdMethod, rs_port: u16) -> Worker {
     for c in [
         Command::AddService(ServiceSpec {
             key,
-            netmask: 128,
+            netmask: rvs_ipvs::PersistMask::V6Prefix(128),
             ..rr_spec(Protocol::Tcp, 80)
         }),
         Command::AddDest(
