@@ -263,7 +263,7 @@ fn bad_rvsadm_input_is_refused_and_changes_nothing() {
         ("-E -t 192.168.1.10:99 -s rr", "No such service", 255),
         ("-D -t 192.168.1.10:99", "No such service", 255),
         (
-            "-a -t 192.168.1.10:80 -r 192.168.1.193 -w 70000",
+            "-a -t 192.168.1.10:80 -r 192.168.1.193 -w 2147483648",
             "illegal weight specified",
             2,
         ),

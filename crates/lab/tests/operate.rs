@@ -535,7 +535,7 @@ fn systemd_hears_ready_reloading_and_stopping() {
     lab.spawn_rvsd(&cfg, &s, &[("NOTIFY_SOCKET", &p)]).unwrap();
     let ready = notice(&sock);
     assert!(
-        ready.starts_with("READY=1\nSTATUS=serving 1 services on "),
+        ready.starts_with("READY=1\nSTATUS=serving 1 service on "),
         "{ready}"
     );
     // At READY=1 the socket answers, the rules are in and the port
@@ -559,7 +559,7 @@ fn systemd_hears_ready_reloading_and_stopping() {
     .unwrap();
     lab.rvsadm_ok("--reload").unwrap();
     assert!(notice(&sock).starts_with("RELOADING=1\n"));
-    assert_eq!(notice(&sock), "READY=1\nSTATUS=reloaded: 1 changes");
+    assert_eq!(notice(&sock), "READY=1\nSTATUS=reloaded: 1 change");
 
     std::fs::write(rules_path(&lab), "-A -t nowhere\n").unwrap();
     assert_eq!(rvsadm_status(&lab, "--reload").0, 255);

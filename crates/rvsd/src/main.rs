@@ -301,9 +301,10 @@ fn run(args: Args) -> Result<()> {
         "rvsd ready: control socket {}",
         cfg.control.socket.display()
     );
+    let services = control.director().len();
     notify::ready(&format!(
-        "serving {} services on {}",
-        control.director().len(),
+        "serving {services} service{} on {}",
+        if services == 1 { "" } else { "s" },
         cfg.control.socket.display()
     ));
     let served = control.serve(&listener, &stop);

@@ -99,7 +99,10 @@ impl Reloader for FileReloader {
 
     fn finished(&mut self, outcome: &Result<ReloadReport, String>) {
         notify::ready(&match outcome {
-            Ok(r) => format!("reloaded: {} changes", r.applied.len() + r.timeouts.len()),
+            Ok(r) => {
+                let n = r.applied.len() + r.timeouts.len();
+                format!("reloaded: {n} change{}", if n == 1 { "" } else { "s" })
+            }
             Err(e) => format!("reload refused, running configuration kept: {e}"),
         });
     }

@@ -256,7 +256,7 @@ impl ControlServer {
                     let k = ServiceOrd::from(s.spec.key);
                     if !scope.contains(&k) && !claimed.contains(&k) {
                         report.left_alone.push(format!(
-                            "{}: not in the rules file {} (added with rvsadm)",
+                            "{}: the rules file {} never named it (added by hand?)",
                             service_name(&s.spec.key),
                             desired.path
                         ));
@@ -459,7 +459,7 @@ mod tests {
         assert_eq!(r.applied, ["-E -t 10.0.0.1:80 -s rr"]);
         assert_eq!(
             r.left_alone,
-            ["TCP 10.0.0.1:8080: not in the rules file /etc/rvs/rules (added with rvsadm)"]
+            ["TCP 10.0.0.1:8080: the rules file /etc/rvs/rules never named it (added by hand?)"]
         );
         // Once named and then dropped from the file: deleted.
         let r = srv.apply_plan(plan(&[])).unwrap();
