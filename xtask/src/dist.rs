@@ -416,6 +416,26 @@ mod tests {
         assert!(page.contains("rvsadm \\-S \\-n > /etc/rvs/rules"));
     }
 
+    /// groff reads both pages without a warning (groff-base comes with
+    /// dpdk-build/setup.sh).
+    #[test]
+    fn pages_render_cleanly() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        for page in [rvsd_man().unwrap(), rvsadm_man().into_bytes()] {
+            let mut groff = Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-z"])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("groff (apt-get install groff-base)");
+            groff.stdin.take().unwrap().write_all(&page).unwrap();
+            let out = groff.wait_with_output().unwrap();
+            assert!(out.status.success());
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+        }
+    }
+
     #[test]
     fn rvsd_page_comes_from_its_parser() {
         let page = String::from_utf8(rvsd_man().unwrap()).unwrap();
@@ -430,6 +450,10 @@ mod tests {
         assert!(
             !page.contains("\\-\\-check\n"),
             "hidden options stay hidden"
+        );
+        assert!(
+            !page.contains("run\\-for"),
+            "the benchmark option is hidden"
         );
     }
 

@@ -54,7 +54,7 @@ pub struct Args {
     pub check: bool,
     /// Benchmark mode: run this many seconds, record per-burst times, then
     /// print a JSON summary (rates, burst-time percentiles) and exit.
-    #[arg(long, value_name = "SECONDS", hide_short_help = true)]
+    #[arg(long, value_name = "SECONDS", hide = true)]
     pub run_for: Option<f64>,
 }
 
