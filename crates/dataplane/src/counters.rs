@@ -221,6 +221,8 @@ counters! {
     arp_replies_sent,
     arp_requests_sent,
     arp_learned,
+    /// Packets held until their next hop's MAC was known (then sent).
+    neighbour_queued,
     nd_advertisements_sent,
     nd_solicitations_sent,
     icmp_echo_replies,
@@ -256,7 +258,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 17 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 18 + DropReason::ALL.len());
     }
 
     #[test]

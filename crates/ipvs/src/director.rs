@@ -295,13 +295,14 @@ impl Director {
     }
 
     /// Whether `addr` may be a real server: the kernel takes a unicast or
-    /// local address only (`ip_vs_new_dest`): not 0.0.0.0/8, the limited
-    /// broadcast, a network's broadcast, multicast; for IPv6 not the
-    /// unspecified, multicast or link-local addresses.
+    /// local address only (`ip_vs_new_dest`): not 0.0.0.0, the limited
+    /// broadcast, a network's broadcast, multicast (the rest of 0/8 is
+    /// unicast since Linux 5.x, and the kernel VM takes 0.1.2.3); for IPv6
+    /// not the unspecified, multicast or link-local addresses.
     fn unicast(&self, addr: IpAddr) -> bool {
         match addr {
             IpAddr::V4(a) => {
-                a.octets()[0] != 0
+                !a.is_unspecified()
                     && !a.is_broadcast()
                     && !a.is_multicast()
                     && !self.broadcasts.contains(&a)

@@ -186,9 +186,12 @@ pub fn udp_request(local: SocketAddrV4, remote: SocketAddrV4) -> String {
         s.bind(&SockAddr::from(local))?;
         let u: UdpSocket = s.into();
         u.set_read_timeout(Some(IO_TIMEOUT))?;
-        u.send_to(b"ping", remote)?;
+        // Connected, as resolvers and most clients are: a reply must come
+        // from the VIP and port asked, not from a real server's address.
+        u.connect(remote)?;
+        u.send(b"ping")?;
         let mut buf = [0u8; 256];
-        let (n, _) = u.recv_from(&mut buf)?;
+        let n = u.recv(&mut buf)?;
         Ok(String::from_utf8_lossy(&buf[..n]).trim().to_string())
     };
     attempt().unwrap_or_else(|e| format!("FAIL({})", short_error(&e)))

@@ -199,6 +199,29 @@ fn flow_keeps_its_server_after_the_list_changes() {
 }
 
 #[test]
+fn held_frames_are_dropped_when_no_answer_comes() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.neigh = Arc::new(NeighbourTable::new(300_000));
+    w.neigh_reader = w.neigh.reader();
+    assert_eq!(w.handle(0, &mut tcp(40000, SYN), 1000), Verdict::Consumed);
+    w.generated.clear();
+    // Three retry intervals (1 s each here) and no answer: dropped, counted.
+    w.housekeeping(3999);
+    assert_eq!(w.shared.counters.drops(DropReason::NeighbourMiss), 0);
+    w.housekeeping(4000);
+    assert!(w.generated.is_empty());
+    assert_eq!(w.shared.counters.drops(DropReason::NeighbourMiss), 1);
+    // A flood towards one address that never answers holds 64 KiB at most.
+    let mut held = 0;
+    for p in 0..2000u16 {
+        if w.handle(0, &mut tcp(41000 + p, SYN), 5000) == Verdict::Consumed {
+            held += 1;
+        }
+    }
+    assert!(held < 2000 && held * 54 <= 64 * 1024, "{held} held");
+}
+
+#[test]
 fn counters_follow_tcp_states() {
     let mut w = walkthrough(Protocol::Tcp, 80);
     let mut f = tcp(40000, SYN);
@@ -292,10 +315,10 @@ fn unknown_neighbour_is_asked_for_and_counted() {
     w.neigh = Arc::new(NeighbourTable::new(300_000));
     w.neigh_reader = w.neigh.reader();
     let mut f = tcp(40000, SYN);
-    assert_eq!(
-        w.handle(0, &mut f, 5000),
-        Verdict::Drop(DropReason::NeighbourMiss)
-    );
+    // The frame is held until the real server's MAC is known (the kernel
+    // queues it on the unresolved neighbour too).
+    assert_eq!(w.handle(0, &mut f, 5000), Verdict::Consumed);
+    assert_eq!(w.shared.counters.neighbour_queued.get(), 1);
     assert_eq!(w.generated.len(), 1);
     let (port, req) = &w.generated[0];
     assert_eq!(*port, 0);
@@ -307,7 +330,11 @@ fn unknown_neighbour_is_asked_for_and_counted() {
     // The retransmitted SYN within the retry interval asks no again.
     w.handle(0, &mut tcp(40000, SYN), 5100);
     assert_eq!(w.generated.len(), 1);
-    // The reply teaches the MAC; the next SYN goes through.
+    w.generated.clear();
+    w.housekeeping(5150);
+    assert!(w.generated.is_empty(), "nothing leaves before the answer");
+    // The reply teaches the MAC; the held SYNs go out, then new ones go
+    // straight through.
     let mut reply = vec![0u8; 42];
     {
         let mut e = EthernetFrame::new_unchecked(&mut reply[..]);
@@ -325,6 +352,13 @@ fn unknown_neighbour_is_asked_for_and_counted() {
     )
     .unwrap();
     assert_eq!(w.handle(0, &mut reply, 5200), Verdict::Consumed);
+    w.housekeeping(5250);
+    assert_eq!(w.generated.len(), 2);
+    for (port, held) in &w.generated {
+        assert_eq!(*port, 0);
+        assert_eq!(dst_mac(held), RS2_MAC);
+        assert_eq!(held[14 + 9], 6, "still the TCP SYN");
+    }
     let mut f = tcp(40000, SYN);
     assert_eq!(w.handle(0, &mut f, 5300), Verdict::Tx(0));
     assert_eq!(dst_mac(&f), RS2_MAC);

@@ -311,7 +311,8 @@ impl Worker {
     }
 
     /// The MAC of neighbour `ip` on port `out`; asks (ARP or neighbour
-    /// solicitation) when it is unknown or getting old.
+    /// solicitation) when it is unknown or getting old. An unknown one gives
+    /// a placeholder and marks the frame to be held until the answer.
     pub(super) fn resolve(
         &mut self,
         out: usize,
@@ -330,8 +331,11 @@ impl Worker {
                 Ok(m)
             }
             Neighbour::Missing => {
+                // The frame is finished as if the MAC were known, then held
+                // until it is (`Worker::hold_for_neighbour`).
                 ask(self);
-                Err(DropReason::NeighbourMiss)
+                self.awaiting = Some((out, ip));
+                Ok(MacAddr::ZERO)
             }
         }
     }
