@@ -21,6 +21,7 @@ packages=(
     clang libclang-dev                     # bindgen
     iproute2 ethtool procps                # the lab: netns, veth, bridge, sysctl
     curl socat python3 iputils-ping        # the lab's clients and servers
+    chromium                               # the status page's test (headless)
 )
 if $kernel_vm; then
     packages+=(qemu-system-x86 debootstrap busybox-static cpio e2fsprogs)

@@ -4,19 +4,15 @@
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rvs_dataplane::{
-    NeighbourTable, PortInfo, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared,
-};
+use rvs_dataplane::Verdict;
 use rvs_ipvs::conn::{ConnTable, FlowKey};
 use rvs_ipvs::dest::{Dest, DestShared, DestSpec};
-use rvs_ipvs::persist::Templates;
 use rvs_ipvs::sched::{self, DestChange, SchedInput};
 use rvs_ipvs::tcp_state::Timeouts;
-use rvs_ipvs::{Command, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
-use rvs_packet::{fixtures, EthernetFrame, Ipv4Packet, MacAddr, TcpSegment};
+use rvs_ipvs::{FwdMethod, Protocol};
+use rvs_packet::{fixtures, EthernetFrame, Ipv4Packet, TcpSegment};
 
 fn dests(n: u8) -> Vec<Dest> {
     (1..=n)
@@ -96,68 +92,15 @@ fn schedule(c: &mut Criterion) {
     }
 }
 
-fn worker(fwd: FwdMethod) -> Worker {
-    let cfg = WorkerConfig {
-        id: 0,
-        workers: 1,
-        ports: vec![PortInfo {
-            mac: MacAddr([2, 0, 0, 0, 0, 0xd1]),
-            addr: Ipv4Addr::new(192, 168, 1, 213),
-            prefix_len: 24,
-            mtu: 1500,
-            addr6: None,
-        }],
-        routes: vec![],
-        conn_capacity: 1000,
-        timeouts: Timeouts::default(),
-        arp_retry_ms: 1000,
-        expire_budget: 64,
-        sloppy_tcp: false,
-    };
-    let neigh = Arc::new(NeighbourTable::new(300_000));
-    neigh.add_static(Ipv4Addr::new(192, 168, 1, 220), MacAddr([2, 0, 0, 0, 0, 1]));
-    let mut w = Worker::new(
-        cfg,
-        neigh,
-        Arc::new(Templates::new()),
-        Arc::new(WorkerShared::default()),
-    );
-    let key = ServiceKey {
-        protocol: Protocol::Tcp,
-        addr: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)),
-        port: 80,
-    };
-    let mut control = Director::new();
-    for cmd in [
-        Command::AddService(ServiceSpec {
-            key,
-            scheduler: "rr".into(),
-            sched_flags: 0,
-            persistent: None,
-            netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
-            one_packet: false,
-        }),
-        Command::AddDest(
-            key,
-            DestSpec {
-                addr: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 220)),
-                port: if fwd == FwdMethod::Masq { 8080 } else { 80 },
-                fwd,
-                weight: 1,
-                u_threshold: 0,
-                l_threshold: 0,
-            },
-        ),
-    ] {
-        w.apply(&WorkerMsg::Change(control.apply(&cmd).unwrap()), 0);
-    }
-    w.generated.clear();
-    w
-}
-
 fn per_packet(c: &mut Criterion) {
-    for (name, fwd) in [("DR", FwdMethod::Route), ("NAT", FwdMethod::Masq)] {
-        let mut w = worker(fwd);
+    // DR twice, with and without the traffic counters: what counting costs
+    // on the established path, measured in the same run.
+    for (name, fwd, stats) in [
+        ("DR", FwdMethod::Route, true),
+        ("DR, counting off", FwdMethod::Route, false),
+        ("NAT", FwdMethod::Masq, true),
+    ] {
+        let mut w = rvs_bench::one_service_worker(fwd, stats);
         let mut syn = fixtures::TCP_SYN.to_vec();
         assert_eq!(w.handle(0, &mut syn, 1), Verdict::Tx(0));
         let ack = fixtures::TCP_ACK_DATA.to_vec();

@@ -40,6 +40,9 @@ struct Scenario {
     churn: bool,
     /// Report new connections per second rather than packets per second.
     new_flows: bool,
+    /// Count traffic per real server, service and total (`[stats]
+    /// enabled`); off only to measure what counting costs.
+    stats: bool,
 }
 
 struct Run {
@@ -82,6 +85,7 @@ impl Bench {
             workers,
             churn: false,
             new_flows: false,
+            stats: true,
         };
         if self.quick {
             return vec![
@@ -271,10 +275,12 @@ impl Bench {
 [[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\n\n\
 [workers]\nlcores = [{l}]\nidle_empty_polls = 0\n\n\
 [connections]\ncapacity_per_worker = {cap}\nsloppy_tcp = true\n\n\
+[stats]\nenabled = {stats}\n\n\
 [neighbours]\nstatic = [{statics}]\n\n\
 [control]\nsocket = \"{s}\"\n",
             l = lcores.join(", "),
             cap = sc.flows + 1000,
+            stats = sc.stats,
             s = socket.display()
         );
         let cfg_path = self.dir.join("rvsd-bench.toml");
@@ -373,6 +379,54 @@ impl Bench {
         Ok((text, worst))
     }
 
+    /// What counting traffic costs: DR over the established flows of the
+    /// main row, with counting on and off, alternating (on, off, on, ...)
+    /// so that the machine's drift hits both alike; the median of the
+    /// paired ratios. Returns the table and that median.
+    fn counting_cost(&self) -> Result<(String, f64)> {
+        let flows = if self.quick { 1000 } else { 1_000_000 };
+        let pairs = if self.quick { 1 } else { 3 };
+        let on = Scenario {
+            name: "DR, established",
+            traffic: "ack",
+            flows,
+            size: 64,
+            ipv6: false,
+            fwd: "-g",
+            workers: 1,
+            churn: false,
+            new_flows: false,
+            stats: true,
+        };
+        let off = Scenario { stats: false, ..on };
+        let pcaps = self.pcaps(&on)?;
+        let mut t = String::from(
+            "| pair | counting on Mpps | counting off Mpps | on / off |\n|---|---|---|---|\n",
+        );
+        let mut ratios = Vec::new();
+        for i in 1..=pairs {
+            let pps = |sc: &Scenario| -> Result<f64> {
+                let r = self.rvsd(sc, &pcaps)?;
+                let pps = r["rx_pps"].as_f64().unwrap_or(0.0);
+                anyhow::ensure!(pps > 0.0, "no packets measured");
+                Ok(pps)
+            };
+            let (a, b) = (pps(&on)?, pps(&off)?);
+            ratios.push(a / b);
+            let _ = writeln!(
+                t,
+                "| {i} | {:.2} | {:.2} | {:.3} |",
+                a / 1e6,
+                b / 1e6,
+                a / b
+            );
+        }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        let _ = writeln!(t, "\nMedian on / off: {median:.3}");
+        Ok((t, median))
+    }
+
     pub fn run(&self) -> Result<()> {
         eprintln!("== connection table memory");
         let (memory, per_conn) = self.conn_memory()?;
@@ -415,6 +469,9 @@ impl Bench {
         }
         let table = self.table(&rows);
         println!("{table}");
+        eprintln!("== what counting traffic costs (DR, established; on and off alternating)");
+        let (cost, cost_ratio) = self.counting_cost()?;
+        println!("{cost}");
         if self.quick {
             // A smoke check: the runner works and both sides moved packets.
             for (sc, r) in &rows {
@@ -434,10 +491,13 @@ impl Bench {
             std::env::set_var("RVS_BIN_DIR", &self.bin);
             let (e2e, ka, nc) = crate::bench_e2e::run(&self.root)?;
             println!("{e2e}");
-            let targets = Self::targets(&rows, ka, nc, per_conn);
+            let targets = Self::targets(&rows, ka, nc, per_conn, cost_ratio);
             println!("{targets}");
             let results = self.root.join("bench/RESULTS.md");
-            std::fs::write(&results, self.report(&table, &e2e, &memory, &targets))?;
+            std::fs::write(
+                &results,
+                self.report(&table, &e2e, &memory, &cost, &targets),
+            )?;
             println!("written to {}", results.display());
         }
         Ok(())
@@ -485,7 +545,7 @@ impl Bench {
     }
 
     /// The issue's targets against this run's figures.
-    fn targets(rows: &[(Scenario, Run)], ka: f64, nc: f64, per_conn: f64) -> String {
+    fn targets(rows: &[(Scenario, Run)], ka: f64, nc: f64, per_conn: f64, counting: f64) -> String {
         let ratio = |pred: &dyn Fn(&Scenario) -> bool| {
             rows.iter()
                 .find(|(s, _)| pred(s))
@@ -515,10 +575,15 @@ impl Bench {
             "| Memory per IPv4 connection (`conn-memory`, half of them NAT) | ≤ 64 B | {per_conn:.1} B | {} |\n",
             if per_conn <= 64.0 { "met" } else { "missed" }
         );
+        t += &line(
+            "Traffic counters: DR, established, 1M flows, counting on / off",
+            counting,
+            0.97,
+        );
         t
     }
 
-    fn report(&self, table: &str, e2e: &str, memory: &str, targets: &str) -> String {
+    fn report(&self, table: &str, e2e: &str, memory: &str, cost: &str, targets: &str) -> String {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
@@ -542,7 +607,7 @@ Command: `cargo xtask bench` (release build). Each row replays one capture from 
 `macswap`, then with rvsd (busy polling, `sloppy_tcp` so a replayed capture of ACKs opens its connections on the first pass), \
 on the same lcores. 64-byte frames unless said. rvsd's Mpps counts packets handled after a two-second warm-up; ns/pkt is per worker; \
 burst times are rx-to-tx per non-empty pass of the poll loop (up to 64 packets: a second rx burst when the first \
-was full), in hdrhistogram. The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
+was full), in hdrhistogram (a pass runs from one clock reading at the top of the poll loop to the next, so it includes its slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
 takes the connection to TIME_WAIT, so on the next pass the SYN opens a new one (IPVS's conn_reuse_mode) and every \
 SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate. Its 2 M packets only \
 fit a pool of 384-byte mbufs, which testpmd then uses too. \
@@ -563,6 +628,11 @@ director process's user and system time during both wrk runs (rvsd's includes it
 of them NAT (which are indexed a second time by their replies' key); bytes by the table's own accounting \
 (slab, index, registries) and by the growth of the process's resident memory. DPVS spends about 576 bytes \
 per connection.\n\n```\n{memory}```\n\n\
+## What counting traffic costs\n\n\
+rvsd counts connections, packets and bytes per real server as the kernel's `ip_vs_stats` does (services and the \
+total are summed on the control thread): each worker adds to a cache line of its own per real server, with plain \
+loads and stores. The DR row above again, with `[stats] enabled` on and off in alternating runs of {secs} s; the \
+ratio of each pair, and their median.\n\n{cost}\n\
 ## Targets\n\n{targets}\n\
 Where the time goes (DR, 1 M flows). testpmd's 5tswap spends its whole budget in `net_pcap` (each packet is \
 copied out of a capture mbuf that is long out of cache) and the dropping TX; rvsd pays the same and then parses, \

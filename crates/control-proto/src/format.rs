@@ -14,7 +14,7 @@ use rvs_ipvs::{
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::ConnRow;
 
-use crate::proto::{DestView, Listing, ServiceView};
+use crate::proto::{DestView, Listing, ServiceView, Totals};
 
 /// The IPVS version ipvsadm reports for current kernels.
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -143,18 +143,24 @@ fn mask_arg(m: PersistMask) -> Option<String> {
     })
 }
 
-fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
+/// `TCP  192.168.1.10:80`: protocol and address, cut to 33 characters for
+/// IPv4 as ipvsadm's buffer does.
+fn service_name(s: &ServiceSpec, names: &dyn Names) -> String {
     let k = s.key;
     let name = format!(
         "{:<4} {}",
         k.protocol.name(),
         addr_port(names, k.addr, k.port, k.protocol)
     );
-    let name = if k.addr.is_ipv4() {
+    if k.addr.is_ipv4() {
         truncate(name, 33)
     } else {
         name
-    };
+    }
+}
+
+fn service_line(s: &ServiceSpec, names: &dyn Names) -> String {
+    let name = service_name(s, names);
     let mut line = format!("{} {}", name, s.scheduler);
     let flags = sched_flag_names(s);
     if !flags.is_empty() {
@@ -192,6 +198,38 @@ pub enum ListMode {
     PersistentConn,
     /// `--tun-info`: the normal columns with TunnelInfo after Forward.
     TunInfo,
+    /// `--stats`: Conns InPkts OutPkts InBytes OutBytes; `exact` (`-X`)
+    /// prints whole numbers instead of K/M/G/T.
+    Stats { exact: bool },
+    /// `--rate`: CPS InPPS OutPPS InBPS OutBPS.
+    Rate { exact: bool },
+}
+
+/// ipvsadm's `print_largenum`: a column of 9 (a space and 8 digits) for
+/// numbers below 10^8, else 8 digits of thousands, millions, billions or
+/// trillions and the letter; with `exact`, the whole number in at least 9
+/// columns and always after a space.
+fn largenum(out: &mut String, n: u64, exact: bool) {
+    let _ = if exact {
+        let w = n.to_string().len();
+        write!(out, "{:>1$}", n, if w <= 8 { 9 } else { w + 1 })
+    } else if n < 100_000_000 {
+        write!(out, "{n:>9}")
+    } else if n < 1_000_000_000 {
+        write!(out, "{:>8}K", n / 1_000)
+    } else if n < 100_000_000_000 {
+        write!(out, "{:>8}M", n / 1_000_000)
+    } else if n < 100_000_000_000_000 {
+        write!(out, "{:>8}G", n / 1_000_000_000)
+    } else {
+        write!(out, "{:>8}T", n / 1_000_000_000_000)
+    };
+}
+
+fn stats_columns(out: &mut String, s: &rvs_ipvs::stats::Stats, exact: bool) {
+    for n in [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes] {
+        largenum(out, n, exact);
+    }
 }
 
 /// `ipvsadm -L[n]`, or with `only` set, `ipvsadm -L -t addr:port` (which has
@@ -253,13 +291,60 @@ pub fn list_mode(
                 "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n",
             );
         }
+        ListMode::Stats { .. } => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+            );
+            out.push_str("  -> RemoteAddress:Port\n");
+        }
+        ListMode::Rate { .. } => {
+            let _ = writeln!(
+                out,
+                "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+            );
+            out.push_str("  -> RemoteAddress:Port\n");
+        }
     }
     for s in shown {
-        out.push_str(&service_line(&s.spec, names));
+        match mode {
+            ListMode::Stats { exact } => {
+                let _ = write!(out, "{:<33}", service_name(&s.spec, names));
+                stats_columns(&mut out, &s.stats, exact);
+            }
+            ListMode::Rate { exact } => {
+                let _ = write!(out, "{:<33}", service_name(&s.spec, names));
+                let r = s.rates;
+                for n in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+                    largenum(&mut out, n, exact);
+                }
+            }
+            _ => out.push_str(&service_line(&s.spec, names)),
+        }
         out.push('\n');
         for d in &s.dests {
             let name = dest_name(d, s.spec.key.protocol, names);
             let _ = match mode {
+                ListMode::Stats { exact } => {
+                    let _ = write!(out, "  -> {name:<28}");
+                    stats_columns(&mut out, &d.stats, exact);
+                    writeln!(out)
+                }
+                // ipvsadm prints the first three rates of a real server
+                // plainly, with no K/M/G and no --exact.
+                ListMode::Rate { exact } => {
+                    let r = d.rates;
+                    let _ = write!(
+                        out,
+                        "  -> {name:<28} {:>8} {:>8} {:>8}",
+                        r.cps, r.inpps, r.outpps
+                    );
+                    largenum(&mut out, r.inbps, exact);
+                    largenum(&mut out, r.outbps, exact);
+                    writeln!(out)
+                }
                 ListMode::Normal => writeln!(
                     out,
                     "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
@@ -313,6 +398,56 @@ fn csum_opt(c: TunCsum) -> &'static str {
         TunCsum::Csum => " --tun-csum",
         TunCsum::RemCsum => " --tun-remcsum",
     }
+}
+
+/// The rows of /proc/net/ip_vs_stats: totals in hexadecimal, as the kernel
+/// prints them (tools that parse that file parse this).
+pub fn totals(t: &Totals) -> String {
+    let (s, r) = (t.stats, t.rates);
+    let mut out = String::new();
+    out.push_str("   Total Incoming Outgoing         Incoming         Outgoing\n");
+    out.push_str("   Conns  Packets  Packets            Bytes            Bytes\n");
+    let _ = writeln!(
+        out,
+        "{:8X} {:8X} {:8X} {:16X} {:16X}\n",
+        s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes
+    );
+    out.push_str(" Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s\n");
+    let _ = writeln!(
+        out,
+        "{:8X} {:8X} {:8X} {:16X} {:16X}",
+        r.cps, r.inpps, r.outpps, r.inbps, r.outbps
+    );
+    out
+}
+
+/// /proc/net/ip_vs_stats_percpu with a row per worker where the kernel has
+/// one per CPU (raw, never zeroed), then the totals row (`~`).
+pub fn totals_per_worker(t: &Totals) -> String {
+    let mut out = String::new();
+    out.push_str("       Total Incoming Outgoing         Incoming         Outgoing\n");
+    out.push_str("CPU    Conns  Packets  Packets            Bytes            Bytes\n");
+    for (i, w) in t.workers.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{:3X} {:8X} {:8X} {:8X} {:16X} {:16X}",
+            i, w.conns, w.inpkts, w.outpkts, w.inbytes, w.outbytes
+        );
+    }
+    let s = t.stats;
+    let _ = writeln!(
+        out,
+        "  ~ {:8X} {:8X} {:8X} {:16X} {:16X}\n",
+        s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes
+    );
+    out.push_str("     Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s\n");
+    let r = t.rates;
+    let _ = writeln!(
+        out,
+        "    {:8X} {:8X} {:8X} {:16X} {:16X}",
+        r.cps, r.inpps, r.outpps, r.inbps, r.outbps
+    );
+    out
 }
 
 /// `ipvsadm -Lc[n]`.
@@ -438,6 +573,7 @@ pub fn command(cmd: &Command, names: &dyn Names) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_ipvs::stats::{Rates, Stats};
     use rvs_ipvs::DestSpec;
 
     fn listing() -> Listing {
@@ -458,6 +594,8 @@ mod tests {
             active,
             inactive,
             persistent: 0,
+            stats: Default::default(),
+            rates: Default::default(),
         };
         Listing {
             conn_table_size: 4096,
@@ -472,6 +610,8 @@ mod tests {
                 },
                 // Kernel order: newest first.
                 dests: vec![dest("192.168.1.193", 0, 0), dest("192.168.1.220", 2, 13)],
+                stats: Default::default(),
+                rates: Default::default(),
             }],
         }
     }
@@ -650,6 +790,136 @@ TCP 14:59  ESTABLISHED 192.168.1.50:40000 192.168.1.10:80    192.168.1.220:80\n"
             timeouts(&Timeouts::default()),
             "Timeout (tcp tcpfin udp): 900 120 300\n"
         );
+    }
+
+    fn st(conns: u64, inpkts: u64, inbytes: u64) -> Stats {
+        Stats {
+            conns,
+            inpkts,
+            outpkts: 0,
+            inbytes,
+            outbytes: 0,
+        }
+    }
+
+    #[test]
+    fn stats_columns_byte_for_byte() {
+        let mut l = listing();
+        l.services[0].stats = st(12, 345, 123_456_789);
+        l.services[0].dests[0].stats = st(5, 100, 99_999_999);
+        l.services[0].dests[1].stats = st(7, 245, 23_456_790);
+        // Expected text from ipvsadm's printf formats (print_title,
+        // print_service_entry, print_largenum), evaluated separately.
+        let want = "IP Virtual Server version 1.2.1 (size=4096)\n\
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
+\x20 -> RemoteAddress:Port\n\
+TCP  192.168.1.10:80                    12      345        0  123456K        0\n\
+\x20 -> 192.168.1.193:80                    5      100        0 99999999        0\n\
+\x20 -> 192.168.1.220:80                    7      245        0 23456790        0\n";
+        let mode = ListMode::Stats { exact: false };
+        assert_eq!(list_mode(&l, None, &Numeric, mode).unwrap(), want);
+        // One service: no version line; --exact prints the whole number.
+        let k = l.services[0].spec.key;
+        let exact = list_mode(&l, Some(k), &Numeric, ListMode::Stats { exact: true }).unwrap();
+        assert!(exact.starts_with("Prot LocalAddress:Port"), "{exact}");
+        assert!(
+            exact.contains(
+                "TCP  192.168.1.10:80                    12      345        0 123456789        0\n"
+            ),
+            "{exact}"
+        );
+    }
+
+    #[test]
+    fn rate_columns_byte_for_byte() {
+        let mut l = listing();
+        l.services[0].dests.truncate(1);
+        l.services[0].rates = Rates {
+            cps: 3,
+            inpps: 120,
+            outpps: 0,
+            inbps: 1_234_567_890,
+            outbps: 0,
+        };
+        l.services[0].dests[0].rates = Rates {
+            cps: 1,
+            inpps: 50,
+            outpps: 0,
+            inbps: 500_000_000,
+            outbps: 0,
+        };
+        let k = l.services[0].spec.key;
+        let want =
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n\
+\x20 -> RemoteAddress:Port\n\
+TCP  192.168.1.10:80                     3      120        0 1234567890        0\n\
+\x20 -> 192.168.1.193:80                    1       50        0 500000000        0\n";
+        let mode = ListMode::Rate { exact: true };
+        assert_eq!(list_mode(&l, Some(k), &Numeric, mode).unwrap(), want);
+        let scaled = list_mode(&l, Some(k), &Numeric, ListMode::Rate { exact: false }).unwrap();
+        assert!(scaled.contains("    1234M        0\n"), "{scaled}");
+        assert!(scaled.contains("  500000K        0\n"), "{scaled}");
+    }
+
+    #[test]
+    fn largenum_units_at_every_boundary() {
+        let cases: &[(u64, &str, &str)] = &[
+            (0, "        0", "        0"),
+            (99_999_999, " 99999999", " 99999999"),
+            (100_000_000, "  100000K", " 100000000"),
+            (999_999_999, "  999999K", " 999999999"),
+            (1_000_000_000, "    1000M", " 1000000000"),
+            (99_999_999_999, "   99999M", " 99999999999"),
+            (100_000_000_000, "     100G", " 100000000000"),
+            (99_999_999_999_999, "   99999G", " 99999999999999"),
+            (100_000_000_000_000, "     100T", " 100000000000000"),
+            (u64::MAX, "18446744T", " 18446744073709551615"),
+        ];
+        for (n, scaled, exact) in cases {
+            let (mut a, mut b) = (String::new(), String::new());
+            largenum(&mut a, *n, false);
+            largenum(&mut b, *n, true);
+            assert_eq!((a.as_str(), b.as_str()), (*scaled, *exact), "{n}");
+        }
+    }
+
+    #[test]
+    fn totals_as_proc_net_ip_vs_stats() {
+        let t = Totals {
+            stats: Stats {
+                conns: 6,
+                inpkts: 0x2a,
+                outpkts: 0,
+                inbytes: 0x1234,
+                outbytes: 0,
+            },
+            rates: Rates::default(),
+            workers: vec![st(4, 30, 0x1000), st(2, 12, 0x234)],
+        };
+        assert_eq!(
+            totals(&t),
+            "   Total Incoming Outgoing         Incoming         Outgoing\n\
+\x20  Conns  Packets  Packets            Bytes            Bytes\n\
+\x20      6       2A        0             1234                0\n\
+\n\
+\x20Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s\n\
+\x20      0        0        0                0                0\n"
+        );
+        let per = totals_per_worker(&t);
+        assert_eq!(
+            per.lines().take(5).collect::<Vec<_>>(),
+            [
+                "       Total Incoming Outgoing         Incoming         Outgoing",
+                "CPU    Conns  Packets  Packets            Bytes            Bytes",
+                "  0        4       1E        0             1000                0",
+                "  1        2        C        0              234                0",
+                "  ~        6       2A        0             1234                0",
+            ]
+        );
+        assert!(per.ends_with(
+            "     Conns/s   Pkts/s   Pkts/s          Bytes/s          Bytes/s\n\
+\x20          0        0        0                0                0\n"
+        ));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use rvs_ipvs::stats::{Rates, Stats};
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::ConnRow;
-use rvs_ipvs::{Command, DestSpec, ServiceSpec};
+use rvs_ipvs::{Command, DestSpec, ServiceKey, ServiceSpec};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
@@ -28,6 +29,14 @@ pub enum Request {
     /// `rvsadm --reload` (as SIGHUP): read the configuration and the rules
     /// file again and apply what changed.
     Reload,
+    /// `-Z [service]`: the traffic counters of one service (and its real
+    /// servers), or of everything and the totals, start again from zero, and
+    /// so do their rate estimates (the kernel's `ip_vs_zero_stats`).
+    Zero(Option<ServiceKey>),
+    /// The totals of the kernel's /proc/net/ip_vs_stats, and per worker.
+    Totals,
+    /// Everything the metrics endpoint and the status page show.
+    Status,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +49,8 @@ pub enum Response {
     Timeouts(Timeouts),
     /// Rows, and whether the limit cut the list short.
     Conns(Vec<ConnRow>, bool),
+    Totals(Totals),
+    Status(Box<Status>),
     /// What `Restore` refused, one message per failed command, in order.
     Restored(Vec<String>),
     /// What a reload did; a reload that failed is an `Error` naming the
@@ -60,6 +71,12 @@ pub struct ServiceView {
     pub spec: ServiceSpec,
     /// In the kernel's list order (newest first); listings sort them.
     pub dests: Vec<DestView>,
+    /// Traffic since the service was added or last zeroed (`--stats`).
+    #[serde(default)]
+    pub stats: Stats,
+    /// The estimator's rates (`--rate`).
+    #[serde(default)]
+    pub rates: Rates,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -68,6 +85,70 @@ pub struct DestView {
     pub active: u32,
     pub inactive: u32,
     pub persistent: u32,
+    #[serde(default)]
+    pub stats: Stats,
+    #[serde(default)]
+    pub rates: Rates,
+}
+
+/// What /proc/net/ip_vs_stats and ip_vs_stats_percpu show.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    /// Every service's traffic, deleted ones included, since rvsd started
+    /// or `-Z` zeroed everything.
+    pub stats: Stats,
+    pub rates: Rates,
+    /// The same per worker, never zeroed (as the kernel's per-CPU rows).
+    pub workers: Vec<Stats>,
+}
+
+/// A histogram of fixed buckets: `counts[i]` events took at most
+/// `bounds_ns[i]` (and more than the bound before); the last count is
+/// above every bound.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Histogram {
+    pub bounds_ns: Vec<u64>,
+    pub counts: Vec<u64>,
+    pub sum_ns: u64,
+}
+
+/// One worker as the metrics and the status page see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerStatus {
+    pub worker: usize,
+    pub lcore: u32,
+    /// The dataplane counters, as `rvsadm --counters` prints them.
+    pub counters: Vec<(String, u64)>,
+    /// Connections its table holds at most.
+    pub conn_capacity: u64,
+    /// How long each pass of its poll loop that moved packets took.
+    pub bursts: Histogram,
+}
+
+/// A DPDK port's own counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PortStatus {
+    pub name: String,
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Dropped by the device because no receive descriptor was free (for
+    /// af_packet: the kernel ring was full).
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    /// Receive failures for want of an mbuf.
+    pub rx_nombuf: u64,
+}
+
+/// The state of the whole director at one moment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub listing: Listing,
+    pub totals: Totals,
+    pub workers: Vec<WorkerStatus>,
+    pub ports: Vec<PortStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

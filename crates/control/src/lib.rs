@@ -10,5 +10,6 @@
 #![forbid(unsafe_code)]
 
 pub mod server;
+pub mod stats;
 
 pub use rvs_control_proto::{client, format, proto, DEFAULT_SOCKET};

@@ -7,13 +7,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
+use rvs_dataplane::counters::BURST_BOUNDS_NS;
 use rvs_dataplane::{ConnRow, WorkerMsg, WorkerShared};
 use rvs_ipvs::persist::Templates;
+use rvs_ipvs::stats::Estimator;
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::{Command, Director};
 
-use crate::proto::{DestView, Listing, Request, Response, ServiceView, WorkerCounters};
+use crate::proto::{
+    DestView, Histogram, Listing, PortStatus, Request, Response, ServiceView, Status,
+    WorkerCounters, WorkerStatus,
+};
+use crate::stats::{Retirement, StatsBook};
+
+/// Requests from other threads of rvsd (the metrics server), each with
+/// where to send the answer; served between socket requests.
+pub type Inbox = Receiver<(Request, Sender<Response>)>;
+
+/// Reads the ports' own counters (`rte_eth_stats`), for the metrics.
+pub type PortReader = Box<dyn Fn() -> Vec<PortStatus>>;
 
 mod reload;
 pub use reload::{DesiredTable, KeepalivedClaim, ReloadPlan, Reloader};
@@ -47,6 +60,12 @@ pub struct ControlServer {
     templates: Arc<Templates>,
     timeouts: Timeouts,
     reload: reload::ReloadState,
+    stats: StatsBook,
+    /// Deleted dests and services whose counts are folded in once every
+    /// worker has applied the deletion.
+    retiring: Vec<Retirement>,
+    ports: Option<PortReader>,
+    inbox: Option<Inbox>,
 }
 
 /// Longest request line accepted; anything longer is refused.
@@ -58,15 +77,32 @@ impl ControlServer {
         conn_table_size: u64,
         templates: Arc<Templates>,
     ) -> ControlServer {
+        let n = workers.len();
         ControlServer {
-            director: Director::new(),
+            director: Director::with_stats_lanes(n),
             workers,
             conn_table_size,
             ack_timeout: Duration::from_secs(5),
             templates,
             timeouts: Timeouts::default(),
             reload: reload::ReloadState::default(),
+            stats: StatsBook::new(n),
+            retiring: Vec::new(),
+            ports: None,
+            inbox: None,
         }
+    }
+
+    /// Where the ports' counters come from (rvsd reads them from DPDK).
+    pub fn with_ports(mut self, ports: PortReader) -> Self {
+        self.ports = Some(ports);
+        self
+    }
+
+    /// Requests from rvsd's other threads, answered on this one.
+    pub fn with_inbox(mut self, inbox: Inbox) -> Self {
+        self.inbox = Some(inbox);
+        self
     }
 
     /// The director's own IPv4 networks, whose broadcast addresses cannot be
@@ -112,6 +148,19 @@ impl ControlServer {
                 }
                 self.wait_applied()
             }
+            Request::Zero(None) => {
+                self.stats.zero_all(&self.director);
+                Response::Ok
+            }
+            Request::Zero(Some(k)) => {
+                if self.stats.zero_service(&self.director, &k) {
+                    Response::Ok
+                } else {
+                    Response::Error(rvs_ipvs::IpvsError::NoSuchService.to_string())
+                }
+            }
+            Request::Totals => Response::Totals(self.stats.totals(&self.director)),
+            Request::Status => Response::Status(Box::new(self.status())),
             Request::Restore(cmds) => {
                 let errors: Vec<String> = cmds.iter().filter_map(|c| self.apply(c).err()).collect();
                 match self.wait_applied() {
@@ -153,7 +202,10 @@ impl ControlServer {
     }
 
     fn apply(&mut self, cmd: &Command) -> Result<(), String> {
+        let retiring = StatsBook::retirement(&self.director, cmd);
         let change = self.director.apply(cmd).map_err(|e| e.to_string())?;
+        self.retiring.extend(retiring);
+        self.retiring.extend(StatsBook::added(&change));
         log::info!("applied {cmd:?}");
         // A worker that has exited drops its receiver; nothing to do then.
         self.broadcast(|| WorkerMsg::Change(change.clone()));
@@ -192,8 +244,17 @@ impl ControlServer {
         Response::Conns(rows, truncated)
     }
 
-    /// Waits until every worker applied everything sent to it.
-    fn wait_applied(&self) -> Response {
+    /// Waits until every worker applied everything sent to it; then the
+    /// counts of what they deleted are folded in.
+    fn wait_applied(&mut self) -> Response {
+        let r = self.wait_workers();
+        for x in self.retiring.drain(..) {
+            self.stats.retire(x);
+        }
+        r
+    }
+
+    fn wait_workers(&self) -> Response {
         let deadline = Instant::now() + self.ack_timeout;
         for w in &self.workers {
             while w.shared.applied.load(Ordering::Acquire) < w.sent {
@@ -215,23 +276,64 @@ impl ControlServer {
             services: self
                 .director
                 .services()
-                .map(|s| ServiceView {
-                    spec: s.spec.clone(),
-                    dests: s
-                        .dests
-                        .iter()
-                        .map(|d| DestView {
-                            spec: d.spec,
-                            active: d.shared.active(),
-                            inactive: d.shared.inactive(),
-                            persistent: d
-                                .shared
-                                .persistconns
-                                .load(std::sync::atomic::Ordering::Relaxed),
-                        })
-                        .collect(),
+                .map(|s| {
+                    let (stats, rates) = self.stats.service(s);
+                    ServiceView {
+                        spec: s.spec.clone(),
+                        dests: s
+                            .dests
+                            .iter()
+                            .map(|d| {
+                                let (stats, rates) =
+                                    self.stats.dest(&s.spec.key, d.key(), &d.shared);
+                                DestView {
+                                    spec: d.spec,
+                                    active: d.shared.active(),
+                                    inactive: d.shared.inactive(),
+                                    persistent: d
+                                        .shared
+                                        .persistconns
+                                        .load(std::sync::atomic::Ordering::Relaxed),
+                                    stats,
+                                    rates,
+                                }
+                            })
+                            .collect(),
+                        stats,
+                        rates,
+                    }
                 })
                 .collect(),
+        }
+    }
+
+    /// Everything the metrics and the status page show. (HOOK: the real
+    /// servers' health, from rvs-keepalived's status file, joins here.)
+    pub fn status(&self) -> Status {
+        let n = self.workers.len().max(1) as u64;
+        Status {
+            listing: self.listing(),
+            totals: self.stats.totals(&self.director),
+            workers: self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let (counts, sum_ns) = w.shared.bursts.snapshot();
+                    WorkerStatus {
+                        worker: i,
+                        lcore: w.lcore,
+                        counters: w.shared.counters.snapshot(),
+                        conn_capacity: self.conn_table_size / n,
+                        bursts: Histogram {
+                            bounds_ns: BURST_BOUNDS_NS.to_vec(),
+                            counts,
+                            sum_ns,
+                        },
+                    }
+                })
+                .collect(),
+            ports: self.ports.as_ref().map(|f| f()).unwrap_or_default(),
         }
     }
 
@@ -240,11 +342,30 @@ impl ControlServer {
     pub fn serve(&mut self, listener: &UnixListener, stop: &AtomicBool) -> std::io::Result<()> {
         listener.set_nonblocking(true)?;
         let mut last_sweep = Instant::now();
+        let mut next_tick = Instant::now() + Estimator::TICK;
         while !stop.load(Ordering::Relaxed) {
             // Persistence templates expire here, off the fast path.
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 self.templates.sweep(rvs_ipvs::clock::now_ms());
                 last_sweep = Instant::now();
+            }
+            // The rate estimator's tick, every 2 s as the kernel's timer.
+            if Instant::now() >= next_tick {
+                self.stats.tick(&self.director);
+                next_tick += Estimator::TICK;
+                // After a stall (a suspended process), no burst of ticks.
+                if next_tick < Instant::now() {
+                    next_tick = Instant::now() + Estimator::TICK;
+                }
+            }
+            let asked: Vec<_> = self
+                .inbox
+                .as_ref()
+                .map(|rx| rx.try_iter().collect())
+                .unwrap_or_default();
+            for (req, reply) in asked {
+                // The asker may have given up waiting; fine.
+                let _ = reply.send(self.handle(req));
             }
             self.reload_if_signalled();
             match listener.accept() {
@@ -360,6 +481,82 @@ mod tests {
         assert_eq!(l.services[0].dests.len(), 1);
         drop(srv);
         assert_eq!(acker.join().unwrap(), 2, "only valid changes were sent");
+    }
+
+    #[test]
+    fn zero_totals_and_status_requests() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 1)],
+            4096,
+            Arc::default(),
+        )
+        .with_ports(Box::new(|| {
+            vec![PortStatus {
+                name: "lan".into(),
+                imissed: 3,
+                ..PortStatus::default()
+            }]
+        }));
+        let acker = std::thread::spawn({
+            let shared = shared.clone();
+            move || {
+                while rx.recv().is_ok() {
+                    shared.applied.fetch_add(1, Ordering::Release);
+                }
+            }
+        });
+        srv.handle(Request::Apply(Command::AddService(spec())));
+        let d = rvs_ipvs::DestSpec {
+            addr: "192.168.1.220".parse().unwrap(),
+            port: 80,
+            fwd: rvs_ipvs::FwdMethod::Route,
+            weight: 1,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        srv.handle(Request::Apply(Command::AddDest(spec().key, d)));
+        // The worker's lane of the dest, as the dataplane counts into it.
+        let lane = |srv: &ControlServer| {
+            let svc = srv.director().service(&spec().key).unwrap();
+            svc.dests[0].shared.stats.clone()
+        };
+        lane(&srv).lane(0).unwrap().count_conn();
+        lane(&srv).lane(0).unwrap().count_in(60);
+        match srv.handle(Request::Totals) {
+            Response::Totals(t) => {
+                assert_eq!((t.stats.conns, t.stats.inpkts, t.stats.inbytes), (1, 1, 60));
+                assert_eq!(t.workers.len(), 1);
+            }
+            r => panic!("{r:?}"),
+        }
+        let missing = ServiceKey {
+            port: 81,
+            ..spec().key
+        };
+        match srv.handle(Request::Zero(Some(missing))) {
+            Response::Error(e) => assert_eq!(e, "No such service"),
+            r => panic!("{r:?}"),
+        }
+        assert!(matches!(srv.handle(Request::Zero(None)), Response::Ok));
+        match srv.handle(Request::Status) {
+            Response::Status(s) => {
+                assert_eq!(s.totals.stats, rvs_ipvs::stats::Stats::default());
+                assert_eq!(s.totals.workers[0].inpkts, 1, "per worker: raw");
+                assert_eq!(s.listing.services[0].dests[0].stats.conns, 0);
+                assert_eq!(s.workers.len(), 1);
+                assert_eq!(s.workers[0].conn_capacity, 4096);
+                assert_eq!(
+                    s.workers[0].bursts.counts.len(),
+                    s.workers[0].bursts.bounds_ns.len() + 1
+                );
+                assert_eq!(s.ports[0].imissed, 3);
+            }
+            r => panic!("{r:?}"),
+        }
+        drop(srv);
+        acker.join().unwrap();
     }
 
     #[test]

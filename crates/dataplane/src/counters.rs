@@ -1,10 +1,10 @@
 //! Per-worker counters. Each worker writes only its own, so an increment is
 //! a relaxed load and store (no locked instruction); the control thread reads
-//! them for `rvsadm --counters`.
-
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+//! them for `rvsadm --counters` and the metrics.
 
 use serde::{Deserialize, Serialize};
+
+pub use rvs_ipvs::stats::Counter;
 
 /// Why a packet was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,30 +154,6 @@ impl DropReason {
     }
 }
 
-/// A counter with a single writer.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    #[inline]
-    pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
-    }
-
-    #[inline]
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-
-    pub fn set(&self, v: u64) {
-        self.0.store(v, Relaxed);
-    }
-}
-
 /// Declares the counters once: the struct fields and their export follow.
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
@@ -246,6 +222,43 @@ impl Counters {
     }
 }
 
+/// Upper bounds of the burst-time buckets, in nanoseconds: from a microsecond
+/// (a few packets) to 20 ms (a worker that lost its CPU).
+pub const BURST_BOUNDS_NS: [u64; 12] = [
+    1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 5_000_000,
+    20_000_000,
+];
+
+/// How long the poll loop's passes that moved packets took, in fixed
+/// buckets of plain single-writer counters: cheap enough to be always on
+/// (it times passes with the clock reading each pass takes anyway; a few
+/// compares and two stores per non-empty pass), unlike the benchmark's
+/// hdrhistogram.
+#[derive(Debug, Default)]
+pub struct BurstHistogram {
+    /// `counts[i]`: passes of at most `BURST_BOUNDS_NS[i]` (and more than
+    /// the bound before); the last, longer than every bound.
+    counts: [Counter; BURST_BOUNDS_NS.len() + 1],
+    sum_ns: Counter,
+}
+
+impl BurstHistogram {
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        let i = BURST_BOUNDS_NS.partition_point(|&b| b < ns);
+        self.counts[i].inc();
+        self.sum_ns.add(ns);
+    }
+
+    /// Bucket counts (not cumulative) and the sum of all durations.
+    pub fn snapshot(&self) -> (Vec<u64>, u64) {
+        (
+            self.counts.iter().map(Counter::get).collect(),
+            self.sum_ns.get(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +272,25 @@ mod tests {
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
         assert_eq!(snap.len(), 18 + DropReason::ALL.len());
+    }
+
+    #[test]
+    fn burst_buckets_take_their_upper_bound() {
+        let h = BurstHistogram::default();
+        for ns in [1, 1_000, 1_001, 20_000_000, 20_000_001, u64::MAX / 2] {
+            h.record(ns);
+        }
+        let (counts, sum) = h.snapshot();
+        assert_eq!(counts.len(), BURST_BOUNDS_NS.len() + 1);
+        assert_eq!(counts[0], 2, "1 ns and exactly 1 µs");
+        assert_eq!(counts[1], 1);
+        assert_eq!(counts[BURST_BOUNDS_NS.len() - 1], 1, "exactly 20 ms");
+        assert_eq!(counts[BURST_BOUNDS_NS.len()], 2, "beyond every bound");
+        assert_eq!(
+            sum,
+            1u64.wrapping_add(1_000 + 1_001 + 20_000_000 + 20_000_001)
+                .wrapping_add(u64::MAX / 2)
+        );
     }
 
     #[test]

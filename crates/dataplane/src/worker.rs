@@ -16,7 +16,7 @@ use rvs_packet::ipv4::{self, Ipv4Error, Ipv4Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
 use crate::buf::PacketBuf;
-use crate::counters::{Counters, DropReason};
+use crate::counters::{BurstHistogram, Counters, DropReason};
 use crate::neighbour::{Neighbour, NeighbourReader, NeighbourTable};
 
 /// A port as the dataplane sees it: its MAC and the director's address on it.
@@ -93,6 +93,9 @@ pub struct WorkerConfig {
     /// RST, not only on a SYN (takeover of flows after a failover, and the
     /// replayed captures of benchmarks).
     pub sloppy_tcp: bool,
+    /// Count traffic per real server, service and in total (`[stats]
+    /// enabled`; the benchmark turns it off to measure what it costs).
+    pub count_stats: bool,
 }
 
 /// What the control thread sends a worker.
@@ -112,6 +115,9 @@ pub struct WorkerShared {
     pub counters: Counters,
     /// Messages applied so far; the control thread waits on it.
     pub applied: AtomicU64,
+    /// How long the poll loop's passes that moved packets took (always
+    /// kept; exported as a Prometheus histogram).
+    pub bursts: BurstHistogram,
     /// Nanoseconds each non-empty burst took (rx to tx), when the loop
     /// records them; handed over when the worker stops.
     pub burst_ns: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
@@ -324,7 +330,8 @@ impl Worker {
         templates: Arc<Templates>,
         shared: Arc<WorkerShared>,
     ) -> Worker {
-        let conns = ConnTable::new(cfg.conn_capacity, cfg.timeouts);
+        let mut conns = ConnTable::new(cfg.conn_capacity, cfg.timeouts);
+        conns.set_stats_lane(cfg.count_stats.then_some(cfg.id));
         Worker {
             cfg,
             director: Director::new(),
@@ -648,7 +655,8 @@ impl Worker {
             return Err(DropReason::Fragment);
         }
         // Link padding of short frames is not part of the packet.
-        let ip_end = ethernet::HEADER_LEN + ip.total_len() as usize;
+        let ip_len = ip.total_len() as usize;
+        let ip_end = ethernet::HEADER_LEN + ip_len;
         let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
         let protocol = match proto {
             ipv4::protocol::TCP => Protocol::Tcp,
@@ -675,10 +683,10 @@ impl Worker {
             return Ok(Verdict::Redirect(w));
         }
         if let Some(r) = self.established(&key, event, syn_only, now_ms) {
-            let (daddr, dport, fwd) = self.conns.target(r);
+            let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len as u64);
             return self.xmit(port, pkt, Target { daddr, dport, fwd }, now_ms);
         }
-        match self.unknown_flow(&key, event, syn_only, now_ms)? {
+        match self.unknown_flow(&key, event, syn_only, ip_len as u64, now_ms)? {
             Flow::In(target) => self.xmit(port, pkt, target, now_ms),
             Flow::Out { vaddr, vport } => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
         }
@@ -730,12 +738,14 @@ impl Worker {
     /// away from established traffic. (The two steps are separate so that an
     /// established packet's target goes straight to the transmitter, not
     /// through a `Flow` on the stack, which cost a store-forwarding stall.)
+    /// `bytes` is the packet's IP length, for the traffic counters.
     #[inline(never)]
     fn unknown_flow(
         &mut self,
         key: &FlowKey,
         event: Option<Event>,
         syn_only: bool,
+        bytes: u64,
         now_ms: u64,
     ) -> Step<Flow> {
         // A NAT real server's reply?
@@ -748,25 +758,33 @@ impl Worker {
         };
         if let Some(r) = self.conns.lookup_out(&out) {
             self.conns.on_packet(r, key.protocol, true, event, now_ms);
+            // ip_vs_out_stats: replies count only where they pass us (NAT).
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_out(bytes);
+            }
             let c = self.conns.get(r);
             return Ok(Flow::Out {
                 vaddr: c.key.vaddr,
                 vport: c.key.vport,
             });
         }
-        self.new_flow(key, syn_only, event, now_ms).map(Flow::In)
+        self.new_flow(key, syn_only, event, bytes, now_ms)
+            .map(Flow::In)
     }
 
     /// Schedules the first packet of a flow (through a persistence template
     /// when the service has one) and records the connection, except for
     /// one-packet services. Returns where the packet goes. Kept out of line:
-    /// established traffic never comes here.
+    /// established traffic never comes here. The connection and its first
+    /// packet (`bytes` long) are counted, as `ip_vs_conn_stats` and
+    /// `ip_vs_in_stats` count them.
     #[inline(never)]
     fn new_flow(
         &mut self,
         key: &FlowKey,
         syn_only: bool,
         event: Option<Event>,
+        bytes: u64,
         now_ms: u64,
     ) -> Step<Target> {
         let (protocol, src, dst, dport) = (key.protocol, key.caddr, key.vaddr, key.vport);
@@ -855,6 +873,11 @@ impl Worker {
                 .dest
                 .conns
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let lane = self.conns.stats_lane();
+            if let Some(lane) = lane.and_then(|l| binding.dest.stats.lane(l)) {
+                lane.count_conn();
+                lane.count_in(bytes);
+            }
             return Ok(target);
         }
         let template = binding.template.clone();
@@ -868,6 +891,10 @@ impl Worker {
                 DropReason::ConnTableFull
             })?;
         self.conns.on_packet(r, key.protocol, false, event, now_ms);
+        if let Some(lane) = self.conns.lane(r) {
+            lane.count_conn();
+            lane.count_in(bytes);
+        }
         Ok(target)
     }
 }

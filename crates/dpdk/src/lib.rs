@@ -17,7 +17,7 @@ pub use error::{DpdkError, Result};
 pub use lcore::{current_lcore, launch_on, tsc_hz, wait_lcore, LcoreHandle};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{stats_of as port_stats, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// The most packets one rx or tx burst moves.

@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::dest::{Dest, DestShared};
 use crate::persist::Template;
+use crate::stats::{DestStats, Lane};
 use crate::tcp_state::{next_state, Direction, Event, TcpState, Timeouts};
 use crate::types::{FwdMethod, Protocol};
 
@@ -352,6 +353,10 @@ struct DestRef {
     addr: IpAddr,
     fwd: FwdMethod,
     shared: Arc<DestShared>,
+    /// `shared.stats`, held here too so that counting a packet reads this
+    /// entry (which the packet's target needs anyway) and its lane, and not
+    /// the line of `shared` that other workers write.
+    stats: DestStats,
 }
 
 fn fwd_tag(f: FwdMethod) -> u8 {
@@ -431,6 +436,9 @@ pub struct ConnTable {
     /// `timeouts` by TCP state, in seconds (a load instead of a match per
     /// segment).
     state_secs: [u32; TcpState::ALL.len()],
+    /// The lane of every dest's traffic counters this table's worker
+    /// counts in; none when counting is off.
+    lane: Option<usize>,
 }
 
 /// A slot that a burst's prefetch stage found for a packet: probably its
@@ -499,7 +507,18 @@ impl ConnTable {
             seed: Seed::random(),
             timeouts,
             state_secs: TcpState::ALL.map(|s| timeouts.tcp_timeout(s)),
+            lane: Some(0),
         }
+    }
+
+    /// Counts traffic in lane `lane` of the dests' counters (the worker's
+    /// index), or not at all (`None`: `[stats] enabled = false`).
+    pub fn set_stats_lane(&mut self, lane: Option<usize>) {
+        self.lane = lane;
+    }
+
+    pub fn stats_lane(&self) -> Option<usize> {
+        self.lane
     }
 
     pub fn timeouts(&self) -> Timeouts {
@@ -685,6 +704,27 @@ impl ConnTable {
         (dest.addr, d.dport, dest.fwd)
     }
 
+    /// [`ConnTable::target`] for a client packet of `bytes` (its IP length),
+    /// counted in the dest's stats: the established fast path, one read of
+    /// the dest entry for both.
+    #[inline]
+    pub fn target_counting_in(&self, r: ConnRef, bytes: u64) -> (IpAddr, u16, FwdMethod) {
+        let d = self.data_only(r);
+        let dest = self.dests.get(d.dest);
+        if let Some(lane) = self.lane.and_then(|l| dest.stats.lane(l)) {
+            lane.count_in(bytes);
+        }
+        (dest.addr, d.dport, dest.fwd)
+    }
+
+    /// This worker's lane of the connection's dest counters; none when
+    /// counting is off.
+    #[inline]
+    pub fn lane(&self, r: ConnRef) -> Option<&Lane> {
+        let l = self.lane?;
+        self.dests.get(self.data_only(r).dest).stats.lane(l)
+    }
+
     fn view(&self, r: ConnRef) -> Conn<'_> {
         let (key, d) = self.data(r);
         let dest = self.dests.get(d.dest);
@@ -729,9 +769,12 @@ impl ConnTable {
         };
         let dest_id = (Arc::as_ptr(&b.dest) as usize, fwd_tag(b.fwd));
         let (addr, fwd, shared) = (b.daddr, b.fwd, b.dest.clone());
-        let dest = self
-            .dests
-            .acquire(dest_id, || DestRef { addr, fwd, shared });
+        let dest = self.dests.acquire(dest_id, || DestRef {
+            addr,
+            fwd,
+            stats: shared.stats.clone(),
+            shared,
+        });
         let template = match &b.template {
             Some(t) => {
                 let t = t.clone();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::DestStats;
 use crate::types::{DestKey, FwdMethod};
 
 /// What `-a`/`-e` say about a real server. `-e` replaces every field, as the
@@ -32,10 +33,11 @@ impl DestSpec {
 }
 
 /// The part of a dest that every replica and every connection share: the
-/// connection counters the schedulers read, the overload flag, and the
-/// thresholds that drive it. A connection keeps its dest's `Arc` for its whole
-/// life, so counters stay right after the dest is edited or deleted.
-#[derive(Debug, Default)]
+/// connection counters the schedulers read, the overload flag, the
+/// thresholds that drive it, and the traffic counters. A connection keeps
+/// its dest's `Arc` for its whole life, so counters stay right after the
+/// dest is edited or deleted.
+#[derive(Debug)]
 pub struct DestShared {
     pub activeconns: AtomicU32,
     pub inactconns: AtomicU32,
@@ -47,14 +49,29 @@ pub struct DestShared {
     removed: AtomicBool,
     u_threshold: AtomicU32,
     l_threshold: AtomicU32,
+    /// Traffic counters, one cache line per worker (see [`crate::stats`]).
+    pub stats: DestStats,
 }
 
 impl DestShared {
+    /// A dest with traffic counters for one worker.
     pub fn new(spec: &DestSpec) -> Arc<DestShared> {
-        let s = DestShared::default();
-        s.u_threshold.store(spec.u_threshold, Relaxed);
-        s.l_threshold.store(spec.l_threshold, Relaxed);
-        Arc::new(s)
+        Self::with_lanes(spec, 1)
+    }
+
+    /// A dest with traffic counters for `lanes` workers.
+    pub fn with_lanes(spec: &DestSpec, lanes: usize) -> Arc<DestShared> {
+        Arc::new(DestShared {
+            activeconns: AtomicU32::new(0),
+            inactconns: AtomicU32::new(0),
+            persistconns: AtomicU32::new(0),
+            conns: AtomicU64::new(0),
+            overloaded: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            u_threshold: AtomicU32::new(spec.u_threshold),
+            l_threshold: AtomicU32::new(spec.l_threshold),
+            stats: DestStats::new(lanes),
+        })
     }
 
     pub fn active(&self) -> u32 {

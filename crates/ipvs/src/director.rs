@@ -23,6 +23,9 @@ pub struct Director {
     /// How many services each virtual address has: `is_vip` is asked for
     /// every packet.
     vips: rustc_hash::FxHashMap<IpAddr, usize>,
+    /// Workers that count traffic into each new dest (one lane each); 0
+    /// counts as 1.
+    stats_lanes: usize,
     /// Deleted real servers, kept as the kernel keeps them (its dest trash):
     /// `-a` of the same server to the same service address brings one back
     /// with the connections that still point at it. Only the replica that
@@ -49,6 +52,16 @@ fn idx(k: &ServiceKey) -> (Protocol, IpAddr, u16) {
 impl Director {
     pub fn new() -> Director {
         Director::default()
+    }
+
+    /// A replica whose new dests get traffic counters for `workers` workers
+    /// (the control thread's: it validates the commands, so it makes the
+    /// dests every replica then shares).
+    pub fn with_stats_lanes(workers: usize) -> Director {
+        Director {
+            stats_lanes: workers,
+            ..Director::default()
+        }
     }
 
     /// Validates `cmd` against this replica and, if it is allowed, applies it
@@ -167,7 +180,7 @@ impl Director {
                     return Err(IpvsError::Invalid);
                 }
                 sched::check_add(&svc.spec.scheduler, svc.dests.len() + 1)?;
-                Change::AddDest(*key, *spec, DestShared::new(spec))
+                Change::AddDest(*key, *spec, DestShared::with_lanes(spec, self.stats_lanes))
             }
             Command::EditDest(key, spec) => {
                 let svc = self

@@ -9,6 +9,8 @@
 //! - [`sched`]: the schedulers, one module each, behind [`sched::Scheduler`].
 //! - [`conn`]: the connection table a worker keeps, and [`tcp_state`]: the
 //!   kernel's TCP state tables.
+//! - [`stats`]: traffic counters (per dest, one cache line per worker) and
+//!   the kernel's rate estimator.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +23,7 @@ pub mod director;
 pub mod persist;
 pub mod sched;
 pub mod service;
+pub mod stats;
 pub mod tcp_state;
 pub mod types;
 

@@ -399,8 +399,12 @@ mod tests {
                                             active: 0,
                                             inactive: 0,
                                             persistent: 0,
+                                            stats: Default::default(),
+                                            rates: Default::default(),
                                         })
                                         .collect(),
+                                    stats: Default::default(),
+                                    rates: Default::default(),
                                 })
                                 .collect(),
                         }),

@@ -29,6 +29,9 @@ pub const CLIENT: &str = "192.168.1.50";
 pub const DIRECTOR: &str = "192.168.1.213";
 pub const RS1: &str = "192.168.1.220";
 pub const RS2: &str = "192.168.1.193";
+/// Where the lab's rvsd serves metrics and its status page, inside the
+/// director's namespace.
+pub const METRICS_LISTEN: &str = "127.0.0.1:9105";
 
 pub mod selftest;
 
@@ -471,8 +474,10 @@ impl Lab {
 [dpdk]\nhugepages = \"auto\"\nmemory_mb = 256\nmbufs = 8191\n\n\
 {ports}\n\
 [workers]\nlcores = [{l}]\nidle_empty_polls = {e}\nidle_sleep_us = 100\n\n\
-[control]\nsocket = \"{s}\"\n",
+[control]\nsocket = \"{s}\"\n\n\
+[metrics]\nlisten = \"{m}\"\n",
                 ns = self.ns("director"),
+                m = METRICS_LISTEN,
                 ports = self.ports_toml,
                 l = lcores.join(", "),
                 e = opts.idle_empty_polls,
@@ -540,8 +545,7 @@ impl Lab {
     /// Sends `signal` ("HUP", "TERM", ...) to rvsd (`ip netns exec` and
     /// `env` exec it, so the child is rvsd itself).
     pub fn signal_rvsd(&self, signal: &str) -> Result<()> {
-        let i = self.rvsd.context("rvsd is not started")?;
-        let pid = self.children[i].id().to_string();
+        let pid = self.rvsd_pid().context("rvsd is not started")?.to_string();
         run("kill", &[&format!("-{signal}"), &pid]).map(|_| ())
     }
 
@@ -562,6 +566,11 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The running rvsd's process id (`ip netns exec` execs it).
+    pub fn rvsd_pid(&self) -> Option<u32> {
+        self.rvsd.map(|i| self.children[i].id())
     }
 
     pub fn rvsd_log(&self) -> String {

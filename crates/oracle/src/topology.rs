@@ -219,6 +219,25 @@ impl Topology {
             sw.push(format!("link set {peer} master {br} up"));
         }
         self.switch.ip_batch(&sw)?;
+        // The switch knows every host's MAC from the start: a frame for a
+        // server that never sends (silent scenarios) goes to that server's
+        // port alone instead of being flooded to all of them, so the watch
+        // sees it where the director sent it.
+        for (_, _, peer, mac, _) in &links {
+            let args: Vec<String> = ["fdb", "replace", mac.as_str(), "dev", peer.as_str()]
+                .into_iter()
+                .chain(["master", "static"])
+                .map(String::from)
+                .collect();
+            let out = self.switch.output("bridge", &args, &[])?;
+            anyhow::ensure!(
+                out.status.success(),
+                "bridge {} in {}: {}",
+                args.join(" "),
+                self.switch.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         for ns in self.all() {
             // IPv6 off: no router solicitations or DAD in the captures.
             ns.sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;

@@ -182,6 +182,25 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             Ok(other) => unexpected(other),
             Err(code) => code,
         },
+        Action::Zero(key) => match send(socket, &Request::Zero(key)) {
+            Ok(Response::Ok) => ExitCode::SUCCESS,
+            // A refused modifying command: ipvsadm's message, exit 255.
+            Ok(Response::Error(e)) => {
+                eprintln!("{e}");
+                ExitCode::from(255)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::Totals { per_worker } => match send(socket, &Request::Totals) {
+            Ok(Response::Totals(t)) => print_out(&if per_worker {
+                format::totals_per_worker(&t)
+            } else {
+                format::totals(&t)
+            }),
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
         Action::Counters => match send(socket, &Request::Counters) {
             Ok(Response::Counters(ws)) => {
                 let mut out = String::new();

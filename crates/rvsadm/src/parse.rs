@@ -29,6 +29,13 @@ pub enum Action {
     Restore,
     /// rvs extension: dataplane counters.
     Counters,
+    /// `-Z [service]`.
+    Zero(Option<ServiceKey>),
+    /// rvs extension: the totals of /proc/net/ip_vs_stats (`--totals`), or
+    /// of ip_vs_stats_percpu with a row per worker (`--totals-per-worker`).
+    Totals {
+        per_worker: bool,
+    },
     /// rvs extension: rvs-keepalived's checker state (its status file).
     Health,
     /// rvs extension: rvsd reads its configuration and rules file again.
@@ -96,6 +103,8 @@ enum Cmd {
     Help,
     Version,
     Counters,
+    Totals,
+    TotalsPerWorker,
     Health,
     Reload,
 }
@@ -120,6 +129,8 @@ impl Cmd {
             Cmd::Help => "help",
             Cmd::Version => "version",
             Cmd::Counters => "counters",
+            Cmd::Totals => "totals",
+            Cmd::TotalsPerWorker => "totals-per-worker",
             Cmd::Health => "health",
             Cmd::Reload => "reload",
         }
@@ -293,6 +304,8 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Help
         | Cmd::Version
         | Cmd::Counters
+        | Cmd::Totals
+        | Cmd::TotalsPerWorker
         | Cmd::Health
         | Cmd::Reload => 'x',
     }
@@ -352,6 +365,13 @@ const DEFS: &[Def] = &[
     d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
+    d("totals", None, N, Kind::Cmd(Cmd::Totals)),
+    d(
+        "totals-per-worker",
+        None,
+        N,
+        Kind::Cmd(Cmd::TotalsPerWorker),
+    ),
     d("health", None, N, Kind::Cmd(Cmd::Health)),
     d("reload", None, N, Kind::Cmd(Cmd::Reload)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
@@ -918,12 +938,11 @@ fn parse_sched_flags(s: &str, scheduler: &str) -> Result<u32, ParseError> {
     Ok(bits)
 }
 
-const NOT_YET: &[(Opt, &str)] = &[
-    (Opt::Stats, "--stats"),
-    (Opt::Rate, "--rate"),
-    (Opt::Daemon, "--daemon"),
-    (Opt::Pe, "--pe"),
-];
+const NOT_YET: &[(Opt, &str)] = &[(Opt::Daemon, "--daemon"), (Opt::Pe, "--pe")];
+
+fn has(seen: u64, opts: &[Opt]) -> bool {
+    opts.iter().any(|o| seen & (1u64 << (*o as u8)) != 0)
+}
 
 const TUN_OPTS: u64 = (1 << Opt::TunType as u8)
     | (1 << Opt::TunPort as u8)
@@ -992,6 +1011,16 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         }
     }
     check_table(cmd, st.seen)?;
+    // ipvsadm's last check of a listing: modes that cannot go together.
+    if cmd == Cmd::List {
+        use Opt::*;
+        let seen = st.seen;
+        if (has(seen, &[Connection, Timeout, Daemon]) && has(seen, &[Stats, Rate, Thresholds]))
+            || (has(seen, &[Timeout, Daemon]) && has(seen, &[PersistentConn]))
+        {
+            return Err(ParseError::fail("options conflicts in the list command"));
+        }
+    }
     for (o, what) in NOT_YET {
         if st.seen & (1u64 << (*o as u8)) != 0 {
             return Err(ParseError::fail(format!(
@@ -1011,6 +1040,9 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Help => Action::Help,
         Cmd::Version => Action::Version,
         Cmd::Counters => Action::Counters,
+        Cmd::Totals => Action::Totals { per_worker: false },
+        Cmd::TotalsPerWorker => Action::Totals { per_worker: true },
+        Cmd::Zero => Action::Zero(key),
         Cmd::Health => Action::Health,
         Cmd::Reload => Action::Reload,
         Cmd::Restore => Action::Restore,
@@ -1045,7 +1077,15 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
             numeric: st.numeric,
             only: key,
             // ipvsadm's precedence when several are given.
-            mode: if st.seen & (1 << Opt::Thresholds as u8) != 0 {
+            mode: if has(st.seen, &[Opt::Stats]) {
+                ListMode::Stats {
+                    exact: has(st.seen, &[Opt::Exact]),
+                }
+            } else if has(st.seen, &[Opt::Rate]) {
+                ListMode::Rate {
+                    exact: has(st.seen, &[Opt::Exact]),
+                }
+            } else if st.seen & (1 << Opt::Thresholds as u8) != 0 {
                 ListMode::Thresholds
             } else if st.seen & (1 << Opt::PersistentConn as u8) != 0 {
                 ListMode::PersistentConn
@@ -1127,7 +1167,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
                 Command::EditDest(key, spec)
             })
         }
-        Cmd::StartDaemon | Cmd::StopDaemon | Cmd::Zero => {
+        Cmd::StartDaemon | Cmd::StopDaemon => {
             return Err(ParseError::fail(format!(
                 "the '{}' command is not implemented in rvs yet",
                 cmd.name()
@@ -1148,7 +1188,8 @@ Usage:\n\
   {prog} -a|e virtual-service -r server-address [options]\n\
   {prog} -d virtual-service -r server-address\n\
   {prog} -L|l [virtual-service] [options]\n\
-  {prog} --counters\n\
+  {prog} -Z [virtual-service]\n\
+  {prog} --counters | --totals | --totals-per-worker\n\
   {prog} --health [--status-file PATH]\n\
   {prog} --reload\n\
   {prog} -h\n\n\
@@ -1163,7 +1204,10 @@ Commands:\n\
   --edit-server     -e        edit real server with options\n\
   --delete-server   -d        delete real server\n\
   --list            -L|-l     list the table\n\
+  --zero            -Z        zero counters in a service or all services\n\
   --counters                  dataplane counters of each worker (rvs)\n\
+  --totals                    traffic totals, as /proc/net/ip_vs_stats (rvs)\n\
+  --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
   --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
   --reload                    rvsd reads its configuration and rules file again, applies what changed (rvs)\n\
   --help            -h        display this help message\n\n\
@@ -1180,6 +1224,9 @@ Options:\n\
   --u-threshold  -x uthreshold        upper threshold of connections\n\
   --l-threshold  -y lthreshold        lower threshold of connections\n\
   --numeric      -n                   numeric output of addresses and ports\n\
+  --stats                             output of statistics information\n\
+  --rate                              output of rate information\n\
+  --exact                             expand numbers (display exact values)\n\
   --socket PATH                       rvsd's control socket (default {sock}, or $RVS_SOCKET)\n\
   --status-file PATH                  rvs-keepalived's status file for --health (default {status})\n",
         v = env!("CARGO_PKG_VERSION"),

@@ -32,6 +32,10 @@ pub struct Config {
     pub neighbours: NeighboursSection,
     #[serde(default)]
     pub control: ControlSection,
+    #[serde(default)]
+    pub stats: StatsSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -418,6 +422,48 @@ fn at(key: impl Into<String>) -> impl FnOnce(String) -> Invalid {
     move |msg| Invalid { key, msg }
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsSection {
+    /// Count traffic per real server, service and in total (`rvsadm -L
+    /// --stats/--rate`, the metrics). Off only to measure what counting
+    /// costs: the listings then show zeros.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for StatsSection {
+    fn default() -> Self {
+        StatsSection { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// `ADDR:PORT` to serve Prometheus metrics (/metrics), the status page
+    /// (/) and its JSON (/status.json) on; no endpoint when absent.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+impl MetricsSection {
+    pub fn parsed_listen(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        self.listen
+            .as_deref()
+            .map(|l| {
+                l.parse().map_err(|_| {
+                    format!("metrics.listen {l:?} is not ADDR:PORT, e.g. \"127.0.0.1:9105\"")
+                })
+            })
+            .transpose()
+    }
+}
+
 impl Config {
     /// Reads and checks a configuration file. Errors read `FILE:LINE:
     /// message` (or `FILE: message` when no one line is at fault).
@@ -574,6 +620,7 @@ impl Config {
                 });
             }
         }
+        self.metrics.parsed_listen().map_err(at("metrics.listen"))?;
         Ok(())
     }
 }
@@ -705,5 +752,32 @@ mod tests {
         assert!(e.contains("on no port's network"), "{e}");
         let e = Config::parse(&routed.replace("0.0.0.0/0", "0.0.0.0")).unwrap_err();
         assert!(e.contains("a.b.c.d/len"), "{e}");
+    }
+
+    #[test]
+    fn metrics_and_stats_sections() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(base).unwrap();
+        assert!(c.stats.enabled, "counting is on by default");
+        assert_eq!(
+            c.metrics.parsed_listen().unwrap(),
+            None,
+            "no endpoint by default"
+        );
+        let c = Config::parse(&format!(
+            "{base}[metrics]\nlisten = \"127.0.0.1:9105\"\n[stats]\nenabled = false\n"
+        ))
+        .unwrap();
+        assert!(!c.stats.enabled);
+        assert_eq!(
+            c.metrics.parsed_listen().unwrap(),
+            Some("127.0.0.1:9105".parse().unwrap())
+        );
+        let e = Config::parse(&format!("{base}[metrics]\nlisten = \"localhost\"\n")).unwrap_err();
+        assert!(e.contains("metrics.listen"), "{e}");
+        let e = Config::parse(&format!("{base}[metrics]\nport = 9105\n")).unwrap_err();
+        assert!(e.contains("port"), "{e}");
+        let e = Config::parse(&format!("{base}[stats]\nenable = true\n")).unwrap_err();
+        assert!(e.contains("enable"), "{e}");
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Start-up: read the config, start the EAL (falling back to --no-huge when
 //! no hugepages are to be had), bring the ports up with one queue pair per
-//! worker, launch one poll loop per worker lcore, then serve the control
-//! socket on the main lcore until SIGINT or SIGTERM.
+//! worker, launch one poll loop per worker lcore, start the metrics endpoint
+//! (if configured) from the main lcore, then serve the control socket on
+//! the main lcore until SIGINT or SIGTERM.
 //!
 //! The rules file and the configuration are read (and checked) before the
 //! EAL starts, applied once the workers run, and read again on SIGHUP
@@ -24,6 +25,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
+use rvs_control::proto::{PortStatus, Request, Response};
 use rvs_control::server::{self, ControlServer, WorkerLink};
 use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, PortQueues};
 use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
@@ -102,6 +104,7 @@ fn run(args: Args) -> Result<()> {
     if let Some(s) = args.socket {
         cfg.control.socket = s;
     }
+    let metrics_listen = cfg.metrics.parsed_listen().map_err(anyhow::Error::msg)?;
     let nworkers = cfg.workers.lcores.len();
 
     let no_huge = match cfg.dpdk.hugepages {
@@ -237,6 +240,7 @@ fn run(args: Args) -> Result<()> {
                 arp_retry_ms: cfg.neighbours.arp_retry_ms,
                 expire_budget: 64,
                 sloppy_tcp: cfg.connections.sloppy_tcp,
+                count_stats: cfg.stats.enabled,
             },
             neigh.clone(),
             templates.clone(),
@@ -271,11 +275,66 @@ fn run(args: Args) -> Result<()> {
             move || bench::sample(secs, &shareds, &stop)
         })
     });
+    // The ports' own counters, read on the control thread for the metrics.
+    let port_ids: Vec<(String, u16)> = cfg
+        .ports
+        .iter()
+        .zip(&ports)
+        .map(|(p, port)| (p.name.clone(), port.id()))
+        .collect();
+    let (inbox_tx, inbox) = crossbeam_channel::unbounded();
     let nets: Vec<(std::net::Ipv4Addr, u8)> =
         infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
     let mut control = ControlServer::new(links, capacity, templates)
         .with_timeouts(timeouts)
-        .with_local_networks(&nets);
+        .with_local_networks(&nets)
+        .with_ports(Box::new(move || {
+            port_ids
+                .iter()
+                .map(|(name, id)| {
+                    let s = dpdk::port_stats(*id);
+                    PortStatus {
+                        name: name.clone(),
+                        ipackets: s.ipackets,
+                        opackets: s.opackets,
+                        ibytes: s.ibytes,
+                        obytes: s.obytes,
+                        imissed: s.imissed,
+                        ierrors: s.ierrors,
+                        oerrors: s.oerrors,
+                        rx_nombuf: s.rx_nombuf,
+                    }
+                })
+                .collect()
+        }))
+        .with_inbox(inbox);
+    // Started from this thread, the main lcore's: the HTTP threads inherit
+    // its CPU affinity, so they never run on a worker's core.
+    let metrics = match metrics_listen {
+        Some(addr) => {
+            let source: rvs_metrics::StatusSource = std::sync::Arc::new(move || {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                inbox_tx
+                    .send((Request::Status, tx))
+                    .map_err(|_| "rvsd is stopping".to_string())?;
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(Response::Status(s)) => Ok(*s),
+                    Ok(other) => Err(format!(
+                        "unexpected answer from the control thread: {other:?}"
+                    )),
+                    Err(_) => Err("the control thread did not answer within 5 s".to_string()),
+                }
+            });
+            let m = rvs_metrics::MetricsServer::start(addr, source)?;
+            log::info!(
+                "metrics on http://{}/metrics, status page on http://{}/",
+                m.addr(),
+                m.addr()
+            );
+            Some(m)
+        }
+        None => None,
+    };
     let listener = server::bind(&cfg.control.socket).with_context(|| {
         format!(
             "binding the control socket {}",
@@ -311,6 +370,10 @@ fn run(args: Args) -> Result<()> {
     notify::stopping();
 
     stop.store(true, Ordering::Relaxed);
+    // The control thread is done: dropping it fails whatever the metrics
+    // thread still waits for, so that it stops at once.
+    drop(control);
+    drop(metrics);
     for h in handles {
         h.wait();
     }

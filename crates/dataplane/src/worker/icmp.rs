@@ -117,10 +117,16 @@ impl Worker {
         if let Some(w) = self.elsewhere(&fk) {
             return Ok(Verdict::Redirect(w));
         }
+        let ip_len = (ip_end - ethernet::HEADER_LEN) as u64;
+        // Errors about a connection count in its stats, in or out, as
+        // ip_vs_in_icmp and ip_vs_out_icmp count them.
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
             pkt.truncate(ip_end);
             self.shared.counters.icmp_errors_forwarded.inc();
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_in(ip_len);
+            }
             if t.fwd == FwdMethod::Masq {
                 let IpAddr::V4(d) = t.daddr else {
                     return Err(DropReason::UnsupportedForwarding);
@@ -147,6 +153,9 @@ impl Worker {
             };
             pkt.truncate(ip_end);
             self.shared.counters.icmp_errors_forwarded.inc();
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_out(ip_len);
+            }
             self.translate_icmp(pkt.data_mut(), &q, Side::Src, vaddr, vport)?;
             let frame = pkt.data_mut();
             Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])

@@ -31,6 +31,7 @@ fn worker() -> Worker {
         arp_retry_ms: 1000,
         expire_budget: 64,
         sloppy_tcp: false,
+        count_stats: true,
     };
     Worker::new(
         cfg,
@@ -768,4 +769,5 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
 }
 
 mod forwarding;
+mod stats;
 mod v6;

@@ -155,11 +155,12 @@ impl Worker {
         if let Some(w) = self.elsewhere(&key) {
             return Ok(Verdict::Redirect(w));
         }
+        let ip_len = ip_end as u64 - IP as u64;
         if let Some(r) = self.established(&key, event, syn_only, now_ms) {
-            let (daddr, dport, fwd) = self.conns.target(r);
+            let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len);
             return self.xmit6(port, pkt, Target { daddr, dport, fwd }, now_ms);
         }
-        match self.unknown_flow(&key, event, syn_only, now_ms)? {
+        match self.unknown_flow(&key, event, syn_only, ip_len, now_ms)? {
             Flow::In(t) => self.xmit6(port, pkt, t, now_ms),
             Flow::Out { vaddr, vport } => {
                 let IpAddr::V6(v) = vaddr else {
@@ -264,9 +265,13 @@ impl Worker {
         if let Some(w) = self.elsewhere(&fk) {
             return Ok(Verdict::Redirect(w));
         }
+        let ip_len = frame.len() as u64 - IP as u64;
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
             self.shared.counters.icmp_errors_forwarded.inc();
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_in(ip_len);
+            }
             if t.fwd == FwdMethod::Masq {
                 let IpAddr::V6(d) = t.daddr else {
                     return Err(DropReason::UnsupportedForwarding);
@@ -289,6 +294,9 @@ impl Worker {
                 return Err(DropReason::UnsupportedForwarding);
             };
             self.shared.counters.icmp_errors_forwarded.inc();
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_out(ip_len);
+            }
             translate_icmp6(frame, Side::Src, vaddr, vport)?;
             return self.send6(frame, q.src, now_ms);
         }

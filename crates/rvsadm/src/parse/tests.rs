@@ -328,6 +328,99 @@ fn tunnel_options_follow_ipvsadm_rules() {
 }
 
 #[test]
+fn stats_rate_exact_and_their_precedence() {
+    let list = |mode| Action::List {
+        numeric: true,
+        only: None,
+        mode,
+    };
+    assert_eq!(
+        p("-Ln --stats").unwrap(),
+        list(ListMode::Stats { exact: false })
+    );
+    assert_eq!(
+        p("-L -n --rate --exact").unwrap(),
+        list(ListMode::Rate { exact: true })
+    );
+    assert_eq!(
+        p("-LnX --stats").unwrap(),
+        list(ListMode::Stats { exact: true })
+    );
+    // ipvsadm: stats > rate > thresholds > persistent-conn > tun-info.
+    assert_eq!(
+        p("-Ln --rate --stats --thresholds").unwrap(),
+        list(ListMode::Stats { exact: false })
+    );
+    assert_eq!(
+        p("-Ln --thresholds --rate").unwrap(),
+        list(ListMode::Rate { exact: false })
+    );
+    assert_eq!(
+        p("-L -n -t 192.168.1.10:80 --stats").unwrap(),
+        Action::List {
+            numeric: true,
+            only: Some(vip(80)),
+            mode: ListMode::Stats { exact: false }
+        }
+    );
+}
+
+#[test]
+fn list_mode_conflicts_as_ipvsadm() {
+    for l in [
+        "-L -c --stats",
+        "-L --timeout --rate",
+        "-L -c --thresholds",
+        "-L --timeout --persistent-conn",
+        "-L --daemon --stats",
+    ] {
+        assert_eq!(
+            err(l),
+            ("options conflicts in the list command".into(), 2),
+            "{l}"
+        );
+    }
+    // -c with --persistent-conn is allowed (ipvsadm then lists connections).
+    assert!(matches!(
+        p("-L -c --persistent-conn").unwrap(),
+        Action::ListConns { .. }
+    ));
+}
+
+#[test]
+fn zero_and_totals() {
+    assert_eq!(p("-Z").unwrap(), Action::Zero(None));
+    assert_eq!(p("--zero").unwrap(), Action::Zero(None));
+    assert_eq!(
+        p("-Z -t 192.168.1.10:80").unwrap(),
+        Action::Zero(Some(vip(80)))
+    );
+    assert_eq!(
+        err("-Z -t 192.168.1.10:80 -s rr"),
+        (
+            "Illegal 'scheduler' option with the 'zero' command".into(),
+            2
+        )
+    );
+    assert_eq!(
+        err("-Z -n"),
+        ("Illegal 'numeric' option with the 'zero' command".into(), 2)
+    );
+    assert_eq!(p("--totals").unwrap(), Action::Totals { per_worker: false });
+    assert_eq!(
+        p("--totals-per-worker").unwrap(),
+        Action::Totals { per_worker: true }
+    );
+    assert_eq!(
+        err("--totals -n"),
+        (
+            "Illegal 'numeric' option with the 'totals' command".into(),
+            2
+        )
+    );
+}
+
+#[test]
 fn health_takes_no_options_and_status_file_is_taken_out() {
     assert_eq!(p("--health").unwrap(), Action::Health);
     assert!(p("--health -n").is_err());

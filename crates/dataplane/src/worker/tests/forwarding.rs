@@ -6,13 +6,13 @@ use super::*;
 use rvs_ipvs::{TunCsum, TunKind, TunSpec};
 use rvs_packet::checksum;
 
-const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
-const DIRECTOR2_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xd2]);
-const RS_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 50);
-const VIP_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+pub(super) const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+pub(super) const DIRECTOR2_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xd2]);
+pub(super) const RS_IP: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);
+pub(super) const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 50);
+pub(super) const VIP_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 
-fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
+pub(super) fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
     let mut w = worker();
     w.cfg.ports.push(PortInfo {
         mac: DIRECTOR2_MAC,
@@ -49,7 +49,7 @@ fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
 }
 
 /// Builds an Ethernet/IPv4 frame around `l4` with correct checksums.
-fn frame(
+pub(super) fn frame(
     macs: (MacAddr, MacAddr),
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -84,7 +84,7 @@ fn frame(
     f
 }
 
-fn tcp_l4(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn tcp_l4(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut t = vec![0u8; 20 + payload.len()];
     t[0..2].copy_from_slice(&sport.to_be_bytes());
     t[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -105,7 +105,7 @@ fn udp_l4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     u
 }
 
-fn client_syn(payload: &[u8]) -> Vec<u8> {
+pub(super) fn client_syn(payload: &[u8]) -> Vec<u8> {
     frame(
         (CLIENT_MAC, DIRECTOR_MAC),
         CLIENT_IP,
@@ -318,7 +318,12 @@ fn too_big_for_the_tunnel_gets_frag_needed() {
 }
 
 /// An ICMP error from `src` to `dst` quoting the first 28 bytes of `quoted`.
-fn icmp_error(macs: (MacAddr, MacAddr), src: Ipv4Addr, dst: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
+pub(super) fn icmp_error(
+    macs: (MacAddr, MacAddr),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    quoted: &[u8],
+) -> Vec<u8> {
     let mut m = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(&quoted[..28]);
     frame(macs, src, dst, ipv4::protocol::ICMP, &m, 64, false)
