@@ -17,6 +17,7 @@ RVS_HUGEPAGES=${RVS_HUGEPAGES:-512}   # 2 MiB pages: 1 GiB
 
 packages=(
     libdpdk-dev dpdk dpdk-dev pkg-config   # DPDK and how to find it
+    dpkg-dev debootstrap systemd groff-base # the .deb: cargo-deb's shlibdeps, its install test, man pages
     clang libclang-dev                     # bindgen
     iproute2 ethtool procps                # the lab: netns, veth, bridge, sysctl
     curl socat python3 iputils-ping        # the lab's clients and servers

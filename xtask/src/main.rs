@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_e2e;
+mod dist;
 mod docker;
 mod kernel_vm;
 
@@ -34,8 +35,12 @@ enum Task {
         #[command(subcommand)]
         action: LabAction,
     },
-    /// Every test, unit and end to end (needs root).
+    /// Every test, unit and end to end (needs root); builds the .deb first
+    /// (as dist does) for the package test.
     Test,
+    /// The Debian package: release binaries, man pages, completions, then
+    /// cargo deb (target/debian/rvsd_*.deb).
+    Dist,
     /// rvsd and dpdk-testpmd side by side on replayed captures; writes
     /// bench/RESULTS.md. --quick: a short smoke run (debug build).
     Bench {
@@ -160,6 +165,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Test => test(),
+        Task::Dist => dist::run(&root()).map(|_| ()),
         Task::KernelVm { action } => kernel_vm_task(action),
         Task::Docker { action } => docker::run(action),
         Task::Bench { e2e_only: true, .. } => {
@@ -340,6 +346,11 @@ fn rvs_control_default_socket() -> &'static str {
 fn test() -> Result<()> {
     setup()?;
     build_binaries()?;
+    // The package test (crates/lab/tests/package.rs) installs this build's
+    // .deb into a Debian 12 root, debootstrap'ed once and cached under
+    // target/deb-test.
+    dist::run(&root())?;
+    rvs_lab::debian::bookworm_base(&root().join("target/deb-test"))?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()

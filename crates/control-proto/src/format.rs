@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use rvs_ipvs::service::sched_flags;
 use rvs_ipvs::types::ipvsadm_addr_cmp;
+use rvs_ipvs::{Command, DestSpec};
 use rvs_ipvs::{
     FwdMethod, IpvsError, PersistMask, Protocol, ServiceKey, ServiceSpec, TunCsum, TunKind,
 };
@@ -485,48 +486,88 @@ pub fn timeouts(t: &Timeouts) -> String {
 pub fn save(l: &Listing, names: &dyn Names) -> String {
     let mut out = String::new();
     for s in sorted(l) {
-        let k = s.spec.key;
-        let svc = svc_arg(&k, names);
-        let _ = write!(out, "-A {svc} -s {}", s.spec.scheduler);
-        if let Some(t) = s.spec.persistent {
-            let _ = write!(out, " -p {t}");
-            if let Some(m) = mask_arg(s.spec.netmask) {
-                let _ = write!(out, " -M {m}");
-            }
-        }
-        if s.spec.one_packet {
-            out.push_str(" -o");
-        }
-        let flags = sched_flag_names(&s.spec);
-        if !flags.is_empty() {
-            let _ = write!(out, " -b {}", flags.join(","));
-        }
+        out.push_str(&save_service("-A", &s.spec, names));
         out.push('\n');
         for d in &s.dests {
-            let fwd = match d.spec.fwd {
-                FwdMethod::Masq => "-m",
-                FwdMethod::Tunnel(_) => "-i",
-                FwdMethod::Route | FwdMethod::Local => "-g",
-            };
-            let _ = write!(
-                out,
-                "-a {svc} -r {} {fwd} -w {}",
-                addr_port(names, d.spec.addr, d.spec.port, k.protocol),
-                d.spec.weight
-            );
-            if let FwdMethod::Tunnel(t) = d.spec.fwd {
-                out.push_str(&match t.kind {
-                    TunKind::Ipip => " --tun-type ipip".to_string(),
-                    TunKind::Gue => {
-                        format!(" --tun-type gue --tun-port {}{}", t.port, csum_opt(t.csum))
-                    }
-                    TunKind::Gre => format!(" --tun-type gre{}", csum_opt(t.csum)),
-                });
-            }
+            out.push_str(&save_dest("-a", &s.spec.key, &d.spec, names));
             out.push('\n');
         }
     }
     out
+}
+
+/// A service as `-S` writes it, after `cmd` (`-A`, or `-E`).
+fn save_service(cmd: &str, spec: &ServiceSpec, names: &dyn Names) -> String {
+    let mut out = String::new();
+    let k = spec.key;
+    let _ = write!(out, "{cmd} {} -s {}", svc_arg(&k, names), spec.scheduler);
+    if let Some(t) = spec.persistent {
+        let _ = write!(out, " -p {t}");
+        if let Some(m) = mask_arg(spec.netmask) {
+            let _ = write!(out, " -M {m}");
+        }
+    }
+    if spec.one_packet {
+        out.push_str(" -o");
+    }
+    let flags = sched_flag_names(spec);
+    if !flags.is_empty() {
+        let _ = write!(out, " -b {}", flags.join(","));
+    }
+    out
+}
+
+/// A real server as `-S` writes it, after `cmd` (`-a`, or `-e`).
+fn save_dest(cmd: &str, k: &ServiceKey, d: &DestSpec, names: &dyn Names) -> String {
+    let fwd = match d.fwd {
+        FwdMethod::Masq => "-m",
+        FwdMethod::Tunnel(_) => "-i",
+        FwdMethod::Route | FwdMethod::Local => "-g",
+    };
+    let mut out = format!(
+        "{cmd} {} -r {} {fwd} -w {}",
+        svc_arg(k, names),
+        addr_port(names, d.addr, d.port, k.protocol),
+        d.weight
+    );
+    if let FwdMethod::Tunnel(t) = d.fwd {
+        out.push_str(&match t.kind {
+            TunKind::Ipip => " --tun-type ipip".to_string(),
+            TunKind::Gue => {
+                format!(" --tun-type gue --tun-port {}{}", t.port, csum_opt(t.csum))
+            }
+            TunKind::Gre => format!(" --tun-type gre{}", csum_opt(t.csum)),
+        });
+    }
+    out
+}
+
+/// One table command as an rvsadm command line (`-S`'s format, with the
+/// thresholds that `-S` leaves out), for logs and reload reports.
+pub fn command(cmd: &Command, names: &dyn Names) -> String {
+    let thresholds = |d: &DestSpec| {
+        let mut t = String::new();
+        if d.u_threshold != 0 {
+            let _ = write!(t, " -x {}", d.u_threshold);
+        }
+        if d.l_threshold != 0 {
+            let _ = write!(t, " -y {}", d.l_threshold);
+        }
+        t
+    };
+    match cmd {
+        Command::AddService(s) => save_service("-A", s, names),
+        Command::EditService(s) => save_service("-E", s, names),
+        Command::DelService(k) => format!("-D {}", svc_arg(k, names)),
+        Command::Clear => "-C".to_string(),
+        Command::AddDest(k, d) => save_dest("-a", k, d, names) + &thresholds(d),
+        Command::EditDest(k, d) => save_dest("-e", k, d, names) + &thresholds(d),
+        Command::DelDest(k, d) => format!(
+            "-d {} -r {}",
+            svc_arg(k, names),
+            addr_port(names, d.addr, d.port, k.protocol)
+        ),
+    }
 }
 
 #[cfg(test)]

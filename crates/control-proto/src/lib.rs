@@ -4,7 +4,10 @@
 //! JSON line and reads one [`proto::Response`] ([`client`]). [`format`]
 //! prints listings exactly as ipvsadm does. The server side lives in
 //! `rvs-control`, next to the dataplane it drives. [`health`] is
-//! rvs-keepalived's status file, which rvsadm and exporters read.
+//! rvs-keepalived's status file, which rvsadm and exporters read. [`table`]
+//! turns one service table into another with the fewest commands (used by
+//! rvs-keepalived and by rvsd's reload, whose outcome is a [`reload`]
+//! report).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +15,8 @@ pub mod client;
 pub mod format;
 pub mod health;
 pub mod proto;
+pub mod reload;
+pub mod table;
 
 /// Where rvsd listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";

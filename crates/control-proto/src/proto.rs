@@ -26,6 +26,9 @@ pub enum Request {
     GetTimeouts,
     /// `-Lc`: connections and persistence templates, at most `limit`.
     ListConns { limit: usize },
+    /// `rvsadm --reload` (as SIGHUP): read the configuration and the rules
+    /// file again and apply what changed.
+    Reload,
     /// `-Z [service]`: the traffic counters of one service (and its real
     /// servers), or of everything and the totals, start again from zero, and
     /// so do their rate estimates (the kernel's `ip_vs_zero_stats`).
@@ -50,6 +53,9 @@ pub enum Response {
     Status(Box<Status>),
     /// What `Restore` refused, one message per failed command, in order.
     Restored(Vec<String>),
+    /// What a reload did; a reload that failed is an `Error` naming the
+    /// file and line, and changed nothing.
+    Reloaded(crate::reload::ReloadReport),
 }
 
 /// What `-L` shows.

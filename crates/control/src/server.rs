@@ -28,6 +28,9 @@ pub type Inbox = Receiver<(Request, Sender<Response>)>;
 /// Reads the ports' own counters (`rte_eth_stats`), for the metrics.
 pub type PortReader = Box<dyn Fn() -> Vec<PortStatus>>;
 
+mod reload;
+pub use reload::{DesiredTable, KeepalivedClaim, ReloadPlan, Reloader};
+
 /// The control thread's handle on one worker.
 pub struct WorkerLink {
     pub tx: Sender<WorkerMsg>,
@@ -56,6 +59,7 @@ pub struct ControlServer {
     ack_timeout: Duration,
     templates: Arc<Templates>,
     timeouts: Timeouts,
+    reload: reload::ReloadState,
     stats: StatsBook,
     /// Deleted dests and services whose counts are folded in once every
     /// worker has applied the deletion.
@@ -81,6 +85,7 @@ impl ControlServer {
             ack_timeout: Duration::from_secs(5),
             templates,
             timeouts: Timeouts::default(),
+            reload: reload::ReloadState::default(),
             stats: StatsBook::new(n),
             retiring: Vec::new(),
             ports: None,
@@ -180,6 +185,7 @@ impl ControlServer {
                 self.wait_applied()
             }
             Request::GetTimeouts => Response::Timeouts(self.timeouts),
+            Request::Reload => self.reload(),
             Request::ListConns { limit } => self.list_conns(limit),
             Request::Counters => Response::Counters(
                 self.workers
@@ -361,6 +367,7 @@ impl ControlServer {
                 // The asker may have given up waiting; fine.
                 let _ = reply.send(self.handle(req));
             }
+            self.reload_if_signalled();
             match listener.accept() {
                 Ok((s, _)) => {
                     if let Err(e) = self.serve_one(s) {

@@ -13,4 +13,6 @@ pub mod daemon;
 pub mod mapping;
 pub mod scripts;
 pub mod state;
-pub mod table;
+/// The table of services it manages and the diff it sends: shared with
+/// rvsd's reload, so it lives in `rvs-control-proto`.
+pub use rvs_control_proto::table;

@@ -35,6 +35,9 @@ pub const METRICS_LISTEN: &str = "127.0.0.1:9105";
 
 pub mod selftest;
 
+/// A Debian 12 root for the package test.
+pub mod debian;
+
 /// A host of the lab: its role (namespace suffix), interface and address.
 struct Host {
     role: &'static str,
@@ -455,6 +458,13 @@ impl Lab {
     /// Writes rvsd's config for this lab and starts it in the director's
     /// namespace; returns when its control socket answers.
     pub fn start_rvsd(&mut self, opts: &RvsdOptions) -> Result<()> {
+        let cfg = self.write_rvsd_config(opts)?;
+        self.start_rvsd_with(&cfg, &opts.socket, &[])
+    }
+
+    /// Writes rvsd's config for this lab (`rvsd.toml` in the lab
+    /// directory) and returns its path; tests add to it before starting.
+    pub fn write_rvsd_config(&self, opts: &RvsdOptions) -> Result<PathBuf> {
         let cfg = self.dir.join("rvsd.toml");
         let lcores: Vec<String> = opts.worker_lcores.iter().map(|l| l.to_string()).collect();
         fs::write(
@@ -474,6 +484,24 @@ impl Lab {
                 s = opts.socket.display()
             ),
         )?;
+        Ok(cfg)
+    }
+
+    /// Starts rvsd on the configuration file `config` (whose control socket
+    /// is `socket`), with `env` added to its environment, in the director's
+    /// namespace; returns when the socket answers.
+    pub fn start_rvsd_with(
+        &mut self,
+        config: &Path,
+        socket: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<()> {
+        self.spawn_rvsd(config, socket, env)?;
+        self.wait_rvsd()
+    }
+
+    /// Starts rvsd as [`Lab::start_rvsd_with`] does, without waiting.
+    pub fn spawn_rvsd(&mut self, config: &Path, socket: &Path, env: &[(&str, &str)]) -> Result<()> {
         let rvsd = bin_dir().join("rvsd");
         if !rvsd.exists() {
             bail!(
@@ -481,17 +509,24 @@ impl Lab {
                 rvsd.display()
             );
         }
-        let (bin, c) = (rvsd.display().to_string(), cfg.display().to_string());
-        self.spawn_in("director", &[&bin, "--config", &c], "rvsd.log")?;
+        let (bin, c) = (rvsd.display().to_string(), config.display().to_string());
+        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args: Vec<&str> = vec!["env"];
+        args.extend(vars.iter().map(String::as_str));
+        args.extend([bin.as_str(), "--config", c.as_str()]);
+        self.spawn_in("director", &args, "rvsd.log")?;
         self.rvsd = Some(self.children.len() - 1);
-        self.socket = Some(opts.socket.clone());
+        self.socket = Some(socket.to_path_buf());
+        Ok(())
+    }
+
+    /// Waits until the rvsd [`Lab::spawn_rvsd`] started answers on its
+    /// control socket (30 s at most).
+    pub fn wait_rvsd(&mut self) -> Result<()> {
+        let i = self.rvsd.context("rvsd is not started")?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(Some(status)) = self
-                .children
-                .last_mut()
-                .map(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.children[i].try_wait().ok().flatten() {
                 bail!(
                     "rvsd exited ({status}) during start-up:\n{}",
                     self.rvsd_log()
@@ -505,6 +540,13 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends `signal` ("HUP", "TERM", ...) to rvsd (`ip netns exec` and
+    /// `env` exec it, so the child is rvsd itself).
+    pub fn signal_rvsd(&self, signal: &str) -> Result<()> {
+        let pid = self.rvsd_pid().context("rvsd is not started")?.to_string();
+        run("kill", &[&format!("-{signal}"), &pid]).map(|_| ())
     }
 
     /// Stops rvsd with SIGTERM, as an init system would, and returns how it

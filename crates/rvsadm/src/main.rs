@@ -7,9 +7,6 @@
 
 #![forbid(unsafe_code)]
 
-mod names;
-mod parse;
-
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +17,8 @@ use rvs_control_proto::health;
 use rvs_control_proto::proto::{Request, Response};
 use rvs_control_proto::DEFAULT_SOCKET;
 
-use parse::{Action, ParseError};
+use rvsadm::parse::{self, Action, ParseError};
+use rvsadm::{names, rules};
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
@@ -218,6 +216,16 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             Err(code) => code,
         },
         Action::Health => show_health(status_file),
+        Action::Reload => match send(socket, &Request::Reload) {
+            Ok(Response::Reloaded(report)) => print_out(&report.render()),
+            // The file and line at fault; rvsd kept its configuration.
+            Ok(Response::Error(e)) => {
+                eprintln!("{e}");
+                ExitCode::from(255)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
     }
 }
 
@@ -244,14 +252,9 @@ fn restore(socket: &Path, prog: &str) -> ExitCode {
     let mut parse_error = None;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
-        let line = line.split('#').next().unwrap_or("");
-        let mut words: Vec<String> = line.split_whitespace().map(String::from).collect();
-        if words.first().map(|w| w == "ipvsadm" || w == "rvsadm") == Some(true) {
-            words.remove(0);
-        }
-        if words.is_empty() {
+        let Some(words) = rules::words(&line) else {
             continue;
-        }
+        };
         match parse::parse(&words, prog) {
             Ok(Action::Apply(c)) => cmds.push(c),
             Ok(_) => {

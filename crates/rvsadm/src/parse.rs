@@ -38,6 +38,8 @@ pub enum Action {
     },
     /// rvs extension: rvs-keepalived's checker state (its status file).
     Health,
+    /// rvs extension: rvsd reads its configuration and rules file again.
+    Reload,
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -104,6 +106,7 @@ enum Cmd {
     Totals,
     TotalsPerWorker,
     Health,
+    Reload,
 }
 
 impl Cmd {
@@ -129,6 +132,7 @@ impl Cmd {
             Cmd::Totals => "totals",
             Cmd::TotalsPerWorker => "totals-per-worker",
             Cmd::Health => "health",
+            Cmd::Reload => "reload",
         }
     }
 }
@@ -302,7 +306,8 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Counters
         | Cmd::Totals
         | Cmd::TotalsPerWorker
-        | Cmd::Health => 'x',
+        | Cmd::Health
+        | Cmd::Reload => 'x',
     }
 }
 
@@ -368,6 +373,7 @@ const DEFS: &[Def] = &[
         Kind::Cmd(Cmd::TotalsPerWorker),
     ),
     d("health", None, N, Kind::Cmd(Cmd::Health)),
+    d("reload", None, N, Kind::Cmd(Cmd::Reload)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -410,6 +416,44 @@ const DEFS: &[Def] = &[
     d("tun-csum", None, N, Kind::Opt(Opt::TunCsum)),
     d("tun-remcsum", None, N, Kind::Opt(Opt::TunRemCsum)),
 ];
+
+/// How an option of the table takes a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    None,
+    Required,
+    /// `-p [timeout]`.
+    Optional,
+}
+
+/// One entry of the option table the parser works from: what the man page
+/// and the shell completions (`cargo xtask dist`) are made from, so that
+/// they offer exactly what rvsadm takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionInfo {
+    pub long: &'static str,
+    pub short: Option<char>,
+    pub value: ValueKind,
+    /// A command (`-A`, `--list`, ...) rather than an option.
+    pub is_command: bool,
+}
+
+/// Every option and command the parser knows, in its table's order; a long
+/// name with two short forms (`-L`, `-l`) comes twice.
+pub fn option_table() -> Vec<OptionInfo> {
+    DEFS.iter()
+        .map(|d| OptionInfo {
+            long: d.long,
+            short: d.short,
+            value: match d.arg {
+                Arg::None => ValueKind::None,
+                Arg::Required => ValueKind::Required,
+                Arg::Optional => ValueKind::Optional,
+            },
+            is_command: matches!(d.kind, Kind::Cmd(_)),
+        })
+        .collect()
+}
 
 /// Removes rvs's own `--socket PATH` / `--socket=PATH` from anywhere on the
 /// line, so that the rest parses exactly as ipvsadm's does.
@@ -1000,6 +1044,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::TotalsPerWorker => Action::Totals { per_worker: true },
         Cmd::Zero => Action::Zero(key),
         Cmd::Health => Action::Health,
+        Cmd::Reload => Action::Reload,
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -1146,6 +1191,7 @@ Usage:\n\
   {prog} -Z [virtual-service]\n\
   {prog} --counters | --totals | --totals-per-worker\n\
   {prog} --health [--status-file PATH]\n\
+  {prog} --reload\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1163,6 +1209,7 @@ Commands:\n\
   --totals                    traffic totals, as /proc/net/ip_vs_stats (rvs)\n\
   --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
   --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
+  --reload                    rvsd reads its configuration and rules file again, applies what changed (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\

@@ -1,11 +1,19 @@
 //! rvsd's TOML configuration (see conf/rvsd.toml for a commented example).
+//!
+//! Errors name the file and the line: toml's own (syntax, unknown fields,
+//! wrong types) carry a position, and the checks after parsing name the key,
+//! whose line [`lines::line_of`] finds in the text.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use rvs_ipvs::tcp_state::Timeouts;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+mod lines;
+pub mod live;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -30,7 +38,7 @@ pub struct Config {
     pub metrics: MetricsSection,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Hugepages {
     /// Use hugepages when some are reserved and mounted, else run without.
@@ -42,7 +50,7 @@ pub enum Hugepages {
     Off,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DpdkSection {
     /// The lcore of the control thread.
@@ -91,7 +99,7 @@ impl Default for DpdkSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortSection {
     /// A label for logs.
@@ -116,7 +124,7 @@ fn default_mtu() -> u16 {
     1500
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
     /// Destination network, `a.b.c.d/len` (`0.0.0.0/0` for a default route).
@@ -197,7 +205,7 @@ impl PortSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkersSection {
     /// One worker per lcore listed.
@@ -238,7 +246,7 @@ impl Default for WorkersSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionsSection {
     /// Connections each worker can hold.
@@ -247,6 +255,15 @@ pub struct ConnectionsSection {
     /// How long half-open connections (SYN_RECV) live, in seconds.
     #[serde(default = "default_syn_recv")]
     pub syn_recv_timeout_s: u32,
+    /// `rvsadm --set tcp tcpfin udp`, kept here so that they survive a
+    /// restart (a reload applies them): established TCP connections, TCP
+    /// after a FIN, and UDP, in seconds (1 to 2678400, ipvsadm's range).
+    #[serde(default = "default_tcp")]
+    pub tcp_timeout_s: u32,
+    #[serde(default = "default_tcp_fin")]
+    pub tcp_fin_timeout_s: u32,
+    #[serde(default = "default_udp")]
+    pub udp_timeout_s: u32,
     /// IPVS's sloppy_tcp: schedule TCP flows on any first packet but RST.
     #[serde(default)]
     pub sloppy_tcp: bool,
@@ -257,20 +274,38 @@ fn default_capacity() -> usize {
 }
 
 fn default_syn_recv() -> u32 {
-    60
+    Timeouts::default().syn_recv
 }
+
+fn default_tcp() -> u32 {
+    Timeouts::default().tcp
+}
+
+fn default_tcp_fin() -> u32 {
+    Timeouts::default().tcp_fin
+}
+
+fn default_udp() -> u32 {
+    Timeouts::default().udp
+}
+
+/// The longest timeout ipvsadm's --set takes (31 days).
+const MAX_TIMEOUT_S: u32 = 2_678_400;
 
 impl Default for ConnectionsSection {
     fn default() -> Self {
         ConnectionsSection {
             capacity_per_worker: default_capacity(),
             syn_recv_timeout_s: default_syn_recv(),
+            tcp_timeout_s: default_tcp(),
+            tcp_fin_timeout_s: default_tcp_fin(),
+            udp_timeout_s: default_udp(),
             sloppy_tcp: false,
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NeighboursSection {
     /// Permanent entries: `static = [{ address = "10.0.0.2", mac = "02:.." }]`.
@@ -303,7 +338,7 @@ impl Default for NeighboursSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticNeighbour {
     pub address: std::net::IpAddr,
@@ -325,26 +360,69 @@ impl StaticNeighbour {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlSection {
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
+    /// The rules file, in `rvsadm -S` format: loaded at start, read again
+    /// on reload. A relative path is relative to this file's directory.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// rvs-keepalived's status file: the services it names are its own,
+    /// and a reload leaves them alone.
+    #[serde(default = "default_keepalived_status")]
+    pub keepalived_status: PathBuf,
 }
 
 fn default_socket() -> PathBuf {
     PathBuf::from(rvs_control::DEFAULT_SOCKET)
 }
 
+fn default_keepalived_status() -> PathBuf {
+    PathBuf::from(rvs_control_proto::health::DEFAULT_STATUS_FILE)
+}
+
 impl Default for ControlSection {
     fn default() -> Self {
         ControlSection {
             socket: default_socket(),
+            rules: None,
+            keepalived_status: default_keepalived_status(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A check that failed after parsing, and the key it is about
+/// (`workers.lcores`, `port.0.address`; empty when it is about no one key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub key: String,
+    pub msg: String,
+}
+
+impl From<String> for Invalid {
+    fn from(msg: String) -> Invalid {
+        Invalid {
+            key: String::new(),
+            msg,
+        }
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(msg: &str) -> Invalid {
+        Invalid::from(msg.to_string())
+    }
+}
+
+/// Tags a message with the key it is about.
+fn at(key: impl Into<String>) -> impl FnOnce(String) -> Invalid {
+    let key = key.into();
+    move |msg| Invalid { key, msg }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsSection {
     /// Count traffic per real server, service and in total (`rvsadm -L
@@ -364,7 +442,7 @@ impl Default for StatsSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     /// `ADDR:PORT` to serve Prometheus metrics (/metrics), the status page
@@ -387,91 +465,162 @@ impl MetricsSection {
 }
 
 impl Config {
+    /// Reads and checks a configuration file. Errors read `FILE:LINE:
+    /// message` (or `FILE: message` when no one line is at fault).
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading config {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+        Self::parse_located(&text).map_err(|(line, msg)| match line {
+            Some(l) => anyhow::anyhow!("{}:{l}: {msg}", path.display()),
+            None => anyhow::anyhow!("{}: {msg}", path.display()),
+        })
     }
 
+    /// Parses and checks; the error says the line when it knows it.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        c.validate()?;
+        Self::parse_located(text).map_err(|(line, msg)| match line {
+            Some(l) => format!("line {l}: {msg}"),
+            None => msg,
+        })
+    }
+
+    fn parse_located(text: &str) -> Result<Config, (Option<usize>, String)> {
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| lines::line_at(text, s.start));
+            // One line, for logs: "invalid array: expected `]`".
+            let msg: Vec<&str> = e.message().lines().map(str::trim).collect();
+            (line, msg.join(": "))
+        })?;
+        c.validate().map_err(|Invalid { key, msg }| {
+            let line = (!key.is_empty())
+                .then(|| lines::line_of(text, &key))
+                .flatten();
+            (line, msg)
+        })?;
         Ok(c)
+    }
+
+    /// The connection timeouts this configuration sets.
+    pub fn timeouts(&self) -> Timeouts {
+        let c = &self.connections;
+        Timeouts {
+            tcp: c.tcp_timeout_s,
+            tcp_fin: c.tcp_fin_timeout_s,
+            udp: c.udp_timeout_s,
+            syn_recv: c.syn_recv_timeout_s,
+        }
+    }
+
+    /// The rules file, a relative path taken from the directory of the
+    /// configuration file `config_path`.
+    pub fn rules_path(&self, config_path: &Path) -> Option<PathBuf> {
+        let r = self.control.rules.as_ref()?;
+        Some(match config_path.parent() {
+            Some(dir) if r.is_relative() => dir.join(r),
+            _ => r.clone(),
+        })
     }
 
     /// The routes, parsed and checked: each gateway must be on a port's
     /// network.
     pub fn parsed_routes(&self) -> Result<Vec<rvs_dataplane::worker::Route>, String> {
+        self.routes.iter().map(|r| self.parse_route(r)).collect()
+    }
+
+    fn parse_route(&self, r: &RouteSection) -> Result<rvs_dataplane::worker::Route, String> {
         let nets: Vec<(Ipv4Addr, u8)> = self
             .ports
             .iter()
             .map(|p| p.parsed_address())
             .collect::<Result<_, _>>()?;
-        self.routes
-            .iter()
-            .map(|r| {
-                let (dst, len) = parse_prefix(&r.to)
-                    .ok_or_else(|| format!("route to {:?}: not a.b.c.d/len", r.to))?;
-                let via: Ipv4Addr = r.via.parse().map_err(|_| {
-                    format!(
-                        "route to {:?}: via {:?} is not an IPv4 address",
-                        r.to, r.via
-                    )
-                })?;
-                let on_link = nets.iter().any(|(a, l)| {
-                    let m = if *l == 0 {
-                        0
-                    } else {
-                        u32::MAX << (32 - *l as u32)
-                    };
-                    u32::from(*a) & m == u32::from(via) & m
-                });
-                if !on_link {
-                    return Err(format!(
-                        "route to {:?}: gateway {via} is on no port's network",
-                        r.to
-                    ));
-                }
-                Ok(rvs_dataplane::worker::Route {
-                    dst,
-                    prefix_len: len,
-                    via,
-                })
-            })
-            .collect()
+        let (dst, len) =
+            parse_prefix(&r.to).ok_or_else(|| format!("route to {:?}: not a.b.c.d/len", r.to))?;
+        let via: Ipv4Addr = r.via.parse().map_err(|_| {
+            format!(
+                "route to {:?}: via {:?} is not an IPv4 address",
+                r.to, r.via
+            )
+        })?;
+        let on_link = nets.iter().any(|(a, l)| {
+            let m = if *l == 0 {
+                0
+            } else {
+                u32::MAX << (32 - *l as u32)
+            };
+            u32::from(*a) & m == u32::from(via) & m
+        });
+        if !on_link {
+            return Err(format!(
+                "route to {:?}: gateway {via} is on no port's network",
+                r.to
+            ));
+        }
+        Ok(rvs_dataplane::worker::Route {
+            dst,
+            prefix_len: len,
+            via,
+        })
     }
 
-    fn validate(&self) -> Result<(), String> {
-        self.parsed_routes()?;
+    fn validate(&self) -> Result<(), Invalid> {
         if self.ports.is_empty() {
             return Err("at least one [[port]] is needed".into());
         }
-        for p in &self.ports {
-            p.parsed_address()?;
-            p.parsed_address6()?;
+        for (i, p) in self.ports.iter().enumerate() {
+            p.parsed_address()
+                .map_err(at(format!("port.{i}.address")))?;
+            p.parsed_address6()
+                .map_err(at(format!("port.{i}.address6")))?;
         }
-        for n in &self.neighbours.statics {
-            n.parsed_mac()?;
+        for (i, r) in self.routes.iter().enumerate() {
+            self.parse_route(r).map_err(at(format!("route.{i}")))?;
         }
+        for (i, n) in self.neighbours.statics.iter().enumerate() {
+            n.parsed_mac()
+                .map_err(at(format!("neighbours.static.{i}.mac")))?;
+        }
+        let lcores = at("workers.lcores");
         if self.workers.lcores.is_empty() {
-            return Err("workers.lcores: at least one worker lcore is needed".into());
+            return Err(lcores(
+                "workers.lcores: at least one worker lcore is needed".into(),
+            ));
         }
         if self.workers.lcores.contains(&self.dpdk.main_lcore) {
-            return Err(format!(
+            return Err(lcores(format!(
                 "workers.lcores: lcore {} is dpdk.main_lcore (the control thread)",
                 self.dpdk.main_lcore
-            ));
+            )));
         }
         let mut l = self.workers.lcores.clone();
         l.sort();
         l.dedup();
         if l.len() != self.workers.lcores.len() {
-            return Err("workers.lcores: an lcore is listed twice".into());
+            return Err(lcores("workers.lcores: an lcore is listed twice".into()));
         }
         if self.connections.capacity_per_worker == 0 {
-            return Err("connections.capacity_per_worker must be at least 1".into());
+            return Err(Invalid {
+                key: "connections.capacity_per_worker".into(),
+                msg: "connections.capacity_per_worker must be at least 1".into(),
+            });
         }
-        self.metrics.parsed_listen()?;
+        let c = &self.connections;
+        for (name, v) in [
+            ("syn_recv_timeout_s", c.syn_recv_timeout_s),
+            ("tcp_timeout_s", c.tcp_timeout_s),
+            ("tcp_fin_timeout_s", c.tcp_fin_timeout_s),
+            ("udp_timeout_s", c.udp_timeout_s),
+        ] {
+            if !(1..=MAX_TIMEOUT_S).contains(&v) {
+                return Err(Invalid {
+                    key: format!("connections.{name}"),
+                    msg: format!(
+                        "connections.{name} = {v}: a timeout is 1 to {MAX_TIMEOUT_S} seconds"
+                    ),
+                });
+            }
+        }
+        self.metrics.parsed_listen().map_err(at("metrics.listen"))?;
         Ok(())
     }
 }

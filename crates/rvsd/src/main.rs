@@ -5,13 +5,19 @@
 //! worker, launch one poll loop per worker lcore, start the metrics endpoint
 //! (if configured) from the main lcore, then serve the control socket on
 //! the main lcore until SIGINT or SIGTERM.
+//!
+//! The rules file and the configuration are read (and checked) before the
+//! EAL starts, applied once the workers run, and read again on SIGHUP
+//! (see reload.rs).
 
 #![forbid(unsafe_code)]
 
 mod bench;
 mod config;
+mod notify;
+mod reload;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,44 +30,46 @@ use rvs_control::server::{self, ControlServer, WorkerLink};
 use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, PortQueues};
 use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
 use rvs_ipvs::persist::Templates;
-use rvs_ipvs::tcp_state::Timeouts;
 use rvs_packet::MacAddr;
+use rvsd_cli::Args;
 
-use config::{Config, Hugepages};
-
-#[derive(Parser, Debug)]
-#[command(
-    version,
-    about = "rvs: an IPVS-compatible layer-4 load balancer on DPDK"
-)]
-struct Args {
-    /// The TOML configuration file.
-    #[arg(short, long, default_value = "/etc/rvs/rvsd.toml")]
-    config: PathBuf,
-    /// Override the control socket path from the config.
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Check the configuration and exit.
-    #[arg(long)]
-    check: bool,
-    /// Benchmark mode: run this many seconds, record per-burst times, then
-    /// print a JSON summary (rates, burst-time percentiles) and exit.
-    #[arg(long)]
-    run_for: Option<f64>,
-}
+use config::Hugepages;
 
 fn main() {
+    let args = Args::parse();
+    if let Some(path) = args.config_to_check() {
+        std::process::exit(check_config(&path));
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
-    if let Err(e) = run(Args::parse()) {
+    if let Err(e) = run(args) {
         log::error!("{e:#}");
         eprintln!("rvsd: {e:#}");
         std::process::exit(1);
     }
 }
 
-/// Whether hugepages are reserved, free and mounted.
+/// `--check-config`: reads the configuration and its rules file as a reload
+/// would and says what they hold, or what is wrong (file and line).
+fn check_config(path: &Path) -> i32 {
+    match reload::plan(path, None) {
+        Ok((_, plan)) => {
+            println!("{}: ok", path.display());
+            for s in &plan.sources[1..] {
+                println!("{s}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            1
+        }
+    }
+}
+
+/// Whether hugepages are reserved, free, mounted and ours to use (rvsd may
+/// run as a user that cannot write the mount).
 fn hugepages_available() -> bool {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let free = meminfo
@@ -69,21 +77,32 @@ fn hugepages_available() -> bool {
         .find_map(|l| l.strip_prefix("HugePages_Free:"))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    let mounted = std::fs::read_to_string("/proc/mounts")
-        .unwrap_or_default()
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let writable = mounts
         .lines()
-        .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"));
-    free > 0 && mounted
+        .filter(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|dir| {
+            // Creating a file on hugetlbfs takes no page; mapping it would.
+            let probe = Path::new(dir).join(format!(".rvsd-probe-{}", std::process::id()));
+            let ok = std::fs::File::create(&probe).is_ok();
+            let _ = std::fs::remove_file(&probe);
+            ok
+        });
+    free > 0 && writable
 }
 
 fn run(args: Args) -> Result<()> {
-    let mut cfg = Config::load(&args.config)?;
+    // SIGHUP asks for a reload; caught from the start, so that an early one
+    // does not end the process.
+    let reload_signal = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload_signal.clone())
+        .context("installing the SIGHUP handler")?;
+    // Everything is read and checked before any device is touched.
+    let (mut cfg, plan) = reload::plan(&args.config, None).map_err(anyhow::Error::msg)?;
+    let started_with = cfg.clone();
     if let Some(s) = args.socket {
         cfg.control.socket = s;
-    }
-    if args.check {
-        println!("{}: ok", args.config.display());
-        return Ok(());
     }
     let metrics_listen = cfg.metrics.parsed_listen().map_err(anyhow::Error::msg)?;
     let nworkers = cfg.workers.lcores.len();
@@ -92,14 +111,14 @@ fn run(args: Args) -> Result<()> {
         Hugepages::Off => true,
         Hugepages::Required => {
             if !hugepages_available() {
-                bail!("dpdk.hugepages = \"required\" but no free hugepages are mounted (see dpdk-build/setup.sh)");
+                bail!("dpdk.hugepages = \"required\" but no free hugepages are mounted where rvsd may write (see dpdk-build/setup.sh)");
             }
             false
         }
         Hugepages::Auto => {
             let none = !hugepages_available();
             if none {
-                log::warn!("no free hugepages are mounted: running with --no-huge (slower; reserve some with dpdk-build/setup.sh)");
+                log::warn!("no free hugepages are mounted where rvsd may write: running with --no-huge (slower; reserve some with dpdk-build/setup.sh)");
             }
             none
         }
@@ -180,10 +199,7 @@ fn run(args: Args) -> Result<()> {
     let routes = cfg.parsed_routes().map_err(anyhow::Error::msg)?;
     let neigh = Arc::new(NeighbourTable::new(cfg.neighbours.expiry_s * 1000));
     let templates = Arc::new(Templates::new());
-    let timeouts = Timeouts {
-        syn_recv: cfg.connections.syn_recv_timeout_s,
-        ..Timeouts::default()
-    };
+    let timeouts = cfg.timeouts();
     for n in &cfg.neighbours.statics {
         neigh.add_static(
             n.address,
@@ -325,11 +341,33 @@ fn run(args: Args) -> Result<()> {
             cfg.control.socket.display()
         )
     })?;
+    // The rules file goes in as a reload from an empty table would.
+    control = control.with_reloader(
+        Box::new(reload::FileReloader {
+            config_path: args.config.clone(),
+            running: started_with,
+        }),
+        reload_signal,
+    );
+    let loaded = control
+        .apply_plan(plan)
+        .map_err(anyhow::Error::msg)
+        .context("loading the rules")?;
+    for line in loaded.render().lines() {
+        log::info!("start: {line}");
+    }
     log::info!(
         "rvsd ready: control socket {}",
         cfg.control.socket.display()
     );
+    let services = control.director().len();
+    notify::ready(&format!(
+        "serving {services} service{} on {}",
+        if services == 1 { "" } else { "s" },
+        cfg.control.socket.display()
+    ));
     let served = control.serve(&listener, &stop);
+    notify::stopping();
 
     stop.store(true, Ordering::Relaxed);
     // The control thread is done: dropping it fails whatever the metrics

@@ -447,3 +447,38 @@ fn health_takes_no_options_and_status_file_is_taken_out() {
         "--status-file: missing argument"
     );
 }
+
+#[test]
+fn reload_takes_no_options() {
+    assert_eq!(p("--reload").unwrap(), Action::Reload);
+    assert_eq!(
+        err("--reload -n"),
+        (
+            "Illegal 'numeric' option with the 'reload' command".to_string(),
+            2
+        )
+    );
+    assert!(usage("rvsadm").contains("--reload"));
+}
+
+#[test]
+fn the_option_table_is_what_the_parser_takes() {
+    let table = option_table();
+    assert!(table.len() > 50);
+    for o in &table {
+        // Every long name parses as the parser's own (an unknown one would
+        // say "unknown option"); commands are accepted first.
+        let line = if o.is_command {
+            format!("--{}", o.long)
+        } else {
+            format!("-L --{}", o.long)
+        };
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if let Err(e) = parse(&args, "rvsadm") {
+            assert!(!e.msg.contains("unknown option"), "{line}: {}", e.msg);
+        }
+    }
+    let p = table.iter().find(|o| o.long == "persistent").unwrap();
+    assert_eq!((p.short, p.value), (Some('p'), ValueKind::Optional));
+    assert!(table.iter().any(|o| o.long == "reload" && o.is_command));
+}

@@ -1,15 +1,18 @@
-//! The part of rvsd's service table that rvs-keepalived manages, and the
-//! commands that turn one such table into another.
+//! A part of rvsd's service table as plain data, and the commands that turn
+//! one such table into another ([`diff`]).
 //!
-//! The health state ([`crate::state`]) edits a desired [`Table`] the way
-//! keepalived issues IPVS commands; the daemon keeps the table it last
-//! applied and sends rvsd the difference ([`diff`]). A failed command, or
-//! rvsd restarting, only means the next sync sends it again.
+//! Two clients keep a part of the table this way. rvs-keepalived's health
+//! state edits a desired [`Table`] the way keepalived issues IPVS commands;
+//! its daemon keeps the table it last applied and sends rvsd the
+//! difference (a failed command, or rvsd restarting, only means the next
+//! sync sends it again). rvsd's reload reads its rules file into a
+//! [`Table`] and applies the difference to the running one, so that real
+//! servers that did not change are not touched.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rvs_control_proto::proto::Listing;
+use crate::proto::Listing;
 use rvs_ipvs::{Command, DestKey, DestSpec, ServiceKey, ServiceSpec};
 
 /// A dest and when it was (re)added: rvsd, like the kernel, lists a
@@ -146,7 +149,7 @@ impl Table {
     }
 
     /// The managed part of what rvsd lists: the services in `services`, and
-    /// in them the dests in `dests` (rvs-keepalived leaves others alone).
+    /// in them the dests in `dests` (the others are left alone).
     pub fn from_listing(
         listing: &Listing,
         services: &dyn Fn(ServiceKey) -> bool,
