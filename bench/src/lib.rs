@@ -33,6 +33,8 @@ pub fn one_service_worker(fwd: FwdMethod, count_stats: bool) -> Worker {
             prefix_len: 24,
             mtu: 1500,
             addr6: None,
+            kernel: false,
+            vip_arp: rvs_dataplane::VipArp::Always,
         }],
         routes: vec![],
         conn_capacity: 1000,

@@ -81,4 +81,8 @@ fn main() {
     for l in &lib.libs {
         println!("cargo:rustc-link-lib={l}");
     }
+    // rte_vdev_init (devices made after start-up, such as the exception
+    // path's taps) lives in the vdev bus driver, which pkg-config's common
+    // libraries leave out.
+    println!("cargo:rustc-link-lib=rte_bus_vdev");
 }

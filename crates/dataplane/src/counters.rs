@@ -71,10 +71,13 @@ pub enum DropReason {
     Ipv6ExtHeaders,
     /// IPv6 on a port without an IPv6 address.
     NoIpv6,
+    /// For the director's kernel, but its interface's queue was full (the
+    /// kernel is not reading): dropped rather than wait.
+    KernelFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 35] = [
+    pub const ALL: [DropReason; 36] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -110,6 +113,7 @@ impl DropReason {
         DropReason::TruncatedIpv6,
         DropReason::Ipv6ExtHeaders,
         DropReason::NoIpv6,
+        DropReason::KernelFull,
     ];
 
     /// The counter's name, as `rvsadm --counters` prints it.
@@ -150,6 +154,7 @@ impl DropReason {
             DropReason::TruncatedIpv6 => "drop_truncated_ipv6",
             DropReason::Ipv6ExtHeaders => "drop_ipv6_ext_headers",
             DropReason::NoIpv6 => "drop_no_ipv6",
+            DropReason::KernelFull => "drop_kernel_full",
         }
     }
 }
@@ -209,6 +214,10 @@ counters! {
     redirected,
     /// Packets received from other workers.
     redirected_in,
+    /// Frames handed to the director's kernel (the exception path).
+    to_kernel,
+    /// Frames the director's kernel sent, out of its port.
+    from_kernel,
 }
 
 impl Counters {
@@ -271,7 +280,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 18 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 20 + DropReason::ALL.len());
     }
 
     #[test]

@@ -29,6 +29,23 @@ pub struct PortInfo {
     pub mtu: u16,
     /// The director's IPv6 address and prefix length on this port, if any.
     pub addr6: Option<(Ipv6Addr, u8)>,
+    /// Whether the port has a kernel interface (the exception path): frames
+    /// for the director as a host go there instead of being dropped.
+    pub kernel: bool,
+    /// Who answers ARP and neighbour solicitations for the VIPs.
+    pub vip_arp: VipArp,
+}
+
+/// Who answers ARP (and IPv6 neighbour solicitations) for a VIP on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VipArp {
+    /// rvsd, for every VIP it has a service on.
+    #[default]
+    Always,
+    /// The kernel, through the port's kernel interface: it answers only
+    /// while that interface holds the VIP, which is how VRRP (keepalived
+    /// `--vrrp`) gives a VIP to one director of several.
+    Kernel,
 }
 
 /// A static route: packets for `dst/prefix_len` go to the gateway `via`,
@@ -135,6 +152,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// Another worker owns its connection: hand it over unchanged.
     Redirect(usize),
+    /// For the director's kernel (the exception path): hand it, unchanged,
+    /// to the kernel interface of the port it came in on.
+    ToKernel,
 }
 
 /// The worker that owns connections of this client endpoint (the same
@@ -567,6 +587,9 @@ impl Worker {
             EtherType::Arp => self.handle_arp(port, frame, now_ms),
             EtherType::Ipv4 => {
                 if dst != p.mac {
+                    if dst.is_multicast() && p.kernel {
+                        return self.ipv4_group(port, frame);
+                    }
                     return Err(DropReason::NotOurMac);
                 }
                 self.handle_ipv4(port, pkt, now_ms)
@@ -577,12 +600,63 @@ impl Worker {
                     return Err(DropReason::NotOurMac);
                 }
                 if p.addr6.is_none() {
-                    return Err(DropReason::NoIpv6);
+                    return self.ipv6_without_address(port, frame);
                 }
                 self.handle_ipv6(port, pkt, now_ms)
             }
+            // LLDP and the like: a host's business.
+            _ if p.kernel && (dst == p.mac || dst.is_multicast()) => Ok(Verdict::ToKernel),
             _ => Err(DropReason::UnknownEthertype),
         }
+    }
+
+    /// The exception path's verdict: the port's kernel interface when it
+    /// has one, else a drop for `otherwise`.
+    #[inline]
+    fn to_kernel(&self, port: usize, otherwise: DropReason) -> Step<Verdict> {
+        if self.cfg.ports[port].kernel {
+            Ok(Verdict::ToKernel)
+        } else {
+            Err(otherwise)
+        }
+    }
+
+    /// An IPv4 frame to a group MAC on a port with a kernel interface:
+    /// multicast (VRRP's 224.0.0.18, OSPF, ...) and broadcasts go to the
+    /// kernel, as a host's NIC would take them in; nothing rvsd serves comes
+    /// this way.
+    #[inline(never)]
+    fn ipv4_group(&self, port: usize, frame: &[u8]) -> Step<Verdict> {
+        let p = self.cfg.ports[port];
+        let ip = Ipv4Packet::new_validated(&frame[ethernet::HEADER_LEN..])
+            .map_err(|_| DropReason::NotOurMac)?;
+        let dst = ip.dst();
+        let directed = p.prefix_len < 31
+            && u32::from(dst) | prefix_mask(p.prefix_len) == u32::MAX
+            && p.contains(dst);
+        if dst.is_multicast() || dst.is_broadcast() || directed {
+            Ok(Verdict::ToKernel)
+        } else {
+            Err(DropReason::NotOurMac)
+        }
+    }
+
+    /// IPv6 on a port without an IPv6 address: rvsd serves none of it, so
+    /// the kernel (its link-local address, router advertisements) has it
+    /// all, but for a VIP's.
+    #[inline(never)]
+    fn ipv6_without_address(&self, port: usize, frame: &[u8]) -> Step<Verdict> {
+        if !self.cfg.ports[port].kernel {
+            return Err(DropReason::NoIpv6);
+        }
+        let dst = frame
+            .get(ethernet::HEADER_LEN + 24..ethernet::HEADER_LEN + 40)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or(DropReason::TruncatedIpv6)?;
+        if self.director.is_vip(IpAddr::V6(Ipv6Addr::from(dst))) {
+            return Err(DropReason::NoIpv6);
+        }
+        Ok(Verdict::ToKernel)
     }
 
     fn handle_arp(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
@@ -599,8 +673,12 @@ impl Worker {
         {
             self.learn(sip, smac, now_ms);
         }
-        let ours = tip == p.addr || self.director.is_vip(IpAddr::V4(tip));
-        if op == Operation::Request && ours {
+        let own = tip == p.addr;
+        let vip = self.director.is_vip(IpAddr::V4(tip));
+        // With vip_arp = "kernel" the kernel answers for VIPs, and only for
+        // those its interface holds (VRRP's master has them).
+        let kernel_vip = vip && p.vip_arp == VipArp::Kernel && p.kernel;
+        if op == Operation::Request && (own || (vip && !kernel_vip)) {
             let mut a = ArpPacket::new_checked(&mut frame[ethernet::HEADER_LEN..])
                 .map_err(|_| DropReason::BadArp)?;
             a.make_reply(p.mac);
@@ -610,7 +688,13 @@ impl Worker {
             self.shared.counters.arp_replies_sent.inc();
             return Ok(Verdict::Tx(port));
         }
+        // The kernel sees the rest of what a host would: replies to the
+        // director's address (its own requests went out with it; rvsd
+        // learned from them above as well), questions about VIPs it
+        // answers, and announcements (gratuitous ARP: sender = target).
+        let for_kernel = p.kernel && (own || kernel_vip || sip == tip);
         match op {
+            Operation::Reply | Operation::Request if for_kernel => Ok(Verdict::ToKernel),
             Operation::Reply => Ok(Verdict::Consumed),
             Operation::Request => Err(DropReason::ArpNotForUs),
             Operation::Other(_) => Err(DropReason::BadArp),
@@ -648,25 +732,35 @@ impl Worker {
         if !ip.verify_checksum() {
             return Err(DropReason::BadIpChecksum);
         }
+        // Link padding of short frames is not part of the packet.
+        let ip_len = ip.total_len() as usize;
+        let ip_end = ethernet::HEADER_LEN + ip_len;
+        let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
+        // The director's own address (not also a VIP) is the host's: with a
+        // kernel interface, all of it goes there, options and fragments too
+        // (the kernel reassembles). Checked before the header's options, so
+        // VIP traffic pays this one test it paid already.
+        let local = self.is_local(dst);
+        if local && self.cfg.ports[port].kernel && !self.director.is_vip(IpAddr::V4(dst)) {
+            return Ok(Verdict::ToKernel);
+        }
         if ip.has_options() {
             return Err(DropReason::IpOptions);
         }
         if ip.is_fragment() {
             return Err(DropReason::Fragment);
         }
-        // Link padding of short frames is not part of the packet.
-        let ip_len = ip.total_len() as usize;
-        let ip_end = ethernet::HEADER_LEN + ip_len;
-        let (src, dst, proto) = (ip.src(), ip.dst(), ip.protocol());
         let protocol = match proto {
             ipv4::protocol::TCP => Protocol::Tcp,
             ipv4::protocol::UDP => Protocol::Udp,
             ipv4::protocol::ICMP => return self.handle_icmp(port, pkt, now_ms),
-            _ if self.is_local(dst) => return Err(DropReason::ToDirector),
+            _ if local => return self.to_kernel(port, DropReason::ToDirector),
             _ if self.director.is_vip(IpAddr::V4(dst)) => return Err(DropReason::NoService),
             _ => return Err(DropReason::NotForUs),
         };
-        if self.is_local(dst) {
+        // A service may be on the director's own address (kernel IPVS
+        // allows it); without one, it is the host's.
+        if local && !self.director.is_vip(IpAddr::V4(dst)) {
             return Err(DropReason::ToDirector);
         }
         let l4 = l4_ports(protocol, ip.payload())?;
@@ -686,9 +780,12 @@ impl Worker {
             let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len as u64);
             return self.xmit(port, pkt, Target { daddr, dport, fwd }, now_ms);
         }
-        match self.unknown_flow(&key, event, syn_only, ip_len as u64, now_ms)? {
-            Flow::In(target) => self.xmit(port, pkt, target, now_ms),
-            Flow::Out { vaddr, vport } => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
+        match self.unknown_flow(&key, event, syn_only, ip_len as u64, now_ms) {
+            Ok(Flow::In(target)) => self.xmit(port, pkt, target, now_ms),
+            Ok(Flow::Out { vaddr, vport }) => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
+            // The director's own address, a port that is no service's.
+            Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
+            Err(r) => Err(r),
         }
     }
 

@@ -11,6 +11,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+mod vdev;
 
 pub use eal::{Eal, EalConfig};
 pub use error::{DpdkError, Result};
@@ -19,6 +20,7 @@ pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{stats_of as port_stats, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::{Ring, RingConsumer, RingProducer};
+pub use vdev::create_vdev;
 
 /// The most packets one rx or tx burst moves.
 pub const MAX_BURST: usize = 32;

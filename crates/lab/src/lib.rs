@@ -220,6 +220,7 @@ impl Lab {
                 )?;
             }
         }
+        self.keep_kernel_off("director", "veth-dir")?;
         for rs in ["rs1", "rs2"] {
             let ns = self.ns(rs);
             run(
@@ -231,6 +232,22 @@ impl Lab {
                 self.sysctl(&ns, &format!("net.ipv4.conf.{k}.arp_announce=2"))?;
             }
         }
+        Ok(())
+    }
+
+    /// Keeps the kernel's own stack off an interface that rvsd reads
+    /// through af_packet, so that the director's kernel sees the port's
+    /// traffic once, through rvsd's kernel interface (the exception path),
+    /// and not a second time straight from the wire: the interface becomes
+    /// a port of a bridge that stays down. af_packet's sockets get each
+    /// frame before the bridge drops it; sending is not affected. (This
+    /// kernel has no tc actions, which would be the other way.)
+    pub(crate) fn keep_kernel_off(&self, role: &str, iface: &str) -> Result<()> {
+        let ns = self.ns(role);
+        let bridge = format!("off-{iface}");
+        let bridge = &bridge[..bridge.len().min(15)];
+        run("ip", &["-n", &ns, "link", "add", bridge, "type", "bridge"])?;
+        run("ip", &["-n", &ns, "link", "set", iface, "master", bridge])?;
         Ok(())
     }
 

@@ -98,6 +98,9 @@ impl Lab {
             run("ip", &["-n", ans, "link", "set", a, "up"])?;
             run("ip", &["-n", bns, "link", "set", b, "up"])?;
         }
+        // rvsd's ports: the director's kernel sees them through rvsd.
+        self.keep_kernel_off("director", "veth10")?;
+        self.keep_kernel_off("director", "veth12")?;
         run("ip", &["-n", &c, "link", "add", "br0", "type", "bridge"])?;
         for v in ["veth01", "veth02"] {
             run("ip", &["-n", &c, "link", "set", v, "master", "br0"])?;

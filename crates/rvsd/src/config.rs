@@ -118,10 +118,84 @@ pub struct PortSection {
     /// get ICMP fragmentation-needed.
     #[serde(default = "default_mtu")]
     pub mtu: u16,
+    /// The port's interface in the director's kernel (the exception path):
+    /// its name, `true` for `rvs-<name>` (the default), or `false` for none.
+    #[serde(default)]
+    pub kernel_interface: KernelInterface,
+    /// Who answers ARP and neighbour solicitations for the VIPs on this
+    /// port: rvsd ("always", the default) or the kernel ("kernel", which
+    /// answers only while the kernel interface holds the VIP: VRRP).
+    #[serde(default)]
+    pub vip_arp: VipArpMode,
 }
 
 fn default_mtu() -> u16 {
     1500
+}
+
+/// `[[port]] kernel_interface`: `true`, `false` or an interface name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum KernelInterface {
+    Enabled(bool),
+    Named(String),
+}
+
+impl Default for KernelInterface {
+    fn default() -> Self {
+        KernelInterface::Enabled(true)
+    }
+}
+
+/// By hand rather than `untagged`, whose error ("did not match any
+/// variant") would not say what is expected.
+impl<'de> Deserialize<'de> for KernelInterface {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = KernelInterface;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an interface name (at most 15 characters), true or false")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<KernelInterface, E> {
+                Ok(KernelInterface::Enabled(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KernelInterface, E> {
+                Ok(KernelInterface::Named(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[[port]] vip_arp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VipArpMode {
+    #[default]
+    Always,
+    Kernel,
+}
+
+impl From<VipArpMode> for rvs_dataplane::VipArp {
+    fn from(m: VipArpMode) -> Self {
+        match m {
+            VipArpMode::Always => rvs_dataplane::VipArp::Always,
+            VipArpMode::Kernel => rvs_dataplane::VipArp::Kernel,
+        }
+    }
+}
+
+/// Linux's rule for interface names (`dev_valid_name`), and no `,` `=` or
+/// `%`, which DPDK's device arguments and iproute2 read specially.
+fn valid_ifname(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 15
+        && n != "."
+        && n != ".."
+        && !n
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '/' | ':' | ',' | '=' | '%') || !c.is_ascii())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,6 +243,36 @@ impl PortSection {
         } else {
             format!("{},{queues_key}={workers}", self.device)
         }
+    }
+
+    /// The kernel interface's name, if the port has one.
+    pub fn kernel_interface_name(&self) -> Result<Option<String>, String> {
+        let name = match &self.kernel_interface {
+            KernelInterface::Enabled(false) => return Ok(None),
+            KernelInterface::Enabled(true) => {
+                let n = format!("rvs-{}", self.name);
+                if !valid_ifname(&n) {
+                    return Err(format!(
+                        "port {:?}: its kernel interface would be named {n:?}, which Linux does not take \
+                         (at most 15 characters, no spaces, '/' or ':'): name it with \
+                         kernel_interface = \"NAME\", or turn it off with kernel_interface = false",
+                        self.name
+                    ));
+                }
+                n
+            }
+            KernelInterface::Named(n) => {
+                if !valid_ifname(n) {
+                    return Err(format!(
+                        "port {:?}: kernel_interface {n:?} is not an interface name \
+                         (1 to 15 characters, no spaces, '/', ':', ',', '=' or '%')",
+                        self.name
+                    ));
+                }
+                n.clone()
+            }
+        };
+        Ok(Some(name))
     }
 
     pub fn parsed_address6(&self) -> Result<Option<(Ipv6Addr, u8)>, String> {
@@ -572,6 +676,32 @@ impl Config {
                 .map_err(at(format!("port.{i}.address")))?;
             p.parsed_address6()
                 .map_err(at(format!("port.{i}.address6")))?;
+            let kernel = p
+                .kernel_interface_name()
+                .map_err(at(format!("port.{i}.kernel_interface")))?;
+            if let Some(k) = &kernel {
+                let twice = self.ports[..i]
+                    .iter()
+                    .any(|q| q.kernel_interface_name().ok().flatten().as_ref() == Some(k));
+                if twice {
+                    return Err(Invalid {
+                        key: format!("port.{i}.kernel_interface"),
+                        msg: format!(
+                            "port {:?}: kernel interface {k:?} is another port's too: name one with kernel_interface = \"NAME\"",
+                            p.name
+                        ),
+                    });
+                }
+            }
+            if p.vip_arp == VipArpMode::Kernel && kernel.is_none() {
+                return Err(Invalid {
+                    key: format!("port.{i}.vip_arp"),
+                    msg: format!(
+                        "port {:?}: vip_arp = \"kernel\" needs the port's kernel interface (kernel_interface is false)",
+                        p.name
+                    ),
+                });
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             self.parse_route(r).map_err(at(format!("route.{i}")))?;
@@ -672,6 +802,8 @@ mod tests {
             address: "10.0.0.1/24".into(),
             address6: None,
             mtu: 1500,
+            kernel_interface: KernelInterface::default(),
+            vip_arp: VipArpMode::Always,
         }
     }
 

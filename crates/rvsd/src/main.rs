@@ -14,6 +14,7 @@
 
 mod bench;
 mod config;
+mod kernel;
 mod notify;
 mod reload;
 
@@ -27,7 +28,7 @@ use clap::Parser;
 use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
 use rvs_control::proto::{PortStatus, Request, Response};
 use rvs_control::server::{self, ControlServer, WorkerLink};
-use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, PortQueues};
+use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, KernelQueues, PortQueues};
 use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
 use rvs_ipvs::persist::Templates;
 use rvs_packet::MacAddr;
@@ -153,10 +154,12 @@ fn run(args: Args) -> Result<()> {
             .context("creating the packet buffer pool (raise dpdk.memory_mb?)")?,
     );
 
-    // Ports, each with one rx and one tx queue per worker.
+    // Ports, each with one rx and one tx queue per worker, and its kernel
+    // interface (the exception path) with as many.
     let mut ports = Vec::new();
+    let mut kernel_ports: Vec<Option<Port>> = Vec::new();
     let mut infos = Vec::new();
-    for p in &cfg.ports {
+    for (i, p) in cfg.ports.iter().enumerate() {
         let id = Port::id_by_name(p.dpdk_name()).with_context(|| format!("port {:?}", p.name))?;
         let pc = PortConfig {
             rx_queues: nworkers as u16,
@@ -174,14 +177,34 @@ fn run(args: Args) -> Result<()> {
             addr,
             prefix_len
         );
+        let addr6 = p.parsed_address6().map_err(anyhow::Error::msg)?;
+        let kernel = match p.kernel_interface_name().map_err(anyhow::Error::msg)? {
+            Some(name) => Some(kernel::start(
+                &kernel::KernelInterface {
+                    port_index: i,
+                    port_name: &p.name,
+                    name: &name,
+                    mac: port.mac(),
+                    addr: (addr, prefix_len),
+                    addr6,
+                    mtu: p.mtu,
+                },
+                nworkers,
+                pool.clone(),
+            )?),
+            None => None,
+        };
         infos.push(PortInfo {
             mac: MacAddr(port.mac().0),
             addr,
             prefix_len,
             mtu: p.mtu,
-            addr6: p.parsed_address6().map_err(anyhow::Error::msg)?,
+            addr6,
+            kernel: kernel.is_some(),
+            vip_arp: p.vip_arp.into(),
         });
         ports.push(port);
+        kernel_ports.push(kernel);
     }
     let mut rxqs: Vec<_> = ports
         .iter_mut()
@@ -190,6 +213,13 @@ fn run(args: Args) -> Result<()> {
     let mut txqs: Vec<_> = ports
         .iter_mut()
         .map(|p| p.take_tx_queues().into_iter())
+        .collect();
+    let mut kernel_qs: Vec<Option<_>> = kernel_ports
+        .iter_mut()
+        .map(|k| {
+            k.as_mut()
+                .map(|k| k.take_rx_queues().into_iter().zip(k.take_tx_queues()))
+        })
         .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -249,9 +279,14 @@ fn run(args: Args) -> Result<()> {
         let queues: Vec<PortQueues> = rxqs
             .iter_mut()
             .zip(txqs.iter_mut())
-            .map(|(r, t)| PortQueues {
+            .zip(kernel_qs.iter_mut())
+            .map(|((r, t), k)| PortQueues {
                 rx: r.next().expect("one rx queue per worker"),
                 tx: t.next().expect("one tx queue per worker"),
+                kernel: k.as_mut().map(|k| {
+                    let (rx, tx) = k.next().expect("one kernel queue pair per worker");
+                    KernelQueues { rx, tx }
+                }),
             })
             .collect();
         let (pool, stop) = (pool.clone(), stop.clone());
@@ -385,6 +420,9 @@ fn run(args: Args) -> Result<()> {
     // DPDK objects go before the EAL that owns their memory.
     drop(peers);
     drop(inboxes);
+    // Closing a kernel interface's port removes the interface, and with it
+    // its addresses and routes: rvsd leaves nothing behind.
+    drop(kernel_ports);
     drop(ports);
     drop(pool);
     drop(eal);

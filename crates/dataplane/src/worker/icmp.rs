@@ -78,7 +78,11 @@ impl Worker {
         let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..])
             .map_err(|_| DropReason::TruncatedIpv4)?;
         let dst = ip.dst();
-        let ours = self.is_local(dst) || self.director.is_vip(IpAddr::V4(dst));
+        // The director's own address comes here only when the port has no
+        // kernel interface or the address is also a VIP; then rvsd answers
+        // echo, and the kernel (when there is one) gets the rest.
+        let local = self.is_local(dst);
+        let ours = local || self.director.is_vip(IpAddr::V4(dst));
         let m = IcmpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
         if !m.verify_checksum() {
             return Err(DropReason::BadIcmp);
@@ -91,15 +95,19 @@ impl Worker {
             };
         }
         if !m.is_error() {
-            return Err(if ours {
-                DropReason::ToDirector
+            return if local {
+                self.to_kernel(port, DropReason::ToDirector)
+            } else if ours {
+                Err(DropReason::ToDirector)
             } else {
-                DropReason::NotForUs
-            });
+                Err(DropReason::NotForUs)
+            };
         }
         let q = quoted(m.data()).ok_or(DropReason::BadIcmp)?;
         let protocol = match Protocol::from_number(q.protocol) {
             Some(p @ (Protocol::Tcp | Protocol::Udp)) => p,
+            // About the kernel's ping, say.
+            _ if local => return self.to_kernel(port, DropReason::IcmpUnrelated),
             _ => return Err(DropReason::IcmpUnrelated),
         };
         let ip_end = ethernet::HEADER_LEN + ip.total_len() as usize;
@@ -162,6 +170,11 @@ impl Worker {
                 .map_err(|_| DropReason::TruncatedIpv4)?
                 .decrement_ttl();
             return self.send_routed(frame, q.src, now_ms);
+        }
+        // About the kernel's own traffic (a health check's port
+        // unreachable, say).
+        if local {
+            return self.to_kernel(port, DropReason::IcmpUnrelated);
         }
         Err(DropReason::IcmpUnrelated)
     }

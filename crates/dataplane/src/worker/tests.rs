@@ -24,6 +24,8 @@ fn worker() -> Worker {
             prefix_len: 24,
             mtu: 1500,
             addr6: None,
+            kernel: false,
+            vip_arp: VipArp::Always,
         }],
         routes: vec![],
         conn_capacity: 1000,

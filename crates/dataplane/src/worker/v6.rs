@@ -13,7 +13,7 @@ use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
 use super::xmit::Side;
-use super::{l4_ports, Flow, Step, Target, Verdict, Worker};
+use super::{l4_ports, Flow, Step, Target, Verdict, VipArp, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 
@@ -116,6 +116,15 @@ impl Worker {
         self.is_local6(ip) || self.director.is_vip(IpAddr::V6(ip))
     }
 
+    /// Whether a packet to `dst` is the host's (for the kernel interface):
+    /// the director's own address (unless a VIP too), a link-local address
+    /// (the kernel's; rvsd uses none) or a multicast group.
+    fn kernel6(&self, dst: Ipv6Addr) -> bool {
+        dst.is_multicast()
+            || dst.segments()[0] & 0xffc0 == 0xfe80
+            || (self.is_local6(dst) && !self.director.is_vip(IpAddr::V6(dst)))
+    }
+
     pub(super) fn handle_ipv6<B: PacketBuf>(
         &mut self,
         port: usize,
@@ -128,7 +137,14 @@ impl Worker {
             rvs_packet::Error::Malformed => DropReason::BadIpVersion,
         })?;
         let (src, dst) = (ip.src(), ip.dst());
-        let protocol = match ip.next_header() {
+        let nh = ip.next_header();
+        // The host's traffic goes to the kernel whole (extension headers
+        // too); ICMPv6 first passes rvsd's neighbour discovery.
+        let local = self.is_local6(dst);
+        if nh != next_header::ICMPV6 && self.cfg.ports[port].kernel && self.kernel6(dst) {
+            return Ok(Verdict::ToKernel);
+        }
+        let protocol = match nh {
             next_header::TCP => Protocol::Tcp,
             next_header::UDP => Protocol::Udp,
             next_header::ICMPV6 => return self.handle_icmpv6(port, pkt, now_ms),
@@ -138,7 +154,7 @@ impl Worker {
         if dst.is_multicast() {
             return Err(DropReason::NotOurMac);
         }
-        if self.is_local6(dst) {
+        if local && !self.director.is_vip(IpAddr::V6(dst)) {
             return Err(DropReason::ToDirector);
         }
         let ip_end = IP + ip.total_len();
@@ -160,14 +176,17 @@ impl Worker {
             let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len);
             return self.xmit6(port, pkt, Target { daddr, dport, fwd }, now_ms);
         }
-        match self.unknown_flow(&key, event, syn_only, ip_len, now_ms)? {
-            Flow::In(t) => self.xmit6(port, pkt, t, now_ms),
-            Flow::Out { vaddr, vport } => {
+        match self.unknown_flow(&key, event, syn_only, ip_len, now_ms) {
+            Ok(Flow::In(t)) => self.xmit6(port, pkt, t, now_ms),
+            Ok(Flow::Out { vaddr, vport }) => {
                 let IpAddr::V6(v) = vaddr else {
                     return Err(DropReason::UnsupportedForwarding);
                 };
                 self.xmit6_nat_out(pkt.data_mut(), v, vport, now_ms)
             }
+            // The director's own address, a port that is no service's.
+            Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
+            Err(r) => Err(r),
         }
     }
 
@@ -195,10 +214,16 @@ impl Worker {
                         self.learn(src, mac, now_ms);
                     }
                 }
-                // Answer for our addresses and VIPs; not duplicate-address
-                // probes (from ::), which would need the all-nodes reply.
-                if !self.ours6(target) || src.is_unspecified() {
-                    return Err(DropReason::ArpNotForUs);
+                // Answer for our addresses and VIPs (but with vip_arp =
+                // "kernel", where the kernel answers for the VIPs it
+                // holds); not duplicate-address probes (from ::), which
+                // would need the all-nodes reply. The kernel gets what rvsd
+                // does not answer: its link-local address is its own.
+                let vip = self.director.is_vip(IpAddr::V6(target));
+                let kernel_vip = vip && p.vip_arp == VipArp::Kernel && p.kernel;
+                let answer = self.is_local6(target) || (vip && !kernel_vip);
+                if !answer || src.is_unspecified() {
+                    return self.to_kernel(port, DropReason::ArpNotForUs);
                 }
                 self.send_nd(port, false, target, smac, target, src);
                 Ok(Verdict::Consumed)
@@ -209,8 +234,14 @@ impl Worker {
                         self.learn(t, mac, now_ms);
                     }
                 }
-                Ok(Verdict::Consumed)
+                // rvsd learned; the kernel's neighbour table wants it too.
+                Ok(if p.kernel {
+                    Verdict::ToKernel
+                } else {
+                    Verdict::Consumed
+                })
             }
+            _ if p.kernel && self.kernel6(dst) && m.msg_type() >= 128 => Ok(Verdict::ToKernel),
             kind::ECHO_REQUEST if self.ours6(dst) => {
                 pkt.truncate(ip_end);
                 let frame = pkt.data_mut();
@@ -231,7 +262,15 @@ impl Worker {
             }
             t if t < 128 => {
                 pkt.truncate(ip_end);
-                self.icmp6_error(port, pkt, now_ms)
+                match self.icmp6_error(port, pkt, now_ms) {
+                    // About the kernel's own traffic.
+                    Err(DropReason::IcmpUnrelated | DropReason::BadIcmp)
+                        if p.kernel && self.kernel6(dst) =>
+                    {
+                        Ok(Verdict::ToKernel)
+                    }
+                    v => v,
+                }
             }
             _ if self.ours6(dst) => Err(DropReason::ToDirector),
             _ => Err(DropReason::NotForUs),

@@ -20,6 +20,8 @@ pub(super) fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
         prefix_len: 24,
         mtu: 1500,
         addr6: None,
+        kernel: false,
+        vip_arp: VipArp::Always,
     });
     let mut control = Director::new();
     let key = vip_key(Protocol::Tcp, 80);

@@ -24,6 +24,8 @@ fn worker6(fwd: FwdMethod, rs_port: u16) -> Worker {
         prefix_len: 24,
         mtu: 1500,
         addr6: Some((a("fd00:2::1"), 64)),
+        kernel: false,
+        vip_arp: VipArp::Always,
     });
     let key = ServiceKey {
         protocol: Protocol::Tcp,
