@@ -43,6 +43,11 @@ struct Scenario {
     /// Count traffic per real server, service and total (`[stats]
     /// enabled`); off only to measure what counting costs.
     stats: bool,
+    /// The port's kernel interface (the exception path). rvsd then runs in
+    /// a network namespace of its own (`unshare --net`), so that the tap
+    /// and its address never touch the machine's own network; off in the
+    /// rows, on and off in the pair that measures what it costs.
+    kernel: bool,
 }
 
 struct Run {
@@ -86,6 +91,7 @@ impl Bench {
             churn: false,
             new_flows: false,
             stats: true,
+            kernel: false,
         };
         if self.quick {
             return vec![
@@ -272,7 +278,7 @@ impl Bench {
         }
         let cfg = format!(
             "[dpdk]\nhugepages = \"off\"\nmemory_mb = {mb}\nmbufs = {mbufs}\nmbuf_data_room = {data_room}\n\n\
-[[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\n\n\
+[[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\nkernel_interface = {kernel}\n\n\
 [workers]\nlcores = [{l}]\nidle_empty_polls = 0\n\n\
 [connections]\ncapacity_per_worker = {cap}\nsloppy_tcp = true\n\n\
 [stats]\nenabled = {stats}\n\n\
@@ -281,11 +287,20 @@ impl Bench {
             l = lcores.join(", "),
             cap = sc.flows + 1000,
             stats = sc.stats,
+            kernel = sc.kernel,
             s = socket.display()
         );
         let cfg_path = self.dir.join("rvsd-bench.toml");
         std::fs::write(&cfg_path, cfg)?;
-        let mut child = Command::new(self.bin.join("rvsd"))
+        let rvsd = self.bin.join("rvsd");
+        let mut child = if sc.kernel {
+            let mut c = Command::new("unshare");
+            c.arg("--net").arg("--").arg(&rvsd);
+            c
+        } else {
+            Command::new(&rvsd)
+        };
+        let mut child = child
             .args(["--config", cfg_path.to_str().unwrap()])
             .args(["--run-for", &format!("{}", self.secs + 2.0)])
             .env("RUST_LOG", "warn")
@@ -379,30 +394,16 @@ impl Bench {
         Ok((text, worst))
     }
 
-    /// What counting traffic costs: DR over the established flows of the
-    /// main row, with counting on and off, alternating (on, off, on, ...)
-    /// so that the machine's drift hits both alike; the median of the
-    /// paired ratios. Returns the table and that median.
-    fn counting_cost(&self) -> Result<(String, f64)> {
-        let flows = if self.quick { 1000 } else { 1_000_000 };
+    /// What a setting costs: DR over the established flows of the main row,
+    /// with the setting on and off, alternating (on, off, on, ...) so that
+    /// the machine's drift hits both alike; the median of the paired
+    /// ratios. `what` names the setting in the table's header. Returns the
+    /// table and that median.
+    fn paired_cost(&self, what: &str, on: Scenario, off: Scenario) -> Result<(String, f64)> {
         let pairs = if self.quick { 1 } else { 3 };
-        let on = Scenario {
-            name: "DR, established",
-            traffic: "ack",
-            flows,
-            size: 64,
-            ipv6: false,
-            fwd: "-g",
-            workers: 1,
-            churn: false,
-            new_flows: false,
-            stats: true,
-        };
-        let off = Scenario { stats: false, ..on };
         let pcaps = self.pcaps(&on)?;
-        let mut t = String::from(
-            "| pair | counting on Mpps | counting off Mpps | on / off |\n|---|---|---|---|\n",
-        );
+        let mut t =
+            format!("| pair | {what} on Mpps | {what} off Mpps | on / off |\n|---|---|---|---|\n");
         let mut ratios = Vec::new();
         for i in 1..=pairs {
             let pps = |sc: &Scenario| -> Result<f64> {
@@ -425,6 +426,42 @@ impl Bench {
         let median = ratios[ratios.len() / 2];
         let _ = writeln!(t, "\nMedian on / off: {median:.3}");
         Ok((t, median))
+    }
+
+    /// The DR row's scenario, for the paired measurements.
+    fn dr_established(&self) -> Scenario {
+        Scenario {
+            name: "DR, established",
+            traffic: "ack",
+            flows: if self.quick { 1000 } else { 1_000_000 },
+            size: 64,
+            ipv6: false,
+            fwd: "-g",
+            workers: 1,
+            churn: false,
+            new_flows: false,
+            stats: true,
+            kernel: false,
+        }
+    }
+
+    /// What counting traffic costs (`[stats] enabled`).
+    fn counting_cost(&self) -> Result<(String, f64)> {
+        let on = self.dr_established();
+        let off = Scenario { stats: false, ..on };
+        self.paired_cost("counting", on, off)
+    }
+
+    /// What the exception path costs (`[[port]] kernel_interface`): the
+    /// worker's paced look at its tap, and the classification's extra
+    /// tests. None of the capture is for the kernel.
+    fn kernel_cost(&self) -> Result<(String, f64)> {
+        let off = self.dr_established();
+        let on = Scenario {
+            kernel: true,
+            ..off
+        };
+        self.paired_cost("exception path", on, off)
     }
 
     pub fn run(&self) -> Result<()> {
@@ -472,6 +509,9 @@ impl Bench {
         eprintln!("== what counting traffic costs (DR, established; on and off alternating)");
         let (cost, cost_ratio) = self.counting_cost()?;
         println!("{cost}");
+        eprintln!("== what the exception path costs (DR, established; on and off alternating)");
+        let (kcost, kcost_ratio) = self.kernel_cost()?;
+        println!("{kcost}");
         if self.quick {
             // A smoke check: the runner works and both sides moved packets.
             for (sc, r) in &rows {
@@ -491,12 +531,12 @@ impl Bench {
             std::env::set_var("RVS_BIN_DIR", &self.bin);
             let (e2e, ka, nc) = crate::bench_e2e::run(&self.root)?;
             println!("{e2e}");
-            let targets = Self::targets(&rows, ka, nc, per_conn, cost_ratio);
+            let targets = Self::targets(&rows, ka, nc, per_conn, cost_ratio, kcost_ratio);
             println!("{targets}");
             let results = self.root.join("bench/RESULTS.md");
             std::fs::write(
                 &results,
-                self.report(&table, &e2e, &memory, &cost, &targets),
+                self.report(&table, &e2e, &memory, &cost, &kcost, &targets),
             )?;
             println!("written to {}", results.display());
         }
@@ -545,7 +585,14 @@ impl Bench {
     }
 
     /// The issue's targets against this run's figures.
-    fn targets(rows: &[(Scenario, Run)], ka: f64, nc: f64, per_conn: f64, counting: f64) -> String {
+    fn targets(
+        rows: &[(Scenario, Run)],
+        ka: f64,
+        nc: f64,
+        per_conn: f64,
+        counting: f64,
+        kernel: f64,
+    ) -> String {
         let ratio = |pred: &dyn Fn(&Scenario) -> bool| {
             rows.iter()
                 .find(|(s, _)| pred(s))
@@ -580,10 +627,23 @@ impl Bench {
             counting,
             0.97,
         );
+        t += &line(
+            "Exception path: DR, established, 1M flows, kernel interface on / off",
+            kernel,
+            0.98,
+        );
         t
     }
 
-    fn report(&self, table: &str, e2e: &str, memory: &str, cost: &str, targets: &str) -> String {
+    fn report(
+        &self,
+        table: &str,
+        e2e: &str,
+        memory: &str,
+        cost: &str,
+        kcost: &str,
+        targets: &str,
+    ) -> String {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
@@ -633,6 +693,12 @@ rvsd counts connections, packets and bytes per real server as the kernel's `ip_v
 total are summed on the control thread): each worker adds to a cache line of its own per real server, with plain \
 loads and stores. The DR row above again, with `[stats] enabled` on and off in alternating runs of {secs} s; the \
 ratio of each pair, and their median.\n\n{cost}\n\
+## What the exception path costs\n\n\
+With a kernel interface (`[[port]] kernel_interface`, on by default) each worker also owns a queue pair on the \
+port's tap and looks for frames from the kernel every 100 µs (an empty look is one system call), and the \
+classification tests whether a frame is the host's. The DR row above again (none of its packets are the kernel's), \
+with the kernel interface on and off in alternating runs of {secs} s (rvsd in a network namespace of its own); \
+the ratio of each pair, and their median.\n\n{kcost}\n\
 ## Targets\n\n{targets}\n\
 Where the time goes (DR, 1 M flows). testpmd's 5tswap spends its whole budget in `net_pcap` (each packet is \
 copied out of a capture mbuf that is long out of cache) and the dropping TX; rvsd pays the same and then parses, \

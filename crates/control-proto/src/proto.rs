@@ -149,6 +149,9 @@ pub struct Status {
     pub totals: Totals,
     pub workers: Vec<WorkerStatus>,
     pub ports: Vec<PortStatus>,
+    /// rvs-keepalived's health state (its status file), while it runs.
+    #[serde(default)]
+    pub health: Option<crate::health::HealthStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

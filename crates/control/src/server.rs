@@ -66,6 +66,9 @@ pub struct ControlServer {
     retiring: Vec<Retirement>,
     ports: Option<PortReader>,
     inbox: Option<Inbox>,
+    /// rvs-keepalived's status file, for the real servers' health in the
+    /// metrics and the status page.
+    health_file: Option<std::path::PathBuf>,
 }
 
 /// Longest request line accepted; anything longer is refused.
@@ -90,6 +93,7 @@ impl ControlServer {
             retiring: Vec::new(),
             ports: None,
             inbox: None,
+            health_file: None,
         }
     }
 
@@ -103,6 +107,23 @@ impl ControlServer {
     pub fn with_inbox(mut self, inbox: Inbox) -> Self {
         self.inbox = Some(inbox);
         self
+    }
+
+    /// Where rvs-keepalived writes its status (`[control]
+    /// keepalived_status`): the real servers' health joins the status.
+    pub fn with_health_file(mut self, path: std::path::PathBuf) -> Self {
+        self.health_file = Some(path);
+        self
+    }
+
+    /// rvs-keepalived's health state, while its status file names a running
+    /// process (a SIGKILLed one leaves its file behind, and what the file
+    /// says then no longer holds).
+    fn health(&self) -> Option<rvs_control_proto::health::HealthStatus> {
+        let s = rvs_control_proto::health::read(self.health_file.as_ref()?).ok()?;
+        std::path::Path::new(&format!("/proc/{}", s.pid))
+            .exists()
+            .then_some(s)
     }
 
     /// The director's own IPv4 networks, whose broadcast addresses cannot be
@@ -307,8 +328,8 @@ impl ControlServer {
         }
     }
 
-    /// Everything the metrics and the status page show. (HOOK: the real
-    /// servers' health, from rvs-keepalived's status file, joins here.)
+    /// Everything the metrics and the status page show, the real servers'
+    /// health from rvs-keepalived's status file included.
     pub fn status(&self) -> Status {
         let n = self.workers.len().max(1) as u64;
         Status {
@@ -334,6 +355,7 @@ impl ControlServer {
                 })
                 .collect(),
             ports: self.ports.as_ref().map(|f| f()).unwrap_or_default(),
+            health: self.health(),
         }
     }
 

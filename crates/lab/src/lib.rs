@@ -27,6 +27,8 @@ use anyhow::{bail, Context, Result};
 pub const VIP: &str = "192.168.1.10";
 pub const CLIENT: &str = "192.168.1.50";
 pub const DIRECTOR: &str = "192.168.1.213";
+/// A second director's address (the VRRP demo, [`Lab::add_director`]).
+pub const DIRECTOR2: &str = "192.168.1.214";
 pub const RS1: &str = "192.168.1.220";
 pub const RS2: &str = "192.168.1.193";
 /// Where the lab's rvsd serves metrics and its status page, inside the
@@ -233,6 +235,57 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// Adds another director to the walkthrough's LAN: a namespace
+    /// `<prefix>-<role>` whose interface `iface` is on the bridge, with no
+    /// kernel address and the kernel kept off it, as the first director's
+    /// (for a second rvsd; the VRRP demo).
+    pub fn add_director(&self, role: &str, iface: &str) -> Result<()> {
+        let (ns, lan) = (self.ns(role), self.ns("lan"));
+        let bridge_port = format!("br-{role}");
+        let bridge_port = &bridge_port[..bridge_port.len().min(15)];
+        run("ip", &["netns", "add", &ns])?;
+        for k in ["all", "default"] {
+            self.sysctl(&ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
+        }
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                iface,
+                "netns",
+                &ns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                bridge_port,
+                "netns",
+                &lan,
+            ],
+        )?;
+        run(
+            "ip",
+            &[
+                "-n",
+                &lan,
+                "link",
+                "set",
+                bridge_port,
+                "master",
+                "br0",
+                "up",
+            ],
+        )?;
+        run("ip", &["-n", &ns, "link", "set", iface, "up"])?;
+        run(
+            "ip",
+            &["netns", "exec", &ns, "ethtool", "-K", iface, "tx", "off"],
+        )?;
+        self.keep_kernel_off(role, iface)
     }
 
     /// Keeps the kernel's own stack off an interface that rvsd reads

@@ -2,9 +2,9 @@
 //! lab's real servers (Python web servers in namespaces), real checks
 //! over the lab's bridge, rvsd forwarding real curl traffic.
 //!
-//! Until the director's kernel has an interface of its own (the exception
-//! path), rvs-keepalived runs in the client's namespace, which is on the
-//! real servers' link; [`CHECKER_HOST`] is the one place to change that.
+//! rvs-keepalived runs where keepalived would: on the director, its checks
+//! leaving from the director's own kernel through rvsd's kernel interface
+//! (`rvs-lan`, the exception path) and the DPDK port; [`CHECKER_HOST`].
 
 mod common;
 
@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use common::lab;
 use rvs_lab::{Lab, RS1, RS2, VIP};
 
-/// Where rvs-keepalived runs (a lab role).
-const CHECKER_HOST: &str = "client";
+/// Where rvs-keepalived runs (a lab role): the director's namespace, whose
+/// kernel reaches the real servers only over the exception path.
+const CHECKER_HOST: &str = "director";
 
 /// The shipped configuration files.
 fn conf(name: &str) -> PathBuf {
@@ -479,8 +480,8 @@ fn killed_checker_leaves_forwarding_and_reload_applies_edits() {
 
 /// A second client address that NAT traffic comes from: the real servers
 /// route replies to it through the director (rvsd at 192.168.1.213), while
-/// replies to the checker's address (the client's first, today) go direct,
-/// as replies to a director's exception-path address would.
+/// replies to the checker (the director's own address, 192.168.1.213) go
+/// to rvsd, which hands them to its kernel.
 const NAT_CLIENT: &str = "192.168.1.52";
 
 fn route_nat_replies_through_the_director(lab: &Lab) {
@@ -681,4 +682,135 @@ fn https_persistent_with_ssl_get() {
     )));
     let other = if first == "TLS1" { "TLS2" } else { "TLS1" };
     assert_eq!(https(&lab), other);
+}
+
+/// The lab with rvsd told where rvs-keepalived's status file is (`[control]
+/// keepalived_status`): `<dir>/<name>.status`, where [`start_keepalived`]
+/// has it write.
+fn lab_with_health(name: &str, checker: &str) -> Lab {
+    let prefix = format!("{}{name}", rvs_lab::test_prefix());
+    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let mut lab = Lab::create(&prefix, &dir).unwrap();
+    lab.serve_http("rs1", 80, "RS1").unwrap();
+    lab.serve_http("rs2", 80, "RS2").unwrap();
+    let socket = dir.join("rvsd.sock");
+    let cfg = lab
+        .write_rvsd_config(&rvs_lab::RvsdOptions {
+            worker_lcores: vec![1],
+            idle_empty_polls: 256,
+            socket: socket.clone(),
+        })
+        .unwrap();
+    let status = dir.join(format!("{checker}.status"));
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[control]\n",
+        &format!("[control]\nkeepalived_status = \"{}\"\n", status.display()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    lab.start_rvsd_with(&cfg, &socket, &[]).unwrap();
+    lab
+}
+
+/// `rvs_backend_up` of one real server of VIP:80 in rvsd's metrics.
+fn backend_up(lab: &Lab, rs: &str) -> Option<u8> {
+    let out = lab
+        .exec(
+            "director",
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                &format!("http://{}/metrics", rvs_lab::METRICS_LISTEN),
+            ],
+        )
+        .unwrap();
+    let series = format!(
+        "rvs_backend_up{{local_address=\"{VIP}\",local_port=\"80\",remote_address=\"{rs}\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"}} "
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&series).and_then(|v| v.parse().ok()))
+}
+
+/// The status page as Chromium leaves it after a few refreshes.
+fn page_dom(lab: &Lab) -> String {
+    let chromium = common::which("chromium").expect(
+        "chromium is not installed: dpdk-build/setup.sh installs it (apt-get install chromium)",
+    );
+    let profile = format!("--user-data-dir={}", lab.dir.join("chromium-ka").display());
+    let url = format!("http://{}/", rvs_lab::METRICS_LISTEN);
+    let out = lab
+        .exec(
+            "director",
+            &[
+                &chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                &profile,
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                &url,
+            ],
+        )
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// rvsd shows what rvs-keepalived (checking from the director's kernel)
+/// decides: a `rvs_backend_up` gauge per real server and the status page's
+/// health column, following a failure; nothing once the checker is gone.
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and chromium; run with cargo xtask test"]
+fn health_shows_in_metrics_and_the_status_page() {
+    let mut lab = lab_with_health("kahealth", "ka");
+    add_health_pages(&lab, 80);
+    // inhibit_on_failure keeps the failed server in the table (weight 0),
+    // so that the page has a row to show it down in.
+    let text = std::fs::read_to_string(conf("http-dr.conf"))
+        .unwrap()
+        .replace(
+            "    protocol TCP\n",
+            "    protocol TCP\n    inhibit_on_failure\n",
+        );
+    let path = lab.dir.join("inhibit.conf");
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(backend_up(&lab, RS1), None, "no checker, no gauge");
+    let ka = start_keepalived(&mut lab, "ka", &path, &[]);
+    wait_until("both servers configured", Duration::from_secs(15), || {
+        both_up(&lab, 80)
+    });
+    wait_first_checks(&ka);
+    wait_until("both gauges up", Duration::from_secs(5), || {
+        backend_up(&lab, RS1) == Some(1) && backend_up(&lab, RS2) == Some(1)
+    });
+    lab.stop_http("rs1", 80).unwrap();
+    wait_until("rs1's gauge down", Duration::from_secs(7), || {
+        backend_up(&lab, RS1) == Some(0)
+    });
+    assert_eq!(backend_up(&lab, RS2), Some(1));
+    assert_eq!(weight_of(&lab, 80, &format!("{RS1}:80")), Some(0));
+    let dom = page_dom(&lab);
+    for (rs, verdict) in [(RS1, "down"), (RS2, "up")] {
+        let row = common::element(&dom, &format!("data-dest=\"{rs}:80\""))
+            .unwrap_or_else(|| panic!("no row for {rs} in\n{dom}"));
+        assert_eq!(
+            common::cell(row, &format!("health {verdict}")),
+            verdict,
+            "{row}"
+        );
+    }
+    // Killed: its file stays, but names no running process; the gauges go.
+    lab.signal(&ka.name, "KILL").unwrap();
+    lab.wait_exit(&ka.name, Duration::from_secs(5)).unwrap();
+    assert!(ka.status.exists());
+    assert_eq!(backend_up(&lab, RS1), None);
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
 
-use common::{lab, replica};
+use common::{attr, cell, element, lab, replica, which};
 use rvs_ipvs::sched::SchedInput;
 use rvs_lab::selftest::{Mode, CLIENT as SCLIENT, PORT, SERVER, VIP as SVIP};
 use rvs_lab::{Lab, RvsdOptions, CLIENT, METRICS_LISTEN, RS1, RS2, VIP};
@@ -523,39 +523,4 @@ fn status_page_renders_in_chromium() {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(png.len() > 10_000, "a blank page? {} bytes", png.len());
     eprintln!("status page screenshot: {}", shot.display());
-}
-
-fn which(bin: &str) -> Option<String> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(bin))
-            .find(|f| f.is_file())
-            .map(|f| f.display().to_string())
-    })
-}
-
-/// The value of `name` on the first `<tag ...>` of the document.
-fn attr<'a>(dom: &'a str, tag: &str, name: &str) -> Option<&'a str> {
-    let start = dom.find(&format!("<{tag}"))?;
-    let open = &dom[start..start + dom[start..].find('>')?];
-    let at = open.find(&format!("{name}=\""))? + name.len() + 2;
-    Some(&open[at..at + open[at..].find('"')?])
-}
-
-/// The `<tr ...>...</tr>` carrying `marker` in its opening tag.
-fn element<'a>(dom: &'a str, marker: &str) -> Option<&'a str> {
-    let at = dom.find(marker)?;
-    let start = dom[..at].rfind("<tr")?;
-    let end = at + dom[at..].find("</tr>")?;
-    Some(&dom[start..end])
-}
-
-/// The text of the `<td class="{class}">` in a row.
-fn cell<'a>(row: &'a str, class: &str) -> &'a str {
-    let open = format!("<td class=\"{class}\">");
-    let at = row
-        .find(&open)
-        .unwrap_or_else(|| panic!("no {class} cell in {row}"))
-        + open.len();
-    &row[at..at + row[at..].find("</td>").unwrap()]
 }

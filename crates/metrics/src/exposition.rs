@@ -21,7 +21,10 @@ type Labels = Vec<(&'static str, String)>;
 
 /// node_exporter's backend labels, in its order.
 fn backend_labels(s: &ServiceView, addr: std::net::IpAddr, port: u16) -> Labels {
-    let k = s.spec.key;
+    key_backend_labels(&s.spec.key, addr, port)
+}
+
+fn key_backend_labels(k: &rvs_ipvs::ServiceKey, addr: std::net::IpAddr, port: u16) -> Labels {
     vec![
         ("local_address", k.addr.to_string()),
         ("local_port", k.port.to_string()),
@@ -189,9 +192,23 @@ impl Collector for StatusCollector {
             "The current backend weight by local and remote address.",
             backends().map(|(l, d)| (l, d.spec.weight as i64)),
         )?;
-        // HOOK: health gauges plug in here, one `rvs_backend_up` per real
-        // server with the labels above, from rvs-keepalived's status file
-        // (its `HealthStatus`, `RsHealth::up`) once Status carries it.
+        // rvs-keepalived's verdict per real server, with the labels above:
+        // also for servers it took out of the table (down), which the
+        // gauges above no longer show.
+        if let Some(h) = &st.health {
+            gauges(
+                &mut enc,
+                "rvs_backend_up",
+                "Whether rvs-keepalived's checks hold the real server up (1) or down (0).",
+                h.virtual_servers.iter().flat_map(|vs| {
+                    vs.services.iter().flat_map(move |k| {
+                        vs.real_servers
+                            .iter()
+                            .map(move |r| (key_backend_labels(k, r.addr, r.port), i64::from(r.up)))
+                    })
+                }),
+            )?;
+        }
 
         // The kernel keeps these per service and per real server too
         // (`ipvsadm -L --stats`); node_exporter does not export them.
@@ -464,6 +481,61 @@ pub(crate) mod tests {
                 imissed: 7,
                 ..PortStatus::default()
             }],
+            health: None,
+        }
+    }
+
+    /// rvs-keepalived's view of the fixture's service: 192.168.1.220 up,
+    /// 192.168.1.193 down (and out of its table).
+    pub(crate) fn health() -> rvs_control_proto::health::HealthStatus {
+        use rvs_control_proto::health::{HealthStatus, RsHealth, VsHealth};
+        let rs = |a: &str, up| RsHealth {
+            name: format!("[{a}]:tcp:80"),
+            addr: a.parse().unwrap(),
+            port: 80,
+            up,
+            weight: up.then_some(3),
+            configured_weight: 3,
+            flaps: u64::from(!up),
+            since_ms: None,
+            last_check_ms: Some(1),
+            last_error: (!up).then(|| "TCP_CHECK: connection refused".into()),
+            checkers: vec![],
+        };
+        HealthStatus {
+            pid: 1,
+            config: "/etc/keepalived/keepalived.conf".into(),
+            updated_ms: 1,
+            virtual_servers: vec![VsHealth {
+                name: "[192.168.1.10]:tcp:80".into(),
+                services: vec![status().listing.services[0].spec.key],
+                quorum_up: true,
+                quorum: 1,
+                hysteresis: 0,
+                live_weight: 3,
+                sorry_server: None,
+                real_servers: vec![rs("192.168.1.220", true), rs("192.168.1.193", false)],
+            }],
+        }
+    }
+
+    #[test]
+    fn health_gauges_per_real_server() {
+        let text = encode(status());
+        assert!(
+            !text.contains("rvs_backend_up"),
+            "no rvs-keepalived, no gauges"
+        );
+        let text = encode(Status {
+            health: Some(health()),
+            ..status()
+        });
+        for line in [
+            "# TYPE rvs_backend_up gauge",
+            "rvs_backend_up{local_address=\"192.168.1.10\",local_port=\"80\",remote_address=\"192.168.1.220\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"} 1",
+            "rvs_backend_up{local_address=\"192.168.1.10\",local_port=\"80\",remote_address=\"192.168.1.193\",remote_port=\"80\",proto=\"TCP\",local_mark=\"\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
     }
 

@@ -364,13 +364,17 @@ impl Topology {
     }
 
     /// rvsd's `[[port]]` and `[neighbours]` sections for this topology.
+    /// No kernel interface: the oracle compares what IPVS does, and the
+    /// scripted packets to the director's address would otherwise meet
+    /// its host stack, which the kernel run's director does not have in
+    /// the same place.
     pub fn rvsd_ports_toml(&self) -> String {
         let mut s = format!(
-            "[[port]]\nname = \"clients\"\ndevice = \"net_af_packet0,iface=eth0\"\naddress = \"{DIRECTOR}/24\"\n\n"
+            "[[port]]\nname = \"clients\"\ndevice = \"net_af_packet0,iface=eth0\"\naddress = \"{DIRECTOR}/24\"\nkernel_interface = false\n\n"
         );
         if self.kind == TopologyKind::Nat {
             s.push_str(&format!(
-                "[[port]]\nname = \"servers\"\ndevice = \"net_af_packet1,iface=eth1\"\naddress = \"{DIRECTOR_SERVER_SIDE}/24\"\n\n"
+                "[[port]]\nname = \"servers\"\ndevice = \"net_af_packet1,iface=eth1\"\naddress = \"{DIRECTOR_SERVER_SIDE}/24\"\nkernel_interface = false\n\n"
             ));
         }
         let statics: Vec<String> = self

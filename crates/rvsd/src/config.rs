@@ -887,6 +887,66 @@ mod tests {
     }
 
     #[test]
+    fn kernel_interface_names_and_vip_arp() {
+        let base = "[[port]]\nname='lan'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let name = |text: &str| Config::parse(text).map(|c| c.ports[0].kernel_interface_name());
+        assert_eq!(name(base), Ok(Ok(Some("rvs-lan".into()))), "on by default");
+        let with = |v: &str| format!("{base}kernel_interface = {v}\n");
+        assert_eq!(name(&with("true")), Ok(Ok(Some("rvs-lan".into()))));
+        assert_eq!(name(&with("false")), Ok(Ok(None)));
+        assert_eq!(name(&with("'dpdk0'")), Ok(Ok(Some("dpdk0".into()))));
+        // Wrong types and names Linux refuses, with the line and the key.
+        let e = Config::parse(&with("3")).unwrap_err();
+        assert!(
+            e.starts_with("line 5:") && e.contains("an interface name"),
+            "{e}"
+        );
+        for bad in [
+            "''",
+            "'sixteen-chars-xx'",
+            "'a b'",
+            "'a/b'",
+            "'eth:1'",
+            "'x,y'",
+        ] {
+            let e = Config::parse(&with(bad)).unwrap_err();
+            assert!(
+                e.starts_with("line 5:") && e.contains("kernel_interface"),
+                "{bad}: {e}"
+            );
+        }
+        let long = base.replace("name='lan'", "name='averylongportname'");
+        let e = Config::parse(&long).unwrap_err();
+        assert!(
+            e.contains("rvs-averylongportname") && e.contains("kernel_interface = \"NAME\""),
+            "{e}"
+        );
+        let two = format!(
+            "{base}kernel_interface = 'k0'\n[[port]]\nname='wan'\ndevice='net_null1'\naddress='10.1.0.1/24'\nkernel_interface = 'k0'\n"
+        );
+        let e = Config::parse(&two).unwrap_err();
+        assert!(
+            e.starts_with("line 10:") && e.contains("another port's"),
+            "{e}"
+        );
+        // vip_arp: "always" by default; "kernel" needs the interface.
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.ports[0].vip_arp, VipArpMode::Always);
+        let c = Config::parse(&format!("{base}vip_arp = 'kernel'\n")).unwrap();
+        assert_eq!(c.ports[0].vip_arp, VipArpMode::Kernel);
+        let e = Config::parse(&format!(
+            "{base}vip_arp = 'kernel'\nkernel_interface = false\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("line 5:") && e.contains("needs the port's kernel interface"),
+            "{e}"
+        );
+        let e = Config::parse(&format!("{base}vip_arp = 'sometimes'\n")).unwrap_err();
+        assert!(e.contains("always") && e.contains("kernel"), "{e}");
+    }
+
+    #[test]
     fn metrics_and_stats_sections() {
         let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
         let c = Config::parse(base).unwrap();

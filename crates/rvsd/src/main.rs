@@ -342,7 +342,8 @@ fn run(args: Args) -> Result<()> {
                 })
                 .collect()
         }))
-        .with_inbox(inbox);
+        .with_inbox(inbox)
+        .with_health_file(cfg.control.keepalived_status.clone());
     // Started from this thread, the main lcore's: the HTTP threads inherit
     // its CPU affinity, so they never run on a worker's core.
     let metrics = match metrics_listen {

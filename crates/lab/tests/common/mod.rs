@@ -72,3 +72,38 @@ pub fn name_of(addr: &str) -> &'static str {
         "RS2"
     }
 }
+
+pub fn which(bin: &str) -> Option<String> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(bin))
+            .find(|f| f.is_file())
+            .map(|f| f.display().to_string())
+    })
+}
+
+/// The value of `name` on the first `<tag ...>` of the document.
+pub fn attr<'a>(dom: &'a str, tag: &str, name: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("<{tag}"))?;
+    let open = &dom[start..start + dom[start..].find('>')?];
+    let at = open.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(&open[at..at + open[at..].find('"')?])
+}
+
+/// The `<tr ...>...</tr>` carrying `marker` in its opening tag.
+pub fn element<'a>(dom: &'a str, marker: &str) -> Option<&'a str> {
+    let at = dom.find(marker)?;
+    let start = dom[..at].rfind("<tr")?;
+    let end = at + dom[at..].find("</tr>")?;
+    Some(&dom[start..end])
+}
+
+/// The text of the `<td class="{class}">` in a row.
+pub fn cell<'a>(row: &'a str, class: &str) -> &'a str {
+    let open = format!("<td class=\"{class}\">");
+    let at = row
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {class} cell in {row}"))
+        + open.len();
+    &row[at..at + row[at..].find("</td>").unwrap()]
+}
