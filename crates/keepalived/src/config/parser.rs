@@ -225,7 +225,7 @@ pub fn parse(nodes: &[Node], diags: &mut Diags) -> RawConfig {
             k if VRRP_ROOTS.contains(&k) => diags.notice(
                 &n.pos,
                 format!(
-                    "{} is VRRP, which rvs-keepalived does not do - ignoring; run keepalived for VRRP alone (keepalived --vrrp) on the exception interface",
+                    "{} is VRRP, which rvs-keepalived does not do - ignoring; run keepalived for VRRP alone (keepalived --vrrp) on rvsd's kernel interface (rvs-<port>), with vip_arp = \"kernel\" on that port",
                     n.raw
                 ),
             ),
