@@ -24,6 +24,12 @@ pub fn rss_bytes() -> u64 {
 /// (192.168.1.220, its MAC known) forwarded by `fwd`, counting traffic or
 /// not: what the per-packet benchmarks put packets through.
 pub fn one_service_worker(fwd: FwdMethod, count_stats: bool) -> Worker {
+    one_service_worker_on(fwd, count_stats, false)
+}
+
+/// [`one_service_worker`] with the port's kernel interface (the exception
+/// path) on or off.
+pub fn one_service_worker_on(fwd: FwdMethod, count_stats: bool, kernel: bool) -> Worker {
     let cfg = WorkerConfig {
         id: 0,
         workers: 1,
@@ -33,7 +39,7 @@ pub fn one_service_worker(fwd: FwdMethod, count_stats: bool) -> Worker {
             prefix_len: 24,
             mtu: 1500,
             addr6: None,
-            kernel: false,
+            kernel,
             vip_arp: rvs_dataplane::VipArp::Always,
         }],
         routes: vec![],

@@ -455,7 +455,7 @@ impl Bench {
     /// What the exception path costs (`[[port]] kernel_interface`): the
     /// worker's paced look at its tap, and the classification's extra
     /// tests. None of the capture is for the kernel.
-    fn kernel_cost(&self) -> Result<(String, f64)> {
+    pub fn exception_cost(&self) -> Result<(String, f64)> {
         let off = self.dr_established();
         let on = Scenario {
             kernel: true,
@@ -510,7 +510,7 @@ impl Bench {
         let (cost, cost_ratio) = self.counting_cost()?;
         println!("{cost}");
         eprintln!("== what the exception path costs (DR, established; on and off alternating)");
-        let (kcost, kcost_ratio) = self.kernel_cost()?;
+        let (kcost, kcost_ratio) = self.exception_cost()?;
         println!("{kcost}");
         if self.quick {
             // A smoke check: the runner works and both sides moved packets.

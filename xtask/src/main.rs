@@ -49,6 +49,11 @@ enum Task {
         /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct).
         #[arg(long)]
         e2e_only: bool,
+        /// Only what the exception path costs: the DR row, 1 M flows, with
+        /// the kernel interface on and off in alternating runs (release
+        /// build); prints the pairs, writes nothing.
+        #[arg(long)]
+        exception_cost: bool,
     },
     /// A VM with real kernel IPVS (Debian 12): the oracle rvs is compared
     /// against.
@@ -174,6 +179,26 @@ fn main() -> Result<()> {
             sh(cargo().args(["build", "--release", "-p", "rvsd", "-p", "rvsadm"]))?;
             std::env::set_var("RVS_BIN_DIR", root().join("target/release"));
             println!("{}", bench_e2e::run(&root())?.0);
+            Ok(())
+        }
+        Task::Bench {
+            exception_cost: true,
+            ..
+        } => {
+            setup()?;
+            sh(cargo().args([
+                "build",
+                "--release",
+                "-p",
+                "rvsd",
+                "-p",
+                "rvsadm",
+                "-p",
+                "rvs-bench",
+            ]))?;
+            let (table, median) = bench::Bench::new(&root(), false).exception_cost()?;
+            println!("{table}");
+            println!("exception path on / off: {median:.3} (target ≥ 0.98)");
             Ok(())
         }
         Task::Bench { quick, .. } => {

@@ -267,6 +267,17 @@ fn deb_installs_runs_and_goes_away() {
     );
     let listing = String::from_utf8_lossy(&inside(&lab, "rvsadm -Ln").stdout).into_owned();
     assert!(listing.contains(&format!("TCP  {VIP}:80 rr")), "{listing}");
+    // The exception path's interface, made by the rvs user with the unit's
+    // capabilities (net_tap, then the package's iproute2).
+    let kernel_if = lab
+        .exec("director", &["ip", "-o", "-4", "addr", "show", "rvs-lan"])
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&kernel_if.stdout).contains("192.168.1.213/24"),
+        "{}\n{}",
+        String::from_utf8_lossy(&kernel_if.stderr),
+        lab.log_of("rvsd")
+    );
     let got: Vec<String> = (0..4)
         .map(|_| lab.curl(&format!("http://{VIP}/")).unwrap())
         .collect();
