@@ -81,10 +81,21 @@ pub fn start(k: &KernelInterface, workers: usize, pool: Arc<Mempool>) -> Result<
         .with_context(|| format!("{what}: setting its MTU"))?;
     ip(&["addr", "add", &format!("{a}/{len}"), "dev", k.name])
         .with_context(|| format!("{what}: giving it {a}/{len}"))?;
-    if let Some((a6, len6)) = k.addr6 {
+    let v6_off =
+        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", k.name))
+            .map(|v| v.trim() == "1")
+            .unwrap_or(true);
+    match k.addr6 {
+        // A host may have IPv6 off: rvsd serves its IPv6 all the same, the
+        // kernel just has no IPv6 address to talk from.
+        Some((a6, len6)) if v6_off => log::warn!(
+            "{what}: IPv6 is disabled in this kernel (net.ipv6.conf.{}.disable_ipv6): \
+             it gets no {a6}/{len6}; rvsd still serves IPv6 on the port",
+            k.name
+        ),
         // rvsd owns the address already (it answers for it): no duplicate
         // address detection, which would hold it back for a second.
-        ip(&[
+        Some((a6, len6)) => ip(&[
             "-6",
             "addr",
             "add",
@@ -93,7 +104,8 @@ pub fn start(k: &KernelInterface, workers: usize, pool: Arc<Mempool>) -> Result<
             k.name,
             "nodad",
         ])
-        .with_context(|| format!("{what}: giving it {a6}/{len6}"))?;
+        .with_context(|| format!("{what}: giving it {a6}/{len6}"))?,
+        None => {}
     }
     ip(&["link", "set", "dev", k.name, "up"]).with_context(|| format!("{what}: bringing it up"))?;
     log::info!(
