@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  <p>-client 192.168.1.50 ─┐
-//!  <p>-director (rvsd, no   ├── br0 in <p>-lan
-//!    kernel IP; 192.168.1.213 is rvsd's)
+//!  <p>-director (rvsd on    ├── br0 in <p>-lan
+//!    veth-dir, which the kernel keeps off; the kernel has
+//!    rvs-lan 192.168.1.213/24, rvsd's exception path)
 //!  <p>-rs1 192.168.1.220 ───┤   both real servers hold VIP 192.168.1.10/32
 //!  <p>-rs2 192.168.1.193 ───┘   on lo, with arp_ignore=1, arp_announce=2
 //! ```
@@ -55,7 +56,8 @@ const HOSTS: [Host; 4] = [
         bridge_port: "br-cli",
         addr: Some(CLIENT),
     },
-    // The director's veth has no kernel address: rvsd owns 192.168.1.213.
+    // The director's veth has no kernel address: rvsd owns 192.168.1.213
+    // (and gives it to the kernel on rvs-lan, its exception path).
     Host {
         role: "director",
         iface: "veth-dir",
