@@ -77,6 +77,9 @@ struct Run {
 /// comparable. Returns one transcript (or the error that stopped it) per
 /// director, in the order given.
 pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<Result<Transcript>> {
+    // Where the time goes, by kind of step (printed; TCG makes it dear).
+    let mut spent: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let t0 = Instant::now();
     let setup: Vec<Result<Run>> = std::thread::scope(|s| {
         let hs: Vec<_> = kinds
             .iter()
@@ -101,8 +104,16 @@ pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<R
             }
         }
     }
+    spent.insert("setup", t0.elapsed().as_secs_f64());
     for (i, step) in sc.steps.iter().enumerate() {
+        let t = Instant::now();
         let results = step_all(&mut runs, i, step);
+        let kind = results
+            .iter()
+            .flatten()
+            .find_map(|r| r.as_ref().ok().map(|(k, _)| *k))
+            .unwrap_or("failed");
+        *spent.entry(kind).or_default() += t.elapsed().as_secs_f64();
         for (k, res) in results.into_iter().enumerate() {
             match res {
                 Some(Ok((kind, lines))) => {
@@ -121,11 +132,15 @@ pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<R
             }
         }
     }
+    let t = Instant::now();
     for r in runs.iter_mut().flatten() {
         r.held.clear();
         r.stop_director();
     }
     drop(runs);
+    spent.insert("teardown", t.elapsed().as_secs_f64());
+    let parts: Vec<String> = spent.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+    println!("  time (s): {}", parts.join(", "));
     transcripts
         .into_iter()
         .zip(errors)
