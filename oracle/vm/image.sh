@@ -19,7 +19,7 @@ mirror=${RVS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # (only the PMDs rvs uses; the EAL loads every PMD installed).
 packages=(
     ipvsadm keepalived kmod iproute2 ethtool procps iputils-ping netbase
-    curl socat python3
+    curl socat python3 openssl
     librte-eal23 librte-ethdev23 librte-mbuf23 librte-mempool23
     librte-mempool-ring23 librte-ring23 librte-bus-vdev23
     librte-net-af-packet23 librte-net-tap23 librte-net-ring23

@@ -77,6 +77,9 @@ struct Run {
 /// comparable. Returns one transcript (or the error that stopped it) per
 /// director, in the order given.
 pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<Result<Transcript>> {
+    // Where the time goes, by kind of step (printed; TCG makes it dear).
+    let mut spent: BTreeMap<&'static str, f64> = BTreeMap::new();
+    let t0 = Instant::now();
     let setup: Vec<Result<Run>> = std::thread::scope(|s| {
         let hs: Vec<_> = kinds
             .iter()
@@ -101,8 +104,16 @@ pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<R
             }
         }
     }
+    spent.insert("setup", t0.elapsed().as_secs_f64());
     for (i, step) in sc.steps.iter().enumerate() {
+        let t = Instant::now();
         let results = step_all(&mut runs, i, step);
+        let kind = results
+            .iter()
+            .flatten()
+            .find_map(|r| r.as_ref().ok().map(|(k, _)| *k))
+            .unwrap_or("failed");
+        *spent.entry(kind).or_default() += t.elapsed().as_secs_f64();
         for (k, res) in results.into_iter().enumerate() {
             match res {
                 Some(Ok((kind, lines))) => {
@@ -121,11 +132,15 @@ pub fn run_lockstep(sc: &Scenario, kinds: &[DirectorKind], bins: &Bins) -> Vec<R
             }
         }
     }
+    let t = Instant::now();
     for r in runs.iter_mut().flatten() {
         r.held.clear();
         r.stop_director();
     }
     drop(runs);
+    spent.insert("teardown", t.elapsed().as_secs_f64());
+    let parts: Vec<String> = spent.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+    println!("  time (s): {}", parts.join(", "));
     transcripts
         .into_iter()
         .zip(errors)
@@ -335,6 +350,70 @@ fn start_rvsd(topo: &Topology, bins: &Bins, prefix: &str) -> Result<Director> {
     })
 }
 
+/// HTTPS real servers: the lab's Python server over TLS with a self-signed
+/// certificate, serving `/healthz` ("ok") and `/` (the server's name). They
+/// run in the servers' namespaces and go with them.
+fn start_https(topo: &Topology, ports: &[u16], bins: &Bins, prefix: &str) -> Result<()> {
+    let dir = bins.work.join(prefix);
+    std::fs::create_dir_all(&dir)?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = Command::new("openssl")
+        // An EC key: RSA key generation takes seconds under TCG.
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-subj", "/CN=rvs-oracle", "-days", "2"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("openssl req")?;
+    if !st.success() {
+        bail!("openssl could not make the servers' certificate");
+    }
+    let httpd = std::fs::canonicalize("crates/lab/tools/httpd.py")
+        .context("crates/lab/tools/httpd.py (the runner runs in the checkout)")?;
+    for (i, ns) in topo.servers.iter().enumerate() {
+        let root = dir.join(format!("www-rs{}", i + 1));
+        std::fs::create_dir_all(&root)?;
+        std::fs::write(root.join("healthz"), "ok\n")?;
+        std::fs::write(root.join("index.html"), format!("RS{}\n", i + 1))?;
+        for p in ports {
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name, "python3"])
+                .arg(&httpd)
+                .arg(p.to_string())
+                .arg(&root)
+                .arg(&cert)
+                .arg(&key)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting an HTTPS server")?;
+            let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, *p);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while ns.run(|| {
+                Ok(TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200)).is_err())
+            })? {
+                if Instant::now() > deadline {
+                    bail!("the HTTPS server on port {p} in {} did not listen", ns.name);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn tail(p: &Path) -> String {
     let s = std::fs::read_to_string(p).unwrap_or_default();
     let lines: Vec<&str> = s.lines().collect();
@@ -366,6 +445,9 @@ impl Run {
                 })
                 .collect::<Result<_>>()?
         };
+        if !sc.https_ports.is_empty() {
+            start_https(&topo, &sc.https_ports, bins, prefix)?;
+        }
         let director = match kind {
             DirectorKind::Kernel => {
                 topo.kernel_director()?;

@@ -34,6 +34,10 @@ pub struct Scenario {
     /// steps to them send a GET.
     #[serde(default)]
     pub http_ports: Vec<u16>,
+    /// The same over TLS (a self-signed certificate; Python's server from
+    /// crates/lab/tools/httpd.py), for SSL_GET checks.
+    #[serde(default)]
+    pub https_ports: Vec<u16>,
     /// Addresses the director must treat as its VIPs before any service
     /// exists (the kernel needs them on an interface to accept traffic).
     #[serde(default = "default_vips")]
