@@ -48,6 +48,9 @@ struct Out {
 }
 
 impl Out {
+    /// Handles one frame (`handed_in`: from another worker's hand-over) and
+    /// queues it for sending, hands it over, or lets it go.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         worker: &mut Worker,
@@ -56,12 +59,18 @@ impl Out {
         mut m: Mbuf,
         now_ms: u64,
         hint: Option<SlotHint>,
+        handed_in: bool,
     ) {
         if m.is_chained() {
             worker.shared().counters.drop(DropReason::MultiSegment);
             return;
         }
-        match worker.handle_hinted(pi, &mut m, now_ms, hint) {
+        let v = if handed_in {
+            worker.handle_handed_over(pi, &mut m, now_ms, hint)
+        } else {
+            worker.handle_hinted(pi, &mut m, now_ms, hint)
+        };
+        match v {
             Verdict::Tx(out) => self.tx[out].push(m),
             Verdict::Redirect(w) => {
                 let sent = handover
@@ -147,12 +156,14 @@ pub fn run_worker(
             .drain(..)
             .zip(hints.into_iter().chain(std::iter::repeat(None)))
         {
-            counters.redirected_in.inc();
             match port_index.get(m.port() as usize) {
                 Some(&pi) if pi != usize::MAX => {
-                    out.dispatch(&mut worker, &handover, pi, m, now_ms, hint)
+                    out.dispatch(&mut worker, &handover, pi, m, now_ms, hint, true)
                 }
-                _ => counters.drop(DropReason::NotOurMac),
+                _ => {
+                    counters.redirected_in.inc();
+                    counters.drop(DropReason::NotOurMac)
+                }
             }
         }
         for (pi, q) in queues.iter_mut().enumerate() {
@@ -163,7 +174,7 @@ pub fn run_worker(
                 .drain(..)
                 .zip(hints.into_iter().chain(std::iter::repeat(None)))
             {
-                out.dispatch(&mut worker, &handover, pi, m, now_ms, hint);
+                out.dispatch(&mut worker, &handover, pi, m, now_ms, hint, false);
             }
         }
         for (port, bytes) in worker.generated.drain(..) {

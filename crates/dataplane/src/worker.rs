@@ -526,8 +526,34 @@ impl Worker {
         self.handle_hinted(port, pkt, now_ms, None)
     }
 
-    /// [`Worker::handle`] with the slot [`Worker::prefetch_burst`] found.
+    /// [`Worker::handle`] with the slot [`Worker::prefetch_burst`] found,
+    /// for a frame received from one of this worker's queues.
     pub fn handle_hinted<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+        hint: Option<SlotHint>,
+    ) -> Verdict {
+        self.shared.counters.rx_packets.inc();
+        self.process(port, pkt, now_ms, hint)
+    }
+
+    /// A frame another worker received (on `port`) and handed over through
+    /// this worker's ring: counted as handed in, not received again.
+    pub fn handle_handed_over<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        now_ms: u64,
+        hint: Option<SlotHint>,
+    ) -> Verdict {
+        self.shared.counters.redirected_in.inc();
+        self.process(port, pkt, now_ms, hint)
+    }
+
+    #[inline(always)]
+    fn process<B: PacketBuf>(
         &mut self,
         port: usize,
         pkt: &mut B,
@@ -536,8 +562,6 @@ impl Worker {
     ) -> Verdict {
         self.hint = hint;
         self.awaiting = None;
-        let c = &self.shared.counters;
-        c.rx_packets.inc();
         let mut v = match self.classify(port, pkt, now_ms) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),

@@ -533,3 +533,30 @@ fn connections_are_owned_by_client_endpoint() {
     assert_eq!(ws[owner].conns.len(), 1);
     assert_eq!(ws[other].shared.counters.redirected.get(), 2);
 }
+
+/// A packet handed over to its owner was received once, from a queue: it
+/// counts in `rx_packets` there, and in `redirected_in` at the owner.
+#[test]
+fn handed_over_packets_are_received_once() {
+    let mut ws: Vec<Worker> = (0..2)
+        .map(|id| {
+            let mut w = two_port_worker(FwdMethod::Masq, 8080);
+            w.cfg.id = id;
+            w.cfg.workers = 2;
+            w
+        })
+        .collect();
+    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let other = 1 - owner;
+    let mut syn = client_syn(b"");
+    assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));
+    assert_eq!(
+        ws[owner].handle_handed_over(0, &mut syn, 1, None),
+        Verdict::Tx(1)
+    );
+    let rx: u64 = ws.iter().map(|w| w.shared.counters.rx_packets.get()).sum();
+    assert_eq!(rx, 1, "one packet came off the wire");
+    assert_eq!(ws[other].shared.counters.rx_packets.get(), 1);
+    assert_eq!(ws[owner].shared.counters.redirected_in.get(), 1);
+    assert_eq!(ws[other].shared.counters.redirected.get(), 1);
+}
