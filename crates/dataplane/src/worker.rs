@@ -178,6 +178,10 @@ pub struct Worker {
     pending: FxHashMap<IpAddr, PendingNeighbour>,
     /// The next hop the frame being handled waits for, set by `resolve`.
     awaiting: Option<(usize, IpAddr)>,
+    /// The frame being handled is an ICMP error about a connection, on its
+    /// way on: counted as forwarded once it is sent (or held for its next
+    /// hop), not when it is dropped on the way out.
+    icmp_error_out: bool,
 }
 
 /// Frames for a next hop whose MAC is being asked for, as the kernel keeps
@@ -348,6 +352,7 @@ impl Worker {
             next_ip_id: 1,
             pending: FxHashMap::default(),
             awaiting: None,
+            icmp_error_out: false,
         }
     }
 
@@ -562,6 +567,7 @@ impl Worker {
     ) -> Verdict {
         self.hint = hint;
         self.awaiting = None;
+        self.icmp_error_out = false;
         let mut v = match self.classify(port, pkt, now_ms) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
@@ -573,6 +579,10 @@ impl Worker {
         match v {
             Verdict::Drop(r) => c.drop(r),
             Verdict::Redirect(_) => c.redirected.inc(),
+            // Sent, or held for its next hop (`hold_for_neighbour`).
+            Verdict::Tx(_) | Verdict::Consumed if self.icmp_error_out => {
+                c.icmp_errors_forwarded.inc()
+            }
             _ => {}
         }
         v

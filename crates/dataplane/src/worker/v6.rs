@@ -268,7 +268,7 @@ impl Worker {
         let ip_len = frame.len() as u64 - IP as u64;
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
-            self.shared.counters.icmp_errors_forwarded.inc();
+            self.icmp_error_out = true;
             if let Some(lane) = self.conns.lane(r) {
                 lane.count_in(ip_len);
             }
@@ -293,11 +293,22 @@ impl Worker {
             let (IpAddr::V6(vaddr), vport) = (c.key.vaddr, c.key.vport) else {
                 return Err(DropReason::UnsupportedForwarding);
             };
-            self.shared.counters.icmp_errors_forwarded.inc();
+            // Routed by the director, as a NAT reply is (`xmit6_nat_out`):
+            // not on its last hop, and one hop less.
+            let hops = Ipv6Packet::new_checked(&frame[IP..])
+                .map_err(|_| DropReason::TruncatedIpv6)?
+                .hop_limit();
+            if hops <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            self.icmp_error_out = true;
             if let Some(lane) = self.conns.lane(r) {
                 lane.count_out(ip_len);
             }
             translate_icmp6(frame, Side::Src, vaddr, vport)?;
+            Ipv6Packet::new_checked(&mut frame[IP..])
+                .map_err(|_| DropReason::TruncatedIpv6)?
+                .set_hop_limit(hops - 1);
             return self.send6(frame, q.src, now_ms);
         }
         Err(DropReason::IcmpUnrelated)

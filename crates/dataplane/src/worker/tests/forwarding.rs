@@ -560,3 +560,61 @@ fn handed_over_packets_are_received_once() {
     assert_eq!(ws[owner].shared.counters.redirected_in.get(), 1);
     assert_eq!(ws[other].shared.counters.redirected.get(), 1);
 }
+
+/// `icmp_errors_forwarded` counts errors that went on, not those dropped on
+/// the way out: here the client is on no network and no route reaches it.
+#[test]
+fn icmp_errors_that_cannot_go_on_are_not_counted_forwarded() {
+    let mut w = two_port_worker(FwdMethod::Masq, 8080);
+    let far = Ipv4Addr::new(203, 0, 113, 9);
+    let mut f = frame(
+        (CLIENT_MAC, DIRECTOR_MAC),
+        far,
+        VIP_IP,
+        ipv4::protocol::UDP,
+        &udp_l4(50000, 53, b"query"),
+        64,
+        false,
+    );
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(1));
+    let mut err = icmp_error((SERVER_MAC, DIRECTOR2_MAC), RS_IP, far, &f[14..]);
+    assert_eq!(
+        w.handle(1, &mut err, 2),
+        Verdict::Drop(DropReason::NoRoute)
+    );
+    assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 0);
+    assert_eq!(w.shared.counters.drops(DropReason::NoRoute), 1);
+}
+
+/// A NAT server's ICMP error on its last hop is not forwarded (the TTL
+/// would wrap), as a reply on its last hop is not.
+#[test]
+fn nat_icmp_error_on_its_last_hop_is_dropped() {
+    let mut w = two_port_worker(FwdMethod::Masq, 8080);
+    let mut f = frame(
+        (CLIENT_MAC, DIRECTOR_MAC),
+        CLIENT_IP,
+        VIP_IP,
+        ipv4::protocol::UDP,
+        &udp_l4(50000, 53, b"query"),
+        64,
+        false,
+    );
+    w.handle(0, &mut f, 1);
+    let mut m = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&f[14..14 + 28]);
+    let mut err = frame(
+        (SERVER_MAC, DIRECTOR2_MAC),
+        RS_IP,
+        CLIENT_IP,
+        ipv4::protocol::ICMP,
+        &m,
+        1,
+        false,
+    );
+    assert_eq!(
+        w.handle(1, &mut err, 2),
+        Verdict::Drop(DropReason::TtlExceeded)
+    );
+    assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 0);
+}
