@@ -124,6 +124,12 @@ fn default_mtu() -> u16 {
     1500
 }
 
+/// The least MTU a port may have: IPv4's minimum datagram that every host
+/// takes (RFC 791), and IPv6's minimum link MTU (RFC 8200) on ports with an
+/// IPv6 address. Both leave room for any tunnel's overhead.
+const MIN_MTU_V4: u16 = 576;
+const MIN_MTU_V6: u16 = 1280;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
@@ -570,8 +576,21 @@ impl Config {
         for (i, p) in self.ports.iter().enumerate() {
             p.parsed_address()
                 .map_err(at(format!("port.{i}.address")))?;
-            p.parsed_address6()
+            let v6 = p
+                .parsed_address6()
                 .map_err(at(format!("port.{i}.address6")))?;
+            // Every tunnel's overhead (at most 40 bytes) then leaves room
+            // for a packet of the family's minimum size.
+            let (min, why) = match v6 {
+                Some(_) => (MIN_MTU_V6, "IPv6's minimum link MTU, as the port has address6"),
+                None => (MIN_MTU_V4, "IPv4's minimum datagram size"),
+            };
+            if p.mtu < min {
+                return Err(Invalid {
+                    key: format!("port.{i}.mtu"),
+                    msg: format!("port.{i}.mtu = {}: at least {min} ({why})", p.mtu),
+                });
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             self.parse_route(r).map_err(at(format!("route.{i}")))?;
@@ -752,6 +771,20 @@ mod tests {
         assert!(e.contains("on no port's network"), "{e}");
         let e = Config::parse(&routed.replace("0.0.0.0/0", "0.0.0.0")).unwrap_err();
         assert!(e.contains("a.b.c.d/len"), "{e}");
+    }
+
+    /// A port MTU below what a tunnel adds plus a minimum packet is
+    /// refused (the dataplane's arithmetic underflowed on one).
+    #[test]
+    fn port_mtu_leaves_room_for_tunnels() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        assert!(Config::parse(&format!("{base}mtu = 576\n")).is_ok());
+        let e = Config::parse(&format!("{base}mtu = 20\n")).unwrap_err();
+        assert!(e.contains("port.0.mtu = 20: at least 576"), "{e}");
+        let v6 = format!("{base}address6 = 'fd00::1/64'\n");
+        assert!(Config::parse(&format!("{v6}mtu = 1280\n")).is_ok());
+        let e = Config::parse(&format!("{v6}mtu = 1279\n")).unwrap_err();
+        assert!(e.contains("at least 1280 (IPv6"), "{e}");
     }
 
     #[test]

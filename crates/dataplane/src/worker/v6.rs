@@ -380,7 +380,9 @@ impl Worker {
         let hdr = ipv6::HEADER_LEN;
         let mtu = self.cfg.ports[out].mtu as usize;
         if inner_len + hdr > mtu {
-            self.packet_too_big(in_port, pkt.data(), (mtu - hdr) as u32);
+            // Configured MTUs of IPv6 ports are 1280 at least; saturating
+            // all the same.
+            self.packet_too_big(in_port, pkt.data(), mtu.saturating_sub(hdr) as u32);
             return Err(DropReason::TooBig);
         }
         let mac = self.resolve(out, daddr, now_ms)?;

@@ -249,6 +249,10 @@ fn tun_ipip_gue_gre() {
         (TunKind::Ipip, TunCsum::None, ipv4::protocol::IPIP, 20),
         (TunKind::Gue, TunCsum::None, ipv4::protocol::UDP, 32),
         (TunKind::Gue, TunCsum::Csum, ipv4::protocol::UDP, 32),
+        // Remote checksum offload: what the kernel sends for a packet whose
+        // own checksum is complete (every forwarded one), a checksummed
+        // UDP header and no remcsum option.
+        (TunKind::Gue, TunCsum::RemCsum, ipv4::protocol::UDP, 32),
         (TunKind::Gre, TunCsum::None, ipv4::protocol::GRE, 24),
         (TunKind::Gre, TunCsum::Csum, ipv4::protocol::GRE, 28),
     ] {
@@ -267,7 +271,7 @@ fn tun_ipip_gue_gre() {
                 );
                 assert_eq!(&l4[8..12], &[0, 4, 0, 0], "GUE v0 carrying IPv4");
                 let u = UdpDatagram::new_checked(l4).unwrap();
-                assert_eq!(u.checksum() != 0, csum == TunCsum::Csum);
+                assert_eq!(u.checksum() != 0, csum != TunCsum::None, "{csum:?}");
                 assert!(u.verify_checksum_v4(Ipv4Addr::new(172, 16, 0, 1), RS_IP));
             }
             TunKind::Gre => {
@@ -315,6 +319,22 @@ fn too_big_for_the_tunnel_gets_frag_needed() {
         .fill_checksum();
     assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::TooBig));
     assert_eq!(w.generated.len(), 1);
+}
+
+/// A link whose MTU is below the tunnel's own overhead (rvsd's configuration
+/// refuses one; the dataplane must not underflow on one all the same).
+#[test]
+fn mtu_below_the_tunnel_overhead_drops_without_underflow() {
+    for kind in [TunKind::Ipip, TunKind::Gue, TunKind::Gre] {
+        let mut w = two_port_worker(tunnel(kind, TunCsum::None), 80);
+        w.cfg.ports[1].mtu = 16;
+        let mut f = client_syn(b"");
+        assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::TooBig));
+        let (_, g) = w.generated.pop().expect("frag-needed sent");
+        let ip = Ipv4Packet::new_checked(&g[14..]).unwrap();
+        let m = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(m.rest_of_header(), [0, 0, 0, 0], "next-hop MTU 0");
+    }
 }
 
 /// An ICMP error from `src` to `dst` quoting the first 28 bytes of `quoted`.
