@@ -40,6 +40,19 @@ pub struct IdleBackoff {
     /// Also record each non-empty pass's time in an hdrhistogram
     /// (benchmarks; the fixed-bucket histogram is always kept).
     pub record_bursts: bool,
+    /// A test hook: in debug builds the worker panics this long after its
+    /// loop starts (rvsd sets it from `RVSD_TEST_WORKER_PANIC_MS`, to show
+    /// that a worker's panic stops rvsd cleanly). Release builds ignore it.
+    pub panic_after: Option<Duration>,
+}
+
+/// Marks the worker's end in its shared state, however the loop ends.
+struct ExitMark(Arc<crate::worker::WorkerShared>);
+
+impl Drop for ExitMark {
+    fn drop(&mut self) {
+        self.0.exited.store(true, Ordering::Release);
+    }
 }
 
 /// What a loop iteration sends: per port, the mbufs to transmit.
@@ -98,7 +111,10 @@ pub fn run_worker(
     idle: IdleBackoff,
 ) -> i32 {
     let shared = worker.shared().clone();
+    let _exit = ExitMark(shared.clone());
     let counters = &shared.counters;
+    #[cfg(debug_assertions)]
+    let panic_at = idle.panic_after.map(|d| std::time::Instant::now() + d);
     // DPDK port id → index among this worker's ports (for handed-over mbufs).
     let mut port_index = vec![
         usize::MAX;
@@ -141,6 +157,10 @@ pub fn run_worker(
             }
         }
         pass_start = now;
+        #[cfg(debug_assertions)]
+        if panic_at.is_some_and(|t| now >= t) {
+            panic!("injected worker panic (RVSD_TEST_WORKER_PANIC_MS)");
+        }
         let now_ms = rvs_ipvs::clock::ms_at(now);
         while let Ok(m) = msgs.try_recv() {
             worker.apply(&m, now_ms);
@@ -201,7 +221,8 @@ pub fn run_worker(
         }
         moved = got > 0;
         worker.housekeeping(now_ms);
-        if got == 0 {
+        worker.list_some(now_ms);
+        if got == 0 && !worker.is_listing() {
             empty = empty.saturating_add(1);
             if idle.empty_polls > 0 {
                 if empty >= idle.empty_polls {

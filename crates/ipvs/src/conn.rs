@@ -108,6 +108,13 @@ impl Conn<'_> {
     }
 }
 
+/// Where a listing ([`ConnTable::list_slice`]) goes on from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListCursor {
+    v6: bool,
+    at: usize,
+}
+
 /// A handle to a table slot; valid until the entry is removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnRef(u32);
@@ -1027,6 +1034,49 @@ impl ConnTable {
         removed
     }
 
+    /// A slice of a listing: calls `f` with each live connection among the
+    /// next `budget` slots from `cursor` (IPv4 slab, then IPv6), and moves
+    /// the cursor past them; true once the whole table was walked. The
+    /// table may change between two slices, as the kernel's may between two
+    /// reads of /proc/net/ip_vs_conn: a connection made or removed meanwhile
+    /// may or may not be listed, and none twice.
+    pub fn list_slice(
+        &self,
+        cursor: &mut ListCursor,
+        budget: usize,
+        mut f: impl FnMut(Conn<'_>),
+    ) -> bool {
+        let mut left = budget;
+        while left > 0 {
+            let (slots, tag) = if cursor.v6 {
+                (self.v6.slots.len(), V6)
+            } else {
+                (self.v4.slots.len(), 0)
+            };
+            if cursor.at >= slots {
+                if cursor.v6 {
+                    return true;
+                }
+                *cursor = ListCursor { v6: true, at: 0 };
+                continue;
+            }
+            let end = slots.min(cursor.at + left);
+            for i in cursor.at..end {
+                let live = if cursor.v6 {
+                    self.v6.slots[i].data.flags & F_LIVE != 0
+                } else {
+                    self.v4.slots[i].data.flags & F_LIVE != 0
+                };
+                if live {
+                    f(self.view(ConnRef(i as u32 | tag)));
+                }
+            }
+            left -= end - cursor.at;
+            cursor.at = end;
+        }
+        cursor.v6 && cursor.at >= self.v6.slots.len()
+    }
+
     /// Every live connection (for listing).
     pub fn iter(&self) -> impl Iterator<Item = Conn<'_>> {
         let v4 = (0..self.v4.slots.len() as u32)
@@ -1217,6 +1267,54 @@ mod tests {
         }
         assert!(before > 0, "allocated up front");
         assert_eq!(t.v4.out_index.bytes(), before, "never grew");
+    }
+
+    /// A listing in slices sees every connection once, IPv4 and IPv6, and
+    /// no slice looks at more slots than its budget.
+    #[test]
+    fn listing_in_slices_sees_each_connection_once() {
+        let d = dest();
+        let mut t = ConnTable::new(100, Timeouts::default());
+        for p in 0..50 {
+            t.insert(key(p), &d, 0).unwrap();
+        }
+        let v6 = |p| FlowKey {
+            caddr: "fd00::50".parse().unwrap(),
+            vaddr: "fd00::10".parse().unwrap(),
+            ..key(p)
+        };
+        for p in 0..7 {
+            t.insert(v6(p), &d, 0).unwrap();
+        }
+        // Holes in the slab: removed connections are not listed.
+        for p in [3, 17, 40] {
+            let r = t.lookup(&key(p)).unwrap();
+            t.remove(r);
+        }
+        let mut cursor = ListCursor::default();
+        let mut seen = Vec::new();
+        let mut slices = 0;
+        loop {
+            slices += 1;
+            let mut n = 0;
+            let done = t.list_slice(&mut cursor, 8, |c| {
+                n += 1;
+                seen.push(c.key)
+            });
+            assert!(n <= 8);
+            if done {
+                break;
+            }
+            assert!(slices < 100, "the listing ends");
+        }
+        assert_eq!(slices, 8, "57 slots, 8 a slice");
+        assert_eq!(seen.len(), 54);
+        let mut want: Vec<FlowKey> = t.iter().map(|c| c.key).collect();
+        want.sort_by_key(|k| format!("{k:?}"));
+        seen.sort_by_key(|k| format!("{k:?}"));
+        assert_eq!(seen, want);
+        // Walked to the end, a cursor stays there.
+        assert!(t.list_slice(&mut cursor, 8, |_| panic!("listed twice")));
     }
 
     #[test]

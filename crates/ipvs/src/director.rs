@@ -556,10 +556,7 @@ mod tests {
                 csum: TunCsum::None,
             })
         };
-        let with = |a: &str, fwd| DestSpec {
-            fwd,
-            ..dest(a, 1)
-        };
+        let with = |a: &str, fwd| DestSpec { fwd, ..dest(a, 1) };
         // A tunnel to a server of the other family.
         for (k, a) in [(v4.key, "fd00::2"), (v6.key, "10.0.0.2")] {
             let e = d
@@ -583,18 +580,28 @@ rvs tunnels only to real servers of the service's own address family"
                 .apply(&Command::AddDest(v6.key, with("fd00::2", tun(kind))))
                 .unwrap_err();
             assert!(
-                e.to_string().starts_with("Operation not supported with IPv6: "),
+                e.to_string()
+                    .starts_with("Operation not supported with IPv6: "),
                 "{e}"
             );
         }
-        d.apply(&Command::AddDest(v6.key, with("fd00::2", tun(TunKind::Ipip))))
-            .unwrap();
+        d.apply(&Command::AddDest(
+            v6.key,
+            with("fd00::2", tun(TunKind::Ipip)),
+        ))
+        .unwrap();
         // Nor may -e turn a server into one.
         let e = d
-            .apply(&Command::EditDest(v6.key, with("fd00::2", tun(TunKind::Gre))))
+            .apply(&Command::EditDest(
+                v6.key,
+                with("fd00::2", tun(TunKind::Gre)),
+            ))
             .unwrap_err();
         assert!(matches!(e, IpvsError::Unsupported(_)), "{e:?}");
-        assert_eq!(d.service(&v6.key).unwrap().dests[0].spec.fwd, tun(TunKind::Ipip));
+        assert_eq!(
+            d.service(&v6.key).unwrap().dests[0].spec.fwd,
+            tun(TunKind::Ipip)
+        );
         // Nor -E a service into SCTP (the key cannot change, so -E of an
         // SCTP service finds none).
         assert_eq!(

@@ -379,6 +379,10 @@ pub struct ControlSection {
     /// and a reload leaves them alone.
     #[serde(default = "default_keepalived_status")]
     pub keepalived_status: PathBuf,
+    /// A group whose members may use the socket besides root and rvsd's own
+    /// user: the socket is then 0660 and the group's (0600 without).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 fn default_socket() -> PathBuf {
@@ -395,6 +399,7 @@ impl Default for ControlSection {
             socket: default_socket(),
             rules: None,
             keepalived_status: default_keepalived_status(),
+            group: None,
         }
     }
 }
@@ -582,7 +587,10 @@ impl Config {
             // Every tunnel's overhead (at most 40 bytes) then leaves room
             // for a packet of the family's minimum size.
             let (min, why) = match v6 {
-                Some(_) => (MIN_MTU_V6, "IPv6's minimum link MTU, as the port has address6"),
+                Some(_) => (
+                    MIN_MTU_V6,
+                    "IPv6's minimum link MTU, as the port has address6",
+                ),
                 None => (MIN_MTU_V4, "IPv4's minimum datagram size"),
             };
             if p.mtu < min {
@@ -640,6 +648,11 @@ impl Config {
             }
         }
         self.metrics.parsed_listen().map_err(at("metrics.listen"))?;
+        if let Some(g) = &self.control.group {
+            rvs_control::server::Access::new(Some(g))
+                .map_err(|e| e.to_string())
+                .map_err(at("control.group"))?;
+        }
         Ok(())
     }
 }
@@ -771,6 +784,19 @@ mod tests {
         assert!(e.contains("on no port's network"), "{e}");
         let e = Config::parse(&routed.replace("0.0.0.0/0", "0.0.0.0")).unwrap_err();
         assert!(e.contains("a.b.c.d/len"), "{e}");
+    }
+
+    #[test]
+    fn control_group_must_exist() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(&format!("{base}[control]\ngroup = 'root'\n")).unwrap();
+        assert_eq!(c.control.group.as_deref(), Some("root"));
+        let e =
+            Config::parse(&format!("{base}[control]\ngroup = 'no-such-group-rvs'\n")).unwrap_err();
+        assert!(
+            e.contains("control.group = \"no-such-group-rvs\": no such group"),
+            "{e}"
+        );
     }
 
     /// A port MTU below what a tunnel adds plus a minimum packet is

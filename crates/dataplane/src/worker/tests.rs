@@ -769,5 +769,6 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
 }
 
 mod forwarding;
+mod listing;
 mod stats;
 mod v6;

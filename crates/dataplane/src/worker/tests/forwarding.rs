@@ -598,10 +598,7 @@ fn icmp_errors_that_cannot_go_on_are_not_counted_forwarded() {
     );
     assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(1));
     let mut err = icmp_error((SERVER_MAC, DIRECTOR2_MAC), RS_IP, far, &f[14..]);
-    assert_eq!(
-        w.handle(1, &mut err, 2),
-        Verdict::Drop(DropReason::NoRoute)
-    );
+    assert_eq!(w.handle(1, &mut err, 2), Verdict::Drop(DropReason::NoRoute));
     assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 0);
     assert_eq!(w.shared.counters.drops(DropReason::NoRoute), 1);
 }
