@@ -34,7 +34,11 @@ fn config(lab: &Lab, control: &str) -> PathBuf {
         .unwrap();
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("[control]\n"), "{text}");
-    std::fs::write(&cfg, text.replace("[control]\n", &format!("[control]\n{control}"))).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[control]\n", &format!("[control]\n{control}")),
+    )
+    .unwrap();
     cfg
 }
 
@@ -73,8 +77,10 @@ fn a_slow_client_beside_fifty_rvsadm_calls() {
     })
     .unwrap();
     lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr")).unwrap();
-    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1}:80 -g")).unwrap();
-    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS2}:80 -g")).unwrap();
+    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1}:80 -g"))
+        .unwrap();
+    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS2}:80 -g"))
+        .unwrap();
     let path = socket(&lab);
     let slow = std::thread::spawn(move || {
         let mut s = UnixStream::connect(&path).unwrap();
@@ -217,7 +223,12 @@ fn a_client_that_never_reads_holds_up_no_one() {
 #[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
 fn only_root_and_the_configured_group_may_use_the_socket() {
     let mut lab = new_lab("perm");
-    let nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
     let cfg = config(&lab, "");
     lab.start_rvsd_with(&cfg, &socket(&lab), &[]).unwrap();
     let m = std::fs::symlink_metadata(socket(&lab)).unwrap();
@@ -240,7 +251,10 @@ fn only_root_and_the_configured_group_may_use_the_socket() {
         "Permission denied (you must be root or rvsd's own user): rvsd does not take \
          requests from uid 65534"
     );
-    assert!(lab.rvsadm_ok("-Ln").unwrap().lines().count() == 3, "nothing added");
+    assert!(
+        lab.rvsadm_ok("-Ln").unwrap().lines().count() == 3,
+        "nothing added"
+    );
     lab.stop_rvsd().unwrap();
 
     // With a group: its members are let in, by their primary group or a
@@ -277,7 +291,8 @@ fn random_bytes_change_nothing() {
     })
     .unwrap();
     lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr")).unwrap();
-    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1}:80 -g")).unwrap();
+    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1}:80 -g"))
+        .unwrap();
     let before = lab.rvsadm_ok("-S -n").unwrap();
     // A small xorshift generator, seeded: the run can be repeated.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -364,8 +379,10 @@ fn a_worker_panic_stops_rvsd_cleanly() {
         log.contains("the worker on lcore 1 panicked: injected worker panic"),
         "{log}"
     );
-    assert!(log.contains("rvsd: the worker on lcore 1 panicked"), "{log}");
+    assert!(
+        log.contains("rvsd: the worker on lcore 1 panicked"),
+        "{log}"
+    );
     assert!(!socket(&lab).exists(), "the socket file is removed");
     assert!(!Path::new(&socket(&lab)).exists());
 }
-

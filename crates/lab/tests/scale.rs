@@ -102,7 +102,22 @@ fn two_workers(name: &str, mode: Mode, fwd: &str) {
         lab.rvsadm_ok("--counters").unwrap(),
         lab.rvsd_log()
     );
-    let w = per_worker(&lab);
+    // The last packets (FINs, ACKs) may still be on their way, in a ring
+    // or a queue, when the last curl returns: read the counters once every
+    // hand-over has arrived (or after 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let w = loop {
+        let w = per_worker(&lab);
+        let handed: u64 = w.iter().map(|c| c.redirected).sum();
+        let arrived: u64 = w
+            .iter()
+            .map(|c| c.redirected_in + c.drop_redirect_full)
+            .sum();
+        if handed == arrived || std::time::Instant::now() > deadline {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(w.len(), 2);
     assert!(
         w.iter().all(|c| c.new_connections > 0 && c.forwarded > 0),
@@ -142,7 +157,9 @@ fn two_workers(name: &str, mode: Mode, fwd: &str) {
         sum("rvs_worker_rx_packets_total{"),
         sum("rvs_port_rx_packets_total{"),
     );
-    eprintln!("{name}: received {ports_rx} by the ports, {workers_rx} by the workers ({rx} before)");
+    eprintln!(
+        "{name}: received {ports_rx} by the ports, {workers_rx} by the workers (--counters: {rx})"
+    );
     assert!(ports_rx >= 800.0, "{m:?}");
     assert!(
         (workers_rx - ports_rx).abs() <= 4.0,
@@ -156,7 +173,11 @@ fn scrape(lab: &Lab) -> std::collections::HashMap<String, f64> {
     let out = lab
         .exec("director", &["curl", "-s", "-S", "-m", "5", &url])
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
