@@ -317,7 +317,17 @@ pub fn scenario_groups(root: &Path, filters: &[String]) -> Result<Vec<(String, V
 pub fn test(root: &Path, filters: &[String]) -> Result<()> {
     let vm = KernelVm::new(root);
     vm.setup()?;
-    crate::sh(crate::cargo().args(["build", "-p", "rvsd", "-p", "rvsadm", "-p", "rvs-oracle"]))?;
+    crate::sh(crate::cargo().args([
+        "build",
+        "-p",
+        "rvsd",
+        "-p",
+        "rvsadm",
+        "-p",
+        "rvs-keepalived",
+        "-p",
+        "rvs-oracle",
+    ]))?;
     let image = vm.image()?;
     let base = root.join("oracle/scenarios");
     let rules = load_deliberate(&root.join("oracle/deliberate.toml"))?;
@@ -368,14 +378,16 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
             let name = scenario_name(&base, f);
             let read = |d: &str| {
                 std::fs::read_to_string(result_path(&results, &name, d))
+                    .ok()
                     .map(|s| Transcript::parse(&s))
-                    .unwrap_or_else(|_| {
-                        Transcript::parse(
-                            "@@ 0 error exact\nno transcript: the run did not get to it\n",
-                        )
-                    })
             };
-            let o = compare(&read("kernel"), &read("rvs"), &rules);
+            let (Some(kt), Some(rt)) = (read("kernel"), read("rvs")) else {
+                differ += 1;
+                println!("  DIFFERS {name}: no transcript (the run did not get to it; see the output above)");
+                failures.push(name);
+                continue;
+            };
+            let o = compare(&kt, &rt, &rules);
             explained += o.explained_count();
             let notes = if o.explained.is_empty() {
                 String::new()

@@ -245,8 +245,21 @@ pub fn list_mode(
     names: &dyn Names,
     mode: ListMode,
 ) -> Result<String, IpvsError> {
+    list_ordered(l, only, names, mode, true)
+}
+
+/// As [`list_mode`]; without `sort` (`--nosort`) services and real servers
+/// come in the table's own order: real servers newest first, as the
+/// kernel's list has them.
+pub fn list_ordered(
+    l: &Listing,
+    only: Option<ServiceKey>,
+    names: &dyn Names,
+    mode: ListMode,
+    sort: bool,
+) -> Result<String, IpvsError> {
     let mut out = String::new();
-    let services = sorted(l);
+    let services = if sort { sorted(l) } else { l.services.clone() };
     let shown: Vec<&ServiceView> = match only {
         Some(k) => {
             let s = services

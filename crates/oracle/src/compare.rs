@@ -19,6 +19,26 @@ use crate::scenario::CompareMode;
 use crate::transcript::Transcript;
 
 pub const EXPIRY_SLACK_S: i64 = 2;
+/// `near` steps: numbers may differ by this much...
+pub const NEAR_ABS: u64 = 2;
+/// ...or by this share of the larger one.
+pub const NEAR_REL: f64 = 0.05;
+
+/// Whether the numbers of two lines agree within the `near` tolerance.
+fn numbers_near(a: &str, b: &str, digits: &Regex) -> bool {
+    let nums = |s: &str| -> Vec<u64> {
+        digits
+            .find_iter(s)
+            .map(|m| m.as_str().parse().unwrap_or(u64::MAX))
+            .collect()
+    };
+    let (x, y) = (nums(a), nums(b));
+    x.len() == y.len()
+        && x.iter().zip(&y).all(|(&p, &q)| {
+            let d = p.abs_diff(q);
+            d <= NEAR_ABS || (d as f64) <= NEAR_REL * p.max(q) as f64
+        })
+}
 
 /// A difference between rvs and the kernel that rvs keeps on purpose.
 #[derive(Debug, Clone)]
@@ -204,7 +224,7 @@ fn prepare<'a>(
         // value to its width (ipvsadm's %8llu), so a value one digit wider
         // has one space less before it. Words and their order are compared;
         // values and widths are not (exact steps check widths).
-        CompareMode::Shape => (
+        CompareMode::Shape | CompareMode::Near => (
             digits
                 .replace_all(&norm, "#")
                 .split_whitespace()
@@ -234,8 +254,24 @@ fn prepare<'a>(
     }
 }
 
-/// Compares two transcripts of one scenario.
+/// Compares two transcripts of one scenario. A run that failed (an `error`
+/// section) is a difference even when both failed alike.
 pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> Outcome {
+    let failed: Vec<&str> = [("kernel", kernel), ("rvs", rvs)]
+        .iter()
+        .filter(|(_, t)| t.sections.iter().any(|s| s.kind == "error"))
+        .map(|(n, _)| *n)
+        .collect();
+    if !failed.is_empty() {
+        let mut out = Outcome::default();
+        for (n, t) in [("kernel", kernel), ("rvs", rvs)] {
+            for s in t.sections.iter().filter(|s| s.kind == "error") {
+                out.diff
+                    .push(format!("the {n} run failed: {}", s.lines.join(" / ")));
+            }
+        }
+        return out;
+    }
     let exp = expiry_re();
     let digits = Regex::new(r"\d+").expect("literal");
     let mut out = Outcome::default();
@@ -287,6 +323,9 @@ pub fn compare(kernel: &Transcript, rvs: &Transcript, rules: &[Deliberate]) -> O
                         let (a, b) = (&kl[old_index + j], &rl[new_index + j]);
                         let within = match (a.expiry_s, b.expiry_s) {
                             (Some(x), Some(y)) => (x - y).abs() <= EXPIRY_SLACK_S,
+                            _ if k.mode == CompareMode::Near => {
+                                numbers_near(&a.norm, &b.norm, &digits)
+                            }
                             _ => true,
                         };
                         if !within {
@@ -489,6 +528,31 @@ mod tests {
         let o = compare(&a, &b, &rules);
         assert!(o.agrees());
         assert_eq!(o.explained, vec![("routing".to_string(), 1)]);
+    }
+
+    #[test]
+    fn near_mode_allows_a_packet_more_but_not_a_connection_split() {
+        let mut a = Transcript::default();
+        let row = |c: &str, p: &str| {
+            format!("TCP  192.168.1.10:80 {c:>9} {p:>8}        0     2680        0")
+        };
+        a.push(1, "admin", CompareMode::Near, vec![row("10", "50")]);
+        let mut b = Transcript::default();
+        b.push(1, "admin", CompareMode::Near, vec![row("10", "51")]);
+        assert!(compare(&a, &b, &[]).agrees());
+        b.sections[0].lines[0] = row("10", "60");
+        assert!(!compare(&a, &b, &[]).agrees());
+        b.sections[0].lines[0] = row("14", "50");
+        assert!(!compare(&a, &b, &[]).agrees());
+    }
+
+    #[test]
+    fn failed_runs_never_agree() {
+        let mut a = Transcript::default();
+        a.push(0, "error", CompareMode::Exact, vec!["run failed: x".into()]);
+        let o = compare(&a, &a.clone(), &[]);
+        assert!(!o.agrees());
+        assert_eq!(o.diff.len(), 2);
     }
 
     #[test]

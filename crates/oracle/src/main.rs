@@ -69,6 +69,7 @@ fn main() -> Result<()> {
             let bins = Bins {
                 rvsd: bin_dir.join("rvsd"),
                 rvsadm: bin_dir.join("rvsadm"),
+                rvs_keepalived: bin_dir.join("rvs-keepalived"),
                 work: std::env::temp_dir().join("rvs-oracle"),
             };
             let kinds: &[DirectorKind] = match director {
@@ -90,7 +91,21 @@ fn main() -> Result<()> {
             let mut failed = 0;
             for file in &scenarios {
                 let name = scenario_name(&root, file);
-                let sc = Scenario::load(file)?;
+                let sc = match Scenario::load(file) {
+                    Ok(sc) => sc,
+                    Err(e) => {
+                        failed += 1;
+                        for k in kinds {
+                            let path = result_path(&out, &name, k.name());
+                            std::fs::write(
+                                &path,
+                                format!("@@ 0 error exact\nscenario not loaded: {e:#}\n"),
+                            )?;
+                        }
+                        println!("oracle: {name} FAILED to load: {e:#}");
+                        continue;
+                    }
+                };
                 let started = Instant::now();
                 let results = runner::run_lockstep(&sc, kinds, &bins);
                 let mut line = format!("oracle: {name} {:.1} s", started.elapsed().as_secs_f64());

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::packets::{self, Scripted, Tap};
-use crate::scenario::{Connect, PacketSpec, Proto, Scenario, Side, Step, Transfer};
+use crate::scenario::{Connect, Keepalived, PacketSpec, Proto, Scenario, Side, Step, Transfer};
 use crate::topology::{Topology, DIRECTOR, DIRECTOR_SERVER_SIDE};
 use crate::traffic::{self, GreetingServer};
 use crate::transcript::Transcript;
@@ -35,11 +35,12 @@ impl DirectorKind {
     }
 }
 
-/// Where rvsd and rvsadm are, and a scratch folder.
+/// Where rvsd, rvsadm and rvs-keepalived are, and a scratch folder.
 #[derive(Debug, Clone)]
 pub struct Bins {
     pub rvsd: PathBuf,
     pub rvsadm: PathBuf,
+    pub rvs_keepalived: PathBuf,
     pub work: PathBuf,
 }
 
@@ -62,6 +63,10 @@ struct Run {
     _servers: Vec<GreetingServer>,
     held: Vec<TcpStream>,
     taps: BTreeMap<String, Tap>,
+    http_ports: Vec<u16>,
+    bins: Bins,
+    /// The health checker a `keepalived` step started.
+    checker: Option<Child>,
     pings: u16,
     ident: u16,
 }
@@ -254,6 +259,9 @@ fn step_all(runs: &mut [Option<Run>], index: usize, step: &Step) -> Vec<Option<R
     } else if let Some(x) = &step.transfer {
         let res = parallel(runs, |r| r.transfer(index, x).map(|l| vec![l]));
         merge(&mut outs, runs, "transfer", res);
+    } else if let Some(k) = &step.keepalived {
+        let res = parallel(runs, |r| r.keepalived(k));
+        merge(&mut outs, runs, "keepalived", res);
     } else if let Some(s) = step.wait_s {
         std::thread::sleep(Duration::from_secs_f64(s));
         let res = runs
@@ -353,7 +361,9 @@ impl Run {
             topo.servers
                 .iter()
                 .enumerate()
-                .map(|(i, ns)| GreetingServer::start(ns, &format!("RS{}", i + 1), &sc.ports))
+                .map(|(i, ns)| {
+                    GreetingServer::start(ns, &format!("RS{}", i + 1), &sc.ports, &sc.http_ports)
+                })
                 .collect::<Result<_>>()?
         };
         let director = match kind {
@@ -369,6 +379,9 @@ impl Run {
             _servers: servers,
             held: Vec::new(),
             taps: BTreeMap::new(),
+            http_ports: sc.http_ports.clone(),
+            bins: bins.clone(),
+            checker: None,
             pings: 0,
             ident: 1,
         })
@@ -445,8 +458,10 @@ impl Run {
         proto: Proto,
         hold: bool,
     ) -> Result<String> {
+        let http = self.http_ports.contains(&remote.port());
         let (name, stream) = self.topo.client.run(|| {
             Ok(match proto {
+                Proto::Tcp if http => (traffic::http_get(local, remote), None),
                 Proto::Tcp => traffic::tcp_connect(local, remote, hold),
                 Proto::Udp => (traffic::udp_request(local, remote), None),
             })
@@ -597,6 +612,92 @@ impl Run {
         ))
     }
 
+    /// Starts the health checker on `k.conf` and waits until the table holds
+    /// the real servers the checks let in.
+    fn keepalived(&mut self, k: &Keepalived) -> Result<Vec<String>> {
+        let conf = std::fs::canonicalize(&k.conf).with_context(|| format!("conf {}", k.conf))?;
+        let dir = self.bins.work.join(self.topo.prefix.as_str());
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::File::create(dir.join("checker.log"))?;
+        let mut cmd = Command::new("ip");
+        cmd.arg("netns").arg("exec");
+        match &self.director {
+            Director::Kernel => {
+                // keepalived's checker process only (no VRRP), programming
+                // the director namespace's IPVS.
+                cmd.arg(&self.topo.director.name)
+                    .arg("keepalived")
+                    .args(["--check", "--dont-fork", "--log-console", "--log-detail"])
+                    .arg("-f")
+                    .arg(&conf);
+                for (flag, f) in [
+                    ("-p", "ka.pid"),
+                    ("-c", "ka-check.pid"),
+                    ("-r", "ka-vrrp.pid"),
+                ] {
+                    cmd.arg(flag).arg(dir.join(f));
+                }
+            }
+            Director::Rvs { socket, .. } => {
+                // Checks go out from a kernel that reaches the real servers:
+                // the client's namespace, on the same LAN (rvsd's own
+                // namespace gives its kernel no address here).
+                cmd.arg(&self.topo.client.name)
+                    .arg(&self.bins.rvs_keepalived)
+                    .args(["-n", "-l", "-f"])
+                    .arg(&conf)
+                    .arg("--socket")
+                    .arg(socket)
+                    .arg("--status-file")
+                    .arg(dir.join("keepalived.status"));
+            }
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting the health checker")?;
+        self.checker = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = 0;
+        while Instant::now() < deadline {
+            let listing = self.admin("-Ln", None)?;
+            last = listing
+                .iter()
+                .filter(|l| l.starts_with("  -> ") && !l.contains("RemoteAddress"))
+                .count();
+            if last == k.servers_up {
+                break;
+            }
+            if let Some(Ok(Some(st))) = self.checker.as_mut().map(|c| c.try_wait()) {
+                bail!(
+                    "the health checker exited ({st}):\n{}",
+                    tail(&dir.join("checker.log"))
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Ok(vec![format!("keepalived {}: {last} real servers", k.conf)])
+    }
+
+    fn stop_checker(&mut self) {
+        if let Some(mut c) = self.checker.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Fails the run when rvsd died (its log tells why).
     fn check_director(&mut self) -> Result<()> {
         if let Director::Rvs { child, log, .. } = &mut self.director {
@@ -608,6 +709,7 @@ impl Run {
     }
 
     fn stop_director(&mut self) {
+        self.stop_checker();
         if let Director::Rvs { child, .. } = &mut self.director {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])

@@ -29,6 +29,11 @@ pub struct Scenario {
     /// numbers).
     #[serde(default = "default_ports")]
     pub ports: Vec<u16>,
+    /// TCP ports where the real servers speak HTTP/1.0 instead (a health
+    /// page `/healthz` answering "ok", anything else their name); `connect`
+    /// steps to them send a GET.
+    #[serde(default)]
+    pub http_ports: Vec<u16>,
     /// Addresses the director must treat as its VIPs before any service
     /// exists (the kernel needs them on an interface to accept traffic).
     #[serde(default = "default_vips")]
@@ -82,6 +87,10 @@ pub struct Step {
     /// Let time pass (for timeouts and rate estimates; never a readiness
     /// wait).
     pub wait_s: Option<f64>,
+    /// Start the health checker on a keepalived.conf: Debian's keepalived
+    /// (`--check`) on kernel IPVS, rvs-keepalived on rvsd; wait until the
+    /// table holds `servers_up` real servers.
+    pub keepalived: Option<Keepalived>,
     /// How this step's output is compared.
     #[serde(default)]
     pub compare: CompareMode,
@@ -101,6 +110,10 @@ pub enum CompareMode {
     /// The same lines with every number masked: formats, not values (rates
     /// measured over different estimator phases).
     Shape,
+    /// Counters from real TCP exchanges: the same lines, each number within
+    /// [`crate::compare::NEAR_ABS`] or [`crate::compare::NEAR_REL`] of the
+    /// other run's (a retransmission or a delayed ACK more in one run).
+    Near,
 }
 
 impl CompareMode {
@@ -108,6 +121,7 @@ impl CompareMode {
         match self {
             CompareMode::Exact => "exact",
             CompareMode::Shape => "shape",
+            CompareMode::Near => "near",
         }
     }
 }
@@ -202,6 +216,15 @@ pub struct PacketSpec {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Keepalived {
+    /// The configuration, relative to the checkout.
+    pub conf: String,
+    /// How many real servers the table holds once the checks have run.
+    pub servers_up: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Transfer {
     pub bytes: usize,
     #[serde(default = "default_vip")]
@@ -242,11 +265,12 @@ impl Scenario {
                 s.packet.is_some(),
                 s.transfer.is_some(),
                 s.wait_s.is_some(),
+                s.keepalived.is_some(),
             ];
             let n = actions.iter().filter(|a| **a).count();
             if n != 1 {
                 bail!(
-                    "step {}: exactly one of admin, connect, release, packet, transfer, wait_s (found {n})",
+                    "step {}: exactly one of admin, connect, release, packet, transfer, wait_s, keepalived (found {n})",
                     i + 1
                 );
             }

@@ -33,34 +33,55 @@ pub struct GreetingServer {
 }
 
 impl GreetingServer {
-    pub fn start(ns: &Netns, name: &str, ports: &[u16]) -> Result<GreetingServer> {
+    /// Greets on `ports` (TCP and UDP) and speaks HTTP on `http_ports`.
+    pub fn start(
+        ns: &Netns,
+        name: &str,
+        ports: &[u16],
+        http_ports: &[u16],
+    ) -> Result<GreetingServer> {
         let (listeners, udps) = ns.run(|| {
             let mut ls = Vec::new();
             let mut us = Vec::new();
             for &p in ports {
                 let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, p));
-                ls.push(TcpListener::bind(any).with_context(|| format!("tcp port {p}"))?);
+                ls.push((
+                    TcpListener::bind(any).with_context(|| format!("tcp port {p}"))?,
+                    false,
+                ));
                 let u = UdpSocket::bind(any).with_context(|| format!("udp port {p}"))?;
                 u.set_read_timeout(Some(Duration::from_millis(200)))?;
                 us.push(u);
+            }
+            for &p in http_ports {
+                let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, p));
+                ls.push((
+                    TcpListener::bind(any).with_context(|| format!("http port {p}"))?,
+                    true,
+                ));
             }
             Ok((ls, us))
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        for l in &listeners {
-            let l = l.try_clone()?;
+        for (l, http) in &listeners {
+            let (l, http) = (l.try_clone()?, *http);
             let name = name.to_string();
             threads.push(std::thread::spawn(move || {
                 for c in l.incoming() {
                     let Ok(c) = c else { break };
                     let name = name.clone();
                     std::thread::spawn(move || {
-                        let _ = serve_tcp(c, &name);
+                        let _ = if http {
+                            serve_http(c, &name)
+                        } else {
+                            serve_tcp(c, &name)
+                        };
                     });
                 }
             }));
         }
+        let listeners = listeners.into_iter().map(|(l, _)| l).collect();
         for u in udps {
             let (name, stop) = (name.to_string(), stop.clone());
             threads.push(std::thread::spawn(move || {
@@ -98,6 +119,55 @@ fn serve_tcp(mut c: TcpStream, name: &str) -> Result<()> {
         c.write_all(format!("RECV {n} {:x}\n", hash.finalize()).as_bytes())?;
     }
     Ok(())
+}
+
+/// HTTP/1.0: `/healthz` says "ok" (what health checkers ask for), anything
+/// else the server's name; then the server closes.
+fn serve_http(mut c: TcpStream, name: &str) -> Result<()> {
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        let k = c.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..k]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let body = if path == "/healthz" {
+        "ok\n".to_string()
+    } else {
+        format!("{name}\n")
+    };
+    c.write_all(
+        format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// One HTTP GET from `local`: the first line of the body, or FAIL(why).
+pub fn http_get(local: SocketAddrV4, remote: SocketAddrV4) -> String {
+    let attempt = || -> Result<String> {
+        let s = bound_tcp(local)?;
+        s.connect_timeout(&SockAddr::from(remote), IO_TIMEOUT)?;
+        let mut s: TcpStream = s.into();
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        s.write_all(format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", remote.ip()).as_bytes())?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        let (status, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        if !status.starts_with("HTTP/1.0 200") {
+            bail!("status {}", status.lines().next().unwrap_or(""));
+        }
+        Ok(body.trim().to_string())
+    };
+    attempt().unwrap_or_else(|e| format!("FAIL({})", short_error(&e)))
 }
 
 impl Drop for GreetingServer {

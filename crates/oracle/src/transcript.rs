@@ -70,6 +70,7 @@ impl Transcript {
                 let kind = w.next().unwrap_or("?").to_string();
                 let mode = match w.next() {
                     Some("shape") => CompareMode::Shape,
+                    Some("near") => CompareMode::Near,
                     _ => CompareMode::Exact,
                 };
                 let explained_by = w

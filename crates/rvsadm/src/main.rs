@@ -150,6 +150,7 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             numeric,
             only,
             mode,
+            sort,
         } => match send(socket, &Request::List) {
             Ok(Response::Listing(l)) => {
                 let names: Box<dyn Names> = if numeric {
@@ -157,7 +158,7 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
                 } else {
                     Box::new(names::Resolving)
                 };
-                match format::list_mode(&l, only, names.as_ref(), mode) {
+                match format::list_ordered(&l, only, names.as_ref(), mode, sort) {
                     Ok(s) => print_out(&s),
                     Err(e) => {
                         eprintln!("{e}");

@@ -22,6 +22,8 @@ pub enum Action {
         numeric: bool,
         only: Option<ServiceKey>,
         mode: ListMode,
+        /// Off with `--nosort`.
+        sort: bool,
     },
     Save {
         numeric: bool,
@@ -518,6 +520,7 @@ pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
             numeric: false,
             only: None,
             mode: ListMode::Normal,
+            sort: true,
         });
     }
     let mut st = State::default();
@@ -1094,6 +1097,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
             } else {
                 ListMode::Normal
             },
+            sort: !has(st.seen, &[Opt::NoSort]),
         },
         Cmd::Flush => Action::Apply(Command::Clear),
         Cmd::AddService | Cmd::EditService => {

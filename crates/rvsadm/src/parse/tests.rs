@@ -51,7 +51,8 @@ fn walkthrough_commands() {
             Action::List {
                 numeric: true,
                 only: None,
-                mode: ListMode::Normal
+                mode: ListMode::Normal,
+                sort: true,
             },
             "{l}"
         );
@@ -61,7 +62,8 @@ fn walkthrough_commands() {
         Action::List {
             numeric: true,
             only: Some(vip(80)),
-            mode: ListMode::Normal
+            mode: ListMode::Normal,
+            sort: true,
         }
     );
     assert_eq!(
@@ -69,7 +71,8 @@ fn walkthrough_commands() {
         Action::List {
             numeric: true,
             only: None,
-            mode: ListMode::Thresholds
+            mode: ListMode::Thresholds,
+            sort: true,
         }
     );
 }
@@ -128,7 +131,8 @@ fn defaults_follow_ipvsadm() {
         Action::List {
             numeric: false,
             only: None,
-            mode: ListMode::Normal
+            mode: ListMode::Normal,
+            sort: true,
         }
     );
 }
@@ -333,6 +337,7 @@ fn stats_rate_exact_and_their_precedence() {
         numeric: true,
         only: None,
         mode,
+        sort: true,
     };
     assert_eq!(
         p("-Ln --stats").unwrap(),
@@ -356,11 +361,21 @@ fn stats_rate_exact_and_their_precedence() {
         list(ListMode::Rate { exact: false })
     );
     assert_eq!(
+        p("-Ln --nosort").unwrap(),
+        Action::List {
+            numeric: true,
+            only: None,
+            mode: ListMode::Normal,
+            sort: false,
+        }
+    );
+    assert_eq!(
         p("-L -n -t 192.168.1.10:80 --stats").unwrap(),
         Action::List {
             numeric: true,
             only: Some(vip(80)),
-            mode: ListMode::Stats { exact: false }
+            mode: ListMode::Stats { exact: false },
+            sort: true,
         }
     );
 }
