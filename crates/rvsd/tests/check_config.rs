@@ -183,7 +183,10 @@ fn shipped_configurations_check() {
     // The package's group (made by its sysusers file) may not exist on the
     // machine running the test: the group of this process stands in.
     assert!(text.contains("group = \"rvs\"\n"));
-    let here = std::process::Command::new("id").arg("-gn").output().unwrap();
+    let here = std::process::Command::new("id")
+        .arg("-gn")
+        .output()
+        .unwrap();
     let here = String::from_utf8(here.stdout).unwrap();
     let cfg = write(
         &d.0,
