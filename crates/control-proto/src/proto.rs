@@ -24,7 +24,10 @@ pub enum Request {
     SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
     /// `-L --timeout`.
     GetTimeouts,
-    /// `-Lc`: connections and persistence templates, at most `limit`.
+    /// `-Lc`: connections and persistence templates, at most `limit`. The
+    /// answer comes as several lines: `ConnRows` chunks, then `Conns` with
+    /// the last rows and whether the limit cut the list short (or an
+    /// `Error`). [`crate::client::request`] puts them together.
     ListConns { limit: usize },
     /// `rvsadm --reload` (as SIGHUP): read the configuration and the rules
     /// file again and apply what changed.
@@ -43,7 +46,15 @@ pub enum Request {
 pub enum Response {
     Ok,
     /// A refused request; the message is ipvsadm's when ipvsadm has one.
+    /// Nothing was changed.
     Error(String),
+    /// The change is made: rvsd's own copy of the table has it, and every
+    /// worker applies it in order. But a worker had not applied it yet
+    /// when rvsd stopped waiting (the message says which); its packets
+    /// follow the old table until it does.
+    Late(String),
+    /// Some rows of a `ListConns` answer; more lines follow.
+    ConnRows(Vec<ConnRow>),
     Listing(Listing),
     Counters(Vec<WorkerCounters>),
     Timeouts(Timeouts),

@@ -1,15 +1,12 @@
 //! rvsd's side of the socket: validate, replay on every worker, wait.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use rvs_dataplane::counters::BURST_BOUNDS_NS;
-use rvs_dataplane::{ConnRow, WorkerMsg, WorkerShared};
+use rvs_dataplane::{ConnListing, WorkerMsg, WorkerShared};
 use rvs_ipvs::persist::Templates;
 use rvs_ipvs::stats::Estimator;
 use rvs_ipvs::tcp_state::Timeouts;
@@ -26,10 +23,13 @@ use crate::stats::{Retirement, StatsBook};
 pub type Inbox = Receiver<(Request, Sender<Response>)>;
 
 /// Reads the ports' own counters (`rte_eth_stats`), for the metrics.
-pub type PortReader = Box<dyn Fn() -> Vec<PortStatus>>;
+pub type PortReader = Box<dyn Fn() -> Vec<PortStatus> + Send>;
 
 mod reload;
+mod socket;
 pub use reload::{DesiredTable, KeepalivedClaim, ReloadPlan, Reloader};
+pub use socket::{bind, Access, ControlSocket, Peer, SocketLimits};
+use socket::{Acceptor, Job, Reply};
 
 /// The control thread's handle on one worker.
 pub struct WorkerLink {
@@ -69,10 +69,8 @@ pub struct ControlServer {
     /// rvs-keepalived's status file, for the real servers' health in the
     /// metrics and the status page.
     health_file: Option<std::path::PathBuf>,
+    limits: SocketLimits,
 }
-
-/// Longest request line accepted; anything longer is refused.
-const MAX_REQUEST: u64 = 4 << 20;
 
 impl ControlServer {
     pub fn new(
@@ -94,7 +92,14 @@ impl ControlServer {
             ports: None,
             inbox: None,
             health_file: None,
+            limits: SocketLimits::default(),
         }
+    }
+
+    /// The control socket's deadlines and bounds (tests shorten them).
+    pub fn with_socket_limits(mut self, limits: SocketLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Where the ports' counters come from (rvsd reads them from DPDK).
@@ -152,23 +157,43 @@ impl ControlServer {
         &self.director
     }
 
-    /// Answers one request.
+    /// Answers one request. A `ListConns` is put together here, waiting
+    /// for the workers (the socket streams it instead, see `socket.rs`).
     pub fn handle(&mut self, req: Request) -> Response {
-        match req {
+        match self.answer(req) {
+            Reply::Response(r) => r,
+            Reply::Conns {
+                rows,
+                limit,
+                templates: _,
+            } => {
+                let mut all: Vec<_> = Vec::new();
+                while let Ok(chunk) = rows.recv_timeout(self.ack_timeout) {
+                    all.extend(chunk);
+                }
+                let truncated = all.len() > limit;
+                all.truncate(limit);
+                Response::Conns(all, truncated)
+            }
+        }
+    }
+
+    /// Answers one request as the socket needs it.
+    fn answer(&mut self, req: Request) -> Reply {
+        Reply::Response(match req {
+            Request::ListConns { limit } => return self.list_conns(limit),
             Request::Apply(cmd) => match self.apply(&cmd) {
                 Ok(()) => self.wait_applied(),
                 Err(e) => Response::Error(e),
             },
-            Request::ApplyAll(cmds) => {
-                for cmd in &cmds {
-                    if let Err(e) = self.apply(cmd) {
-                        // What was applied before stays, as with ipvsadm -R.
-                        let _ = self.wait_applied();
-                        return Response::Error(e);
-                    }
+            Request::ApplyAll(cmds) => match cmds.iter().try_for_each(|c| self.apply(c)) {
+                Ok(()) => self.wait_applied(),
+                Err(e) => {
+                    // What was applied before stays, as with ipvsadm -R.
+                    let _ = self.wait_applied();
+                    Response::Error(e)
                 }
-                self.wait_applied()
-            }
+            },
             Request::Zero(None) => {
                 self.stats.zero_all(&self.director);
                 Response::Ok
@@ -183,10 +208,15 @@ impl ControlServer {
             Request::Totals => Response::Totals(self.stats.totals(&self.director)),
             Request::Status => Response::Status(Box::new(self.status())),
             Request::Restore(cmds) => {
-                let errors: Vec<String> = cmds.iter().filter_map(|c| self.apply(c).err()).collect();
+                let mut errors: Vec<String> =
+                    cmds.iter().filter_map(|c| self.apply(c).err()).collect();
                 match self.wait_applied() {
-                    Response::Ok => Response::Restored(errors),
-                    other => other,
+                    Response::Error(e) => Response::Error(e),
+                    Response::Late(m) => {
+                        errors.push(m);
+                        Response::Restored(errors)
+                    }
+                    _ => Response::Restored(errors),
                 }
             }
             Request::List => Response::Listing(self.listing()),
@@ -207,7 +237,6 @@ impl ControlServer {
             }
             Request::GetTimeouts => Response::Timeouts(self.timeouts),
             Request::Reload => self.reload(),
-            Request::ListConns { limit } => self.list_conns(limit),
             Request::Counters => Response::Counters(
                 self.workers
                     .iter()
@@ -219,7 +248,7 @@ impl ControlServer {
                     })
                     .collect(),
             ),
-        }
+        })
     }
 
     fn apply(&mut self, cmd: &Command) -> Result<(), String> {
@@ -233,36 +262,25 @@ impl ControlServer {
         Ok(())
     }
 
-    /// Every worker's connections, then the persistence templates.
-    fn list_conns(&mut self, limit: usize) -> Response {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        self.broadcast(|| WorkerMsg::ListConns(tx.clone(), limit));
-        drop(tx);
-        let mut rows = Vec::new();
-        let deadline = Instant::now() + self.ack_timeout;
-        for _ in 0..self.workers.len() {
-            match rx.recv_deadline(deadline) {
-                Ok(r) => rows.extend(r),
-                Err(_) => return Response::Error("a worker did not answer in time".into()),
-            }
+    /// `-Lc`: every worker walks its table a slice per poll loop and sends
+    /// its rows (one more than `limit`, which says whether the limit cut
+    /// the list) to whoever reads `rows`; the persistence templates follow.
+    /// Nothing here waits for them.
+    fn list_conns(&mut self, limit: usize) -> Reply {
+        // A few chunks per worker in flight; a worker whose chunk finds no
+        // room keeps it for its next loop.
+        let (tx, rx) = crossbeam_channel::bounded(2 * self.workers.len().max(1));
+        let listing = ConnListing {
+            rows: tx,
+            limit: limit.saturating_add(1),
+        };
+        self.broadcast(|| WorkerMsg::ListConns(listing.clone()));
+        drop(listing);
+        Reply::Conns {
+            rows: rx,
+            limit,
+            templates: self.templates.clone(),
         }
-        let now = rvs_ipvs::clock::now_ms();
-        for (k, t) in self.templates.snapshot() {
-            rows.push(ConnRow {
-                protocol: k.protocol,
-                caddr: k.cnet,
-                cport: 0,
-                vaddr: k.vaddr,
-                vport: k.vport,
-                daddr: t.daddr,
-                dport: t.dport,
-                state: t.state_name().into(),
-                expires_s: t.expires_ms().saturating_sub(now) / 1000,
-            });
-        }
-        let truncated = rows.len() > limit;
-        rows.truncate(limit);
-        Response::Conns(rows, truncated)
     }
 
     /// Waits until every worker applied everything sent to it; then the
@@ -275,20 +293,43 @@ impl ControlServer {
         r
     }
 
+    /// The change is made on the control replica and sent to every worker
+    /// when this is called: a slow worker does not undo it, so that is
+    /// `Late`, not an error (a client that took it for a failure and tried
+    /// again would be told "already exists"). A worker that stopped is an
+    /// error: rvsd stops too (`serve` sees it).
     fn wait_workers(&self) -> Response {
         let deadline = Instant::now() + self.ack_timeout;
         for w in &self.workers {
             while w.shared.applied.load(Ordering::Acquire) < w.sent {
-                if Instant::now() > deadline {
+                if w.shared.exited.load(Ordering::Acquire) {
                     return Response::Error(format!(
-                        "worker on lcore {} did not apply the change within {:?}",
-                        w.lcore, self.ack_timeout
+                        "the worker on lcore {} has stopped; rvsd is stopping",
+                        w.lcore
                     ));
+                }
+                if Instant::now() > deadline {
+                    let msg = format!(
+                        "the change is made, but the worker on lcore {} had not applied it \
+                         within {:?}; it will, in order",
+                        w.lcore, self.ack_timeout
+                    );
+                    log::warn!("{msg}");
+                    return Response::Late(msg);
                 }
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
         Response::Ok
+    }
+
+    /// A worker that ended before rvsd told it to: rvsd cannot go on
+    /// without it.
+    fn stopped_worker(&self) -> Option<String> {
+        self.workers
+            .iter()
+            .find(|w| w.shared.exited.load(Ordering::Acquire))
+            .map(|w| format!("the worker on lcore {} stopped", w.lcore))
     }
 
     pub fn listing(&self) -> Listing {
@@ -359,17 +400,45 @@ impl ControlServer {
         }
     }
 
-    /// Serves requests until `stop` is set. Requests are short, so they are
-    /// answered one at a time on this thread.
-    pub fn serve(&mut self, listener: &UnixListener, stop: &AtomicBool) -> std::io::Result<()> {
-        listener.set_nonblocking(true)?;
-        let mut last_sweep = Instant::now();
+    /// Serves the control socket until `stop` is set, or until a worker
+    /// stops on its own (an error: rvsd must stop then).
+    ///
+    /// Each client is read and answered on a thread of its own, under
+    /// deadlines (`socket.rs`); this thread only answers complete requests,
+    /// one at a time, so every configuration change reaches the replicas in
+    /// one order, and a slow client delays no one. The persistence
+    /// templates expire on a timer thread of their own.
+    pub fn serve(&mut self, socket: &ControlSocket, stop: &AtomicBool) -> std::io::Result<()> {
+        let (jobs_tx, jobs) = crossbeam_channel::unbounded::<Job>();
+        let acceptor = Acceptor::start(socket, jobs_tx, self.limits.clone())?;
+        let sweeper = TemplateSweeper::start(self.templates.clone())?;
+        let inbox = self.inbox.clone().unwrap_or_else(crossbeam_channel::never);
         let mut next_tick = Instant::now() + Estimator::TICK;
-        while !stop.load(Ordering::Relaxed) {
-            // Persistence templates expire here, off the fast path.
-            if last_sweep.elapsed() >= Duration::from_secs(1) {
-                self.templates.sweep(rvs_ipvs::clock::now_ms());
-                last_sweep = Instant::now();
+        let outcome = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            if let Some(msg) = self.stopped_worker() {
+                break Err(std::io::Error::other(msg));
+            }
+            // Wake for the estimator's tick, and often enough to see the
+            // stop flag and SIGHUP's.
+            let wait = next_tick
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(100));
+            crossbeam_channel::select! {
+                recv(jobs) -> job => {
+                    if let Ok(Job { req, reply }) = job {
+                        // The client's thread may have gone; fine.
+                        let _ = reply.send(self.answer(req));
+                    }
+                }
+                recv(inbox) -> asked => {
+                    if let Ok((req, reply)) = asked {
+                        let _ = reply.send(self.handle(req));
+                    }
+                }
+                default(wait) => {}
             }
             // The rate estimator's tick, every 2 s as the kernel's timer.
             if Instant::now() >= next_tick {
@@ -380,63 +449,50 @@ impl ControlServer {
                     next_tick = Instant::now() + Estimator::TICK;
                 }
             }
-            let asked: Vec<_> = self
-                .inbox
-                .as_ref()
-                .map(|rx| rx.try_iter().collect())
-                .unwrap_or_default();
-            for (req, reply) in asked {
-                // The asker may have given up waiting; fine.
-                let _ = reply.send(self.handle(req));
-            }
             self.reload_if_signalled();
-            match listener.accept() {
-                Ok((s, _)) => {
-                    if let Err(e) = self.serve_one(s) {
-                        log::warn!("control connection: {e}");
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    fn serve_one(&mut self, s: UnixStream) -> std::io::Result<()> {
-        s.set_nonblocking(false)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut line = String::new();
-        BufReader::new((&s).take(MAX_REQUEST)).read_line(&mut line)?;
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => self.handle(req),
-            Err(e) => Response::Error(format!("malformed request: {e}")),
         };
-        let mut out = serde_json::to_string(&resp).expect("responses serialise");
-        out.push('\n');
-        (&s).write_all(out.as_bytes())
+        drop(acceptor);
+        drop(sweeper);
+        outcome
     }
 }
 
-/// Binds the control socket, creating its directory and replacing a stale
-/// socket file left by a daemon that died. Refuses if another rvsd answers.
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Expires persistence templates once a second on a thread of its own, so
+/// that nothing the control thread waits for delays it.
+struct TemplateSweeper {
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TemplateSweeper {
+    fn start(templates: Arc<Templates>) -> std::io::Result<TemplateSweeper> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let ticks = crossbeam_channel::tick(Duration::from_secs(1));
+        let thread = std::thread::Builder::new()
+            .name("rvs-templates".into())
+            .spawn(move || loop {
+                crossbeam_channel::select! {
+                    recv(ticks) -> _ => {
+                        templates.sweep(rvs_ipvs::clock::now_ms());
+                    }
+                    recv(stopped) -> _ => break,
+                }
+            })?;
+        Ok(TemplateSweeper {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("another rvsd is listening on {}", path.display()),
-            ));
+}
+
+impl Drop for TemplateSweeper {
+    fn drop(&mut self) {
+        // Its channel closing is the signal.
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-        std::fs::remove_file(path)?;
     }
-    UnixListener::bind(path)
 }
 
 #[cfg(test)]
@@ -581,8 +637,11 @@ mod tests {
         acker.join().unwrap();
     }
 
+    /// A worker that does not apply a change in time does not make the
+    /// change a failure: rvsd's table has it (a second try is "already
+    /// exists", as it should be), and the answer says which worker is late.
     #[test]
-    fn silent_worker_times_out_with_a_message() {
+    fn a_late_worker_is_reported_but_the_change_stands() {
         let (tx, _rx) = crossbeam_channel::unbounded();
         let mut srv = ControlServer::new(
             vec![WorkerLink::new(tx, Arc::new(WorkerShared::default()), 3)],
@@ -591,33 +650,70 @@ mod tests {
         );
         srv.ack_timeout = Duration::from_millis(50);
         match srv.handle(Request::Apply(Command::AddService(spec()))) {
-            Response::Error(e) => assert!(e.contains("lcore 3"), "{e}"),
+            Response::Late(e) => assert!(
+                e.contains("worker on lcore 3") && e.starts_with("the change is made"),
+                "{e}"
+            ),
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(srv.listing().services.len(), 1);
+        match srv.handle(Request::Apply(Command::AddService(spec()))) {
+            Response::Error(e) => assert_eq!(e, "Service already exists"),
+            r => panic!("{r:?}"),
+        }
+        // -R: the late worker is one more line on stderr.
+        let other = ServiceSpec {
+            key: ServiceKey {
+                port: 81,
+                ..spec().key
+            },
+            ..spec()
+        };
+        match srv.handle(Request::Restore(vec![Command::AddService(other)])) {
+            Response::Restored(msgs) => assert!(msgs[0].contains("lcore 3"), "{msgs:?}"),
             r => panic!("{r:?}"),
         }
     }
 
+    /// A worker that stopped (panicked) is an error at once, and `serve`
+    /// returns one so that rvsd stops.
     #[test]
-    fn malformed_request_gets_an_error_line() {
-        let dir = std::env::temp_dir().join(format!("rvs-ctl-test-{}", std::process::id()));
-        let path = dir.join("s.sock");
-        let listener = bind(&path).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let t = std::thread::spawn(move || {
-            let mut srv = ControlServer::new(vec![], 4096, Arc::default());
-            srv.serve(&listener, &stop2).unwrap();
-        });
-        let mut s = UnixStream::connect(&path).unwrap();
-        s.write_all(b"{not json\n").unwrap();
-        let mut reply = String::new();
-        BufReader::new(&s).read_line(&mut reply).unwrap();
-        let r: Response = serde_json::from_str(&reply).unwrap();
-        assert!(matches!(r, Response::Error(ref e) if e.starts_with("malformed request")));
-        // The server is still there and answers a good request.
-        let r = crate::client::request(&path, &Request::List).unwrap();
-        assert!(matches!(r, Response::Listing(_)));
-        stop.store(true, Ordering::Relaxed);
-        t.join().unwrap();
+    fn a_stopped_worker_stops_the_server() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 2)],
+            4096,
+            Arc::default(),
+        );
+        shared.exited.store(true, Ordering::Release);
+        let t = Instant::now();
+        match srv.handle(Request::Apply(Command::AddService(spec()))) {
+            Response::Error(e) => assert!(e.contains("lcore 2 has stopped"), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "no waiting for it");
+        let dir = test_dir("stopped");
+        let socket = bind(&dir.join("s.sock"), None).unwrap();
+        let stop = AtomicBool::new(false);
+        let e = srv.serve(&socket, &stop).unwrap_err();
+        assert_eq!(e.to_string(), "the worker on lcore 2 stopped");
+        drop(socket);
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// A fresh directory for a test's socket.
+    pub(super) fn test_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "rvs-ctl-{}-{name}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 }
+
+#[cfg(test)]
+mod socket_tests;

@@ -16,4 +16,6 @@ pub use buf::PacketBuf;
 pub use counters::{Counters, DropReason};
 pub use neighbour::NeighbourTable;
 pub use rvs_ipvs::ConnRow;
-pub use worker::{PortInfo, Route, Verdict, VipArp, Worker, WorkerConfig, WorkerMsg, WorkerShared};
+pub use worker::{
+    ConnListing, PortInfo, Route, Verdict, VipArp, Worker, WorkerConfig, WorkerMsg, WorkerShared,
+};

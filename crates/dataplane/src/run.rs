@@ -60,6 +60,19 @@ pub struct IdleBackoff {
     /// Also record each non-empty pass's time in an hdrhistogram
     /// (benchmarks; the fixed-bucket histogram is always kept).
     pub record_bursts: bool,
+    /// A test hook: in debug builds the worker panics this long after its
+    /// loop starts (rvsd sets it from `RVSD_TEST_WORKER_PANIC_MS`, to show
+    /// that a worker's panic stops rvsd cleanly). Release builds ignore it.
+    pub panic_after: Option<Duration>,
+}
+
+/// Marks the worker's end in its shared state, however the loop ends.
+struct ExitMark(Arc<crate::worker::WorkerShared>);
+
+impl Drop for ExitMark {
+    fn drop(&mut self) {
+        self.0.exited.store(true, Ordering::Release);
+    }
 }
 
 /// What a loop iteration sends: per port, the mbufs to transmit, and
@@ -70,6 +83,9 @@ struct Out {
 }
 
 impl Out {
+    /// Handles one frame (`handed_in`: from another worker's hand-over) and
+    /// queues it for sending, hands it over, or lets it go.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         worker: &mut Worker,
@@ -78,12 +94,18 @@ impl Out {
         mut m: Mbuf,
         now_ms: u64,
         hint: Option<SlotHint>,
+        handed_in: bool,
     ) {
         if m.is_chained() {
             worker.shared().counters.drop(DropReason::MultiSegment);
             return;
         }
-        match worker.handle_hinted(pi, &mut m, now_ms, hint) {
+        let v = if handed_in {
+            worker.handle_handed_over(pi, &mut m, now_ms, hint)
+        } else {
+            worker.handle_hinted(pi, &mut m, now_ms, hint)
+        };
+        match v {
             Verdict::Tx(out) => self.tx[out].push(m),
             Verdict::Redirect(w) => {
                 let sent = handover
@@ -112,7 +134,10 @@ pub fn run_worker(
     idle: IdleBackoff,
 ) -> i32 {
     let shared = worker.shared().clone();
+    let _exit = ExitMark(shared.clone());
     let counters = &shared.counters;
+    #[cfg(debug_assertions)]
+    let panic_at = idle.panic_after.map(|d| std::time::Instant::now() + d);
     // DPDK port id → index among this worker's ports (for handed-over mbufs).
     let mut port_index = vec![
         usize::MAX;
@@ -159,6 +184,10 @@ pub fn run_worker(
             }
         }
         pass_start = now;
+        #[cfg(debug_assertions)]
+        if panic_at.is_some_and(|t| now >= t) {
+            panic!("injected worker panic (RVSD_TEST_WORKER_PANIC_MS)");
+        }
         let now_ms = rvs_ipvs::clock::ms_at(now);
         while let Ok(m) = msgs.try_recv() {
             worker.apply(&m, now_ms);
@@ -174,12 +203,14 @@ pub fn run_worker(
             .drain(..)
             .zip(hints.into_iter().chain(std::iter::repeat(None)))
         {
-            counters.redirected_in.inc();
             match port_index.get(m.port() as usize) {
                 Some(&pi) if pi != usize::MAX => {
-                    out.dispatch(&mut worker, &handover, pi, m, now_ms, hint)
+                    out.dispatch(&mut worker, &handover, pi, m, now_ms, hint, true)
                 }
-                _ => counters.drop(DropReason::NotOurMac),
+                _ => {
+                    counters.redirected_in.inc();
+                    counters.drop(DropReason::NotOurMac)
+                }
             }
         }
         for (pi, q) in queues.iter_mut().enumerate() {
@@ -190,7 +221,7 @@ pub fn run_worker(
                 .drain(..)
                 .zip(hints.into_iter().chain(std::iter::repeat(None)))
             {
-                out.dispatch(&mut worker, &handover, pi, m, now_ms, hint);
+                out.dispatch(&mut worker, &handover, pi, m, now_ms, hint, false);
             }
         }
         // Frames from the kernel go out of their port unchanged, paced
@@ -266,7 +297,8 @@ pub fn run_worker(
         }
         moved = got > 0;
         worker.housekeeping(now_ms);
-        if got == 0 {
+        worker.list_some(now_ms);
+        if got == 0 && !worker.is_listing() {
             empty = empty.saturating_add(1);
             if idle.empty_polls > 0 {
                 if empty >= idle.empty_polls {

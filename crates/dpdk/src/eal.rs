@@ -76,14 +76,38 @@ impl EalConfig {
     }
 }
 
-/// The initialised Environment Abstraction Layer. At most one per process;
-/// dropping it releases DPDK's resources.
+/// The initialised Environment Abstraction Layer: proof that `rte_eal_init`
+/// succeeded, which every DPDK object asks for when it is made.
+///
+/// There is one per process and it lives for the process: [`Eal::init`]
+/// hands out a `&'static Eal`, which nothing can drop. So no mempool, port,
+/// ring or lcore job can outlive it, whatever order its owners drop things
+/// in. (`rte_eal_cleanup` is never called: its only effects on the way out
+/// are releasing memory and files the process's exit releases anyway, and
+/// calling it with any DPDK object still alive would be undefined.)
+///
+/// An `Eal` cannot be made any other way:
+///
+/// ```compile_fail
+/// let eal = dpdk::Eal { _private: () };
+/// ```
+///
+/// and DPDK objects cannot be made without one:
+///
+/// ```compile_fail
+/// let pool = dpdk::Mempool::new("pool", 1023, 32, 2048);
+/// ```
 pub struct Eal {
     _private: (),
 }
 
+/// The one `Eal`, handed out by the first successful [`Eal::init`].
+pub(crate) static THE_EAL: Eal = Eal { _private: () };
+
 impl Eal {
-    pub fn init(args: &[String]) -> Result<Eal> {
+    /// Starts the EAL with `args` (as [`EalConfig::to_args`] makes them).
+    /// Only the first call in a process can succeed.
+    pub fn init(args: &[String]) -> Result<&'static Eal> {
         if EAL_UP.swap(true, Ordering::SeqCst) {
             return Err(DpdkError::Invalid("the EAL is already initialised".into()));
         }
@@ -91,35 +115,34 @@ impl Eal {
             .iter()
             .map(|s| CString::new(s.as_str()))
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| DpdkError::Invalid("EAL argument contains a NUL byte".into()))?;
+            .map_err(|_| {
+                EAL_UP.store(false, Ordering::SeqCst);
+                DpdkError::Invalid("EAL argument contains a NUL byte".into())
+            })?;
         // rte_eal_init may permute argv, so hand it a scratch array.
         let mut argv: Vec<*mut c_char> = cargs.iter().map(|c| c.as_ptr() as *mut c_char).collect();
         argv.push(std::ptr::null_mut());
+        let Ok(argc) = i32::try_from(args.len()) else {
+            EAL_UP.store(false, Ordering::SeqCst);
+            return Err(DpdkError::Invalid("too many EAL arguments".into()));
+        };
         // SAFETY: argv is a NULL-terminated array of valid C strings that
         // outlive the call; DPDK keeps no pointer into them after it returns
         // except into `cargs`, which we leak below for that reason.
-        let rc = unsafe { dpdk_sys::rte_eal_init(args.len() as i32, argv.as_mut_ptr()) };
+        let rc = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if rc < 0 {
+            // DPDK itself says whether a second try may work (it allows one
+            // after some failures, and answers EALREADY after others).
             EAL_UP.store(false, Ordering::SeqCst);
             return Err(DpdkError::last("rte_eal_init"));
         }
         std::mem::forget(cargs);
-        Ok(Eal { _private: () })
+        Ok(&THE_EAL)
     }
 
     /// Number of ethdev ports the EAL probed.
     pub fn port_count(&self) -> u16 {
-        // SAFETY: plain query after a successful init.
+        // SAFETY: plain query after a successful init (we are the proof).
         unsafe { dpdk_sys::rte_eth_dev_count_avail() }
-    }
-}
-
-impl Drop for Eal {
-    fn drop(&mut self) {
-        // SAFETY: called once, after every lcore has returned (owners of
-        // lcore handles join them before the Eal goes out of scope).
-        unsafe {
-            dpdk_sys::rte_eal_cleanup();
-        }
     }
 }

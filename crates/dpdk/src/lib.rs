@@ -3,6 +3,12 @@
 //! This is the only crate that calls DPDK through raw pointers. Every other
 //! crate sees owned [`Mbuf`]s, byte slices, and per-queue handles whose types
 //! make the DPDK threading rules (one thread per queue) hold at compile time.
+//!
+//! Lifetimes: [`Eal::init`] hands out the process's one `&'static Eal`, and
+//! every DPDK object is made with it, so none can exist before the EAL or
+//! outlive it. A [`Mempool`] is freed only once all its buffers are back; a
+//! port is started once ([`Port::start`]); a panic in a job on a worker
+//! lcore ends that job, not the process ([`LcoreHandle::wait`] reports it).
 
 mod eal;
 mod error;
@@ -15,7 +21,7 @@ mod vdev;
 
 pub use eal::{Eal, EalConfig};
 pub use error::{DpdkError, Result};
-pub use lcore::{current_lcore, launch_on, tsc_hz, wait_lcore, LcoreHandle};
+pub use lcore::{current_lcore, launch_on, tsc_hz, LcoreExit, LcoreHandle};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{stats_of as port_stats, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};

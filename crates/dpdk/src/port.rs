@@ -1,7 +1,9 @@
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::eal::Eal;
 use crate::error::{check, DpdkError, Result};
 use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
@@ -67,10 +69,42 @@ pub struct PortStats {
 /// NONFRAG_IPV6_UDP}: function-like macros bindgen cannot evaluate.
 const RSS_L3_L4: u64 = (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 10) | (1 << 11);
 
+/// The ports a [`Port`] holds: a port id is configured and started by one
+/// `Port` at a time, whose queue handles are then the only ones.
+static STARTED: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// Claims port `id` for one `Port::start`; released when its `PortInner`
+/// goes (or the start fails).
+struct Claim(u16);
+
+impl Claim {
+    fn take(id: u16) -> Result<Claim> {
+        let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+        if !started.insert(id) {
+            return Err(DpdkError::Invalid(format!(
+                "DPDK port {id} is already started (each port is started once, and its \
+                 queues handed out once)"
+            )));
+        }
+        Ok(Claim(id))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        STARTED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
 struct PortInner {
     id: u16,
     // Receive queues allocate from it; it must outlive the port.
     _pool: Arc<Mempool>,
+    // Dropped after the port is closed (fields drop after `drop`).
+    _claim: Claim,
 }
 
 impl Drop for PortInner {
@@ -96,7 +130,7 @@ pub struct Port {
 impl Port {
     /// The port id DPDK gave the device called `name` (e.g. the vdev name
     /// `net_af_packet0`, or a PCI address).
-    pub fn id_by_name(name: &str) -> Result<u16> {
+    pub fn id_by_name(_eal: &Eal, name: &str) -> Result<u16> {
         let c = CString::new(name).map_err(|_| DpdkError::Invalid("port name".into()))?;
         let mut id = 0u16;
         // SAFETY: valid C string and out-pointer.
@@ -106,8 +140,11 @@ impl Port {
         Ok(id)
     }
 
-    /// Configures and starts port `id`.
-    pub fn start(id: u16, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
+    /// Configures and starts port `id`. A port is started once: a second
+    /// `start` of the same id while the first `Port` (or any of its queues)
+    /// lives is refused, so two threads never poll one queue.
+    pub fn start(_eal: &Eal, id: u16, cfg: &PortConfig, pool: Arc<Mempool>) -> Result<Port> {
+        let claim = Claim::take(id)?;
         // SAFETY: rte_eth_conf is a plain C struct for which all-zero means
         // "defaults" (no offloads, no RSS).
         let mut conf: dpdk_sys::rte_eth_conf = unsafe { std::mem::zeroed() };
@@ -171,7 +208,11 @@ impl Port {
         check("rte_eth_macaddr_get", unsafe {
             dpdk_sys::rte_eth_macaddr_get(id, &mut mac)
         })?;
-        let inner = Arc::new(PortInner { id, _pool: pool });
+        let inner = Arc::new(PortInner {
+            id,
+            _pool: pool,
+            _claim: claim,
+        });
         let rxq = (0..cfg.rx_queues)
             .map(|q| RxQueue {
                 port: inner.clone(),
@@ -211,12 +252,12 @@ impl Port {
     }
 
     pub fn stats(&self) -> PortStats {
-        stats_of(self.inner.id)
+        stats_of(&crate::eal::THE_EAL, self.inner.id)
     }
 }
 
 /// Counters of port `id`; zeros if the query fails.
-pub fn stats_of(id: u16) -> PortStats {
+pub fn stats_of(_eal: &Eal, id: u16) -> PortStats {
     let mut s = dpdk_sys::rte_eth_stats::default();
     // SAFETY: out-pointer to a plain struct; an invalid id returns an error.
     let rc = unsafe { dpdk_sys::rte_eth_stats_get(id, &mut s) };

@@ -2,6 +2,7 @@ use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::eal::Eal;
 use crate::error::{DpdkError, Result};
 use crate::mbuf::Mbuf;
 
@@ -38,14 +39,24 @@ impl Drop for RingInner {
 /// worker to another: any number of [`RingProducer`]s, one [`RingConsumer`].
 pub struct Ring;
 
+/// The most entries a ring holds (DPDK's RTE_RING_SZ_MASK).
+const MAX_RING: u32 = 0x7fff_ffff;
+
 impl Ring {
-    pub fn create(name: &str, size: u32) -> Result<(RingProducer, RingConsumer)> {
+    /// A ring for at least `size` mbufs (rounded up to a power of two).
+    pub fn create(_eal: &Eal, name: &str, size: u32) -> Result<(RingProducer, RingConsumer)> {
         let c = CString::new(name).map_err(|_| DpdkError::Invalid("ring name".into()))?;
+        let count = size
+            .checked_next_power_of_two()
+            .filter(|&n| n <= MAX_RING)
+            .ok_or_else(|| {
+                DpdkError::Invalid(format!("a ring of {size} entries is larger than DPDK's"))
+            })?;
         // SAFETY: valid C string; SC flag: one consumer.
         let raw = unsafe {
             dpdk_sys::rte_ring_create(
                 c.as_ptr(),
-                size.next_power_of_two(),
+                count,
                 dpdk_sys::rte_socket_id() as i32,
                 RING_F_SC_DEQ,
             )

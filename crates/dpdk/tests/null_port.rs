@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig, Ring};
+use dpdk::{Eal, EalConfig, LcoreExit, Mempool, Port, PortConfig, Ring};
 
 #[test]
 fn eal_pool_port_ring_and_lcore() {
@@ -15,14 +15,22 @@ fn eal_pool_port_ring_and_lcore() {
         memory_mb: Some(128),
         ..EalConfig::default()
     };
-    let eal = Eal::init(&cfg.to_args("dpdk-test")).expect("EAL init");
+    let eal: &'static Eal = Eal::init(&cfg.to_args("dpdk-test")).expect("EAL init");
     assert!(
         Eal::init(&cfg.to_args("again")).is_err(),
         "one EAL per process"
     );
     assert_eq!(eal.port_count(), 1);
 
-    let pool = Arc::new(Mempool::new("test_pool", 1023, 32, 2048).unwrap());
+    // Sizes are checked before DPDK sees them.
+    let e = Mempool::new(eal, "too_big", 1023, 32, 65500).err().unwrap();
+    assert!(e.to_string().contains("exceeds 65535"), "{e}");
+    let e = Mempool::new(eal, "big_cache", 100, 90, 2048).err().unwrap();
+    assert!(e.to_string().contains("cache of 90"), "{e}");
+    assert!(Mempool::new(eal, "empty", 0, 0, 2048).is_err());
+    assert!(Ring::create(eal, "huge_ring", u32::MAX).is_err());
+
+    let pool = Arc::new(Mempool::new(eal, "test_pool", 1023, 32, 2048).unwrap());
     let before = pool.available();
     {
         let mut m = pool.alloc().unwrap();
@@ -36,12 +44,26 @@ fn eal_pool_port_ring_and_lcore() {
         assert_eq!(m.len(), 10);
         assert!(pool.available() < before);
     }
-    // Dropping the Mbuf gave the buffer back (modulo the per-lcore cache).
-    assert!(pool.available() + 32 >= before);
+    // Dropping the Mbuf gave the buffer back (the per-lcore cache counts).
+    assert_eq!(pool.available(), before);
+    assert!(pool.is_full());
 
-    let id = Port::id_by_name("net_null0").unwrap();
-    assert!(Port::id_by_name("net_nothere0").is_err());
-    let mut port = Port::start(id, &PortConfig::default(), pool.clone()).unwrap();
+    // A pool dropped while one of its buffers is out stays allocated, so
+    // the buffer can still be used and freed afterwards.
+    let early = Mempool::new(eal, "early_pool", 63, 0, 2048).unwrap();
+    let mut out = early.alloc().unwrap();
+    drop(early);
+    out.append(8).unwrap().copy_from_slice(&[9; 8]);
+    assert_eq!(out.data(), &[9; 8]);
+    drop(out);
+
+    let id = Port::id_by_name(eal, "net_null0").unwrap();
+    assert!(Port::id_by_name(eal, "net_nothere0").is_err());
+    let mut port = Port::start(eal, id, &PortConfig::default(), pool.clone()).unwrap();
+    let e = Port::start(eal, id, &PortConfig::default(), pool.clone())
+        .err()
+        .expect("a port is started once");
+    assert!(e.to_string().contains("already started"), "{e}");
     let mut rx = port.take_rx_queues();
     let mut tx = port.take_tx_queues();
     assert_eq!((rx.len(), tx.len()), (1, 1));
@@ -59,7 +81,7 @@ fn eal_pool_port_ring_and_lcore() {
     assert!(burst.is_empty());
     assert!(port.stats().opackets >= n as u64);
 
-    let (producer, mut consumer) = Ring::create("test_ring", 64).unwrap();
+    let (producer, mut consumer) = Ring::create(eal, "test_ring", 64).unwrap();
     let other = producer.clone();
     producer.enqueue(pool.alloc().unwrap()).unwrap();
     let m = pool.alloc().unwrap();
@@ -69,17 +91,37 @@ fn eal_pool_port_ring_and_lcore() {
     let mut out = Vec::new();
     assert_eq!(consumer.dequeue_burst(&mut out), 2);
     // A ring dropped with packets in it frees them.
-    let (p2, _c2) = Ring::create("test_ring2", 8).unwrap();
+    let (p2, c2) = Ring::create(eal, "test_ring2", 8).unwrap();
     p2.enqueue(out.pop().unwrap()).unwrap();
+    drop((p2, c2));
+    drop(out);
     // A job on the worker lcore, joined with its exit code.
-    let h = dpdk::launch_on(1, || {
+    let h = dpdk::launch_on(eal, 1, || {
         assert_eq!(dpdk::current_lcore(), 1);
         7
     })
     .unwrap();
-    assert_eq!(h.wait(), 7);
+    assert_eq!(h.wait(), LcoreExit::Returned(7));
+    // A job that panics ends there (the process goes on), and says why; the
+    // lcore takes the next job.
+    let h = dpdk::launch_on(eal, 1, || panic!("worker fell over")).unwrap();
+    assert_eq!(h.wait(), LcoreExit::Panicked("worker fell over".into()));
+    let h = dpdk::launch_on(eal, 1, || -> i32 {
+        let n = 3;
+        panic!("with {n} words")
+    })
+    .unwrap();
+    assert_eq!(h.wait(), LcoreExit::Panicked("with 3 words".into()));
+    assert_eq!(
+        dpdk::launch_on(eal, 1, || 0).unwrap().wait(),
+        LcoreExit::Returned(0)
+    );
     assert!(dpdk::tsc_hz() > 0);
     drop(rx);
     drop(tx);
     drop(port);
+    // Every buffer is back: the pool can go for real, and the port id can
+    // be started again.
+    assert!(pool.is_full());
+    drop(pool);
 }

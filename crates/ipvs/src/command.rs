@@ -58,7 +58,28 @@ pub enum IpvsError {
     /// EINVAL, as the kernel returns for inconsistent requests.
     #[error("Invalid operation.  Possibly wrong module version, address not unicast, ...")]
     Invalid,
-    /// A feature this version of rvs does not implement yet.
-    #[error("Operation not supported: {0}")]
-    Unsupported(String),
+    /// Something the kernel takes but rvs's dataplane cannot forward:
+    /// refused rather than accepted and then dropped packet by packet.
+    #[error("{0}")]
+    Unsupported(Unsupported),
+}
+
+/// What rvs refuses that the kernel would take. Each message starts as
+/// ipvsadm would print the kernel's errno (EPROTONOSUPPORT, EAFNOSUPPORT,
+/// EOPNOTSUPP), then says what rvs does instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Unsupported {
+    #[error("Protocol not supported: rvs forwards TCP and UDP services only, not SCTP")]
+    Sctp,
+    #[error(
+        "Operation not supported with specified address family: \
+rvs tunnels only to real servers of the service's own address family"
+    )]
+    TunnelFamily,
+    /// GUE or GRE (named) to an IPv6 real server.
+    #[error(
+        "Operation not supported with IPv6: rvs tunnels to IPv6 real servers \
+with ipip (IPv6-in-IPv6) only, not {0}"
+    )]
+    TunnelOverIpv6(String),
 }

@@ -3,9 +3,10 @@
 //!
 //! Memory is the point. An IPv4 connection is one 32-byte [`Slot`] (key,
 //! dest handle, template handle, expiry in seconds, port, state, flags) in a
-//! preallocated slab, plus a 4-byte slot number in a `hashbrown` index
-//! (one control byte each, at most 7/8 full): about 38-42 bytes per
-//! connection, table overhead included. What many connections share (the
+//! preallocated slab, plus its slot number in a bucket index (`index.rs`, 8
+//! bytes a connection) and in the NAT reply index (8 more), both sized for
+//! the whole capacity up front: about 48 bytes per connection, table
+//! overhead included. What many connections share (the
 //! real server's address, forwarding method and counters; a persistence
 //! template) lives once in small registries and is referred to by a 32-bit
 //! handle. IPv6 connections have their own slab with wider keys.
@@ -105,6 +106,13 @@ impl Conn<'_> {
     pub fn is_active(&self) -> bool {
         self.active
     }
+}
+
+/// Where a listing ([`ConnTable::list_slice`]) goes on from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListCursor {
+    v6: bool,
+    at: usize,
 }
 
 /// A handle to a table slot; valid until the entry is removed.
@@ -284,15 +292,16 @@ struct Slot<K> {
 pub const V4_SLOT_BYTES: usize = std::mem::size_of::<Slot<V4Key>>();
 
 /// Interned things many connections point at, by 32-bit handle, with a
-/// reference count; a handle is reused once nothing refers to it.
+/// reference count; a handle is reused once nothing refers to it. `I` is
+/// what tells two items apart: everything a connection reads from the item.
 #[derive(Debug)]
-struct Registry<T> {
+struct Registry<T, I> {
     items: Vec<Option<(T, u32)>>,
     free: Vec<u32>,
-    by_id: FxHashMap<(usize, u8), u32>,
+    by_id: FxHashMap<I, u32>,
 }
 
-impl<T> Default for Registry<T> {
+impl<T, I> Default for Registry<T, I> {
     fn default() -> Self {
         Registry {
             items: Vec::new(),
@@ -302,10 +311,10 @@ impl<T> Default for Registry<T> {
     }
 }
 
-impl<T> Registry<T> {
+impl<T, I: std::hash::Hash + Eq> Registry<T, I> {
     /// The handle of the item identified by `id`, made with `make` when new;
     /// counts one more reference.
-    fn acquire(&mut self, id: (usize, u8), make: impl FnOnce() -> T) -> u32 {
+    fn acquire(&mut self, id: I, make: impl FnOnce() -> T) -> u32 {
         if let Some(&h) = self.by_id.get(&id) {
             if let Some((_, n)) = &mut self.items[h as usize] {
                 *n += 1;
@@ -334,7 +343,7 @@ impl<T> Registry<T> {
             .0
     }
 
-    fn release(&mut self, h: u32, id: impl FnOnce(&T) -> (usize, u8)) {
+    fn release(&mut self, h: u32, id: impl FnOnce(&T) -> I) {
         let slot = &mut self.items[h as usize];
         if let Some((t, n)) = slot {
             *n -= 1;
@@ -359,14 +368,14 @@ struct DestRef {
     stats: DestStats,
 }
 
-fn fwd_tag(f: FwdMethod) -> u8 {
-    match f {
-        FwdMethod::Masq => 0,
-        FwdMethod::Local => 1,
-        FwdMethod::Route => 2,
-        // Tunnel parameters do not change what a connection is: one tag.
-        FwdMethod::Tunnel(_) => 3,
-    }
+/// What tells two dest entries apart: the dest (its shared part's
+/// address) and the whole forwarding method, tunnel parameters included.
+/// `-e` keeps the `DestShared` and may change the method or the tunnel:
+/// connections made before keep their entry, later ones get a new one.
+type DestId = (usize, FwdMethod);
+
+fn dest_id(shared: &Arc<DestShared>, fwd: FwdMethod) -> DestId {
+    (Arc::as_ptr(shared) as usize, fwd)
 }
 
 /// One slab with its hash index.
@@ -387,7 +396,9 @@ impl<K: SlotKey> Shard<K> {
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             index: Index::with_capacity(capacity),
-            out_index: Index::default(),
+            // Sized up front too (8 bytes a connection, NAT or not): grown
+            // on demand it would rehash on the worker, under traffic.
+            out_index: Index::with_capacity(capacity),
             live: 0,
             sweep_at: 0,
         }
@@ -428,8 +439,8 @@ impl<K: SlotKey> Shard<K> {
 pub struct ConnTable {
     v4: Shard<V4Key>,
     v6: Shard<V6Key>,
-    dests: Registry<DestRef>,
-    templates: Registry<Arc<Template>>,
+    dests: Registry<DestRef, DestId>,
+    templates: Registry<Arc<Template>, usize>,
     capacity: usize,
     seed: Seed,
     timeouts: Timeouts,
@@ -767,9 +778,8 @@ impl ConnTable {
             Protocol::Udp => self.timeouts.udp,
             _ => self.timeouts.tcp_timeout(TcpState::None),
         };
-        let dest_id = (Arc::as_ptr(&b.dest) as usize, fwd_tag(b.fwd));
         let (addr, fwd, shared) = (b.daddr, b.fwd, b.dest.clone());
-        let dest = self.dests.acquire(dest_id, || DestRef {
+        let dest = self.dests.acquire(dest_id(&b.dest, b.fwd), || DestRef {
             addr,
             fwd,
             stats: shared.stats.clone(),
@@ -778,7 +788,7 @@ impl ConnTable {
         let template = match &b.template {
             Some(t) => {
                 let t = t.clone();
-                self.templates.acquire((Arc::as_ptr(&t) as usize, 0), || t)
+                self.templates.acquire(Arc::as_ptr(&t) as usize, || t)
             }
             None => NONE,
         };
@@ -824,7 +834,7 @@ impl ConnTable {
     fn put<K: SlotKey>(
         s: &mut Shard<K>,
         seed: &Seed,
-        dests: &Registry<DestRef>,
+        dests: &Registry<DestRef, DestId>,
         key: K,
         data: ConnData,
         nat_out_hash: Option<u64>,
@@ -894,11 +904,9 @@ impl ConnTable {
         if d.template != NONE {
             self.templates.get(d.template).detach();
             self.templates
-                .release(d.template, |t| (Arc::as_ptr(t) as usize, 0));
+                .release(d.template, |t| Arc::as_ptr(t) as usize);
         }
-        self.dests.release(d.dest, |x| {
-            (Arc::as_ptr(&x.shared) as usize, fwd_tag(x.fwd))
-        });
+        self.dests.release(d.dest, |x| dest_id(&x.shared, x.fwd));
     }
 
     /// A TCP segment of this connection passed: step the state machine, move
@@ -1024,6 +1032,49 @@ impl ConnTable {
             }
         }
         removed
+    }
+
+    /// A slice of a listing: calls `f` with each live connection among the
+    /// next `budget` slots from `cursor` (IPv4 slab, then IPv6), and moves
+    /// the cursor past them; true once the whole table was walked. The
+    /// table may change between two slices, as the kernel's may between two
+    /// reads of /proc/net/ip_vs_conn: a connection made or removed meanwhile
+    /// may or may not be listed, and none twice.
+    pub fn list_slice(
+        &self,
+        cursor: &mut ListCursor,
+        budget: usize,
+        mut f: impl FnMut(Conn<'_>),
+    ) -> bool {
+        let mut left = budget;
+        while left > 0 {
+            let (slots, tag) = if cursor.v6 {
+                (self.v6.slots.len(), V6)
+            } else {
+                (self.v4.slots.len(), 0)
+            };
+            if cursor.at >= slots {
+                if cursor.v6 {
+                    return true;
+                }
+                *cursor = ListCursor { v6: true, at: 0 };
+                continue;
+            }
+            let end = slots.min(cursor.at + left);
+            for i in cursor.at..end {
+                let live = if cursor.v6 {
+                    self.v6.slots[i].data.flags & F_LIVE != 0
+                } else {
+                    self.v4.slots[i].data.flags & F_LIVE != 0
+                };
+                if live {
+                    f(self.view(ConnRef(i as u32 | tag)));
+                }
+            }
+            left -= end - cursor.at;
+            cursor.at = end;
+        }
+        cursor.v6 && cursor.at >= self.v6.slots.len()
     }
 
     /// Every live connection (for listing).
@@ -1157,6 +1208,113 @@ mod tests {
         assert_eq!(t.len(), 7);
         assert_eq!(d.shared.inactive(), 7);
         assert_eq!(t.iter().count(), 7);
+    }
+
+    /// `-e` of a tunnel server's `--tun-type`/`--tun-port` keeps its dest
+    /// (the same `DestShared`): connections made after the edit go by the
+    /// new tunnel while those made before keep theirs.
+    #[test]
+    fn edited_tunnel_reaches_new_connections_while_old_ones_live() {
+        let ipip = FwdMethod::Tunnel(crate::types::TunSpec::default());
+        let gue = FwdMethod::Tunnel(crate::types::TunSpec {
+            kind: crate::types::TunKind::Gue,
+            port: 6080,
+            csum: crate::types::TunCsum::None,
+        });
+        let d = dest();
+        let bind = |fwd| Binding {
+            fwd,
+            ..Binding::to_dest(&d)
+        };
+        let mut t = ConnTable::new(10, Timeouts::default());
+        let old = t.insert_bound(key(1), bind(ipip), 0).unwrap();
+        let new = t.insert_bound(key(2), bind(gue), 0).unwrap();
+        assert_eq!(t.get(old).fwd, ipip);
+        assert_eq!(t.get(new).fwd, gue, "the edit reaches the new connection");
+        // Once the old connection is gone, its tunnel's entry goes too and
+        // a third connection also takes the new one.
+        t.remove(old);
+        let third = t.insert_bound(key(3), bind(gue), 0).unwrap();
+        assert_eq!(t.get(third).fwd, gue);
+        assert_eq!(t.get(new).fwd, gue);
+        t.remove(new);
+        t.remove(third);
+        assert!(t.dests.by_id.is_empty(), "every dest entry released");
+    }
+
+    /// The NAT reply index is sized with the table, as the slab is: filling
+    /// the table never grows (and rehashes) it on the worker.
+    #[test]
+    fn nat_reply_index_never_grows() {
+        let spec = DestSpec {
+            fwd: FwdMethod::Masq,
+            ..dest().spec
+        };
+        let d = Dest {
+            spec,
+            last_weight: 1,
+            shared: DestShared::new(&spec),
+        };
+        let n = 10_000;
+        let mut t = ConnTable::new(n, Timeouts::default());
+        let before = t.v4.out_index.bytes();
+        for i in 0..n as u32 {
+            let k = FlowKey {
+                caddr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+                ..key(1)
+            };
+            t.insert(k, &d, 0).unwrap();
+        }
+        assert!(before > 0, "allocated up front");
+        assert_eq!(t.v4.out_index.bytes(), before, "never grew");
+    }
+
+    /// A listing in slices sees every connection once, IPv4 and IPv6, and
+    /// no slice looks at more slots than its budget.
+    #[test]
+    fn listing_in_slices_sees_each_connection_once() {
+        let d = dest();
+        let mut t = ConnTable::new(100, Timeouts::default());
+        for p in 0..50 {
+            t.insert(key(p), &d, 0).unwrap();
+        }
+        let v6 = |p| FlowKey {
+            caddr: "fd00::50".parse().unwrap(),
+            vaddr: "fd00::10".parse().unwrap(),
+            ..key(p)
+        };
+        for p in 0..7 {
+            t.insert(v6(p), &d, 0).unwrap();
+        }
+        // Holes in the slab: removed connections are not listed.
+        for p in [3, 17, 40] {
+            let r = t.lookup(&key(p)).unwrap();
+            t.remove(r);
+        }
+        let mut cursor = ListCursor::default();
+        let mut seen = Vec::new();
+        let mut slices = 0;
+        loop {
+            slices += 1;
+            let mut n = 0;
+            let done = t.list_slice(&mut cursor, 8, |c| {
+                n += 1;
+                seen.push(c.key)
+            });
+            assert!(n <= 8);
+            if done {
+                break;
+            }
+            assert!(slices < 100, "the listing ends");
+        }
+        assert_eq!(slices, 8, "57 slots, 8 a slice");
+        assert_eq!(seen.len(), 54);
+        let mut want: Vec<FlowKey> = t.iter().map(|c| c.key).collect();
+        want.sort_by_key(|k| format!("{k:?}"));
+        seen.sort_by_key(|k| format!("{k:?}"));
+        assert_eq!(seen, want);
+        // Walked to the end, a cursor stays there.
+        assert!(t.list_slice(&mut cursor, 8, |_| panic!("listed twice")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One connection as `ipvsadm -Lc` shows it: what a worker reports about its
 //! table and the persistence templates, for listings.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,9 @@ pub struct ConnRow {
     pub vport: u16,
     pub daddr: IpAddr,
     pub dport: u16,
-    /// The state's name: a TCP state, `UDP`, or `NONE` for templates.
-    pub state: String,
+    /// The state's name: a TCP state, `UDP`, or `NONE` for templates (a
+    /// static name when a worker makes the row: no allocation per row).
+    pub state: Cow<'static, str>,
     /// Seconds until it expires.
     pub expires_s: u64,
 }

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::command::{Change, Command, IpvsError};
+use crate::command::{Change, Command, IpvsError, Unsupported};
 use crate::dest::{Dest, DestShared, DestSpec};
 use crate::sched::{self, DestChange};
 use crate::service::{sched_flags, Service, ServiceSpec};
-use crate::types::{PersistMask, Protocol, ServiceKey};
+use crate::types::{FwdMethod, PersistMask, Protocol, ServiceKey, TunKind};
 
 /// Highest weight IPVS accepts (ipvsadm and the kernel take an int).
 pub const MAX_WEIGHT: u32 = i32::MAX as u32;
@@ -173,6 +173,7 @@ impl Director {
                     .get(&idx(key))
                     .ok_or(IpvsError::ServiceNotDefined)?;
                 check_dest_spec(spec)?;
+                check_forwarding(&svc.spec.key, spec)?;
                 if svc.find_dest(spec.key()).is_some() {
                     return Err(IpvsError::DestExists);
                 }
@@ -188,6 +189,7 @@ impl Director {
                     .get(&idx(key))
                     .ok_or(IpvsError::ServiceNotDefined)?;
                 check_dest_spec(spec)?;
+                check_forwarding(&svc.spec.key, spec)?;
                 if svc.find_dest(spec.key()).is_none() {
                     return Err(IpvsError::NoSuchDest);
                 }
@@ -360,6 +362,9 @@ impl Director {
 }
 
 fn check_service_spec(spec: &ServiceSpec) -> Result<(), IpvsError> {
+    if spec.key.protocol == Protocol::Sctp {
+        return Err(IpvsError::Unsupported(Unsupported::Sctp));
+    }
     if !sched::exists(&spec.scheduler) {
         return Err(IpvsError::SchedulerNotFound);
     }
@@ -384,6 +389,31 @@ fn check_service_spec(spec: &ServiceSpec) -> Result<(), IpvsError> {
         return Err(IpvsError::Invalid);
     }
     Ok(())
+}
+
+/// Whether the dataplane can reach this real server of service `svc` by
+/// its forwarding method. The kernel takes a server of the other address
+/// family only through a tunnel (EINVAL otherwise); rvs's tunnels carry a
+/// packet in an outer header of its own family, and IPv6 ones are
+/// IPv6-in-IPv6 only.
+fn check_forwarding(svc: &ServiceKey, spec: &DestSpec) -> Result<(), IpvsError> {
+    let same_family = svc.addr.is_ipv4() == spec.addr.is_ipv4();
+    match spec.fwd {
+        FwdMethod::Tunnel(_) if !same_family => {
+            Err(IpvsError::Unsupported(Unsupported::TunnelFamily))
+        }
+        _ if !same_family => Err(IpvsError::Invalid),
+        FwdMethod::Tunnel(t) if spec.addr.is_ipv6() && t.kind != TunKind::Ipip => {
+            let name = match t.kind {
+                TunKind::Gue => "gue",
+                _ => "gre",
+            };
+            Err(IpvsError::Unsupported(Unsupported::TunnelOverIpv6(
+                name.into(),
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_dest_spec(spec: &DestSpec) -> Result<(), IpvsError> {
@@ -485,6 +515,99 @@ mod tests {
             "Numerical result out of range"
         );
         assert_eq!(d.service(&s.key).unwrap().dests.len(), 1);
+    }
+
+    /// What the dataplane cannot forward is refused, with ipvsadm's words,
+    /// instead of being accepted and then dropped packet by packet.
+    #[test]
+    fn what_the_dataplane_cannot_forward_is_refused() {
+        use crate::types::{TunCsum, TunKind, TunSpec};
+        let mut d = Director::new();
+        let sctp = ServiceSpec {
+            key: ServiceKey {
+                protocol: Protocol::Sctp,
+                ..svc(80, "rr").key
+            },
+            ..svc(80, "rr")
+        };
+        let e = d.apply(&Command::AddService(sctp.clone())).unwrap_err();
+        assert!(matches!(e, IpvsError::Unsupported(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "Protocol not supported: rvs forwards TCP and UDP services only, not SCTP"
+        );
+        assert!(d.is_empty());
+
+        let v4 = svc(80, "rr");
+        let v6 = ServiceSpec {
+            key: ServiceKey {
+                addr: "fd00::10".parse().unwrap(),
+                ..v4.key
+            },
+            netmask: PersistMask::V6Prefix(128),
+            ..v4.clone()
+        };
+        d.apply(&Command::AddService(v4.clone())).unwrap();
+        d.apply(&Command::AddService(v6.clone())).unwrap();
+        let tun = |kind| {
+            FwdMethod::Tunnel(TunSpec {
+                kind,
+                port: if kind == TunKind::Gue { 6080 } else { 0 },
+                csum: TunCsum::None,
+            })
+        };
+        let with = |a: &str, fwd| DestSpec { fwd, ..dest(a, 1) };
+        // A tunnel to a server of the other family.
+        for (k, a) in [(v4.key, "fd00::2"), (v6.key, "10.0.0.2")] {
+            let e = d
+                .apply(&Command::AddDest(k, with(a, tun(TunKind::Ipip))))
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "Operation not supported with specified address family: \
+rvs tunnels only to real servers of the service's own address family"
+            );
+        }
+        // Not tunnelled: the kernel's own refusal (EINVAL).
+        assert_eq!(
+            d.apply(&Command::AddDest(v4.key, with("fd00::2", FwdMethod::Masq)))
+                .unwrap_err(),
+            IpvsError::Invalid
+        );
+        // GUE and GRE to IPv6 servers; IPv6-in-IPv6 is fine.
+        for kind in [TunKind::Gue, TunKind::Gre] {
+            let e = d
+                .apply(&Command::AddDest(v6.key, with("fd00::2", tun(kind))))
+                .unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("Operation not supported with IPv6: "),
+                "{e}"
+            );
+        }
+        d.apply(&Command::AddDest(
+            v6.key,
+            with("fd00::2", tun(TunKind::Ipip)),
+        ))
+        .unwrap();
+        // Nor may -e turn a server into one.
+        let e = d
+            .apply(&Command::EditDest(
+                v6.key,
+                with("fd00::2", tun(TunKind::Gre)),
+            ))
+            .unwrap_err();
+        assert!(matches!(e, IpvsError::Unsupported(_)), "{e:?}");
+        assert_eq!(
+            d.service(&v6.key).unwrap().dests[0].spec.fwd,
+            tun(TunKind::Ipip)
+        );
+        // Nor -E a service into SCTP (the key cannot change, so -E of an
+        // SCTP service finds none).
+        assert_eq!(
+            d.apply(&Command::EditService(sctp)).unwrap_err(),
+            IpvsError::NoSuchService
+        );
     }
 
     #[test]

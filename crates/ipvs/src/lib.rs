@@ -27,7 +27,7 @@ pub mod stats;
 pub mod tcp_state;
 pub mod types;
 
-pub use command::{Change, Command, IpvsError};
+pub use command::{Change, Command, IpvsError, Unsupported};
 pub use conn_row::ConnRow;
 pub use dest::{Dest, DestShared, DestSpec};
 pub use director::Director;

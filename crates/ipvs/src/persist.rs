@@ -120,11 +120,17 @@ impl Templates {
 
     /// The live template for `key`, if its dest is still in its service (a
     /// quiesced dest still counts, as in the kernel's default).
+    ///
+    /// A template whose dest was removed is dropped here. Several workers
+    /// (and the sweep) may find it void at once: only the one that takes it
+    /// out of the map counts its dest's `persistconns` down, and a fresh
+    /// template another worker put under the same key meanwhile stays.
     pub fn get(&self, key: &TemplateKey) -> Option<Arc<Template>> {
         let t = self.map.get(key)?.clone();
         if t.dest.is_removed() {
-            drop(self.map.remove(key));
-            t.dest.persistconns.fetch_sub(1, Relaxed);
+            if let Some((_, gone)) = self.map.remove_if(key, |_, x| Arc::ptr_eq(x, &t)) {
+                gone.dest.persistconns.fetch_sub(1, Relaxed);
+            }
             return None;
         }
         Some(t)
@@ -263,5 +269,56 @@ mod tests {
         d.shared.mark_removed();
         assert!(t.get(&key).is_none());
         assert!(t.is_empty());
+    }
+
+    /// Two workers (and the sweep) meet a template of a removed server at
+    /// the same time: it is dropped, and its server's persistconns counted
+    /// down, exactly once.
+    #[test]
+    fn racing_workers_count_a_void_template_down_once() {
+        let key = TemplateKey::new(
+            Protocol::Tcp,
+            "1.2.3.4".parse().unwrap(),
+            PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
+            "10.0.0.9".parse().unwrap(),
+            80,
+        );
+        let t = Arc::new(Templates::new());
+        let d = dest("10.0.0.1");
+        let rounds = 10_000;
+        // The three racers and this thread, which sets each round up.
+        let start = Arc::new(std::sync::Barrier::new(4));
+        let racers: Vec<_> = (0..3)
+            .map(|i| {
+                let (t, start) = (t.clone(), start.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..rounds {
+                        start.wait();
+                        if i == 2 {
+                            t.sweep(u64::MAX);
+                        } else {
+                            assert!(t.get(&key).is_none());
+                        }
+                        start.wait();
+                    }
+                })
+            })
+            .collect();
+        for round in 0..rounds {
+            d.shared.mark_restored();
+            t.create(key, &d);
+            d.shared.mark_removed();
+            start.wait();
+            start.wait();
+            assert_eq!(
+                d.shared.persistconns.load(Relaxed),
+                0,
+                "round {round}: counted down once"
+            );
+            assert!(t.is_empty());
+        }
+        for r in racers {
+            r.join().unwrap();
+        }
     }
 }

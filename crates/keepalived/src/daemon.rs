@@ -114,8 +114,12 @@ impl Applier {
         }
         for cmd in diff(&self.applied, engine.table()) {
             match self.request(&Request::Apply(cmd.clone())) {
-                Ok(Response::Ok) => {
+                Ok(r @ (Response::Ok | Response::Late(_))) => {
                     log::debug!("rvsd: {}", describe(&cmd));
+                    // Made, though a worker may not have it yet.
+                    if let Response::Late(m) = r {
+                        log::warn!("rvsd: {}: {m}", describe(&cmd));
+                    }
                     self.applied.apply(&cmd);
                     self.last_error = None;
                 }
@@ -260,7 +264,9 @@ pub fn run(opts: &Options, loaded: Config) -> Result<()> {
     };
     if loaded.lvs_flush {
         match applier.request(&Request::Apply(Command::Clear)) {
-            Ok(Response::Ok) => log::info!("Flushed rvsd's table (lvs_flush)"),
+            Ok(Response::Ok | Response::Late(_)) => {
+                log::info!("Flushed rvsd's table (lvs_flush)")
+            }
             Ok(r) => log::warn!("lvs_flush: rvsd answered {r:?}"),
             Err(e) => log::warn!("lvs_flush: {e}"),
         }

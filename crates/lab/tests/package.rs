@@ -6,6 +6,7 @@
 //! nothing behind. This machine is not changed: everything happens in a
 //! copy of a cached root under target/deb-test.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -301,6 +302,34 @@ fn deb_installs_runs_and_goes_away() {
     assert!(
         report.contains(&format!("applied: -d -t {VIP}:80 -r {RS2}:80\n")),
         "{report}"
+    );
+    // The socket is group rvs's (the packaged [control] group), mode 0660:
+    // a member of rvs may use rvsadm, someone else may not.
+    let m = std::fs::symlink_metadata(run.join("rvsd.sock")).unwrap();
+    assert_eq!(
+        (m.permissions().mode() & 0o777, m.uid(), m.gid()),
+        (0o660, uid, gid)
+    );
+    root.ok("useradd --no-create-home --groups rvs ops && useradd --no-create-home stranger")
+        .unwrap();
+    let out = inside(
+        &lab,
+        "setpriv --reuid=ops --regid=ops --init-groups rvsadm -Ln",
+    );
+    assert!(
+        out.status.success(),
+        "a member of rvs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = inside(
+        &lab,
+        "setpriv --reuid=stranger --regid=stranger --init-groups rvsadm -Ln",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     lab.signal("rvsd", "TERM").unwrap();
     let st = lab.wait_exit("rvsd", Duration::from_secs(20)).unwrap();

@@ -54,8 +54,20 @@ fn many_connections(lab: &Lab, n: usize, parallel: usize) -> usize {
         .unwrap_or(0)
 }
 
-/// Per worker: (new_connections, forwarded, redirected).
-fn per_worker(lab: &Lab) -> Vec<(u64, u64, u64)> {
+/// One worker's counters, as `rvsadm --counters` prints them.
+#[derive(Debug)]
+struct WorkerCounts {
+    new_connections: u64,
+    forwarded: u64,
+    /// Handed over to the owning worker.
+    redirected: u64,
+    /// Received from another worker.
+    redirected_in: u64,
+    rx_packets: u64,
+    drop_redirect_full: u64,
+}
+
+fn per_worker(lab: &Lab) -> Vec<WorkerCounts> {
     let c = lab.rvsadm_ok("--counters").unwrap();
     let mut v = Vec::new();
     for block in c.split("worker ").skip(1) {
@@ -66,11 +78,14 @@ fn per_worker(lab: &Lab) -> Vec<(u64, u64, u64)> {
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(0)
         };
-        v.push((
-            get("new_connections "),
-            get("forwarded "),
-            get("redirected "),
-        ));
+        v.push(WorkerCounts {
+            new_connections: get("new_connections "),
+            forwarded: get("forwarded "),
+            redirected: get("redirected "),
+            redirected_in: get("redirected_in "),
+            rx_packets: get("rx_packets "),
+            drop_redirect_full: get("drop_redirect_full "),
+        });
     }
     v
 }
@@ -87,17 +102,90 @@ fn two_workers(name: &str, mode: Mode, fwd: &str) {
         lab.rvsadm_ok("--counters").unwrap(),
         lab.rvsd_log()
     );
-    let w = per_worker(&lab);
+    // The last packets (FINs, ACKs) may still be on their way, in a ring
+    // or a queue, when the last curl returns: read the counters once every
+    // hand-over has arrived (or after 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let w = loop {
+        let w = per_worker(&lab);
+        let handed: u64 = w.iter().map(|c| c.redirected).sum();
+        let arrived: u64 = w
+            .iter()
+            .map(|c| c.redirected_in + c.drop_redirect_full)
+            .sum();
+        if handed == arrived || std::time::Instant::now() > deadline {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(w.len(), 2);
     assert!(
-        w.iter().all(|(n, f, _)| *n > 0 && *f > 0),
+        w.iter().all(|c| c.new_connections > 0 && c.forwarded > 0),
         "both workers carried traffic: {w:?}"
     );
-    assert_eq!(w.iter().map(|x| x.0).sum::<u64>(), 400);
-    // Replies and retransmissions that reached the other worker were handed
-    // to the owner (NAT replies always can; DR only sees client packets).
-    let handed: u64 = w.iter().map(|x| x.2).sum();
-    eprintln!("{name}: per worker (new, forwarded, handed over) {w:?}; handed over {handed}");
+    assert_eq!(w.iter().map(|c| c.new_connections).sum::<u64>(), 400);
+    // The ports spread packets by the kernel's flow hash, the workers own
+    // connections by their own hash of the client's endpoint: about half
+    // of the packets reach the worker that does not own their connection,
+    // which hands them over. Every one handed over arrived (none dropped
+    // for a full ring), and none was counted as received twice.
+    let handed: u64 = w.iter().map(|c| c.redirected).sum();
+    let arrived: u64 = w.iter().map(|c| c.redirected_in).sum();
+    let ring_full: u64 = w.iter().map(|c| c.drop_redirect_full).sum();
+    let rx: u64 = w.iter().map(|c| c.rx_packets).sum();
+    eprintln!("{name}: {w:?}; handed over {handed}");
+    assert!(handed > 0, "no packet was handed over: {w:?}");
+    assert_eq!(handed, arrived + ring_full, "{w:?}");
+    assert_eq!(ring_full, 0, "{w:?}");
+    for (i, c) in w.iter().enumerate() {
+        assert!(
+            c.redirected_in > 0 && c.redirected > 0,
+            "worker {i} took part in the hand-overs both ways: {w:?}"
+        );
+    }
+    // Each packet counts as received once, where it came off the wire: the
+    // workers' rx_packets add up to what the ports received (one scrape,
+    // so both are read at the same moment; a stray ARP may fall between).
+    let m = scrape(&lab);
+    let sum = |prefix: &str| -> f64 {
+        m.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let (workers_rx, ports_rx) = (
+        sum("rvs_worker_rx_packets_total{"),
+        sum("rvs_port_rx_packets_total{"),
+    );
+    eprintln!(
+        "{name}: received {ports_rx} by the ports, {workers_rx} by the workers (--counters: {rx})"
+    );
+    assert!(ports_rx >= 800.0, "{m:?}");
+    assert!(
+        (workers_rx - ports_rx).abs() <= 4.0,
+        "workers {workers_rx} vs ports {ports_rx}, {handed} handed over"
+    );
+}
+
+/// The metrics endpoint's values by series.
+fn scrape(lab: &Lab) -> std::collections::HashMap<String, f64> {
+    let url = format!("http://{}/metrics", rvs_lab::METRICS_LISTEN);
+    let out = lab
+        .exec("director", &["curl", "-s", "-S", "-m", "5", &url])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 #[test]

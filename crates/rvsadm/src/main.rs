@@ -93,6 +93,7 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
         }
         Action::Apply(cmd) => match send(socket, &Request::Apply(cmd)) {
             Ok(Response::Ok) => ExitCode::SUCCESS,
+            Ok(Response::Late(m)) => late(&m),
             Ok(Response::Error(e)) => {
                 eprintln!("{e}");
                 ExitCode::from(255)
@@ -104,6 +105,7 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
         Action::SetTimeouts { tcp, tcpfin, udp } => {
             match send(socket, &Request::SetTimeouts { tcp, tcpfin, udp }) {
                 Ok(Response::Ok) => ExitCode::SUCCESS,
+                Ok(Response::Late(m)) => late(&m),
                 Ok(Response::Error(e)) => {
                     eprintln!("{e}");
                     ExitCode::from(255)
@@ -236,6 +238,13 @@ const CONN_LIST_LIMIT: usize = 100_000;
 fn print_out(s: &str) -> ExitCode {
     // A closed pipe (rvsadm -Ln | head) is not an error worth a panic.
     let _ = std::io::stdout().lock().write_all(s.as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// The change is made, but a worker had not applied it yet: said on
+/// stderr, and a success (trying again would be refused as a duplicate).
+fn late(msg: &str) -> ExitCode {
+    eprintln!("rvsadm: {msg}");
     ExitCode::SUCCESS
 }
 

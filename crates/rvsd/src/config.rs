@@ -197,6 +197,11 @@ fn valid_ifname(n: &str) -> bool {
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '/' | ':' | ',' | '=' | '%') || !c.is_ascii())
 }
+/// The least MTU a port may have: IPv4's minimum datagram that every host
+/// takes (RFC 791), and IPv6's minimum link MTU (RFC 8200) on ports with an
+/// IPv6 address. Both leave room for any tunnel's overhead.
+const MIN_MTU_V4: u16 = 576;
+const MIN_MTU_V6: u16 = 1280;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -477,6 +482,10 @@ pub struct ControlSection {
     /// and a reload leaves them alone.
     #[serde(default = "default_keepalived_status")]
     pub keepalived_status: PathBuf,
+    /// A group whose members may use the socket besides root and rvsd's own
+    /// user: the socket is then 0660 and the group's (0600 without).
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 fn default_socket() -> PathBuf {
@@ -493,6 +502,7 @@ impl Default for ControlSection {
             socket: default_socket(),
             rules: None,
             keepalived_status: default_keepalived_status(),
+            group: None,
         }
     }
 }
@@ -674,7 +684,8 @@ impl Config {
         for (i, p) in self.ports.iter().enumerate() {
             p.parsed_address()
                 .map_err(at(format!("port.{i}.address")))?;
-            p.parsed_address6()
+            let v6 = p
+                .parsed_address6()
                 .map_err(at(format!("port.{i}.address6")))?;
             let kernel = p
                 .kernel_interface_name()
@@ -700,6 +711,21 @@ impl Config {
                         "port {:?}: vip_arp = \"kernel\" needs the port's kernel interface (kernel_interface is false)",
                         p.name
                     ),
+                });
+            }
+            // Every tunnel's overhead (at most 40 bytes) then leaves room
+            // for a packet of the family's minimum size.
+            let (min, why) = match v6 {
+                Some(_) => (
+                    MIN_MTU_V6,
+                    "IPv6's minimum link MTU, as the port has address6",
+                ),
+                None => (MIN_MTU_V4, "IPv4's minimum datagram size"),
+            };
+            if p.mtu < min {
+                return Err(Invalid {
+                    key: format!("port.{i}.mtu"),
+                    msg: format!("port.{i}.mtu = {}: at least {min} ({why})", p.mtu),
                 });
             }
         }
@@ -751,6 +777,11 @@ impl Config {
             }
         }
         self.metrics.parsed_listen().map_err(at("metrics.listen"))?;
+        if let Some(g) = &self.control.group {
+            rvs_control::server::Access::new(Some(g))
+                .map_err(|e| e.to_string())
+                .map_err(at("control.group"))?;
+        }
         Ok(())
     }
 }
@@ -944,6 +975,33 @@ mod tests {
         );
         let e = Config::parse(&format!("{base}vip_arp = 'sometimes'\n")).unwrap_err();
         assert!(e.contains("always") && e.contains("kernel"), "{e}");
+    }
+
+    #[test]
+    fn control_group_must_exist() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(&format!("{base}[control]\ngroup = 'root'\n")).unwrap();
+        assert_eq!(c.control.group.as_deref(), Some("root"));
+        let e =
+            Config::parse(&format!("{base}[control]\ngroup = 'no-such-group-rvs'\n")).unwrap_err();
+        assert!(
+            e.contains("control.group = \"no-such-group-rvs\": no such group"),
+            "{e}"
+        );
+    }
+
+    /// A port MTU below what a tunnel adds plus a minimum packet is
+    /// refused (the dataplane's arithmetic underflowed on one).
+    #[test]
+    fn port_mtu_leaves_room_for_tunnels() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        assert!(Config::parse(&format!("{base}mtu = 576\n")).is_ok());
+        let e = Config::parse(&format!("{base}mtu = 20\n")).unwrap_err();
+        assert!(e.contains("port.0.mtu = 20: at least 576"), "{e}");
+        let v6 = format!("{base}address6 = 'fd00::1/64'\n");
+        assert!(Config::parse(&format!("{v6}mtu = 1280\n")).is_ok());
+        let e = Config::parse(&format!("{v6}mtu = 1279\n")).unwrap_err();
+        assert!(e.contains("at least 1280 (IPv6"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use dpdk::{MacAddr, Mempool, Port, PortConfig};
+use dpdk::{Eal, MacAddr, Mempool, Port, PortConfig};
 
 /// What a port's kernel interface is made of.
 pub struct KernelInterface<'a> {
@@ -40,7 +40,7 @@ const TAP_DESCRIPTORS: u16 = 128;
 
 /// Creates and starts the tap for `k` with one queue pair per worker, and
 /// gives the kernel side its addresses and MTU.
-pub fn start(k: &KernelInterface, workers: usize, pool: Arc<Mempool>) -> Result<Port> {
+pub fn start(eal: &Eal, k: &KernelInterface, workers: usize, pool: Arc<Mempool>) -> Result<Port> {
     let what = format!("port {:?}: kernel interface {:?}", k.port_name, k.name);
     if Path::new("/sys/class/net").join(k.name).exists() {
         bail!(
@@ -50,14 +50,13 @@ pub fn start(k: &KernelInterface, workers: usize, pool: Arc<Mempool>) -> Result<
         );
     }
     let vdev = format!("net_tap_rvs{}", k.port_index);
-    let id = dpdk::create_vdev(&vdev, &format!("iface={},mac={}", k.name, k.mac)).with_context(
-        || {
+    let id = dpdk::create_vdev(eal, &vdev, &format!("iface={},mac={}", k.name, k.mac))
+        .with_context(|| {
             format!(
                 "{what}: creating it (net_tap needs /dev/net/tun and CAP_NET_ADMIN; \
                  kernel_interface = false turns the exception path off)"
             )
-        },
-    )?;
+        })?;
     let pc = PortConfig {
         rx_queues: workers as u16,
         tx_queues: workers as u16,
@@ -67,7 +66,7 @@ pub fn start(k: &KernelInterface, workers: usize, pool: Arc<Mempool>) -> Result<
         // its interface would only mislead whoever looks.
         promiscuous: false,
     };
-    let port = Port::start(id, &pc, pool)
+    let port = Port::start(eal, id, &pc, pool)
         .with_context(|| format!("{what}: starting its {workers} queue pairs"))?;
     if port.mac() != k.mac {
         bail!(

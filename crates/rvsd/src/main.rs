@@ -150,8 +150,14 @@ fn run(args: Args) -> Result<()> {
     let eal = Eal::init(&eal_args).context("starting the DPDK EAL")?;
 
     let pool = Arc::new(
-        Mempool::new("rvs_pool", cfg.dpdk.mbufs, 256, cfg.dpdk.mbuf_data_room)
-            .context("creating the packet buffer pool (raise dpdk.memory_mb?)")?,
+        Mempool::new(
+            eal,
+            "rvs_pool",
+            cfg.dpdk.mbufs,
+            256,
+            cfg.dpdk.mbuf_data_room,
+        )
+        .context("creating the packet buffer pool (raise dpdk.memory_mb?)")?,
     );
 
     // Ports, each with one rx and one tx queue per worker, and its kernel
@@ -160,13 +166,14 @@ fn run(args: Args) -> Result<()> {
     let mut kernel_ports: Vec<Option<Port>> = Vec::new();
     let mut infos = Vec::new();
     for (i, p) in cfg.ports.iter().enumerate() {
-        let id = Port::id_by_name(p.dpdk_name()).with_context(|| format!("port {:?}", p.name))?;
+        let id =
+            Port::id_by_name(eal, p.dpdk_name()).with_context(|| format!("port {:?}", p.name))?;
         let pc = PortConfig {
             rx_queues: nworkers as u16,
             tx_queues: nworkers as u16,
             ..PortConfig::default()
         };
-        let port = Port::start(id, &pc, pool.clone())
+        let port = Port::start(eal, id, &pc, pool.clone())
             .with_context(|| format!("starting port {:?} ({})", p.name, p.device))?;
         let (addr, prefix_len) = p.parsed_address().map_err(anyhow::Error::msg)?;
         log::info!(
@@ -180,6 +187,7 @@ fn run(args: Args) -> Result<()> {
         let addr6 = p.parsed_address6().map_err(anyhow::Error::msg)?;
         let kernel = match p.kernel_interface_name().map_err(anyhow::Error::msg)? {
             Some(name) => Some(kernel::start(
+                eal,
                 &kernel::KernelInterface {
                     port_index: i,
                     port_name: &p.name,
@@ -241,14 +249,22 @@ fn run(args: Args) -> Result<()> {
         sleep: Duration::from_micros(cfg.workers.idle_sleep_us),
         max_sleep: Duration::from_micros(cfg.workers.idle_sleep_max_us),
         record_bursts: args.run_for.is_some(),
+        panic_after: None,
     };
+    // A test hook, debug builds only: the first worker panics this many
+    // milliseconds after it starts (crates/lab/tests/control.rs).
+    let test_panic = std::env::var("RVSD_TEST_WORKER_PANIC_MS")
+        .ok()
+        .filter(|_| cfg!(debug_assertions))
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis);
 
     // One hand-over ring per worker, for packets whose connection another
     // worker owns (see ARCHITECTURE.md).
     let mut inboxes = Vec::new();
     let mut peers = Vec::new();
     for i in (0..nworkers).filter(|_| nworkers > 1) {
-        let (p, c) = dpdk::Ring::create(&format!("rvs_handover{i}"), 4096)
+        let (p, c) = dpdk::Ring::create(eal, &format!("rvs_handover{i}"), 4096)
             .context("creating the hand-over rings")?;
         peers.push(p);
         inboxes.push(Some(c));
@@ -294,7 +310,11 @@ fn run(args: Args) -> Result<()> {
             inbox: inboxes[i].take().expect("one inbox per worker"),
             peers: peers.clone(),
         });
-        let h = dpdk::launch_on(lcore, move || {
+        let idle = IdleBackoff {
+            panic_after: test_panic.filter(|_| i == 0),
+            ..idle
+        };
+        let h = dpdk::launch_on(eal, lcore, move || {
             run_worker(worker, queues, handover, rx, pool, stop, idle)
         })
         .with_context(|| format!("launching the worker on lcore {lcore}"))?;
@@ -327,7 +347,7 @@ fn run(args: Args) -> Result<()> {
             port_ids
                 .iter()
                 .map(|(name, id)| {
-                    let s = dpdk::port_stats(*id);
+                    let s = dpdk::port_stats(eal, *id);
                     PortStatus {
                         name: name.clone(),
                         ipackets: s.ipackets,
@@ -371,12 +391,13 @@ fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    let listener = server::bind(&cfg.control.socket).with_context(|| {
-        format!(
-            "binding the control socket {}",
-            cfg.control.socket.display()
-        )
-    })?;
+    let socket =
+        server::bind(&cfg.control.socket, cfg.control.group.as_deref()).with_context(|| {
+            format!(
+                "binding the control socket {}",
+                cfg.control.socket.display()
+            )
+        })?;
     // The rules file goes in as a reload from an empty table would.
     control = control.with_reloader(
         Box::new(reload::FileReloader {
@@ -402,7 +423,7 @@ fn run(args: Args) -> Result<()> {
         if services == 1 { "" } else { "s" },
         cfg.control.socket.display()
     ));
-    let served = control.serve(&listener, &stop);
+    let served = control.serve(&socket, &stop);
     notify::stopping();
 
     stop.store(true, Ordering::Relaxed);
@@ -410,15 +431,25 @@ fn run(args: Args) -> Result<()> {
     // thread still waits for, so that it stops at once.
     drop(control);
     drop(metrics);
+    let mut panicked = Vec::new();
     for h in handles {
-        h.wait();
+        let lcore = h.lcore();
+        match h.wait() {
+            dpdk::LcoreExit::Returned(_) => {}
+            dpdk::LcoreExit::Panicked(msg) => {
+                log::error!("the worker on lcore {lcore} panicked: {msg}");
+                panicked.push(format!("the worker on lcore {lcore} panicked: {msg}"));
+            }
+        }
     }
     if let Some(s) = sampler {
         let samples = s.join().expect("sampler thread");
         println!("{}", bench::summary(&samples, &shareds));
     }
-    let _ = std::fs::remove_file(&cfg.control.socket);
-    // DPDK objects go before the EAL that owns their memory.
+    // The socket file goes (if it is still ours).
+    drop(socket);
+    // The EAL lives for the process; the pool is freed once its buffers
+    // are back (the rings and ports hold some until they go).
     drop(peers);
     drop(inboxes);
     // Closing a kernel interface's port removes the interface, and with it
@@ -426,7 +457,9 @@ fn run(args: Args) -> Result<()> {
     drop(kernel_ports);
     drop(ports);
     drop(pool);
-    drop(eal);
+    if let Some(first) = panicked.first() {
+        bail!("{first}; rvsd stopped");
+    }
     log::info!("rvsd stopped");
     served.context("serving the control socket")
 }

@@ -180,10 +180,20 @@ fn shipped_configurations_check() {
     std::fs::copy(root.join("debian/rules"), &rules).unwrap();
     let text = std::fs::read_to_string(root.join("debian/rvsd.toml")).unwrap();
     assert!(text.contains("rules = \"/etc/rvs/rules\"\n"));
+    // The package's group (made by its sysusers file) may not exist on the
+    // machine running the test: the group of this process stands in.
+    assert!(text.contains("group = \"rvs\"\n"));
+    let here = std::process::Command::new("id")
+        .arg("-gn")
+        .output()
+        .unwrap();
+    let here = String::from_utf8(here.stdout).unwrap();
     let cfg = write(
         &d.0,
         "rvsd.toml",
-        &text.replace("/etc/rvs/rules", &rules.display().to_string()),
+        &text
+            .replace("/etc/rvs/rules", &rules.display().to_string())
+            .replace("group = \"rvs\"", &format!("group = \"{}\"", here.trim())),
     );
     let (code, out, err) = rvsd(&["--check-config", &cfg]);
     assert_eq!((code, err.as_str()), (0, ""), "{out}");

@@ -131,7 +131,7 @@ impl Worker {
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
             pkt.truncate(ip_end);
-            self.shared.counters.icmp_errors_forwarded.inc();
+            self.icmp_error_out = true;
             if let Some(lane) = self.conns.lane(r) {
                 lane.count_in(ip_len);
             }
@@ -159,8 +159,13 @@ impl Worker {
             let (IpAddr::V4(vaddr), vport) = (c.key.vaddr, c.key.vport) else {
                 return Err(DropReason::UnsupportedForwarding);
             };
+            // Routed by the director, as a NAT reply is: not on its last
+            // hop, and one hop less.
+            if ip.ttl() <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
             pkt.truncate(ip_end);
-            self.shared.counters.icmp_errors_forwarded.inc();
+            self.icmp_error_out = true;
             if let Some(lane) = self.conns.lane(r) {
                 lane.count_out(ip_len);
             }

@@ -772,5 +772,6 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
 
 mod forwarding;
 mod kernel;
+mod listing;
 mod stats;
 mod v6;

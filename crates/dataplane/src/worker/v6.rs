@@ -307,7 +307,7 @@ impl Worker {
         let ip_len = frame.len() as u64 - IP as u64;
         if let Some(r) = self.conns.lookup(&fk) {
             let t = Target::of(self.conns.get(r));
-            self.shared.counters.icmp_errors_forwarded.inc();
+            self.icmp_error_out = true;
             if let Some(lane) = self.conns.lane(r) {
                 lane.count_in(ip_len);
             }
@@ -332,11 +332,22 @@ impl Worker {
             let (IpAddr::V6(vaddr), vport) = (c.key.vaddr, c.key.vport) else {
                 return Err(DropReason::UnsupportedForwarding);
             };
-            self.shared.counters.icmp_errors_forwarded.inc();
+            // Routed by the director, as a NAT reply is (`xmit6_nat_out`):
+            // not on its last hop, and one hop less.
+            let hops = Ipv6Packet::new_checked(&frame[IP..])
+                .map_err(|_| DropReason::TruncatedIpv6)?
+                .hop_limit();
+            if hops <= 1 {
+                return Err(DropReason::TtlExceeded);
+            }
+            self.icmp_error_out = true;
             if let Some(lane) = self.conns.lane(r) {
                 lane.count_out(ip_len);
             }
             translate_icmp6(frame, Side::Src, vaddr, vport)?;
+            Ipv6Packet::new_checked(&mut frame[IP..])
+                .map_err(|_| DropReason::TruncatedIpv6)?
+                .set_hop_limit(hops - 1);
             return self.send6(frame, q.src, now_ms);
         }
         Err(DropReason::IcmpUnrelated)
@@ -408,7 +419,9 @@ impl Worker {
         let hdr = ipv6::HEADER_LEN;
         let mtu = self.cfg.ports[out].mtu as usize;
         if inner_len + hdr > mtu {
-            self.packet_too_big(in_port, pkt.data(), (mtu - hdr) as u32);
+            // Configured MTUs of IPv6 ports are 1280 at least; saturating
+            // all the same.
+            self.packet_too_big(in_port, pkt.data(), mtu.saturating_sub(hdr) as u32);
             return Err(DropReason::TooBig);
         }
         let mac = self.resolve(out, daddr, now_ms)?;

@@ -200,8 +200,10 @@ impl Worker {
         let hdr = tun_overhead(&tun);
         let mtu = self.cfg.ports[out].mtu as usize;
         if inner_len + hdr > mtu {
+            // rvsd's configuration keeps port MTUs well above any tunnel's
+            // overhead; saturating all the same.
             if df {
-                self.frag_needed(in_port, pkt.data(), (mtu - hdr) as u16);
+                self.frag_needed(in_port, pkt.data(), mtu.saturating_sub(hdr) as u16);
             }
             return Err(DropReason::TooBig);
         }
@@ -238,7 +240,11 @@ impl Worker {
                 f[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
                 // GUE version 0, no options, carrying IPv4 (protocol 4).
                 f[l4 + 8..l4 + 12].copy_from_slice(&[0, ipv4::protocol::IPIP, 0, 0]);
-                if tun.csum == TunCsum::Csum {
+                // --tun-remcsum too: the kernel adds the remote checksum
+                // option only for a packet whose own checksum is left to
+                // offload (CHECKSUM_PARTIAL), never for a forwarded one, and
+                // checksums the UDP header as with --tun-csum.
+                if tun.csum != TunCsum::None {
                     let mut u = UdpDatagram::new_checked(&mut f[l4..l4 + len as usize])
                         .map_err(|_| DropReason::NoHeadroom)?;
                     u.fill_checksum_v4(src, daddr);

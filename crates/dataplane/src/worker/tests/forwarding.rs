@@ -251,6 +251,10 @@ fn tun_ipip_gue_gre() {
         (TunKind::Ipip, TunCsum::None, ipv4::protocol::IPIP, 20),
         (TunKind::Gue, TunCsum::None, ipv4::protocol::UDP, 32),
         (TunKind::Gue, TunCsum::Csum, ipv4::protocol::UDP, 32),
+        // Remote checksum offload: what the kernel sends for a packet whose
+        // own checksum is complete (every forwarded one), a checksummed
+        // UDP header and no remcsum option.
+        (TunKind::Gue, TunCsum::RemCsum, ipv4::protocol::UDP, 32),
         (TunKind::Gre, TunCsum::None, ipv4::protocol::GRE, 24),
         (TunKind::Gre, TunCsum::Csum, ipv4::protocol::GRE, 28),
     ] {
@@ -269,7 +273,7 @@ fn tun_ipip_gue_gre() {
                 );
                 assert_eq!(&l4[8..12], &[0, 4, 0, 0], "GUE v0 carrying IPv4");
                 let u = UdpDatagram::new_checked(l4).unwrap();
-                assert_eq!(u.checksum() != 0, csum == TunCsum::Csum);
+                assert_eq!(u.checksum() != 0, csum != TunCsum::None, "{csum:?}");
                 assert!(u.verify_checksum_v4(Ipv4Addr::new(172, 16, 0, 1), RS_IP));
             }
             TunKind::Gre => {
@@ -317,6 +321,22 @@ fn too_big_for_the_tunnel_gets_frag_needed() {
         .fill_checksum();
     assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::TooBig));
     assert_eq!(w.generated.len(), 1);
+}
+
+/// A link whose MTU is below the tunnel's own overhead (rvsd's configuration
+/// refuses one; the dataplane must not underflow on one all the same).
+#[test]
+fn mtu_below_the_tunnel_overhead_drops_without_underflow() {
+    for kind in [TunKind::Ipip, TunKind::Gue, TunKind::Gre] {
+        let mut w = two_port_worker(tunnel(kind, TunCsum::None), 80);
+        w.cfg.ports[1].mtu = 16;
+        let mut f = client_syn(b"");
+        assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::TooBig));
+        let (_, g) = w.generated.pop().expect("frag-needed sent");
+        let ip = Ipv4Packet::new_checked(&g[14..]).unwrap();
+        let m = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert_eq!(m.rest_of_header(), [0, 0, 0, 0], "next-hop MTU 0");
+    }
 }
 
 /// An ICMP error from `src` to `dst` quoting the first 28 bytes of `quoted`.
@@ -534,4 +554,86 @@ fn connections_are_owned_by_client_endpoint() {
     assert_eq!(ws[other].conns.len(), 0);
     assert_eq!(ws[owner].conns.len(), 1);
     assert_eq!(ws[other].shared.counters.redirected.get(), 2);
+}
+
+/// A packet handed over to its owner was received once, from a queue: it
+/// counts in `rx_packets` there, and in `redirected_in` at the owner.
+#[test]
+fn handed_over_packets_are_received_once() {
+    let mut ws: Vec<Worker> = (0..2)
+        .map(|id| {
+            let mut w = two_port_worker(FwdMethod::Masq, 8080);
+            w.cfg.id = id;
+            w.cfg.workers = 2;
+            w
+        })
+        .collect();
+    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let other = 1 - owner;
+    let mut syn = client_syn(b"");
+    assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));
+    assert_eq!(
+        ws[owner].handle_handed_over(0, &mut syn, 1, None),
+        Verdict::Tx(1)
+    );
+    let rx: u64 = ws.iter().map(|w| w.shared.counters.rx_packets.get()).sum();
+    assert_eq!(rx, 1, "one packet came off the wire");
+    assert_eq!(ws[other].shared.counters.rx_packets.get(), 1);
+    assert_eq!(ws[owner].shared.counters.redirected_in.get(), 1);
+    assert_eq!(ws[other].shared.counters.redirected.get(), 1);
+}
+
+/// `icmp_errors_forwarded` counts errors that went on, not those dropped on
+/// the way out: here the client is on no network and no route reaches it.
+#[test]
+fn icmp_errors_that_cannot_go_on_are_not_counted_forwarded() {
+    let mut w = two_port_worker(FwdMethod::Masq, 8080);
+    let far = Ipv4Addr::new(203, 0, 113, 9);
+    let mut f = frame(
+        (CLIENT_MAC, DIRECTOR_MAC),
+        far,
+        VIP_IP,
+        ipv4::protocol::UDP,
+        &udp_l4(50000, 53, b"query"),
+        64,
+        false,
+    );
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(1));
+    let mut err = icmp_error((SERVER_MAC, DIRECTOR2_MAC), RS_IP, far, &f[14..]);
+    assert_eq!(w.handle(1, &mut err, 2), Verdict::Drop(DropReason::NoRoute));
+    assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 0);
+    assert_eq!(w.shared.counters.drops(DropReason::NoRoute), 1);
+}
+
+/// A NAT server's ICMP error on its last hop is not forwarded (the TTL
+/// would wrap), as a reply on its last hop is not.
+#[test]
+fn nat_icmp_error_on_its_last_hop_is_dropped() {
+    let mut w = two_port_worker(FwdMethod::Masq, 8080);
+    let mut f = frame(
+        (CLIENT_MAC, DIRECTOR_MAC),
+        CLIENT_IP,
+        VIP_IP,
+        ipv4::protocol::UDP,
+        &udp_l4(50000, 53, b"query"),
+        64,
+        false,
+    );
+    w.handle(0, &mut f, 1);
+    let mut m = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&f[14..14 + 28]);
+    let mut err = frame(
+        (SERVER_MAC, DIRECTOR2_MAC),
+        RS_IP,
+        CLIENT_IP,
+        ipv4::protocol::ICMP,
+        &m,
+        1,
+        false,
+    );
+    assert_eq!(
+        w.handle(1, &mut err, 2),
+        Verdict::Drop(DropReason::TtlExceeded)
+    );
+    assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 0);
 }

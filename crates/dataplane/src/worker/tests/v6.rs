@@ -312,3 +312,43 @@ fn malformed_ipv6_is_dropped_by_reason() {
     assert_eq!(m.msg_type(), icmpv6::kind::ECHO_REPLY);
     assert!(m.verify_checksum(ip.src(), ip.dst()));
 }
+
+/// An ICMPv6 error from a NAT server about a packet it got from us goes
+/// back to the client as from the VIP, routed by the director: its hop
+/// limit drops by one, as every packet the director routes; at 1 it is not
+/// forwarded.
+#[test]
+fn nat6_icmp_error_from_the_server_is_routed_with_its_hop_limit() {
+    let mut w = worker6(FwdMethod::Masq, 8080);
+    let mut syn = client_syn(b"");
+    assert_eq!(w.handle(0, &mut syn, 1), Verdict::Tx(1));
+    // Destination unreachable, port unreachable, quoting the SYN as the
+    // server got it.
+    let error = |hops: u8| {
+        let mut m = vec![1u8, 4, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&syn[14..14 + 48]);
+        frame6(
+            (SERVER_MAC, DIRECTOR2_MAC),
+            a("fd00:2::2"),
+            a("fd00:1::2"),
+            next_header::ICMPV6,
+            &m,
+            hops,
+        )
+    };
+    let mut err = error(64);
+    assert_eq!(w.handle(1, &mut err, 2), Verdict::Tx(0));
+    let ip = Ipv6Packet::new_checked(&err[14..]).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (a("fd00:99::10"), a("fd00:1::2")));
+    assert_eq!(ip.hop_limit(), 63);
+    let m = Icmpv6Packet::new_checked(ip.payload()).unwrap();
+    assert!(m.verify_checksum(ip.src(), ip.dst()));
+    assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 1);
+
+    let mut last_hop = error(1);
+    assert_eq!(
+        w.handle(1, &mut last_hop, 3),
+        Verdict::Drop(DropReason::TtlExceeded)
+    );
+    assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 1);
+}
