@@ -70,7 +70,11 @@ fn fill_transport(l4: &mut [u8], proto: u8, pseudo: &[u8]) {
         checksum(&[pseudo, l4])
     };
     // UDP sends a computed zero as all ones (zero means "none").
-    let c = if proto == wire::UDP && c == 0 { 0xffff } else { c };
+    let c = if proto == wire::UDP && c == 0 {
+        0xffff
+    } else {
+        c
+    };
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 

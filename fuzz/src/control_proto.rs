@@ -35,7 +35,10 @@ struct FixedRules(&'static str);
 impl Reloader for FixedRules {
     fn prepare(&mut self) -> Result<ReloadPlan, String> {
         let rules = rvsadm::rules::parse_file(self.0).map_err(|e| e.to_string())?;
-        let numbered: Vec<_> = rules.into_iter().map(|r| (r.line, r.text, r.command)).collect();
+        let numbered: Vec<_> = rules
+            .into_iter()
+            .map(|r| (r.line, r.text, r.command))
+            .collect();
         let desired = rvs_control::server::DesiredTable::from_rules("fuzz-rules", &numbered)?;
         Ok(ReloadPlan {
             sources: vec!["fuzz-rules".into()],
@@ -128,7 +131,12 @@ pub fn run(data: &[u8]) {
             }
             let names = |d: &rvs_ipvs::Director| -> Vec<_> {
                 d.services()
-                    .map(|s| (s.spec.clone(), s.dests.iter().map(|d| d.spec).collect::<Vec<_>>()))
+                    .map(|s| {
+                        (
+                            s.spec.clone(),
+                            s.dests.iter().map(|d| d.spec).collect::<Vec<_>>(),
+                        )
+                    })
                     .collect()
             };
             assert_eq!(

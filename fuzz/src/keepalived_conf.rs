@@ -32,7 +32,7 @@ const FILES: [&str; 3] = ["keepalived.conf", "a.conf", "b.conf"];
 fn dir() -> &'static PathBuf {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("rvs-fuzz-keepalived-{}", std::process::id()));
+        let d = crate::scratch_dir().join(format!("rvs-fuzz-keepalived-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("a directory for the input's files");
         d
     })
@@ -60,7 +60,11 @@ pub fn run(data: &[u8]) {
             .position(|f| dir.join(f) == file)
             .unwrap_or_else(|| panic!("{d}: a file that is not the input's"));
         let lines = texts[i].lines().count().max(1);
-        assert!((1..=lines).contains(&pos.line), "{d}: line {} of {lines}", pos.line);
+        assert!(
+            (1..=lines).contains(&pos.line),
+            "{d}: line {} of {lines}",
+            pos.line
+        );
     }
     let cfg = &loaded.config;
     let now = Instant::now();
@@ -98,9 +102,15 @@ pub fn run(data: &[u8]) {
 fn check_table(engine: &Engine) {
     let table = engine.table();
     for (k, s) in &table.services {
-        assert!(engine.manages_service(k.key()), "{k:?} is not the configuration's");
+        assert!(
+            engine.manages_service(k.key()),
+            "{k:?} is not the configuration's"
+        );
         for d in s.dests.keys() {
-            assert!(engine.manages_dest(k.key(), d.key()), "{k:?} {d:?} is not the configuration's");
+            assert!(
+                engine.manages_dest(k.key(), d.key()),
+                "{k:?} {d:?} is not the configuration's"
+            );
         }
     }
     for cmd in diff(&Table::default(), table) {

@@ -14,3 +14,15 @@ pub mod worker_handle;
 
 #[cfg(test)]
 mod tests;
+
+/// Where targets that must read files write their input: a tmpfs when
+/// there is one (ext4 flushes a file rewritten in place, which made the
+/// file system most of a run).
+pub fn scratch_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}

@@ -33,7 +33,10 @@ fn specs(t: &Table) -> Specs {
                 format!("{:?}", s.spec.key),
                 (
                     s.spec.clone(),
-                    s.dests.values().map(|d| (format!("{:?}", d.spec.key()), d.spec)).collect(),
+                    s.dests
+                        .values()
+                        .map(|d| (format!("{:?}", d.spec.key()), d.spec))
+                        .collect(),
                 ),
             )
         })
@@ -46,15 +49,25 @@ fn load(text: &str) -> Option<DesiredTable> {
         Ok(r) => r,
         Err(e) => {
             let lines = text.lines().count();
-            assert!((1..=lines).contains(&e.line), "error on line {} of {lines}: {e}", e.line);
+            assert!(
+                (1..=lines).contains(&e.line),
+                "error on line {} of {lines}: {e}",
+                e.line
+            );
             assert!(!e.msg.is_empty());
             return None;
         }
     };
     for r in &rules {
-        assert!(text.lines().nth(r.line - 1) == Some(r.text.as_str()), "{r:?}: its own line");
+        assert!(
+            text.lines().nth(r.line - 1) == Some(r.text.as_str()),
+            "{r:?}: its own line"
+        );
     }
-    let numbered: Vec<_> = rules.into_iter().map(|r| (r.line, r.text, r.command)).collect();
+    let numbered: Vec<_> = rules
+        .into_iter()
+        .map(|r| (r.line, r.text, r.command))
+        .collect();
     match DesiredTable::from_rules("rules", &numbered) {
         Ok(d) => Some(d),
         Err(e) => {
@@ -74,7 +87,11 @@ fn plan(d: &DesiredTable) -> ReloadPlan {
 }
 
 fn running(server: &ControlServer) -> Specs {
-    specs(&Table::from_listing(&server.listing(), &|_| true, &|_, _| true))
+    specs(&Table::from_listing(
+        &server.listing(),
+        &|_| true,
+        &|_, _| true,
+    ))
 }
 
 pub fn run(data: &[u8]) {
@@ -88,9 +105,19 @@ pub fn run(data: &[u8]) {
     server
         .apply_plan(plan(&start))
         .unwrap_or_else(|e| panic!("a file that loads on its own applies to an empty table: {e}"));
-    assert_eq!(running(&server), specs(&start.table), "the table is the file's");
-    let again = server.apply_plan(plan(&start)).expect("the same file again");
-    assert!(again.applied.is_empty(), "the same file again changed {:?}", again.applied);
+    assert_eq!(
+        running(&server),
+        specs(&start.table),
+        "the table is the file's"
+    );
+    let again = server
+        .apply_plan(plan(&start))
+        .expect("the same file again");
+    assert!(
+        again.applied.is_empty(),
+        "the same file again changed {:?}",
+        again.applied
+    );
     let Some(next) = load(second) else {
         return;
     };
@@ -99,5 +126,9 @@ pub fn run(data: &[u8]) {
     server
         .apply_plan(plan(&next))
         .unwrap_or_else(|e| panic!("a file that loads on its own is refused as a reload: {e}"));
-    assert_eq!(running(&server), specs(&next.table), "the table is the new file's");
+    assert_eq!(
+        running(&server),
+        specs(&next.table),
+        "the table is the new file's"
+    );
 }

@@ -42,10 +42,7 @@ fn holdable(cmd: &Command) -> bool {
 
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let mut args: Vec<String> = text
-        .split(['\0', '\n'])
-        .map(String::from)
-        .collect();
+    let mut args: Vec<String> = text.split(['\0', '\n']).map(String::from).collect();
     if data.is_empty() {
         args.clear();
     }
@@ -66,7 +63,9 @@ pub fn run(data: &[u8]) {
                     comparable(cmd.clone()),
                     "{args:?} gave {cmd:?}, written as {line:?}, which reads back differently"
                 ),
-                other => panic!("{args:?} gave {cmd:?}, written as {line:?}, which reads as {other:?}"),
+                other => {
+                    panic!("{args:?} gave {cmd:?}, written as {line:?}, which reads as {other:?}")
+                }
             }
         }
         Ok(_) => {}

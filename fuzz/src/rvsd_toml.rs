@@ -33,7 +33,9 @@ const PACKAGED: &str = include_str!("../../crates/rvsd/debian/rvsd.toml");
 
 fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| std::env::temp_dir().join(format!("rvs-fuzz-rvsd-{}.toml", std::process::id())))
+    PATH.get_or_init(|| {
+        crate::scratch_dir().join(format!("rvs-fuzz-rvsd-{}.toml", std::process::id()))
+    })
 }
 
 /// `Config::load` on `text`: the configuration, or its error without the
@@ -81,11 +83,15 @@ pub fn run(data: &[u8]) {
     }
     let _ = cfg.rules_path(std::path::Path::new("/etc/rvs/rvsd.toml"));
 
-    let written = toml::to_string(&cfg).unwrap_or_else(|e| panic!("{cfg:?} does not serialise: {e}"));
+    let written =
+        toml::to_string(&cfg).unwrap_or_else(|e| panic!("{cfg:?} does not serialise: {e}"));
     let again = load(&written)
         .unwrap_or_else(|e| panic!("written back out, it does not load: {e}\n{written}"));
     let changed = live::restart_needed(&cfg, &again);
-    assert!(changed.is_empty(), "written and read back, it differs: {changed:?}");
+    assert!(
+        changed.is_empty(),
+        "written and read back, it differs: {changed:?}"
+    );
     assert_eq!(again.timeouts(), t);
 
     static PACKAGED_CFG: OnceLock<Config> = OnceLock::new();

@@ -15,9 +15,9 @@ use rvs_packet::{fixtures, MacAddr};
 use crate::build::{self, eth4, eth6, ipv4, ipv6, tcp, udp, ACK, FIN, PSH, SYN};
 use crate::wire;
 use crate::worker_handle::{
-    v6, Input, CLIENT, MAX_CONTROLS, CLIENT6, CLIENT_MAC, DIRECTOR0_MAC, DIRECTOR1_MAC, NAT_RS, NAT_RS_ROUTED,
-    NAT_RS_UNKNOWN, PORT1_ADDR6, ROUTER_MAC, RS_MAC, VIP, VIP6,
-    VIP_PERSIST, VIP_TUN,
+    v6, Input, CLIENT, CLIENT6, CLIENT_MAC, DIRECTOR0_MAC, DIRECTOR1_MAC, MAX_CONTROLS, NAT_RS,
+    NAT_RS_ROUTED, NAT_RS_UNKNOWN, PORT1_ADDR6, ROUTER_MAC, RS_MAC, VIP, VIP6, VIP_PERSIST,
+    VIP_TUN,
 };
 
 pub type Seed = (String, Vec<u8>);
@@ -34,21 +34,39 @@ fn from_server(mac: MacAddr, ip: &[u8]) -> Vec<u8> {
 }
 
 fn client_tcp(dst: Ipv4Addr, cport: u16, vport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
-    from_client(&ipv4(CLIENT, dst, wire::TCP, 64, true, &tcp(cport, vport, flags, data)))
+    from_client(&ipv4(
+        CLIENT,
+        dst,
+        wire::TCP,
+        64,
+        true,
+        &tcp(cport, vport, flags, data),
+    ))
 }
 
 fn client6_tcp(cport: u16, vport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
     eth6(
         DIRECTOR0_MAC,
         CLIENT_MAC,
-        &ipv6(v6(CLIENT6), v6(VIP6), wire::TCP, 64, &tcp(cport, vport, flags, data)),
+        &ipv6(
+            v6(CLIENT6),
+            v6(VIP6),
+            wire::TCP,
+            64,
+            &tcp(cport, vport, flags, data),
+        ),
     )
 }
 
 /// An ICMP error (`kind`, `code`) from `src` to `dst` quoting the first 28
 /// bytes of the IP packet `quoted`.
 fn icmp_error(src: Ipv4Addr, dst: Ipv4Addr, kind: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
-    let m = build::icmp(kind, code, [0, 0, 0x05, 0xdc], &quoted[..28.min(quoted.len())]);
+    let m = build::icmp(
+        kind,
+        code,
+        [0, 0, 0x05, 0xdc],
+        &quoted[..28.min(quoted.len())],
+    );
     ipv4(src, dst, wire::ICMP, 64, false, &m)
 }
 
@@ -74,7 +92,14 @@ pub fn worker_handle() -> Vec<Seed> {
 
     let mut i = Input::new(0).frame(0, 0, &nat_syn);
     for (rs, port, mac) in nat_replies {
-        let reply = ipv4(rs, CLIENT, wire::TCP, 64, true, &tcp(port, 40001, SYN | ACK, b""));
+        let reply = ipv4(
+            rs,
+            CLIENT,
+            wire::TCP,
+            64,
+            true,
+            &tcp(port, 40001, SYN | ACK, b""),
+        );
         i = i.frame(0, 1, &from_server(mac, &reply));
     }
     // The unknown server answers the director's ARP request: what waited
@@ -83,9 +108,20 @@ pub fn worker_handle() -> Vec<Seed> {
         .frame(
             0,
             1,
-            &build::arp(2, RS_MAC, NAT_RS_UNKNOWN, DIRECTOR1_MAC, Ipv4Addr::new(172, 16, 0, 1), DIRECTOR1_MAC),
+            &build::arp(
+                2,
+                RS_MAC,
+                NAT_RS_UNKNOWN,
+                DIRECTOR1_MAC,
+                Ipv4Addr::new(172, 16, 0, 1),
+                DIRECTOR1_MAC,
+            ),
         )
-        .frame(0, 0, &client_tcp(VIP, 40001, 8080, ACK | PSH, b"GET / HTTP/1.0\r\n\r\n"))
+        .frame(
+            0,
+            0,
+            &client_tcp(VIP, 40001, 8080, ACK | PSH, b"GET / HTTP/1.0\r\n\r\n"),
+        )
         .advance(500)
         .frame(0, 0, &client_tcp(VIP, 40001, 8080, FIN | ACK, b""))
         .advance(5000);
@@ -93,28 +129,64 @@ pub fn worker_handle() -> Vec<Seed> {
 
     let mut i = Input::new(0).frame(0, 0, &fixtures::UDP_DNS);
     for (rs, port) in [(NAT_RS, 5353), (NAT_RS_UNKNOWN, 53)] {
-        let reply = ipv4(rs, CLIENT, wire::UDP, 64, false, &udp(port, 50000, b"answer"));
+        let reply = ipv4(
+            rs,
+            CLIENT,
+            wire::UDP,
+            64,
+            false,
+            &udp(port, 50000, b"answer"),
+        );
         i = i.frame(0, 1, &from_server(RS_MAC, &reply));
         // The server's port unreachable about the translated datagram.
-        let sent = ipv4(CLIENT, rs, wire::UDP, 64, false, &udp(50000, port, b"query"));
-        i = i.frame(0, 1, &from_server(RS_MAC, &icmp_error(rs, CLIENT, 3, 3, &sent)));
+        let sent = ipv4(
+            CLIENT,
+            rs,
+            wire::UDP,
+            64,
+            false,
+            &udp(50000, port, b"query"),
+        );
+        i = i.frame(
+            0,
+            1,
+            &from_server(RS_MAC, &icmp_error(rs, CLIENT, 3, 3, &sent)),
+        );
     }
     seeds.push(("nat-udp-and-icmp-from-server", i));
 
     // The client's fragmentation-needed about the VIP's SYN-ACK.
-    let synack = ipv4(VIP, CLIENT, wire::TCP, 63, true, &tcp(8080, 40001, SYN | ACK, b""));
+    let synack = ipv4(
+        VIP,
+        CLIENT,
+        wire::TCP,
+        63,
+        true,
+        &tcp(8080, 40001, SYN | ACK, b""),
+    );
     seeds.push((
         "icmp-from-client-nat",
-        Input::new(0)
-            .frame(0, 0, &nat_syn)
-            .frame(0, 0, &from_client(&icmp_error(CLIENT, VIP, 3, 4, &synack))),
+        Input::new(0).frame(0, 0, &nat_syn).frame(
+            0,
+            0,
+            &from_client(&icmp_error(CLIENT, VIP, 3, 4, &synack)),
+        ),
     ));
-    let synack = ipv4(VIP, CLIENT, wire::TCP, 63, true, &tcp(80, 40000, SYN | ACK, b""));
+    let synack = ipv4(
+        VIP,
+        CLIENT,
+        wire::TCP,
+        63,
+        true,
+        &tcp(80, 40000, SYN | ACK, b""),
+    );
     seeds.push((
         "icmp-from-client-dr",
-        Input::new(0)
-            .frame(0, 0, &fixtures::TCP_SYN)
-            .frame(0, 0, &from_client(&icmp_error(CLIENT, VIP, 3, 4, &synack))),
+        Input::new(0).frame(0, 0, &fixtures::TCP_SYN).frame(
+            0,
+            0,
+            &from_client(&icmp_error(CLIENT, VIP, 3, 4, &synack)),
+        ),
     ));
 
     let mut i = Input::new(0);
@@ -124,17 +196,37 @@ pub fn worker_handle() -> Vec<Seed> {
     i = i
         .frame(0, 0, &client_tcp(VIP_TUN, 41000, 80, ACK, b"hello"))
         .frame(0, 0, &client_tcp(VIP_TUN, 41001, 80, ACK, &[0x55; 1400]));
-    let synack = ipv4(VIP_TUN, CLIENT, wire::TCP, 63, true, &tcp(80, 41002, SYN | ACK, b""));
-    i = i.frame(0, 0, &from_client(&icmp_error(CLIENT, VIP_TUN, 3, 4, &synack)));
+    let synack = ipv4(
+        VIP_TUN,
+        CLIENT,
+        wire::TCP,
+        63,
+        true,
+        &tcp(80, 41002, SYN | ACK, b""),
+    );
+    i = i.frame(
+        0,
+        0,
+        &from_client(&icmp_error(CLIENT, VIP_TUN, 3, 4, &synack)),
+    );
     seeds.push(("tunnels", i));
 
     let ops = ipv4(CLIENT, VIP_TUN, wire::UDP, 64, false, &udp(50001, 53, b"q"));
     seeds.push((
         "one-packet-udp",
-        Input::new(0).frame(0, 0, &from_client(&ops)).frame(0, 0, &from_client(&ops)),
+        Input::new(0)
+            .frame(0, 0, &from_client(&ops))
+            .frame(0, 0, &from_client(&ops)),
     ));
 
-    let udp500 = ipv4(CLIENT, VIP_PERSIST, wire::UDP, 64, false, &udp(500, 500, b"ike"));
+    let udp500 = ipv4(
+        CLIENT,
+        VIP_PERSIST,
+        wire::UDP,
+        64,
+        false,
+        &udp(500, 500, b"ike"),
+    );
     let reply500 = ipv4(NAT_RS, CLIENT, wire::UDP, 64, false, &udp(500, 500, b"ike"));
     seeds.push((
         "persistence",
@@ -154,11 +246,21 @@ pub fn worker_handle() -> Vec<Seed> {
         64,
         &build::icmp(128, 0, [0, 7, 0, 1], b"ping"),
     );
-    let ns = ipv6(v6(CLIENT6), v6(VIP6), wire::ICMPV6, 255, &build::nd(135, v6(VIP6), CLIENT_MAC));
+    let ns = ipv6(
+        v6(CLIENT6),
+        v6(VIP6),
+        wire::ICMPV6,
+        255,
+        &build::nd(135, v6(VIP6), CLIENT_MAC),
+    );
     seeds.push((
         "ipv6-dr-echo-nd",
         Input::new(0)
-            .frame(0, 0, &eth6(MacAddr([0x33, 0x33, 0xff, 0, 0, 0x10]), CLIENT_MAC, &ns))
+            .frame(
+                0,
+                0,
+                &eth6(MacAddr([0x33, 0x33, 0xff, 0, 0, 0x10]), CLIENT_MAC, &ns),
+            )
             .frame(0, 0, &client6_tcp(43000, 80, SYN, b""))
             .frame(0, 0, &client6_tcp(43000, 80, ACK, b"data"))
             .frame(0, 0, &eth6(DIRECTOR0_MAC, CLIENT_MAC, &echo6)),
@@ -166,10 +268,22 @@ pub fn worker_handle() -> Vec<Seed> {
 
     let mut i = Input::new(0).frame(0, 0, &client6_tcp(43001, 8080, SYN, b""));
     for (rs, port) in [("fd00:2::3", 80), ("fd00:2::5", 8080)] {
-        let reply = ipv6(v6(rs), v6(CLIENT6), wire::TCP, 64, &tcp(port, 43001, SYN | ACK, b""));
+        let reply = ipv6(
+            v6(rs),
+            v6(CLIENT6),
+            wire::TCP,
+            64,
+            &tcp(port, 43001, SYN | ACK, b""),
+        );
         i = i.frame(0, 1, &eth6(DIRECTOR1_MAC, RS_MAC, &reply));
         // The server's destination unreachable about the translated SYN.
-        let sent = ipv6(v6(CLIENT6), v6(rs), wire::TCP, 64, &tcp(43001, port, SYN, b""));
+        let sent = ipv6(
+            v6(CLIENT6),
+            v6(rs),
+            wire::TCP,
+            64,
+            &tcp(43001, port, SYN, b""),
+        );
         let err = build::icmp(1, 4, [0; 4], &sent);
         let err = ipv6(v6(rs), v6(CLIENT6), wire::ICMPV6, 64, &err);
         i = i.frame(0, 1, &eth6(DIRECTOR1_MAC, RS_MAC, &err));
@@ -181,7 +295,9 @@ pub fn worker_handle() -> Vec<Seed> {
         255,
         &build::nd(136, v6("fd00:2::5"), RS_MAC),
     );
-    i = i.frame(0, 1, &eth6(DIRECTOR1_MAC, RS_MAC, &na)).advance(100);
+    i = i
+        .frame(0, 1, &eth6(DIRECTOR1_MAC, RS_MAC, &na))
+        .advance(100);
     seeds.push(("ipv6-nat", i));
 
     seeds.push((
@@ -191,8 +307,20 @@ pub fn worker_handle() -> Vec<Seed> {
             .frame(0, 0, &client6_tcp(43002, 81, ACK, &[0x66; 1380])),
     ));
 
-    let q6 = ipv6(v6(CLIENT6), v6(VIP6), wire::UDP, 64, &udp(43003, 53, b"query"));
-    let a6 = ipv6(v6("fd00:2::3"), v6(CLIENT6), wire::UDP, 64, &udp(5353, 43003, b"answer"));
+    let q6 = ipv6(
+        v6(CLIENT6),
+        v6(VIP6),
+        wire::UDP,
+        64,
+        &udp(43003, 53, b"query"),
+    );
+    let a6 = ipv6(
+        v6("fd00:2::3"),
+        v6(CLIENT6),
+        wire::UDP,
+        64,
+        &udp(5353, 43003, b"answer"),
+    );
     seeds.push((
         "ipv6-udp-persistent-nat",
         Input::new(0)
@@ -203,11 +331,17 @@ pub fn worker_handle() -> Vec<Seed> {
     // Every control change, MAX_CONTROLS at a time.
     let menu = crate::worker_handle::CONTROL_MENU.len();
     for (n, first) in (0..menu).step_by(MAX_CONTROLS).enumerate() {
-        let name = ["control-changes-1", "control-changes-2", "control-changes-3"][n];
+        let name = [
+            "control-changes-1",
+            "control-changes-2",
+            "control-changes-3",
+        ][n];
         let mut i = Input::new(0).frame(0, 0, &fixtures::TCP_SYN);
         for c in first..(first + MAX_CONTROLS).min(menu) {
             let c = c as u8;
-            i = i.control(c).frame(0, 0, &client_tcp(VIP, 44000 + c as u16, 80, SYN, b""));
+            i = i
+                .control(c)
+                .frame(0, 0, &client_tcp(VIP, 44000 + c as u16, 80, SYN, b""));
         }
         i = i.advance(3000).frame(0, 0, &fixtures::TCP_ACK_DATA);
         seeds.push((name, i));
@@ -220,17 +354,40 @@ pub fn worker_handle() -> Vec<Seed> {
             i = i
                 .frame(w, 0, &fixtures::TCP_SYN)
                 .frame(w, 0, &nat_syn)
-                .frame(w, 1, &from_server(RS_MAC, &ipv4(NAT_RS, CLIENT, wire::TCP, 64, true, &tcp(80, 40001, SYN | ACK, b""))))
+                .frame(
+                    w,
+                    1,
+                    &from_server(
+                        RS_MAC,
+                        &ipv4(
+                            NAT_RS,
+                            CLIENT,
+                            wire::TCP,
+                            64,
+                            true,
+                            &tcp(80, 40001, SYN | ACK, b""),
+                        ),
+                    ),
+                )
                 .frame(w, 0, &client6_tcp(43000, 80, SYN, b""));
         }
-        seeds.push((if setup == 2 { "two-workers" } else { "three-workers" }, i));
+        seeds.push((
+            if setup == 2 {
+                "two-workers"
+            } else {
+                "three-workers"
+            },
+            i,
+        ));
     }
 
     seeds.push((
         "sloppy-tcp",
-        Input::new(4)
-            .frame(0, 0, &fixtures::TCP_ACK_DATA)
-            .frame(0, 0, &client_tcp(VIP, 45000, 8080, ACK, b"mid-flow")),
+        Input::new(4).frame(0, 0, &fixtures::TCP_ACK_DATA).frame(
+            0,
+            0,
+            &client_tcp(VIP, 45000, 8080, ACK, b"mid-flow"),
+        ),
     ));
     let mut i = Input::new(8);
     for cport in 46000..46006 {
@@ -239,9 +396,14 @@ pub fn worker_handle() -> Vec<Seed> {
     seeds.push(("tiny-connection-table", i));
     seeds.push((
         "counting-off",
-        Input::new(16).frame(0, 0, &fixtures::TCP_SYN).frame(0, 0, &fixtures::UDP_DNS),
+        Input::new(16)
+            .frame(0, 0, &fixtures::TCP_SYN)
+            .frame(0, 0, &fixtures::UDP_DNS),
     ));
-    seeds.into_iter().map(|(n, i)| (n.to_string(), i.0)).collect()
+    seeds
+        .into_iter()
+        .map(|(n, i)| (n.to_string(), i.0))
+        .collect()
 }
 
 /// The repository's root.
@@ -336,7 +498,10 @@ fn parser_test_lines() -> Vec<String> {
 
 /// `rvsadm_args`'s seeds: arguments one per line.
 pub fn rvsadm_args() -> Vec<Seed> {
-    let mut lines: Vec<String> = oracle_admin_lines().into_iter().flat_map(|(_, l)| l).collect();
+    let mut lines: Vec<String> = oracle_admin_lines()
+        .into_iter()
+        .flat_map(|(_, l)| l)
+        .collect();
     lines.extend(parser_test_lines());
     lines.extend(
         [
@@ -358,7 +523,15 @@ pub fn rvsadm_args() -> Vec<Seed> {
         .into_iter()
         .filter(|l| seen.insert(l.clone()))
         .enumerate()
-        .map(|(i, l)| (format!("line-{i:04}"), l.split_whitespace().collect::<Vec<_>>().join("\n").into_bytes()))
+        .map(|(i, l)| {
+            (
+                format!("line-{i:04}"),
+                l.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .into_bytes(),
+            )
+        })
         .collect()
 }
 
@@ -379,7 +552,7 @@ fn oracle_rules_files() -> Vec<(String, String)> {
                 .collect();
             (name, table.join("\n") + "\n")
         })
-        .filter(|(_, t)| t.trim().len() > 0)
+        .filter(|(_, t)| !t.trim().is_empty())
         .collect()
 }
 
@@ -387,18 +560,26 @@ fn oracle_rules_files() -> Vec<(String, String)> {
 pub fn rules_file() -> Vec<Seed> {
     let files = oracle_rules_files();
     let mut seeds: Vec<Seed> = Vec::new();
-    let packaged = read("crates/rvsd/debian/rules");
-    let own = [
-        ("packaged", packaged.clone()),
-        ("worker-table", crate::worker_handle::RULES.to_string()),
-        (
-            "with-comments",
-            "# saved by rvsadm -S -n\n\nipvsadm -A -t 10.0.0.1:80 -s rr\nrvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 2   # web 1\n-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 1 -x 100 -y 10\n".to_string(),
-        ),
-    ];
-    for (name, text) in own.iter().chain(files.iter().map(|(n, t)| (n.as_str(), t.clone())).collect::<Vec<_>>().iter().map(|(n, t)| (*n, t.clone())).collect::<Vec<_>>().iter()) {
-        seeds.push((format!("{name}"), text.clone().into_bytes()));
-    }
+    seeds.push((
+        "packaged".into(),
+        read("crates/rvsd/debian/rules").into_bytes(),
+    ));
+    seeds.push((
+        "worker-table".into(),
+        crate::worker_handle::RULES.as_bytes().to_vec(),
+    ));
+    seeds.push((
+        "with-comments".into(),
+        b"# saved by rvsadm -S -n\n\nipvsadm -A -t 10.0.0.1:80 -s rr\n\
+rvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 2   # web 1\n\
+-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 1 -x 100 -y 10\n"
+            .to_vec(),
+    ));
+    seeds.extend(
+        files
+            .iter()
+            .map(|(n, t)| (n.clone(), t.clone().into_bytes())),
+    );
     // Reloads: each file after the next one (a table that changes), and
     // one after itself with a dest edited.
     for w in files.windows(2) {
@@ -408,9 +589,16 @@ pub fn rules_file() -> Vec<Seed> {
         ));
     }
     let start = crate::worker_handle::RULES;
-    let edited = start.replace("-r 172.16.0.4:8080 -m -w 2", "-r 172.16.0.4:8080 -m -w 5")
-        .replace("-A -t 192.168.1.11:80 -s wrr", "-A -t 192.168.1.11:80 -s wlc");
-    seeds.push(("reload-edited".into(), format!("{start}\0{edited}").into_bytes()));
+    let edited = start
+        .replace("-r 172.16.0.4:8080 -m -w 2", "-r 172.16.0.4:8080 -m -w 5")
+        .replace(
+            "-A -t 192.168.1.11:80 -s wrr",
+            "-A -t 192.168.1.11:80 -s wlc",
+        );
+    seeds.push((
+        "reload-edited".into(),
+        format!("{start}\0{edited}").into_bytes(),
+    ));
     seeds
 }
 
@@ -497,7 +685,12 @@ listen = "127.0.0.1:9105"
 pub fn keepalived_conf() -> Vec<Seed> {
     let mut seeds: Vec<Seed> = ["http-dr.conf", "https-persistent.conf", "nat-sorry.conf"]
         .iter()
-        .map(|f| (f.replace('.', "-"), read(&format!("conf/keepalived/{f}")).into_bytes()))
+        .map(|f| {
+            (
+                f.replace('.', "-"),
+                read(&format!("conf/keepalived/{f}")).into_bytes(),
+            )
+        })
         .collect();
     let main = "\
 $VIP=192.168.1.10
@@ -590,7 +783,13 @@ virtual_server [fd00:99::10]:443 {
 pub fn control_proto() -> Vec<Seed> {
     use rvs_control::proto::Request;
     let mut cmds = Vec::new();
-    for line in crate::worker_handle::RULES.lines().chain(["-E -t 192.168.1.10:80 -s wlc", "-e -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 3", "-d -t 192.168.1.10:80 -r 192.168.1.220:80", "-D -t 192.168.1.10:8080", "-C"]) {
+    for line in crate::worker_handle::RULES.lines().chain([
+        "-E -t 192.168.1.10:80 -s wlc",
+        "-e -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 3",
+        "-d -t 192.168.1.10:80 -r 192.168.1.220:80",
+        "-D -t 192.168.1.10:8080",
+        "-C",
+    ]) {
         let w: Vec<String> = line.split_whitespace().map(String::from).collect();
         if let Ok(rvsadm::parse::Action::Apply(c)) = rvsadm::parse::parse(&w, "rvsadm") {
             cmds.push(c);
@@ -600,11 +799,19 @@ pub fn control_proto() -> Vec<Seed> {
         rvs_ipvs::Command::AddService(s) => s.key,
         c => panic!("{c:?}"),
     };
-    let mut reqs: Vec<Request> = cmds[..cmds.len() - 5].iter().cloned().map(Request::Apply).collect();
+    let mut reqs: Vec<Request> = cmds[..cmds.len() - 5]
+        .iter()
+        .cloned()
+        .map(Request::Apply)
+        .collect();
     reqs.extend([
         Request::List,
         Request::Counters,
-        Request::SetTimeouts { tcp: 10, tcpfin: 0, udp: 5 },
+        Request::SetTimeouts {
+            tcp: 10,
+            tcpfin: 0,
+            udp: 5,
+        },
         Request::GetTimeouts,
         Request::ListConns { limit: 10 },
         Request::Zero(Some(key)),

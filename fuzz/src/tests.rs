@@ -21,7 +21,8 @@ fn all_seeds() -> Vec<(&'static str, Vec<Seed>)> {
 /// Every seed passes its target's checks.
 #[test]
 fn every_seed_passes_its_target() {
-    let targets: [(&str, fn(&[u8])); 6] = [
+    type Run = fn(&[u8]);
+    let targets: [(&str, Run); 6] = [
         ("worker_handle", Harness::run),
         ("rvsadm_args", crate::rvsadm_args::run),
         ("control_proto", crate::control_proto::run),
@@ -56,9 +57,14 @@ fn seeds_on_disk_are_the_generated_ones() {
             }
         }
         let mut on_disk: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e} (RVS_FUZZ_WRITE_SEEDS=1 makes it)", dir.display())) {
+        for e in std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e} (RVS_FUZZ_WRITE_SEEDS=1 makes it)", dir.display()))
+        {
             let e = e.unwrap();
-            on_disk.insert(e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap());
+            on_disk.insert(
+                e.file_name().into_string().unwrap(),
+                std::fs::read(e.path()).unwrap(),
+            );
         }
         let want: BTreeMap<String, Vec<u8>> = seeds.into_iter().collect();
         assert_eq!(
@@ -67,7 +73,10 @@ fn seeds_on_disk_are_the_generated_ones() {
             "{target}: rerun with RVS_FUZZ_WRITE_SEEDS=1"
         );
         for (name, data) in &want {
-            assert!(on_disk[name] == *data, "{target}/{name} is stale: rerun with RVS_FUZZ_WRITE_SEEDS=1");
+            assert!(
+                on_disk[name] == *data,
+                "{target}/{name} is stale: rerun with RVS_FUZZ_WRITE_SEEDS=1"
+            );
         }
     }
 }
@@ -114,7 +123,10 @@ fn worker_seeds_pass_every_check_and_reach_every_path() {
         "released",
     ];
     let missing: Vec<_> = want.iter().filter(|k| !seen.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "no seed reaches {missing:?}; seen: {seen:?}");
+    assert!(
+        missing.is_empty(),
+        "no seed reaches {missing:?}; seen: {seen:?}"
+    );
 }
 
 /// The harness loads its table without the control replica's checks
@@ -126,7 +138,8 @@ fn the_table_is_what_a_director_accepts() {
         let words: Vec<String> = line.split_whitespace().map(String::from).collect();
         match rvsadm::parse::parse(&words, "rvsadm") {
             Ok(rvsadm::parse::Action::Apply(c)) => {
-                d.apply(&c).unwrap_or_else(|e| panic!("line {}: {line}: {e}", i + 1));
+                d.apply(&c)
+                    .unwrap_or_else(|e| panic!("line {}: {line}: {e}", i + 1));
             }
             other => panic!("line {}: {line}: {other:?}", i + 1),
         }
@@ -137,11 +150,25 @@ fn the_table_is_what_a_director_accepts() {
 fn tmp_ttl_probe() {
     use crate::build::*;
     use crate::worker_handle::*;
-    let q = ipv4(CLIENT, VIP, crate::wire::UDP, 64, false, &udp(50000, 53, b"query"));
+    let q = ipv4(
+        CLIENT,
+        VIP,
+        crate::wire::UDP,
+        64,
+        false,
+        &udp(50000, 53, b"query"),
+    );
     let mut i = Input::new(0).frame(0, 0, &eth4(DIRECTOR0_MAC, CLIENT_MAC, &q));
     for ttl in [1u8, 0] {
         for (rs, port) in [(NAT_RS, 5353), (NAT_RS_UNKNOWN, 53)] {
-            let sent = ipv4(CLIENT, rs, crate::wire::UDP, 64, false, &udp(50000, port, b"query"));
+            let sent = ipv4(
+                CLIENT,
+                rs,
+                crate::wire::UDP,
+                64,
+                false,
+                &udp(50000, port, b"query"),
+            );
             let m = icmp(3, 3, [0; 4], &sent[..28]);
             let e = ipv4(rs, CLIENT, crate::wire::ICMP, ttl, false, &m);
             i = i.frame(0, 1, &eth4(DIRECTOR1_MAC, RS_MAC, &e));

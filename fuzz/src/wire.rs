@@ -227,28 +227,39 @@ pub fn fix_checksums(f: &mut [u8]) {
     }
     let ethertype = be16(f, 12);
     let b = &mut f[ETH..];
-    let (proto, l4_start, end, pseudo): (u8, usize, usize, Box<dyn Fn(u8, usize) -> Vec<u8>>) =
-        match ethertype {
-            ETHERTYPE_IPV4 => {
-                let Some(ip) = V4::parse(b) else { return };
-                let (ihl, total, proto, frag) = (ip.ihl, ip.pkt.len(), ip.proto(), ip.is_fragment());
-                b[10..12].fill(0);
-                let c = checksum(&[&b[..ihl]]);
-                b[10..12].copy_from_slice(&c.to_be_bytes());
-                if frag {
-                    return;
-                }
-                let (s, d) = (b[12..16].to_vec(), b[16..20].to_vec());
-                (proto, ihl, total, Box::new(move |p, len| pseudo_v4(&s, &d, p, len)))
+    /// The pseudo-header for a transport protocol and length.
+    type Pseudo = Box<dyn Fn(u8, usize) -> Vec<u8>>;
+    let (proto, l4_start, end, pseudo): (u8, usize, usize, Pseudo) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let Some(ip) = V4::parse(b) else { return };
+            let (ihl, total, proto, frag) = (ip.ihl, ip.pkt.len(), ip.proto(), ip.is_fragment());
+            b[10..12].fill(0);
+            let c = checksum(&[&b[..ihl]]);
+            b[10..12].copy_from_slice(&c.to_be_bytes());
+            if frag {
+                return;
             }
-            ETHERTYPE_IPV6 => {
-                let Some(ip) = V6::parse(b) else { return };
-                let (total, nh) = (ip.pkt.len(), ip.next_header());
-                let (s, d) = (b[8..24].to_vec(), b[24..40].to_vec());
-                (nh, 40, total, Box::new(move |p, len| pseudo_v6(&s, &d, p, len)))
-            }
-            _ => return,
-        };
+            let (s, d) = (b[12..16].to_vec(), b[16..20].to_vec());
+            (
+                proto,
+                ihl,
+                total,
+                Box::new(move |p, len| pseudo_v4(&s, &d, p, len)),
+            )
+        }
+        ETHERTYPE_IPV6 => {
+            let Some(ip) = V6::parse(b) else { return };
+            let (total, nh) = (ip.pkt.len(), ip.next_header());
+            let (s, d) = (b[8..24].to_vec(), b[24..40].to_vec());
+            (
+                nh,
+                40,
+                total,
+                Box::new(move |p, len| pseudo_v6(&s, &d, p, len)),
+            )
+        }
+        _ => return,
+    };
     let l4 = &mut b[l4_start..end];
     match proto {
         TCP if l4.len() >= 20 => {

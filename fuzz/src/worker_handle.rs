@@ -236,16 +236,16 @@ type Line = Result<Command, Timeouts>;
 /// Parses rvsadm lines into table commands and timeouts.
 fn commands(text: &str) -> Vec<Line> {
     text.lines()
-        .filter_map(|l| {
+        .map(|l| {
             let words: Vec<String> = l.split_whitespace().map(String::from).collect();
             match rvsadm::parse::parse(&words, "rvsadm").expect("the harness's own lines parse") {
-                rvsadm::parse::Action::Apply(c) => Some(Ok(c)),
-                rvsadm::parse::Action::SetTimeouts { tcp, tcpfin, udp } => Some(Err(Timeouts {
+                rvsadm::parse::Action::Apply(c) => Ok(c),
+                rvsadm::parse::Action::SetTimeouts { tcp, tcpfin, udp } => Err(Timeouts {
                     tcp,
                     tcp_fin: tcpfin,
                     udp,
                     ..Timeouts::default()
-                })),
+                }),
                 a => panic!("not a table command: {a:?}"),
             }
         })
@@ -256,7 +256,12 @@ fn commands(text: &str) -> Vec<Line> {
 /// input took most of the time).
 fn parsed() -> &'static (Vec<Line>, Vec<Vec<Line>>) {
     static PARSED: std::sync::OnceLock<(Vec<Line>, Vec<Vec<Line>>)> = std::sync::OnceLock::new();
-    PARSED.get_or_init(|| (commands(RULES), CONTROL_MENU.iter().map(|t| commands(t)).collect()))
+    PARSED.get_or_init(|| {
+        (
+            commands(RULES),
+            CONTROL_MENU.iter().map(|t| commands(t)).collect(),
+        )
+    })
 }
 
 /// The counters `handle` moves, read before and after.
@@ -308,7 +313,12 @@ impl Snap {
             echo_replies: self.echo_replies - b.echo_replies,
             icmp_errors_sent: self.icmp_errors_sent - b.icmp_errors_sent,
             icmp_errors_forwarded: self.icmp_errors_forwarded - b.icmp_errors_forwarded,
-            drops: self.drops.iter().zip(&b.drops).map(|(a, b)| a - b).collect(),
+            drops: self
+                .drops
+                .iter()
+                .zip(&b.drops)
+                .map(|(a, b)| a - b)
+                .collect(),
         }
     }
 
@@ -535,7 +545,11 @@ impl Harness {
         let sent = (self.workers[i].generated.len() - g) as u64;
         let missed = d.drops[DropReason::NeighbourMiss as usize];
         assert_eq!(d.forwarded, sent, "released frames count as forwarded");
-        assert_eq!(d.drop_total(), missed, "housekeeping drops only neighbour misses");
+        assert_eq!(
+            d.drop_total(),
+            missed,
+            "housekeeping drops only neighbour misses"
+        );
         assert_eq!(d.rx, 0);
         self.released[i] += sent;
         if sent > 0 {
@@ -579,7 +593,11 @@ impl Harness {
         let generated = (self.workers[w].generated.len() - g) as u64;
 
         assert_eq!(d.rx, 1, "one rx_packets per frame handled");
-        assert_eq!(generated, d.generated(), "generated frames are counted: {d:?}");
+        assert_eq!(
+            generated,
+            d.generated(),
+            "generated frames are counted: {d:?}"
+        );
         let replies = d.arp_replies + d.echo_replies;
         match v {
             Verdict::Drop(r) => {
@@ -690,7 +708,11 @@ impl Harness {
         } else if held {
             assert_eq!(e.dst, [0; 6], "the MAC is filled in on release");
         } else {
-            assert!(self.known_mac(e.dst), "to a neighbour's MAC: {:02x?}", e.dst);
+            assert!(
+                self.known_mac(e.dst),
+                "to a neighbour's MAC: {:02x?}",
+                e.dst
+            );
         }
         assert_eq!(e.ethertype, ie.ethertype, "the same network protocol");
         match e.ethertype {
@@ -727,7 +749,9 @@ impl Harness {
         if let (Some(t), true) = (tunnel, o.src() == self.ports[out].addr) {
             if matches!(
                 (t, o.proto()),
-                (Tunnel::Ipip, wire::IPIP) | (Tunnel::Gue { .. }, wire::UDP) | (Tunnel::Gre { .. }, wire::GRE)
+                (Tunnel::Ipip, wire::IPIP)
+                    | (Tunnel::Gue { .. }, wire::UDP)
+                    | (Tunnel::Gre { .. }, wire::GRE)
             ) {
                 self.saw(match t {
                     Tunnel::Ipip => "ipip",
@@ -759,9 +783,7 @@ impl Harness {
                     // header checksum and ports.
                     let q = l4.wrapping_sub(8);
                     let qihl = i.payload().get(8).map_or(20, |b| (b & 0x0f) as usize * 4);
-                    (2..4).contains(&l4)
-                        || (10..20).contains(&q)
-                        || (qihl..qihl + 4).contains(&q)
+                    (2..4).contains(&l4) || (10..20).contains(&q) || (qihl..qihl + 4).contains(&q)
                 }
                 _ => false,
             }
@@ -788,7 +810,11 @@ impl Harness {
         });
         if routed {
             assert!(i.ttl() > 1, "routed with TTL {} (must be dropped)", i.ttl());
-            assert_eq!(o.ttl(), i.ttl() - 1, "a routed packet's TTL goes down by one");
+            assert_eq!(
+                o.ttl(),
+                i.ttl() - 1,
+                "a routed packet's TTL goes down by one"
+            );
         } else {
             assert_eq!(o.ttl(), i.ttl(), "TTL untouched");
         }
@@ -813,7 +839,10 @@ impl Harness {
             if qi.len() >= 20 {
                 let qihl = (qi[0] & 0x0f) as usize * 4;
                 if qihl >= 20 && qi.len() >= qihl && wire::sums_to_ones(&[&qi[..qihl]]) {
-                    assert!(wire::sums_to_ones(&[&qo[..qihl]]), "the quoted header's checksum");
+                    assert!(
+                        wire::sums_to_ones(&[&qo[..qihl]]),
+                        "the quoted header's checksum"
+                    );
                 }
             }
         }
@@ -822,7 +851,11 @@ impl Harness {
     fn check_v6_tx(&self, out: usize, input: &[u8], output: &[u8], reply: bool) {
         let i = V6::parse(input).expect("only a valid IPv6 packet is sent on");
         let o = V6::parse(output).expect("a valid IPv6 header");
-        assert_eq!(o.pkt.len(), output.len(), "payload length matches the frame");
+        assert_eq!(
+            o.pkt.len(),
+            output.len(),
+            "payload length matches the frame"
+        );
         let port6 = self.ports[out].addr6.map(|(a, _)| a);
         if o.next_header() == wire::IPV6_IN && o.dst() == v6(TUN6_RS) && Some(o.src()) == port6 {
             self.saw("ip6ip6");
@@ -842,7 +875,11 @@ impl Harness {
             assert_eq!((o.src(), o.dst()), (i.dst(), i.src()));
             assert_eq!(o.hop_limit(), 64);
             assert_eq!(o.transport_ok(), Some(true), "ICMPv6 checksum");
-            assert_eq!(&o.payload()[4..], &i.payload()[4..], "same id, sequence, data");
+            assert_eq!(
+                &o.payload()[4..],
+                &i.payload()[4..],
+                "same id, sequence, data"
+            );
             return;
         }
         assert_eq!(o.pkt.len(), i.pkt.len(), "NAT and DR keep the length");
@@ -883,7 +920,11 @@ impl Harness {
             assert_eq!(o.hop_limit(), i.hop_limit());
         }
         if i.transport_ok() == Some(true) {
-            assert_eq!(o.transport_ok(), Some(true), "the transport checksum was right");
+            assert_eq!(
+                o.transport_ok(),
+                Some(true),
+                "the transport checksum was right"
+            );
         }
     }
 
@@ -918,7 +959,11 @@ impl Harness {
                 match o.payload()[0] {
                     2 => self.saw("packet too big"),
                     t @ (135 | 136) => {
-                        self.saw(if t == 135 { "neighbour solicitation" } else { "neighbour advertisement" });
+                        self.saw(if t == 135 {
+                            "neighbour solicitation"
+                        } else {
+                            "neighbour advertisement"
+                        });
                         assert_eq!(o.hop_limit(), 255, "ND's hop limit");
                     }
                     t => panic!("generated ICMPv6 type {t}"),
@@ -935,7 +980,11 @@ impl Harness {
         assert!(port < self.ports.len());
         let e = wire::eth(f).expect("an Ethernet header");
         assert_eq!(e.src, self.ports[port].mac.0);
-        assert!(self.known_mac(e.dst), "to a neighbour's MAC: {:02x?}", e.dst);
+        assert!(
+            self.known_mac(e.dst),
+            "to a neighbour's MAC: {:02x?}",
+            e.dst
+        );
         match e.ethertype {
             wire::ETHERTYPE_IPV4 => {
                 let o = V4::parse(e.payload).expect("a valid IPv4 header");
@@ -953,24 +1002,40 @@ impl Harness {
 
 fn check_echo_reply_v4(i: &V4<'_>, o: &V4<'_>) {
     assert_eq!(i.proto(), wire::ICMP);
-    assert_eq!((i.payload()[0], o.payload()[0]), (8, 0), "echo request → reply");
+    assert_eq!(
+        (i.payload()[0], o.payload()[0]),
+        (8, 0),
+        "echo request → reply"
+    );
     assert_eq!((o.src(), o.dst()), (i.dst(), i.src()));
     assert_eq!(o.ttl(), 64);
     assert_eq!(o.transport_ok(), Some(true), "ICMP checksum");
-    assert_eq!(&o.payload()[4..], &i.payload()[4..], "same id, sequence, data");
+    assert_eq!(
+        &o.payload()[4..],
+        &i.payload()[4..],
+        "same id, sequence, data"
+    );
 }
 
 fn check_tunnel_v4(t: Tunnel, i: &V4<'_>, o: &V4<'_>) {
     assert_eq!(o.ttl(), 64);
     assert_eq!(o.pkt[1], i.pkt[1], "TOS copied");
-    assert_eq!(be16(o.pkt, 6) & 0x4000, be16(i.pkt, 6) & 0x4000, "DF copied");
+    assert_eq!(
+        be16(o.pkt, 6) & 0x4000,
+        be16(i.pkt, 6) & 0x4000,
+        "DF copied"
+    );
     let p = o.payload();
     let inner = match t {
         Tunnel::Ipip => p,
         Tunnel::Gue { csum } => {
             assert_eq!(be16(p, 4) as usize, p.len(), "UDP length");
             assert_eq!(be16(p, 2), GUE_PORT);
-            assert_eq!(be16(p, 0) & 0xc000, 0xc000, "source port in the ephemeral range");
+            assert_eq!(
+                be16(p, 0) & 0xc000,
+                0xc000,
+                "source port in the ephemeral range"
+            );
             assert_eq!(&p[8..12], &[0, wire::IPIP, 0, 0], "GUE v0 carrying IPv4");
             assert_eq!(be16(p, 6) != 0, csum, "a UDP checksum exactly when asked");
             assert_eq!(o.transport_ok(), Some(true), "GUE's UDP checksum");
