@@ -367,6 +367,32 @@ fn unknown_neighbour_is_asked_for_and_counted() {
     assert_eq!(dst_mac(&f), RS2_MAC);
 }
 
+/// Found by fuzzing (fuzz/: worker_handle): a frame held for its next
+/// hop's MAC was counted as forwarded when held and again when sent, and
+/// as forwarded and dropped when no answer came.
+#[test]
+fn a_held_frame_counts_as_forwarded_once_when_it_leaves() {
+    let forwarded = |w: &Worker| w.shared.counters.forwarded.get();
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.neigh = Arc::new(NeighbourTable::new(300_000));
+    w.neigh_reader = w.neigh.reader();
+    assert_eq!(w.handle(0, &mut tcp(40000, SYN), 1000), Verdict::Consumed);
+    assert_eq!(forwarded(&w), 0, "held, not sent yet");
+    w.neigh.learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 1100);
+    w.refresh_neighbours();
+    w.housekeeping(1100);
+    assert_eq!(w.generated.last().map(|(_, f)| dst_mac(f)), Some(RS2_MAC));
+    assert_eq!(forwarded(&w), 1, "counted once, when it left");
+    // Towards a neighbour that never answers: dropped, and not forwarded.
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.neigh = Arc::new(NeighbourTable::new(300_000));
+    w.neigh_reader = w.neigh.reader();
+    assert_eq!(w.handle(0, &mut tcp(40000, SYN), 1000), Verdict::Consumed);
+    w.housekeeping(5000);
+    assert_eq!(w.shared.counters.drops(DropReason::NeighbourMiss), 1);
+    assert_eq!(forwarded(&w), 0);
+}
+
 #[test]
 fn echo_to_vip_is_answered() {
     let mut w = walkthrough(Protocol::Tcp, 80);

@@ -284,7 +284,11 @@ impl Worker {
         let mut eth = EthernetFrame::new_unchecked(frame);
         eth.set_dst(mac);
         eth.set_src(self.cfg.ports[out].mac);
-        self.shared.counters.forwarded.inc();
+        // A frame held for its next hop's MAC counts when it leaves
+        // (`release_pending`), not twice, nor when it is dropped instead.
+        if self.awaiting.is_none() {
+            self.shared.counters.forwarded.inc();
+        }
     }
 
     /// The port of the network `ip` is on.

@@ -41,7 +41,8 @@ pub enum ReadError {
     Unreadable(String, std::io::Error),
 }
 
-/// How deep `include` may nest; deeper is taken for an include loop.
+/// How deep `include` may nest (files that include each other are
+/// stopped sooner, see `Reader::reading`).
 const MAX_INCLUDE_DEPTH: usize = 16;
 
 struct Reader<'d> {
@@ -49,6 +50,10 @@ struct Reader<'d> {
     defs: HashMap<String, String>,
     config_id: Option<String>,
     lines: Vec<Line>,
+    /// The files being read, the outermost first (canonical paths): a
+    /// file that includes one of them is a loop. The depth limit alone
+    /// let a file that includes itself twice be read 2^16 times.
+    reading: Vec<PathBuf>,
 }
 
 /// Reads `path` and everything it includes, in order.
@@ -64,6 +69,7 @@ pub fn read(
         defs: HashMap::new(),
         config_id: config_id.map(String::from),
         lines: Vec::new(),
+        reading: Vec::new(),
     };
     r.file(path, &text, 0);
     Ok(r.lines)
@@ -71,6 +77,13 @@ pub fn read(
 
 impl Reader<'_> {
     fn file(&mut self, path: &Path, text: &str, depth: usize) {
+        self.reading
+            .push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        self.lines_of(path, text, depth);
+        self.reading.pop();
+    }
+
+    fn lines_of(&mut self, path: &Path, text: &str, depth: usize) {
         let name: Arc<str> = Arc::from(path.display().to_string());
         for (i, physical) in text.lines().enumerate() {
             let pos = Pos {
@@ -175,6 +188,18 @@ impl Reader<'_> {
                 }
             };
             if p.is_dir() {
+                continue;
+            }
+            let canonical = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            if self.reading.contains(&canonical) {
+                found += 1;
+                self.diags.error(
+                    pos,
+                    format!(
+                        "Configuration file '{}' is already being read (an include loop) - skipping",
+                        p.display()
+                    ),
+                );
                 continue;
             }
             match std::fs::read_to_string(&p) {
@@ -525,6 +550,28 @@ mod tests {
         let mut d = Diags::default();
         read(&dir.join("a.conf"), None, &mut d).unwrap();
         assert_eq!(d.errors().count(), 1, "{d:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Found by fuzzing (fuzz/: keepalived_conf): files that include each
+    /// other twice were read 2^16 times (a minute and gigabytes) before the
+    /// depth limit stopped them. A loop is now stopped where it closes.
+    #[test]
+    fn files_including_each_other_twice_are_read_once_each() {
+        let dir = std::env::temp_dir().join(format!("rvs-ka-loop2-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.conf"), "a\ninclude b.conf\ninclude ./b.conf\n").unwrap();
+        std::fs::write(dir.join("b.conf"), "b\ninclude a.conf\ninclude a.conf\n").unwrap();
+        let mut d = Diags::default();
+        let lines = read(&dir.join("a.conf"), None, &mut d).unwrap();
+        let words: Vec<&str> = lines.iter().map(|l| l.words[0].as_str()).collect();
+        assert_eq!(words, ["a", "b", "b"], "b.conf twice (included twice), a.conf once");
+        let errors: Vec<String> = d.errors().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(
+            errors[0].contains("a.conf' is already being read (an include loop)"),
+            "{errors:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,0 +1,179 @@
+//! The seeds on disk are the ones [`crate::seeds`] makes, and each passes
+//! its harness; the worker's seeds reach every path its checks cover.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::seeds::{self, Seed};
+use crate::worker_handle::Harness;
+
+fn all_seeds() -> Vec<(&'static str, Vec<Seed>)> {
+    vec![
+        ("worker_handle", seeds::worker_handle()),
+        ("rvsadm_args", seeds::rvsadm_args()),
+        ("control_proto", seeds::control_proto()),
+        ("rules_file", seeds::rules_file()),
+        ("rvsd_toml", seeds::rvsd_toml()),
+        ("keepalived_conf", seeds::keepalived_conf()),
+    ]
+}
+
+/// Every seed passes its target's checks.
+#[test]
+fn every_seed_passes_its_target() {
+    type Run = fn(&[u8]);
+    let targets: [(&str, Run); 6] = [
+        ("worker_handle", Harness::run),
+        ("rvsadm_args", crate::rvsadm_args::run),
+        ("control_proto", crate::control_proto::run),
+        ("rules_file", crate::rules_file::run),
+        ("rvsd_toml", crate::rvsd_toml::run),
+        ("keepalived_conf", crate::keepalived_conf::run),
+    ];
+    for ((name, seeds), (t, run)) in all_seeds().into_iter().zip(targets) {
+        assert_eq!(name, t);
+        assert!(!seeds.is_empty(), "{name} has seeds");
+        for (seed, data) in seeds {
+            if std::panic::catch_unwind(|| run(&data)).is_err() {
+                panic!("{name}/{seed} failed its checks");
+            }
+        }
+    }
+}
+
+/// Writes the seeds with `RVS_FUZZ_WRITE_SEEDS=1`; otherwise checks that
+/// `fuzz/seeds/` holds exactly them.
+#[test]
+fn seeds_on_disk_are_the_generated_ones() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    let write = std::env::var_os("RVS_FUZZ_WRITE_SEEDS").is_some();
+    for (target, seeds) in all_seeds() {
+        let dir = root.join(target);
+        if write {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (name, data) in &seeds {
+                std::fs::write(dir.join(name), data).unwrap();
+            }
+        }
+        let mut on_disk: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for e in std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e} (RVS_FUZZ_WRITE_SEEDS=1 makes it)", dir.display()))
+        {
+            let e = e.unwrap();
+            on_disk.insert(
+                e.file_name().into_string().unwrap(),
+                std::fs::read(e.path()).unwrap(),
+            );
+        }
+        let want: BTreeMap<String, Vec<u8>> = seeds.into_iter().collect();
+        assert_eq!(
+            on_disk.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{target}: rerun with RVS_FUZZ_WRITE_SEEDS=1"
+        );
+        for (name, data) in &want {
+            assert!(
+                on_disk[name] == *data,
+                "{target}/{name} is stale: rerun with RVS_FUZZ_WRITE_SEEDS=1"
+            );
+        }
+    }
+}
+
+#[test]
+fn worker_seeds_pass_every_check_and_reach_every_path() {
+    let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+    for (name, data) in seeds::worker_handle() {
+        let s = std::panic::catch_unwind(|| Harness::run_seen(&data))
+            .unwrap_or_else(|_| panic!("seed {name} failed a check"));
+        for (k, v) in s {
+            *seen.entry(k).or_default() += v;
+        }
+    }
+    let want = [
+        "arp reply",
+        "arp request",
+        "direct routing",
+        "direct routing v6",
+        "dropped",
+        "echo reply",
+        "echo reply v6",
+        "fragmentation needed",
+        "gre",
+        "gre with checksum",
+        "gue",
+        "gue with checksum",
+        "held",
+        "icmp error forwarded",
+        "icmp error passed on",
+        "icmp error to the client (NAT)",
+        "icmp error to the server (NAT)",
+        "icmpv6 error (NAT)",
+        "ip6ip6",
+        "ipip",
+        "nat",
+        "nat reply",
+        "nat reply v6",
+        "nat v6",
+        "neighbour advertisement",
+        "neighbour solicitation",
+        "packet too big",
+        "redirected",
+        "released",
+    ];
+    let missing: Vec<_> = want.iter().filter(|k| !seen.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty(),
+        "no seed reaches {missing:?}; seen: {seen:?}"
+    );
+}
+
+/// The harness loads its table without the control replica's checks
+/// (they cost as much as the rest of a run): they pass.
+#[test]
+fn the_table_is_what_a_director_accepts() {
+    let mut d = rvs_ipvs::Director::new();
+    for (i, line) in crate::worker_handle::RULES.lines().enumerate() {
+        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        match rvsadm::parse::parse(&words, "rvsadm") {
+            Ok(rvsadm::parse::Action::Apply(c)) => {
+                d.apply(&c)
+                    .unwrap_or_else(|e| panic!("line {}: {line}: {e}", i + 1));
+            }
+            other => panic!("line {}: {line}: {other:?}", i + 1),
+        }
+    }
+}
+
+#[cfg(any())]
+fn tmp_ttl_probe() {
+    use crate::build::*;
+    use crate::worker_handle::*;
+    let q = ipv4(
+        CLIENT,
+        VIP,
+        crate::wire::UDP,
+        64,
+        false,
+        &udp(50000, 53, b"query"),
+    );
+    let mut i = Input::new(0).frame(0, 0, &eth4(DIRECTOR0_MAC, CLIENT_MAC, &q));
+    for ttl in [1u8, 0] {
+        for (rs, port) in [(NAT_RS, 5353), (NAT_RS_UNKNOWN, 53)] {
+            let sent = ipv4(
+                CLIENT,
+                rs,
+                crate::wire::UDP,
+                64,
+                false,
+                &udp(50000, port, b"query"),
+            );
+            let m = icmp(3, 3, [0; 4], &sent[..28]);
+            let e = ipv4(rs, CLIENT, crate::wire::ICMP, ttl, false, &m);
+            i = i.frame(0, 1, &eth4(DIRECTOR1_MAC, RS_MAC, &e));
+        }
+    }
+    let seen = Harness::run_seen(&i.0);
+    println!("{seen:?}");
+}
