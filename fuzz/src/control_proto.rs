@@ -68,6 +68,8 @@ fn stand_in_worker() -> Worker {
                 prefix_len: 16,
                 mtu: 1500,
                 addr6: Some(("2001:db8:1::1".parse().unwrap(), 64)),
+                kernel: false,
+                vip_arp: rvs_dataplane::VipArp::Always,
             }],
             routes: vec![],
             conn_capacity: 64,

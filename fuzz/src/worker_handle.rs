@@ -57,7 +57,9 @@ use std::sync::Arc;
 
 use rvs_dataplane::counters::DropReason;
 use rvs_dataplane::worker::{PortInfo, Route};
-use rvs_dataplane::{NeighbourTable, Verdict, Worker, WorkerConfig, WorkerMsg, WorkerShared};
+use rvs_dataplane::{
+    NeighbourTable, Verdict, VipArp, Worker, WorkerConfig, WorkerMsg, WorkerShared,
+};
 use rvs_ipvs::persist::Templates;
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::{Command, Director};
@@ -183,6 +185,10 @@ fn ports() -> Vec<PortInfo> {
             prefix_len: 24,
             mtu: 1500,
             addr6: Some((v6(PORT0_ADDR6), 64)),
+            // One port with the exception path, one without: both answers
+            // to a frame for the director get exercised.
+            kernel: true,
+            vip_arp: VipArp::Always,
         },
         PortInfo {
             mac: DIRECTOR1_MAC,
@@ -191,6 +197,8 @@ fn ports() -> Vec<PortInfo> {
             // Smaller than the client side's: tunnels run out of room.
             mtu: 1400,
             addr6: Some((v6(PORT1_ADDR6), 64)),
+            kernel: false,
+            vip_arp: VipArp::Always,
         },
     ]
 }
@@ -616,6 +624,16 @@ impl Harness {
                 assert_eq!(d.redirected + d.queued, 0, "{v:?}: {d:?}");
                 assert_eq!(d.forwarded + replies, 1, "{v:?}: {d:?}");
                 self.check_tx(port, out, &input, f, replies == 1, false);
+            }
+            Verdict::ToKernel => {
+                self.saw("to kernel");
+                assert!(
+                    self.ports[port].kernel,
+                    "only a port with a kernel interface hands frames to it"
+                );
+                assert_eq!(d.drop_total(), 0, "{v:?}: {d:?}");
+                assert_eq!((d.forwarded, d.redirected, replies, d.queued), (0, 0, 0, 0));
+                assert_eq!(generated, 0, "{v:?}: {d:?}");
             }
             Verdict::Consumed => {
                 assert_eq!(d.drop_total(), 0, "{v:?}: {d:?}");

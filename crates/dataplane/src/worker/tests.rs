@@ -378,7 +378,8 @@ fn a_held_frame_counts_as_forwarded_once_when_it_leaves() {
     w.neigh_reader = w.neigh.reader();
     assert_eq!(w.handle(0, &mut tcp(40000, SYN), 1000), Verdict::Consumed);
     assert_eq!(forwarded(&w), 0, "held, not sent yet");
-    w.neigh.learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 1100);
+    w.neigh
+        .learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 1100);
     w.refresh_neighbours();
     w.housekeeping(1100);
     assert_eq!(w.generated.last().map(|(_, f)| dst_mac(f)), Some(RS2_MAC));

@@ -565,7 +565,11 @@ mod tests {
         let mut d = Diags::default();
         let lines = read(&dir.join("a.conf"), None, &mut d).unwrap();
         let words: Vec<&str> = lines.iter().map(|l| l.words[0].as_str()).collect();
-        assert_eq!(words, ["a", "b", "b"], "b.conf twice (included twice), a.conf once");
+        assert_eq!(
+            words,
+            ["a", "b", "b"],
+            "b.conf twice (included twice), a.conf once"
+        );
         let errors: Vec<String> = d.errors().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(
