@@ -33,6 +33,7 @@ pub fn one_service_worker_on(fwd: FwdMethod, count_stats: bool, kernel: bool) ->
     let cfg = WorkerConfig {
         id: 0,
         workers: 1,
+        sharding: rvs_dataplane::FlowSharding::with_seed(0),
         ports: vec![PortInfo {
             mac: MacAddr([2, 0, 0, 0, 0, 0xd1]),
             addr: Ipv4Addr::new(192, 168, 1, 213),

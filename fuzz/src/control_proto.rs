@@ -62,6 +62,7 @@ fn stand_in_worker() -> Worker {
         WorkerConfig {
             id: 0,
             workers: 1,
+            sharding: rvs_dataplane::FlowSharding::with_seed(0),
             ports: vec![PortInfo {
                 mac: MacAddr([2, 0, 0, 0, 0, 1]),
                 addr: Ipv4Addr::new(10, 0, 1, 1),

@@ -388,6 +388,7 @@ impl Harness {
                     WorkerConfig {
                         id,
                         workers: setup.workers,
+                        sharding: rvs_dataplane::FlowSharding::with_seed(0),
                         ports: ports(),
                         routes: routes(),
                         conn_capacity: setup.conn_capacity,

@@ -64,6 +64,10 @@ pub struct Bench {
     secs: f64,
 }
 
+/// rvsd's `[workers] flow_seed` in the benchmark, and pktgen's
+/// `--flow-seed`: captures are split by owning worker in advance, which
+/// needs the key rvsd hashes client endpoints with.
+const BENCH_FLOW_SEED: u64 = 1;
 const VIP4: &str = "10.99.0.1";
 const VIP6: &str = "[fd00:99::1]";
 
@@ -142,8 +146,10 @@ impl Bench {
         std::fs::create_dir_all(&self.dir)?;
         (0..sc.workers)
             .map(|k| {
+                // Split by owner with rvsd's flow_seed (the file name
+                // says which, so a capture split by another is not reused).
                 let f = self.dir.join(format!(
-                    "{}-{}-{}{}-{k}of{}.pcap",
+                    "{}-{}-{}{}-{k}of{}-seed{BENCH_FLOW_SEED}.pcap",
                     sc.traffic,
                     sc.flows,
                     sc.size,
@@ -159,7 +165,8 @@ impl Bench {
                         &sc.flows.to_string(),
                     ])
                     .args(["--traffic", sc.traffic, "--size", &sc.size.to_string()])
-                    .args(["--shard", &format!("{k}/{}", sc.workers)]);
+                    .args(["--shard", &format!("{k}/{}", sc.workers)])
+                    .args(["--flow-seed", &BENCH_FLOW_SEED.to_string()]);
                     if sc.ipv6 {
                         c.arg("--ipv6");
                     }
@@ -279,7 +286,7 @@ impl Bench {
         let cfg = format!(
             "[dpdk]\nhugepages = \"off\"\nmemory_mb = {mb}\nmbufs = {mbufs}\nmbuf_data_room = {data_room}\n\n\
 [[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\nkernel_interface = {kernel}\n\n\
-[workers]\nlcores = [{l}]\nidle_empty_polls = 0\n\n\
+[workers]\nlcores = [{l}]\nidle_empty_polls = 0\nflow_seed = {BENCH_FLOW_SEED}\n\n\
 [connections]\ncapacity_per_worker = {cap}\nsloppy_tcp = true\n\n\
 [stats]\nenabled = {stats}\n\n\
 [neighbours]\nstatic = [{statics}]\n\n\

@@ -5,10 +5,12 @@
 //!
 //!     pktgen --out F.pcap --flows 1000000 --traffic ack --size 64 \
 //!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
-//!            [--shard K/N]
+//!            [--shard K/N [--flow-seed S]]
 //!
 //! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
 //! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
+//! rvsd keys that hash at random unless `[workers] flow_seed` fixes it:
+//! `--flow-seed` must be the same number (0 unless given).
 //!
 //! Every flow appears once per pass (clients 10.0.0.0/8 or fd00:c::/96, a
 //! port each); replaying the capture in a loop (net_pcap infinite_rx) repeats
@@ -60,6 +62,7 @@ struct Opts {
     vport: u16,
     dst_mac: [u8; 6],
     shard: Option<(usize, usize)>,
+    flow_seed: u64,
 }
 
 fn parse() -> Opts {
@@ -73,6 +76,7 @@ fn parse() -> Opts {
         vport: 80,
         dst_mac: [0x02, 0x70, 0x63, 0x61, 0x70, 0x00],
         shard: None,
+        flow_seed: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -88,6 +92,7 @@ fn parse() -> Opts {
                 let (k, n) = v.split_once('/').expect("--shard K/N");
                 o.shard = Some((k.parse().expect("K"), n.parse().expect("N")));
             }
+            "--flow-seed" => o.flow_seed = v.parse().expect("--flow-seed S"),
             "--vip" => {
                 o.vip = v.parse().expect("--vip ADDR");
                 vip_set = true
@@ -213,10 +218,11 @@ fn main() -> std::io::Result<()> {
     w.write_all(&1u32.to_le_bytes())?;
     let mut written = 0u64;
     let passes = if o.traffic == Traffic::SynFin { 2 } else { 1 };
+    let sharding = rvs_dataplane::FlowSharding::with_seed(o.flow_seed);
     for (pass, flow) in (0..passes).flat_map(|p| (0..o.flows).map(move |f| (p, f))) {
         if let Some((k, n)) = o.shard {
             let (a, p) = client(&o, flow);
-            if rvs_dataplane::worker::owner_of(a, p, n) != k {
+            if sharding.owner_of(a, p, n) != k {
                 continue;
             }
         }

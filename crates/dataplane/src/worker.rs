@@ -17,7 +17,7 @@ use rvs_packet::{TcpSegment, UdpDatagram};
 
 use crate::buf::PacketBuf;
 use crate::counters::{BurstHistogram, Counters, DropReason};
-use crate::neighbour::{Neighbour, NeighbourReader, NeighbourTable};
+use crate::neighbour::{Heard, Learned, Neighbour, NeighbourReader, NeighbourTable, Refusal};
 
 /// A port as the dataplane sees it: its MAC and the director's address on it.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +96,8 @@ pub struct WorkerConfig {
     /// its client endpoint hashes to; packets that arrive elsewhere are
     /// handed to the owner.
     pub workers: usize,
+    /// Which worker owns a client endpoint: the same for every worker.
+    pub sharding: FlowSharding,
     pub ports: Vec<PortInfo>,
     /// Static routes, beyond the ports' own networks.
     pub routes: Vec<Route>,
@@ -191,17 +193,58 @@ pub enum Verdict {
     ToKernel,
 }
 
-/// The worker that owns connections of this client endpoint (the same
+/// Which worker owns a flow: a keyed hash of its client endpoint (the same
 /// answer for both directions of a flow, whatever the VIP or NAT port).
-#[inline]
-pub fn owner_of(caddr: IpAddr, cport: u16, workers: usize) -> usize {
-    use std::hash::BuildHasher;
-    if workers <= 1 {
-        return 0;
+///
+/// The key is drawn at random when rvsd starts, so a client cannot choose
+/// addresses and ports that all land on one worker (with an unkeyed hash
+/// it could, from rvsd's source). SipHash-1-3 is the keyed hash made for
+/// inputs an adversary picks. `[workers] flow_seed` fixes the key, for
+/// benchmarks whose captures are split by owner in advance (`pktgen
+/// --shard K/N --flow-seed S`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSharding {
+    keys: (u64, u64),
+}
+
+impl FlowSharding {
+    /// A key from a fixed seed (benchmarks, tests).
+    pub fn with_seed(seed: u64) -> FlowSharding {
+        // Two halves of one 64-bit seed: the second spreads the first so
+        // that seeds 0, 1, 2... give unrelated keys.
+        FlowSharding {
+            keys: (
+                seed,
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d,
+            ),
+        }
     }
-    let h = rustc_hash::FxBuildHasher.hash_one((caddr, cport));
-    // The high bits of Fx are the well-mixed ones.
-    ((h >> 32) % workers as u64) as usize
+
+    /// A key from the operating system's random source.
+    pub fn random() -> std::io::Result<FlowSharding> {
+        let mut b = [0u8; 16];
+        getrandom::getrandom(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (k0, k1) = b.split_at(8);
+        Ok(FlowSharding {
+            keys: (
+                u64::from_le_bytes(k0.try_into().expect("8 bytes")),
+                u64::from_le_bytes(k1.try_into().expect("8 bytes")),
+            ),
+        })
+    }
+
+    /// The worker that owns connections of this client endpoint.
+    #[inline]
+    pub fn owner_of(&self, caddr: IpAddr, cport: u16, workers: usize) -> usize {
+        use std::hash::{Hash, Hasher};
+        if workers <= 1 {
+            return 0;
+        }
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        caddr.hash(&mut h);
+        cport.hash(&mut h);
+        (h.finish() % workers as u64) as usize
+    }
 }
 
 /// The per-packet state one worker owns: its replica of the service table,
@@ -787,24 +830,35 @@ impl Worker {
 
     fn handle_arp(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
         let p = self.cfg.ports[port];
+        let to_us = EthernetFrame::new_unchecked(&*frame).dst() == p.mac;
         let a = ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..])
             .map_err(|_| DropReason::BadArp)?;
         let (op, sip, smac, tip) = (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
-        // Learn like the kernel: from ARP addressed to us, or to refresh an
-        // entry we already have.
-        if p.contains(sip)
-            && !sip.is_unspecified()
-            && !smac.is_multicast()
-            && (tip == p.addr || self.neigh.lookup(sip, now_ms) != Neighbour::Missing)
-        {
-            self.learn(sip, smac, now_ms);
-        }
         let own = tip == p.addr;
         let vip = self.director.is_vip(IpAddr::V4(tip));
         // With vip_arp = "kernel" the kernel answers for VIPs, and only for
         // those its interface holds (VRRP's master has them).
         let kernel_vip = vip && p.vip_arp == VipArp::Kernel && p.kernel;
-        if op == Operation::Request && (own || (vip && !kernel_vip)) {
+        let answered = op == Operation::Request && (own || (vip && !kernel_vip));
+        // What the sender says about itself, by the table's rules (Linux's
+        // arp_process): only a neighbour on this network, with a unicast
+        // MAC, about an address that is not the director's own or a VIP.
+        if p.contains(sip)
+            && !sip.is_unspecified()
+            && !smac.is_multicast()
+            && !self.is_local(sip)
+            && !self.director.is_vip(IpAddr::V4(sip))
+        {
+            let heard = match op {
+                Operation::Other(_) => return Err(DropReason::BadArp),
+                _ if sip == tip => Heard::ArpGratuitous,
+                Operation::Request if answered => Heard::AskedForUs,
+                Operation::Request => Heard::ArpOther,
+                Operation::Reply => Heard::ArpReply { unicast: to_us },
+            };
+            self.hear(sip, smac, heard, now_ms);
+        }
+        if answered {
             let mut a = ArpPacket::new_checked(&mut frame[ethernet::HEADER_LEN..])
                 .map_err(|_| DropReason::BadArp)?;
             a.make_reply(p.mac);
@@ -816,7 +870,7 @@ impl Worker {
         }
         // The kernel sees the rest of what a host would: replies to the
         // director's address (its own requests went out with it; rvsd
-        // learned from them above as well), questions about VIPs it
+        // took them by its rules above as well), questions about VIPs it
         // answers, and announcements (gratuitous ARP: sender = target).
         let for_kernel = p.kernel && (own || kernel_vip || sip == tip);
         match op {
@@ -827,13 +881,74 @@ impl Worker {
         }
     }
 
-    /// Records a neighbour's MAC (from ARP or NDP), for this worker's next
-    /// packet as well as for the others'.
-    fn learn(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, now_ms: u64) {
-        if self.neigh.learn(ip, mac, now_ms) {
-            self.shared.counters.arp_learned.inc();
-            self.neigh_reader.refresh();
+    /// A frame the director's kernel sends out of a port (the exception
+    /// path): its ARP requests and neighbour solicitations are the
+    /// director's requests too, so that their answers (which the kernel
+    /// gets as well) may fill rvsd's table.
+    pub fn sent_by_kernel(&self, frame: &[u8], now_ms: u64) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        match eth.ethertype() {
+            EtherType::Arp => {
+                if let Ok(a) = ArpPacket::new_checked(eth.payload()) {
+                    if a.operation() == Operation::Request && a.sender_ip() != a.target_ip() {
+                        self.neigh.asked(IpAddr::V4(a.target_ip()), now_ms);
+                    }
+                }
+            }
+            EtherType::Ipv6 => {
+                let Ok(ip) = rvs_packet::ipv6::Ipv6Packet::new_checked(eth.payload()) else {
+                    return;
+                };
+                if ip.next_header() != rvs_packet::ipv6::next_header::ICMPV6 {
+                    return;
+                }
+                let Ok(m) = rvs_packet::icmpv6::Icmpv6Packet::new_checked(ip.payload()) else {
+                    return;
+                };
+                if m.msg_type() == rvs_packet::icmpv6::kind::NEIGHBOR_SOLICIT {
+                    if let Some(t) = m.nd_target() {
+                        self.neigh.asked(IpAddr::V6(t), now_ms);
+                    }
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Offers what a neighbour said (ARP or NDP) to the table, which takes
+    /// it or not by its rules; counts the outcome. What is taken is seen
+    /// by this worker's next packet as well as by the others'.
+    fn hear(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, heard: Heard, now_ms: u64) {
+        let c = &self.shared.counters;
+        match self.neigh.heard(ip, mac, heard, now_ms) {
+            Learned::Unchanged => return,
+            Learned::Refused(r) => {
+                match r {
+                    Refusal::Unsolicited => c.neighbour_unsolicited.inc(),
+                    Refusal::Locked => c.neighbour_locked.inc(),
+                    Refusal::Static => c.neighbour_static_kept.inc(),
+                    Refusal::NotAnAnswer => c.neighbour_not_an_answer.inc(),
+                    Refusal::RateLimited => c.neighbour_rate_limited.inc(),
+                }
+                // An advertisement refused may still have made the entry
+                // stale.
+                if r != Refusal::Locked {
+                    return;
+                }
+            }
+            Learned::Created { evicted } => {
+                c.arp_learned.inc();
+                c.neighbour_evicted.add(evicted as u64);
+            }
+            Learned::Moved => {
+                c.arp_learned.inc();
+                c.neighbour_moved.inc();
+            }
+            Learned::Confirmed => c.arp_learned.inc(),
+        }
+        self.neigh_reader.refresh();
     }
 
     fn is_local(&self, ip: Ipv4Addr) -> bool {
@@ -925,9 +1040,9 @@ impl Worker {
             return None;
         }
         let w = if self.director.is_vip(key.vaddr) {
-            owner_of(key.caddr, key.cport, n)
+            self.cfg.sharding.owner_of(key.caddr, key.cport, n)
         } else {
-            owner_of(key.vaddr, key.vport, n)
+            self.cfg.sharding.owner_of(key.vaddr, key.vport, n)
         };
         (w != self.cfg.id).then_some(w)
     }

@@ -330,6 +330,12 @@ pub struct WorkersSection {
     /// Longest nap: naps in a row double up to it.
     #[serde(default = "default_idle_sleep_max")]
     pub idle_sleep_max_us: u64,
+    /// Fixes the key of the hash that gives each client endpoint its
+    /// worker (benchmarks whose captures are split by owner in advance,
+    /// `pktgen --flow-seed`). Without it, a random key at each start, so
+    /// that clients cannot aim their flows at one worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_seed: Option<u64>,
 }
 
 fn default_lcores() -> Vec<u32> {
@@ -351,6 +357,7 @@ impl Default for WorkersSection {
             idle_empty_polls: 0,
             idle_sleep_us: default_idle_sleep(),
             idle_sleep_max_us: default_idle_sleep_max(),
+            flow_seed: None,
         }
     }
 }
@@ -398,6 +405,10 @@ fn default_udp() -> u32 {
     Timeouts::default().udp
 }
 
+/// The most `[neighbours] max_entries` takes: a change to the table copies
+/// it, and a copy of a million entries would stall a worker.
+const MAX_NEIGHBOURS: usize = 65_536;
+
 /// The longest timeout ipvsadm's --set takes (31 days).
 const MAX_TIMEOUT_S: u32 = 2_678_400;
 
@@ -427,6 +438,38 @@ pub struct NeighboursSection {
     /// Least time between two ARP requests for one address.
     #[serde(default = "default_retry")]
     pub arp_retry_ms: u64,
+    /// Which neighbour messages may change the table.
+    #[serde(default)]
+    pub learn: LearnMode,
+    /// Most learned entries (static ones come on top); the least recently
+    /// confirmed make room.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+}
+
+/// `[neighbours] learn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearnMode {
+    /// Linux's default rules (`arp_accept=0`, the locktime, ND's override
+    /// flag).
+    #[default]
+    Linux,
+    /// Only answers to rvsd's own outstanding requests.
+    SolicitedOnly,
+}
+
+impl From<LearnMode> for rvs_dataplane::LearnPolicy {
+    fn from(m: LearnMode) -> Self {
+        match m {
+            LearnMode::Linux => rvs_dataplane::LearnPolicy::Linux,
+            LearnMode::SolicitedOnly => rvs_dataplane::LearnPolicy::SolicitedOnly,
+        }
+    }
+}
+
+fn default_max_entries() -> usize {
+    rvs_dataplane::neighbour::DEFAULT_CAPACITY
 }
 
 fn default_expiry() -> u64 {
@@ -443,6 +486,8 @@ impl Default for NeighboursSection {
             statics: Vec::new(),
             expiry_s: default_expiry(),
             arp_retry_ms: default_retry(),
+            learn: LearnMode::default(),
+            max_entries: default_max_entries(),
         }
     }
 }
@@ -733,8 +778,27 @@ impl Config {
             self.parse_route(r).map_err(at(format!("route.{i}")))?;
         }
         for (i, n) in self.neighbours.statics.iter().enumerate() {
-            n.parsed_mac()
+            let mac = n
+                .parsed_mac()
                 .map_err(at(format!("neighbours.static.{i}.mac")))?;
+            if mac[0] & 1 != 0 || mac == [0; 6] {
+                return Err(Invalid {
+                    key: format!("neighbours.static.{i}.mac"),
+                    msg: format!(
+                        "neighbour {}: {} is not a station's MAC (multicast or zero)",
+                        n.address, n.mac
+                    ),
+                });
+            }
+        }
+        if self.neighbours.max_entries == 0 || self.neighbours.max_entries > MAX_NEIGHBOURS {
+            return Err(Invalid {
+                key: "neighbours.max_entries".into(),
+                msg: format!(
+                    "neighbours.max_entries = {}: 1 to {MAX_NEIGHBOURS} (each change copies the table)",
+                    self.neighbours.max_entries
+                ),
+            });
         }
         let lcores = at("workers.lcores");
         if self.workers.lcores.is_empty() {

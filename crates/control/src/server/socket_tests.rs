@@ -59,6 +59,7 @@ impl StandIn {
             WorkerConfig {
                 id,
                 workers,
+                sharding: rvs_dataplane::FlowSharding::with_seed(0),
                 ports: vec![PortInfo {
                     mac: MacAddr([0x02, 0, 0, 0, 0, 0xd1]),
                     addr: "192.168.1.213".parse().unwrap(),

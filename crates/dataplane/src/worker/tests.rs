@@ -18,6 +18,7 @@ fn worker() -> Worker {
     let cfg = WorkerConfig {
         id: 0,
         workers: 1,
+        sharding: FlowSharding::with_seed(7),
         ports: vec![PortInfo {
             mac: DIRECTOR_MAC,
             addr: Ipv4Addr::new(192, 168, 1, 213),
@@ -131,13 +132,14 @@ fn answers_arp_for_vip_and_own_address() {
     assert_eq!(a.sender_mac(), DIRECTOR_MAC);
     assert_eq!(a.target_mac(), CLIENT_MAC);
 
-    // For the director's own address too, and the asker is learned.
+    // For the director's own address too, and the asker is learned (as
+    // Linux does: stale, so that the first packet to it asks again).
     let mut f = fixtures::ARP_REQUEST.to_vec();
     f[14 + 24..14 + 28].copy_from_slice(&[192, 168, 1, 213]);
     assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
     assert_eq!(
         w.neigh.lookup(Ipv4Addr::new(192, 168, 1, 50), 1),
-        Neighbour::Reachable(CLIENT_MAC)
+        Neighbour::Stale(CLIENT_MAC)
     );
 
     // Not for an address of ours: ignored.
@@ -799,6 +801,7 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
 
 mod forwarding;
 mod kernel;
+mod link;
 mod listing;
 mod stats;
 mod v6;

@@ -534,7 +534,7 @@ fn connections_are_owned_by_client_endpoint() {
             w
         })
         .collect();
-    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
     let other = 1 - owner;
     let mut syn = client_syn(b"");
     assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));
@@ -568,7 +568,7 @@ fn handed_over_packets_are_received_once() {
             w
         })
         .collect();
-    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
     let other = 1 - owner;
     let mut syn = client_syn(b"");
     assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));
