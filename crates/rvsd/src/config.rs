@@ -982,6 +982,44 @@ mod tests {
     }
 
     #[test]
+    fn neighbour_learning_capacity_statics_and_the_flow_seed() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.neighbours.learn, LearnMode::Linux);
+        assert_eq!(c.neighbours.max_entries, 4096);
+        assert_eq!(c.workers.flow_seed, None, "a random key by default");
+        let c = Config::parse(&format!(
+            "{base}[neighbours]\nlearn = 'solicited-only'\nmax_entries = 100\n\
+             static = [{{ address = '10.0.0.2', mac = '02:00:00:00:00:02' }}]\n\
+             [workers]\nflow_seed = 42\n"
+        ))
+        .unwrap();
+        assert_eq!(c.neighbours.learn, LearnMode::SolicitedOnly);
+        assert_eq!(c.neighbours.max_entries, 100);
+        assert_eq!(c.workers.flow_seed, Some(42));
+        let e = Config::parse(&format!("{base}[neighbours]\nlearn = 'always'\n")).unwrap_err();
+        assert!(e.contains("linux") && e.contains("solicited-only"), "{e}");
+        for n in [0, 1 << 20] {
+            let e = Config::parse(&format!("{base}[neighbours]\nmax_entries = {n}\n")).unwrap_err();
+            assert!(e.contains("neighbours.max_entries"), "{e}");
+        }
+        for mac in [
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            let e = Config::parse(&format!(
+                "{base}[neighbours]\nstatic = [{{ address = '10.0.0.2', mac = '{mac}' }}]\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("neighbours.static.0.mac") || e.contains("not a station"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn kernel_interface_names_and_vip_arp() {
         let base = "[[port]]\nname='lan'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
         let name = |text: &str| Config::parse(text).map(|c| c.ports[0].kernel_interface_name());
