@@ -303,8 +303,11 @@ impl ControlServer {
         for w in &self.workers {
             while w.shared.applied.load(Ordering::Acquire) < w.sent {
                 if w.shared.exited.load(Ordering::Acquire) {
+                    // Still an error (rvsd stops, and the change with
+                    // it), but not one that says the change was refused.
                     return Response::Error(format!(
-                        "the worker on lcore {} has stopped; rvsd is stopping",
+                        "the change is made on rvsd's table, but the worker on lcore {} \
+                         has stopped; rvsd is stopping",
                         w.lcore
                     ));
                 }
@@ -689,7 +692,10 @@ mod tests {
         shared.exited.store(true, Ordering::Release);
         let t = Instant::now();
         match srv.handle(Request::Apply(Command::AddService(spec()))) {
-            Response::Error(e) => assert!(e.contains("lcore 2 has stopped"), "{e}"),
+            Response::Error(e) => assert!(
+                e.contains("lcore 2 has stopped") && e.starts_with("the change is made"),
+                "{e}"
+            ),
             r => panic!("{r:?}"),
         }
         assert!(t.elapsed() < Duration::from_secs(1), "no waiting for it");

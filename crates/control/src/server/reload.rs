@@ -273,6 +273,9 @@ impl ControlServer {
             }
         };
         let mut scratch = replica_of(&listing);
+        // The scratch run must refuse whatever the control replica would:
+        // a command refused halfway would leave the reload half made.
+        scratch.copy_local_networks_from(&self.director);
         for cmd in &cmds {
             scratch.apply(cmd).map_err(|e| {
                 format!(
@@ -281,24 +284,45 @@ impl ControlServer {
                 )
             })?;
         }
+        let mut refused = None;
         for cmd in &cmds {
-            // Cannot fail after the scratch run: same table, same commands.
-            self.apply(cmd)?;
+            // Should not fail after the scratch run (same table, same
+            // rules); were it to, what was applied stays and is waited
+            // for, and the answer says so.
+            if let Err(e) = self.apply(cmd) {
+                refused = Some(format!(
+                    "the change `{}` was refused ({e}) after {} others were applied; \
+                     they stay (rvsadm -Ln shows the table)",
+                    format::command(cmd, &Numeric),
+                    report.applied.len()
+                ));
+                break;
+            }
             report.applied.push(format::command(cmd, &Numeric));
         }
-        report.timeouts = timeout_changes(&self.timeouts, &plan.timeouts);
-        if !report.timeouts.is_empty() {
-            self.timeouts = plan.timeouts;
-            let t = self.timeouts;
-            self.broadcast(|| WorkerMsg::SetTimeouts(t));
+        if refused.is_none() {
+            report.timeouts = timeout_changes(&self.timeouts, &plan.timeouts);
+            if !report.timeouts.is_empty() {
+                self.timeouts = plan.timeouts;
+                let t = self.timeouts;
+                self.broadcast(|| WorkerMsg::SetTimeouts(t));
+            }
+            // What the rules file owns from now on: recorded before the
+            // wait, which cannot undo a change the replica holds.
+            self.reload.owned = plan
+                .rules
+                .map(|d| d.table.services.keys().copied().collect())
+                .unwrap_or_default();
         }
-        if let Response::Error(e) = self.wait_applied() {
+        let waited = self.wait_applied();
+        if let Some(e) = refused {
             return Err(e);
         }
-        self.reload.owned = plan
-            .rules
-            .map(|d| d.table.services.keys().copied().collect())
-            .unwrap_or_default();
+        if let Response::Error(e) = waited {
+            // Only a worker that stopped (rvsd stops too): the change was
+            // made on the control replica all the same.
+            return Err(format!("the reload was applied, but {e}"));
+        }
         Ok(report)
     }
 }
@@ -594,5 +618,30 @@ mod tests {
         assert!(srv.director().service(&key(81)).is_some());
         assert!(srv.director().service(&key(80)).is_none());
         assert_eq!(finished.lock().unwrap().as_slice(), [true, false, true]);
+    }
+
+    /// Found in review: the scratch run that vets a reload did not know the
+    /// director's own networks, so a real server at one's broadcast
+    /// address passed it and was refused only on the control replica,
+    /// halfway through: the reload reported a failure after applying the
+    /// commands before it (and did not wait for the workers to take them).
+    /// Now it is refused up front, and nothing is changed.
+    #[test]
+    fn a_reload_refused_on_the_replica_changes_nothing() {
+        let (srv, _) = server();
+        let mut srv = srv.with_local_networks(&[("10.0.1.0".parse().unwrap(), 24)]);
+        let cmds = [
+            Command::AddService(svc(80, "rr")),
+            Command::AddDest(key(80), dest("10.0.1.1", 1)),
+            Command::AddDest(key(80), dest("10.0.1.255", 1)),
+        ];
+        let e = srv.apply_plan(plan(&cmds)).unwrap_err();
+        assert!(e.contains("nothing was changed"), "{e}");
+        assert!(e.contains("10.0.1.255"), "{e}");
+        assert!(
+            srv.director().service(&key(80)).is_none(),
+            "the service before the refused server was applied"
+        );
+        assert!(srv.listing().services.is_empty());
     }
 }
