@@ -1,7 +1,9 @@
 //! The link end to end: an attacker on the LAN (the client's namespace)
 //! sends spoofed ARP, unsolicited replies and gratuitous ARP claiming a
 //! real server's address, while the client keeps fetching pages through
-//! the VIP (tools/spoof-arp.py, a packet socket).
+//! the VIP; and the same with neighbour advertisements on the IPv6
+//! selftest topology's server link (tools/spoof-neighbour.py, a packet
+//! socket).
 //!
 //! Under Linux's default rules (rvsd's default too) a claim for an
 //! address rvsd does not know creates nothing, but a claim for a known
@@ -13,7 +15,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
 
@@ -41,26 +43,37 @@ fn mac_of(lab: &Lab, role: &str, iface: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// tools/spoof-arp.py in the client's namespace, claiming `claim` is at
-/// [`BOGUS_MAC`]: `count` frames, one every `interval_ms`.
+/// Where a spoofer sends from, and to whom.
+struct Attack<'a> {
+    /// "arp" or "nd".
+    kind: &'a str,
+    role: &'a str,
+    iface: &'a str,
+    director_mac: &'a str,
+    director: &'a str,
+}
+
+/// tools/spoof-neighbour.py, claiming `claim` is at [`BOGUS_MAC`]: `count`
+/// frames, one every `interval_ms`.
 struct Spoofer {
     child: Child,
     out: BufReader<ChildStdout>,
 }
 
 impl Spoofer {
-    fn start(lab: &Lab, director_mac: &str, claim: &str, count: u32, interval_ms: u32) -> Spoofer {
-        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/spoof-arp.py");
+    fn start(lab: &Lab, a: &Attack, claim: &str, count: u32, interval_ms: u32) -> Spoofer {
+        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/spoof-neighbour.py");
         let (count, interval) = (count.to_string(), interval_ms.to_string());
         let mut child = lab
             .spawn_piped(
-                "client",
+                a.role,
                 &[
                     "python3",
                     &tool.display().to_string(),
-                    "veth-cli",
-                    director_mac,
-                    DIRECTOR,
+                    a.kind,
+                    a.iface,
+                    a.director_mac,
+                    a.director,
                     claim,
                     BOGUS_MAC,
                     &count,
@@ -71,7 +84,7 @@ impl Spoofer {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut l = String::new();
         out.read_line(&mut l).unwrap();
-        assert_eq!(l.trim(), "ready", "spoof-arp.py did not start");
+        assert_eq!(l.trim(), "ready", "spoof-neighbour.py did not start");
         Spoofer { child, out }
     }
 
@@ -85,11 +98,11 @@ impl Spoofer {
         let mut l = String::new();
         self.out.read_line(&mut l).unwrap();
         let st = self.child.wait().unwrap();
-        assert!(st.success(), "spoof-arp.py: {st}");
+        assert!(st.success(), "spoof-neighbour.py: {st}");
         l.trim()
             .strip_prefix("sent ")
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("spoof-arp.py said {l:?}"))
+            .unwrap_or_else(|| panic!("spoof-neighbour.py said {l:?}"))
     }
 }
 
@@ -100,10 +113,9 @@ impl Drop for Spoofer {
     }
 }
 
-/// (Re)starts rvsd with `neighbours` as its `[neighbours]` section and
-/// the walkthrough's DR service; returns once both real servers answered
-/// (rvsd resolved their MACs).
-fn restart(lab: &mut Lab, opts: &RvsdOptions, neighbours: &str) {
+/// (Re)starts rvsd with `neighbours` as its `[neighbours]` section, then
+/// runs `setup` (rvsadm commands; a restart starts from an empty table).
+fn restart(lab: &mut Lab, opts: &RvsdOptions, neighbours: &str, setup: &[String]) {
     if lab.rvsd_pid().is_some() {
         assert!(lab.stop_rvsd().unwrap().success());
     }
@@ -112,17 +124,33 @@ fn restart(lab: &mut Lab, opts: &RvsdOptions, neighbours: &str) {
     text.push_str(&format!("\n[neighbours]\n{neighbours}"));
     std::fs::write(&cfg, text).unwrap();
     lab.start_rvsd_with(&cfg, &opts.socket, &[]).unwrap();
-    lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr")).unwrap();
-    for rs in [RS1, RS2] {
-        lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {rs}:80 -g"))
-            .unwrap();
+    for line in setup {
+        lab.rvsadm_ok(line).unwrap();
     }
+}
+
+/// The walkthrough's DR service over both real servers; returns once both
+/// answered (rvsd resolved their MACs).
+fn restart_walkthrough(lab: &mut Lab, opts: &RvsdOptions, neighbours: &str) {
+    let mut setup = vec![format!("-A -t {VIP}:80 -s rr")];
+    for rs in [RS1, RS2] {
+        setup.push(format!("-a -t {VIP}:80 -r {rs}:80 -g"));
+    }
+    restart(lab, opts, neighbours, &setup);
     let mut seen = std::collections::BTreeSet::new();
     lab.wait_for("both real servers to answer", || {
         seen.insert(lab.curl(&format!("http://{VIP}/"))?);
         Ok(seen.len() == 2)
     })
     .unwrap();
+}
+
+fn options(dir: &Path) -> RvsdOptions {
+    RvsdOptions {
+        worker_lcores: vec![1],
+        idle_empty_polls: 256,
+        socket: dir.join("rvsd.sock"),
+    }
 }
 
 /// Fetches pages through the VIP while `spoofer` runs (at least `min`):
@@ -152,19 +180,22 @@ fn spoofed_arp_does_not_black_hole_a_real_server() {
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();
-    let opts = RvsdOptions {
-        worker_lcores: vec![1],
-        idle_empty_polls: 256,
-        socket: PathBuf::from(&dir).join("rvsd.sock"),
-    };
+    let opts = options(&dir);
     let director_mac = mac_of(&lab, "director", "veth-dir");
     let rs1_mac = mac_of(&lab, "rs1", "veth-rs1");
+    let attack = Attack {
+        kind: "arp",
+        role: "client",
+        iface: "veth-cli",
+        director_mac: &director_mac,
+        director: DIRECTOR,
+    };
 
     // Linux's rules. A claim for an address rvsd never asked for creates
     // nothing: counted, every frame.
-    restart(&mut lab, &opts, "");
+    restart_walkthrough(&mut lab, &opts, "");
     let stranger = "192.168.1.77";
-    let n = Spoofer::start(&lab, &director_mac, stranger, 30, 5).finish();
+    let n = Spoofer::start(&lab, &attack, stranger, 30, 5).finish();
     assert_eq!(n, 30);
     lab.wait_for("the spoofed frames to be counted", || {
         Ok(counter(&lab, "neighbour_unsolicited") >= n)
@@ -175,7 +206,7 @@ fn spoofed_arp_does_not_black_hole_a_real_server() {
     // locktime, Linux's rules take it (a gratuitous ARP at once). The
     // spoofer is real and effective; this is the black hole the options
     // below close.
-    Spoofer::start(&lab, &director_mac, RS1, 30, 5).finish();
+    Spoofer::start(&lab, &attack, RS1, 30, 5).finish();
     assert!(
         counter(&lab, "neighbour_moved") >= 1,
         "{}",
@@ -194,8 +225,8 @@ fn spoofed_arp_does_not_black_hole_a_real_server() {
             "neighbour_static_kept",
         ),
     ] {
-        restart(&mut lab, &opts, &neighbours);
-        let mut spoofer = Spoofer::start(&lab, &director_mac, RS1, 1500, 2);
+        restart_walkthrough(&mut lab, &opts, &neighbours);
+        let mut spoofer = Spoofer::start(&lab, &attack, RS1, 1500, 2);
         let (ok, failed, names) = fetch_during(&lab, &mut spoofer, 20);
         let sent = spoofer.finish();
         eprintln!(
@@ -228,4 +259,73 @@ fn spoofed_arp_does_not_black_hole_a_real_server() {
         });
         assert_eq!(c("neighbour_moved"), 0, "{neighbours}");
     }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn spoofed_neighbour_advertisements_do_not_black_hole_a_real_server() {
+    use rvs_lab::selftest::{Mode, DIRECTOR6_SERVER_SIDE, PORT, SERVER6, VIP6};
+    let prefix = format!("{}nd", rvs_lab::test_prefix());
+    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let mut lab = Lab::create_selftest_v6(&prefix, &dir, Mode::Dr).expect("building the IPv6 lab");
+    let opts = options(&dir);
+    let director_mac = mac_of(&lab, "director", "veth12");
+    // The attacker is on the servers' link (the server's namespace, its
+    // interface, another MAC).
+    let attack = Attack {
+        kind: "nd",
+        role: "server",
+        iface: "veth21",
+        director_mac: &director_mac,
+        director: DIRECTOR6_SERVER_SIDE,
+    };
+    let setup = [
+        format!("-A -t [{VIP6}]:{PORT} -s rr"),
+        format!("-a -t [{VIP6}]:{PORT} -r [{SERVER6}]:{PORT} -g"),
+    ];
+    let data: Vec<u8> = (0..32 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+
+    // Linux's rules: an advertisement for an address rvsd never asked for
+    // creates nothing; one with the override flag moves a known address
+    // at once (ND has no locktime): the spoofer is effective.
+    restart(&mut lab, &opts, "", &setup);
+    assert_eq!(lab.transfer_to(VIP6, &data, 10).unwrap(), data);
+    let n = Spoofer::start(&lab, &attack, "fd00:2::77", 20, 5).finish();
+    lab.wait_for("the spoofed advertisements to be counted", || {
+        Ok(counter(&lab, "neighbour_unsolicited") >= n)
+    })
+    .unwrap();
+    assert_eq!(counter(&lab, "neighbour_moved"), 0);
+    Spoofer::start(&lab, &attack, SERVER6, 20, 5).finish();
+    assert!(
+        counter(&lab, "neighbour_moved") >= 1,
+        "{}",
+        lab.rvsadm_ok("--counters").unwrap()
+    );
+
+    // solicited-only: a storm of advertisements for the server while the
+    // client sends through the VIP; every transfer arrives whole.
+    restart(&mut lab, &opts, "learn = \"solicited-only\"\n", &setup);
+    assert_eq!(lab.transfer_to(VIP6, &data, 10).unwrap(), data);
+    let mut spoofer = Spoofer::start(&lab, &attack, SERVER6, 1000, 2);
+    let mut transfers = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (spoofer.running() || transfers < 5) && Instant::now() < deadline {
+        let got = lab.transfer_to(VIP6, &data, 10).unwrap_or_else(|e| {
+            panic!(
+                "transfer {transfers} during the storm: {e}\n{}",
+                lab.rvsd_log()
+            )
+        });
+        assert_eq!(got, data, "transfer {transfers}");
+        transfers += 1;
+    }
+    let sent = spoofer.finish();
+    eprintln!("solicited-only (ND): {transfers} transfers during {sent} spoofed advertisements");
+    assert!(transfers >= 5, "only {transfers} transfers");
+    lab.wait_for("the spoofed advertisements to be counted", || {
+        Ok(counter(&lab, "neighbour_not_an_answer") >= sent)
+    })
+    .unwrap();
+    assert_eq!(counter(&lab, "neighbour_moved"), 0);
 }
