@@ -538,9 +538,7 @@ impl NeighbourTable {
             if !m.contains_key(&ip) {
                 evicted = make_room(&mut m, capacity, now_ms, expiry);
             }
-            if capacity > 0 {
-                m.insert(ip, entry);
-            }
+            m.insert(ip, entry);
             Arc::new(m)
         });
         match outcome {

@@ -236,13 +236,18 @@ impl FlowSharding {
     /// The worker that owns connections of this client endpoint.
     #[inline]
     pub fn owner_of(&self, caddr: IpAddr, cport: u16, workers: usize) -> usize {
-        use std::hash::{Hash, Hasher};
+        use std::hash::Hasher;
         if workers <= 1 {
             return 0;
         }
         let mut h = siphasher::sip::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
-        caddr.hash(&mut h);
-        cport.hash(&mut h);
+        // The bytes themselves, not std's `Hash` of `IpAddr`: pktgen must
+        // get the same answer as rvsd, whatever builds them.
+        match caddr {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        }
+        h.write(&cport.to_be_bytes());
         (h.finish() % workers as u64) as usize
     }
 }
