@@ -176,7 +176,7 @@ fn fetch_during(lab: &Lab, spoofer: &mut Spoofer, min: usize) -> (usize, Vec<Str
 #[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
 fn spoofed_arp_does_not_black_hole_a_real_server() {
     let prefix = format!("{}link", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();
@@ -266,7 +266,7 @@ fn spoofed_arp_does_not_black_hole_a_real_server() {
 fn spoofed_neighbour_advertisements_do_not_black_hole_a_real_server() {
     use rvs_lab::selftest::{Mode, DIRECTOR6_SERVER_SIDE, PORT, SERVER6, VIP6};
     let prefix = format!("{}nd", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create_selftest_v6(&prefix, &dir, Mode::Dr).expect("building the IPv6 lab");
     let opts = options(&dir);
     let director_mac = mac_of(&lab, "director", "veth12");
