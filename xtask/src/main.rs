@@ -94,6 +94,10 @@ enum LabAction {
         /// With --mode: also configure IPv6 (VIP fd00:99::10).
         #[arg(long, requires = "mode")]
         ipv6: bool,
+        /// Several directors (2 to 4) behind a BIRD router with ECMP, four
+        /// shared real servers (crates/lab/src/cluster.rs).
+        #[arg(long, conflicts_with = "mode", value_parser = clap::value_parser!(u8).range(2..=4))]
+        cluster: Option<u8>,
     },
     Down,
 }
@@ -153,6 +157,11 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Demo => demo(),
         Task::Lab {
+            action: LabAction::Up {
+                cluster: Some(n), ..
+            },
+        } => lab_up_cluster(usize::from(n)),
+        Task::Lab {
             action: LabAction::Up { mode: None, .. },
         } => lab_up(),
         Task::Lab {
@@ -160,6 +169,7 @@ fn main() -> Result<()> {
                 LabAction::Up {
                     mode: Some(m),
                     ipv6,
+                    ..
                 },
         } => lab_up_selftest(m, ipv6),
         Task::Lab {
@@ -312,6 +322,46 @@ Try:\n\
 \x20 ip netns exec rvs-client curl http://{VIP}/\n\
 rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
         bin = bin.display()
+    );
+    Ok(())
+}
+
+/// `lab up --cluster N`: N directors, each with rvsd (an `mh` HTTP
+/// service on the cluster VIP) and BIRD announcing the VIP to the router.
+fn lab_up_cluster(directors: usize) -> Result<()> {
+    use rvs_lab::cluster::{Cluster, ClusterOptions, CLUSTER_VIP};
+    setup()?;
+    build_binaries()?;
+    let mut c = Cluster::create(
+        LAB_PREFIX,
+        Path::new("/run/rvs/cluster"),
+        ClusterOptions::new(directors, 4),
+    )?;
+    for r in 1..=4 {
+        c.lab
+            .serve_http(&Cluster::real_server_role(r), 80, &format!("RS{r}"))?;
+    }
+    for i in 1..=directors {
+        c.start_rvsd(i)?;
+    }
+    c.configure_service("mh", 80)?;
+    let all: Vec<usize> = (1..=directors).collect();
+    for &i in &all {
+        c.announce(i, &[CLUSTER_VIP])?;
+    }
+    c.wait_next_hops(CLUSTER_VIP, &all, std::time::Duration::from_secs(30))?;
+    c.lab.keep();
+    let dir = Path::new("/run/rvs/cluster");
+    println!(
+        "The cluster is up: {directors} directors (rvs-dir1..) announce {CLUSTER_VIP} to rvs-router,\n\
+which spreads flows over them by ECMP; four real servers (rvs-rs1..4) by DR.\n\
+Try:\n\
+\x20 ip netns exec rvs-router ip route show {CLUSTER_VIP}\n\
+\x20 ip netns exec rvs-client curl http://{CLUSTER_VIP}/\n\
+\x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock -Ln\n\
+\x20 birdc -s {d}/bird-router.ctl show protocols\n\
+Logs and configurations: {d}. Remove it all with: cargo xtask lab down",
+        d = dir.display()
     );
     Ok(())
 }

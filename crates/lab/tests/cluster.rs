@@ -1,0 +1,107 @@
+//! The cluster lab: directors behind a BIRD router that spreads the VIP's
+//! flows over them by ECMP.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rvs_lab::cluster::{Cluster, ClusterOptions, CLUSTER_VIP};
+
+fn cluster(name: &str, opts: ClusterOptions) -> Cluster {
+    let prefix = format!("{}{}", rvs_lab::test_prefix(), name);
+    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    Cluster::create(&prefix, &dir, opts).expect("building the cluster lab")
+}
+
+/// New connections each director scheduled (`rvsadm --counters`).
+fn new_connections(c: &Cluster, i: usize) -> u64 {
+    let out = c.rvsadm_ok(i, "--counters").unwrap();
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some("new_connections")).then(|| f.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// Which real server answered each of `n` requests from the client, each
+/// from a new source port.
+fn served(c: &Cluster, n: usize) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for _ in 0..n {
+        let out = c
+            .lab
+            .exec(
+                "client",
+                &[
+                    "curl",
+                    "-s",
+                    "-f",
+                    "-m",
+                    "3",
+                    &format!("http://{CLUSTER_VIP}/"),
+                ],
+            )
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        *by.entry(if out.status.success() {
+            body
+        } else {
+            "failed".into()
+        })
+        .or_insert(0) += 1;
+    }
+    by
+}
+
+/// Two directors announce the VIP by BGP over rvsd's exception path; the
+/// router installs one route with both as next hops, and the client's
+/// connections go through both and reach the shared real servers. A
+/// director that withdraws leaves the route, and the other serves all.
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and BIRD; run with cargo xtask test"]
+fn the_router_spreads_flows_over_the_directors_that_announce() {
+    let mut c = cluster("clu", ClusterOptions::new(2, 2));
+    for r in 1..=2 {
+        c.lab
+            .serve_http(&Cluster::real_server_role(r), 80, &format!("RS{r}"))
+            .unwrap();
+    }
+    for i in 1..=2 {
+        c.start_rvsd(i).unwrap();
+    }
+    c.configure_service("mh", 80).unwrap();
+    assert_eq!(
+        c.router_next_hops(CLUSTER_VIP).unwrap(),
+        Vec::<String>::new()
+    );
+    for i in 1..=2 {
+        c.announce(i, &[CLUSTER_VIP]).unwrap();
+    }
+    let t = c
+        .wait_next_hops(CLUSTER_VIP, &[1, 2], Duration::from_secs(30))
+        .unwrap();
+    eprintln!("both routes after {t:?}");
+
+    let before = [new_connections(&c, 1), new_connections(&c, 2)];
+    let by = served(&c, 30);
+    assert_eq!(by.get("failed"), None, "{by:?}");
+    assert_eq!(by.values().sum::<usize>(), 30);
+    let through = [
+        new_connections(&c, 1) - before[0],
+        new_connections(&c, 2) - before[1],
+    ];
+    assert_eq!(through[0] + through[1], 30, "{through:?}");
+    // 30 flows hashed over 2 next hops: both get some (all on one has
+    // odds of 2^-29).
+    assert!(through[0] > 0 && through[1] > 0, "{through:?}");
+
+    // Director 2 withdraws: the route keeps director 1 only.
+    c.announce(2, &[]).unwrap();
+    c.wait_next_hops(CLUSTER_VIP, &[1], Duration::from_secs(10))
+        .unwrap();
+    let before = [new_connections(&c, 1), new_connections(&c, 2)];
+    let by = served(&c, 10);
+    assert_eq!(by.get("failed"), None, "{by:?}");
+    assert_eq!(new_connections(&c, 1) - before[0], 10);
+    assert_eq!(new_connections(&c, 2), before[1]);
+}
