@@ -149,6 +149,8 @@ fn build_binaries() -> Result<()> {
         "rvsadm",
         "-p",
         "rvs-keepalived",
+        "-p",
+        "rvs-announce",
     ]))
 }
 
@@ -327,7 +329,8 @@ rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
 }
 
 /// `lab up --cluster N`: N directors, each with rvsd (an `mh` HTTP
-/// service on the cluster VIP) and BIRD announcing the VIP to the router.
+/// service on the cluster VIP), BIRD, and rvs-announce announcing the VIP
+/// to the router while rvsd serves it.
 fn lab_up_cluster(directors: usize) -> Result<()> {
     use rvs_lab::cluster::{Cluster, ClusterOptions, CLUSTER_VIP};
     setup()?;
@@ -343,12 +346,10 @@ fn lab_up_cluster(directors: usize) -> Result<()> {
     }
     for i in 1..=directors {
         c.start_rvsd(i)?;
+        c.start_announcer(i)?;
     }
     c.configure_service("mh", 80)?;
     let all: Vec<usize> = (1..=directors).collect();
-    for &i in &all {
-        c.announce(i, &[CLUSTER_VIP])?;
-    }
     c.wait_next_hops(CLUSTER_VIP, &all, std::time::Duration::from_secs(30))?;
     c.lab.keep();
     let dir = Path::new("/run/rvs/cluster");
@@ -360,6 +361,7 @@ Try:\n\
 \x20 ip netns exec rvs-client curl http://{CLUSTER_VIP}/\n\
 \x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock -Ln\n\
 \x20 birdc -s {d}/bird-router.ctl show protocols\n\
+\x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock --drain   (then --undrain)\n\
 Logs and configurations: {d}. Remove it all with: cargo xtask lab down",
         d = dir.display()
     );

@@ -193,6 +193,8 @@ impl Cluster {
             let role = Self::director_role(i);
             lab.add_lan_host(&role, "veth-dir")?;
             lab.keep_kernel_off(&role, "veth-dir")?;
+            // No services from an earlier lab in the same directory.
+            fs::write(self.rules_file(i), "")?;
         }
         for i in 1..=self.opts.real_servers {
             let role = Self::real_server_role(i);
@@ -373,9 +375,6 @@ address = \"{}/24\"\n",
             director_addr(i)
         );
         let rules = self.rules_file(i);
-        if !rules.exists() {
-            fs::write(&rules, "")?;
-        }
         let opts = RvsdOptions {
             worker_lcores: self.opts.worker_lcores.clone(),
             idle_empty_polls: self.opts.idle_empty_polls,
@@ -436,6 +435,50 @@ address = \"{}/24\"\n",
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The lab's name for director `i`'s rvs-announce.
+    pub fn announcer_name(i: usize) -> String {
+        format!("announce-dir{i}")
+    }
+
+    /// Starts rvs-announce in director `i`: it announces the VIPs rvsd can
+    /// serve through the director's BIRD, polling every 100 ms.
+    pub fn start_announcer(&mut self, i: usize) -> Result<()> {
+        let bin = bin_dir().join("rvs-announce");
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it first (cargo build -p rvs-announce)",
+                bin.display()
+            );
+        }
+        let args = [
+            bin.display().to_string(),
+            "--socket".into(),
+            self.rvsd_socket(i).display().to_string(),
+            "--bird-socket".into(),
+            self.bird_socket(i).display().to_string(),
+            "--routes-file".into(),
+            self.routes_file(i).display().to_string(),
+            "--interval-ms".into(),
+            "100".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let role = Self::director_role(i);
+        self.lab.spawn_named(&Self::announcer_name(i), &role, &args)
+    }
+
+    /// Stops director `i`'s rvsd with SIGTERM, as an init system would.
+    pub fn stop_rvsd(&mut self, i: usize) -> Result<std::process::ExitStatus> {
+        self.lab.stop_named(&Self::rvsd_name(i))
+    }
+
+    /// Whether director `i`'s BGP session with the router is up, as the
+    /// router sees it.
+    pub fn bgp_established(&self, i: usize) -> Result<bool> {
+        Ok(self
+            .birdc(0, &format!("show protocols dir{i}"))?
+            .contains("Established"))
     }
 
     /// Kills director `i`'s rvsd with SIGKILL, as a crash would, and waits

@@ -105,3 +105,117 @@ fn the_router_spreads_flows_over_the_directors_that_announce() {
     assert_eq!(new_connections(&c, 1) - before[0], 10);
     assert_eq!(new_connections(&c, 2), before[1]);
 }
+
+/// rvs-announce announces a director's VIP only while its rvsd can serve
+/// it: not before the service has a real server with weight, not while all
+/// are quiesced, not while it drains, not once rvsd is killed (the router
+/// drops it within about a second: BFD over rvsd's own interface) or
+/// stopped; and again when a restarted rvsd has loaded its rules.
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and BIRD; run with cargo xtask test"]
+fn directors_announce_only_while_they_can_serve() {
+    let mut c = cluster("ann", ClusterOptions::new(2, 2));
+    for r in 1..=2 {
+        c.lab
+            .serve_http(&Cluster::real_server_role(r), 80, &format!("RS{r}"))
+            .unwrap();
+    }
+    for i in 1..=2 {
+        c.start_rvsd(i).unwrap();
+        c.start_announcer(i).unwrap();
+    }
+    let limit = Duration::from_secs(30);
+    // Both sessions up, both announcers have run: still no route, as no
+    // director has a service.
+    c.lab
+        .wait_for("BGP sessions and announcers", || {
+            Ok(c.bgp_established(1)?
+                && c.bgp_established(2)?
+                && (1..=2).all(|i| {
+                    c.lab
+                        .log_of(&Cluster::announcer_name(i))
+                        .contains("announcing nothing")
+                }))
+        })
+        .unwrap();
+    assert_eq!(
+        c.router_next_hops(CLUSTER_VIP).unwrap(),
+        Vec::<String>::new()
+    );
+    let status = c.rvsadm_ok(1, "--announcement").unwrap();
+    assert_eq!(status, "state: serving\nready:\nannounced:\n");
+
+    c.configure_service("mh", 80).unwrap();
+    c.wait_next_hops(CLUSTER_VIP, &[1, 2], limit).unwrap();
+    assert_eq!(
+        c.rvsadm_ok(1, "--announcement").unwrap(),
+        format!("state: serving\nready: {CLUSTER_VIP}\nannounced: {CLUSTER_VIP}\n")
+    );
+
+    // Every real server of director 2 quiesced: it withdraws.
+    for r in 1..=2 {
+        c.rvsadm_ok(
+            2,
+            &format!(
+                "-e -t {CLUSTER_VIP}:80 -r {}:80 -g -w 0",
+                rvs_lab::cluster::real_server_addr(r)
+            ),
+        )
+        .unwrap();
+    }
+    c.wait_next_hops(CLUSTER_VIP, &[1], limit).unwrap();
+    // One back is enough to announce; both back, so that (mh without
+    // mh-fallback) no flow lands on a quiesced one.
+    c.rvsadm_ok(
+        2,
+        &format!(
+            "-e -t {CLUSTER_VIP}:80 -r {}:80 -g -w 1",
+            rvs_lab::cluster::real_server_addr(1)
+        ),
+    )
+    .unwrap();
+    c.wait_next_hops(CLUSTER_VIP, &[1, 2], limit).unwrap();
+    c.rvsadm_ok(
+        2,
+        &format!(
+            "-e -t {CLUSTER_VIP}:80 -r {}:80 -g -w 1",
+            rvs_lab::cluster::real_server_addr(2)
+        ),
+    )
+    .unwrap();
+
+    // Drain director 1: withdrawn, and the VIP still answers (through 2).
+    c.rvsadm_ok(1, "--drain").unwrap();
+    assert!(c
+        .rvsadm_ok(1, "--announcement")
+        .unwrap()
+        .starts_with("state: draining\n"));
+    c.wait_next_hops(CLUSTER_VIP, &[2], limit).unwrap();
+    let by = served(&c, 5);
+    assert_eq!(by.get("failed"), None, "{by:?}");
+    c.rvsadm_ok(1, "--undrain").unwrap();
+    c.wait_next_hops(CLUSTER_VIP, &[1, 2], limit).unwrap();
+
+    // kill -9: the router notices without any help from the director.
+    c.kill_rvsd(1).unwrap();
+    let noticed = c
+        .wait_next_hops(CLUSTER_VIP, &[2], Duration::from_secs(10))
+        .unwrap();
+    eprintln!("the router dropped the killed director after {noticed:?}");
+    assert!(
+        noticed < Duration::from_millis(1500),
+        "BFD should notice in about 300 ms, took {noticed:?}"
+    );
+    // Restarted, it loads its rules and is announced again.
+    c.start_rvsd(1).unwrap();
+    let back = c.wait_next_hops(CLUSTER_VIP, &[1, 2], limit).unwrap();
+    eprintln!("the restarted director was back in the route after {back:?}");
+
+    // A clean stop withdraws too.
+    let st = c.stop_rvsd(2).unwrap();
+    assert!(st.success(), "{st}");
+    c.wait_next_hops(CLUSTER_VIP, &[1], Duration::from_secs(5))
+        .unwrap();
+    let by = served(&c, 5);
+    assert_eq!(by.get("failed"), None, "{by:?}");
+}
