@@ -55,6 +55,18 @@ enum Task {
         #[arg(long)]
         exception_cost: bool,
     },
+    /// Failover and rejoin on the cluster lab: long-lived connections
+    /// spread by ECMP over the directors, one rvsd killed and restarted
+    /// (mh, no sync, DR); ends with the `failover: ...` line.
+    Failover {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=4))]
+        directors: u8,
+        #[arg(long, default_value_t = 300)]
+        connections: usize,
+        /// The namespaces' prefix (not "rvs": `lab up` may be running).
+        #[arg(long, default_value = "rvsfo")]
+        prefix: String,
+    },
     /// A VM with real kernel IPVS (Debian 12): the oracle rvs is compared
     /// against.
     KernelVm {
@@ -174,6 +186,11 @@ fn main() -> Result<()> {
                     ..
                 },
         } => lab_up_selftest(m, ipv6),
+        Task::Failover {
+            directors,
+            connections,
+            prefix,
+        } => failover(usize::from(directors), connections, &prefix),
         Task::Lab {
             action: LabAction::Down,
         } => {
@@ -365,6 +382,22 @@ Try:\n\
 Logs and configurations: {d}. Remove it all with: cargo xtask lab down",
         d = dir.display()
     );
+    Ok(())
+}
+
+fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
+    use rvs_lab::failover::{run, FailoverOptions};
+    if !(1..=2000).contains(&connections) {
+        bail!("--connections {connections}: give 1 to 2000");
+    }
+    build_binaries()?;
+    let dir = std::env::temp_dir().join(format!("rvs-failover-{prefix}"));
+    let opts = FailoverOptions::new(directors, connections);
+    let report = run(prefix, &dir, &opts, |s| println!("== {s}"))?;
+    println!("{report}");
+    if report.broken_failover + report.broken_rejoin > 0 || report.probes_ok < report.probes {
+        bail!("connections broke: {report:?} (logs in {})", dir.display());
+    }
     Ok(())
 }
 

@@ -515,12 +515,13 @@ address = \"{}/24\"\n",
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Gives every director the same service: `scheduler` on
-    /// CLUSTER_VIP:`port`/TCP with every real server by DR, added in the
-    /// same order everywhere (mh and sh tables depend on it, as the
-    /// kernel's do), and writes it to each rules file so that a restarted
-    /// rvsd loads it again. Directors whose rvsd is not running get the
-    /// rules file only.
+    /// Gives every director the same service: CLUSTER_VIP:`port`/TCP with
+    /// scheduler `scheduler` (ipvsadm's words after `-s`, flags included:
+    /// "mh -b mh-port") and every real server by DR, added in the same
+    /// order everywhere (mh and sh tables depend on it, as the kernel's
+    /// do), and writes it to each rules file so that a restarted rvsd
+    /// loads it again. Directors whose rvsd is not running get the rules
+    /// file only.
     pub fn configure_service(&self, scheduler: &str, port: u16) -> Result<()> {
         let mut rules = format!("-A -t {CLUSTER_VIP}:{port} -s {scheduler}\n");
         for r in 1..=self.opts.real_servers {
@@ -538,6 +539,18 @@ address = \"{}/24\"\n",
             }
         }
         Ok(())
+    }
+
+    /// New connections director `i` has scheduled (`rvsadm --counters`).
+    pub fn new_connections(&self, i: usize) -> Result<u64> {
+        let out = self.rvsadm_ok(i, "--counters")?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some("new_connections")).then(|| f.next()?.parse::<u64>().ok())?
+            })
+            .sum())
     }
 }
 

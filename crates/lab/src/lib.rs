@@ -41,6 +41,9 @@ pub mod selftest;
 /// Several directors behind an ECMP router.
 pub mod cluster;
 
+/// Failover and rejoin on the cluster lab, measured.
+pub mod failover;
+
 /// A Debian 12 root for the package test.
 pub mod debian;
 
