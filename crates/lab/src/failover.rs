@@ -228,7 +228,7 @@ pub fn run(
         "{} connections streaming, per director {per_director:?}",
         opts.connections
     ));
-    if per_director.iter().any(|&n| n == 0) {
+    if per_director.contains(&0) {
         bail!("ECMP left a director without connections: {per_director:?}");
     }
     std::thread::sleep(Duration::from_secs(2));
