@@ -12,15 +12,8 @@ fn cluster(name: &str, opts: ClusterOptions) -> Cluster {
     Cluster::create(&prefix, &dir, opts).expect("building the cluster lab")
 }
 
-/// New connections each director scheduled (`rvsadm --counters`).
 fn new_connections(c: &Cluster, i: usize) -> u64 {
-    let out = c.rvsadm_ok(i, "--counters").unwrap();
-    out.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some("new_connections")).then(|| f.next()?.parse::<u64>().ok())?
-        })
-        .sum()
+    c.new_connections(i).unwrap()
 }
 
 /// Which real server answered each of `n` requests from the client, each
