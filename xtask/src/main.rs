@@ -59,6 +59,18 @@ enum Task {
         #[arg(long)]
         counting_cost: bool,
     },
+    /// Failover and rejoin on the cluster lab: long-lived connections
+    /// spread by ECMP over the directors, one rvsd killed and restarted
+    /// (mh, no sync, DR); ends with the `failover: ...` line.
+    Failover {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=4))]
+        directors: u8,
+        #[arg(long, default_value_t = 300)]
+        connections: usize,
+        /// The namespaces' prefix (not "rvs": `lab up` may be running).
+        #[arg(long, default_value = "rvsfo")]
+        prefix: String,
+    },
     /// A VM with real kernel IPVS (Debian 12): the oracle rvs is compared
     /// against.
     KernelVm {
@@ -98,6 +110,10 @@ enum LabAction {
         /// With --mode: also configure IPv6 (VIP fd00:99::10).
         #[arg(long, requires = "mode")]
         ipv6: bool,
+        /// Several directors (2 to 4) behind a BIRD router with ECMP, four
+        /// shared real servers (crates/lab/src/cluster.rs).
+        #[arg(long, conflicts_with = "mode", value_parser = clap::value_parser!(u8).range(2..=4))]
+        cluster: Option<u8>,
     },
     Down,
 }
@@ -149,6 +165,8 @@ fn build_binaries() -> Result<()> {
         "rvsadm",
         "-p",
         "rvs-keepalived",
+        "-p",
+        "rvs-announce",
     ]))
 }
 
@@ -157,6 +175,11 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Demo => demo(),
         Task::Lab {
+            action: LabAction::Up {
+                cluster: Some(n), ..
+            },
+        } => lab_up_cluster(usize::from(n)),
+        Task::Lab {
             action: LabAction::Up { mode: None, .. },
         } => lab_up(),
         Task::Lab {
@@ -164,8 +187,14 @@ fn main() -> Result<()> {
                 LabAction::Up {
                     mode: Some(m),
                     ipv6,
+                    ..
                 },
         } => lab_up_selftest(m, ipv6),
+        Task::Failover {
+            directors,
+            connections,
+            prefix,
+        } => failover(usize::from(directors), connections, &prefix),
         Task::Lab {
             action: LabAction::Down,
         } => {
@@ -326,6 +355,62 @@ Try:\n\
 rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
         bin = bin.display()
     );
+    Ok(())
+}
+
+/// `lab up --cluster N`: N directors, each with rvsd (an `mh` HTTP
+/// service on the cluster VIP), BIRD, and rvs-announce announcing the VIP
+/// to the router while rvsd serves it.
+fn lab_up_cluster(directors: usize) -> Result<()> {
+    use rvs_lab::cluster::{Cluster, ClusterOptions, CLUSTER_VIP};
+    setup()?;
+    build_binaries()?;
+    let mut c = Cluster::create(
+        LAB_PREFIX,
+        Path::new("/run/rvs/cluster"),
+        ClusterOptions::new(directors, 4),
+    )?;
+    for r in 1..=4 {
+        c.lab
+            .serve_http(&Cluster::real_server_role(r), 80, &format!("RS{r}"))?;
+    }
+    for i in 1..=directors {
+        c.start_rvsd(i)?;
+        c.start_announcer(i)?;
+    }
+    c.configure_service("mh", 80)?;
+    let all: Vec<usize> = (1..=directors).collect();
+    c.wait_next_hops(CLUSTER_VIP, &all, std::time::Duration::from_secs(30))?;
+    c.lab.keep();
+    let dir = Path::new("/run/rvs/cluster");
+    println!(
+        "The cluster is up: {directors} directors (rvs-dir1..) announce {CLUSTER_VIP} to rvs-router,\n\
+which spreads flows over them by ECMP; four real servers (rvs-rs1..4) by DR.\n\
+Try:\n\
+\x20 ip netns exec rvs-router ip route show {CLUSTER_VIP}\n\
+\x20 ip netns exec rvs-client curl http://{CLUSTER_VIP}/\n\
+\x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock -Ln\n\
+\x20 birdc -s {d}/bird-router.ctl show protocols\n\
+\x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock --drain   (then --undrain)\n\
+Logs and configurations: {d}. Remove it all with: cargo xtask lab down",
+        d = dir.display()
+    );
+    Ok(())
+}
+
+fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
+    use rvs_lab::failover::{run, FailoverOptions};
+    if !(1..=2000).contains(&connections) {
+        bail!("--connections {connections}: give 1 to 2000");
+    }
+    build_binaries()?;
+    let dir = std::env::temp_dir().join(format!("rvs-failover-{prefix}"));
+    let opts = FailoverOptions::new(directors, connections);
+    let report = run(prefix, &dir, &opts, |s| println!("== {s}"))?;
+    println!("{report}");
+    if report.broken_failover + report.broken_rejoin > 0 || report.probes_ok < report.probes {
+        bail!("connections broke: {report:?} (logs in {})", dir.display());
+    }
     Ok(())
 }
 
