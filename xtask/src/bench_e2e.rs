@@ -133,7 +133,13 @@ fn wrk(lab: &Lab, plan: Plan, urls: &[&str], close: bool) -> Result<Wrk> {
     };
     for (child, url) in children.into_iter().zip(urls) {
         let out = child.wait_with_output()?;
-        let one = parse_wrk(url, &String::from_utf8_lossy(&out.stdout))?;
+        let one = parse_wrk(url, &String::from_utf8_lossy(&out.stdout)).with_context(|| {
+            format!(
+                "wrk ({}) said: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
         all.rps += one.rps;
         all.requests += one.requests;
         all.p50_ms = all.p50_ms.max(one.p50_ms);
@@ -338,21 +344,15 @@ frontend f\n  bind {VIP}:80\n  default_backend b\nbackend b\n  balance roundrobi
 fn stop_director(lab: &Lab) {
     if let Ok(o) = rvs_lab::run("ip", &["netns", "pids", &lab.ns("director")]) {
         for p in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-            let _ = Command::new("kill").arg(p).status();
+            let _ = Command::new("kill").arg(p).stderr(Stdio::null()).status();
         }
     }
     std::thread::sleep(Duration::from_millis(500));
-    let _ = rvs_lab::run(
-        "ip",
-        &[
-            "-n",
-            &lab.ns("director"),
-            "addr",
-            "flush",
-            "dev",
-            "veth-dir",
-        ],
-    );
+    let ns = lab.ns("director");
+    let _ = rvs_lab::run("ip", &["-n", &ns, "addr", "flush", "dev", "veth-dir"]);
+    // The lab keeps the kernel off rvsd's interface by making it a bridge
+    // port; the proxies need the kernel on it.
+    let _ = rvs_lab::run("ip", &["-n", &ns, "link", "set", "veth-dir", "nomaster"]);
 }
 
 /// Installs nginx (with its stream module), HAProxy and wrk when missing.
