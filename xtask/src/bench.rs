@@ -243,10 +243,12 @@ impl Bench {
             data_room,
         } = Self::sizing(sc);
         let rx = rx_args(pcaps);
-        // Loading the capture into mbufs takes a while before forwarding.
-        let load = 6 + sc.flows / 100_000;
-        let out = Command::new("timeout")
-            .args(["-s", "INT", &format!("{}", self.secs as u64 + load)])
+        // Loading the capture into mbufs takes a while before forwarding,
+        // longer on a loaded machine: testpmd is stopped once it has
+        // forwarded for the warm-up and the measuring time, or at this cap.
+        let cap = self.secs as u64 + 30 + sc.flows / 50_000;
+        let mut child = Command::new("timeout")
+            .args(["-s", "INT", &cap.to_string()])
             .arg("dpdk-testpmd")
             .arg(format!("--lcores={}", Self::lcores(sc.workers)))
             .args([
@@ -274,24 +276,46 @@ impl Bench {
             .arg(format!("--rxq={}", sc.workers))
             .arg(format!("--txq={}", sc.workers))
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .context("running dpdk-testpmd")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut pps: Vec<f64> = text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
-        // The first periods include start-up and loading the capture.
-        if pps.len() > 2 {
-            pps.drain(..2);
+        // Its stats, a line a second: periods of nothing before forwarding
+        // began are start-up; the first two periods after warm up, as
+        // rvsd's first two seconds do; the rest are measured.
+        let warm_up = 2;
+        let wanted = warm_up + self.secs.ceil() as usize;
+        let mut pps: Vec<f64> = Vec::new();
+        let stdout = child.stdout.take().context("testpmd's stdout")?;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Some(v) = line?
+                .trim()
+                .strip_prefix("Rx-pps:")
+                .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            if v > 0.0 || !pps.is_empty() {
+                pps.push(v);
+            }
+            if pps.len() == wanted {
+                // SIGINT to `timeout`, which hands it on: testpmd stops its
+                // ports and exits cleanly.
+                let _ = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
+            }
         }
-        pps.sort_by(f64::total_cmp);
-        pps.get(pps.len() / 2).copied().with_context(|| {
+        let out = child.wait_with_output()?;
+        let measured = pps.get(warm_up..).unwrap_or_default();
+        let mut sorted = measured.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied().with_context(|| {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
             format!(
-                "testpmd printed no rates ({}); its last words: {}",
+                "testpmd forwarded for {} of the {wanted} s wanted within {cap} s ({}); its last words: {}",
+                pps.len(),
                 out.status,
                 tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
             )
@@ -537,7 +561,9 @@ impl Bench {
         self.secs + 3.0 + sc.flows as f64 / 250_000.0
     }
 
-    /// Seconds one testpmd run takes (see [`Bench::testpmd`]).
+    /// Seconds one testpmd run is expected to take (see
+    /// [`Bench::testpmd`]): start-up, loading the capture, warm-up and
+    /// measuring.
     fn testpmd_secs(&self, sc: &Scenario) -> f64 {
         self.secs + (6 + sc.flows / 100_000) as f64
     }
