@@ -1330,6 +1330,109 @@ mod tests {
         );
     }
 
+    /// A full run's report from made-up figures: the Targets table says
+    /// met, missed and not measured where it should, the prose carries the
+    /// figures it was given, and the README summary can be made from it.
+    #[test]
+    fn report_from_made_up_figures() {
+        let bench = Bench::new(Path::new("/nonexistent"), false);
+        let run = |fwd: f64, testpmd: f64| Run {
+            testpmd_5tswap: testpmd,
+            testpmd_macswap: testpmd,
+            rvsd: serde_json::json!({
+                "rx_pps": fwd, "fwd_pps": fwd, "drop_pps": 0.0, "handed_over": 0.5,
+                "warmup_seconds": 2.0, "new_conns_per_s": 1e6,
+                "burst_ns_p50": 5000.0, "burst_ns_p99": 9000.0, "burst_ns_p999": 20000.0,
+                "burst_ns_cdf": [[0.5, 5000], [0.99, 9000]],
+            }),
+        };
+        let mut rows = Vec::new();
+        for sc in bench.scenarios() {
+            // DR 1 worker 0.70 of testpmd (met), new flows 0.40 (missed),
+            // RSS 2 workers 1.5× one (missed).
+            let r = if sc.new_flows {
+                run(4e6, 10e6)
+            } else if sc.split == Split::Rss {
+                run(10.5e6, 20e6)
+            } else {
+                run(7e6, 10e6)
+            };
+            rows.push((sc, r));
+        }
+        let memory_rows = [
+            MemoryRow {
+                conns: 1_000_000,
+                table_bytes: 44.0,
+            },
+            MemoryRow {
+                conns: 10_000_000,
+                table_bytes: 46.7,
+            },
+        ];
+        let e2e = crate::bench_e2e::E2e {
+            plan: crate::bench_e2e::Plan::FULL,
+            one_server: "| one |\n".into(),
+            two_servers: "| two |\n".into(),
+            rvsd_one_ka: (0.97, 0.95, 0.99),
+            rvsd_one_nc: (0.93, 0.90, 0.96),
+            bars: vec![],
+        };
+        let targets = Bench::targets(false, &rows, Some(&e2e), &memory_rows, 0.98, 0.99);
+        let verdict = |what: &str| {
+            targets
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("no row {what} in\n{targets}"))
+                .rsplit('|')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(verdict("DR, established, 1M flows"), "met");
+        assert_eq!(verdict("New flows"), "missed by 20 %");
+        assert_eq!(verdict("RSS-split"), "missed by 6 %");
+        assert_eq!(verdict("keep-alive"), "met");
+        assert_eq!(verdict("new connection per request"), "missed by 2 %");
+        assert_eq!(verdict("at 10 M"), "missed by 17 %");
+        let quick = Bench::targets(true, &[], None, &memory_rows[..1], 0.9, 0.9);
+        assert_eq!(quick.matches("not measured").count(), 8, "{quick}");
+        let paired = Paired {
+            table: "| pair |\n".into(),
+            median: 0.98,
+            ratios: vec![0.97, 0.98, 0.99],
+        };
+        let table = bench.table(&rows);
+        let report = bench.report(&Report {
+            rows: &rows,
+            table: &table,
+            e2e: &e2e,
+            memory: "memory\n",
+            memory_rows: &memory_rows,
+            cost: &paired,
+            kcost: &paired,
+            targets: &targets,
+            per_packet_ns: Some(51.0),
+            plots: "## Plots\n",
+        });
+        for want in [
+            "in 51 ns (median)",
+            "44 MB for 1 M connections",
+            "ranged 0.970-0.990",
+            "(one real server) 0.90-0.96",
+            "warm-up of 2.0 s",
+            "wrk -t2 -c32 for 5 s",
+            "| 50.0 % |",
+        ] {
+            assert!(report.contains(want), "report lacks {want:?}:\n{report}");
+        }
+        for bad in ["NaN", "inf-", "-inf", " inf ", "576", "about 50 ns"] {
+            assert!(!report.contains(bad), "report has {bad:?}");
+        }
+        let summary = summary_of(&report).unwrap();
+        assert!(summary.contains("missed by 20 %"));
+    }
+
     #[test]
     fn summary_replaces_only_the_marked_block() {
         let results = "# R\n\nMachine: X, 2 CPUs. Date: D.\n\n## Targets\n\nGenerated.\n\n| a | b |\n|---|---|\n| c | met |\n\nprose\n";
