@@ -529,7 +529,15 @@ impl Bench {
     }
 
     /// What counting traffic costs (`[stats] enabled`).
-    fn counting_cost(&self, progress: &mut Progress) -> Result<Paired> {
+    pub fn counting_cost(&self) -> Result<(String, f64)> {
+        let p = self.counting_cost_with(&mut Progress::new(
+            self.paired_secs() / 2.0,
+            Path::new("/dev/null"),
+        ))?;
+        Ok((p.table, p.median))
+    }
+
+    fn counting_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
         let on = self.dr_established();
         let off = Scenario { stats: false, ..on };
         self.paired_cost("counting", on, off, progress)
@@ -540,7 +548,7 @@ impl Bench {
     /// tests. None of the capture is for the kernel.
     pub fn exception_cost(&self) -> Result<(String, f64)> {
         let p = self.exception_cost_with(&mut Progress::new(
-            self.paired_secs(),
+            self.paired_secs() / 2.0,
             Path::new("/dev/null"),
         ))?;
         Ok((p.table, p.median))
@@ -683,7 +691,7 @@ impl Bench {
                 ));
             }
         }
-        let cost = self.counting_cost(&mut progress)?;
+        let cost = self.counting_cost_with(&mut progress)?;
         progress.print(&cost.table);
         let kcost = self.exception_cost_with(&mut progress)?;
         progress.print(&kcost.table);
