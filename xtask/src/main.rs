@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_e2e;
+mod bench_plots;
 mod dist;
 mod docker;
 mod kernel_vm;
@@ -46,9 +47,13 @@ enum Task {
     Bench {
         #[arg(long)]
         quick: bool,
-        /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct).
+        /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct);
+        /// with --quick, one short run of each (debug build).
         #[arg(long)]
         e2e_only: bool,
+        /// Only rewrite README.md's benchmark summary from bench/RESULTS.md.
+        #[arg(long)]
+        readme_only: bool,
         /// Only what the exception path costs: the DR row, 1 M flows, with
         /// the kernel interface on and off in alternating runs (release
         /// build); prints the pairs, writes nothing.
@@ -206,12 +211,46 @@ fn main() -> Result<()> {
         Task::Dist => dist::run(&root()).map(|_| ()),
         Task::KernelVm { action } => kernel_vm_task(action),
         Task::Docker { action } => docker::run(action),
-        Task::Bench { e2e_only: true, .. } => {
+        Task::Bench {
+            readme_only: true, ..
+        } => {
+            let readme = root().join("README.md");
+            let results = std::fs::read_to_string(root().join("bench/RESULTS.md"))?;
+            let text = std::fs::read_to_string(&readme)?;
+            std::fs::write(&readme, bench::readme_with_summary(&text, &results)?)?;
+            println!("benchmark summary in {} rewritten", readme.display());
+            Ok(())
+        }
+        Task::Bench {
+            e2e_only: true,
+            quick,
+            ..
+        } => {
             setup()?;
-            // Measured as the full benchmark does: the release rvsd.
-            sh(cargo().args(["build", "--release", "-p", "rvsd", "-p", "rvsadm"]))?;
-            std::env::set_var("RVS_BIN_DIR", root().join("target/release"));
-            println!("{}", bench_e2e::run(&root())?.0);
+            // Measured as the full benchmark does: the release rvsd (a
+            // debug one for the quick smoke run).
+            let (plan, profile) = if quick {
+                (bench_e2e::Plan::QUICK, "debug")
+            } else {
+                (bench_e2e::Plan::FULL, "release")
+            };
+            let mut build = cargo();
+            build.args(["build", "-p", "rvsd", "-p", "rvsadm"]);
+            if !quick {
+                build.arg("--release");
+            }
+            sh(&mut build)?;
+            std::env::set_var("RVS_BIN_DIR", root().join("target").join(profile));
+            let e2e = bench_e2e::run(plan)?;
+            println!(
+                "One real server\n\n{}\nTwo real servers\n\n{}",
+                e2e.one_server, e2e.two_servers
+            );
+            println!(
+                "rvsd, one real server, × direct: keep-alive {:.2} (paired runs {:.2}-{:.2}), new connection per request {:.2} ({:.2}-{:.2})",
+                e2e.rvsd_one_ka.0, e2e.rvsd_one_ka.1, e2e.rvsd_one_ka.2,
+                e2e.rvsd_one_nc.0, e2e.rvsd_one_nc.1, e2e.rvsd_one_nc.2
+            );
             Ok(())
         }
         Task::Bench {
