@@ -5,12 +5,16 @@
 //!
 //!     pktgen --out F.pcap --flows 1000000 --traffic ack --size 64 \
 //!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
-//!            [--shard K/N [--flow-seed S]]
+//!            [--shard K/N | --rss K/N] [--flow-seed S]
 //!
 //! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
 //! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
 //! rvsd keys that hash at random unless `[workers] flow_seed` fixes it:
 //! `--flow-seed` must be the same number (0 unless given).
+//! `--rss K/N` keeps the packets an ordinary NIC would put on its queue K of
+//! N: Toeplitz over the 5-tuple with Microsoft's key, through a round-robin
+//! redirection table (`rvs_bench::rss_queue`); rvsd then hands the others'
+//! packets over to their owners.
 //!
 //! Every flow appears once per pass (clients 10.0.0.0/8 or fd00:c::/96, a
 //! port each); replaying the capture in a loop (net_pcap infinite_rx) repeats
@@ -63,6 +67,8 @@ struct Opts {
     dst_mac: [u8; 6],
     shard: Option<(usize, usize)>,
     flow_seed: u64,
+    /// Split as a NIC's RSS would, rather than by rvsd's owner.
+    rss: bool,
 }
 
 fn parse() -> Opts {
@@ -77,6 +83,7 @@ fn parse() -> Opts {
         dst_mac: [0x02, 0x70, 0x63, 0x61, 0x70, 0x00],
         shard: None,
         flow_seed: 0,
+        rss: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -88,9 +95,10 @@ fn parse() -> Opts {
             "--flows" => o.flows = v.parse().expect("--flows N"),
             "--size" => o.size = v.parse().expect("--size BYTES"),
             "--vport" => o.vport = v.parse().expect("--vport PORT"),
-            "--shard" => {
-                let (k, n) = v.split_once('/').expect("--shard K/N");
+            "--shard" | "--rss" => {
+                let (k, n) = v.split_once('/').expect("--shard K/N or --rss K/N");
                 o.shard = Some((k.parse().expect("K"), n.parse().expect("N")));
+                o.rss = args[i] == "--rss";
             }
             "--flow-seed" => o.flow_seed = v.parse().expect("--flow-seed S"),
             "--vip" => {
@@ -222,7 +230,12 @@ fn main() -> std::io::Result<()> {
     for (pass, flow) in (0..passes).flat_map(|p| (0..o.flows).map(move |f| (p, f))) {
         if let Some((k, n)) = o.shard {
             let (a, p) = client(&o, flow);
-            if sharding.owner_of(a, p, n) != k {
+            let queue = if o.rss {
+                rvs_bench::rss_queue(a, o.vip, p, o.vport, n)
+            } else {
+                sharding.owner_of(a, p, n)
+            };
+            if queue != k {
                 continue;
             }
         }

@@ -40,6 +40,13 @@ pub enum Request {
     Totals,
     /// Everything the metrics endpoint and the status page show.
     Status,
+    /// `rvsadm --drain` (true) and `--undrain` (false), rvs's own: stop
+    /// (or resume) announcing the VIPs to the routers; forwarding goes on,
+    /// so existing connections finish.
+    SetDrain(bool),
+    /// What this director may announce (rvs-announce asks every few
+    /// hundred milliseconds).
+    Announcement,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +74,7 @@ pub enum Response {
     /// What a reload did; a reload that failed is an `Error` naming the
     /// file and line, and changed nothing.
     Reloaded(crate::reload::ReloadReport),
+    Announcement(crate::announce::Announcement),
 }
 
 /// What `-L` shows.
