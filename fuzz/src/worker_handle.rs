@@ -396,6 +396,7 @@ impl Harness {
                         expire_budget: 64,
                         sloppy_tcp: setup.sloppy_tcp,
                         count_stats: setup.count_stats,
+                        defense: Default::default(),
                     },
                     neigh.clone(),
                     templates.clone(),

@@ -74,10 +74,13 @@ pub enum DropReason {
     /// For the director's kernel, but its interface's queue was full (the
     /// kernel is not reading): dropped rather than wait.
     KernelFull,
+    /// A new connection's first packet, refused by the SYN-flood defence
+    /// (`drop_packet`).
+    Defense,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 36] = [
+    pub const ALL: [DropReason; 37] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -114,6 +117,7 @@ impl DropReason {
         DropReason::Ipv6ExtHeaders,
         DropReason::NoIpv6,
         DropReason::KernelFull,
+        DropReason::Defense,
     ];
 
     /// The counter's name, as `rvsadm --counters` prints it.
@@ -155,6 +159,7 @@ impl DropReason {
             DropReason::Ipv6ExtHeaders => "drop_ipv6_ext_headers",
             DropReason::NoIpv6 => "drop_no_ipv6",
             DropReason::KernelFull => "drop_kernel_full",
+            DropReason::Defense => "drop_defense",
         }
     }
 }
@@ -218,6 +223,11 @@ counters! {
     to_kernel,
     /// Frames the director's kernel sent, out of its port.
     from_kernel,
+    /// Half-open connections that gave their place in a full table to a
+    /// new one (table pressure).
+    half_open_reclaimed,
+    /// Connections the defence's `drop_entry` removed.
+    entries_dropped,
 }
 
 impl Counters {
@@ -280,7 +290,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 20 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 22 + DropReason::ALL.len());
     }
 
     #[test]

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 /// The settings, as the kernel's sysctls (`/proc/sys/net/ipv4/vs/`) and
 /// what rvs adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DefenseConfig {
     /// Free connection slots below which the automatic modes switch on.
     pub amemthresh: u32,
@@ -65,6 +66,16 @@ pub enum DefenseConfigError {
     Mode(&'static str, u8),
     #[error("am_droprate must be at least 1 (one new connection in that many is dropped)")]
     DropRate,
+}
+
+impl DefenseConfigError {
+    /// The setting at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            DefenseConfigError::Mode(name, _) => name,
+            DefenseConfigError::DropRate => "am_droprate",
+        }
+    }
 }
 
 impl DefenseConfig {

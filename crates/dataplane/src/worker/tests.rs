@@ -34,6 +34,7 @@ fn worker() -> Worker {
         expire_budget: 64,
         sloppy_tcp: false,
         count_stats: true,
+        defense: Default::default(),
     };
     Worker::new(
         cfg,
@@ -797,6 +798,7 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
     }
 }
 
+mod defense;
 mod forwarding;
 mod kernel;
 mod listing;
