@@ -257,6 +257,9 @@ const DEFENSE_PERIOD_MS: u64 = 1000;
 /// Most of `drop_entry`'s random looks per poll loop: its 1/32 of the
 /// table a second is spread over the loops, as the expiry sweep is.
 const DROPENTRY_PER_LOOP: usize = 256;
+/// Most stale entries pruned from the table-pressure queue's front per
+/// poll loop: more than a loop's packets can make stale.
+const PRUNE_PER_LOOP: usize = 256;
 
 /// A connection as `-Lc` shows it.
 fn conn_row(c: &Conn<'_>, now_ms: u64) -> ConnRow {
@@ -599,6 +602,7 @@ impl Worker {
                 *l = self.defense.level();
             }
         }
+        self.conns.prune_half_open(PRUNE_PER_LOOP);
         if self.dropentry_due > 0 {
             let n = self.dropentry_due.min(DROPENTRY_PER_LOOP);
             self.dropentry_due -= n;

@@ -980,6 +980,25 @@ impl ConnTable {
         false
     }
 
+    /// Drops, from the front of the table-pressure queue, up to `budget`
+    /// entries that no longer name a half-open connection (it got
+    /// established, or went away), so that a full table finds the oldest
+    /// half-open connection at once. Called from the poll loop.
+    pub fn prune_half_open(&mut self, budget: usize) {
+        for _ in 0..budget {
+            let Some(&(r, tag)) = self.half_open.as_ref().and_then(|q| q.ring.front()) else {
+                return;
+            };
+            let d = self.data_only(r);
+            if half_open(d.state, d.flags) && self.tag(r) == tag {
+                return;
+            }
+            if let Some(q) = &mut self.half_open {
+                q.ring.pop_front();
+            }
+        }
+    }
+
     /// `drop_entry`'s work (the kernel's `ip_vs_random_dropentry`, which
     /// looks at 1/32 of the table each second): looks at `n` slots picked
     /// at random and removes, among the connections there, the half-open
@@ -1641,6 +1660,31 @@ mod tests {
         t.insert(key(4), &d, 0).unwrap();
         assert!(t.lookup(&key(2)).is_none());
         assert!(t.lookup(&key(3)).is_some());
+    }
+
+    /// Entries of connections that got established are pruned from the
+    /// queue's front between bursts, so that a full table never spends its
+    /// scan on them.
+    #[test]
+    fn pruning_clears_established_entries_from_the_front() {
+        let d = dest();
+        let n = 3 * RECLAIM_SCAN as u16;
+        let mut t = ConnTable::new(n as usize + 1, Timeouts::default());
+        t.set_reclaim_half_open(true);
+        for k in 0..n {
+            let r = t.insert(key(k), &d, 0).unwrap();
+            t.on_tcp(r, false, Some(Event::Syn), 0);
+            t.on_tcp(r, false, Some(Event::Ack), 0);
+        }
+        let r = t.insert(key(n), &d, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        for _ in 0..4 {
+            t.prune_half_open(RECLAIM_SCAN);
+        }
+        assert_eq!(t.half_open.as_ref().unwrap().ring.len(), 1);
+        t.insert(key(n + 1), &d, 0).unwrap();
+        assert_eq!(t.reclaimed(), 1);
+        assert!(t.lookup(&key(n)).is_none());
     }
 
     #[test]
