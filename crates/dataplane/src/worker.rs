@@ -125,6 +125,9 @@ pub enum WorkerMsg {
     Change(Change),
     /// `--set`: new connection timeouts (for state changes from now on).
     SetTimeouts(Timeouts),
+    /// A reload changed `[defense]`: the new settings, in force at once
+    /// (as a write to the kernel's sysctls).
+    SetDefense(DefenseConfig),
     /// `-Lc`: list this worker's connections (a slice per poll loop).
     ListConns(ConnListing),
 }
@@ -473,6 +476,16 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
+            WorkerMsg::SetDefense(d) => {
+                if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {
+                    self.conns.set_reclaim_half_open(d.reclaim_half_open);
+                }
+                self.cfg.defense = *d;
+                // The modes as written; the next loop decides on them.
+                self.defense = Defense::new(*d);
+                self.conns.set_secure_tcp(false, 0);
+                self.defense_ms = None;
+            }
             WorkerMsg::ListConns(req) => {
                 self.listings.push_back(ActiveListing {
                     req: req.clone(),

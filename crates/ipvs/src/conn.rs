@@ -502,6 +502,9 @@ struct HalfOpenQueue {
 /// Most stale queue entries one insertion skips looking for a half-open
 /// connection to reclaim: an insertion never costs more than this.
 const RECLAIM_SCAN: usize = 256;
+/// Random slots an insertion looks at for a half-open connection when the
+/// queue has none.
+const RECLAIM_PROBES: usize = 64;
 
 /// A slot that a burst's prefetch stage found for a packet: probably its
 /// connection, to be confirmed by [`ConnTable::lookup_hinted`].
@@ -963,15 +966,35 @@ impl ConnTable {
     }
 
     /// Table pressure: removes the oldest half-open TCP connection, looking
-    /// at no more than [`RECLAIM_SCAN`] stale entries. False when there is
-    /// none (or reclaiming is off).
+    /// at no more than [`RECLAIM_SCAN`] stale entries of the queue; failing
+    /// that (the queue was just turned on, or lost entries when it was
+    /// full), a half-open connection among [`RECLAIM_PROBES`] slots picked
+    /// at random. False when there is none (or reclaiming is off).
     fn reclaim_one(&mut self) -> bool {
+        if self.half_open.is_none() {
+            return false;
+        }
         for _ in 0..RECLAIM_SCAN {
             let Some((r, tag)) = self.half_open.as_mut().and_then(|q| q.ring.pop_front()) else {
-                return false;
+                break;
             };
             let d = self.data_only(r);
             if half_open(d.state, d.flags) && self.tag(r) == tag {
+                self.remove(r);
+                self.reclaimed += 1;
+                return true;
+            }
+        }
+        let (len4, len6) = (self.v4.slots.len(), self.v6.slots.len());
+        for _ in 0..RECLAIM_PROBES.min(len4 + len6) {
+            let at = self.rng.usize(0..len4 + len6);
+            let r = if at < len4 {
+                ConnRef(at as u32)
+            } else {
+                ConnRef((at - len4) as u32 | V6)
+            };
+            let (key, d) = self.data(r);
+            if key.protocol == Protocol::Tcp && half_open(d.state, d.flags) {
                 self.remove(r);
                 self.reclaimed += 1;
                 return true;

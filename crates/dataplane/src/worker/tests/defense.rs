@@ -157,3 +157,39 @@ fn secure_tcp_switches_tables_and_half_open_timeouts() {
 fn flow_of(f: &[u8]) -> FlowKey {
     flow_key_hint(f).unwrap()
 }
+
+/// A reload's new `[defense]` is in force from the next loop on: modes as
+/// written, table pressure off or on.
+#[test]
+fn set_defense_takes_effect_at_once() {
+    let mut w = defended(
+        8,
+        DefenseConfig {
+            secure_tcp: 3,
+            ..DefenseConfig::default()
+        },
+    );
+    w.housekeeping(1);
+    assert!(w.conns.secure_tcp());
+    let off = DefenseConfig {
+        reclaim_half_open: false,
+        ..DefenseConfig::default()
+    };
+    w.apply(&WorkerMsg::SetDefense(off), 2);
+    assert!(!w.conns.secure_tcp());
+    w.housekeeping(2);
+    assert!(!w.conns.secure_tcp());
+    for n in 0..8 {
+        assert_eq!(w.handle(0, &mut spoofed_syn(n), 2), Verdict::Tx(0));
+    }
+    assert_eq!(
+        w.handle(0, &mut tcp(1, SYN), 2),
+        Verdict::Drop(DropReason::ConnTableFull),
+        "table pressure off"
+    );
+    w.apply(&WorkerMsg::SetDefense(DefenseConfig::default()), 3);
+    // The half-open connections made while it was off are in no queue:
+    // random looks find them.
+    assert_eq!(w.handle(0, &mut tcp(1, SYN), 3), Verdict::Tx(0));
+    assert_eq!(w.conns.reclaimed(), 1);
+}
