@@ -6,7 +6,8 @@
 //! preallocated slab, plus its slot number in a bucket index (`index.rs`, 8
 //! bytes a connection) and in the NAT reply index (8 more), both sized for
 //! the whole capacity up front: about 48 bytes per connection, table
-//! overhead included. What many connections share (the
+//! overhead included, and 8 more for the table-pressure queue (on by
+//! default: [`ConnTable::set_reclaim_half_open`]). What many connections share (the
 //! real server's address, forwarding method and counters; a persistence
 //! template) lives once in small registries and is referred to by a 32-bit
 //! handle. IPv6 connections have their own slab with wider keys.
@@ -1423,6 +1424,8 @@ mod tests {
         let d = dest();
         let n = 100_000;
         let mut t = ConnTable::new(n, Timeouts::default());
+        // Table pressure's queue, on by default, counts too.
+        t.set_reclaim_half_open(true);
         for i in 0..n as u32 {
             let k = FlowKey {
                 protocol: Protocol::Tcp,
