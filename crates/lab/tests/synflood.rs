@@ -4,6 +4,8 @@
 //! one, so the flood cannot lock legitimate clients out, during it or after
 //! it.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,7 @@ fn request(lab: &Lab) -> bool {
 #[test]
 #[ignore = "needs root, network namespaces, DPDK and hping3; run with cargo xtask test"]
 fn a_spoofed_syn_flood_larger_than_the_table_leaves_new_clients_served() {
-    if common_which("hping3").is_none() {
+    if common::which("hping3").is_none() {
         panic!("hping3 is missing: dpdk-build/setup.sh installs it");
     }
     let prefix = format!("{}flood", rvs_lab::test_prefix());
@@ -151,12 +153,4 @@ fn a_spoofed_syn_flood_larger_than_the_table_leaves_new_clients_served() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap();
     assert!(shown >= reclaimed, "{defense}");
-}
-
-fn common_which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(bin))
-            .find(|f| f.is_file())
-    })
 }
