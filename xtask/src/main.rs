@@ -449,5 +449,23 @@ fn test() -> Result<()> {
             bail!("tests left namespaces behind: {}", leaked.join(" "));
         }
     }
+    // And their scratch folders (each lab removes its own as it goes).
+    let scratch = rvs_lab::test_dir(&rvs_lab::test_prefix());
+    let start = scratch
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(std::env::temp_dir())?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&start) && std::env::var_os("RVS_KEEP_LAB_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(e.path());
+            left.push(name);
+        }
+    }
+    if !left.is_empty() && result.is_ok() {
+        bail!("tests left scratch folders behind: {}", left.join(" "));
+    }
     result
 }

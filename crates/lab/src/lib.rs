@@ -140,7 +140,7 @@ impl Lab {
             bail!("the lab needs root (network namespaces); run as root");
         }
         teardown(prefix)?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        fresh_dir(prefix, dir)?;
         let lab = Lab::empty(prefix, dir, WALKTHROUGH_PORTS);
         lab.build().inspect_err(|_| {
             let _ = teardown(prefix);
@@ -799,8 +799,21 @@ impl Drop for Lab {
             if let Err(e) = self.down() {
                 eprintln!("lab teardown: {e:#}");
             }
+            if self.dir == test_dir(&self.prefix) && std::env::var_os("RVS_KEEP_LAB_DIR").is_none()
+            {
+                let _ = fs::remove_dir_all(&self.dir);
+            }
         }
     }
+}
+
+/// Makes the lab's folder; a test's scratch folder ([`test_dir`]) left by
+/// an earlier run starts empty.
+pub(crate) fn fresh_dir(prefix: &str, dir: &Path) -> Result<()> {
+    if dir == test_dir(prefix) && dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 fn not_root() -> bool {
@@ -830,6 +843,14 @@ pub fn namespaces_starting(start: &str) -> Result<Vec<String>> {
         .filter(|n| n.starts_with(start))
         .map(String::from)
         .collect())
+}
+
+/// The scratch folder of the lab with this prefix (rvsd's configuration,
+/// socket and logs, the servers' files): the tests' labs live here, and a
+/// lab removes it when it goes, unless `RVS_KEEP_LAB_DIR` is set (to read
+/// the logs of a failed test).
+pub fn test_dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rvs-lab-{prefix}"))
 }
 
 /// What every end-to-end test's lab prefix starts with: `RVS_TEST_PREFIX`,

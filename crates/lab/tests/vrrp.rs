@@ -177,7 +177,7 @@ fn config_for(lab: &Lab, role: &str, iface: &str, addr: &str, socket: &Path) -> 
 #[ignore = "needs root, network namespaces, DPDK and keepalived; run with cargo xtask test"]
 fn vip_moves_to_the_other_director_when_the_master_fails() {
     let prefix = format!("{}vrrp", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).unwrap();
     lab.add_director("director2", "veth-dir2").unwrap();
     lab.serve_http("rs1", 80, "RS1").unwrap();
