@@ -41,7 +41,7 @@ fn a_spoofed_syn_flood_larger_than_the_table_leaves_new_clients_served() {
         panic!("hping3 is missing: dpdk-build/setup.sh installs it");
     }
     let prefix = format!("{}flood", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();
