@@ -5,10 +5,14 @@
 //!
 //!     pktgen --out F.pcap --flows 1000000 --traffic ack --size 64 \
 //!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
-//!            [--shard K/N]
+//!            [--shard K/N | --rss K/N]
 //!
 //! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
 //! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
+//! `--rss K/N` keeps the packets an ordinary NIC would put on its queue K of
+//! N: Toeplitz over the 5-tuple with Microsoft's key, through a round-robin
+//! redirection table (`rvs_bench::rss_queue`); rvsd then hands the others'
+//! packets over to their owners.
 //!
 //! Every flow appears once per pass (clients 10.0.0.0/8 or fd00:c::/96, a
 //! port each); replaying the capture in a loop (net_pcap infinite_rx) repeats
@@ -80,6 +84,8 @@ struct Opts {
     legit: u64,
     rtt_rounds: u64,
     lead_in: u64,
+    /// Split as a NIC's RSS would, rather than by rvsd's owner.
+    rss: bool,
 }
 
 fn parse() -> Opts {
@@ -97,6 +103,7 @@ fn parse() -> Opts {
         legit: 4096,
         rtt_rounds: 16,
         lead_in: 0,
+        rss: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -112,9 +119,10 @@ fn parse() -> Opts {
             "--legit" => o.legit = v.parse().expect("--legit N"),
             "--rtt-rounds" => o.rtt_rounds = v.parse().expect("--rtt-rounds N"),
             "--lead-in" => o.lead_in = v.parse().expect("--lead-in N"),
-            "--shard" => {
-                let (k, n) = v.split_once('/').expect("--shard K/N");
+            "--shard" | "--rss" => {
+                let (k, n) = v.split_once('/').expect("--shard K/N or --rss K/N");
                 o.shard = Some((k.parse().expect("K"), n.parse().expect("N")));
+                o.rss = args[i] == "--rss";
             }
             "--vip" => {
                 o.vip = v.parse().expect("--vip ADDR");
@@ -344,7 +352,12 @@ fn main() -> std::io::Result<()> {
     for (pass, flow) in (0..passes).flat_map(|p| (0..o.flows).map(move |f| (p, f))) {
         if let Some((k, n)) = o.shard {
             let (a, p) = client(&o, flow);
-            if rvs_dataplane::worker::owner_of(a, p, n) != k {
+            let queue = if o.rss {
+                rvs_bench::rss_queue(a, o.vip, p, o.vport, n)
+            } else {
+                rvs_dataplane::worker::owner_of(a, p, n)
+            };
+            if queue != k {
                 continue;
             }
         }

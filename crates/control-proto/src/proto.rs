@@ -43,6 +43,13 @@ pub enum Request {
     /// `rvsadm --defense`: the SYN-flood defence's settings and what each
     /// worker's decided at its last update.
     Defense,
+    /// `rvsadm --drain` (true) and `--undrain` (false), rvs's own: stop
+    /// (or resume) announcing the VIPs to the routers; forwarding goes on,
+    /// so existing connections finish.
+    SetDrain(bool),
+    /// What this director may announce (rvs-announce asks every few
+    /// hundred milliseconds).
+    Announcement,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +78,7 @@ pub enum Response {
     /// file and line, and changed nothing.
     Reloaded(crate::reload::ReloadReport),
     Defense(DefenseView),
+    Announcement(crate::announce::Announcement),
 }
 
 /// What `rvsadm --defense` shows: the settings (the kernel's

@@ -72,6 +72,8 @@ pub struct ControlServer {
     limits: SocketLimits,
     /// The SYN-flood defence's settings (`[defense]`), for `--defense`.
     defense: rvs_ipvs::defense::DefenseConfig,
+    /// `rvsadm --drain`: what [`Request::Announcement`] reports.
+    draining: bool,
 }
 
 impl ControlServer {
@@ -96,6 +98,7 @@ impl ControlServer {
             health_file: None,
             limits: SocketLimits::default(),
             defense: Default::default(),
+            draining: false,
         }
     }
 
@@ -244,6 +247,23 @@ impl ControlServer {
             Request::Totals => Response::Totals(self.stats.totals(&self.director)),
             Request::Status => Response::Status(Box::new(self.status())),
             Request::Defense => Response::Defense(self.defense()),
+            Request::SetDrain(on) => {
+                if on != self.draining {
+                    log::info!(
+                        "{}",
+                        if on {
+                            "draining: the VIPs are no longer announced"
+                        } else {
+                            "drain ended: the VIPs are announced again"
+                        }
+                    );
+                }
+                self.draining = on;
+                Response::Ok
+            }
+            Request::Announcement => Response::Announcement(
+                rvs_control_proto::announce::Announcement::of(&self.listing(), self.draining),
+            ),
             Request::Restore(cmds) => {
                 let mut errors: Vec<String> =
                     cmds.iter().filter_map(|c| self.apply(c).err()).collect();
@@ -596,6 +616,53 @@ mod tests {
         assert_eq!(l.services[0].dests.len(), 1);
         drop(srv);
         assert_eq!(acker.join().unwrap(), 2, "only valid changes were sent");
+    }
+
+    /// A VIP is announced once it has a real server with weight, and not
+    /// while the director drains; draining changes nothing in the table.
+    #[test]
+    fn announcement_follows_the_real_servers_and_the_drain() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 1)],
+            4096,
+            Arc::default(),
+        );
+        let acker = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                shared.applied.fetch_add(1, Ordering::Release);
+            }
+        });
+        let announced = |srv: &mut ControlServer| match srv.handle(Request::Announcement) {
+            Response::Announcement(a) => a.announced().to_vec(),
+            r => panic!("{r:?}"),
+        };
+        assert!(matches!(
+            srv.handle(Request::Apply(Command::AddService(spec()))),
+            Response::Ok
+        ));
+        assert!(announced(&mut srv).is_empty(), "no real server yet");
+        let mut d = DestSpec {
+            addr: "192.168.1.220".parse().unwrap(),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: 0,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        srv.handle(Request::Apply(Command::AddDest(spec().key, d)));
+        assert!(announced(&mut srv).is_empty(), "a quiesced real server");
+        d.weight = 1;
+        srv.handle(Request::Apply(Command::EditDest(spec().key, d)));
+        assert_eq!(announced(&mut srv), vec![spec().key.addr]);
+        assert!(matches!(srv.handle(Request::SetDrain(true)), Response::Ok));
+        assert!(announced(&mut srv).is_empty(), "draining");
+        assert_eq!(srv.listing().services[0].dests.len(), 1, "table kept");
+        assert!(matches!(srv.handle(Request::SetDrain(false)), Response::Ok));
+        assert_eq!(announced(&mut srv), vec![spec().key.addr]);
+        drop(srv);
+        acker.join().unwrap();
     }
 
     #[test]

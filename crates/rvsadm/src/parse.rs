@@ -45,6 +45,12 @@ pub enum Action {
     Health,
     /// rvs extension: rvsd reads its configuration and rules file again.
     Reload,
+    /// rvs extension: `--drain` (true) stops announcing the VIPs to the
+    /// routers and lets existing connections finish; `--undrain` (false)
+    /// announces them again.
+    Drain(bool),
+    /// rvs extension: what this director announces, and whether it drains.
+    Announcement,
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -113,6 +119,9 @@ enum Cmd {
     TotalsPerWorker,
     Health,
     Reload,
+    Drain,
+    Undrain,
+    Announcement,
 }
 
 impl Cmd {
@@ -140,6 +149,9 @@ impl Cmd {
             Cmd::TotalsPerWorker => "totals-per-worker",
             Cmd::Health => "health",
             Cmd::Reload => "reload",
+            Cmd::Drain => "drain",
+            Cmd::Undrain => "undrain",
+            Cmd::Announcement => "announcement",
         }
     }
 }
@@ -315,7 +327,10 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Totals
         | Cmd::TotalsPerWorker
         | Cmd::Health
-        | Cmd::Reload => 'x',
+        | Cmd::Reload
+        | Cmd::Drain
+        | Cmd::Undrain
+        | Cmd::Announcement => 'x',
     }
 }
 
@@ -383,6 +398,9 @@ const DEFS: &[Def] = &[
     ),
     d("health", None, N, Kind::Cmd(Cmd::Health)),
     d("reload", None, N, Kind::Cmd(Cmd::Reload)),
+    d("drain", None, N, Kind::Cmd(Cmd::Drain)),
+    d("undrain", None, N, Kind::Cmd(Cmd::Undrain)),
+    d("announcement", None, N, Kind::Cmd(Cmd::Announcement)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -1061,6 +1079,9 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Zero => Action::Zero(key),
         Cmd::Health => Action::Health,
         Cmd::Reload => Action::Reload,
+        Cmd::Drain => Action::Drain(true),
+        Cmd::Undrain => Action::Drain(false),
+        Cmd::Announcement => Action::Announcement,
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -1209,6 +1230,7 @@ Usage:\n\
   {prog} --counters | --defense | --totals | --totals-per-worker\n\
   {prog} --health [--status-file PATH]\n\
   {prog} --reload\n\
+  {prog} --drain | --undrain | --announcement\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1228,6 +1250,9 @@ Commands:\n\
   --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
   --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
   --reload                    rvsd reads its configuration and rules file again, applies what changed (rvs)\n\
+  --drain                     stop announcing the VIPs to the routers, let connections finish (rvs)\n\
+  --undrain                   announce the VIPs again (rvs)\n\
+  --announcement              the VIPs this director announces, and whether it drains (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\

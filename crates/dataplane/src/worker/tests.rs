@@ -54,14 +54,19 @@ fn vip_key(protocol: Protocol, port: u16) -> ServiceKey {
 
 /// The walkthrough's setup: rr over RS1 then RS2, both DR, MACs known.
 fn walkthrough(protocol: Protocol, port: u16) -> Worker {
+    walkthrough_with(protocol, port, "rr", 0)
+}
+
+/// The walkthrough's service with scheduler `sched` and its flags.
+fn walkthrough_with(protocol: Protocol, port: u16, sched: &str, sched_flags: u32) -> Worker {
     let mut w = worker();
     let mut control = Director::new();
     let key = vip_key(protocol, port);
     let cmds = [
         Command::AddService(ServiceSpec {
             key,
-            scheduler: "rr".into(),
-            sched_flags: 0,
+            scheduler: sched.into(),
+            sched_flags,
             persistent: None,
             netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::BROADCAST),
             one_packet: false,
@@ -299,6 +304,44 @@ fn sloppy_tcp_schedules_mid_flow_packets() {
         Verdict::Drop(DropReason::NoConnection),
         "not on a RST"
     );
+}
+
+/// Two directors behind ECMP with the same `mh` (or `sh`) service, built
+/// from the same adds: a flow whose SYN went to the first and whose later
+/// packets reach the second (no state there) goes to the same real server
+/// from both, with sloppy_tcp; the second's entry starts ESTABLISHED, as
+/// the kernel's does from an ACK in sloppy mode.
+#[test]
+fn sloppy_mid_flow_packets_reach_the_real_server_the_first_director_chose() {
+    // The port flag spreads one client's flows over both real servers.
+    for sched in ["mh", "sh"] {
+        let flags = rvs_ipvs::service::sched_flags::SCHED2;
+        let mut first = walkthrough_with(Protocol::Tcp, 80, sched, flags);
+        let mut second = walkthrough_with(Protocol::Tcp, 80, sched, flags);
+        second.cfg.sloppy_tcp = true;
+        let mut used = std::collections::BTreeSet::new();
+        for cport in 40000..40064 {
+            let mut syn = tcp(cport, SYN);
+            assert_eq!(first.handle(0, &mut syn, 1), Verdict::Tx(0));
+            let mut ack = tcp(cport, ACK);
+            assert_eq!(second.handle(0, &mut ack, 2), Verdict::Tx(0), "{sched}");
+            assert_eq!(dst_mac(&ack), dst_mac(&syn), "{sched}, port {cport}");
+            used.insert(dst_mac(&syn).0);
+            let c = second
+                .conns
+                .lookup(&FlowKey {
+                    protocol: Protocol::Tcp,
+                    caddr: "192.168.1.50".parse().unwrap(),
+                    cport,
+                    vaddr: "192.168.1.10".parse().unwrap(),
+                    vport: 80,
+                })
+                .unwrap();
+            assert_eq!(second.conns.get(c).state, TcpState::Established);
+        }
+        assert_eq!(used.len(), 2, "{sched}: flows on both real servers");
+        assert_eq!(second.shared.counters.new_connections.get(), 64);
+    }
 }
 
 #[test]

@@ -485,6 +485,28 @@ fn reload_takes_no_options() {
 }
 
 #[test]
+fn drain_undrain_and_announcement_take_no_options() {
+    assert_eq!(p("--drain").unwrap(), Action::Drain(true));
+    assert_eq!(p("--undrain").unwrap(), Action::Drain(false));
+    assert_eq!(p("--announcement").unwrap(), Action::Announcement);
+    assert_eq!(
+        err("--drain -t 10.0.0.1:80"),
+        (
+            "Illegal 'service-address' option with the 'drain' command".to_string(),
+            2
+        )
+    );
+    // A second command is an invalid option, as in ipvsadm.
+    assert_eq!(
+        err("--drain --undrain"),
+        ("invalid option `--undrain'".to_string(), 2)
+    );
+    for c in ["--drain", "--undrain", "--announcement"] {
+        assert!(usage("rvsadm").contains(c), "{c}");
+    }
+}
+
+#[test]
 fn the_option_table_is_what_the_parser_takes() {
     let table = option_table();
     assert!(table.len() > 50);
