@@ -104,6 +104,7 @@ pub fn one_service_worker_on(fwd: FwdMethod, count_stats: bool, kernel: bool) ->
         expire_budget: 64,
         sloppy_tcp: false,
         count_stats,
+        defense: Default::default(),
     };
     let neigh = Arc::new(NeighbourTable::new(300_000));
     neigh.add_static(Ipv4Addr::new(192, 168, 1, 220), MacAddr([2, 0, 0, 0, 0, 1]));

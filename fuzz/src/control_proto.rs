@@ -79,6 +79,7 @@ fn stand_in_worker() -> Worker {
             expire_budget: 64,
             sloppy_tcp: false,
             count_stats: true,
+            defense: Default::default(),
         },
         Arc::new(NeighbourTable::new(300_000)),
         Arc::new(Templates::new()),

@@ -633,6 +633,7 @@ impl Bench {
                 self.rvsd_secs(sc) + self.testpmd_secs(sc) * if self.quick { 1.0 } else { 2.0 };
         }
         total += 2.0 * self.paired_secs();
+        total += 2.0 * self.flood_secs();
         let e2e_plan = crate::bench_e2e::Plan::FULL;
         if !self.quick {
             total += crate::bench_e2e::expected_secs(e2e_plan) + 60.0;
@@ -702,6 +703,13 @@ impl Bench {
         progress.print(&cost.table);
         let kcost = self.exception_cost_with(&mut progress)?;
         progress.print(&kcost.table);
+        progress.step(
+            "SYN flood, four times the connection table: table pressure on and off",
+            2.0 * self.flood_secs(),
+        );
+        let (flood_on, flood_off) = (self.flood(true)?, self.flood(false)?);
+        let flood = format!("{FLOOD_HEADER}{}{}", flood_on.table(), flood_off.table());
+        progress.print(&flood);
         let quick_check = Self::quick_check(&rows);
         let (e2e, per_packet_ns) = if self.quick {
             (None, None)
@@ -729,6 +737,7 @@ impl Bench {
             &memory_rows,
             cost.median,
             kcost.median,
+            &flood_on,
         );
         progress.print(&targets);
         progress.finish();
@@ -736,6 +745,12 @@ impl Bench {
             // A smoke check: the runner works, both sides moved packets and
             // rvsd forwarded them.
             quick_check?;
+            anyhow::ensure!(
+                flood_on.established_lost() == 0 && flood_on.legit_completion() >= 0.99,
+                "SYN flood: established clients lost {} packets, legitimate new clients completed {:.2} %",
+                flood_on.established_lost(),
+                flood_on.legit_completion() * 100.0
+            );
             println!("bench --quick: ok");
         } else {
             let e2e = e2e.expect("measured in the full run");
@@ -758,6 +773,7 @@ impl Bench {
                 memory_rows: &memory_rows,
                 cost: &cost,
                 kcost: &kcost,
+                flood: &flood,
                 targets: &targets,
                 per_packet_ns,
                 plots: &plots,
@@ -902,6 +918,7 @@ impl Bench {
         memory: &[MemoryRow],
         counting: f64,
         kernel: f64,
+        flood: &Flood,
     ) -> String {
         let fwd = |pred: &dyn Fn(&Scenario) -> bool| {
             rows.iter()
@@ -975,6 +992,18 @@ impl Bench {
             0.98,
             (!quick).then_some(kernel),
             quick_why,
+        );
+        t.at_most(
+            "SYN flood, four times the table: packets of established clients lost",
+            0.0,
+            Some(flood.established_lost() as f64),
+            "",
+        );
+        t.at_least(
+            "SYN flood, four times the table: legitimate new connections completed",
+            0.99,
+            Some(flood.legit_completion()),
+            "",
         );
         t.text
     }
@@ -1100,6 +1129,16 @@ port's tap and looks for frames from the kernel every `KERNEL_POLL_INTERVAL` (`c
 classification tests whether a frame is the host's. The DR row above again (none of its packets are the kernel's), \
 with the kernel interface on and off in alternating runs of {secs} s (rvsd in a network namespace of its own); \
 the ratio of each pair, and their median.\n\n{kcost}\n\
+## SYN flood\n\n\
+One worker whose table holds 65 536 connections, and a capture from `pktgen --traffic flood` played once \
+(not looped; `cargo xtask bench --flood` runs only this): 16 384 clients open connections (SYN, ACK), then, in rounds, \
+262 144 SYNs from spoofed sources (four times the table, never the same source twice), 4 096 legitimate clients \
+opening connections (each one's ACK 16 rounds, about 1 000 spoofed SYNs, after its SYN) and one more ACK from each \
+established client. They go to three ports of the VIP only so that the services' counters tell them apart; \
+all share the one table. Established clients' packets lost: sent less forwarded, plus any client scheduled a \
+second time (it lost its entry); a legitimate connection completed when its ACK found its entry. Table pressure \
+(`[defense] reclaim_half_open`, on by default) gives a full table's oldest half-open connection's place to the \
+new one; off, a full table drops new connections (rvs before this row). See docs/syn-flood.md.\n\n{flood}\n\
 ## Targets\n\n\
 Generated from this run's figures (same-run ratios).\n\n{targets}\n\
 Where the time goes (DR, 1 M flows). testpmd's 5tswap spends its whole budget in `net_pcap` (each packet is \
@@ -1124,6 +1163,7 @@ The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {no
             memory = r.memory,
             cost = r.cost.table,
             kcost = r.kcost.table,
+            flood = r.flood,
             targets = r.targets,
         )
     }
@@ -1152,6 +1192,7 @@ struct Report<'a> {
     memory_rows: &'a [MemoryRow],
     cost: &'a Paired,
     kcost: &'a Paired,
+    flood: &'a str,
     targets: &'a str,
     per_packet_ns: Option<f64>,
     plots: &'a str,
@@ -1327,6 +1368,241 @@ impl Progress {
     }
 }
 
+/// What the SYN-flood row measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flood {
+    /// Table pressure (`[defense] reclaim_half_open`) on.
+    pub reclaim: bool,
+    pub capacity: u64,
+    pub flood_syns: u64,
+    pub established_flows: u64,
+    pub established_sent: u64,
+    pub established_forwarded: u64,
+    /// Connections the established clients were given: more than one each
+    /// means one lost its entry and was scheduled again.
+    pub established_conns: u64,
+    pub legit_flows: u64,
+    pub legit_completed: u64,
+    pub reclaimed: u64,
+    pub table_full_drops: u64,
+    pub seconds: f64,
+}
+
+/// The header of [`Flood::table`]'s rows.
+pub const FLOOD_HEADER: &str = "| table pressure | connection table | spoofed SYNs | established clients: packets sent / forwarded / lost | legitimate new clients: completed | half-open reclaimed | dropped, table full | seconds |\n|---|---|---|---|---|---|---|---|\n";
+
+impl Flood {
+    pub fn established_lost(&self) -> u64 {
+        self.established_sent
+            .saturating_sub(self.established_forwarded)
+            + self
+                .established_conns
+                .saturating_sub(self.established_flows)
+    }
+
+    pub fn legit_completion(&self) -> f64 {
+        self.legit_completed as f64 / self.legit_flows.max(1) as f64
+    }
+
+    pub fn table(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} / {} / {} | {} of {} ({:.2} %) | {} | {} | {:.2} |\n",
+            if self.reclaim { "on" } else { "off" },
+            self.capacity,
+            self.flood_syns,
+            self.established_sent,
+            self.established_forwarded,
+            self.established_lost(),
+            self.legit_completed,
+            self.legit_flows,
+            self.legit_completion() * 100.0,
+            self.reclaimed,
+            self.table_full_drops,
+            self.seconds,
+        )
+    }
+}
+
+/// `Conns` and `InPkts` of one service in `rvsadm -Ln --stats --exact`.
+fn service_stats(listing: &str, proto: &str, vip_port: &str) -> Option<(u64, u64)> {
+    listing.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[0] == proto && f[1] == vip_port)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// One counter of `rvsadm --counters`, summed over the workers.
+fn counter(counters: &str, name: &str) -> u64 {
+    counters
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+impl Bench {
+    /// The SYN-flood row: one worker whose table holds `capacity`
+    /// connections, a capture played once (not looped) in which established
+    /// clients keep talking and legitimate clients open connections while
+    /// four times the table in spoofed SYNs arrives (pktgen's `flood`). The
+    /// rules go in from a rules file at start; the capture's lead-in (UDP
+    /// to a one-packet service added last) is played meanwhile, and that
+    /// service's count shows the rules were all in before the rest came.
+    /// `reclaim` turns table pressure on or off.
+    /// About how long one flood run takes, for the progress display.
+    fn flood_secs(&self) -> f64 {
+        if self.quick {
+            5.0
+        } else {
+            10.0
+        }
+    }
+
+    pub fn flood(&self, reclaim: bool) -> Result<Flood> {
+        let (capacity, legit): (u64, u64) = if self.quick {
+            (8192, 1024)
+        } else {
+            (65536, 4096)
+        };
+        let (flood_syns, established) = (4 * capacity, capacity / 4);
+        let lead_in = 400_000;
+        std::fs::create_dir_all(&self.dir)?;
+        let pcap = self
+            .dir
+            .join(format!("flood-{capacity}-{established}-{legit}.pcap"));
+        let summary_path = PathBuf::from(format!("{}.json", pcap.display()));
+        if !summary_path.exists() {
+            let st = Command::new(self.bin.join("pktgen"))
+                .args(["--out", pcap.to_str().unwrap(), "--traffic", "flood"])
+                .args(["--flows", &flood_syns.to_string()])
+                .args(["--established", &established.to_string()])
+                .args(["--legit", &legit.to_string()])
+                .args(["--lead-in", &lead_in.to_string()])
+                .status()
+                .context("running pktgen")?;
+            anyhow::ensure!(st.success(), "pktgen failed");
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary_path)?)?;
+        let num = |k: &str| summary[k].as_u64().unwrap_or(0);
+        let total = num("packets");
+
+        let socket = self.dir.join("rvsd-flood.sock");
+        let rules = self.dir.join("rvsd-flood.rules");
+        let mut r = String::new();
+        for (port, servers) in [(80, [1, 2]), (81, [3, 4]), (82, [1, 3])] {
+            let _ = writeln!(r, "-A -t {VIP4}:{port} -s wlc");
+            for i in servers {
+                let _ = writeln!(r, "-a -t {VIP4}:{port} -r 10.99.1.{i}:{port} -g -w 1");
+            }
+        }
+        let _ = writeln!(r, "-A -u {VIP4}:83 -s rr -o");
+        let _ = writeln!(r, "-a -u {VIP4}:83 -r 10.99.1.1:83 -g -w 1");
+        std::fs::write(&rules, r)?;
+        let mut statics = String::new();
+        for i in 1..=4 {
+            let _ = write!(
+                statics,
+                "{{ address = \"10.99.1.{i}\", mac = \"02:00:00:00:01:0{i}\" }}, "
+            );
+        }
+        let cfg = format!(
+            "[dpdk]\nhugepages = \"off\"\nmemory_mb = 512\nmbufs = 16383\n\n\
+[[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,rx_pcap={pcap}\"\naddress = \"10.99.0.254/16\"\nkernel_interface = false\n\n\
+[workers]\nlcores = [1]\nidle_empty_polls = 0\n\n\
+[connections]\ncapacity_per_worker = {capacity}\n\n\
+[defense]\nreclaim_half_open = {reclaim}\n\n\
+[neighbours]\nstatic = [{statics}]\n\n\
+[control]\nsocket = \"{s}\"\nrules = \"{rules}\"\n",
+            pcap = pcap.display(),
+            s = socket.display(),
+            rules = rules.display(),
+        );
+        let cfg_path = self.dir.join("rvsd-flood.toml");
+        std::fs::write(&cfg_path, cfg)?;
+        let mut child = Command::new(self.bin.join("rvsd"))
+            .args(["--config", cfg_path.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting rvsd")?;
+        let rvsadm = |args: &[&str]| -> Result<String> {
+            let out = Command::new(self.bin.join("rvsadm"))
+                .arg("--socket")
+                .arg(&socket)
+                .args(args)
+                .stderr(Stdio::null())
+                .output()?;
+            anyhow::ensure!(out.status.success(), "rvsadm {args:?} failed");
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let started = Instant::now();
+        // Until the whole capture went through (net_pcap then reads
+        // nothing more): at most two minutes.
+        let result = (|| -> Result<Flood> {
+            let mut last = (0, Instant::now());
+            loop {
+                if let Some(st) = child.try_wait()? {
+                    bail!("rvsd exited ({st}) during the flood row");
+                }
+                let rx = rvsadm(&["--counters"]).map_or(0, |c| counter(&c, "rx_packets"));
+                if rx >= total {
+                    break;
+                }
+                if rx != last.0 {
+                    last = (rx, Instant::now());
+                } else if last.1.elapsed() > Duration::from_secs(20)
+                    || started.elapsed() > Duration::from_secs(120)
+                {
+                    bail!("rvsd took {rx} of the capture's {total} packets, then no more");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let listing = rvsadm(&["-L", "-n", "--stats", "--exact"])?;
+            let counters = rvsadm(&["--counters"])?;
+            let stats = |proto, port: u16| {
+                service_stats(&listing, proto, &format!("{VIP4}:{port}"))
+                    .with_context(|| format!("no {proto} {VIP4}:{port} in the listing:\n{listing}"))
+            };
+            let (lead_conns, _) = stats("UDP", 83)?;
+            anyhow::ensure!(
+                lead_conns > 0,
+                "rvsd loaded its rules after the capture's lead-in of {lead_in} packets had passed: make it longer"
+            );
+            let (est_conns, est_in) = stats("TCP", 80)?;
+            let (legit_conns, legit_in) = stats("TCP", 81)?;
+            Ok(Flood {
+                reclaim,
+                capacity,
+                flood_syns,
+                established_flows: num("established_flows"),
+                established_sent: num("established_packets"),
+                established_forwarded: est_in,
+                established_conns: est_conns,
+                legit_flows: num("legit_flows"),
+                // Each completed handshake is its SYN (a connection) and
+                // its ACK.
+                legit_completed: legit_in.saturating_sub(legit_conns),
+                reclaimed: counter(&counters, "half_open_reclaimed"),
+                table_full_drops: counter(&counters, "drop_conn_table_full"),
+                seconds,
+            })
+        })();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&socket);
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1392,7 +1668,16 @@ mod tests {
             rvsd_one_nc: (0.93, 0.90, 0.96),
             bars: vec![],
         };
-        let targets = Bench::targets(false, &rows, Some(&e2e), &memory_rows, 0.98, 0.99);
+        let flood = Flood {
+            established_flows: 10,
+            established_sent: 30,
+            established_forwarded: 30,
+            established_conns: 10,
+            legit_flows: 100,
+            legit_completed: 98,
+            ..Flood::default()
+        };
+        let targets = Bench::targets(false, &rows, Some(&e2e), &memory_rows, 0.98, 0.99, &flood);
         let verdict = |what: &str| {
             targets
                 .lines()
@@ -1410,7 +1695,9 @@ mod tests {
         assert_eq!(verdict("keep-alive"), "met");
         assert_eq!(verdict("new connection per request"), "missed by 2 %");
         assert_eq!(verdict("at 10 M"), "missed by 17 %");
-        let quick = Bench::targets(true, &[], None, &memory_rows[..1], 0.9, 0.9);
+        assert_eq!(verdict("established clients lost"), "met");
+        assert_eq!(verdict("legitimate new connections"), "missed by 1 %");
+        let quick = Bench::targets(true, &[], None, &memory_rows[..1], 0.9, 0.9, &flood);
         assert_eq!(quick.matches("not measured").count(), 8, "{quick}");
         let paired = Paired {
             table: "| pair |\n".into(),
@@ -1426,6 +1713,7 @@ mod tests {
             memory_rows: &memory_rows,
             cost: &paired,
             kcost: &paired,
+            flood: "| flood |\n",
             targets: &targets,
             per_packet_ns: Some(51.0),
             plots: "## Plots\n",

@@ -63,6 +63,11 @@ enum Task {
         /// `[stats] enabled` on and off (release build); prints the pairs.
         #[arg(long)]
         counting_cost: bool,
+        /// Only the SYN-flood row: established and legitimate new clients
+        /// in a spoofed SYN flood four times the connection table (release
+        /// build; debug with --quick); prints the row, writes nothing.
+        #[arg(long)]
+        flood: bool,
     },
     /// Failover and rejoin on the cluster lab: long-lived connections
     /// spread by ECMP over the directors, one rvsd killed and restarted
@@ -280,6 +285,26 @@ fn main() -> Result<()> {
                 println!("{table}");
                 println!("exception path on / off: {median:.3} (target ≥ 0.98)");
             }
+            Ok(())
+        }
+        Task::Bench {
+            flood: true, quick, ..
+        } => {
+            setup()?;
+            let mut build = cargo();
+            build.arg("build");
+            if !quick {
+                build.arg("--release");
+            }
+            sh(build.args(["-p", "rvsd", "-p", "rvsadm", "-p", "rvs-bench"]))?;
+            let b = bench::Bench::new(&root(), quick);
+            let (on, off) = (b.flood(true)?, b.flood(false)?);
+            println!("{}{}{}", bench::FLOOD_HEADER, on.table(), off.table());
+            println!(
+                "table pressure on: established clients lost {} packets (target 0); legitimate new clients completed {:.2} %",
+                on.established_lost(),
+                on.legit_completion() * 100.0
+            );
             Ok(())
         }
         Task::Bench { quick, .. } => {

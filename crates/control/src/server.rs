@@ -70,6 +70,8 @@ pub struct ControlServer {
     /// metrics and the status page.
     health_file: Option<std::path::PathBuf>,
     limits: SocketLimits,
+    /// The SYN-flood defence's settings (`[defense]`), for `--defense`.
+    defense: rvs_ipvs::defense::DefenseConfig,
     /// `rvsadm --drain`: what [`Request::Announcement`] reports.
     draining: bool,
 }
@@ -95,7 +97,41 @@ impl ControlServer {
             inbox: None,
             health_file: None,
             limits: SocketLimits::default(),
+            defense: Default::default(),
             draining: false,
+        }
+    }
+
+    /// The SYN-flood defence's settings the workers were given.
+    pub fn with_defense(mut self, defense: rvs_ipvs::defense::DefenseConfig) -> Self {
+        self.defense = defense;
+        self
+    }
+
+    /// `--defense`: the settings, and each worker's last decision.
+    fn defense(&self) -> rvs_control_proto::proto::DefenseView {
+        use rvs_dataplane::counters::DropReason;
+        let n = self.workers.len().max(1) as u64;
+        rvs_control_proto::proto::DefenseView {
+            config: self.defense,
+            workers: self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let c = &w.shared.counters;
+                    rvs_control_proto::proto::WorkerDefense {
+                        worker: i,
+                        lcore: w.lcore,
+                        conn_capacity: self.conn_table_size / n,
+                        // A worker holds the lock only to copy a value in.
+                        level: w.shared.defense.lock().map(|l| *l).unwrap_or_default(),
+                        half_open_reclaimed: c.half_open_reclaimed.get(),
+                        entries_dropped: c.entries_dropped.get(),
+                        packets_dropped: c.drops(DropReason::Defense),
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -210,6 +246,7 @@ impl ControlServer {
             }
             Request::Totals => Response::Totals(self.stats.totals(&self.director)),
             Request::Status => Response::Status(Box::new(self.status())),
+            Request::Defense => Response::Defense(self.defense()),
             Request::SetDrain(on) => {
                 if on != self.draining {
                     log::info!(
@@ -705,6 +742,43 @@ mod tests {
         }
         drop(srv);
         acker.join().unwrap();
+    }
+
+    /// `--defense`: the configured settings and what each worker published.
+    #[test]
+    fn defense_shows_the_settings_and_each_workers_level() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let cfg = rvs_ipvs::defense::DefenseConfig {
+            drop_packet: 1,
+            ..Default::default()
+        };
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 3)],
+            4096,
+            Arc::default(),
+        )
+        .with_defense(cfg);
+        *shared.defense.lock().unwrap() = rvs_ipvs::defense::DefenseLevel {
+            drop_packet: 2,
+            drop_rate: 3,
+            free_slots: 100,
+            ..Default::default()
+        };
+        shared.counters.half_open_reclaimed.set(7);
+        shared
+            .counters
+            .drop(rvs_dataplane::counters::DropReason::Defense);
+        match srv.handle(Request::Defense) {
+            Response::Defense(v) => {
+                assert_eq!(v.config, cfg);
+                let w = &v.workers[0];
+                assert_eq!((w.lcore, w.conn_capacity), (3, 4096));
+                assert_eq!((w.level.drop_packet, w.level.drop_rate), (2, 3));
+                assert_eq!((w.half_open_reclaimed, w.packets_dropped), (7, 1));
+            }
+            r => panic!("{r:?}"),
+        }
     }
 
     /// A worker that does not apply a change in time does not make the

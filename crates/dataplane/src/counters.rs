@@ -78,10 +78,13 @@ pub enum DropReason {
     /// For the director's kernel, but its interface's queue was full (the
     /// kernel is not reading): dropped rather than wait.
     KernelFull,
+    /// A new connection's first packet, refused by the SYN-flood defence
+    /// (`drop_packet`).
+    Defense,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 37] = [
+    pub const ALL: [DropReason; 38] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -119,6 +122,7 @@ impl DropReason {
         DropReason::NoIpv6,
         DropReason::BadNeighbourDiscovery,
         DropReason::KernelFull,
+        DropReason::Defense,
     ];
 
     /// The counter's name, as `rvsadm --counters` prints it.
@@ -161,6 +165,7 @@ impl DropReason {
             DropReason::NoIpv6 => "drop_no_ipv6",
             DropReason::BadNeighbourDiscovery => "drop_bad_neighbour_discovery",
             DropReason::KernelFull => "drop_kernel_full",
+            DropReason::Defense => "drop_defense",
         }
     }
 }
@@ -243,6 +248,11 @@ counters! {
     to_kernel,
     /// Frames the director's kernel sent, out of its port.
     from_kernel,
+    /// Half-open connections that gave their place in a full table to a
+    /// new one (table pressure).
+    half_open_reclaimed,
+    /// Connections the defence's `drop_entry` removed.
+    entries_dropped,
 }
 
 impl Counters {
@@ -305,7 +315,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 28 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 30 + DropReason::ALL.len());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use rvs_ipvs::conn::{Binding, Conn, ConnRef, ConnTable, FlowKey, OutKey, SlotHint};
+use rvs_ipvs::defense::{Defense, DefenseConfig, DefenseLevel};
 use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
@@ -115,6 +116,8 @@ pub struct WorkerConfig {
     /// Count traffic per real server, service and in total (`[stats]
     /// enabled`; the benchmark turns it off to measure what it costs).
     pub count_stats: bool,
+    /// The SYN-flood defences (`[defense]`).
+    pub defense: DefenseConfig,
 }
 
 /// What the control thread sends a worker.
@@ -124,6 +127,9 @@ pub enum WorkerMsg {
     Change(Change),
     /// `--set`: new connection timeouts (for state changes from now on).
     SetTimeouts(Timeouts),
+    /// A reload changed `[defense]`: the new settings, in force at once
+    /// (as a write to the kernel's sysctls).
+    SetDefense(DefenseConfig),
     /// `-Lc`: list this worker's connections (a slice per poll loop).
     ListConns(ConnListing),
 }
@@ -174,6 +180,9 @@ pub struct WorkerShared {
     /// panic (set while unwinding): the control thread stops rvsd when a
     /// worker ends before it was told to.
     pub exited: std::sync::atomic::AtomicBool,
+    /// What the SYN-flood defence decided at its last update (once a
+    /// second), for `rvsadm --defense`. The worker only ever try-locks it.
+    pub defense: std::sync::Mutex<DefenseLevel>,
 }
 
 /// What to do with a frame after [`Worker::handle`] (which may have
@@ -286,7 +295,22 @@ pub struct Worker {
     icmp_error_out: bool,
     /// `-Lc` listings in progress, oldest first.
     listings: std::collections::VecDeque<ActiveListing>,
+    /// The SYN-flood defence, and when it was last updated.
+    defense: Defense,
+    defense_ms: Option<u64>,
+    /// Random looks `drop_entry` still owes this second.
+    dropentry_due: usize,
 }
+
+/// How often the defence looks at the table (the kernel's
+/// `DEFENSE_TIMER_PERIOD`).
+const DEFENSE_PERIOD_MS: u64 = 1000;
+/// Most of `drop_entry`'s random looks per poll loop: its 1/32 of the
+/// table a second is spread over the loops, as the expiry sweep is.
+const DROPENTRY_PER_LOOP: usize = 256;
+/// Most stale entries pruned from the table-pressure queue's front per
+/// poll loop: more than a loop's packets can make stale.
+const PRUNE_PER_LOOP: usize = 256;
 
 /// A connection as `-Lc` shows it.
 fn conn_row(c: &Conn<'_>, now_ms: u64) -> ConnRow {
@@ -458,6 +482,8 @@ impl Worker {
     ) -> Worker {
         let mut conns = ConnTable::new(cfg.conn_capacity, cfg.timeouts);
         conns.set_stats_lane(cfg.count_stats.then_some(cfg.id));
+        conns.set_reclaim_half_open(cfg.defense.reclaim_half_open);
+        let defense = Defense::new(cfg.defense);
         Worker {
             cfg,
             director: Director::new(),
@@ -476,6 +502,9 @@ impl Worker {
             awaiting: None,
             icmp_error_out: false,
             listings: std::collections::VecDeque::new(),
+            defense,
+            defense_ms: None,
+            dropentry_due: 0,
         }
     }
 
@@ -495,6 +524,16 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
+            WorkerMsg::SetDefense(d) => {
+                if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {
+                    self.conns.set_reclaim_half_open(d.reclaim_half_open);
+                }
+                self.cfg.defense = *d;
+                // The modes as written; the next loop decides on them.
+                self.defense = Defense::new(*d);
+                self.conns.set_secure_tcp(false, 0);
+                self.defense_ms = None;
+            }
             WorkerMsg::ListConns(req) => {
                 self.listings.push_back(ActiveListing {
                     req: req.clone(),
@@ -593,9 +632,43 @@ impl Worker {
         if !self.pending.is_empty() {
             self.release_pending(now_ms);
         }
+        self.defend(now_ms);
         let c = &self.shared.counters;
         c.conns_expired.add(n as u64);
         c.connections.set(self.conns.len() as u64);
+        c.half_open_reclaimed.set(self.conns.reclaimed());
+        c.entries_dropped.set(self.conns.dropped_entries());
+    }
+
+    /// The SYN-flood defence's periodic work (the kernel's
+    /// `defense_work_handler`): once a second, the levels from the table's
+    /// free slots; then, while `drop_entry` is on, 1/32 of the table looked
+    /// at at random, a slice per loop.
+    fn defend(&mut self, now_ms: u64) {
+        if self
+            .defense_ms
+            .is_none_or(|t| now_ms >= t + DEFENSE_PERIOD_MS)
+        {
+            self.defense_ms = Some(now_ms);
+            if let Some(on) = self.defense.update(self.conns.free_slots()) {
+                let syn = self.defense.config().secure_tcp_syn_timeout_s;
+                self.conns.set_secure_tcp(on, syn);
+            }
+            self.dropentry_due = if self.defense.dropping_entries() {
+                (self.conns.capacity() >> 5).max(1)
+            } else {
+                0
+            };
+            if let Ok(mut l) = self.shared.defense.try_lock() {
+                *l = self.defense.level();
+            }
+        }
+        self.conns.prune_half_open(PRUNE_PER_LOOP);
+        if self.dropentry_due > 0 {
+            let n = self.dropentry_due.min(DROPENTRY_PER_LOOP);
+            self.dropentry_due -= n;
+            self.conns.random_dropentry(now_ms, n);
+        }
     }
 
     /// The burst stage before [`Worker::handle`]: hashes every packet's flow
@@ -1157,6 +1230,11 @@ impl Worker {
         let may_open = syn_only || (self.cfg.sloppy_tcp && event != Some(Event::Rst));
         if is_tcp && !may_open {
             return Err(DropReason::NoConnection);
+        }
+        // drop_packet: under pressure, one new connection in the rate is
+        // refused (`ip_vs_todrop` in the protocols' conn_schedule).
+        if self.defense.drop_new() {
+            return Err(DropReason::Defense);
         }
         let input = SchedInput {
             saddr: src,

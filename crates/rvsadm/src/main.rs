@@ -218,6 +218,11 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             Ok(other) => unexpected(other),
             Err(code) => code,
         },
+        Action::Defense => match send(socket, &Request::Defense) {
+            Ok(Response::Defense(v)) => print_out(&format::defense(&v)),
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
         Action::Health => show_health(status_file),
         Action::Drain(on) => match send(socket, &Request::SetDrain(on)) {
             Ok(Response::Ok) => ExitCode::SUCCESS,

@@ -31,6 +31,9 @@ pub enum Action {
     Restore,
     /// rvs extension: dataplane counters.
     Counters,
+    /// rvs extension: the SYN-flood defence's settings and state (what the
+    /// kernel shows in /proc/sys/net/ipv4/vs/).
+    Defense,
     /// `-Z [service]`.
     Zero(Option<ServiceKey>),
     /// rvs extension: the totals of /proc/net/ip_vs_stats (`--totals`), or
@@ -111,6 +114,7 @@ enum Cmd {
     Help,
     Version,
     Counters,
+    Defense,
     Totals,
     TotalsPerWorker,
     Health,
@@ -140,6 +144,7 @@ impl Cmd {
             Cmd::Help => "help",
             Cmd::Version => "version",
             Cmd::Counters => "counters",
+            Cmd::Defense => "defense",
             Cmd::Totals => "totals",
             Cmd::TotalsPerWorker => "totals-per-worker",
             Cmd::Health => "health",
@@ -318,6 +323,7 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Help
         | Cmd::Version
         | Cmd::Counters
+        | Cmd::Defense
         | Cmd::Totals
         | Cmd::TotalsPerWorker
         | Cmd::Health
@@ -382,6 +388,7 @@ const DEFS: &[Def] = &[
     d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
+    d("defense", None, N, Kind::Cmd(Cmd::Defense)),
     d("totals", None, N, Kind::Cmd(Cmd::Totals)),
     d(
         "totals-per-worker",
@@ -1066,6 +1073,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Help => Action::Help,
         Cmd::Version => Action::Version,
         Cmd::Counters => Action::Counters,
+        Cmd::Defense => Action::Defense,
         Cmd::Totals => Action::Totals { per_worker: false },
         Cmd::TotalsPerWorker => Action::Totals { per_worker: true },
         Cmd::Zero => Action::Zero(key),
@@ -1219,7 +1227,7 @@ Usage:\n\
   {prog} -d virtual-service -r server-address\n\
   {prog} -L|l [virtual-service] [options]\n\
   {prog} -Z [virtual-service]\n\
-  {prog} --counters | --totals | --totals-per-worker\n\
+  {prog} --counters | --defense | --totals | --totals-per-worker\n\
   {prog} --health [--status-file PATH]\n\
   {prog} --reload\n\
   {prog} --drain | --undrain | --announcement\n\
@@ -1237,6 +1245,7 @@ Commands:\n\
   --list            -L|-l     list the table\n\
   --zero            -Z        zero counters in a service or all services\n\
   --counters                  dataplane counters of each worker (rvs)\n\
+  --defense                   SYN-flood defence: settings and each worker's state (rvs)\n\
   --totals                    traffic totals, as /proc/net/ip_vs_stats (rvs)\n\
   --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
   --health                    rvs-keepalived's checker state, from its status file (rvs)\n\

@@ -36,6 +36,11 @@ pub struct Config {
     pub stats: StatsSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// The SYN-flood defences: the kernel's `amemthresh`, `am_droprate`,
+    /// `drop_entry`, `drop_packet` and `secure_tcp` (counted in connection
+    /// slots, see docs/syn-flood.md), and rvs's table pressure.
+    #[serde(default)]
+    pub defense: rvs_ipvs::defense::DefenseConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -840,6 +845,10 @@ impl Config {
                 });
             }
         }
+        self.defense.validate().map_err(|e| Invalid {
+            key: format!("defense.{}", e.field()),
+            msg: format!("defense.{}: {e}", e.field()),
+        })?;
         self.metrics.parsed_listen().map_err(at("metrics.listen"))?;
         if let Some(g) = &self.control.group {
             rvs_control::server::Access::new(Some(g))
@@ -1077,6 +1086,38 @@ mod tests {
         );
         let e = Config::parse(&format!("{base}vip_arp = 'sometimes'\n")).unwrap_err();
         assert!(e.contains("always") && e.contains("kernel"), "{e}");
+    }
+
+    #[test]
+    fn defense_settings_parse_and_errors_name_the_line() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.defense, rvs_ipvs::defense::DefenseConfig::default());
+        let c = Config::parse(&format!(
+            "{base}[defense]\namemthresh = 4096\ndrop_packet = 1\nsecure_tcp = 3\nreclaim_half_open = false\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                c.defense.amemthresh,
+                c.defense.drop_packet,
+                c.defense.secure_tcp
+            ),
+            (4096, 1, 3)
+        );
+        assert!(!c.defense.reclaim_half_open);
+        assert_eq!(c.defense.am_droprate, 10, "the rest keep their defaults");
+        let e = Config::parse(&format!("{base}[defense]\ndrop_entry = 4\n")).unwrap_err();
+        assert!(
+            e.starts_with("line 6:")
+                && e.contains("defense.drop_entry")
+                && e.contains("0, 1, 2 or 3"),
+            "{e}"
+        );
+        let e = Config::parse(&format!("{base}[defense]\nam_droprate = 0\n")).unwrap_err();
+        assert!(e.starts_with("line 6:") && e.contains("am_droprate"), "{e}");
+        let e = Config::parse(&format!("{base}[defense]\nsecure = 1\n")).unwrap_err();
+        assert!(e.contains("secure"), "{e}");
     }
 
     #[test]

@@ -300,6 +300,7 @@ fn run(args: Args) -> Result<()> {
                 expire_budget: 64,
                 sloppy_tcp: cfg.connections.sloppy_tcp,
                 count_stats: cfg.stats.enabled,
+                defense: cfg.defense,
             },
             neigh.clone(),
             templates.clone(),
@@ -355,6 +356,7 @@ fn run(args: Args) -> Result<()> {
         infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
     let mut control = ControlServer::new(links, capacity, templates)
         .with_timeouts(timeouts)
+        .with_defense(cfg.defense)
         .with_local_networks(&nets)
         .with_ports(Box::new(move || {
             port_ids

@@ -46,6 +46,8 @@ pub struct ReloadPlan {
     /// configured, and then the table is left as it is.
     pub rules: Option<DesiredTable>,
     pub timeouts: Timeouts,
+    /// The SYN-flood defence's settings (`[defense]`); None leaves them.
+    pub defense: Option<rvs_ipvs::defense::DefenseConfig>,
     /// What the reader noticed but cannot change live (ports, lcores, ...).
     pub left_alone: Vec<String>,
     /// The services rvs-keepalived manages, if it runs.
@@ -148,6 +150,30 @@ fn replica_of(listing: &Listing) -> Director {
         }
     }
     d
+}
+
+/// `defense.NAME old -> new` for each `[defense]` setting that differs.
+fn defense_changes(
+    from: &rvs_ipvs::defense::DefenseConfig,
+    to: &rvs_ipvs::defense::DefenseConfig,
+) -> Vec<String> {
+    let fields = |d: &rvs_ipvs::defense::DefenseConfig| {
+        [
+            ("amemthresh", d.amemthresh),
+            ("am_droprate", d.am_droprate),
+            ("drop_entry", d.drop_entry as u32),
+            ("drop_packet", d.drop_packet as u32),
+            ("secure_tcp", d.secure_tcp as u32),
+            ("secure_tcp_syn_timeout_s", d.secure_tcp_syn_timeout_s),
+            ("reclaim_half_open", d.reclaim_half_open as u32),
+        ]
+    };
+    fields(from)
+        .into_iter()
+        .zip(fields(to))
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((name, a), (_, b))| format!("defense.{name} {a} -> {b}"))
+        .collect()
 }
 
 fn timeout_changes(from: &Timeouts, to: &Timeouts) -> Vec<String> {
@@ -306,6 +332,13 @@ impl ControlServer {
                 self.timeouts = plan.timeouts;
                 let t = self.timeouts;
                 self.broadcast(|| WorkerMsg::SetTimeouts(t));
+            }
+            if let Some(d) = plan.defense {
+                report.settings = defense_changes(&self.defense, &d);
+                if !report.settings.is_empty() {
+                    self.defense = d;
+                    self.broadcast(|| WorkerMsg::SetDefense(d));
+                }
             }
             // What the rules file owns from now on: recorded before the
             // wait, which cannot undo a change the replica holds.
@@ -526,6 +559,40 @@ mod tests {
         let s = srv.director().service(&key(80)).unwrap();
         assert_eq!(s.dests.len(), 1);
         assert_eq!(s.dests[0].spec.addr.to_string(), "10.0.1.1");
+    }
+
+    #[test]
+    fn defense_settings_change_on_every_worker() {
+        let (mut srv, _) = server();
+        let d = rvs_ipvs::defense::DefenseConfig {
+            drop_packet: 1,
+            secure_tcp: 3,
+            ..Default::default()
+        };
+        let r = srv
+            .apply_plan(ReloadPlan {
+                defense: Some(d),
+                ..ReloadPlan::default()
+            })
+            .unwrap();
+        assert_eq!(
+            r.settings,
+            ["defense.drop_packet 0 -> 1", "defense.secure_tcp 0 -> 3"]
+        );
+        match srv.handle(Request::Defense) {
+            Response::Defense(v) => assert_eq!(v.config, d),
+            r => panic!("{r:?}"),
+        }
+        // None leaves them; the same again changes nothing.
+        for defense in [None, Some(d)] {
+            let r = srv
+                .apply_plan(ReloadPlan {
+                    defense,
+                    ..ReloadPlan::default()
+                })
+                .unwrap();
+            assert!(r.settings.is_empty(), "{r:?}");
+        }
     }
 
     #[test]

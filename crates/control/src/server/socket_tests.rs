@@ -76,6 +76,7 @@ impl StandIn {
                 expire_budget: 64,
                 sloppy_tcp: false,
                 count_stats: true,
+                defense: Default::default(),
             },
             neigh,
             templates,

@@ -35,6 +35,7 @@ fn worker() -> Worker {
         expire_budget: 64,
         sloppy_tcp: false,
         count_stats: true,
+        defense: Default::default(),
     };
     Worker::new(
         cfg,
@@ -221,14 +222,16 @@ fn held_frames_are_dropped_when_no_answer_comes() {
     w.housekeeping(4000);
     assert!(w.generated.is_empty());
     assert_eq!(w.shared.counters.drops(DropReason::NeighbourMiss), 1);
-    // A flood towards one address that never answers holds 64 KiB at most.
+    // A flood towards next hops that never answer holds 64 KiB at most for
+    // each (rr sends new flows to RS1 and RS2 in turn: two of them). More
+    // flows than the table holds: table pressure lets every one through.
     let mut held = 0;
-    for p in 0..2000u16 {
+    for p in 0..5000u16 {
         if w.handle(0, &mut tcp(41000 + p, SYN), 5000) == Verdict::Consumed {
             held += 1;
         }
     }
-    assert!(held < 2000 && held * 54 <= 64 * 1024, "{held} held");
+    assert!(held < 5000 && held * 54 <= 2 * 64 * 1024, "{held} held");
 }
 
 #[test]
@@ -842,6 +845,7 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
     }
 }
 
+mod defense;
 mod forwarding;
 mod kernel;
 mod link;

@@ -422,6 +422,14 @@ fn zero_and_totals() {
         ("Illegal 'numeric' option with the 'zero' command".into(), 2)
     );
     assert_eq!(p("--totals").unwrap(), Action::Totals { per_worker: false });
+    assert_eq!(p("--defense").unwrap(), Action::Defense);
+    assert_eq!(
+        err("--defense -n"),
+        (
+            "Illegal 'numeric' option with the 'defense' command".into(),
+            2
+        )
+    );
     assert_eq!(
         p("--totals-per-worker").unwrap(),
         Action::Totals { per_worker: true }
