@@ -67,14 +67,19 @@ fn rr_alternates_and_lists_like_ipvsadm() {
     // The kernel's rr starts at the newest dest: RS2, RS1, RS2, ...
     assert_eq!(want, ["RS2", "RS1", "RS2", "RS1", "RS2", "RS1"]);
     assert_eq!(got, want, "rvsd log:\n{}", lab.rvsd_log());
-    // The connections are counted (closed ones are inactive, as in IPVS).
+    // The connections are counted (closed ones are inactive, as in IPVS),
+    // once rvsd has seen each client's FIN (curl returns before that).
+    let inactive = || -> u32 {
+        lab.rvsadm_ok("-Ln")
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("  -> 192"))
+            .map(|l| l.split_whitespace().nth(5).unwrap().parse::<u32>().unwrap())
+            .sum()
+    };
+    let _ = lab.wait_for("six inactive connections", || Ok(inactive() == 6));
     let listing = lab.rvsadm_ok("-Ln").unwrap();
-    let inact: u32 = listing
-        .lines()
-        .filter(|l| l.starts_with("  -> 192"))
-        .map(|l| l.split_whitespace().nth(5).unwrap().parse::<u32>().unwrap())
-        .sum();
-    assert_eq!(inact, 6, "{listing}");
+    assert_eq!(inactive(), 6, "{listing}");
     let counters = lab.rvsadm_ok("--counters").unwrap();
     assert!(
         counters.contains("new_connections              6"),
