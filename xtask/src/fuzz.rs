@@ -39,8 +39,32 @@ fn stats(log: &str) -> Stats {
     s
 }
 
-fn cargo_fuzz(fuzz_dir: &Path) -> Command {
+/// Cargo for the fuzz workspace, without the variables `cargo run` set
+/// for xtask itself: ring's build script reruns when
+/// `CARGO_MANIFEST_DIR` changes, so they would make every build after a
+/// hand-run `cargo fuzz build` (and the next one by hand) start over.
+fn fuzz_workspace_cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name)
+        {
+            c.env_remove(name);
+        }
+    }
+    c
+}
+
+fn cargo_fuzz(fuzz_dir: &Path) -> Command {
+    let mut c = fuzz_workspace_cargo();
     c.arg("fuzz")
         .current_dir(fuzz_dir)
         .env("RUSTC_BOOTSTRAP", "1");
@@ -96,14 +120,12 @@ impl Drop for Scratch {
 /// for `seconds`; fails, naming the artifacts, if any target found a crash.
 pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
     let fuzz_dir = root.join("fuzz");
-    crate::sh(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
-            "test",
-            "--manifest-path",
-            "fuzz/Cargo.toml",
-            "--lib",
-        ]),
-    )?;
+    crate::sh(fuzz_workspace_cargo().args([
+        "test",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--lib",
+    ]))?;
     let all = targets(&fuzz_dir)?;
     for name in only {
         if !all.contains(name) {
