@@ -446,7 +446,7 @@ impl Bench {
     }
 
     /// What counting traffic costs (`[stats] enabled`).
-    fn counting_cost(&self) -> Result<(String, f64)> {
+    pub fn counting_cost(&self) -> Result<(String, f64)> {
         let on = self.dr_established();
         let off = Scenario { stats: false, ..on };
         self.paired_cost("counting", on, off)

@@ -55,6 +55,10 @@ enum Task {
         /// build); prints the pairs, writes nothing.
         #[arg(long)]
         exception_cost: bool,
+        /// Only what counting traffic costs: the same DR pair with
+        /// `[stats] enabled` on and off (release build); prints the pairs.
+        #[arg(long)]
+        counting_cost: bool,
     },
     /// A VM with real kernel IPVS (Debian 12): the oracle rvs is compared
     /// against.
@@ -197,9 +201,10 @@ fn main() -> Result<()> {
             Ok(())
         }
         Task::Bench {
-            exception_cost: true,
+            exception_cost,
+            counting_cost,
             ..
-        } => {
+        } if exception_cost || counting_cost => {
             setup()?;
             sh(cargo().args([
                 "build",
@@ -211,9 +216,17 @@ fn main() -> Result<()> {
                 "-p",
                 "rvs-bench",
             ]))?;
-            let (table, median) = bench::Bench::new(&root(), false).exception_cost()?;
-            println!("{table}");
-            println!("exception path on / off: {median:.3} (target ≥ 0.98)");
+            let bench = bench::Bench::new(&root(), false);
+            if counting_cost {
+                let (table, median) = bench.counting_cost()?;
+                println!("{table}");
+                println!("counting on / off: {median:.3}");
+            }
+            if exception_cost {
+                let (table, median) = bench.exception_cost()?;
+                println!("{table}");
+                println!("exception path on / off: {median:.3} (target ≥ 0.98)");
+            }
             Ok(())
         }
         Task::Bench { quick, .. } => {

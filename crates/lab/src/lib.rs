@@ -322,6 +322,29 @@ impl Lab {
         self.spawn_in(role, args, &format!("{role}-{n}.log"))
     }
 
+    /// A UDP server in `role` on `bind:port` that answers every datagram
+    /// with `answer` from the address it came to. One process, one socket:
+    /// socat's forking UDP server let a child swallow the next client's
+    /// datagram as a "wrong peer" when requests came close together.
+    pub fn spawn_udp_responder(
+        &mut self,
+        role: &str,
+        bind: &str,
+        port: u16,
+        answer: &str,
+    ) -> Result<()> {
+        let script = "import socket,sys\n\
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n\
+s = socket.socket(fam, socket.SOCK_DGRAM)\n\
+s.bind((sys.argv[1], int(sys.argv[2])))\n\
+while True:\n    _, peer = s.recvfrom(65535)\n    s.sendto(sys.argv[3].encode() + b'\\n', peer)\n";
+        self.spawn_daemon(
+            role,
+            &["python3", "-c", script, bind, &port.to_string(), answer],
+        )?;
+        self.wait_listening(role, "udp", port)
+    }
+
     pub(crate) fn spawn_in(&mut self, role: &str, args: &[&str], log: &str) -> Result<()> {
         let ns = self.ns(role);
         let log = fs::File::create(self.dir.join(log))?;
@@ -688,6 +711,48 @@ impl Lab {
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("running {} in {}", args[0], self.ns(role)))
+    }
+
+    /// One UDP request ("ask") from `role` to `to`, optionally from a fixed
+    /// source port; the first line of the answer, or "" when none came
+    /// within `timeout`. (socat's answer window after its stdin closes is
+    /// half a second: a loaded machine missed answers that came later.)
+    pub fn udp_ask(
+        &self,
+        role: &str,
+        to: std::net::SocketAddr,
+        source_port: Option<u16>,
+        timeout: std::time::Duration,
+    ) -> Result<String> {
+        let script = "import socket,sys\n\
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n\
+s = socket.socket(fam, socket.SOCK_DGRAM)\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+if int(sys.argv[3]): s.bind(('', int(sys.argv[3])))\n\
+s.settimeout(float(sys.argv[4]))\n\
+s.connect((sys.argv[1], int(sys.argv[2])))\n\
+s.send(b'ask\\n')\n\
+try:\n    print(s.recv(65535).decode(errors='replace').splitlines()[0])\n\
+except (socket.timeout, IndexError):\n    pass\n";
+        let out = self.exec(
+            role,
+            &[
+                "python3",
+                "-c",
+                script,
+                &to.ip().to_string(),
+                &to.port().to_string(),
+                &source_port.unwrap_or(0).to_string(),
+                &timeout.as_secs_f64().to_string(),
+            ],
+        )?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "udp_ask in {role}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// A command in a host's namespace with its stdin and stdout piped, for

@@ -313,21 +313,9 @@ fn bad_rvsadm_input_is_refused_and_changes_nothing() {
 
 /// One UDP request from the client; the first line of the answer.
 fn udp_ask(lab: &Lab, port: u16, source_port: Option<u16>) -> String {
-    let mut target = format!("UDP:{}", vip(port));
-    if let Some(sp) = source_port {
-        target.push_str(&format!(",sourceport={sp},reuseaddr"));
-    }
-    let out = lab
-        .exec(
-            "client",
-            &["sh", "-c", &format!("echo ask | socat -T 2 - {target}")],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    let to: std::net::SocketAddr = vip(port).parse().unwrap();
+    lab.udp_ask("client", to, source_port, std::time::Duration::from_secs(5))
+        .unwrap()
 }
 
 #[test]
@@ -336,16 +324,7 @@ fn udp_flows_stick_and_new_flows_alternate() {
     let mut lab = lab("udp");
     for (rs, name) in [("rs1", "RS1"), ("rs2", "RS2")] {
         // Bound to the VIP so that replies leave from it, as DR needs.
-        lab.spawn_daemon(
-            rs,
-            &[
-                "socat",
-                &format!("UDP-RECVFROM:5353,bind={VIP},fork"),
-                &format!("SYSTEM:echo {name}"),
-            ],
-        )
-        .unwrap();
-        lab.wait_listening(rs, "udp", 5353).unwrap();
+        lab.spawn_udp_responder(rs, VIP, 5353, name).unwrap();
     }
     lab.rvsadm_ok("-A -u 192.168.1.10:5353 -s rr").unwrap();
     lab.rvsadm_ok("-a -u 192.168.1.10:5353 -r 192.168.1.220")

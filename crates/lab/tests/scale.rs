@@ -304,7 +304,8 @@ fn soak_short_connections_drain() {
         }
     }
     let rss_warm = rss_warm.unwrap();
-    assert!(total >= 2000, "only {total} connections in 45 s");
+    // A quiet machine does several thousand; a loaded 2-CPU one ~1500.
+    assert!(total >= 1000, "only {total} connections in 45 s");
     let rss_after = rvsd_rss_kb(&lab);
     let deadline = Instant::now() + Duration::from_secs(20);
     while live_connections(&lab) > 0 && Instant::now() < deadline {

@@ -135,30 +135,14 @@ fn tunnel_too_big_falls_back_through_pmtu_discovery() {
 
 /// One UDP request from the client through the VIP; the answer.
 fn udp_ask(lab: &Lab) -> String {
-    let out = lab
-        .exec(
-            "client",
-            &[
-                "sh",
-                "-c",
-                &format!("echo ask | socat -T 2 - UDP4:{VIP}:5353"),
-            ],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let to = std::net::SocketAddr::new(VIP.parse().unwrap(), 5353);
+    lab.udp_ask("client", to, None, std::time::Duration::from_secs(5))
+        .unwrap()
 }
 
 fn udp_service(lab: &mut Lab, fwd: &str, bind: &str) {
-    lab.spawn_daemon(
-        "server",
-        &[
-            "socat",
-            &format!("UDP4-RECVFROM:5353,bind={bind},fork"),
-            "SYSTEM:echo answer-from-server",
-        ],
-    )
-    .unwrap();
-    lab.wait_listening("server", "udp", 5353).unwrap();
+    lab.spawn_udp_responder("server", bind, 5353, "answer-from-server")
+        .unwrap();
     lab.rvsadm_ok(&format!("-A -u {VIP}:5353 -s rr")).unwrap();
     lab.rvsadm_ok(&format!("-a -u {VIP}:5353 -r {SERVER}:5353 {fwd}"))
         .unwrap();

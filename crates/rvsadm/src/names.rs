@@ -27,38 +27,45 @@ fn proto_name(p: Protocol) -> &'static str {
     }
 }
 
-/// Entries of /etc/services: (name and aliases, port, protocol).
-fn services() -> Vec<(Vec<String>, u16, String)> {
-    let Ok(text) = std::fs::read_to_string("/etc/services") else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| {
-            let l = l.split('#').next()?;
-            let mut w = l.split_whitespace();
-            let name = w.next()?;
-            let (port, proto) = w.next()?.split_once('/')?;
-            let port = port.parse().ok()?;
-            let mut names = vec![name.to_string()];
-            names.extend(w.map(String::from));
-            Some((names, port, proto.to_string()))
-        })
-        .collect()
+/// An entry of /etc/services: (name and aliases, port, protocol).
+type ServiceEntry = (Vec<String>, u16, String);
+
+/// Entries of /etc/services, read once per process (a listing without `-n`
+/// asks for every port it prints).
+fn services() -> &'static [ServiceEntry] {
+    static SERVICES: std::sync::OnceLock<Vec<ServiceEntry>> = std::sync::OnceLock::new();
+    SERVICES.get_or_init(|| {
+        let Ok(text) = std::fs::read_to_string("/etc/services") else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| {
+                let l = l.split('#').next()?;
+                let mut w = l.split_whitespace();
+                let name = w.next()?;
+                let (port, proto) = w.next()?.split_once('/')?;
+                let port = port.parse().ok()?;
+                let mut names = vec![name.to_string()];
+                names.extend(w.map(String::from));
+                Some((names, port, proto.to_string()))
+            })
+            .collect()
+    })
 }
 
 /// The port a service name stands for (`-t 10.0.0.1:http`).
 pub fn service_port(name: &str, protocol: Protocol) -> Option<u16> {
     let p = proto_name(protocol);
     services()
-        .into_iter()
+        .iter()
         .find(|(names, _, proto)| proto == p && names.iter().any(|n| n == name))
-        .map(|(_, port, _)| port)
+        .map(|(_, port, _)| *port)
 }
 
 fn service_name(port: u16, protocol: Protocol) -> Option<String> {
     let p = proto_name(protocol);
     services()
-        .into_iter()
+        .iter()
         .find(|(_, n, proto)| *n == port && proto == p)
         .map(|(names, _, _)| names[0].clone())
 }
