@@ -21,6 +21,7 @@ packages=(
     clang libclang-dev                     # bindgen
     iproute2 ethtool procps                # the lab: netns, veth, bridge, sysctl
     curl socat python3 iputils-ping        # the lab's clients and servers
+    hping3                                 # the lab's spoofed SYN flood
     keepalived bird2                       # the lab: VRRP beside rvs-keepalived, BGP over the exception path
     chromium                               # the status page's test (headless)
 )

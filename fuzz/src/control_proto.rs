@@ -62,6 +62,7 @@ fn stand_in_worker() -> Worker {
         WorkerConfig {
             id: 0,
             workers: 1,
+            sharding: rvs_dataplane::FlowSharding::with_seed(0),
             ports: vec![PortInfo {
                 mac: MacAddr([2, 0, 0, 0, 0, 1]),
                 addr: Ipv4Addr::new(10, 0, 1, 1),
@@ -78,6 +79,7 @@ fn stand_in_worker() -> Worker {
             expire_budget: 64,
             sloppy_tcp: false,
             count_stats: true,
+            defense: Default::default(),
         },
         Arc::new(NeighbourTable::new(300_000)),
         Arc::new(Templates::new()),

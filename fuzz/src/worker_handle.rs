@@ -225,6 +225,8 @@ pub struct Setup {
     pub sloppy_tcp: bool,
     pub conn_capacity: usize,
     pub count_stats: bool,
+    /// The SYN-flood defences all on (mode 3), or the defaults.
+    pub defense: rvs_ipvs::defense::DefenseConfig,
 }
 
 impl Setup {
@@ -234,6 +236,16 @@ impl Setup {
             sloppy_tcp: b & 4 != 0,
             conn_capacity: if b & 8 != 0 { 4 } else { 1024 },
             count_stats: b & 16 == 0,
+            defense: if b & 32 != 0 {
+                rvs_ipvs::defense::DefenseConfig {
+                    drop_entry: 3,
+                    drop_packet: 3,
+                    secure_tcp: 3,
+                    ..Default::default()
+                }
+            } else {
+                Default::default()
+            },
         }
     }
 }
@@ -388,6 +400,7 @@ impl Harness {
                     WorkerConfig {
                         id,
                         workers: setup.workers,
+                        sharding: rvs_dataplane::FlowSharding::with_seed(0),
                         ports: ports(),
                         routes: routes(),
                         conn_capacity: setup.conn_capacity,
@@ -396,6 +409,7 @@ impl Harness {
                         expire_budget: 64,
                         sloppy_tcp: setup.sloppy_tcp,
                         count_stats: setup.count_stats,
+                        defense: setup.defense,
                     },
                     neigh.clone(),
                     templates.clone(),

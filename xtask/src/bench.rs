@@ -43,11 +43,25 @@ struct Scenario {
     /// Count traffic per real server, service and total (`[stats]
     /// enabled`); off only to measure what counting costs.
     stats: bool,
+    /// How the traffic reaches several workers' queues.
+    split: Split,
     /// The port's kernel interface (the exception path). rvsd then runs in
     /// a network namespace of its own (`unshare --net`), so that the tap
     /// and its address never touch the machine's own network; off in the
     /// rows, on and off in the pair that measures what it costs.
     kernel: bool,
+}
+
+/// How a capture is split over the workers' receive queues.
+#[derive(Clone, Copy, PartialEq)]
+enum Split {
+    /// Each queue holds the flows its worker owns (rvsd's `owner_of`), so
+    /// no packet is handed over: the best case.
+    Owner,
+    /// As an ordinary NIC would: Toeplitz over the 5-tuple with
+    /// Microsoft's key and a round-robin redirection table
+    /// (`rvs_bench::rss_queue`); rvsd hands packets to their owners.
+    Rss,
 }
 
 struct Run {
@@ -64,6 +78,10 @@ pub struct Bench {
     secs: f64,
 }
 
+/// rvsd's `[workers] flow_seed` in the benchmark, and pktgen's
+/// `--flow-seed`: captures are split by owning worker in advance, which
+/// needs the key rvsd hashes client endpoints with.
+const BENCH_FLOW_SEED: u64 = 1;
 const VIP4: &str = "10.99.0.1";
 const VIP6: &str = "[fd00:99::1]";
 
@@ -92,17 +110,28 @@ impl Bench {
             new_flows: false,
             stats: true,
             kernel: false,
+            split: Split::Owner,
         };
         if self.quick {
             return vec![
                 s("DR, established", "ack", 1000, "-g", 1),
                 s("NAT, established", "ack", 1000, "-m", 1),
+                Scenario {
+                    split: Split::Rss,
+                    ..s("DR, established, RSS split", "ack", 1000, "-g", 2)
+                },
             ];
         }
         let m = 1_000_000;
         vec![
+            s("DR, established, 1k flows", "ack", 1000, "-g", 1),
+            s("DR, established, 100k flows", "ack", 100_000, "-g", 1),
             s("DR, established, 1M flows", "ack", m, "-g", 1),
-            s("DR, established, 1M flows", "ack", m, "-g", 2),
+            s("DR, established, 1M flows, pre-sharded", "ack", m, "-g", 2),
+            Scenario {
+                split: Split::Rss,
+                ..s("DR, established, 1M flows, RSS split", "ack", m, "-g", 2)
+            },
             s("NAT, established, 1M flows", "ack", m, "-m", 1),
             s("TUN (ipip), established, 1M flows", "ack", m, "-i", 1),
             Scenario {
@@ -137,13 +166,20 @@ impl Bench {
     }
 
     /// One capture per worker queue: with several workers, each holds the
-    /// flows that worker owns (as an RSS hash matching rvsd's would).
+    /// flows that worker owns, or what an RSS hash puts on its queue (see
+    /// [`Split`]).
     fn pcaps(&self, sc: &Scenario) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(&self.dir)?;
+        let (split_name, split_arg) = match sc.split {
+            Split::Owner => ("of", "--shard"),
+            Split::Rss => ("rss", "--rss"),
+        };
         (0..sc.workers)
             .map(|k| {
+                // Split by owner with rvsd's flow_seed (the file name
+                // says which, so a capture split by another is not reused).
                 let f = self.dir.join(format!(
-                    "{}-{}-{}{}-{k}of{}.pcap",
+                    "{}-{}-{}{}-{k}{split_name}{}-seed{BENCH_FLOW_SEED}.pcap",
                     sc.traffic,
                     sc.flows,
                     sc.size,
@@ -159,7 +195,8 @@ impl Bench {
                         &sc.flows.to_string(),
                     ])
                     .args(["--traffic", sc.traffic, "--size", &sc.size.to_string()])
-                    .args(["--shard", &format!("{k}/{}", sc.workers)]);
+                    .args([split_arg, &format!("{k}/{}", sc.workers)])
+                    .args(["--flow-seed", &BENCH_FLOW_SEED.to_string()]);
                     if sc.ipv6 {
                         c.arg("--ipv6");
                     }
@@ -213,10 +250,12 @@ impl Bench {
             data_room,
         } = Self::sizing(sc);
         let rx = rx_args(pcaps);
-        // Loading the capture into mbufs takes a while before forwarding.
-        let load = 6 + sc.flows / 100_000;
-        let out = Command::new("timeout")
-            .args(["-s", "INT", &format!("{}", self.secs as u64 + load)])
+        // Loading the capture into mbufs takes a while before forwarding,
+        // longer on a loaded machine: testpmd is stopped once it has
+        // forwarded for the warm-up and the measuring time, or at this cap.
+        let cap = self.secs as u64 + 30 + sc.flows / 50_000;
+        let mut child = Command::new("timeout")
+            .args(["-s", "INT", &cap.to_string()])
             .arg("dpdk-testpmd")
             .arg(format!("--lcores={}", Self::lcores(sc.workers)))
             .args([
@@ -225,7 +264,9 @@ impl Bench {
                 &mb.to_string(),
                 "--no-pci",
                 "--file-prefix",
-                "rvsbench",
+                // Its own, so that runs beside other DPDK processes (other
+                // benchmarks, tests) never share runtime files.
+                &format!("rvsbench{}", std::process::id()),
             ])
             .arg(format!("--vdev=net_pcap0,{rx},infinite_rx=1"))
             .arg("--")
@@ -242,22 +283,50 @@ impl Bench {
             .arg(format!("--rxq={}", sc.workers))
             .arg(format!("--txq={}", sc.workers))
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .context("running dpdk-testpmd")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut pps: Vec<f64> = text
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect();
-        // The first periods include start-up and loading the capture.
-        if pps.len() > 2 {
-            pps.drain(..2);
+        // Its stats, a line a second: periods of nothing before forwarding
+        // began are start-up; the first two periods after warm up, as
+        // rvsd's first two seconds do; the rest are measured.
+        let warm_up = 2;
+        let wanted = warm_up + self.secs.ceil() as usize;
+        let mut pps: Vec<f64> = Vec::new();
+        let stdout = child.stdout.take().context("testpmd's stdout")?;
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Some(v) = line?
+                .trim()
+                .strip_prefix("Rx-pps:")
+                .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            if v > 0.0 || !pps.is_empty() {
+                pps.push(v);
+            }
+            if pps.len() == wanted {
+                // SIGINT to `timeout`, which hands it on: testpmd stops its
+                // ports and exits cleanly.
+                let _ = Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status();
+            }
         }
-        pps.sort_by(f64::total_cmp);
-        pps.get(pps.len() / 2)
-            .copied()
-            .context("testpmd printed no rates")
+        let out = child.wait_with_output()?;
+        let measured = pps.get(warm_up..).unwrap_or_default();
+        let mut sorted = measured.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied().with_context(|| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = err.lines().rev().take(5).collect();
+            format!(
+                "testpmd forwarded for {} of the {wanted} s wanted within {cap} s ({}); its last words: {}",
+                pps.len(),
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            )
+        })
     }
 
     fn rvsd(&self, sc: &Scenario, pcaps: &[PathBuf]) -> Result<serde_json::Value> {
@@ -279,7 +348,7 @@ impl Bench {
         let cfg = format!(
             "[dpdk]\nhugepages = \"off\"\nmemory_mb = {mb}\nmbufs = {mbufs}\nmbuf_data_room = {data_room}\n\n\
 [[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\nkernel_interface = {kernel}\n\n\
-[workers]\nlcores = [{l}]\nidle_empty_polls = 0\n\n\
+[workers]\nlcores = [{l}]\nidle_empty_polls = 0\nflow_seed = {BENCH_FLOW_SEED}\n\n\
 [connections]\ncapacity_per_worker = {cap}\nsloppy_tcp = true\n\n\
 [stats]\nenabled = {stats}\n\n\
 [neighbours]\nstatic = [{statics}]\n\n\
@@ -370,9 +439,9 @@ impl Bench {
         Ok(serde_json::from_str(json)?)
     }
 
-    /// `conn-memory`'s table (bytes per IPv4 connection at 1 M and 10 M
-    /// entries; 100 k in quick mode) and the largest figure in it.
-    fn conn_memory(&self) -> Result<(String, f64)> {
+    /// `conn-memory`'s output (bytes per IPv4 connection at 1 M and 10 M
+    /// entries; 100 k in quick mode) and its rows.
+    fn conn_memory(&self) -> Result<(String, Vec<MemoryRow>)> {
         let mut cmd = Command::new(self.bin.join("conn-memory"));
         if self.quick {
             cmd.arg("100000");
@@ -381,39 +450,55 @@ impl Bench {
         anyhow::ensure!(out.status.success(), "conn-memory failed");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         // Rows: connections, table B/conn, RSS B/conn, insert ns, lookup ns.
-        let worst = text
+        let rows: Vec<MemoryRow> = text
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() == 5 && f[0].parse::<u64>().is_ok())
-                    .then(|| f[1].parse::<f64>().ok())
-                    .flatten()
+                if f.len() != 5 {
+                    return None;
+                }
+                Some(MemoryRow {
+                    conns: f[0].parse().ok()?,
+                    table_bytes: f[1].parse().ok()?,
+                })
             })
-            .fold(0.0, f64::max);
-        anyhow::ensure!(worst > 0.0, "conn-memory printed no sizes:\n{text}");
-        Ok((text, worst))
+            .collect();
+        anyhow::ensure!(!rows.is_empty(), "conn-memory printed no sizes:\n{text}");
+        Ok((text, rows))
     }
 
     /// What a setting costs: DR over the established flows of the main row,
     /// with the setting on and off, alternating (on, off, on, ...) so that
     /// the machine's drift hits both alike; the median of the paired
-    /// ratios. `what` names the setting in the table's header. Returns the
-    /// table and that median.
-    fn paired_cost(&self, what: &str, on: Scenario, off: Scenario) -> Result<(String, f64)> {
+    /// ratios of forwarded packets per second. `what` names the setting in
+    /// the table's header.
+    fn paired_cost(
+        &self,
+        what: &str,
+        on: Scenario,
+        off: Scenario,
+        progress: &mut Progress,
+    ) -> Result<Paired> {
         let pairs = if self.quick { 1 } else { 3 };
         let pcaps = self.pcaps(&on)?;
         let mut t =
             format!("| pair | {what} on Mpps | {what} off Mpps | on / off |\n|---|---|---|---|\n");
         let mut ratios = Vec::new();
+        let mut all = Vec::new();
         for i in 1..=pairs {
-            let pps = |sc: &Scenario| -> Result<f64> {
+            let mut pps = |sc: &Scenario, side: &str| -> Result<f64> {
+                progress.step(
+                    &format!("{what} {side}, pair {i} of {pairs}"),
+                    self.rvsd_secs(sc),
+                );
                 let r = self.rvsd(sc, &pcaps)?;
-                let pps = r["rx_pps"].as_f64().unwrap_or(0.0);
-                anyhow::ensure!(pps > 0.0, "no packets measured");
+                let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
+                anyhow::ensure!(pps > 0.0, "no packets forwarded");
                 Ok(pps)
             };
-            let (a, b) = (pps(&on)?, pps(&off)?);
+            let (a, b) = (pps(&on, "on")?, pps(&off, "off")?);
             ratios.push(a / b);
+            all.extend([a, b]);
             let _ = writeln!(
                 t,
                 "| {i} | {:.2} | {:.2} | {:.3} |",
@@ -425,7 +510,11 @@ impl Bench {
         ratios.sort_by(f64::total_cmp);
         let median = ratios[ratios.len() / 2];
         let _ = writeln!(t, "\nMedian on / off: {median:.3}");
-        Ok((t, median))
+        Ok(Paired {
+            table: t,
+            median,
+            ratios,
+        })
     }
 
     /// The DR row's scenario, for the paired measurements.
@@ -442,120 +531,349 @@ impl Bench {
             new_flows: false,
             stats: true,
             kernel: false,
+            split: Split::Owner,
         }
     }
 
     /// What counting traffic costs (`[stats] enabled`).
     pub fn counting_cost(&self) -> Result<(String, f64)> {
+        let p = self.counting_cost_with(&mut Progress::new(
+            self.paired_secs() / 2.0,
+            Path::new("/dev/null"),
+        ))?;
+        Ok((p.table, p.median))
+    }
+
+    fn counting_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
         let on = self.dr_established();
         let off = Scenario { stats: false, ..on };
-        self.paired_cost("counting", on, off)
+        self.paired_cost("counting", on, off, progress)
     }
 
     /// What the exception path costs (`[[port]] kernel_interface`): the
     /// worker's paced look at its tap, and the classification's extra
     /// tests. None of the capture is for the kernel.
     pub fn exception_cost(&self) -> Result<(String, f64)> {
+        let p = self.exception_cost_with(&mut Progress::new(
+            self.paired_secs() / 2.0,
+            Path::new("/dev/null"),
+        ))?;
+        Ok((p.table, p.median))
+    }
+
+    fn exception_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
         let off = self.dr_established();
         let on = Scenario {
             kernel: true,
             ..off
         };
-        self.paired_cost("exception path", on, off)
+        self.paired_cost("exception path", on, off, progress)
+    }
+
+    /// Seconds one rvsd run is expected to take: its measuring time, the
+    /// start (EAL, loading the capture) and the services' set-up.
+    fn rvsd_secs(&self, sc: &Scenario) -> f64 {
+        self.secs + 3.0 + sc.flows as f64 / 250_000.0
+    }
+
+    /// Seconds one testpmd run is expected to take (see
+    /// [`Bench::testpmd`]): start-up, loading the capture, warm-up and
+    /// measuring.
+    fn testpmd_secs(&self, sc: &Scenario) -> f64 {
+        self.secs + (6 + sc.flows / 100_000) as f64
+    }
+
+    /// Seconds the two paired measurements are expected to take.
+    fn paired_secs(&self) -> f64 {
+        let pairs = if self.quick { 1.0 } else { 3.0 };
+        2.0 * pairs * 2.0 * self.rvsd_secs(&self.dr_established())
+    }
+
+    /// One established packet through `Worker::handle` with everything in
+    /// cache: criterion's median estimate, in ns, from `cargo bench -p
+    /// rvs-bench` run now for that one function.
+    fn per_packet_in_cache(&self) -> Result<f64> {
+        let filter = "handle DR, established";
+        let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&self.root)
+            .args([
+                "bench",
+                "--quiet",
+                "-p",
+                "rvs-bench",
+                "--bench",
+                "hot_paths",
+                "--",
+            ])
+            .arg(filter)
+            .stdout(Stdio::null())
+            .status()
+            .context("running cargo bench")?;
+        anyhow::ensure!(st.success(), "cargo bench -p rvs-bench failed");
+        // Criterion shortens long names for its directories.
+        let dir = std::fs::read_dir(self.root.join("target/criterion"))?
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with(filter))
+            .context("criterion wrote no estimates for the per-packet benchmark")?;
+        let est: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+            dir.path().join("new/estimates.json"),
+        )?)?;
+        est["median"]["point_estimate"]
+            .as_f64()
+            .context("criterion's estimates hold no median")
     }
 
     pub fn run(&self) -> Result<()> {
-        eprintln!("== connection table memory");
-        let (memory, per_conn) = self.conn_memory()?;
-        println!("{memory}");
+        let scenarios = self.scenarios();
+        // The plan, with each step's expected seconds, for the progress
+        // display's ETA.
+        let mut total = if self.quick { 5.0 } else { 90.0 };
+        for sc in &scenarios {
+            total +=
+                self.rvsd_secs(sc) + self.testpmd_secs(sc) * if self.quick { 1.0 } else { 2.0 };
+        }
+        total += 2.0 * self.paired_secs();
+        total += 2.0 * self.flood_secs();
+        let e2e_plan = crate::bench_e2e::Plan::FULL;
+        if !self.quick {
+            total += crate::bench_e2e::expected_secs(e2e_plan) + 60.0;
+        }
+        let mut progress = Progress::new(total, &self.dir.join("progress.log"));
+        progress.step(
+            "connection table memory (conn-memory)",
+            if self.quick { 5.0 } else { 90.0 },
+        );
+        let (memory, memory_rows) = self.conn_memory()?;
+        progress.print(&memory);
         let mut rows = Vec::new();
-        for sc in self.scenarios() {
-            let pcap = match self.pcaps(&sc) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("{}: {e:#}", sc.name);
-                    continue;
-                }
-            };
-            eprintln!(
-                "== {} ({} worker{})",
+        for sc in scenarios {
+            let label = format!(
+                "{} ({} worker{})",
                 sc.name,
                 sc.workers,
                 if sc.workers > 1 { "s" } else { "" }
             );
+            let pcap = match self.pcaps(&sc) {
+                Ok(p) => p,
+                Err(e) => {
+                    progress.print(&format!("{}: {e:#}", sc.name));
+                    continue;
+                }
+            };
             // A failed measurement is reported as 0 and the run goes on.
-            let or_zero = |r: Result<f64>| {
+            let or_zero = |progress: &Progress, r: Result<f64>| {
                 r.unwrap_or_else(|e| {
-                    eprintln!("{}: {e:#}", sc.name);
+                    progress.print(&format!("{}: {e:#}", sc.name));
                     0.0
                 })
             };
-            let r = Run {
-                testpmd_5tswap: or_zero(self.testpmd(&sc, &pcap, "5tswap")),
-                testpmd_macswap: if self.quick {
-                    0.0
-                } else {
-                    or_zero(self.testpmd(&sc, &pcap, "macswap"))
-                },
-                rvsd: self.rvsd(&sc, &pcap).unwrap_or_else(|e| {
-                    eprintln!("{}: {e:#}", sc.name);
-                    serde_json::json!({})
-                }),
+            progress.step(&format!("{label}: testpmd 5tswap"), self.testpmd_secs(&sc));
+            let testpmd_5tswap = or_zero(&progress, self.testpmd(&sc, &pcap, "5tswap"));
+            let testpmd_macswap = if self.quick {
+                0.0
+            } else {
+                progress.step(&format!("{label}: testpmd macswap"), self.testpmd_secs(&sc));
+                or_zero(&progress, self.testpmd(&sc, &pcap, "macswap"))
             };
-            rows.push((sc, r));
+            progress.step(&format!("{label}: rvsd"), self.rvsd_secs(&sc));
+            let rvsd = self.rvsd(&sc, &pcap).unwrap_or_else(|e| {
+                progress.print(&format!("{}: {e:#}", sc.name));
+                serde_json::json!({})
+            });
+            rows.push((
+                sc,
+                Run {
+                    testpmd_5tswap,
+                    testpmd_macswap,
+                    rvsd,
+                },
+            ));
         }
         let table = self.table(&rows);
-        println!("{table}");
-        eprintln!("== what counting traffic costs (DR, established; on and off alternating)");
-        let (cost, cost_ratio) = self.counting_cost()?;
-        println!("{cost}");
-        eprintln!("== what the exception path costs (DR, established; on and off alternating)");
-        let (kcost, kcost_ratio) = self.exception_cost()?;
-        println!("{kcost}");
-        if self.quick {
-            // A smoke check: the runner works and both sides moved packets.
-            for (sc, r) in &rows {
-                let pps = r.rvsd["rx_pps"].as_f64().unwrap_or(0.0);
-                if pps <= 0.0 || r.testpmd_5tswap <= 0.0 {
-                    bail!(
-                        "{}: no packets measured (rvsd {pps}, testpmd {})",
-                        sc.name,
-                        r.testpmd_5tswap
-                    );
-                }
+        progress.print(&table);
+        for (sc, r) in &rows {
+            if r.rvsd["drops"].as_u64().unwrap_or(0) > 0 {
+                progress.print(&format!(
+                    "{} ({}w): rvsd's drops by reason: {}",
+                    sc.name, sc.workers, r.rvsd["drop_reasons"]
+                ));
             }
-            println!("bench --quick: ok");
+        }
+        let cost = self.counting_cost_with(&mut progress)?;
+        progress.print(&cost.table);
+        let kcost = self.exception_cost_with(&mut progress)?;
+        progress.print(&kcost.table);
+        progress.step(
+            "SYN flood, four times the connection table: table pressure on and off",
+            2.0 * self.flood_secs(),
+        );
+        let (flood_on, flood_off) = (self.flood(true)?, self.flood(false)?);
+        let flood = format!("{FLOOD_HEADER}{}{}", flood_on.table(), flood_off.table());
+        progress.print(&flood);
+        let quick_check = Self::quick_check(&rows);
+        let (e2e, per_packet_ns) = if self.quick {
+            (None, None)
         } else {
-            eprintln!("== end to end: rvsd, nginx stream, HAProxy and no director");
+            progress.step(
+                "end to end: rvsd, nginx stream, HAProxy and no director",
+                crate::bench_e2e::expected_secs(e2e_plan),
+            );
             // The lab runs the release rvsd this benchmark built.
             std::env::set_var("RVS_BIN_DIR", &self.bin);
-            let (e2e, ka, nc) = crate::bench_e2e::run(&self.root)?;
-            println!("{e2e}");
-            let targets = Self::targets(&rows, ka, nc, per_conn, cost_ratio, kcost_ratio);
-            println!("{targets}");
+            let e2e = crate::bench_e2e::run(e2e_plan)?;
+            progress.print(&e2e.one_server);
+            progress.print(&e2e.two_servers);
+            progress.step("per packet in cache (cargo bench -p rvs-bench)", 60.0);
+            let ns = self.per_packet_in_cache().map_err(|e| {
+                progress.print(&format!("per-packet benchmark: {e:#}"));
+                e
+            });
+            (Some(e2e), ns.ok())
+        };
+        let targets = Self::targets(
+            self.quick,
+            &rows,
+            e2e.as_ref(),
+            &memory_rows,
+            cost.median,
+            kcost.median,
+            &flood_on,
+        );
+        progress.print(&targets);
+        progress.finish();
+        if self.quick {
+            // A smoke check: the runner works, both sides moved packets and
+            // rvsd forwarded them.
+            quick_check?;
+            anyhow::ensure!(
+                flood_on.established_lost() == 0 && flood_on.legit_completion() >= 0.99,
+                "SYN flood: established clients lost {} packets, legitimate new clients completed {:.2} %",
+                flood_on.established_lost(),
+                flood_on.legit_completion() * 100.0
+            );
+            println!("bench --quick: ok");
+        } else {
+            let e2e = e2e.expect("measured in the full run");
+            let plots = crate::bench_plots::write(
+                &self.root.join("bench"),
+                &Self::flow_sweep(&rows),
+                &Self::burst_cdf(&rows),
+                &e2e.bars,
+            )
+            .unwrap_or_else(|e| {
+                eprintln!("plots: {e:#}");
+                String::new()
+            });
             let results = self.root.join("bench/RESULTS.md");
-            std::fs::write(
-                &results,
-                self.report(&table, &e2e, &memory, &cost, &kcost, &targets),
-            )?;
+            let report = self.report(&Report {
+                rows: &rows,
+                table: &table,
+                e2e: &e2e,
+                memory: &memory,
+                memory_rows: &memory_rows,
+                cost: &cost,
+                kcost: &kcost,
+                flood: &flood,
+                targets: &targets,
+                per_packet_ns,
+                plots: &plots,
+            });
+            std::fs::write(&results, &report)?;
             println!("written to {}", results.display());
+            let readme = self.root.join("README.md");
+            let text = std::fs::read_to_string(&readme)?;
+            std::fs::write(&readme, readme_with_summary(&text, &report)?)?;
+            println!("benchmark summary in {} rewritten", readme.display());
         }
         Ok(())
+    }
+
+    /// `--quick` fails when a row measured nothing, when rvsd forwarded
+    /// nothing or dropped most of what it received, or when an RSS-split
+    /// row handed nothing over (then the split did not happen).
+    fn quick_check(rows: &[(Scenario, Run)]) -> Result<()> {
+        for (sc, r) in rows {
+            let f = |k: &str| r.rvsd[k].as_f64().unwrap_or(0.0);
+            let (rx, fwd, drops) = (f("rx_pps"), f("fwd_pps"), f("drop_pps"));
+            let reasons = &r.rvsd["drop_reasons"];
+            if rx <= 0.0 || r.testpmd_5tswap <= 0.0 {
+                bail!(
+                    "{}: no packets measured (rvsd {rx} pps received, testpmd {})",
+                    sc.name,
+                    r.testpmd_5tswap
+                );
+            }
+            if fwd <= 0.0 {
+                bail!(
+                    "{}: rvsd received {rx:.0} pps but forwarded none (drops: {reasons})",
+                    sc.name
+                );
+            }
+            if drops > 0.5 * rx {
+                bail!(
+                    "{}: rvsd dropped {drops:.0} of the {rx:.0} pps it received (drops: {reasons})",
+                    sc.name
+                );
+            }
+            if sc.split == Split::Rss && f("handed_over") <= 0.0 {
+                bail!(
+                    "{}: no packet was handed over between workers: the RSS split did not happen",
+                    sc.name
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// (flows, testpmd 5tswap Mpps, rvsd forwarded Mpps) of the DR rows
+    /// that differ only in their number of flows.
+    fn flow_sweep(rows: &[(Scenario, Run)]) -> Vec<(u64, f64, f64)> {
+        rows.iter()
+            .filter(|(s, _)| {
+                s.traffic == "ack"
+                    && s.fwd == "-g"
+                    && s.size == 64
+                    && !s.ipv6
+                    && s.workers == 1
+                    && !s.churn
+            })
+            .map(|(s, r)| {
+                (
+                    s.flows,
+                    r.testpmd_5tswap / 1e6,
+                    r.rvsd["fwd_pps"].as_f64().unwrap_or(0.0) / 1e6,
+                )
+            })
+            .collect()
+    }
+
+    /// Every row's burst-time distribution: (row, [(quantile, µs)]).
+    fn burst_cdf(rows: &[(Scenario, Run)]) -> Vec<(String, Vec<(f64, f64)>)> {
+        rows.iter()
+            .filter_map(|(s, r)| {
+                let points: Vec<(f64, f64)> = r.rvsd["burst_ns_cdf"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()? / 1000.0)))
+                    .collect();
+                (!points.is_empty()).then(|| (format!("{} ({}w)", s.name, s.workers), points))
+            })
+            .collect()
     }
 
     fn table(&self, rows: &[(Scenario, Run)]) -> String {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "| scenario | workers | testpmd 5tswap Mpps | testpmd macswap Mpps | rvsd Mpps | rvsd ns/pkt | rvsd / 5tswap | new conn/s | burst p50 / p99 / p99.9 µs |"
+            "| scenario | workers | testpmd 5tswap Mpps | testpmd macswap Mpps | rvsd received Mpps | rvsd forwarded Mpps | rvsd drops/s | handed over | rvsd ns/pkt | forwarded / 5tswap | new conn/s | burst p50 / p99 / p99.9 µs |"
         );
-        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(t, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (sc, r) in rows {
-            let pps = r.rvsd["rx_pps"].as_f64().unwrap_or(0.0);
-            let us = |k: &str| r.rvsd[k].as_f64().unwrap_or(0.0) / 1000.0;
+            let f = |k: &str| r.rvsd[k].as_f64().unwrap_or(0.0);
+            let (rx, fwd) = (f("rx_pps"), f("fwd_pps"));
             let _ = writeln!(
                 t,
-                "| {} | {} | {:.2} | {} | {:.2} | {:.1} | {:.2} | {} | {:.1} / {:.1} / {:.1} |",
+                "| {} | {} | {:.2} | {} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {:.2} | {} | {:.1} / {:.1} / {:.1} |",
                 sc.name,
                 sc.workers,
                 r.testpmd_5tswap / 1e6,
@@ -564,86 +882,133 @@ impl Bench {
                 } else {
                     "-".into()
                 },
-                pps / 1e6,
-                if pps > 0.0 {
-                    1e9 / pps * sc.workers as f64
-                } else {
-                    0.0
-                },
-                pps / r.testpmd_5tswap.max(1.0),
-                if sc.new_flows {
-                    format!("{:.0}", r.rvsd["new_conns_per_s"].as_f64().unwrap_or(0.0))
+                rx / 1e6,
+                fwd / 1e6,
+                f("drop_pps"),
+                if sc.workers > 1 {
+                    format!("{:.1} %", f("handed_over") * 100.0)
                 } else {
                     "-".into()
                 },
-                us("burst_ns_p50"),
-                us("burst_ns_p99"),
-                us("burst_ns_p999"),
+                if rx > 0.0 {
+                    1e9 / rx * sc.workers as f64
+                } else {
+                    0.0
+                },
+                fwd / r.testpmd_5tswap.max(1.0),
+                if sc.new_flows {
+                    format!("{:.0}", f("new_conns_per_s"))
+                } else {
+                    "-".into()
+                },
+                f("burst_ns_p50") / 1000.0,
+                f("burst_ns_p99") / 1000.0,
+                f("burst_ns_p999") / 1000.0,
             );
         }
         t
     }
 
-    /// The issue's targets against this run's figures.
+    /// The issue's targets against this run's figures; what this run did
+    /// not measure says so.
     fn targets(
+        quick: bool,
         rows: &[(Scenario, Run)],
-        ka: f64,
-        nc: f64,
-        per_conn: f64,
+        e2e: Option<&crate::bench_e2e::E2e>,
+        memory: &[MemoryRow],
         counting: f64,
         kernel: f64,
+        flood: &Flood,
     ) -> String {
-        let ratio = |pred: &dyn Fn(&Scenario) -> bool| {
+        let fwd = |pred: &dyn Fn(&Scenario) -> bool| {
             rows.iter()
                 .find(|(s, _)| pred(s))
-                .map(|(_, r)| r.rvsd["rx_pps"].as_f64().unwrap_or(0.0) / r.testpmd_5tswap.max(1.0))
-                .unwrap_or(0.0)
+                .map(|(_, r)| r.rvsd["fwd_pps"].as_f64().unwrap_or(0.0))
+                .filter(|&v| v > 0.0)
         };
-        let dr = ratio(&|s| s.name.starts_with("DR, established, 1M") && s.workers == 1);
-        let nf = ratio(&|s| s.new_flows);
-        let line = |what: &str, got: f64, want: f64| {
-            let verdict = if got >= want {
-                "met".to_string()
-            } else {
-                format!("missed by {:.0} %", (1.0 - got / want) * 100.0)
-            };
-            format!("| {what} | ≥ {want:.2} | {got:.2} | {verdict} |\n")
+        let testpmd = |pred: &dyn Fn(&Scenario) -> bool| {
+            rows.iter()
+                .find(|(s, _)| pred(s))
+                .map(|(_, r)| r.testpmd_5tswap)
+                .filter(|&v| v > 0.0)
         };
-        let mut t = String::from("| target | wanted | measured | |\n|---|---|---|---|\n");
-        t += &line("DR, established, 1M flows: rvsd / testpmd 5tswap", dr, 0.5);
-        t += &line("New flows: rvsd / testpmd 5tswap", nf, 0.25);
-        t += &line("End to end, rvsd DR keep-alive: × direct", ka, 0.9);
-        t += &line(
-            "End to end, rvsd DR new connection per request: × direct",
-            nc,
-            0.9,
+        let dr1m = |s: &Scenario| {
+            s.traffic == "ack" && s.fwd == "-g" && s.flows == 1_000_000 && s.size == 64 && !s.ipv6
+        };
+        let dr_one = |s: &Scenario| dr1m(s) && s.workers == 1 && !s.churn;
+        let rss_two = |s: &Scenario| dr1m(s) && s.workers == 2 && s.split == Split::Rss;
+        let new_flows = |s: &Scenario| s.new_flows;
+        let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+        let quick_why = "not measured: --quick replays 1000 flows in a debug build";
+        let e2e_why = "not measured: --quick runs no end to end";
+        let mut t = Targets::default();
+        t.at_least(
+            "DR, established, 1M flows: rvsd forwarded / testpmd 5tswap",
+            0.65,
+            ratio(fwd(&dr_one), testpmd(&dr_one)),
+            quick_why,
         );
-        t += &format!(
-            "| Memory per IPv4 connection (`conn-memory`, half of them NAT) | ≤ 64 B | {per_conn:.1} B | {} |\n",
-            if per_conn <= 64.0 { "met" } else { "missed" }
+        t.at_least(
+            "New flows (SYN then FIN): rvsd forwarded / testpmd 5tswap",
+            0.5,
+            ratio(fwd(&new_flows), testpmd(&new_flows)),
+            quick_why,
         );
-        t += &line(
-            "Traffic counters: DR, established, 1M flows, counting on / off",
-            counting,
+        t.at_least(
+            "2 workers, RSS-split traffic, vs 1 worker (DR, 1M flows, forwarded)",
+            1.6,
+            ratio(fwd(&rss_two), fwd(&dr_one)),
+            quick_why,
+        );
+        t.at_least(
+            "End to end, one real server, keep-alive: rvsd × direct",
+            0.95,
+            e2e.map(|e| e.rvsd_one_ka.0),
+            e2e_why,
+        );
+        t.at_least(
+            "End to end, one real server, new connection per request: rvsd × direct",
+            0.95,
+            e2e.map(|e| e.rvsd_one_nc.0),
+            e2e_why,
+        );
+        t.at_most(
+            "Bytes per connection at 10 M, half NAT (`conn-memory`, table's accounting)",
+            40.0,
+            memory
+                .iter()
+                .find(|m| m.conns == 10_000_000)
+                .map(|m| m.table_bytes),
+            "not measured: --quick inserts 100 k connections",
+        );
+        t.at_least(
+            "Traffic counters: DR, established, counting on / off",
             0.97,
+            (!quick).then_some(counting),
+            quick_why,
         );
-        t += &line(
-            "Exception path: DR, established, 1M flows, kernel interface on / off",
-            kernel,
+        t.at_least(
+            "Exception path: DR, established, kernel interface on / off",
             0.98,
+            (!quick).then_some(kernel),
+            quick_why,
         );
-        t
+        t.at_most(
+            "SYN flood, four times the table: packets of established clients lost",
+            0.0,
+            Some(flood.established_lost() as f64),
+            "",
+        );
+        t.at_least(
+            "SYN flood, four times the table: legitimate new connections completed",
+            0.99,
+            Some(flood.legit_completion()),
+            "",
+        );
+        t.text
     }
 
-    fn report(
-        &self,
-        table: &str,
-        e2e: &str,
-        memory: &str,
-        cost: &str,
-        kcost: &str,
-        targets: &str,
-    ) -> String {
+    fn report(&self, r: &Report) -> String {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .unwrap_or_default()
             .lines()
@@ -659,61 +1024,728 @@ impl Bench {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
+        let warmup = r
+            .rows
+            .iter()
+            .find_map(|(_, run)| run.rvsd["warmup_seconds"].as_f64())
+            .unwrap_or(0.0);
+        // The new-flow capture's pool, as sized for this run.
+        let small_pool = r
+            .rows
+            .iter()
+            .find(|(s, _)| s.new_flows)
+            .map(|(s, _)| (2 * s.flows, Self::sizing(s)))
+            .filter(|(_, z)| z.data_room < 2048)
+            .map(|(packets, z)| {
+                format!(
+                    " Its {:.1} M packets only fit a pool of {}-byte mbufs (data room and headroom), which testpmd then uses too.",
+                    packets as f64 / 1e6,
+                    z.data_room + 128
+                )
+            })
+            .unwrap_or_default();
+        // Where the lcores of the row with the most workers ran.
+        let most = r.rows.iter().map(|(s, _)| s.workers).max().unwrap_or(1);
+        let placement = format!(
+            " With {most} workers, the lcores ran on CPUs as `{}` (lcore@CPU; lcore 0 is the main lcore, rvsd's mostly idle control thread) on this {cpus}-CPU machine.",
+            Self::lcores(most)
+        );
+        let table_mb = r
+            .memory_rows
+            .iter()
+            .find(|m| m.conns == 1_000_000)
+            .map(|m| {
+                format!(
+                    " (`conn-memory` above: {:.0} MB for 1 M connections, slots and index)",
+                    m.table_bytes * m.conns as f64 / 1e6
+                )
+            })
+            .unwrap_or_default();
+        let in_cache = match r.per_packet_ns {
+            Some(ns) => format!(
+                " With everything in cache, `cargo bench -p rvs-bench` (criterion, run as part of this benchmark) puts one established packet through `Worker::handle` in {ns:.0} ns (median)."
+            ),
+            None => " (`cargo bench -p rvs-bench`, the per-packet time with everything in cache, failed in this run.)".into(),
+        };
+        let spread = |v: &[f64]| {
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            (lo, hi)
+        };
+        let (klo, khi) = spread(&r.cost.ratios);
+        let (nlo, nhi) = (r.e2e.rvsd_one_nc.1, r.e2e.rvsd_one_nc.2);
+        let noise = format!(
+            "The machine is a shared VM; how much that moves the figures, in this run: the paired counting on / off ratios ranged {klo:.3}-{khi:.3}, and rvsd's paired end-to-end new-connection ratios (one real server) {nlo:.2}-{nhi:.2}."
+        );
+        let plan = r.e2e.plan;
         format!(
             "# Benchmark results\n\n\
 Machine: {cpu}, {cpus} CPUs (a shared VM: figures drift from run to run; compare within a run). Date: {date}.\n\n\
 Command: `cargo xtask bench` (release build). Each row replays one capture from `pktgen` through `net_pcap` \
 (`rx_pcap=FILE,infinite_rx=1`, TX to nowhere) for {secs} s, first with `dpdk-testpmd --forward-mode=5tswap` and \
 `macswap`, then with rvsd (busy polling, `sloppy_tcp` so a replayed capture of ACKs opens its connections on the first pass), \
-on the same lcores. 64-byte frames unless said. rvsd's Mpps counts packets handled after a two-second warm-up; ns/pkt is per worker; \
-burst times are rx-to-tx per non-empty pass of the poll loop (up to 64 packets: a second rx burst when the first \
-was full), in hdrhistogram (a pass runs from one clock reading at the top of the poll loop to the next, so it includes its slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
+on the same lcores. 64-byte frames unless said. rvsd's rates are taken after a warm-up of {warmup:.1} s: \
+received counts the packets rvsd took from its queues, forwarded the packets its transmit queues accepted, drops/s \
+every counted drop (any reason); \"forwarded / 5tswap\" compares what rvsd forwarded with what testpmd moved. ns/pkt is per worker (from received). \
+With two workers the capture is split over the two receive queues either pre-sharded (each queue holds the flows its \
+worker owns, rvsd's `owner_of`: no packet is handed over, the best case) or as an ordinary NIC's RSS would split it \
+(Toeplitz over the 5-tuple with Microsoft's published key and a 128-entry round-robin redirection table, \
+`rvs_bench::rss_queue`, checked against Microsoft's verification values): \"handed over\" is the share of received \
+packets rvsd passed to the worker that owns their connection. \
+Burst times are rx-to-tx per non-empty pass of the poll loop (a group of up to `PREFETCH_GROUP` packets, \
+`crates/dataplane/src/run.rs`), in hdrhistogram (a pass runs from one clock reading at the top of the poll loop to the next, \
+so it includes its slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
 takes the connection to TIME_WAIT, so on the next pass the SYN opens a new one (IPVS's conn_reuse_mode) and every \
-SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate. Its 2 M packets only \
-fit a pool of 384-byte mbufs, which testpmd then uses too. \
-With 2 workers on this 2-CPU machine, worker 2 shares CPU 0 with the (mostly idle) control thread.\n\n{table}\n\
+SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate.{small_pool}{placement}\n\n{table}\n{plots}\n\
 ## End to end\n\n\
 The walkthrough's namespaces: one client, two real servers running nginx (one worker process each), and in the \
 director's place rvsd (DR, af_packet, one worker with idle back-off), nginx `stream` (one worker process) or \
-HAProxy `mode tcp` (one thread); \"direct\" is the client talking to one real server with no director. \
-wrk -t2 -c32 for {e2e_secs} s, with keep-alive and with `Connection: close` (a new connection per request), \
-three runs each, the median shown; the direct runs and those through rvsd alternate, and rvsd's × direct is the \
-median of the three paired ratios (the other directors' are ratios of medians); the namespaces reuse TIME_WAIT \
+HAProxy `mode tcp` (one thread). Two like-for-like setups. **One real server**: each director balances over RS1 \
+alone, against the client talking to RS1 directly: what the director costs. **Two real servers**: each director \
+balances over both, against the client spreading its load over both servers itself (two wrk processes at once, \
+one per server, each with half the threads and connections, their rates summed and the higher of their latencies \
+shown): the balanced ceiling. \
+wrk -t{threads} -c{conns} for {e2e_secs} s, with keep-alive and with `Connection: close` (a new connection per request), \
+{runs} run(s) each, the median shown; the baseline's runs and rvsd's alternate, and rvsd's ratio is the \
+median of the paired ratios (nginx's and HAProxy's are ratios of medians); the namespaces reuse TIME_WAIT \
 ports (`tcp_tw_reuse`), as load generators must; \
-the long transfer is one curl of a 100 MB file. Client, servers and director share the machine's {cpus} CPUs, \
+the long transfer is one curl of a {big} MB file. Client, servers and director share the machine's {cpus} CPUs, \
 so the figures compare the directors with each other, not with dedicated hardware. Director CPU counts the \
-director process's user and system time during both wrk runs (rvsd's includes its polling).\n\n{e2e}\n\
+director process's user and system time during the wrk runs (rvsd's includes its polling).\n\n\
+### One real server: the director's overhead\n\n{one}\n\
+### Two real servers: the balanced ceiling\n\n{two}\n\
 ## Memory per connection\n\n\
 `conn-memory` (part of this run): IPv4 connections inserted into one worker's table sized for them, half \
 of them NAT (which are indexed a second time by their replies' key); bytes by the table's own accounting \
-(slab, index, registries) and by the growth of the process's resident memory. DPVS spends about 576 bytes \
-per connection.\n\n```\n{memory}```\n\n\
+(slab, index, registries) and by the growth of the process's resident memory.\n\n```\n{memory}```\n\n\
 ## What counting traffic costs\n\n\
 rvsd counts connections, packets and bytes per real server as the kernel's `ip_vs_stats` does (services and the \
 total are summed on the control thread): each worker adds to a cache line of its own per real server, with plain \
 loads and stores. The DR row above again, with `[stats] enabled` on and off in alternating runs of {secs} s; the \
-ratio of each pair, and their median.\n\n{cost}\n\
+ratio of each pair's forwarded rates, and their median.\n\n{cost}\n\
 ## What the exception path costs\n\n\
 With a kernel interface (`[[port]] kernel_interface`, on by default) each worker also owns a queue pair on the \
-port's tap and looks for frames from the kernel every 100 µs (an empty look is one system call), and the \
+port's tap and looks for frames from the kernel every `KERNEL_POLL_INTERVAL` (`crates/dataplane/src/run.rs`; an empty look is one system call), and the \
 classification tests whether a frame is the host's. The DR row above again (none of its packets are the kernel's), \
 with the kernel interface on and off in alternating runs of {secs} s (rvsd in a network namespace of its own); \
 the ratio of each pair, and their median.\n\n{kcost}\n\
-## Targets\n\n{targets}\n\
+## SYN flood\n\n\
+One worker whose table holds 65 536 connections, and a capture from `pktgen --traffic flood` played once \
+(not looped; `cargo xtask bench --flood` runs only this): 16 384 clients open connections (SYN, ACK), then, in rounds, \
+262 144 SYNs from spoofed sources (four times the table, never the same source twice), 4 096 legitimate clients \
+opening connections (each one's ACK 16 rounds, about 1 000 spoofed SYNs, after its SYN) and one more ACK from each \
+established client. They go to three ports of the VIP only so that the services' counters tell them apart; \
+all share the one table. Established clients' packets lost: sent less forwarded, plus any client scheduled a \
+second time (it lost its entry); a legitimate connection completed when its ACK found its entry. Table pressure \
+(`[defense] reclaim_half_open`, on by default) gives a full table's oldest half-open connection's place to the \
+new one; off, a full table drops new connections (rvs before this row). See docs/syn-flood.md.\n\n{flood}\n\
+## Targets\n\n\
+Generated from this run's figures (same-run ratios).\n\n{targets}\n\
 Where the time goes (DR, 1 M flows). testpmd's 5tswap spends its whole budget in `net_pcap` (each packet is \
 copied out of a capture mbuf that is long out of cache) and the dropping TX; rvsd pays the same and then parses, \
-finds the connection, steps its TCP state and rewrites the frame. At 1 M flows the connection table (about 40 MB: \
-slots and index) is larger than the caches, and a lookup needs two memory accesses, the index line and the slot. \
-rvsd overlaps them across a group of up to 64 packets (two rx bursts when the first was full): it hashes every \
-packet's flow key and prefetches its 64-byte index line, then reads those lines and prefetches the slots whose \
-16-bit tags match, and only then handles the packets, each starting at the slot found for it (the scheme of \
-DPDK's `rte_hash_lookup_bulk`; `hashbrown`, used before, exposes no bucket address to prefetch). With everything \
-in cache, `cargo bench -p rvs-bench` puts one established packet through `Worker::handle` in about 50 ns. \
-The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. The machine is a shared VM: while \
-tuning, alternating runs of one build against testpmd moved the DR ratio by about ±3 %, and the end-to-end \
-new-connection ratio by about ±5 %.\n",
+finds the connection, steps its TCP state and rewrites the frame. At 1 M flows the connection table{table_mb} is larger \
+than the caches, and a lookup needs two memory accesses, the index line and the slot. \
+rvsd overlaps them across a group of packets (two rx bursts when the first was full): it hashes every \
+packet's flow key and prefetches its index line, then reads those lines and prefetches the slots whose \
+tags match, and only then handles the packets, each starting at the slot found for it (the scheme of \
+DPDK's `rte_hash_lookup_bulk`; `hashbrown`, used before, exposes no bucket address to prefetch).{in_cache} \
+The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {noise}\n",
             secs = self.secs,
-            e2e_secs = 5
+            table = r.table,
+            plots = r.plots,
+            threads = crate::bench_e2e::WRK_THREADS,
+            conns = crate::bench_e2e::WRK_CONNECTIONS,
+            e2e_secs = plan.secs,
+            runs = plan.runs,
+            big = crate::bench_e2e::BIG_FILE_MB,
+            one = r.e2e.one_server,
+            two = r.e2e.two_servers,
+            memory = r.memory,
+            cost = r.cost.table,
+            kcost = r.kcost.table,
+            flood = r.flood,
+            targets = r.targets,
         )
+    }
+}
+
+/// One row of `conn-memory`'s output.
+struct MemoryRow {
+    conns: u64,
+    /// Bytes per connection by the table's own accounting.
+    table_bytes: f64,
+}
+
+/// A paired measurement: its table, the median ratio and every ratio.
+struct Paired {
+    table: String,
+    median: f64,
+    ratios: Vec<f64>,
+}
+
+/// What the report is made of.
+struct Report<'a> {
+    rows: &'a [(Scenario, Run)],
+    table: &'a str,
+    e2e: &'a crate::bench_e2e::E2e,
+    memory: &'a str,
+    memory_rows: &'a [MemoryRow],
+    cost: &'a Paired,
+    kcost: &'a Paired,
+    flood: &'a str,
+    targets: &'a str,
+    per_packet_ns: Option<f64>,
+    plots: &'a str,
+}
+
+/// The Targets table, a row at a time.
+struct Targets {
+    text: String,
+}
+
+impl Default for Targets {
+    fn default() -> Self {
+        Targets {
+            text: "| target | wanted | measured | |\n|---|---|---|---|\n".into(),
+        }
+    }
+}
+
+impl Targets {
+    fn at_least(&mut self, what: &str, want: f64, got: Option<f64>, why_not: &str) {
+        let (got_s, verdict) = match got {
+            Some(g) if g >= want => (format!("{g:.2}"), "met".to_string()),
+            Some(g) => (
+                format!("{g:.2}"),
+                format!("missed by {:.0} %", (1.0 - g / want) * 100.0),
+            ),
+            None => ("-".into(), why_not.to_string()),
+        };
+        let _ = writeln!(self.text, "| {what} | ≥ {want:.2} | {got_s} | {verdict} |");
+    }
+
+    fn at_most(&mut self, what: &str, want: f64, got: Option<f64>, why_not: &str) {
+        let (got_s, verdict) = match got {
+            Some(g) if g <= want => (format!("{g:.1}"), "met".to_string()),
+            Some(g) => (
+                format!("{g:.1}"),
+                format!("missed by {:.0} %", (g / want - 1.0) * 100.0),
+            ),
+            None => ("-".into(), why_not.to_string()),
+        };
+        let _ = writeln!(self.text, "| {what} | ≤ {want:.1} | {got_s} | {verdict} |");
+    }
+}
+
+/// Markers of the README's benchmark summary, which `cargo xtask bench`
+/// rewrites from RESULTS.md.
+pub const SUMMARY_START: &str =
+    "<!-- bench-summary: generated by `cargo xtask bench` from bench/RESULTS.md; do not edit -->";
+pub const SUMMARY_END: &str = "<!-- /bench-summary -->";
+
+/// The README's summary of a RESULTS.md: its machine line and its Targets
+/// table, quoted.
+pub fn summary_of(results: &str) -> Result<String> {
+    let machine = results
+        .lines()
+        .find(|l| l.starts_with("Machine:"))
+        .context("RESULTS.md has no Machine line")?;
+    let targets: Vec<&str> = results
+        .lines()
+        .skip_while(|l| l.trim() != "## Targets")
+        .skip(1)
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    anyhow::ensure!(!targets.is_empty(), "RESULTS.md has no Targets table");
+    Ok(format!(
+        "From [bench/RESULTS.md](bench/RESULTS.md). {machine}\n\n{}\n\n",
+        targets.join("\n")
+    ))
+}
+
+/// `readme` with the text between the summary markers replaced by the
+/// summary of `results`.
+pub fn readme_with_summary(readme: &str, results: &str) -> Result<String> {
+    let start = readme
+        .find(SUMMARY_START)
+        .context("README.md lacks the benchmark summary's start marker")?
+        + SUMMARY_START.len();
+    let end = readme
+        .find(SUMMARY_END)
+        .context("README.md lacks the benchmark summary's end marker")?;
+    anyhow::ensure!(start <= end, "README.md's summary markers are out of order");
+    Ok(format!(
+        "{}\n{}{}",
+        &readme[..start],
+        summary_of(results)?,
+        &readme[end..]
+    ))
+}
+
+/// Progress of a long run on stderr: a bar with the current step when
+/// stderr is a terminal (indicatif), else a plain line per step; both with
+/// the ETA from the steps' expected seconds, scaled by how the run has kept
+/// to them so far. Every line also goes to a log beside the captures.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    log: Option<std::fs::File>,
+    total: f64,
+    done: f64,
+    current: f64,
+    started: Instant,
+    step: usize,
+}
+
+impl Progress {
+    pub fn new(total_secs: f64, log: &Path) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total_secs.ceil() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {percent:>3}% {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.enable_steady_tick(Duration::from_secs(1));
+            b
+        });
+        Progress {
+            bar,
+            log: std::fs::File::create(log).ok(),
+            total: total_secs,
+            done: 0.0,
+            current: 0.0,
+            started: Instant::now(),
+            step: 0,
+        }
+    }
+
+    /// Starts a step expected to take `secs` (ending the one before).
+    pub fn step(&mut self, what: &str, secs: f64) {
+        use std::io::Write as _;
+        self.done += self.current;
+        self.current = secs;
+        self.step += 1;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        // How fast the run has gone against its plan so far.
+        let pace = if self.done >= self.total / 10.0 {
+            (elapsed / self.done).clamp(0.5, 4.0)
+        } else {
+            1.0
+        };
+        let eta = ((self.total - self.done).max(0.0) * pace) as u64;
+        let line = format!("[{}] {what} (ETA {}m{:02}s)", self.step, eta / 60, eta % 60);
+        if let Some(log) = self.log.as_mut() {
+            let _ = writeln!(log, "{:.0}s {line}", elapsed);
+        }
+        match &self.bar {
+            Some(b) => {
+                b.set_position(self.done as u64);
+                b.set_message(line.clone());
+                b.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Prints results on stdout without tearing the bar.
+    pub fn print(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.suspend(|| println!("{text}")),
+            None => println!("{text}"),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        let t = self.started.elapsed().as_secs();
+        eprintln!("done in {}m{:02}s", t / 60, t % 60);
+    }
+}
+
+/// What the SYN-flood row measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flood {
+    /// Table pressure (`[defense] reclaim_half_open`) on.
+    pub reclaim: bool,
+    pub capacity: u64,
+    pub flood_syns: u64,
+    pub established_flows: u64,
+    pub established_sent: u64,
+    pub established_forwarded: u64,
+    /// Connections the established clients were given: more than one each
+    /// means one lost its entry and was scheduled again.
+    pub established_conns: u64,
+    pub legit_flows: u64,
+    pub legit_completed: u64,
+    pub reclaimed: u64,
+    pub table_full_drops: u64,
+    pub seconds: f64,
+}
+
+/// The header of [`Flood::table`]'s rows.
+pub const FLOOD_HEADER: &str = "| table pressure | connection table | spoofed SYNs | established clients: packets sent / forwarded / lost | legitimate new clients: completed | half-open reclaimed | dropped, table full | seconds |\n|---|---|---|---|---|---|---|---|\n";
+
+impl Flood {
+    pub fn established_lost(&self) -> u64 {
+        self.established_sent
+            .saturating_sub(self.established_forwarded)
+            + self
+                .established_conns
+                .saturating_sub(self.established_flows)
+    }
+
+    pub fn legit_completion(&self) -> f64 {
+        self.legit_completed as f64 / self.legit_flows.max(1) as f64
+    }
+
+    pub fn table(&self) -> String {
+        format!(
+            "| {} | {} | {} | {} / {} / {} | {} of {} ({:.2} %) | {} | {} | {:.2} |\n",
+            if self.reclaim { "on" } else { "off" },
+            self.capacity,
+            self.flood_syns,
+            self.established_sent,
+            self.established_forwarded,
+            self.established_lost(),
+            self.legit_completed,
+            self.legit_flows,
+            self.legit_completion() * 100.0,
+            self.reclaimed,
+            self.table_full_drops,
+            self.seconds,
+        )
+    }
+}
+
+/// `Conns` and `InPkts` of one service in `rvsadm -Ln --stats --exact`.
+fn service_stats(listing: &str, proto: &str, vip_port: &str) -> Option<(u64, u64)> {
+    listing.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[0] == proto && f[1] == vip_port)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// One counter of `rvsadm --counters`, summed over the workers.
+fn counter(counters: &str, name: &str) -> u64 {
+    counters
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+impl Bench {
+    /// The SYN-flood row: one worker whose table holds `capacity`
+    /// connections, a capture played once (not looped) in which established
+    /// clients keep talking and legitimate clients open connections while
+    /// four times the table in spoofed SYNs arrives (pktgen's `flood`). The
+    /// rules go in from a rules file at start; the capture's lead-in (UDP
+    /// to a one-packet service added last) is played meanwhile, and that
+    /// service's count shows the rules were all in before the rest came.
+    /// `reclaim` turns table pressure on or off.
+    /// About how long one flood run takes, for the progress display.
+    fn flood_secs(&self) -> f64 {
+        if self.quick {
+            5.0
+        } else {
+            10.0
+        }
+    }
+
+    pub fn flood(&self, reclaim: bool) -> Result<Flood> {
+        let (capacity, legit): (u64, u64) = if self.quick {
+            (8192, 1024)
+        } else {
+            (65536, 4096)
+        };
+        let (flood_syns, established) = (4 * capacity, capacity / 4);
+        let lead_in = 400_000;
+        std::fs::create_dir_all(&self.dir)?;
+        let pcap = self
+            .dir
+            .join(format!("flood-{capacity}-{established}-{legit}.pcap"));
+        let summary_path = PathBuf::from(format!("{}.json", pcap.display()));
+        if !summary_path.exists() {
+            let st = Command::new(self.bin.join("pktgen"))
+                .args(["--out", pcap.to_str().unwrap(), "--traffic", "flood"])
+                .args(["--flows", &flood_syns.to_string()])
+                .args(["--established", &established.to_string()])
+                .args(["--legit", &legit.to_string()])
+                .args(["--lead-in", &lead_in.to_string()])
+                .status()
+                .context("running pktgen")?;
+            anyhow::ensure!(st.success(), "pktgen failed");
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary_path)?)?;
+        let num = |k: &str| summary[k].as_u64().unwrap_or(0);
+        let total = num("packets");
+
+        let socket = self.dir.join("rvsd-flood.sock");
+        let rules = self.dir.join("rvsd-flood.rules");
+        let mut r = String::new();
+        for (port, servers) in [(80, [1, 2]), (81, [3, 4]), (82, [1, 3])] {
+            let _ = writeln!(r, "-A -t {VIP4}:{port} -s wlc");
+            for i in servers {
+                let _ = writeln!(r, "-a -t {VIP4}:{port} -r 10.99.1.{i}:{port} -g -w 1");
+            }
+        }
+        let _ = writeln!(r, "-A -u {VIP4}:83 -s rr -o");
+        let _ = writeln!(r, "-a -u {VIP4}:83 -r 10.99.1.1:83 -g -w 1");
+        std::fs::write(&rules, r)?;
+        let mut statics = String::new();
+        for i in 1..=4 {
+            let _ = write!(
+                statics,
+                "{{ address = \"10.99.1.{i}\", mac = \"02:00:00:00:01:0{i}\" }}, "
+            );
+        }
+        let cfg = format!(
+            "[dpdk]\nhugepages = \"off\"\nmemory_mb = 512\nmbufs = 16383\n\n\
+[[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,rx_pcap={pcap}\"\naddress = \"10.99.0.254/16\"\nkernel_interface = false\n\n\
+[workers]\nlcores = [1]\nidle_empty_polls = 0\n\n\
+[connections]\ncapacity_per_worker = {capacity}\n\n\
+[defense]\nreclaim_half_open = {reclaim}\n\n\
+[neighbours]\nstatic = [{statics}]\n\n\
+[control]\nsocket = \"{s}\"\nrules = \"{rules}\"\n",
+            pcap = pcap.display(),
+            s = socket.display(),
+            rules = rules.display(),
+        );
+        let cfg_path = self.dir.join("rvsd-flood.toml");
+        std::fs::write(&cfg_path, cfg)?;
+        let mut child = Command::new(self.bin.join("rvsd"))
+            .args(["--config", cfg_path.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting rvsd")?;
+        let rvsadm = |args: &[&str]| -> Result<String> {
+            let out = Command::new(self.bin.join("rvsadm"))
+                .arg("--socket")
+                .arg(&socket)
+                .args(args)
+                .stderr(Stdio::null())
+                .output()?;
+            anyhow::ensure!(out.status.success(), "rvsadm {args:?} failed");
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let started = Instant::now();
+        // Until the whole capture went through (net_pcap then reads
+        // nothing more): at most two minutes.
+        let result = (|| -> Result<Flood> {
+            let mut last = (0, Instant::now());
+            loop {
+                if let Some(st) = child.try_wait()? {
+                    bail!("rvsd exited ({st}) during the flood row");
+                }
+                let rx = rvsadm(&["--counters"]).map_or(0, |c| counter(&c, "rx_packets"));
+                if rx >= total {
+                    break;
+                }
+                if rx != last.0 {
+                    last = (rx, Instant::now());
+                } else if last.1.elapsed() > Duration::from_secs(20)
+                    || started.elapsed() > Duration::from_secs(120)
+                {
+                    bail!("rvsd took {rx} of the capture's {total} packets, then no more");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let listing = rvsadm(&["-L", "-n", "--stats", "--exact"])?;
+            let counters = rvsadm(&["--counters"])?;
+            let stats = |proto, port: u16| {
+                service_stats(&listing, proto, &format!("{VIP4}:{port}"))
+                    .with_context(|| format!("no {proto} {VIP4}:{port} in the listing:\n{listing}"))
+            };
+            let (lead_conns, _) = stats("UDP", 83)?;
+            anyhow::ensure!(
+                lead_conns > 0,
+                "rvsd loaded its rules after the capture's lead-in of {lead_in} packets had passed: make it longer"
+            );
+            let (est_conns, est_in) = stats("TCP", 80)?;
+            let (legit_conns, legit_in) = stats("TCP", 81)?;
+            Ok(Flood {
+                reclaim,
+                capacity,
+                flood_syns,
+                established_flows: num("established_flows"),
+                established_sent: num("established_packets"),
+                established_forwarded: est_in,
+                established_conns: est_conns,
+                legit_flows: num("legit_flows"),
+                // Each completed handshake is its SYN (a connection) and
+                // its ACK.
+                legit_completed: legit_in.saturating_sub(legit_conns),
+                reclaimed: counter(&counters, "half_open_reclaimed"),
+                table_full_drops: counter(&counters, "drop_conn_table_full"),
+                seconds,
+            })
+        })();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&socket);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's benchmark summary is RESULTS.md's, as `cargo xtask
+    /// bench` writes it: an edit to either alone fails here.
+    #[test]
+    fn readme_summary_quotes_results() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let results = std::fs::read_to_string(root.join("bench/RESULTS.md")).unwrap();
+        assert_eq!(
+            readme_with_summary(&readme, &results).unwrap(),
+            readme,
+            "README.md's benchmark summary differs from bench/RESULTS.md's: rerun `cargo xtask bench`, or `cargo xtask bench --readme-only`"
+        );
+    }
+
+    /// A full run's report from made-up figures: the Targets table says
+    /// met, missed and not measured where it should, the prose carries the
+    /// figures it was given, and the README summary can be made from it.
+    #[test]
+    fn report_from_made_up_figures() {
+        let bench = Bench::new(Path::new("/nonexistent"), false);
+        let run = |fwd: f64, testpmd: f64| Run {
+            testpmd_5tswap: testpmd,
+            testpmd_macswap: testpmd,
+            rvsd: serde_json::json!({
+                "rx_pps": fwd, "fwd_pps": fwd, "drop_pps": 0.0, "handed_over": 0.5,
+                "warmup_seconds": 2.0, "new_conns_per_s": 1e6,
+                "burst_ns_p50": 5000.0, "burst_ns_p99": 9000.0, "burst_ns_p999": 20000.0,
+                "burst_ns_cdf": [[0.5, 5000], [0.99, 9000]],
+            }),
+        };
+        let mut rows = Vec::new();
+        for sc in bench.scenarios() {
+            // DR 1 worker 0.70 of testpmd (met), new flows 0.40 (missed),
+            // RSS 2 workers 1.5× one (missed).
+            let r = if sc.new_flows {
+                run(4e6, 10e6)
+            } else if sc.split == Split::Rss {
+                run(10.5e6, 20e6)
+            } else {
+                run(7e6, 10e6)
+            };
+            rows.push((sc, r));
+        }
+        let memory_rows = [
+            MemoryRow {
+                conns: 1_000_000,
+                table_bytes: 44.0,
+            },
+            MemoryRow {
+                conns: 10_000_000,
+                table_bytes: 46.7,
+            },
+        ];
+        let e2e = crate::bench_e2e::E2e {
+            plan: crate::bench_e2e::Plan::FULL,
+            one_server: "| one |\n".into(),
+            two_servers: "| two |\n".into(),
+            rvsd_one_ka: (0.97, 0.95, 0.99),
+            rvsd_one_nc: (0.93, 0.90, 0.96),
+            bars: vec![],
+        };
+        let flood = Flood {
+            established_flows: 10,
+            established_sent: 30,
+            established_forwarded: 30,
+            established_conns: 10,
+            legit_flows: 100,
+            legit_completed: 98,
+            ..Flood::default()
+        };
+        let targets = Bench::targets(false, &rows, Some(&e2e), &memory_rows, 0.98, 0.99, &flood);
+        let verdict = |what: &str| {
+            targets
+                .lines()
+                .find(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("no row {what} in\n{targets}"))
+                .rsplit('|')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(verdict("DR, established, 1M flows"), "met");
+        assert_eq!(verdict("New flows"), "missed by 20 %");
+        assert_eq!(verdict("RSS-split"), "missed by 6 %");
+        assert_eq!(verdict("keep-alive"), "met");
+        assert_eq!(verdict("new connection per request"), "missed by 2 %");
+        assert_eq!(verdict("at 10 M"), "missed by 17 %");
+        assert_eq!(verdict("established clients lost"), "met");
+        assert_eq!(verdict("legitimate new connections"), "missed by 1 %");
+        let quick = Bench::targets(true, &[], None, &memory_rows[..1], 0.9, 0.9, &flood);
+        assert_eq!(quick.matches("not measured").count(), 8, "{quick}");
+        let paired = Paired {
+            table: "| pair |\n".into(),
+            median: 0.98,
+            ratios: vec![0.97, 0.98, 0.99],
+        };
+        let table = bench.table(&rows);
+        let report = bench.report(&Report {
+            rows: &rows,
+            table: &table,
+            e2e: &e2e,
+            memory: "memory\n",
+            memory_rows: &memory_rows,
+            cost: &paired,
+            kcost: &paired,
+            flood: "| flood |\n",
+            targets: &targets,
+            per_packet_ns: Some(51.0),
+            plots: "## Plots\n",
+        });
+        for want in [
+            "in 51 ns (median)",
+            "44 MB for 1 M connections",
+            "ranged 0.970-0.990",
+            "(one real server) 0.90-0.96",
+            "warm-up of 2.0 s",
+            "wrk -t2 -c32 for 5 s",
+            "| 50.0 % |",
+        ] {
+            assert!(report.contains(want), "report lacks {want:?}:\n{report}");
+        }
+        for bad in ["NaN", "inf-", "-inf", " inf ", "576", "about 50 ns"] {
+            assert!(!report.contains(bad), "report has {bad:?}");
+        }
+        let summary = summary_of(&report).unwrap();
+        assert!(summary.contains("missed by 20 %"));
+    }
+
+    #[test]
+    fn summary_replaces_only_the_marked_block() {
+        let results = "# R\n\nMachine: X, 2 CPUs. Date: D.\n\n## Targets\n\nGenerated.\n\n| a | b |\n|---|---|\n| c | met |\n\nprose\n";
+        let readme = format!("before\n{SUMMARY_START}\nold\n{SUMMARY_END}\nafter\n");
+        let out = readme_with_summary(&readme, results).unwrap();
+        assert!(out.starts_with("before\n"));
+        assert!(out.ends_with(&format!("{SUMMARY_END}\nafter\n")));
+        assert!(out.contains("| c | met |"));
+        assert!(out.contains("RESULTS.md). Machine: X, 2 CPUs. Date: D.\n"));
+        assert!(!out.contains("old") && !out.contains("prose"));
+        assert!(readme_with_summary("no markers", results).is_err());
     }
 }

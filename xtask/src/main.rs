@@ -6,6 +6,7 @@
 
 mod bench;
 mod bench_e2e;
+mod bench_plots;
 mod dist;
 mod docker;
 mod fuzz;
@@ -47,9 +48,13 @@ enum Task {
     Bench {
         #[arg(long)]
         quick: bool,
-        /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct).
+        /// Only the end-to-end comparison (nginx, HAProxy, rvsd, direct);
+        /// with --quick, one short run of each (debug build).
         #[arg(long)]
         e2e_only: bool,
+        /// Only rewrite README.md's benchmark summary from bench/RESULTS.md.
+        #[arg(long)]
+        readme_only: bool,
         /// Only what the exception path costs: the DR row, 1 M flows, with
         /// the kernel interface on and off in alternating runs (release
         /// build); prints the pairs, writes nothing.
@@ -59,6 +64,23 @@ enum Task {
         /// `[stats] enabled` on and off (release build); prints the pairs.
         #[arg(long)]
         counting_cost: bool,
+        /// Only the SYN-flood row: established and legitimate new clients
+        /// in a spoofed SYN flood four times the connection table (release
+        /// build; debug with --quick); prints the row, writes nothing.
+        #[arg(long)]
+        flood: bool,
+    },
+    /// Failover and rejoin on the cluster lab: long-lived connections
+    /// spread by ECMP over the directors, one rvsd killed and restarted
+    /// (mh, no sync, DR); ends with the `failover: ...` line.
+    Failover {
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=4))]
+        directors: u8,
+        #[arg(long, default_value_t = 300)]
+        connections: usize,
+        /// The namespaces' prefix (not "rvs": `lab up` may be running).
+        #[arg(long, default_value = "rvsfo")]
+        prefix: String,
     },
     /// A VM with real kernel IPVS (Debian 12): the oracle rvs is compared
     /// against.
@@ -109,6 +131,10 @@ enum LabAction {
         /// With --mode: also configure IPv6 (VIP fd00:99::10).
         #[arg(long, requires = "mode")]
         ipv6: bool,
+        /// Several directors (2 to 4) behind a BIRD router with ECMP, four
+        /// shared real servers (crates/lab/src/cluster.rs).
+        #[arg(long, conflicts_with = "mode", value_parser = clap::value_parser!(u8).range(2..=4))]
+        cluster: Option<u8>,
     },
     Down,
 }
@@ -160,6 +186,8 @@ fn build_binaries() -> Result<()> {
         "rvsadm",
         "-p",
         "rvs-keepalived",
+        "-p",
+        "rvs-announce",
     ]))
 }
 
@@ -168,6 +196,11 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Demo => demo(),
         Task::Lab {
+            action: LabAction::Up {
+                cluster: Some(n), ..
+            },
+        } => lab_up_cluster(usize::from(n)),
+        Task::Lab {
             action: LabAction::Up { mode: None, .. },
         } => lab_up(),
         Task::Lab {
@@ -175,8 +208,14 @@ fn main() -> Result<()> {
                 LabAction::Up {
                     mode: Some(m),
                     ipv6,
+                    ..
                 },
         } => lab_up_selftest(m, ipv6),
+        Task::Failover {
+            directors,
+            connections,
+            prefix,
+        } => failover(usize::from(directors), connections, &prefix),
         Task::Lab {
             action: LabAction::Down,
         } => {
@@ -192,12 +231,46 @@ fn main() -> Result<()> {
             setup()?;
             fuzz::run(&root(), seconds, &targets)
         }
-        Task::Bench { e2e_only: true, .. } => {
+        Task::Bench {
+            readme_only: true, ..
+        } => {
+            let readme = root().join("README.md");
+            let results = std::fs::read_to_string(root().join("bench/RESULTS.md"))?;
+            let text = std::fs::read_to_string(&readme)?;
+            std::fs::write(&readme, bench::readme_with_summary(&text, &results)?)?;
+            println!("benchmark summary in {} rewritten", readme.display());
+            Ok(())
+        }
+        Task::Bench {
+            e2e_only: true,
+            quick,
+            ..
+        } => {
             setup()?;
-            // Measured as the full benchmark does: the release rvsd.
-            sh(cargo().args(["build", "--release", "-p", "rvsd", "-p", "rvsadm"]))?;
-            std::env::set_var("RVS_BIN_DIR", root().join("target/release"));
-            println!("{}", bench_e2e::run(&root())?.0);
+            // Measured as the full benchmark does: the release rvsd (a
+            // debug one for the quick smoke run).
+            let (plan, profile) = if quick {
+                (bench_e2e::Plan::QUICK, "debug")
+            } else {
+                (bench_e2e::Plan::FULL, "release")
+            };
+            let mut build = cargo();
+            build.args(["build", "-p", "rvsd", "-p", "rvsadm"]);
+            if !quick {
+                build.arg("--release");
+            }
+            sh(&mut build)?;
+            std::env::set_var("RVS_BIN_DIR", root().join("target").join(profile));
+            let e2e = bench_e2e::run(plan)?;
+            println!(
+                "One real server\n\n{}\nTwo real servers\n\n{}",
+                e2e.one_server, e2e.two_servers
+            );
+            println!(
+                "rvsd, one real server, × direct: keep-alive {:.2} (paired runs {:.2}-{:.2}), new connection per request {:.2} ({:.2}-{:.2})",
+                e2e.rvsd_one_ka.0, e2e.rvsd_one_ka.1, e2e.rvsd_one_ka.2,
+                e2e.rvsd_one_nc.0, e2e.rvsd_one_nc.1, e2e.rvsd_one_nc.2
+            );
             Ok(())
         }
         Task::Bench {
@@ -227,6 +300,26 @@ fn main() -> Result<()> {
                 println!("{table}");
                 println!("exception path on / off: {median:.3} (target ≥ 0.98)");
             }
+            Ok(())
+        }
+        Task::Bench {
+            flood: true, quick, ..
+        } => {
+            setup()?;
+            let mut build = cargo();
+            build.arg("build");
+            if !quick {
+                build.arg("--release");
+            }
+            sh(build.args(["-p", "rvsd", "-p", "rvsadm", "-p", "rvs-bench"]))?;
+            let b = bench::Bench::new(&root(), quick);
+            let (on, off) = (b.flood(true)?, b.flood(false)?);
+            println!("{}{}{}", bench::FLOOD_HEADER, on.table(), off.table());
+            println!(
+                "table pressure on: established clients lost {} packets (target 0); legitimate new clients completed {:.2} %",
+                on.established_lost(),
+                on.legit_completion() * 100.0
+            );
             Ok(())
         }
         Task::Bench { quick, .. } => {
@@ -344,6 +437,62 @@ rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
     Ok(())
 }
 
+/// `lab up --cluster N`: N directors, each with rvsd (an `mh` HTTP
+/// service on the cluster VIP), BIRD, and rvs-announce announcing the VIP
+/// to the router while rvsd serves it.
+fn lab_up_cluster(directors: usize) -> Result<()> {
+    use rvs_lab::cluster::{Cluster, ClusterOptions, CLUSTER_VIP};
+    setup()?;
+    build_binaries()?;
+    let mut c = Cluster::create(
+        LAB_PREFIX,
+        Path::new("/run/rvs/cluster"),
+        ClusterOptions::new(directors, 4),
+    )?;
+    for r in 1..=4 {
+        c.lab
+            .serve_http(&Cluster::real_server_role(r), 80, &format!("RS{r}"))?;
+    }
+    for i in 1..=directors {
+        c.start_rvsd(i)?;
+        c.start_announcer(i)?;
+    }
+    c.configure_service("mh", 80)?;
+    let all: Vec<usize> = (1..=directors).collect();
+    c.wait_next_hops(CLUSTER_VIP, &all, std::time::Duration::from_secs(30))?;
+    c.lab.keep();
+    let dir = Path::new("/run/rvs/cluster");
+    println!(
+        "The cluster is up: {directors} directors (rvs-dir1..) announce {CLUSTER_VIP} to rvs-router,\n\
+which spreads flows over them by ECMP; four real servers (rvs-rs1..4) by DR.\n\
+Try:\n\
+\x20 ip netns exec rvs-router ip route show {CLUSTER_VIP}\n\
+\x20 ip netns exec rvs-client curl http://{CLUSTER_VIP}/\n\
+\x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock -Ln\n\
+\x20 birdc -s {d}/bird-router.ctl show protocols\n\
+\x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock --drain   (then --undrain)\n\
+Logs and configurations: {d}. Remove it all with: cargo xtask lab down",
+        d = dir.display()
+    );
+    Ok(())
+}
+
+fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
+    use rvs_lab::failover::{run, FailoverOptions};
+    if !(1..=2000).contains(&connections) {
+        bail!("--connections {connections}: give 1 to 2000");
+    }
+    build_binaries()?;
+    let dir = std::env::temp_dir().join(format!("rvs-failover-{prefix}"));
+    let opts = FailoverOptions::new(directors, connections);
+    let report = run(prefix, &dir, &opts, |s| println!("== {s}"))?;
+    println!("{report}");
+    if report.broken_failover + report.broken_rejoin > 0 || report.probes_ok < report.probes {
+        bail!("connections broke: {report:?} (logs in {})", dir.display());
+    }
+    Ok(())
+}
+
 fn lab_up_selftest(mode: LabMode, ipv6: bool) -> Result<()> {
     use rvs_lab::selftest::{Mode, PORT, SERVER, VIP as SVIP};
     setup()?;
@@ -438,6 +587,24 @@ fn test() -> Result<()> {
         if result.is_ok() {
             bail!("tests left namespaces behind: {}", leaked.join(" "));
         }
+    }
+    // And their scratch folders (each lab removes its own as it goes).
+    let scratch = rvs_lab::test_dir(&rvs_lab::test_prefix());
+    let start = scratch
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(std::env::temp_dir())?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&start) && std::env::var_os("RVS_KEEP_LAB_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(e.path());
+            left.push(name);
+        }
+    }
+    if !left.is_empty() && result.is_ok() {
+        bail!("tests left scratch folders behind: {}", left.join(" "));
     }
     result
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use rvs_bench::rss_bytes;
 use rvs_ipvs::conn::{ConnTable, FlowKey, V4_SLOT_BYTES};
+use rvs_ipvs::defense::DefenseConfig;
 use rvs_ipvs::dest::{Dest, DestShared, DestSpec};
 use rvs_ipvs::tcp_state::{Event, Timeouts};
 use rvs_ipvs::{FwdMethod, Protocol};
@@ -50,7 +51,7 @@ fn main() {
         sizes
     };
     let ds = dests();
-    println!("IPv4 slot: {V4_SLOT_BYTES} bytes; half the connections NAT (indexed twice)");
+    println!("IPv4 slot: {V4_SLOT_BYTES} bytes; half the connections NAT (indexed twice); table pressure on");
     println!(
         "{:>12} {:>14} {:>14} {:>12} {:>12}",
         "connections", "table B/conn", "RSS B/conn", "insert ns", "lookup ns"
@@ -58,6 +59,9 @@ fn main() {
     for n in sizes {
         let rss0 = rss_bytes();
         let mut t = ConnTable::new(n, Timeouts::default());
+        // As rvsd runs it: table pressure's queue (8 bytes a connection)
+        // is on by default.
+        t.set_reclaim_half_open(DefenseConfig::default().reclaim_half_open);
         let key = |i: usize| FlowKey {
             protocol: Protocol::Tcp,
             caddr: IpAddr::V4(Ipv4Addr::from(

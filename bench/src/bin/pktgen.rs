@@ -5,10 +5,16 @@
 //!
 //!     pktgen --out F.pcap --flows 1000000 --traffic ack --size 64 \
 //!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
-//!            [--shard K/N]
+//!            [--shard K/N | --rss K/N] [--flow-seed S]
 //!
 //! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
 //! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
+//! rvsd keys that hash at random unless `[workers] flow_seed` fixes it:
+//! `--flow-seed` must be the same number (0 unless given).
+//! `--rss K/N` keeps the packets an ordinary NIC would put on its queue K of
+//! N: Toeplitz over the 5-tuple with Microsoft's key, through a round-robin
+//! redirection table (`rvs_bench::rss_queue`); rvsd then hands the others'
+//! packets over to their owners.
 //!
 //! Every flow appears once per pass (clients 10.0.0.0/8 or fd00:c::/96, a
 //! port each); replaying the capture in a loop (net_pcap infinite_rx) repeats
@@ -17,6 +23,18 @@
 //! TIME_WAIT, so on the next pass its SYN opens a new connection (IPVS's
 //! conn_reuse_mode; a RST would not do, SYN_RECV ignores it): every pass
 //! creates N connections, however long the replay runs.
+//!
+//! `flood` is the SYN-flood row's capture, played once (not in a loop):
+//! `--established E` clients open connections to VIP:80 (SYN, ACK) first;
+//! then, in rounds, spoofed SYNs to VIP:82 from random sources (`--flows`
+//! of them in all, one each), one legitimate new client a round to VIP:81
+//! whose ACK follows `--rtt-rounds` rounds later (its handshake spans that
+//! much flood), and ACKs of the established clients. Separate ports only
+//! tell the three apart in the service counters; they share the worker's
+//! connection table. A JSON file beside the capture (`OUT.json`) says how
+//! many packets of each kind it holds. `--lead-in N` puts N UDP datagrams
+//! to VIP:83 first: played while rvsd loads its rules (a service of its
+//! own, added last, counts those that came after).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -48,8 +66,10 @@ enum Traffic {
     Mix,
     SynFin,
     Udp,
+    Flood,
 }
 
+#[derive(Clone)]
 struct Opts {
     out: String,
     flows: u64,
@@ -60,6 +80,15 @@ struct Opts {
     vport: u16,
     dst_mac: [u8; 6],
     shard: Option<(usize, usize)>,
+    flow_seed: u64,
+    /// `flood`: established clients, legitimate new clients, and how many
+    /// rounds a handshake's ACK comes after its SYN.
+    established: u64,
+    legit: u64,
+    rtt_rounds: u64,
+    lead_in: u64,
+    /// Split as a NIC's RSS would, rather than by rvsd's owner.
+    rss: bool,
 }
 
 fn parse() -> Opts {
@@ -73,6 +102,12 @@ fn parse() -> Opts {
         vport: 80,
         dst_mac: [0x02, 0x70, 0x63, 0x61, 0x70, 0x00],
         shard: None,
+        flow_seed: 0,
+        established: 16384,
+        legit: 4096,
+        rtt_rounds: 16,
+        lead_in: 0,
+        rss: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -84,10 +119,16 @@ fn parse() -> Opts {
             "--flows" => o.flows = v.parse().expect("--flows N"),
             "--size" => o.size = v.parse().expect("--size BYTES"),
             "--vport" => o.vport = v.parse().expect("--vport PORT"),
-            "--shard" => {
-                let (k, n) = v.split_once('/').expect("--shard K/N");
+            "--established" => o.established = v.parse().expect("--established N"),
+            "--legit" => o.legit = v.parse().expect("--legit N"),
+            "--rtt-rounds" => o.rtt_rounds = v.parse().expect("--rtt-rounds N"),
+            "--lead-in" => o.lead_in = v.parse().expect("--lead-in N"),
+            "--shard" | "--rss" => {
+                let (k, n) = v.split_once('/').expect("--shard K/N or --rss K/N");
                 o.shard = Some((k.parse().expect("K"), n.parse().expect("N")));
+                o.rss = args[i] == "--rss";
             }
+            "--flow-seed" => o.flow_seed = v.parse().expect("--flow-seed S"),
             "--vip" => {
                 o.vip = v.parse().expect("--vip ADDR");
                 vip_set = true
@@ -106,7 +147,8 @@ fn parse() -> Opts {
                     "mix" => Traffic::Mix,
                     "synfin" => Traffic::SynFin,
                     "udp" => Traffic::Udp,
-                    _ => panic!("--traffic syn|ack|mix|synfin|udp"),
+                    "flood" => Traffic::Flood,
+                    _ => panic!("--traffic syn|ack|mix|synfin|udp|flood"),
                 }
             }
             "--ipv6" => {
@@ -130,6 +172,13 @@ const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
 
 fn frame(o: &Opts, flow: u64, flags: u8) -> Vec<u8> {
+    let (caddr, cport) = client(o, flow);
+    frame_to(o, caddr, cport, o.vport, flow as u32, flags)
+}
+
+/// A frame from `caddr:cport` to the VIP's `vport`, with sequence number
+/// `seq`.
+fn frame_to(o: &Opts, caddr: IpAddr, cport: u16, vport: u16, seq: u32, flags: u8) -> Vec<u8> {
     // SYNs and FINs carry no payload; the frame is padded to its size.
     let bare = flags & (SYN | FIN) != 0;
     let udp = o.traffic == Traffic::Udp;
@@ -142,7 +191,6 @@ fn frame(o: &Opts, flow: u64, flags: u8) -> Vec<u8> {
     f.extend_from_slice(&o.dst_mac);
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
     f.extend_from_slice(if o.ipv6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
-    let (caddr, cport) = client(o, flow);
     let src = match caddr {
         IpAddr::V4(c) => c.octets().to_vec(),
         IpAddr::V6(c) => c.octets().to_vec(),
@@ -171,11 +219,11 @@ fn frame(o: &Opts, flow: u64, flags: u8) -> Vec<u8> {
     }
     let mut l4 = vec![0u8; l4_len];
     l4[0..2].copy_from_slice(&cport.to_be_bytes());
-    l4[2..4].copy_from_slice(&o.vport.to_be_bytes());
+    l4[2..4].copy_from_slice(&vport.to_be_bytes());
     if udp {
         l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
     } else {
-        l4[4..8].copy_from_slice(&(flow as u32).to_be_bytes());
+        l4[4..8].copy_from_slice(&seq.to_be_bytes());
         l4[12] = 5 << 4;
         l4[13] = flags;
         l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
@@ -201,6 +249,92 @@ fn client(o: &Opts, flow: u64) -> (IpAddr, u16) {
     (caddr, cport)
 }
 
+fn write_frame(w: &mut (impl Write + ?Sized), f: &[u8]) -> std::io::Result<()> {
+    let len = f.len() as u32;
+    w.write_all(&[0; 8])?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(f)
+}
+
+/// A spoofed source, as `hping3 --rand-source` makes them, but never twice
+/// the same: 100.64.0.0/10 (never the real clients' 10.0.0.0/8), one
+/// address after another, then the next port.
+fn spoofed(o: &Opts, n: u64) -> (IpAddr, u16) {
+    let port = 1024 + (n >> 22) as u16;
+    let host = (n & 0x3f_ffff) as u32;
+    let addr = match o.vip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(0x6440_0000u32 | host)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from((0xfd00_00ff_u128 << 96) | host as u128)),
+    };
+    (addr, port)
+}
+
+/// The `flood` capture (see the top of this file); returns the JSON
+/// summary of what it holds.
+fn flood(o: &Opts, w: &mut impl Write) -> std::io::Result<String> {
+    let (e, l, f) = (o.established, o.legit.max(1), o.flows);
+    let est = |i: u64| client(o, i);
+    // Legitimate clients: after the established ones in the same range.
+    let legit = |i: u64| client(o, e + i);
+    let mut packets = 0u64;
+    let mut put = |w: &mut dyn Write, frame: Vec<u8>| -> std::io::Result<()> {
+        packets += 1;
+        write_frame(w, &frame)
+    };
+    let udp = Opts {
+        traffic: Traffic::Udp,
+        ..o.clone()
+    };
+    let filler = IpAddr::V4(Ipv4Addr::new(10, 255, 255, 1));
+    for i in 0..o.lead_in {
+        put(w, frame_to(&udp, filler, 5353, 83, i as u32, 0))?;
+    }
+    for i in 0..e {
+        let (a, p) = est(i);
+        put(w, frame_to(o, a, p, 80, 1, SYN))?;
+        put(w, frame_to(o, a, p, 80, 2, ACK))?;
+    }
+    let mut est_packets = 2 * e;
+    let rounds = l + o.rtt_rounds;
+    let mut sent_flood = 0;
+    let mut next_est = 0;
+    for r in 0..rounds {
+        // This round's share of the flood.
+        let upto = f * (r + 1) / rounds;
+        while sent_flood < upto {
+            let (a, p) = spoofed(o, sent_flood);
+            put(w, frame_to(o, a, p, 82, sent_flood as u32, SYN))?;
+            sent_flood += 1;
+        }
+        if r < l {
+            let (a, p) = legit(r);
+            put(w, frame_to(o, a, p, 81, 1, SYN))?;
+        }
+        if r >= o.rtt_rounds {
+            let (a, p) = legit(r - o.rtt_rounds);
+            put(w, frame_to(o, a, p, 81, 2, ACK))?;
+        }
+        // The established clients keep talking: ACKs spread over the rounds.
+        let upto = e * (r + 1) / rounds;
+        while next_est < upto {
+            let (a, p) = est(next_est);
+            put(w, frame_to(o, a, p, 80, 3, ACK))?;
+            next_est += 1;
+            est_packets += 1;
+        }
+    }
+    Ok(serde_json::json!({
+        "packets": packets,
+        "lead_in": o.lead_in,
+        "established_flows": e,
+        "established_packets": est_packets,
+        "legit_flows": l,
+        "flood_syns": f,
+    })
+    .to_string())
+}
+
 fn main() -> std::io::Result<()> {
     let o = parse();
     let mut w = BufWriter::with_capacity(1 << 20, File::create(&o.out)?);
@@ -211,12 +345,25 @@ fn main() -> std::io::Result<()> {
     w.write_all(&[0; 8])?;
     w.write_all(&65535u32.to_le_bytes())?;
     w.write_all(&1u32.to_le_bytes())?;
+    if o.traffic == Traffic::Flood {
+        let summary = flood(&o, &mut w)?;
+        w.flush()?;
+        std::fs::write(format!("{}.json", o.out), &summary)?;
+        eprintln!("{}: {summary}", o.out);
+        return Ok(());
+    }
     let mut written = 0u64;
     let passes = if o.traffic == Traffic::SynFin { 2 } else { 1 };
+    let sharding = rvs_dataplane::FlowSharding::with_seed(o.flow_seed);
     for (pass, flow) in (0..passes).flat_map(|p| (0..o.flows).map(move |f| (p, f))) {
         if let Some((k, n)) = o.shard {
             let (a, p) = client(&o, flow);
-            if rvs_dataplane::worker::owner_of(a, p, n) != k {
+            let queue = if o.rss {
+                rvs_bench::rss_queue(a, o.vip, p, o.vport, n)
+            } else {
+                sharding.owner_of(a, p, n)
+            };
+            if queue != k {
                 continue;
             }
         }
@@ -228,12 +375,7 @@ fn main() -> std::io::Result<()> {
             Traffic::SynFin => FIN | ACK,
             _ => ACK,
         };
-        let f = frame(&o, flow, flags);
-        let len = f.len() as u32;
-        w.write_all(&[0; 8])?;
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(&len.to_le_bytes())?;
-        w.write_all(&f)?;
+        write_frame(&mut w, &frame(&o, flow, flags))?;
     }
     w.flush()?;
     eprintln!("{}: {} packets", o.out, written);

@@ -28,6 +28,16 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends one request and waits for its response. A `ListConns` answer,
 /// which comes in chunks, is put together into one `Conns` (or `Error`).
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
+    request_within(socket, req, READ_TIMEOUT)
+}
+
+/// [`request`], waiting at most `timeout` for each line of the answer (a
+/// supervisor that polls rvsd must not hang on a stopped one).
+pub fn request_within(
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
     let name = socket.display().to_string();
     let io = |e| ClientError::Io(name.clone(), e);
     let mut s = UnixStream::connect(socket).map_err(|e| match e.kind() {
@@ -37,7 +47,7 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
         std::io::ErrorKind::PermissionDenied => ClientError::PermissionDenied(name.clone()),
         _ => ClientError::Io(name.clone(), e),
     })?;
-    s.set_read_timeout(Some(READ_TIMEOUT)).map_err(io)?;
+    s.set_read_timeout(Some(timeout)).map_err(io)?;
     let mut line = serde_json::to_string(req).expect("requests serialise");
     line.push('\n');
     // rvsd may refuse a request before it has read all of it (one too

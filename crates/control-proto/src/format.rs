@@ -14,7 +14,7 @@ use rvs_ipvs::{
 use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::ConnRow;
 
-use crate::proto::{DestView, Listing, ServiceView, Totals};
+use crate::proto::{DefenseView, DestView, Listing, ServiceView, Totals};
 
 /// The IPVS version ipvsadm reports for current kernels.
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -431,6 +431,68 @@ pub fn totals(t: &Totals) -> String {
         "{:8X} {:8X} {:8X} {:16X} {:16X}",
         r.cps, r.inpps, r.outpps, r.inbps, r.outbps
     );
+    out
+}
+
+/// `rvsadm --defense`: the settings as the kernel's sysctls name them
+/// (`name value`, as `sysctl net.ipv4.vs` lists them, less the prefix),
+/// then each worker's state. An automatic mode shows 1 or 2 per worker, as
+/// the kernel's sysctl does: 2 while that worker's table is short of free
+/// slots.
+pub fn defense(v: &DefenseView) -> String {
+    let c = &v.config;
+    let mut out = String::new();
+    for (k, val) in [
+        ("amemthresh", c.amemthresh.to_string()),
+        ("am_droprate", c.am_droprate.to_string()),
+        ("drop_entry", c.drop_entry.to_string()),
+        ("drop_packet", c.drop_packet.to_string()),
+        ("secure_tcp", c.secure_tcp.to_string()),
+        (
+            "secure_tcp_syn_timeout",
+            c.secure_tcp_syn_timeout_s.to_string(),
+        ),
+        (
+            "reclaim_half_open",
+            u8::from(c.reclaim_half_open).to_string(),
+        ),
+    ] {
+        let _ = writeln!(out, "{k} = {val}");
+    }
+    for w in &v.workers {
+        let l = &w.level;
+        let _ = writeln!(
+            out,
+            "\nworker {} (lcore {}): {} of {} connection slots free",
+            w.worker, w.lcore, l.free_slots, w.conn_capacity
+        );
+        let on = |b: bool| if b { "on" } else { "off" };
+        let _ = writeln!(
+            out,
+            "  drop_entry  = {} ({})",
+            l.drop_entry,
+            on(l.dropping_entries)
+        );
+        let rate = if l.drop_rate > 0 {
+            format!("on: 1 new connection in {}", l.drop_rate)
+        } else {
+            "off".into()
+        };
+        let _ = writeln!(out, "  drop_packet = {} ({rate})", l.drop_packet);
+        let _ = writeln!(
+            out,
+            "  secure_tcp  = {} ({})",
+            l.secure_tcp,
+            if l.secure {
+                "on: tcp_states_dos"
+            } else {
+                "off"
+            }
+        );
+        let _ = writeln!(out, "  half_open_reclaimed {}", w.half_open_reclaimed);
+        let _ = writeln!(out, "  entries_dropped     {}", w.entries_dropped);
+        let _ = writeln!(out, "  drop_defense        {}", w.packets_dropped);
+    }
     out
 }
 
@@ -943,6 +1005,55 @@ TCP  192.168.1.10:80                     3      120        0 1234567890        0
             "-A -t 192.168.1.10:80 -s rr\n\
 -a -t 192.168.1.10:80 -r 192.168.1.193:80 -g -w 1\n\
 -a -t 192.168.1.10:80 -r 192.168.1.220:80 -g -w 1\n"
+        );
+    }
+}
+
+#[cfg(test)]
+mod defense_tests {
+    use super::*;
+    use crate::proto::WorkerDefense;
+    use rvs_ipvs::defense::{DefenseConfig, DefenseLevel};
+
+    #[test]
+    fn defense_shows_settings_then_each_worker() {
+        let v = DefenseView {
+            config: DefenseConfig {
+                drop_packet: 1,
+                ..DefenseConfig::default()
+            },
+            workers: vec![WorkerDefense {
+                worker: 0,
+                lcore: 1,
+                conn_capacity: 4096,
+                level: DefenseLevel {
+                    drop_packet: 2,
+                    drop_rate: 4,
+                    free_slots: 768,
+                    ..DefenseLevel::default()
+                },
+                half_open_reclaimed: 12,
+                entries_dropped: 0,
+                packets_dropped: 3,
+            }],
+        };
+        assert_eq!(
+            defense(&v),
+            "amemthresh = 1024\n\
+am_droprate = 10\n\
+drop_entry = 0\n\
+drop_packet = 1\n\
+secure_tcp = 0\n\
+secure_tcp_syn_timeout = 10\n\
+reclaim_half_open = 1\n\
+\n\
+worker 0 (lcore 1): 768 of 4096 connection slots free\n\
+\x20 drop_entry  = 0 (off)\n\
+\x20 drop_packet = 2 (on: 1 new connection in 4)\n\
+\x20 secure_tcp  = 0 (off)\n\
+\x20 half_open_reclaimed 12\n\
+\x20 entries_dropped     0\n\
+\x20 drop_defense        3\n"
         );
     }
 }

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod client;
 pub mod format;
 pub mod health;

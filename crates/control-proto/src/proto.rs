@@ -40,6 +40,16 @@ pub enum Request {
     Totals,
     /// Everything the metrics endpoint and the status page show.
     Status,
+    /// `rvsadm --defense`: the SYN-flood defence's settings and what each
+    /// worker's decided at its last update.
+    Defense,
+    /// `rvsadm --drain` (true) and `--undrain` (false), rvs's own: stop
+    /// (or resume) announcing the VIPs to the routers; forwarding goes on,
+    /// so existing connections finish.
+    SetDrain(bool),
+    /// What this director may announce (rvs-announce asks every few
+    /// hundred milliseconds).
+    Announcement,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +77,32 @@ pub enum Response {
     /// What a reload did; a reload that failed is an `Error` naming the
     /// file and line, and changed nothing.
     Reloaded(crate::reload::ReloadReport),
+    Defense(DefenseView),
+    Announcement(crate::announce::Announcement),
+}
+
+/// What `rvsadm --defense` shows: the settings (the kernel's
+/// /proc/sys/net/ipv4/vs/ names) and each worker's state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DefenseView {
+    pub config: rvs_ipvs::defense::DefenseConfig,
+    pub workers: Vec<WorkerDefense>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerDefense {
+    pub worker: usize,
+    pub lcore: u32,
+    /// Connections its table holds at most.
+    pub conn_capacity: u64,
+    /// The decision of its last once-a-second update.
+    pub level: rvs_ipvs::defense::DefenseLevel,
+    /// Half-open connections that gave their place to new ones.
+    pub half_open_reclaimed: u64,
+    /// Connections `drop_entry` removed.
+    pub entries_dropped: u64,
+    /// New connections' first packets `drop_packet` dropped.
+    pub packets_dropped: u64,
 }
 
 /// What `-L` shows.

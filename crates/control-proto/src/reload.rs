@@ -14,6 +14,9 @@ pub struct ReloadReport {
     pub applied: Vec<String>,
     /// Timeouts that changed (`tcp 900 -> 600`).
     pub timeouts: Vec<String>,
+    /// Other live settings that changed (`defense.drop_packet 0 -> 1`).
+    #[serde(default)]
+    pub settings: Vec<String>,
     /// What was read but left as it is, and why: settings that need a
     /// restart, services rvs-keepalived manages, services the rules file
     /// does not name.
@@ -27,7 +30,7 @@ impl ReloadReport {
         for s in &self.sources {
             out.push_str(&format!("read {s}\n"));
         }
-        if self.applied.is_empty() && self.timeouts.is_empty() {
+        if self.applied.is_empty() && self.timeouts.is_empty() && self.settings.is_empty() {
             out.push_str("no changes\n");
         }
         for c in &self.applied {
@@ -35,6 +38,9 @@ impl ReloadReport {
         }
         for t in &self.timeouts {
             out.push_str(&format!("timeout: {t}\n"));
+        }
+        for s in &self.settings {
+            out.push_str(&format!("set: {s}\n"));
         }
         for l in &self.left_alone {
             out.push_str(&format!("left alone: {l}\n"));
@@ -58,12 +64,14 @@ mod tests {
             sources: vec![],
             applied: vec!["-a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 1".into()],
             timeouts: vec!["tcp 900 -> 600".into()],
+            settings: vec!["defense.drop_packet 0 -> 1".into()],
             left_alone: vec!["workers.lcores: needs a restart".into()],
         };
         assert_eq!(
             r.render(),
             "applied: -a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 1\n\
 timeout: tcp 900 -> 600\n\
+set: defense.drop_packet 0 -> 1\n\
 left alone: workers.lcores: needs a restart\n"
         );
     }

@@ -70,6 +70,10 @@ pub struct ControlServer {
     /// metrics and the status page.
     health_file: Option<std::path::PathBuf>,
     limits: SocketLimits,
+    /// The SYN-flood defence's settings (`[defense]`), for `--defense`.
+    defense: rvs_ipvs::defense::DefenseConfig,
+    /// `rvsadm --drain`: what [`Request::Announcement`] reports.
+    draining: bool,
 }
 
 impl ControlServer {
@@ -93,6 +97,41 @@ impl ControlServer {
             inbox: None,
             health_file: None,
             limits: SocketLimits::default(),
+            defense: Default::default(),
+            draining: false,
+        }
+    }
+
+    /// The SYN-flood defence's settings the workers were given.
+    pub fn with_defense(mut self, defense: rvs_ipvs::defense::DefenseConfig) -> Self {
+        self.defense = defense;
+        self
+    }
+
+    /// `--defense`: the settings, and each worker's last decision.
+    fn defense(&self) -> rvs_control_proto::proto::DefenseView {
+        use rvs_dataplane::counters::DropReason;
+        let n = self.workers.len().max(1) as u64;
+        rvs_control_proto::proto::DefenseView {
+            config: self.defense,
+            workers: self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let c = &w.shared.counters;
+                    rvs_control_proto::proto::WorkerDefense {
+                        worker: i,
+                        lcore: w.lcore,
+                        conn_capacity: self.conn_table_size / n,
+                        // A worker holds the lock only to copy a value in.
+                        level: w.shared.defense.lock().map(|l| *l).unwrap_or_default(),
+                        half_open_reclaimed: c.half_open_reclaimed.get(),
+                        entries_dropped: c.entries_dropped.get(),
+                        packets_dropped: c.drops(DropReason::Defense),
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -207,6 +246,24 @@ impl ControlServer {
             }
             Request::Totals => Response::Totals(self.stats.totals(&self.director)),
             Request::Status => Response::Status(Box::new(self.status())),
+            Request::Defense => Response::Defense(self.defense()),
+            Request::SetDrain(on) => {
+                if on != self.draining {
+                    log::info!(
+                        "{}",
+                        if on {
+                            "draining: the VIPs are no longer announced"
+                        } else {
+                            "drain ended: the VIPs are announced again"
+                        }
+                    );
+                }
+                self.draining = on;
+                Response::Ok
+            }
+            Request::Announcement => Response::Announcement(
+                rvs_control_proto::announce::Announcement::of(&self.listing(), self.draining),
+            ),
             Request::Restore(cmds) => {
                 let mut errors: Vec<String> =
                     cmds.iter().filter_map(|c| self.apply(c).err()).collect();
@@ -303,8 +360,11 @@ impl ControlServer {
         for w in &self.workers {
             while w.shared.applied.load(Ordering::Acquire) < w.sent {
                 if w.shared.exited.load(Ordering::Acquire) {
+                    // Still an error (rvsd stops, and the change with
+                    // it), but not one that says the change was refused.
                     return Response::Error(format!(
-                        "the worker on lcore {} has stopped; rvsd is stopping",
+                        "the change is made on rvsd's table, but the worker on lcore {} \
+                         has stopped; rvsd is stopping",
                         w.lcore
                     ));
                 }
@@ -561,6 +621,53 @@ mod tests {
         assert_eq!(acker.join().unwrap(), 2, "only valid changes were sent");
     }
 
+    /// A VIP is announced once it has a real server with weight, and not
+    /// while the director drains; draining changes nothing in the table.
+    #[test]
+    fn announcement_follows_the_real_servers_and_the_drain() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 1)],
+            4096,
+            Arc::default(),
+        );
+        let acker = std::thread::spawn(move || {
+            while rx.recv().is_ok() {
+                shared.applied.fetch_add(1, Ordering::Release);
+            }
+        });
+        let announced = |srv: &mut ControlServer| match srv.handle(Request::Announcement) {
+            Response::Announcement(a) => a.announced().to_vec(),
+            r => panic!("{r:?}"),
+        };
+        assert!(matches!(
+            srv.handle(Request::Apply(Command::AddService(spec()))),
+            Response::Ok
+        ));
+        assert!(announced(&mut srv).is_empty(), "no real server yet");
+        let mut d = DestSpec {
+            addr: "192.168.1.220".parse().unwrap(),
+            port: 80,
+            fwd: FwdMethod::Route,
+            weight: 0,
+            u_threshold: 0,
+            l_threshold: 0,
+        };
+        srv.handle(Request::Apply(Command::AddDest(spec().key, d)));
+        assert!(announced(&mut srv).is_empty(), "a quiesced real server");
+        d.weight = 1;
+        srv.handle(Request::Apply(Command::EditDest(spec().key, d)));
+        assert_eq!(announced(&mut srv), vec![spec().key.addr]);
+        assert!(matches!(srv.handle(Request::SetDrain(true)), Response::Ok));
+        assert!(announced(&mut srv).is_empty(), "draining");
+        assert_eq!(srv.listing().services[0].dests.len(), 1, "table kept");
+        assert!(matches!(srv.handle(Request::SetDrain(false)), Response::Ok));
+        assert_eq!(announced(&mut srv), vec![spec().key.addr]);
+        drop(srv);
+        acker.join().unwrap();
+    }
+
     #[test]
     fn zero_totals_and_status_requests() {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -637,6 +744,43 @@ mod tests {
         acker.join().unwrap();
     }
 
+    /// `--defense`: the configured settings and what each worker published.
+    #[test]
+    fn defense_shows_the_settings_and_each_workers_level() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let cfg = rvs_ipvs::defense::DefenseConfig {
+            drop_packet: 1,
+            ..Default::default()
+        };
+        let mut srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 3)],
+            4096,
+            Arc::default(),
+        )
+        .with_defense(cfg);
+        *shared.defense.lock().unwrap() = rvs_ipvs::defense::DefenseLevel {
+            drop_packet: 2,
+            drop_rate: 3,
+            free_slots: 100,
+            ..Default::default()
+        };
+        shared.counters.half_open_reclaimed.set(7);
+        shared
+            .counters
+            .drop(rvs_dataplane::counters::DropReason::Defense);
+        match srv.handle(Request::Defense) {
+            Response::Defense(v) => {
+                assert_eq!(v.config, cfg);
+                let w = &v.workers[0];
+                assert_eq!((w.lcore, w.conn_capacity), (3, 4096));
+                assert_eq!((w.level.drop_packet, w.level.drop_rate), (2, 3));
+                assert_eq!((w.half_open_reclaimed, w.packets_dropped), (7, 1));
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
     /// A worker that does not apply a change in time does not make the
     /// change a failure: rvsd's table has it (a second try is "already
     /// exists", as it should be), and the answer says which worker is late.
@@ -689,7 +833,10 @@ mod tests {
         shared.exited.store(true, Ordering::Release);
         let t = Instant::now();
         match srv.handle(Request::Apply(Command::AddService(spec()))) {
-            Response::Error(e) => assert!(e.contains("lcore 2 has stopped"), "{e}"),
+            Response::Error(e) => assert!(
+                e.contains("lcore 2 has stopped") && e.starts_with("the change is made"),
+                "{e}"
+            ),
             r => panic!("{r:?}"),
         }
         assert!(t.elapsed() < Duration::from_secs(1), "no waiting for it");

@@ -71,13 +71,20 @@ pub enum DropReason {
     Ipv6ExtHeaders,
     /// IPv6 on a port without an IPv6 address.
     NoIpv6,
+    /// A neighbour solicitation or advertisement that breaks RFC 4861's
+    /// rules (hop limit not 255: sent from beyond the link; code not 0; a
+    /// solicited advertisement to a multicast group).
+    BadNeighbourDiscovery,
     /// For the director's kernel, but its interface's queue was full (the
     /// kernel is not reading): dropped rather than wait.
     KernelFull,
+    /// A new connection's first packet, refused by the SYN-flood defence
+    /// (`drop_packet`).
+    Defense,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 36] = [
+    pub const ALL: [DropReason; 38] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -113,7 +120,9 @@ impl DropReason {
         DropReason::TruncatedIpv6,
         DropReason::Ipv6ExtHeaders,
         DropReason::NoIpv6,
+        DropReason::BadNeighbourDiscovery,
         DropReason::KernelFull,
+        DropReason::Defense,
     ];
 
     /// The counter's name, as `rvsadm --counters` prints it.
@@ -154,7 +163,9 @@ impl DropReason {
             DropReason::TruncatedIpv6 => "drop_truncated_ipv6",
             DropReason::Ipv6ExtHeaders => "drop_ipv6_ext_headers",
             DropReason::NoIpv6 => "drop_no_ipv6",
+            DropReason::BadNeighbourDiscovery => "drop_bad_neighbour_discovery",
             DropReason::KernelFull => "drop_kernel_full",
+            DropReason::Defense => "drop_defense",
         }
     }
 }
@@ -204,6 +215,25 @@ counters! {
     arp_learned,
     /// Packets held until their next hop's MAC was known (then sent).
     neighbour_queued,
+    /// Neighbour messages not taken: no entry, and rvsd had not asked
+    /// (an unsolicited ARP reply, a gratuitous ARP, an unsolicited
+    /// advertisement), as Linux with `arp_accept=0`.
+    neighbour_unsolicited,
+    /// Another MAC for a known address within the locktime (1 s), or an
+    /// advertisement without the override flag: the entry kept its MAC.
+    neighbour_locked,
+    /// Another MAC for a static neighbour: never taken.
+    neighbour_static_kept,
+    /// `learn = "solicited-only"`: not an answer to a request of rvsd's.
+    neighbour_not_an_answer,
+    /// New entries from neighbours' own requests beyond the rate limit.
+    neighbour_rate_limited,
+    /// Known addresses that moved to another MAC.
+    neighbour_moved,
+    /// Entries removed to make room (`[neighbours] max_entries`).
+    neighbour_evicted,
+    /// Requests not sent, or sent untracked, for want of room.
+    neighbour_asks_limited,
     nd_advertisements_sent,
     nd_solicitations_sent,
     icmp_echo_replies,
@@ -218,6 +248,11 @@ counters! {
     to_kernel,
     /// Frames the director's kernel sent, out of its port.
     from_kernel,
+    /// Half-open connections that gave their place in a full table to a
+    /// new one (table pressure).
+    half_open_reclaimed,
+    /// Connections the defence's `drop_entry` removed.
+    entries_dropped,
 }
 
 impl Counters {
@@ -280,7 +315,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 20 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 30 + DropReason::ALL.len());
     }
 
     #[test]

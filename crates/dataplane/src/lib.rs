@@ -14,8 +14,9 @@ pub mod worker;
 
 pub use buf::PacketBuf;
 pub use counters::{Counters, DropReason};
-pub use neighbour::NeighbourTable;
+pub use neighbour::{LearnPolicy, NeighbourConfig, NeighbourTable};
 pub use rvs_ipvs::ConnRow;
 pub use worker::{
-    ConnListing, PortInfo, Route, Verdict, VipArp, Worker, WorkerConfig, WorkerMsg, WorkerShared,
+    ConnListing, FlowSharding, PortInfo, Route, Verdict, VipArp, Worker, WorkerConfig, WorkerMsg,
+    WorkerShared,
 };

@@ -240,6 +240,7 @@ pub fn run_worker(
                     if m.is_chained() {
                         counters.drop(DropReason::MultiSegment);
                     } else {
+                        worker.sent_by_kernel(m.data(), now_ms);
                         out.tx[pi].push(m);
                     }
                 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use rvs_ipvs::conn::{Binding, Conn, ConnRef, ConnTable, FlowKey, OutKey, SlotHint};
+use rvs_ipvs::defense::{Defense, DefenseConfig, DefenseLevel};
 use rvs_ipvs::persist::{TemplateKey, Templates};
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState, Timeouts};
@@ -17,7 +18,7 @@ use rvs_packet::{TcpSegment, UdpDatagram};
 
 use crate::buf::PacketBuf;
 use crate::counters::{BurstHistogram, Counters, DropReason};
-use crate::neighbour::{Neighbour, NeighbourReader, NeighbourTable};
+use crate::neighbour::{Heard, Learned, Neighbour, NeighbourReader, NeighbourTable, Refusal};
 
 /// A port as the dataplane sees it: its MAC and the director's address on it.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +97,8 @@ pub struct WorkerConfig {
     /// its client endpoint hashes to; packets that arrive elsewhere are
     /// handed to the owner.
     pub workers: usize,
+    /// Which worker owns a client endpoint: the same for every worker.
+    pub sharding: FlowSharding,
     pub ports: Vec<PortInfo>,
     /// Static routes, beyond the ports' own networks.
     pub routes: Vec<Route>,
@@ -113,6 +116,8 @@ pub struct WorkerConfig {
     /// Count traffic per real server, service and in total (`[stats]
     /// enabled`; the benchmark turns it off to measure what it costs).
     pub count_stats: bool,
+    /// The SYN-flood defences (`[defense]`).
+    pub defense: DefenseConfig,
 }
 
 /// What the control thread sends a worker.
@@ -122,6 +127,9 @@ pub enum WorkerMsg {
     Change(Change),
     /// `--set`: new connection timeouts (for state changes from now on).
     SetTimeouts(Timeouts),
+    /// A reload changed `[defense]`: the new settings, in force at once
+    /// (as a write to the kernel's sysctls).
+    SetDefense(DefenseConfig),
     /// `-Lc`: list this worker's connections (a slice per poll loop).
     ListConns(ConnListing),
 }
@@ -172,6 +180,9 @@ pub struct WorkerShared {
     /// panic (set while unwinding): the control thread stops rvsd when a
     /// worker ends before it was told to.
     pub exited: std::sync::atomic::AtomicBool,
+    /// What the SYN-flood defence decided at its last update (once a
+    /// second), for `rvsadm --defense`. The worker only ever try-locks it.
+    pub defense: std::sync::Mutex<DefenseLevel>,
 }
 
 /// What to do with a frame after [`Worker::handle`] (which may have
@@ -191,17 +202,63 @@ pub enum Verdict {
     ToKernel,
 }
 
-/// The worker that owns connections of this client endpoint (the same
+/// Which worker owns a flow: a keyed hash of its client endpoint (the same
 /// answer for both directions of a flow, whatever the VIP or NAT port).
-#[inline]
-pub fn owner_of(caddr: IpAddr, cport: u16, workers: usize) -> usize {
-    use std::hash::BuildHasher;
-    if workers <= 1 {
-        return 0;
+///
+/// The key is drawn at random when rvsd starts, so a client cannot choose
+/// addresses and ports that all land on one worker (with an unkeyed hash
+/// it could, from rvsd's source). SipHash-1-3 is the keyed hash made for
+/// inputs an adversary picks. `[workers] flow_seed` fixes the key, for
+/// benchmarks whose captures are split by owner in advance (`pktgen
+/// --shard K/N --flow-seed S`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSharding {
+    keys: (u64, u64),
+}
+
+impl FlowSharding {
+    /// A key from a fixed seed (benchmarks, tests).
+    pub fn with_seed(seed: u64) -> FlowSharding {
+        // Two halves of one 64-bit seed: the second spreads the first so
+        // that seeds 0, 1, 2... give unrelated keys.
+        FlowSharding {
+            keys: (
+                seed,
+                seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d,
+            ),
+        }
     }
-    let h = rustc_hash::FxBuildHasher.hash_one((caddr, cport));
-    // The high bits of Fx are the well-mixed ones.
-    ((h >> 32) % workers as u64) as usize
+
+    /// A key from the operating system's random source.
+    pub fn random() -> std::io::Result<FlowSharding> {
+        let mut b = [0u8; 16];
+        getrandom::getrandom(&mut b).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (k0, k1) = b.split_at(8);
+        Ok(FlowSharding {
+            keys: (
+                u64::from_le_bytes(k0.try_into().expect("8 bytes")),
+                u64::from_le_bytes(k1.try_into().expect("8 bytes")),
+            ),
+        })
+    }
+
+    /// The worker that owns connections of this client endpoint.
+    #[inline]
+    pub fn owner_of(&self, caddr: IpAddr, cport: u16, workers: usize) -> usize {
+        use std::hash::Hasher;
+        if workers <= 1 {
+            return 0;
+        }
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.keys.0, self.keys.1);
+        // The bytes themselves, not std's `Hash` of `IpAddr`: pktgen must
+        // get the same answer as rvsd, whatever builds them.
+        match caddr {
+            IpAddr::V4(a) => h.write(&a.octets()),
+            IpAddr::V6(a) => h.write(&a.octets()),
+        }
+        h.write(&cport.to_be_bytes());
+        (h.finish() % workers as u64) as usize
+    }
 }
 
 /// The per-packet state one worker owns: its replica of the service table,
@@ -238,7 +295,22 @@ pub struct Worker {
     icmp_error_out: bool,
     /// `-Lc` listings in progress, oldest first.
     listings: std::collections::VecDeque<ActiveListing>,
+    /// The SYN-flood defence, and when it was last updated.
+    defense: Defense,
+    defense_ms: Option<u64>,
+    /// Random looks `drop_entry` still owes this second.
+    dropentry_due: usize,
 }
+
+/// How often the defence looks at the table (the kernel's
+/// `DEFENSE_TIMER_PERIOD`).
+const DEFENSE_PERIOD_MS: u64 = 1000;
+/// Most of `drop_entry`'s random looks per poll loop: its 1/32 of the
+/// table a second is spread over the loops, as the expiry sweep is.
+const DROPENTRY_PER_LOOP: usize = 256;
+/// Most stale entries pruned from the table-pressure queue's front per
+/// poll loop: more than a loop's packets can make stale.
+const PRUNE_PER_LOOP: usize = 256;
 
 /// A connection as `-Lc` shows it.
 fn conn_row(c: &Conn<'_>, now_ms: u64) -> ConnRow {
@@ -410,6 +482,8 @@ impl Worker {
     ) -> Worker {
         let mut conns = ConnTable::new(cfg.conn_capacity, cfg.timeouts);
         conns.set_stats_lane(cfg.count_stats.then_some(cfg.id));
+        conns.set_reclaim_half_open(cfg.defense.reclaim_half_open);
+        let defense = Defense::new(cfg.defense);
         Worker {
             cfg,
             director: Director::new(),
@@ -428,6 +502,9 @@ impl Worker {
             awaiting: None,
             icmp_error_out: false,
             listings: std::collections::VecDeque::new(),
+            defense,
+            defense_ms: None,
+            dropentry_due: 0,
         }
     }
 
@@ -447,6 +524,16 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
+            WorkerMsg::SetDefense(d) => {
+                if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {
+                    self.conns.set_reclaim_half_open(d.reclaim_half_open);
+                }
+                self.cfg.defense = *d;
+                // The modes as written; the next loop decides on them.
+                self.defense = Defense::new(*d);
+                self.conns.set_secure_tcp(false, 0);
+                self.defense_ms = None;
+            }
             WorkerMsg::ListConns(req) => {
                 self.listings.push_back(ActiveListing {
                     req: req.clone(),
@@ -545,9 +632,43 @@ impl Worker {
         if !self.pending.is_empty() {
             self.release_pending(now_ms);
         }
+        self.defend(now_ms);
         let c = &self.shared.counters;
         c.conns_expired.add(n as u64);
         c.connections.set(self.conns.len() as u64);
+        c.half_open_reclaimed.set(self.conns.reclaimed());
+        c.entries_dropped.set(self.conns.dropped_entries());
+    }
+
+    /// The SYN-flood defence's periodic work (the kernel's
+    /// `defense_work_handler`): once a second, the levels from the table's
+    /// free slots; then, while `drop_entry` is on, 1/32 of the table looked
+    /// at at random, a slice per loop.
+    fn defend(&mut self, now_ms: u64) {
+        if self
+            .defense_ms
+            .is_none_or(|t| now_ms >= t + DEFENSE_PERIOD_MS)
+        {
+            self.defense_ms = Some(now_ms);
+            if let Some(on) = self.defense.update(self.conns.free_slots()) {
+                let syn = self.defense.config().secure_tcp_syn_timeout_s;
+                self.conns.set_secure_tcp(on, syn);
+            }
+            self.dropentry_due = if self.defense.dropping_entries() {
+                (self.conns.capacity() >> 5).max(1)
+            } else {
+                0
+            };
+            if let Ok(mut l) = self.shared.defense.try_lock() {
+                *l = self.defense.level();
+            }
+        }
+        self.conns.prune_half_open(PRUNE_PER_LOOP);
+        if self.dropentry_due > 0 {
+            let n = self.dropentry_due.min(DROPENTRY_PER_LOOP);
+            self.dropentry_due -= n;
+            self.conns.random_dropentry(now_ms, n);
+        }
     }
 
     /// The burst stage before [`Worker::handle`]: hashes every packet's flow
@@ -787,24 +908,35 @@ impl Worker {
 
     fn handle_arp(&mut self, port: usize, frame: &mut [u8], now_ms: u64) -> Step<Verdict> {
         let p = self.cfg.ports[port];
+        let to_us = EthernetFrame::new_unchecked(&*frame).dst() == p.mac;
         let a = ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..])
             .map_err(|_| DropReason::BadArp)?;
         let (op, sip, smac, tip) = (a.operation(), a.sender_ip(), a.sender_mac(), a.target_ip());
-        // Learn like the kernel: from ARP addressed to us, or to refresh an
-        // entry we already have.
-        if p.contains(sip)
-            && !sip.is_unspecified()
-            && !smac.is_multicast()
-            && (tip == p.addr || self.neigh.lookup(sip, now_ms) != Neighbour::Missing)
-        {
-            self.learn(sip, smac, now_ms);
-        }
         let own = tip == p.addr;
         let vip = self.director.is_vip(IpAddr::V4(tip));
         // With vip_arp = "kernel" the kernel answers for VIPs, and only for
         // those its interface holds (VRRP's master has them).
         let kernel_vip = vip && p.vip_arp == VipArp::Kernel && p.kernel;
-        if op == Operation::Request && (own || (vip && !kernel_vip)) {
+        let answered = op == Operation::Request && (own || (vip && !kernel_vip));
+        // What the sender says about itself, by the table's rules (Linux's
+        // arp_process): only a neighbour on this network, with a unicast
+        // MAC, about an address that is not the director's own or a VIP.
+        if p.contains(sip)
+            && !sip.is_unspecified()
+            && !smac.is_multicast()
+            && !self.is_local(sip)
+            && !self.director.is_vip(IpAddr::V4(sip))
+        {
+            let heard = match op {
+                Operation::Other(_) => return Err(DropReason::BadArp),
+                _ if sip == tip => Heard::ArpGratuitous,
+                Operation::Request if answered => Heard::AskedForUs,
+                Operation::Request => Heard::ArpOther,
+                Operation::Reply => Heard::ArpReply { unicast: to_us },
+            };
+            self.hear(sip, smac, heard, now_ms);
+        }
+        if answered {
             let mut a = ArpPacket::new_checked(&mut frame[ethernet::HEADER_LEN..])
                 .map_err(|_| DropReason::BadArp)?;
             a.make_reply(p.mac);
@@ -816,7 +948,7 @@ impl Worker {
         }
         // The kernel sees the rest of what a host would: replies to the
         // director's address (its own requests went out with it; rvsd
-        // learned from them above as well), questions about VIPs it
+        // took them by its rules above as well), questions about VIPs it
         // answers, and announcements (gratuitous ARP: sender = target).
         let for_kernel = p.kernel && (own || kernel_vip || sip == tip);
         match op {
@@ -827,13 +959,74 @@ impl Worker {
         }
     }
 
-    /// Records a neighbour's MAC (from ARP or NDP), for this worker's next
-    /// packet as well as for the others'.
-    fn learn(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, now_ms: u64) {
-        if self.neigh.learn(ip, mac, now_ms) {
-            self.shared.counters.arp_learned.inc();
-            self.neigh_reader.refresh();
+    /// A frame the director's kernel sends out of a port (the exception
+    /// path): its ARP requests and neighbour solicitations are the
+    /// director's requests too, so that their answers (which the kernel
+    /// gets as well) may fill rvsd's table.
+    pub fn sent_by_kernel(&self, frame: &[u8], now_ms: u64) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        match eth.ethertype() {
+            EtherType::Arp => {
+                if let Ok(a) = ArpPacket::new_checked(eth.payload()) {
+                    if a.operation() == Operation::Request && a.sender_ip() != a.target_ip() {
+                        self.neigh.asked(IpAddr::V4(a.target_ip()), now_ms);
+                    }
+                }
+            }
+            EtherType::Ipv6 => {
+                let Ok(ip) = rvs_packet::ipv6::Ipv6Packet::new_checked(eth.payload()) else {
+                    return;
+                };
+                if ip.next_header() != rvs_packet::ipv6::next_header::ICMPV6 {
+                    return;
+                }
+                let Ok(m) = rvs_packet::icmpv6::Icmpv6Packet::new_checked(ip.payload()) else {
+                    return;
+                };
+                if m.msg_type() == rvs_packet::icmpv6::kind::NEIGHBOR_SOLICIT {
+                    if let Some(t) = m.nd_target() {
+                        self.neigh.asked(IpAddr::V6(t), now_ms);
+                    }
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Offers what a neighbour said (ARP or NDP) to the table, which takes
+    /// it or not by its rules; counts the outcome. What is taken is seen
+    /// by this worker's next packet as well as by the others'.
+    fn hear(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, heard: Heard, now_ms: u64) {
+        let c = &self.shared.counters;
+        match self.neigh.heard(ip, mac, heard, now_ms) {
+            Learned::Unchanged => return,
+            Learned::Refused(r) => {
+                match r {
+                    Refusal::Unsolicited => c.neighbour_unsolicited.inc(),
+                    Refusal::Locked => c.neighbour_locked.inc(),
+                    Refusal::Static => c.neighbour_static_kept.inc(),
+                    Refusal::NotAnAnswer => c.neighbour_not_an_answer.inc(),
+                    Refusal::RateLimited => c.neighbour_rate_limited.inc(),
+                }
+                // An advertisement refused may still have made the entry
+                // stale.
+                if r != Refusal::Locked {
+                    return;
+                }
+            }
+            Learned::Created { evicted } => {
+                c.arp_learned.inc();
+                c.neighbour_evicted.add(evicted as u64);
+            }
+            Learned::Moved => {
+                c.arp_learned.inc();
+                c.neighbour_moved.inc();
+            }
+            Learned::Confirmed => c.arp_learned.inc(),
+        }
+        self.neigh_reader.refresh();
     }
 
     fn is_local(&self, ip: Ipv4Addr) -> bool {
@@ -925,9 +1118,9 @@ impl Worker {
             return None;
         }
         let w = if self.director.is_vip(key.vaddr) {
-            owner_of(key.caddr, key.cport, n)
+            self.cfg.sharding.owner_of(key.caddr, key.cport, n)
         } else {
-            owner_of(key.vaddr, key.vport, n)
+            self.cfg.sharding.owner_of(key.vaddr, key.vport, n)
         };
         (w != self.cfg.id).then_some(w)
     }
@@ -1037,6 +1230,11 @@ impl Worker {
         let may_open = syn_only || (self.cfg.sloppy_tcp && event != Some(Event::Rst));
         if is_tcp && !may_open {
             return Err(DropReason::NoConnection);
+        }
+        // drop_packet: under pressure, one new connection in the rate is
+        // refused (`ip_vs_todrop` in the protocols' conn_schedule).
+        if self.defense.drop_new() {
+            return Err(DropReason::Defense);
         }
         let input = SchedInput {
             saddr: src,

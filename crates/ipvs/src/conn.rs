@@ -6,7 +6,8 @@
 //! preallocated slab, plus its slot number in a bucket index (`index.rs`, 8
 //! bytes a connection) and in the NAT reply index (8 more), both sized for
 //! the whole capacity up front: about 48 bytes per connection, table
-//! overhead included. What many connections share (the
+//! overhead included, and 8 more for the table-pressure queue (on by
+//! default: [`ConnTable::set_reclaim_half_open`]). What many connections share (the
 //! real server's address, forwarding method and counters; a persistence
 //! template) lives once in small registries and is referred to by a 32-bit
 //! handle. IPv6 connections have their own slab with wider keys.
@@ -23,7 +24,7 @@ use rustc_hash::FxHashMap;
 use crate::dest::{Dest, DestShared};
 use crate::persist::Template;
 use crate::stats::{DestStats, Lane};
-use crate::tcp_state::{next_state, Direction, Event, TcpState, Timeouts};
+use crate::tcp_state::{next_state_in, Direction, Event, StateTables, TcpState, Timeouts};
 use crate::types::{FwdMethod, Protocol};
 
 mod index;
@@ -147,6 +148,27 @@ const NONE: u32 = u32::MAX;
 const F_LIVE: u8 = 1;
 const F_ACTIVE: u8 = 2;
 const F_NO_OUTPUT: u8 = 4;
+/// A packet from the real server passed (NAT): the connection is not
+/// half-open, whatever its state.
+const F_REPLIED: u8 = 8;
+/// The high four bits count the client's packets, up to
+/// [`IN_PKTS_MAX`] (the kernel's `in_pkts`, as `drop_entry` reads it).
+const IN_PKTS_SHIFT: u32 = 4;
+const IN_PKTS_MAX: u8 = 9;
+
+fn in_pkts(flags: u8) -> u8 {
+    flags >> IN_PKTS_SHIFT
+}
+
+/// Whether a TCP connection in `state` with `flags` is half-open: only the
+/// client's SYN(s) seen, nothing from the real server.
+fn half_open(state: u8, flags: u8) -> bool {
+    flags & (F_LIVE | F_REPLIED) == F_LIVE
+        && matches!(
+            state_from(state),
+            TcpState::None | TcpState::SynRecv | TcpState::SynAck
+        )
+}
 
 /// The address family specific part of a slot.
 trait SlotKey: Copy + Default + PartialEq {
@@ -450,7 +472,40 @@ pub struct ConnTable {
     /// The lane of every dest's traffic counters this table's worker
     /// counts in; none when counting is off.
     lane: Option<usize>,
+    /// Which TCP state tables connections step with (`secure_tcp`).
+    tables: StateTables,
+    /// Half-open timeout while `secure_tcp` is on (0: the usual ones).
+    secure_syn_secs: u32,
+    /// Table pressure: TCP connections in the order they were made, so
+    /// that a full table gives the oldest half-open one's place to a new
+    /// connection. `None` when off.
+    half_open: Option<HalfOpenQueue>,
+    /// Connections given up for new ones ([`ConnTable::insert_bound`]) and
+    /// dropped by `drop_entry`, since the table was made.
+    reclaimed: u64,
+    dropped_entries: u64,
+    /// `drop_entry`'s countdowns, by the connection's incoming packets
+    /// (the kernel's `todrop_counter`).
+    todrop_counter: [u8; IN_PKTS_MAX as usize],
+    rng: fastrand::Rng,
 }
+
+/// TCP connections oldest first, by slot and a tag of their key (a slot
+/// reused by a later connection no longer matches): a ring sized for the
+/// whole table up front, 8 bytes a connection. Entries of connections that
+/// got established or went away are skipped when they reach the front.
+#[derive(Debug)]
+struct HalfOpenQueue {
+    ring: std::collections::VecDeque<(ConnRef, u32)>,
+    capacity: usize,
+}
+
+/// Most stale queue entries one insertion skips looking for a half-open
+/// connection to reclaim: an insertion never costs more than this.
+const RECLAIM_SCAN: usize = 256;
+/// Random slots an insertion looks at for a half-open connection when the
+/// queue has none.
+const RECLAIM_PROBES: usize = 64;
 
 /// A slot that a burst's prefetch stage found for a packet: probably its
 /// connection, to be confirmed by [`ConnTable::lookup_hinted`].
@@ -519,7 +574,67 @@ impl ConnTable {
             timeouts,
             state_secs: TcpState::ALL.map(|s| timeouts.tcp_timeout(s)),
             lane: Some(0),
+            tables: StateTables::Normal,
+            secure_syn_secs: 0,
+            half_open: None,
+            reclaimed: 0,
+            dropped_entries: 0,
+            todrop_counter: [0; IN_PKTS_MAX as usize],
+            rng: fastrand::Rng::new(),
         }
+    }
+
+    /// Table pressure on or off: when on, a full table gives the oldest
+    /// half-open TCP connection's place to a new connection (its queue, 8
+    /// bytes a connection, is allocated here, once).
+    pub fn set_reclaim_half_open(&mut self, on: bool) {
+        self.half_open = on.then(|| HalfOpenQueue {
+            ring: std::collections::VecDeque::with_capacity(self.capacity),
+            capacity: self.capacity,
+        });
+    }
+
+    /// `secure_tcp` on or off: the kernel's `tcp_states_dos` tables, and
+    /// `syn_timeout_s` (if not 0) for the half-open states, from the next
+    /// state change of each connection on.
+    pub fn set_secure_tcp(&mut self, on: bool, syn_timeout_s: u32) {
+        self.tables = if on {
+            StateTables::Secure
+        } else {
+            StateTables::Normal
+        };
+        self.secure_syn_secs = if on { syn_timeout_s } else { 0 };
+        self.state_secs = self.state_timeouts();
+    }
+
+    pub fn secure_tcp(&self) -> bool {
+        self.tables == StateTables::Secure
+    }
+
+    fn state_timeouts(&self) -> [u32; TcpState::ALL.len()] {
+        let t = self.timeouts;
+        let short = self.secure_syn_secs;
+        TcpState::ALL.map(|s| match s {
+            TcpState::SynRecv | TcpState::SynAck if short > 0 => short,
+            _ => t.tcp_timeout(s),
+        })
+    }
+
+    /// Connections that gave their place to a new one, since the table was
+    /// made.
+    pub fn reclaimed(&self) -> u64 {
+        self.reclaimed
+    }
+
+    /// Connections `drop_entry` dropped, since the table was made.
+    pub fn dropped_entries(&self) -> u64 {
+        self.dropped_entries
+    }
+
+    /// Free connection slots: what the defence's `amemthresh` is compared
+    /// with.
+    pub fn free_slots(&self) -> usize {
+        self.capacity.saturating_sub(self.len())
     }
 
     /// Counts traffic in lane `lane` of the dests' counters (the worker's
@@ -539,7 +654,7 @@ impl ConnTable {
     /// New timeouts, for state changes from now on (`--set`).
     pub fn set_timeouts(&mut self, t: Timeouts) {
         self.timeouts = t;
-        self.state_secs = TcpState::ALL.map(|s| t.tcp_timeout(s));
+        self.state_secs = self.state_timeouts();
     }
 
     pub fn len(&self) -> usize {
@@ -565,6 +680,7 @@ impl ConnTable {
             + self.v6.bytes()
             + self.dests.items.capacity() * std::mem::size_of::<Option<(DestRef, u32)>>()
             + self.templates.items.capacity() * 16
+            + self.half_open.as_ref().map_or(0, |q| q.ring.capacity() * 8)
     }
 
     #[inline]
@@ -768,7 +884,7 @@ impl ConnTable {
         b: Binding,
         now_ms: u64,
     ) -> Result<ConnRef, TableFull> {
-        if self.len() >= self.capacity {
+        if self.len() >= self.capacity && !self.reclaim_one() {
             return Err(TableFull);
         }
         b.dest.bind_conn();
@@ -826,7 +942,151 @@ impl ConnTable {
             b.dest.unbind_conn(false);
             return Err(TableFull);
         };
+        if key.protocol == Protocol::Tcp {
+            let tag = self.tag(r);
+            if let Some(q) = &mut self.half_open {
+                if q.ring.len() >= q.capacity {
+                    q.ring.pop_front();
+                }
+                q.ring.push_back((r, tag));
+            }
+        }
         Ok(r)
+    }
+
+    /// What tells the connection in a slot from a later one in the same
+    /// slot: its key's hash.
+    fn tag(&self, r: ConnRef) -> u32 {
+        if r.0 & V6 == 0 {
+            self.v4.slots[r.0 as usize].key.seeded_hash(&self.seed) as u32
+        } else {
+            self.v6.slots[(r.0 & !V6) as usize]
+                .key
+                .seeded_hash(&self.seed) as u32
+        }
+    }
+
+    /// Table pressure: removes the oldest half-open TCP connection, looking
+    /// at no more than [`RECLAIM_SCAN`] stale entries of the queue; failing
+    /// that (the queue was just turned on, or lost entries when it was
+    /// full), a half-open connection among [`RECLAIM_PROBES`] slots picked
+    /// at random. False when there is none (or reclaiming is off).
+    fn reclaim_one(&mut self) -> bool {
+        if self.half_open.is_none() {
+            return false;
+        }
+        for _ in 0..RECLAIM_SCAN {
+            let Some((r, tag)) = self.half_open.as_mut().and_then(|q| q.ring.pop_front()) else {
+                break;
+            };
+            let d = self.data_only(r);
+            if half_open(d.state, d.flags) && self.tag(r) == tag {
+                self.remove(r);
+                self.reclaimed += 1;
+                return true;
+            }
+        }
+        let (len4, len6) = (self.v4.slots.len(), self.v6.slots.len());
+        for _ in 0..RECLAIM_PROBES.min(len4 + len6) {
+            let at = self.rng.usize(0..len4 + len6);
+            let r = if at < len4 {
+                ConnRef(at as u32)
+            } else {
+                ConnRef((at - len4) as u32 | V6)
+            };
+            let (key, d) = self.data(r);
+            if key.protocol == Protocol::Tcp && half_open(d.state, d.flags) {
+                self.remove(r);
+                self.reclaimed += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops, from the front of the table-pressure queue, up to `budget`
+    /// entries that no longer name a half-open connection (it got
+    /// established, or went away), so that a full table finds the oldest
+    /// half-open connection at once. Called from the poll loop.
+    pub fn prune_half_open(&mut self, budget: usize) {
+        for _ in 0..budget {
+            let Some(&(r, tag)) = self.half_open.as_ref().and_then(|q| q.ring.front()) else {
+                return;
+            };
+            let d = self.data_only(r);
+            if half_open(d.state, d.flags) && self.tag(r) == tag {
+                return;
+            }
+            if let Some(q) = &mut self.half_open {
+                q.ring.pop_front();
+            }
+        }
+    }
+
+    /// `drop_entry`'s work (the kernel's `ip_vs_random_dropentry`, which
+    /// looks at 1/32 of the table each second): looks at `n` slots picked
+    /// at random and removes, among the connections there, the half-open
+    /// TCP ones, and established TCP and UDP ones that have been idle for
+    /// a minute and have had few packets (one in `k` of those with `k`
+    /// packets, `k` ≤ 8). Returns how many it removed.
+    pub fn random_dropentry(&mut self, now_ms: u64, n: usize) -> usize {
+        let now_s = (now_ms / 1000) as u32;
+        let mut removed = 0;
+        for _ in 0..n {
+            let (len4, len6) = (self.v4.slots.len(), self.v6.slots.len());
+            if len4 + len6 == 0 {
+                break;
+            }
+            let at = self.rng.usize(0..len4 + len6);
+            let r = if at < len4 {
+                ConnRef(at as u32)
+            } else {
+                ConnRef((at - len4) as u32 | V6)
+            };
+            let (key, d) = self.data(r);
+            if d.flags & F_LIVE == 0 {
+                continue;
+            }
+            let state = state_from(d.state);
+            let drop = match key.protocol {
+                Protocol::Tcp => match state {
+                    TcpState::SynRecv | TcpState::SynAck => true,
+                    TcpState::Established => {
+                        self.todrop_entry(d, self.state_secs[d.state as usize], now_s)
+                    }
+                    _ => false,
+                },
+                _ => self.todrop_entry(d, self.timeouts.udp, now_s),
+            };
+            if drop {
+                self.remove(r);
+                self.dropped_entries += 1;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The kernel's `todrop_entry`: a connection idle for less than 60 s is
+    /// kept; otherwise one with `k` packets from the client (1 ≤ k ≤ 8) is
+    /// dropped once in `k` times.
+    fn todrop_entry(&mut self, d: ConnData, timeout_s: u32, now_s: u32) -> bool {
+        // Last packet = expiry - timeout (timeouts are whole seconds).
+        let last = d.expires_s.saturating_sub(timeout_s);
+        if now_s < last.saturating_add(60) {
+            return false;
+        }
+        let k = in_pkts(d.flags);
+        if k == 0 || k >= IN_PKTS_MAX {
+            return false;
+        }
+        let c = &mut self.todrop_counter[k as usize];
+        *c = c.saturating_sub(1);
+        if *c > 0 {
+            return false;
+        }
+        *c = k;
+        true
     }
 
     /// Stores a connection in a slab and its index (and, for NAT, the reply
@@ -921,7 +1181,7 @@ impl ConnTable {
             Direction::Input
         };
         let old = state_from(d.state);
-        let new = next_state(dir, old, event);
+        let new = next_state_in(self.tables, dir, old, event);
         let was_active = d.flags & F_ACTIVE != 0;
         let now_active = if new != old {
             new.is_active()
@@ -938,14 +1198,21 @@ impl ConnTable {
         }
         let expires_s = secs(now_ms + self.state_secs[new as usize] as u64 * 1000);
         // The common case, a segment of an established flow within the same
-        // second: nothing to write.
-        if new == old && expires_s == d.expires_s && (!output || d.flags & F_NO_OUTPUT == 0) {
+        // second, past its first few packets: nothing to write.
+        let flags_done = if output {
+            d.flags & (F_NO_OUTPUT | F_REPLIED) == F_REPLIED
+        } else {
+            in_pkts(d.flags) >= IN_PKTS_MAX
+        };
+        if new == old && expires_s == d.expires_s && flags_done {
             return;
         }
         with_shard!(self, r, |s, i| {
             let data = &mut s.slots[i].data;
             if output {
-                data.flags &= !F_NO_OUTPUT;
+                data.flags = (data.flags & !F_NO_OUTPUT) | F_REPLIED;
+            } else if in_pkts(data.flags) < IN_PKTS_MAX {
+                data.flags += 1 << IN_PKTS_SHIFT;
             }
             data.state = new as u8;
             data.flags = if now_active {
@@ -985,7 +1252,15 @@ impl ConnTable {
                 self.templates.get(t).assure();
             }
         }
-        with_shard!(self, r, |s, i| s.slots[i].data.expires_s = e);
+        with_shard!(self, r, |s, i| {
+            let data = &mut s.slots[i].data;
+            data.expires_s = e;
+            if output {
+                data.flags |= F_REPLIED;
+            } else if in_pkts(data.flags) < IN_PKTS_MAX {
+                data.flags += 1 << IN_PKTS_SHIFT;
+            }
+        });
     }
 
     /// Looks at up to `budget` slots (split over both slabs) from where the
@@ -1149,6 +1424,8 @@ mod tests {
         let d = dest();
         let n = 100_000;
         let mut t = ConnTable::new(n, Timeouts::default());
+        // Table pressure's queue, on by default, counts too.
+        t.set_reclaim_half_open(true);
         for i in 0..n as u32 {
             let k = FlowKey {
                 protocol: Protocol::Tcp,
@@ -1325,6 +1602,190 @@ mod tests {
         t.insert(key(2), &d, 0).unwrap();
         assert_eq!(t.insert(key(3), &d, 0), Err(TableFull));
         assert_eq!(d.shared.inactive(), 2, "a refused flow is not counted");
+    }
+
+    fn nat_dest() -> Dest {
+        let mut d = dest();
+        d.spec.fwd = FwdMethod::Masq;
+        d.shared = DestShared::new(&d.spec);
+        d
+    }
+
+    /// A flood of SYNs into a full table: each new one takes the place of
+    /// the oldest half-open connection; established connections and those
+    /// whose server answered (NAT) keep theirs.
+    #[test]
+    fn full_table_reclaims_the_oldest_half_open_first() {
+        let (dr, nat) = (dest(), nat_dest());
+        let mut t = ConnTable::new(4, Timeouts::default());
+        t.set_reclaim_half_open(true);
+        let est = t.insert(key(1), &dr, 0).unwrap();
+        t.on_tcp(est, false, Some(Event::Syn), 0);
+        t.on_tcp(est, false, Some(Event::Ack), 0);
+        let answered = t.insert(key(2), &nat, 0).unwrap();
+        t.on_tcp(answered, false, Some(Event::Syn), 0);
+        t.on_tcp(answered, true, Some(Event::Syn), 0);
+        assert_eq!(t.get(answered).state, TcpState::SynRecv);
+        let old = t.insert(key(3), &dr, 0).unwrap();
+        t.on_tcp(old, false, Some(Event::Syn), 0);
+        let young = t.insert(key(4), &dr, 0).unwrap();
+        t.on_tcp(young, false, Some(Event::Syn), 0);
+        assert_eq!(t.len(), 4);
+
+        // Full: the oldest half-open one (key 3) goes.
+        let r = t.insert(key(5), &dr, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        assert_eq!(t.reclaimed(), 1);
+        assert!(t.lookup(&key(3)).is_none());
+        for k in [1, 2, 4, 5] {
+            assert!(t.lookup(&key(k)).is_some(), "key {k}");
+        }
+        // Then key 4, then key 5: a flood cycles through the half-open.
+        for (n, gone) in [(6, 4), (7, 5), (8, 6)] {
+            let r = t.insert(key(n), &dr, 0).unwrap();
+            t.on_tcp(r, false, Some(Event::Syn), 0);
+            assert!(t.lookup(&key(gone)).is_none(), "key {gone}");
+        }
+        assert_eq!(t.reclaimed(), 4);
+        assert!(t.lookup(&key(1)).is_some() && t.lookup(&key(2)).is_some());
+        // The dests' counters follow: four connections left (IPVS counts
+        // SYN_RECV as active, so all four are).
+        assert_eq!(
+            dr.shared.active() + dr.shared.inactive() + nat.shared.active() + nat.shared.inactive(),
+            4
+        );
+
+        // Nothing half-open left once they are established: full again.
+        for k in [7, 8] {
+            let r = t.lookup(&key(k)).unwrap();
+            t.on_tcp(r, false, Some(Event::Ack), 0);
+        }
+        let answered = t.lookup(&key(2)).unwrap();
+        t.on_tcp(answered, true, Some(Event::Ack), 0);
+        assert_eq!(t.insert(key(9), &dr, 0), Err(TableFull));
+    }
+
+    /// A slot reused by a later connection is not taken for the one the
+    /// queue remembers there.
+    #[test]
+    fn reclaim_skips_reused_slots() {
+        let d = dest();
+        let mut t = ConnTable::new(2, Timeouts::default());
+        t.set_reclaim_half_open(true);
+        let a = t.insert(key(1), &d, 0).unwrap();
+        t.on_tcp(a, false, Some(Event::Syn), 0);
+        let b = t.insert(key(2), &d, 0).unwrap();
+        t.on_tcp(b, false, Some(Event::Syn), 0);
+        // Key 1 goes away (a RST would close it; here it is removed), and
+        // key 3 takes its slot: queue is [slot a (key 1, stale), key 2, key 3].
+        t.remove(a);
+        let c = t.insert(key(3), &d, 0).unwrap();
+        assert_eq!(c, a, "the freed slot is reused");
+        t.on_tcp(c, false, Some(Event::Syn), 0);
+        // Full: key 2 is the oldest half-open, not key 3 in key 1's slot.
+        t.insert(key(4), &d, 0).unwrap();
+        assert!(t.lookup(&key(2)).is_none());
+        assert!(t.lookup(&key(3)).is_some());
+    }
+
+    /// Entries of connections that got established are pruned from the
+    /// queue's front between bursts, so that a full table never spends its
+    /// scan on them.
+    #[test]
+    fn pruning_clears_established_entries_from_the_front() {
+        let d = dest();
+        let n = 3 * RECLAIM_SCAN as u16;
+        let mut t = ConnTable::new(n as usize + 1, Timeouts::default());
+        t.set_reclaim_half_open(true);
+        for k in 0..n {
+            let r = t.insert(key(k), &d, 0).unwrap();
+            t.on_tcp(r, false, Some(Event::Syn), 0);
+            t.on_tcp(r, false, Some(Event::Ack), 0);
+        }
+        let r = t.insert(key(n), &d, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        for _ in 0..4 {
+            t.prune_half_open(RECLAIM_SCAN);
+        }
+        assert_eq!(t.half_open.as_ref().unwrap().ring.len(), 1);
+        t.insert(key(n + 1), &d, 0).unwrap();
+        assert_eq!(t.reclaimed(), 1);
+        assert!(t.lookup(&key(n)).is_none());
+    }
+
+    #[test]
+    fn without_reclaim_a_full_table_refuses_syns() {
+        let d = dest();
+        let mut t = ConnTable::new(1, Timeouts::default());
+        let r = t.insert(key(1), &d, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        assert_eq!(t.insert(key(2), &d, 0), Err(TableFull));
+        assert_eq!(t.reclaimed(), 0);
+    }
+
+    /// `ip_vs_random_dropentry`: half-open connections go; established
+    /// ones only after a minute idle, one in k for k packets; busy ones stay.
+    #[test]
+    fn random_dropentry_follows_the_kernels_rules() {
+        let d = dest();
+        let mut t = ConnTable::new(64, Timeouts::default());
+        let mut keys = Vec::new();
+        // 10 half-open, 10 established with 1 packet... (SYN + ACK = 2
+        // packets), 10 established with 20 packets.
+        for k in 0..30u16 {
+            let r = t.insert(key(k), &d, 0).unwrap();
+            t.on_tcp(r, false, Some(Event::Syn), 0);
+            if k >= 10 {
+                t.on_tcp(r, false, Some(Event::Ack), 0);
+            }
+            if k >= 20 {
+                for _ in 0..18 {
+                    t.on_tcp(r, false, Some(Event::Ack), 0);
+                }
+            }
+            keys.push(k);
+        }
+        // Enough random looks to see every slot many times.
+        t.random_dropentry(1_000, 3000);
+        for k in 0..10 {
+            assert!(t.lookup(&key(k)).is_none(), "half-open {k} dropped");
+        }
+        for k in 10..30 {
+            assert!(t.lookup(&key(k)).is_some(), "established {k} idle < 60 s");
+        }
+        // A minute idle later: those with 2 packets go (one in two looks),
+        // the busy ones (more than 8 packets) stay.
+        t.random_dropentry(61_000, 3000);
+        for k in 10..20 {
+            assert!(t.lookup(&key(k)).is_none(), "idle, 2 packets: {k}");
+        }
+        for k in 20..30 {
+            assert!(t.lookup(&key(k)).is_some(), "busy {k}");
+        }
+        assert_eq!(t.dropped_entries(), 20);
+    }
+
+    #[test]
+    fn secure_tcp_shortens_half_open_and_needs_the_servers_answer() {
+        let (dr, nat) = (dest(), nat_dest());
+        let mut t = ConnTable::new(8, Timeouts::default());
+        t.set_secure_tcp(true, 10);
+        let r = t.insert(key(1), &dr, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        assert_eq!(t.get(r).state, TcpState::SynAck);
+        assert_eq!(t.get(r).expires_ms, 10_000);
+        let n = t.insert(key(2), &nat, 0).unwrap();
+        t.on_tcp(n, false, Some(Event::Syn), 0);
+        t.on_tcp(n, false, Some(Event::Ack), 0);
+        assert_eq!(t.get(n).state, TcpState::SynRecv, "no answer yet");
+        assert_eq!(t.get(n).expires_ms, 10_000);
+        t.set_secure_tcp(false, 10);
+        t.on_tcp(n, false, Some(Event::Ack), 0);
+        assert_eq!(t.get(n).state, TcpState::Established);
+        let r = t.insert(key(3), &dr, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        assert_eq!(t.get(r).state, TcpState::SynRecv);
+        assert_eq!(t.get(r).expires_ms, 60_000);
     }
 
     #[derive(Debug, Clone)]

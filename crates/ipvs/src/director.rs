@@ -81,6 +81,12 @@ impl Director {
             .collect();
     }
 
+    /// Takes `other`'s own networks ([`Director::set_local_networks`]), so
+    /// that a scratch replica refuses what `other` would.
+    pub fn copy_local_networks_from(&mut self, other: &Director) {
+        self.broadcasts = other.broadcasts.clone();
+    }
+
     /// [`Director::apply`] at a given time (for the trash's expiry).
     pub fn apply_at(&mut self, cmd: &Command, now_ms: u64) -> Result<Change, IpvsError> {
         self.expire_trash(now_ms);

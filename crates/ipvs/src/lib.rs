@@ -9,6 +9,8 @@
 //! - [`sched`]: the schedulers, one module each, behind [`sched::Scheduler`].
 //! - [`conn`]: the connection table a worker keeps, and [`tcp_state`]: the
 //!   kernel's TCP state tables.
+//! - [`defense`]: the kernel's SYN-flood defences (`amemthresh`,
+//!   `drop_entry`, `drop_packet`, `secure_tcp`) on the table's free slots.
 //! - [`stats`]: traffic counters (per dest, one cache line per worker) and
 //!   the kernel's rate estimator.
 
@@ -18,6 +20,7 @@ pub mod clock;
 pub mod command;
 pub mod conn;
 pub mod conn_row;
+pub mod defense;
 pub mod dest;
 pub mod director;
 pub mod persist;

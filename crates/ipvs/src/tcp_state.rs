@@ -214,15 +214,117 @@ const INPUT_ONLY: Table = [
     ],
 ];
 
+// The tables `secure_tcp` switches to while its defence is on (the
+// kernel's `tcp_states_dos`). Through the director (NAT), a connection is
+// ESTABLISHED only once the real server's SYN-ACK came back (an ACK from
+// SYN_RECV stays there); for DR/TUN, the first SYN leads to SYNACK. The
+// NONE column takes an ACK to ESTABLISHED, as in the tables above.
+const INPUT_DOS: Table = [
+    [
+        SynRecv,
+        Established,
+        Established,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynAck,
+    ],
+    [
+        Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen,
+        SynAck,
+    ],
+    [
+        Established,
+        Established,
+        SynSent,
+        SynRecv,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        Close,
+        Listen,
+        SynAck,
+    ],
+    [
+        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close,
+    ],
+];
+
+const OUTPUT_DOS: Table = [
+    [
+        SynSent,
+        Established,
+        SynSent,
+        SynAck,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        Listen,
+        SynAck,
+    ],
+    OUTPUT[1],
+    OUTPUT[2],
+    OUTPUT[3],
+];
+
+const INPUT_ONLY_DOS: Table = [
+    [
+        SynAck,
+        Established,
+        Established,
+        SynRecv,
+        SynAck,
+        SynAck,
+        SynAck,
+        SynAck,
+        SynAck,
+        SynAck,
+        SynAck,
+    ],
+    INPUT_ONLY[1],
+    INPUT_ONLY[2],
+    INPUT_ONLY[3],
+];
+
+/// Which set of tables a connection table steps its connections with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateTables {
+    /// The kernel's `tcp_states`.
+    #[default]
+    Normal,
+    /// The kernel's `tcp_states_dos`, while `secure_tcp` is on.
+    Secure,
+}
+
 /// The next state after a segment with `event` (None: no SYN/FIN/ACK/RST).
 pub fn next_state(dir: Direction, state: TcpState, event: Option<Event>) -> TcpState {
+    next_state_in(StateTables::Normal, dir, state, event)
+}
+
+/// [`next_state`] in the given set of tables.
+pub fn next_state_in(
+    tables: StateTables,
+    dir: Direction,
+    state: TcpState,
+    event: Option<Event>,
+) -> TcpState {
     let Some(ev) = event else {
         return Close;
     };
-    let table = match dir {
-        Direction::Input => &INPUT,
-        Direction::Output => &OUTPUT,
-        Direction::InputOnly => &INPUT_ONLY,
+    let table = match (tables, dir) {
+        (StateTables::Normal, Direction::Input) => &INPUT,
+        (StateTables::Normal, Direction::Output) => &OUTPUT,
+        (StateTables::Normal, Direction::InputOnly) => &INPUT_ONLY,
+        (StateTables::Secure, Direction::Input) => &INPUT_DOS,
+        (StateTables::Secure, Direction::Output) => &OUTPUT_DOS,
+        (StateTables::Secure, Direction::InputOnly) => &INPUT_ONLY_DOS,
     };
     let row = match ev {
         Event::Syn => 0,
@@ -339,6 +441,79 @@ INPUT_ONLY  syn: SR ES ES SR SR SR SR SR SR SR SR
             }
         }
         assert_eq!(cells, 3 * 4 * 11);
+    }
+
+    /// `secure_tcp`'s tables (the kernel's `tcp_states_dos`), cell by cell.
+    const SPEC_DOS: &str = "
+INPUT       syn: SR ES ES SR SR SR SR SR SR SR SA
+            fin: CL CW SS TW TW TW CL CW LA LI SA
+            ack: ES ES SS SR FW TW CL CW CL LI SA
+            rst: CL CL CL SR CL CL CL CL LA LI CL
+OUTPUT      syn: SS ES SS SA SS SS SS SS SS LI SA
+            fin: TW FW SS TW FW TW CL TW LA LI TW
+            ack: ES ES SS ES FW TW CL CW LA ES ES
+            rst: CL CL SS CL CL TW CL CL CL CL CL
+INPUT_ONLY  syn: SA ES ES SR SA SA SA SA SA SA SA
+            fin: CL FW SS TW FW TW CL CW LA LI TW
+            ack: ES ES SS ES FW TW CL CW CL LI ES
+            rst: CL CL CL SR CL CL CL CL LA LI CL";
+
+    fn check_spec(tables: StateTables, spec: &str) {
+        let mut dir = Direction::Input;
+        let mut cells = 0;
+        for line in spec.lines().filter(|l| !l.trim().is_empty()) {
+            let mut words: Vec<&str> = line.split_whitespace().collect();
+            if !words[0].ends_with(':') {
+                dir = match words.remove(0) {
+                    "INPUT" => Direction::Input,
+                    "OUTPUT" => Direction::Output,
+                    _ => Direction::InputOnly,
+                };
+            }
+            let ev = match words.remove(0) {
+                "syn:" => Event::Syn,
+                "fin:" => Event::Fin,
+                "ack:" => Event::Ack,
+                _ => Event::Rst,
+            };
+            for (state, want) in TcpState::ALL.iter().zip(words) {
+                assert_eq!(
+                    next_state_in(tables, dir, *state, Some(ev)),
+                    abbrev(want),
+                    "{tables:?} {dir:?} {ev:?} from {state:?}"
+                );
+                cells += 1;
+            }
+        }
+        assert_eq!(cells, 3 * 4 * 11);
+    }
+
+    #[test]
+    fn secure_tables_match_spec_cell_by_cell() {
+        check_spec(StateTables::Secure, SPEC_DOS);
+        check_spec(StateTables::Normal, SPEC);
+    }
+
+    #[test]
+    fn secure_nat_waits_for_the_servers_syn_ack() {
+        let t = StateTables::Secure;
+        let s = next_state_in(t, Direction::Input, None, Some(Event::Syn));
+        assert_eq!(s, SynRecv);
+        // A client's ACK alone (a spoofed handshake) does not establish.
+        assert_eq!(
+            next_state_in(t, Direction::Input, s, Some(Event::Ack)),
+            SynRecv
+        );
+        let s = next_state_in(t, Direction::Output, s, Some(Event::Syn));
+        assert_eq!(s, SynAck);
+        assert_eq!(
+            next_state_in(t, Direction::Input, s, Some(Event::Ack)),
+            SynAck
+        );
+        assert_eq!(
+            next_state_in(t, Direction::Output, s, Some(Event::Ack)),
+            Established
+        );
     }
 
     #[test]

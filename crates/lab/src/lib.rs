@@ -38,6 +38,12 @@ pub const METRICS_LISTEN: &str = "127.0.0.1:9105";
 
 pub mod selftest;
 
+/// Several directors behind an ECMP router.
+pub mod cluster;
+
+/// Failover and rejoin on the cluster lab, measured.
+pub mod failover;
+
 /// A Debian 12 root for the package test.
 pub mod debian;
 
@@ -140,7 +146,7 @@ impl Lab {
             bail!("the lab needs root (network namespaces); run as root");
         }
         teardown(prefix)?;
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        fresh_dir(prefix, dir)?;
         let lab = Lab::empty(prefix, dir, WALKTHROUGH_PORTS);
         lab.build().inspect_err(|_| {
             let _ = teardown(prefix);
@@ -244,14 +250,17 @@ impl Lab {
     /// kernel address and the kernel kept off it, as the first director's
     /// (for a second rvsd; the VRRP demo).
     pub fn add_director(&self, role: &str, iface: &str) -> Result<()> {
+        self.add_lan_host(role, iface)?;
+        self.keep_kernel_off(role, iface)
+    }
+
+    /// A new namespace `<prefix>-<role>` (no IPv6, loopback up) whose
+    /// interface `iface` is a port of the LAN's bridge, up, with no address.
+    pub(crate) fn add_lan_host(&self, role: &str, iface: &str) -> Result<()> {
         let (ns, lan) = (self.ns(role), self.ns("lan"));
         let bridge_port = format!("br-{role}");
         let bridge_port = &bridge_port[..bridge_port.len().min(15)];
-        run("ip", &["netns", "add", &ns])?;
-        for k in ["all", "default"] {
-            self.sysctl(&ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
-        }
-        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        self.add_namespace(role)?;
         run(
             "ip",
             &[
@@ -283,11 +292,24 @@ impl Lab {
             ],
         )?;
         run("ip", &["-n", &ns, "link", "set", iface, "up"])?;
+        // af_packet must see finished checksums (see `build`).
         run(
             "ip",
             &["netns", "exec", &ns, "ethtool", "-K", iface, "tx", "off"],
         )?;
-        self.keep_kernel_off(role, iface)
+        Ok(())
+    }
+
+    /// A new namespace `<prefix>-<role>` with no IPv6 and loopback up.
+    pub(crate) fn add_namespace(&self, role: &str) -> Result<()> {
+        let ns = self.ns(role);
+        run("ip", &["netns", "add", &ns])?;
+        // No IPv6 chatter (router solicitations) on the lab's links.
+        for k in ["all", "default"] {
+            self.sysctl(&ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
+        }
+        run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(())
     }
 
     /// Keeps the kernel's own stack off an interface that rvsd reads
@@ -561,23 +583,9 @@ while True:\n    _, peer = s.recvfrom(65535)\n    s.sendto(sys.argv[3].encode() 
     /// directory) and returns its path; tests add to it before starting.
     pub fn write_rvsd_config(&self, opts: &RvsdOptions) -> Result<PathBuf> {
         let cfg = self.dir.join("rvsd.toml");
-        let lcores: Vec<String> = opts.worker_lcores.iter().map(|l| l.to_string()).collect();
         fs::write(
             &cfg,
-            format!(
-                "# Written by the lab for namespace {ns}.\n\
-[dpdk]\nhugepages = \"auto\"\nmemory_mb = 256\nmbufs = 8191\n\n\
-{ports}\n\
-[workers]\nlcores = [{l}]\nidle_empty_polls = {e}\nidle_sleep_us = 100\n\n\
-[control]\nsocket = \"{s}\"\n\n\
-[metrics]\nlisten = \"{m}\"\n",
-                ns = self.ns("director"),
-                m = METRICS_LISTEN,
-                ports = self.ports_toml,
-                l = lcores.join(", "),
-                e = opts.idle_empty_polls,
-                s = opts.socket.display()
-            ),
+            rvsd_config_text(&self.ns("director"), "auto", &self.ports_toml, opts, "", ""),
         )?;
         Ok(cfg)
     }
@@ -799,8 +807,48 @@ impl Drop for Lab {
             if let Err(e) = self.down() {
                 eprintln!("lab teardown: {e:#}");
             }
+            if self.dir == test_dir(&self.prefix) && std::env::var_os("RVS_KEEP_LAB_DIR").is_none()
+            {
+                let _ = fs::remove_dir_all(&self.dir);
+            }
         }
     }
+}
+
+/// Makes the lab's folder; a test's scratch folder ([`test_dir`]) left by
+/// an earlier run starts empty.
+pub(crate) fn fresh_dir(prefix: &str, dir: &Path) -> Result<()> {
+    if dir == test_dir(prefix) && dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// rvsd's configuration for a lab director in namespace `ns`, with the
+/// `[[port]]` sections `ports` and `[dpdk] hugepages = hugepages`;
+/// `sections` come before `[control]`, and `control_keys` go into it.
+pub(crate) fn rvsd_config_text(
+    ns: &str,
+    hugepages: &str,
+    ports: &str,
+    opts: &RvsdOptions,
+    sections: &str,
+    control_keys: &str,
+) -> String {
+    let lcores: Vec<String> = opts.worker_lcores.iter().map(|l| l.to_string()).collect();
+    format!(
+        "# Written by the lab for namespace {ns}.\n\
+[dpdk]\nhugepages = \"{hugepages}\"\nmemory_mb = 256\nmbufs = 8191\n\n\
+{ports}\n\
+[workers]\nlcores = [{l}]\nidle_empty_polls = {e}\nidle_sleep_us = 100\n\n\
+{sections}\
+[control]\nsocket = \"{s}\"\n{control_keys}\n\
+[metrics]\nlisten = \"{m}\"\n",
+        m = METRICS_LISTEN,
+        l = lcores.join(", "),
+        e = opts.idle_empty_polls,
+        s = opts.socket.display()
+    )
 }
 
 fn not_root() -> bool {
@@ -830,6 +878,14 @@ pub fn namespaces_starting(start: &str) -> Result<Vec<String>> {
         .filter(|n| n.starts_with(start))
         .map(String::from)
         .collect())
+}
+
+/// The scratch folder of the lab with this prefix (rvsd's configuration,
+/// socket and logs, the servers' files): the tests' labs live here, and a
+/// lab removes it when it goes, unless `RVS_KEEP_LAB_DIR` is set (to read
+/// the logs of a failed test).
+pub fn test_dir(prefix: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("rvs-lab-{prefix}"))
 }
 
 /// What every end-to-end test's lab prefix starts with: `RVS_TEST_PREFIX`,

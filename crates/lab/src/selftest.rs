@@ -64,7 +64,7 @@ impl Lab {
 
     fn selftest(prefix: &str, dir: &Path, mode: Mode, v6: bool) -> Result<Lab> {
         teardown(prefix)?;
-        fs::create_dir_all(dir)?;
+        crate::fresh_dir(prefix, dir)?;
         let mut lab = Lab::empty(prefix, dir, PORTS);
         if let Err(e) = lab.build_selftest(mode, v6) {
             let _ = lab.down();

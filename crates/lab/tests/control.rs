@@ -14,7 +14,7 @@ use rvs_lab::{Lab, RvsdOptions, RS1, RS2, VIP};
 
 fn new_lab(name: &str) -> Lab {
     let prefix = format!("{}{}", rvs_lab::test_prefix(), name);
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     Lab::create(&prefix, &dir).expect("building the lab")
 }
 

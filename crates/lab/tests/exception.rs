@@ -235,7 +235,7 @@ fn director_kernel_talks_over_the_exception_path() {
 #[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
 fn kernel_interface_off_leaves_the_kernel_out() {
     let prefix = format!("{}exoff", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).unwrap();
     lab.serve_http("rs1", 80, "RS1").unwrap();
     let socket = dir.join("rvsd.sock");

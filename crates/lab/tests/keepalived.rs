@@ -689,7 +689,7 @@ fn https_persistent_with_ssl_get() {
 /// has it write.
 fn lab_with_health(name: &str, checker: &str) -> Lab {
     let prefix = format!("{}{name}", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).unwrap();
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();

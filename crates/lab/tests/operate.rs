@@ -96,7 +96,7 @@ const MODES: &[&str] = &[
 /// and RS2, rvsd not started.
 fn new_lab(name: &str) -> Lab {
     let prefix = format!("{}{}", rvs_lab::test_prefix(), name);
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();

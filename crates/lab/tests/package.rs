@@ -212,7 +212,7 @@ fn deb_installs_runs_and_goes_away() {
     // capabilities in every set (ambient, so they survive the exec), the
     // packaged rules file.
     let prefix = format!("{}pkg", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).unwrap();
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();

@@ -13,7 +13,7 @@ const ECHO: u16 = 9000;
 
 fn lab(name: &str, mode: Mode, fwd: &str, workers: &[u32]) -> Lab {
     let prefix = format!("{}{name}", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create_selftest(&prefix, &dir, mode).expect("building the lab");
     lab.start_rvsd(&RvsdOptions {
         worker_lcores: workers.to_vec(),

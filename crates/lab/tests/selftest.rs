@@ -21,7 +21,7 @@ fn random(n: usize) -> Vec<u8> {
 
 fn selftest_lab(name: &str, mode: Mode, fwd: &str) -> Lab {
     let prefix = format!("{}{name}", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create_selftest(&prefix, &dir, mode).expect("building the selftest lab");
     lab.start_rvsd(&RvsdOptions {
         worker_lcores: vec![1],
@@ -172,7 +172,7 @@ fn udp_request_response_dr_and_nat() {
 fn lab6(name: &str, mode: Mode, fwd: &str) -> Lab {
     use rvs_lab::selftest::{SERVER6, VIP6};
     let prefix = format!("{}{name}", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create_selftest_v6(&prefix, &dir, mode).expect("building the IPv6 lab");
     lab.start_rvsd(&RvsdOptions {
         worker_lcores: vec![1],

@@ -305,7 +305,7 @@ fn dr_counts_what_the_client_sent_split_as_scheduled() {
 #[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
 fn nat_counts_the_replies_as_outgoing() {
     let prefix = format!("{}stnat", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create_selftest(&prefix, &dir, Mode::Nat).expect("building the lab");
     lab.start_rvsd(&RvsdOptions {
         worker_lcores: vec![1],

@@ -108,6 +108,33 @@ priority {priority}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/32 dev rv
         .unwrap();
 }
 
+/// Stops `d`'s keepalived and waits until its VRRP process is gone too:
+/// the parent can exit first, and a new keepalived refuses to start
+/// ("daemon is already running") while the pid file's process lives.
+fn stop_vrrp(lab: &mut Lab, d: &Director) {
+    let pid_file = lab.dir.join(format!("keepalived-{}-vrrp.pid", d.role));
+    let child = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    lab.stop_named(&format!("vrrp-{}", d.role)).unwrap();
+    if let Some(pid) = child {
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        let t = Instant::now();
+        while proc_dir.exists() && t.elapsed() < Duration::from_secs(10) {
+            if t.elapsed() > Duration::from_secs(5) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !proc_dir.exists(),
+            "keepalived's VRRP process {pid} lives on"
+        );
+    }
+}
+
 fn holds_vip(lab: &Lab, d: &Director) -> bool {
     lab.exec(
         d.role,
@@ -177,7 +204,7 @@ fn config_for(lab: &Lab, role: &str, iface: &str, addr: &str, socket: &Path) -> 
 #[ignore = "needs root, network namespaces, DPDK and keepalived; run with cargo xtask test"]
 fn vip_moves_to_the_other_director_when_the_master_fails() {
     let prefix = format!("{}vrrp", rvs_lab::test_prefix());
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).unwrap();
     lab.add_director("director2", "veth-dir2").unwrap();
     lab.serve_http("rs1", 80, "RS1").unwrap();
@@ -287,7 +314,7 @@ fn vip_moves_to_the_other_director_when_the_master_fails() {
 
     // Director 1 comes back (rvsd, then keepalived on its new interface)
     // and, with the higher priority, takes the VIP back.
-    lab.stop_named("vrrp-director").unwrap();
+    stop_vrrp(&mut lab, &one);
     start_rvsd(&mut lab, &one);
     start_vrrp(&mut lab, &one, 150);
     within("director 1 master again", Duration::from_secs(15), || {

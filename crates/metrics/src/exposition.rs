@@ -123,6 +123,10 @@ fn worker_counter_help(name: &str) -> &'static str {
         "idle_sleeps" => "Naps of the idle back-off.",
         "to_kernel" => "Frames handed to the director's kernel interface (the exception path).",
         "from_kernel" => "Frames the director's kernel sent out of its port (the exception path).",
+        "half_open_reclaimed" => {
+            "Half-open connections that gave their place in a full table to a new one."
+        }
+        "entries_dropped" => "Connections the SYN-flood defence's drop_entry removed.",
         _ => "A dataplane event count of the worker (see rvsadm --counters).",
     }
 }

@@ -78,6 +78,21 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Some(a.into())
     }
 
+    /// NA: the flags (RFC 4861 4.4): whether it answers a solicitation
+    /// (S) and whether it overrides a cached address (O). False for
+    /// anything else.
+    pub fn na_flags(&self) -> NaFlags {
+        let b = self.buf.as_ref();
+        if self.msg_type() != kind::NEIGHBOR_ADVERT || b.len() < 5 {
+            return NaFlags::default();
+        }
+        NaFlags {
+            router: b[4] & 0x80 != 0,
+            solicited: b[4] & 0x40 != 0,
+            override_flag: b[4] & 0x20 != 0,
+        }
+    }
+
     /// NS: the source link-layer address option; NA: the target one.
     pub fn nd_lladdr(&self) -> Option<MacAddr> {
         let b = self.buf.as_ref();
@@ -127,6 +142,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
         let c = !checksum::combine(&[ph, checksum::sum(b)]);
         set_be16(self.buf.as_mut(), 2..4, c);
     }
+}
+
+/// A neighbour advertisement's flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NaFlags {
+    pub router: bool,
+    pub solicited: bool,
+    pub override_flag: bool,
 }
 
 /// Length of an NS or NA with one link-layer address option.
@@ -201,6 +224,17 @@ mod tests {
         assert!(p.verify_checksum(me, solicited_node(t)));
         assert_eq!(p.nd_target(), Some(t));
         assert_eq!(p.nd_lladdr(), Some(mac));
+        assert_eq!(p.na_flags(), NaFlags::default(), "a solicitation has none");
+        emit_nd(&mut b, false, t, mac, me, t).unwrap();
+        let p = Icmpv6Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(
+            p.na_flags(),
+            NaFlags {
+                router: false,
+                solicited: true,
+                override_flag: true
+            }
+        );
         assert_eq!(
             solicited_node(t),
             "ff02::1:ff00:2".parse::<Ipv6Addr>().unwrap()

@@ -218,7 +218,37 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             Ok(other) => unexpected(other),
             Err(code) => code,
         },
+        Action::Defense => match send(socket, &Request::Defense) {
+            Ok(Response::Defense(v)) => print_out(&format::defense(&v)),
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
         Action::Health => show_health(status_file),
+        Action::Drain(on) => match send(socket, &Request::SetDrain(on)) {
+            Ok(Response::Ok) => ExitCode::SUCCESS,
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::Announcement => match send(socket, &Request::Announcement) {
+            Ok(Response::Announcement(a)) => {
+                let list = |v: &[std::net::IpAddr]| {
+                    v.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let mut out = format!(
+                    "state: {}\nready: {}\nannounced: {}\n",
+                    if a.draining { "draining" } else { "serving" },
+                    list(&a.ready),
+                    list(a.announced())
+                );
+                out = out.replace(": \n", ":\n");
+                print_out(&out)
+            }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
         Action::Reload => match send(socket, &Request::Reload) {
             Ok(Response::Reloaded(report)) => print_out(&report.render()),
             // The file and line at fault; rvsd kept its configuration.

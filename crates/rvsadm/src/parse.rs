@@ -31,6 +31,9 @@ pub enum Action {
     Restore,
     /// rvs extension: dataplane counters.
     Counters,
+    /// rvs extension: the SYN-flood defence's settings and state (what the
+    /// kernel shows in /proc/sys/net/ipv4/vs/).
+    Defense,
     /// `-Z [service]`.
     Zero(Option<ServiceKey>),
     /// rvs extension: the totals of /proc/net/ip_vs_stats (`--totals`), or
@@ -42,6 +45,12 @@ pub enum Action {
     Health,
     /// rvs extension: rvsd reads its configuration and rules file again.
     Reload,
+    /// rvs extension: `--drain` (true) stops announcing the VIPs to the
+    /// routers and lets existing connections finish; `--undrain` (false)
+    /// announces them again.
+    Drain(bool),
+    /// rvs extension: what this director announces, and whether it drains.
+    Announcement,
     /// `--set tcp tcpfin udp`.
     SetTimeouts {
         tcp: u32,
@@ -105,10 +114,14 @@ enum Cmd {
     Help,
     Version,
     Counters,
+    Defense,
     Totals,
     TotalsPerWorker,
     Health,
     Reload,
+    Drain,
+    Undrain,
+    Announcement,
 }
 
 impl Cmd {
@@ -131,10 +144,14 @@ impl Cmd {
             Cmd::Help => "help",
             Cmd::Version => "version",
             Cmd::Counters => "counters",
+            Cmd::Defense => "defense",
             Cmd::Totals => "totals",
             Cmd::TotalsPerWorker => "totals-per-worker",
             Cmd::Health => "health",
             Cmd::Reload => "reload",
+            Cmd::Drain => "drain",
+            Cmd::Undrain => "undrain",
+            Cmd::Announcement => "announcement",
         }
     }
 }
@@ -306,10 +323,14 @@ fn rule(cmd: Cmd, o: Opt) -> char {
         | Cmd::Help
         | Cmd::Version
         | Cmd::Counters
+        | Cmd::Defense
         | Cmd::Totals
         | Cmd::TotalsPerWorker
         | Cmd::Health
-        | Cmd::Reload => 'x',
+        | Cmd::Reload
+        | Cmd::Drain
+        | Cmd::Undrain
+        | Cmd::Announcement => 'x',
     }
 }
 
@@ -367,6 +388,7 @@ const DEFS: &[Def] = &[
     d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
     d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
     d("counters", None, N, Kind::Cmd(Cmd::Counters)),
+    d("defense", None, N, Kind::Cmd(Cmd::Defense)),
     d("totals", None, N, Kind::Cmd(Cmd::Totals)),
     d(
         "totals-per-worker",
@@ -376,6 +398,9 @@ const DEFS: &[Def] = &[
     ),
     d("health", None, N, Kind::Cmd(Cmd::Health)),
     d("reload", None, N, Kind::Cmd(Cmd::Reload)),
+    d("drain", None, N, Kind::Cmd(Cmd::Drain)),
+    d("undrain", None, N, Kind::Cmd(Cmd::Undrain)),
+    d("announcement", None, N, Kind::Cmd(Cmd::Announcement)),
     d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
     d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
     d("sctp-service", None, R, Kind::Opt(Opt::Service)),
@@ -1048,11 +1073,15 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
         Cmd::Help => Action::Help,
         Cmd::Version => Action::Version,
         Cmd::Counters => Action::Counters,
+        Cmd::Defense => Action::Defense,
         Cmd::Totals => Action::Totals { per_worker: false },
         Cmd::TotalsPerWorker => Action::Totals { per_worker: true },
         Cmd::Zero => Action::Zero(key),
         Cmd::Health => Action::Health,
         Cmd::Reload => Action::Reload,
+        Cmd::Drain => Action::Drain(true),
+        Cmd::Undrain => Action::Drain(false),
+        Cmd::Announcement => Action::Announcement,
         Cmd::Restore => Action::Restore,
         Cmd::Save => Action::Save {
             numeric: st.numeric,
@@ -1198,9 +1227,10 @@ Usage:\n\
   {prog} -d virtual-service -r server-address\n\
   {prog} -L|l [virtual-service] [options]\n\
   {prog} -Z [virtual-service]\n\
-  {prog} --counters | --totals | --totals-per-worker\n\
+  {prog} --counters | --defense | --totals | --totals-per-worker\n\
   {prog} --health [--status-file PATH]\n\
   {prog} --reload\n\
+  {prog} --drain | --undrain | --announcement\n\
   {prog} -h\n\n\
 Commands:\n\
   --add-service     -A        add virtual service with options\n\
@@ -1215,10 +1245,14 @@ Commands:\n\
   --list            -L|-l     list the table\n\
   --zero            -Z        zero counters in a service or all services\n\
   --counters                  dataplane counters of each worker (rvs)\n\
+  --defense                   SYN-flood defence: settings and each worker's state (rvs)\n\
   --totals                    traffic totals, as /proc/net/ip_vs_stats (rvs)\n\
   --totals-per-worker         the same per worker, as ip_vs_stats_percpu (rvs)\n\
   --health                    rvs-keepalived's checker state, from its status file (rvs)\n\
   --reload                    rvsd reads its configuration and rules file again, applies what changed (rvs)\n\
+  --drain                     stop announcing the VIPs to the routers, let connections finish (rvs)\n\
+  --undrain                   announce the VIPs again (rvs)\n\
+  --announcement              the VIPs this director announces, and whether it drains (rvs)\n\
   --help            -h        display this help message\n\n\
 virtual-service:\n\
   --tcp-service|-t  service-address   service-address is host[:port]\n\

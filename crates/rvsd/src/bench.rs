@@ -8,21 +8,48 @@ use std::time::{Duration, Instant};
 
 use rvs_dataplane::WorkerShared;
 
-/// (seconds since start, packets received, new connections), summed over
-/// workers.
-pub type Sample = (f64, u64, u64);
+/// The workers' counters at one moment, summed over workers.
+#[derive(Clone, Copy, Default)]
+pub struct Sample {
+    /// Seconds since sampling began.
+    pub t: f64,
+    /// Packets received from the ports' queues (handed-over ones are not
+    /// received again).
+    pub rx: u64,
+    /// Packets the ports' transmit queues took.
+    pub tx: u64,
+    pub new_conns: u64,
+    /// Packets dropped, for any reason.
+    pub drops: u64,
+    /// Packets handed to the worker that owns their connection.
+    pub redirected: u64,
+}
+
+fn take(t: f64, shareds: &[Arc<WorkerShared>]) -> Sample {
+    let sum = |f: &dyn Fn(&WorkerShared) -> u64| shareds.iter().map(|s| f(s)).sum();
+    Sample {
+        t,
+        rx: sum(&|s| s.counters.rx_packets.get()),
+        tx: sum(&|s| s.counters.tx_packets.get()),
+        new_conns: sum(&|s| s.counters.new_connections.get()),
+        drops: sum(&|s| {
+            s.counters
+                .snapshot()
+                .iter()
+                .filter(|(k, _)| k.starts_with("drop_"))
+                .map(|(_, v)| v)
+                .sum()
+        }),
+        redirected: sum(&|s| s.counters.redirected.get()),
+    }
+}
 
 pub fn sample(secs: f64, shareds: &[Arc<WorkerShared>], stop: &AtomicBool) -> Vec<Sample> {
     let start = Instant::now();
     let mut v = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let t = start.elapsed().as_secs_f64();
-        let rx = shareds.iter().map(|s| s.counters.rx_packets.get()).sum();
-        let nc = shareds
-            .iter()
-            .map(|s| s.counters.new_connections.get())
-            .sum();
-        v.push((t, rx, nc));
+        v.push(take(t, shareds));
         if t >= secs {
             stop.store(true, Ordering::Relaxed);
             break;
@@ -36,18 +63,18 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
     let last = samples.last().copied().unwrap_or_default();
     // The first third (at most two seconds) warms caches and fills the
     // table (a replayed capture opens its connections on the first pass).
-    let warm = (last.0 / 3.0).min(2.0);
+    let warm = (last.t / 3.0).min(2.0);
     let first = samples
         .iter()
-        .find(|s| s.0 >= warm)
+        .find(|s| s.t >= warm)
         .copied()
         .unwrap_or_default();
-    let dt = (last.0 - first.0).max(1e-9);
-    let rx_pps = (last.1 - first.1) as f64 / dt;
-    let new_per_s = (last.2 - first.2) as f64 / dt;
+    let dt = (last.t - first.t).max(1e-9);
+    let rate = |f: fn(&Sample) -> u64| f(&last).saturating_sub(f(&first)) as f64 / dt;
+    let rx_pps = rate(|s| s.rx);
     let new_peak = samples
         .windows(2)
-        .map(|w| (w[1].2 - w[0].2) as f64 / (w[1].0 - w[0].0).max(1e-9))
+        .map(|w| (w[1].new_conns - w[0].new_conns) as f64 / (w[1].t - w[0].t).max(1e-9))
         .fold(0.0, f64::max);
     let mut all: Option<hdrhistogram::Histogram<u64>> = None;
     for s in shareds {
@@ -61,29 +88,54 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         }
     }
     let pct = |q: f64| all.as_ref().map_or(0.0, |h| h.value_at_quantile(q) as f64);
+    // The burst-time distribution, for a CDF plot: (quantile, ns).
+    let cdf: Vec<(f64, u64)> = [
+        0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999,
+    ]
+    .iter()
+    .map(|&q| (q, all.as_ref().map_or(0, |h| h.value_at_quantile(q))))
+    .collect();
     let per_worker: Vec<u64> = shareds
         .iter()
         .map(|s| s.counters.rx_packets.get())
         .collect();
-    let drops: u64 = shareds
-        .iter()
-        .flat_map(|s| s.counters.snapshot())
-        .filter(|(k, _)| k.starts_with("drop_"))
-        .map(|(_, v)| v)
-        .sum();
+    // Every drop reason that counted, over the whole run, for the reader
+    // of a failed check.
+    let mut drop_reasons = serde_json::Map::new();
+    for s in shareds {
+        for (k, v) in s.counters.snapshot() {
+            if k.starts_with("drop_") && v > 0 {
+                let e = drop_reasons.entry(k).or_insert(0u64.into());
+                *e = (e.as_u64().unwrap_or(0) + v).into();
+            }
+        }
+    }
+    let rx_window = last.rx.saturating_sub(first.rx);
     serde_json::json!({
-        "seconds": last.0,
+        "seconds": last.t,
+        "warmup_seconds": first.t,
         "rx_pps": rx_pps,
-        "new_conns_per_s": new_per_s,
+        "fwd_pps": rate(|s| s.tx),
+        "drop_pps": rate(|s| s.drops),
+        // Of the packets received in the window, the share handed to
+        // another worker.
+        "handed_over": if rx_window > 0 {
+            last.redirected.saturating_sub(first.redirected) as f64 / rx_window as f64
+        } else {
+            0.0
+        },
+        "new_conns_per_s": rate(|s| s.new_conns),
         "new_conns_peak_per_s": new_peak,
-        "new_conns_total": last.2,
+        "new_conns_total": last.new_conns,
         "bursts": all.as_ref().map_or(0, |h| h.len()),
         "burst_ns_p50": pct(0.5),
         "burst_ns_p90": pct(0.9),
         "burst_ns_p99": pct(0.99),
         "burst_ns_p999": pct(0.999),
+        "burst_ns_cdf": cdf,
         "per_worker_rx": per_worker,
-        "drops": drops,
+        "drops": last.drops,
+        "drop_reasons": drop_reasons,
     })
     .to_string()
 }

@@ -36,6 +36,11 @@ pub struct Config {
     pub stats: StatsSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// The SYN-flood defences: the kernel's `amemthresh`, `am_droprate`,
+    /// `drop_entry`, `drop_packet` and `secure_tcp` (counted in connection
+    /// slots, see docs/syn-flood.md), and rvs's table pressure.
+    #[serde(default)]
+    pub defense: rvs_ipvs::defense::DefenseConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -330,6 +335,12 @@ pub struct WorkersSection {
     /// Longest nap: naps in a row double up to it.
     #[serde(default = "default_idle_sleep_max")]
     pub idle_sleep_max_us: u64,
+    /// Fixes the key of the hash that gives each client endpoint its
+    /// worker (benchmarks whose captures are split by owner in advance,
+    /// `pktgen --flow-seed`). Without it, a random key at each start, so
+    /// that clients cannot aim their flows at one worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_seed: Option<u64>,
 }
 
 fn default_lcores() -> Vec<u32> {
@@ -351,6 +362,7 @@ impl Default for WorkersSection {
             idle_empty_polls: 0,
             idle_sleep_us: default_idle_sleep(),
             idle_sleep_max_us: default_idle_sleep_max(),
+            flow_seed: None,
         }
     }
 }
@@ -398,6 +410,10 @@ fn default_udp() -> u32 {
     Timeouts::default().udp
 }
 
+/// The most `[neighbours] max_entries` takes: a change to the table copies
+/// it, and a copy of a million entries would stall a worker.
+const MAX_NEIGHBOURS: usize = 65_536;
+
 /// The longest timeout ipvsadm's --set takes (31 days).
 const MAX_TIMEOUT_S: u32 = 2_678_400;
 
@@ -427,6 +443,38 @@ pub struct NeighboursSection {
     /// Least time between two ARP requests for one address.
     #[serde(default = "default_retry")]
     pub arp_retry_ms: u64,
+    /// Which neighbour messages may change the table.
+    #[serde(default)]
+    pub learn: LearnMode,
+    /// Most learned entries (static ones come on top); the least recently
+    /// confirmed make room.
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+}
+
+/// `[neighbours] learn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearnMode {
+    /// Linux's default rules (`arp_accept=0`, the locktime, ND's override
+    /// flag).
+    #[default]
+    Linux,
+    /// Only answers to rvsd's own outstanding requests.
+    SolicitedOnly,
+}
+
+impl From<LearnMode> for rvs_dataplane::LearnPolicy {
+    fn from(m: LearnMode) -> Self {
+        match m {
+            LearnMode::Linux => rvs_dataplane::LearnPolicy::Linux,
+            LearnMode::SolicitedOnly => rvs_dataplane::LearnPolicy::SolicitedOnly,
+        }
+    }
+}
+
+fn default_max_entries() -> usize {
+    rvs_dataplane::neighbour::DEFAULT_CAPACITY
 }
 
 fn default_expiry() -> u64 {
@@ -443,6 +491,8 @@ impl Default for NeighboursSection {
             statics: Vec::new(),
             expiry_s: default_expiry(),
             arp_retry_ms: default_retry(),
+            learn: LearnMode::default(),
+            max_entries: default_max_entries(),
         }
     }
 }
@@ -733,8 +783,27 @@ impl Config {
             self.parse_route(r).map_err(at(format!("route.{i}")))?;
         }
         for (i, n) in self.neighbours.statics.iter().enumerate() {
-            n.parsed_mac()
+            let mac = n
+                .parsed_mac()
                 .map_err(at(format!("neighbours.static.{i}.mac")))?;
+            if mac[0] & 1 != 0 || mac == [0; 6] {
+                return Err(Invalid {
+                    key: format!("neighbours.static.{i}.mac"),
+                    msg: format!(
+                        "neighbour {}: {} is not a station's MAC (multicast or zero)",
+                        n.address, n.mac
+                    ),
+                });
+            }
+        }
+        if self.neighbours.max_entries == 0 || self.neighbours.max_entries > MAX_NEIGHBOURS {
+            return Err(Invalid {
+                key: "neighbours.max_entries".into(),
+                msg: format!(
+                    "neighbours.max_entries = {}: 1 to {MAX_NEIGHBOURS} (each change copies the table)",
+                    self.neighbours.max_entries
+                ),
+            });
         }
         let lcores = at("workers.lcores");
         if self.workers.lcores.is_empty() {
@@ -776,6 +845,10 @@ impl Config {
                 });
             }
         }
+        self.defense.validate().map_err(|e| Invalid {
+            key: format!("defense.{}", e.field()),
+            msg: format!("defense.{}: {e}", e.field()),
+        })?;
         self.metrics.parsed_listen().map_err(at("metrics.listen"))?;
         if let Some(g) = &self.control.group {
             rvs_control::server::Access::new(Some(g))
@@ -918,6 +991,44 @@ mod tests {
     }
 
     #[test]
+    fn neighbour_learning_capacity_statics_and_the_flow_seed() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.neighbours.learn, LearnMode::Linux);
+        assert_eq!(c.neighbours.max_entries, 4096);
+        assert_eq!(c.workers.flow_seed, None, "a random key by default");
+        let c = Config::parse(&format!(
+            "{base}[neighbours]\nlearn = 'solicited-only'\nmax_entries = 100\n\
+             static = [{{ address = '10.0.0.2', mac = '02:00:00:00:00:02' }}]\n\
+             [workers]\nflow_seed = 42\n"
+        ))
+        .unwrap();
+        assert_eq!(c.neighbours.learn, LearnMode::SolicitedOnly);
+        assert_eq!(c.neighbours.max_entries, 100);
+        assert_eq!(c.workers.flow_seed, Some(42));
+        let e = Config::parse(&format!("{base}[neighbours]\nlearn = 'always'\n")).unwrap_err();
+        assert!(e.contains("linux") && e.contains("solicited-only"), "{e}");
+        for n in [0, 1 << 20] {
+            let e = Config::parse(&format!("{base}[neighbours]\nmax_entries = {n}\n")).unwrap_err();
+            assert!(e.contains("neighbours.max_entries"), "{e}");
+        }
+        for mac in [
+            "01:00:5e:00:00:01",
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+        ] {
+            let e = Config::parse(&format!(
+                "{base}[neighbours]\nstatic = [{{ address = '10.0.0.2', mac = '{mac}' }}]\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("neighbours.static.0.mac") || e.contains("not a station"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn kernel_interface_names_and_vip_arp() {
         let base = "[[port]]\nname='lan'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
         let name = |text: &str| Config::parse(text).map(|c| c.ports[0].kernel_interface_name());
@@ -975,6 +1086,38 @@ mod tests {
         );
         let e = Config::parse(&format!("{base}vip_arp = 'sometimes'\n")).unwrap_err();
         assert!(e.contains("always") && e.contains("kernel"), "{e}");
+    }
+
+    #[test]
+    fn defense_settings_parse_and_errors_name_the_line() {
+        let base = "[[port]]\nname='a'\ndevice='net_null0'\naddress='10.0.0.1/24'\n";
+        let c = Config::parse(base).unwrap();
+        assert_eq!(c.defense, rvs_ipvs::defense::DefenseConfig::default());
+        let c = Config::parse(&format!(
+            "{base}[defense]\namemthresh = 4096\ndrop_packet = 1\nsecure_tcp = 3\nreclaim_half_open = false\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                c.defense.amemthresh,
+                c.defense.drop_packet,
+                c.defense.secure_tcp
+            ),
+            (4096, 1, 3)
+        );
+        assert!(!c.defense.reclaim_half_open);
+        assert_eq!(c.defense.am_droprate, 10, "the rest keep their defaults");
+        let e = Config::parse(&format!("{base}[defense]\ndrop_entry = 4\n")).unwrap_err();
+        assert!(
+            e.starts_with("line 6:")
+                && e.contains("defense.drop_entry")
+                && e.contains("0, 1, 2 or 3"),
+            "{e}"
+        );
+        let e = Config::parse(&format!("{base}[defense]\nam_droprate = 0\n")).unwrap_err();
+        assert!(e.starts_with("line 6:") && e.contains("am_droprate"), "{e}");
+        let e = Config::parse(&format!("{base}[defense]\nsecure = 1\n")).unwrap_err();
+        assert!(e.contains("secure"), "{e}");
     }
 
     #[test]

@@ -29,7 +29,9 @@ use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
 use rvs_control::proto::{PortStatus, Request, Response};
 use rvs_control::server::{self, ControlServer, WorkerLink};
 use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, KernelQueues, PortQueues};
-use rvs_dataplane::{NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared};
+use rvs_dataplane::{
+    FlowSharding, NeighbourConfig, NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared,
+};
 use rvs_ipvs::persist::Templates;
 use rvs_packet::MacAddr;
 use rvsd_cli::Args;
@@ -235,7 +237,17 @@ fn run(args: Args) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
     let routes = cfg.parsed_routes().map_err(anyhow::Error::msg)?;
-    let neigh = Arc::new(NeighbourTable::new(cfg.neighbours.expiry_s * 1000));
+    let neigh = Arc::new(NeighbourTable::with_config(NeighbourConfig {
+        policy: cfg.neighbours.learn.into(),
+        capacity: cfg.neighbours.max_entries,
+        // An answer may take the kernel's three tries to come.
+        answer_window_ms: cfg.neighbours.arp_retry_ms.max(1).saturating_mul(3),
+        ..NeighbourConfig::new(cfg.neighbours.expiry_s * 1000)
+    }));
+    let sharding = match cfg.workers.flow_seed {
+        Some(seed) => FlowSharding::with_seed(seed),
+        None => FlowSharding::random().context("drawing the key of the flow hash")?,
+    };
     let templates = Arc::new(Templates::new());
     let timeouts = cfg.timeouts();
     for n in &cfg.neighbours.statics {
@@ -279,6 +291,7 @@ fn run(args: Args) -> Result<()> {
             WorkerConfig {
                 id: i,
                 workers: nworkers,
+                sharding,
                 ports: infos.clone(),
                 routes: routes.clone(),
                 conn_capacity: cfg.connections.capacity_per_worker,
@@ -287,6 +300,7 @@ fn run(args: Args) -> Result<()> {
                 expire_budget: 64,
                 sloppy_tcp: cfg.connections.sloppy_tcp,
                 count_stats: cfg.stats.enabled,
+                defense: cfg.defense,
             },
             neigh.clone(),
             templates.clone(),
@@ -342,6 +356,7 @@ fn run(args: Args) -> Result<()> {
         infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
     let mut control = ControlServer::new(links, capacity, templates)
         .with_timeouts(timeouts)
+        .with_defense(cfg.defense)
         .with_local_networks(&nets)
         .with_ports(Box::new(move || {
             port_ids

@@ -21,6 +21,7 @@ pub fn plan(config_path: &Path, running: Option<&Config>) -> Result<(Config, Rel
     let mut plan = ReloadPlan {
         sources: vec![format!("config {}", config_path.display())],
         timeouts: cfg.timeouts(),
+        defense: Some(cfg.defense),
         left_alone: running
             .map(|r| live::restart_needed(r, &cfg))
             .unwrap_or_default(),
@@ -100,7 +101,7 @@ impl Reloader for FileReloader {
     fn finished(&mut self, outcome: &Result<ReloadReport, String>) {
         notify::ready(&match outcome {
             Ok(r) => {
-                let n = r.applied.len() + r.timeouts.len();
+                let n = r.applied.len() + r.timeouts.len() + r.settings.len();
                 format!("reloaded: {n} change{}", if n == 1 { "" } else { "s" })
             }
             Err(e) => format!("reload refused, running configuration kept: {e}"),

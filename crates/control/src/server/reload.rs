@@ -46,6 +46,8 @@ pub struct ReloadPlan {
     /// configured, and then the table is left as it is.
     pub rules: Option<DesiredTable>,
     pub timeouts: Timeouts,
+    /// The SYN-flood defence's settings (`[defense]`); None leaves them.
+    pub defense: Option<rvs_ipvs::defense::DefenseConfig>,
     /// What the reader noticed but cannot change live (ports, lcores, ...).
     pub left_alone: Vec<String>,
     /// The services rvs-keepalived manages, if it runs.
@@ -148,6 +150,30 @@ fn replica_of(listing: &Listing) -> Director {
         }
     }
     d
+}
+
+/// `defense.NAME old -> new` for each `[defense]` setting that differs.
+fn defense_changes(
+    from: &rvs_ipvs::defense::DefenseConfig,
+    to: &rvs_ipvs::defense::DefenseConfig,
+) -> Vec<String> {
+    let fields = |d: &rvs_ipvs::defense::DefenseConfig| {
+        [
+            ("amemthresh", d.amemthresh),
+            ("am_droprate", d.am_droprate),
+            ("drop_entry", d.drop_entry as u32),
+            ("drop_packet", d.drop_packet as u32),
+            ("secure_tcp", d.secure_tcp as u32),
+            ("secure_tcp_syn_timeout_s", d.secure_tcp_syn_timeout_s),
+            ("reclaim_half_open", d.reclaim_half_open as u32),
+        ]
+    };
+    fields(from)
+        .into_iter()
+        .zip(fields(to))
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((name, a), (_, b))| format!("defense.{name} {a} -> {b}"))
+        .collect()
 }
 
 fn timeout_changes(from: &Timeouts, to: &Timeouts) -> Vec<String> {
@@ -273,6 +299,9 @@ impl ControlServer {
             }
         };
         let mut scratch = replica_of(&listing);
+        // The scratch run must refuse whatever the control replica would:
+        // a command refused halfway would leave the reload half made.
+        scratch.copy_local_networks_from(&self.director);
         for cmd in &cmds {
             scratch.apply(cmd).map_err(|e| {
                 format!(
@@ -281,24 +310,52 @@ impl ControlServer {
                 )
             })?;
         }
+        let mut refused = None;
         for cmd in &cmds {
-            // Cannot fail after the scratch run: same table, same commands.
-            self.apply(cmd)?;
+            // Should not fail after the scratch run (same table, same
+            // rules); were it to, what was applied stays and is waited
+            // for, and the answer says so.
+            if let Err(e) = self.apply(cmd) {
+                refused = Some(format!(
+                    "the change `{}` was refused ({e}) after {} others were applied; \
+                     they stay (rvsadm -Ln shows the table)",
+                    format::command(cmd, &Numeric),
+                    report.applied.len()
+                ));
+                break;
+            }
             report.applied.push(format::command(cmd, &Numeric));
         }
-        report.timeouts = timeout_changes(&self.timeouts, &plan.timeouts);
-        if !report.timeouts.is_empty() {
-            self.timeouts = plan.timeouts;
-            let t = self.timeouts;
-            self.broadcast(|| WorkerMsg::SetTimeouts(t));
+        if refused.is_none() {
+            report.timeouts = timeout_changes(&self.timeouts, &plan.timeouts);
+            if !report.timeouts.is_empty() {
+                self.timeouts = plan.timeouts;
+                let t = self.timeouts;
+                self.broadcast(|| WorkerMsg::SetTimeouts(t));
+            }
+            if let Some(d) = plan.defense {
+                report.settings = defense_changes(&self.defense, &d);
+                if !report.settings.is_empty() {
+                    self.defense = d;
+                    self.broadcast(|| WorkerMsg::SetDefense(d));
+                }
+            }
+            // What the rules file owns from now on: recorded before the
+            // wait, which cannot undo a change the replica holds.
+            self.reload.owned = plan
+                .rules
+                .map(|d| d.table.services.keys().copied().collect())
+                .unwrap_or_default();
         }
-        if let Response::Error(e) = self.wait_applied() {
+        let waited = self.wait_applied();
+        if let Some(e) = refused {
             return Err(e);
         }
-        self.reload.owned = plan
-            .rules
-            .map(|d| d.table.services.keys().copied().collect())
-            .unwrap_or_default();
+        if let Response::Error(e) = waited {
+            // Only a worker that stopped (rvsd stops too): the change was
+            // made on the control replica all the same.
+            return Err(format!("the reload was applied, but {e}"));
+        }
         Ok(report)
     }
 }
@@ -505,6 +562,40 @@ mod tests {
     }
 
     #[test]
+    fn defense_settings_change_on_every_worker() {
+        let (mut srv, _) = server();
+        let d = rvs_ipvs::defense::DefenseConfig {
+            drop_packet: 1,
+            secure_tcp: 3,
+            ..Default::default()
+        };
+        let r = srv
+            .apply_plan(ReloadPlan {
+                defense: Some(d),
+                ..ReloadPlan::default()
+            })
+            .unwrap();
+        assert_eq!(
+            r.settings,
+            ["defense.drop_packet 0 -> 1", "defense.secure_tcp 0 -> 3"]
+        );
+        match srv.handle(Request::Defense) {
+            Response::Defense(v) => assert_eq!(v.config, d),
+            r => panic!("{r:?}"),
+        }
+        // None leaves them; the same again changes nothing.
+        for defense in [None, Some(d)] {
+            let r = srv
+                .apply_plan(ReloadPlan {
+                    defense,
+                    ..ReloadPlan::default()
+                })
+                .unwrap();
+            assert!(r.settings.is_empty(), "{r:?}");
+        }
+    }
+
+    #[test]
     fn timeouts_change_on_every_worker() {
         let (mut srv, seen) = server();
         let t = Timeouts {
@@ -594,5 +685,30 @@ mod tests {
         assert!(srv.director().service(&key(81)).is_some());
         assert!(srv.director().service(&key(80)).is_none());
         assert_eq!(finished.lock().unwrap().as_slice(), [true, false, true]);
+    }
+
+    /// Found in review: the scratch run that vets a reload did not know the
+    /// director's own networks, so a real server at one's broadcast
+    /// address passed it and was refused only on the control replica,
+    /// halfway through: the reload reported a failure after applying the
+    /// commands before it (and did not wait for the workers to take them).
+    /// Now it is refused up front, and nothing is changed.
+    #[test]
+    fn a_reload_refused_on_the_replica_changes_nothing() {
+        let (srv, _) = server();
+        let mut srv = srv.with_local_networks(&[("10.0.1.0".parse().unwrap(), 24)]);
+        let cmds = [
+            Command::AddService(svc(80, "rr")),
+            Command::AddDest(key(80), dest("10.0.1.1", 1)),
+            Command::AddDest(key(80), dest("10.0.1.255", 1)),
+        ];
+        let e = srv.apply_plan(plan(&cmds)).unwrap_err();
+        assert!(e.contains("nothing was changed"), "{e}");
+        assert!(e.contains("10.0.1.255"), "{e}");
+        assert!(
+            srv.director().service(&key(80)).is_none(),
+            "the service before the refused server was applied"
+        );
+        assert!(srv.listing().services.is_empty());
     }
 }

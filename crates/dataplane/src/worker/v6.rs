@@ -16,6 +16,7 @@ use super::xmit::Side;
 use super::{l4_ports, Flow, Step, Target, Verdict, VipArp, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
+use crate::neighbour::Heard;
 
 const IP: usize = ethernet::HEADER_LEN;
 
@@ -206,14 +207,20 @@ impl Worker {
         if !m.verify_checksum(src, dst) {
             return Err(DropReason::BadIcmp);
         }
+        let nd = matches!(m.msg_type(), kind::NEIGHBOR_SOLICIT | kind::NEIGHBOR_ADVERT);
+        // RFC 4861 7.1: neighbour discovery comes from the link itself (hop
+        // limit 255: nothing routed from afar), with code 0, and a
+        // solicited advertisement is never multicast.
+        if nd
+            && (ip.hop_limit() != 255
+                || m.code() != 0
+                || (m.na_flags().solicited && dst.is_multicast()))
+        {
+            return Err(DropReason::BadNeighbourDiscovery);
+        }
         match m.msg_type() {
             kind::NEIGHBOR_SOLICIT => {
                 let target = m.nd_target().ok_or(DropReason::BadIcmp)?;
-                if let Some(mac) = m.nd_lladdr() {
-                    if !src.is_unspecified() && p.contains6(src) {
-                        self.learn(src, mac, now_ms);
-                    }
-                }
                 // Answer for our addresses and VIPs (but with vip_arp =
                 // "kernel", where the kernel answers for the VIPs it
                 // holds); not duplicate-address probes (from ::), which
@@ -222,6 +229,13 @@ impl Worker {
                 let vip = self.director.is_vip(IpAddr::V6(target));
                 let kernel_vip = vip && p.vip_arp == VipArp::Kernel && p.kernel;
                 let answer = self.is_local6(target) || (vip && !kernel_vip);
+                // The asker's address, as Linux's ndisc_recv_ns takes it:
+                // only from a solicitation for one of our addresses.
+                if let Some(mac) = m.nd_lladdr() {
+                    if answer && self.may_learn6(port, src, mac) {
+                        self.hear(src, mac, Heard::AskedForUs, now_ms);
+                    }
+                }
                 if !answer || src.is_unspecified() {
                     return self.to_kernel(port, DropReason::ArpNotForUs);
                 }
@@ -230,11 +244,17 @@ impl Worker {
             }
             kind::NEIGHBOR_ADVERT => {
                 if let (Some(t), Some(mac)) = (m.nd_target(), m.nd_lladdr()) {
-                    if p.contains6(t) {
-                        self.learn(t, mac, now_ms);
+                    if self.may_learn6(port, t, mac) {
+                        let f = m.na_flags();
+                        let heard = Heard::Advert {
+                            solicited: f.solicited,
+                            override_flag: f.override_flag,
+                        };
+                        self.hear(t, mac, heard, now_ms);
                     }
                 }
-                // rvsd learned; the kernel's neighbour table wants it too.
+                // The kernel's neighbour table wants it too (it applies
+                // its own rules).
                 Ok(if p.kernel {
                     Verdict::ToKernel
                 } else {
@@ -465,17 +485,25 @@ impl Worker {
             .map(|(i, _)| i)
     }
 
+    /// Whether a neighbour message may teach the table `ip` at `mac`: a
+    /// unicast MAC for an address on the port's network that is neither
+    /// the director's nor a VIP.
+    fn may_learn6(&self, port: usize, ip: Ipv6Addr, mac: MacAddr) -> bool {
+        !ip.is_unspecified()
+            && !mac.is_multicast()
+            && self.cfg.ports[port].contains6(ip)
+            && !self.is_local6(ip)
+            && !self.director.is_vip(IpAddr::V6(ip))
+    }
+
     /// Queues a neighbour solicitation for `ip`, rate-limited like ARP.
     pub(super) fn ask_nd(&mut self, port: usize, ip: Ipv6Addr, now_ms: u64, force: bool) {
-        if let Some(&t) = self.arp_asked.get(&IpAddr::V6(ip)) {
-            if !force && now_ms < t + self.cfg.arp_retry_ms {
-                return;
-            }
-        }
         let Some((me, _)) = self.cfg.ports[port].addr6 else {
             return;
         };
-        self.arp_asked.insert(IpAddr::V6(ip), now_ms);
+        if !self.may_ask(IpAddr::V6(ip), now_ms, force) {
+            return;
+        }
         let group = icmpv6::solicited_node(ip);
         self.send_nd(port, true, ip, icmpv6::multicast_mac(group), me, group);
     }

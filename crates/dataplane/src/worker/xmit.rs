@@ -14,6 +14,9 @@ use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 use crate::neighbour::Neighbour;
 
+/// Addresses one worker is asking for at a time (its `arp_asked`).
+pub const ASKED_PER_WORKER: usize = 4096;
+
 /// Which address of a packet a NAT rewrite changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Side {
@@ -350,18 +353,42 @@ impl Worker {
         }
     }
 
+    /// Whether to ask for `ip` now: at most once per retry interval (unless
+    /// `force`), and for at most [`ASKED_PER_WORKER`] addresses at a time
+    /// (traffic towards a flood of addresses asks for the first ones, and
+    /// counts the rest). The table notes the request as outstanding, so
+    /// that its answer may be taken.
+    pub(super) fn may_ask(&mut self, ip: IpAddr, now_ms: u64, force: bool) -> bool {
+        let retry = self.cfg.arp_retry_ms;
+        match self.arp_asked.get(&ip) {
+            Some(&t) if !force && now_ms < t.saturating_add(retry) => return false,
+            Some(_) => {}
+            None if self.arp_asked.len() >= ASKED_PER_WORKER => {
+                self.arp_asked
+                    .retain(|_, t| now_ms < t.saturating_add(retry));
+                if self.arp_asked.len() >= ASKED_PER_WORKER {
+                    self.shared.counters.neighbour_asks_limited.inc();
+                    return false;
+                }
+            }
+            None => {}
+        }
+        self.arp_asked.insert(ip, now_ms);
+        if !self.neigh.asked(ip, now_ms) {
+            // Sent, but its answer will be taken as an unsolicited one.
+            self.shared.counters.neighbour_asks_limited.inc();
+        }
+        true
+    }
+
     /// Queues an ARP request for `ip` on `port`, at most once per retry
     /// interval unless `force`.
     pub(super) fn ask_arp(&mut self, port: usize, ip: Ipv4Addr, now_ms: u64, force: bool) {
         use rvs_packet::arp::{self, ArpPacket, Operation};
         use rvs_packet::ethernet::EtherType;
-        let retry = self.cfg.arp_retry_ms;
-        if let Some(&t) = self.arp_asked.get(&IpAddr::V4(ip)) {
-            if !force && now_ms < t + retry {
-                return;
-            }
+        if !self.may_ask(IpAddr::V4(ip), now_ms, force) {
+            return;
         }
-        self.arp_asked.insert(IpAddr::V4(ip), now_ms);
         let p = self.cfg.ports[port];
         // 60 bytes: the Ethernet minimum without FCS.
         let mut f = vec![0u8; 60];

@@ -28,6 +28,9 @@ mod twos;
 mod wlc;
 mod wrr;
 
+#[cfg(test)]
+mod across_directors;
+
 /// What a scheduler may look at in the packet that opens a connection.
 #[derive(Debug, Clone, Copy)]
 pub struct SchedInput {

@@ -11,7 +11,7 @@ use rvs_lab::{Lab, RvsdOptions, RS1, VIP};
 pub fn lab(name: &str) -> Lab {
     // Short prefixes: namespace names show up in `ip netns`, keep them tidy.
     let prefix = format!("{}{}", rvs_lab::test_prefix(), name);
-    let dir = std::env::temp_dir().join(format!("rvs-lab-{prefix}"));
+    let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();
     lab.serve_http("rs2", 80, "RS2").unwrap();

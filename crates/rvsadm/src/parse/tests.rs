@@ -422,6 +422,14 @@ fn zero_and_totals() {
         ("Illegal 'numeric' option with the 'zero' command".into(), 2)
     );
     assert_eq!(p("--totals").unwrap(), Action::Totals { per_worker: false });
+    assert_eq!(p("--defense").unwrap(), Action::Defense);
+    assert_eq!(
+        err("--defense -n"),
+        (
+            "Illegal 'numeric' option with the 'defense' command".into(),
+            2
+        )
+    );
     assert_eq!(
         p("--totals-per-worker").unwrap(),
         Action::Totals { per_worker: true }
@@ -474,6 +482,28 @@ fn reload_takes_no_options() {
         )
     );
     assert!(usage("rvsadm").contains("--reload"));
+}
+
+#[test]
+fn drain_undrain_and_announcement_take_no_options() {
+    assert_eq!(p("--drain").unwrap(), Action::Drain(true));
+    assert_eq!(p("--undrain").unwrap(), Action::Drain(false));
+    assert_eq!(p("--announcement").unwrap(), Action::Announcement);
+    assert_eq!(
+        err("--drain -t 10.0.0.1:80"),
+        (
+            "Illegal 'service-address' option with the 'drain' command".to_string(),
+            2
+        )
+    );
+    // A second command is an invalid option, as in ipvsadm.
+    assert_eq!(
+        err("--drain --undrain"),
+        ("invalid option `--undrain'".to_string(), 2)
+    );
+    for c in ["--drain", "--undrain", "--announcement"] {
+        assert!(usage("rvsadm").contains(c), "{c}");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Which settings a reload applies, and what it says about the others.
 //!
-//! The timeouts and the rules file change live. Everything else is fixed at
+//! The timeouts, the SYN-flood defence and the rules file change live. Everything else is fixed at
 //! start: ports and their addresses (the EAL probed them), lcores (workers
 //! are launched on them), memory and buffers (the EAL reserved them), the
 //! connection table's size (preallocated), the control socket, routes,
@@ -17,6 +17,13 @@ pub const LIVE: &[&str] = &[
     "connections.tcp_timeout_s",
     "connections.tcp_fin_timeout_s",
     "connections.udp_timeout_s",
+    "defense.amemthresh",
+    "defense.am_droprate",
+    "defense.drop_entry",
+    "defense.drop_packet",
+    "defense.secure_tcp",
+    "defense.secure_tcp_syn_timeout_s",
+    "defense.reclaim_half_open",
     "control.rules",
     "control.keepalived_status",
 ];
@@ -100,6 +107,11 @@ mod tests {
         assert!(restart_needed(
             &running,
             &cfg("[connections]\ntcp_timeout_s = 60\n[control]\nrules = '/etc/rvs/rules'\n")
+        )
+        .is_empty());
+        assert!(restart_needed(
+            &running,
+            &cfg("[defense]\ndrop_packet = 1\nsecure_tcp = 2\nreclaim_half_open = false\n")
         )
         .is_empty());
         assert_eq!(

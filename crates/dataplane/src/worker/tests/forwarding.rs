@@ -534,7 +534,7 @@ fn connections_are_owned_by_client_endpoint() {
             w
         })
         .collect();
-    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
     let other = 1 - owner;
     let mut syn = client_syn(b"");
     assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));
@@ -556,6 +556,45 @@ fn connections_are_owned_by_client_endpoint() {
     assert_eq!(ws[other].shared.counters.redirected.get(), 2);
 }
 
+/// The owner of a client endpoint depends on the key: the same key gives
+/// the same answer (every worker, pktgen's pre-sharding), another key
+/// another spread, so a client cannot work out from rvsd's source which
+/// endpoints share a worker. Either way the spread is even.
+#[test]
+fn the_worker_choice_is_keyed() {
+    let endpoints: Vec<(IpAddr, u16)> = (0..4000u32)
+        .map(|i| {
+            (
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i / 4)),
+                1024 + i as u16,
+            )
+        })
+        .collect();
+    let owners = |s: FlowSharding| -> Vec<usize> {
+        endpoints
+            .iter()
+            .map(|(a, p)| s.owner_of(*a, *p, 4))
+            .collect()
+    };
+    let a = owners(FlowSharding::with_seed(1));
+    assert_eq!(a, owners(FlowSharding::with_seed(1)), "deterministic");
+    for w in 0..4 {
+        let n = a.iter().filter(|&&o| o == w).count();
+        assert!((800..1200).contains(&n), "worker {w}: {n} of 4000");
+    }
+    for other in [FlowSharding::with_seed(2), FlowSharding::random().unwrap()] {
+        let b = owners(other);
+        let moved = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        // Unrelated keys agree on about a quarter of the endpoints.
+        assert!((2500..3500).contains(&moved), "{moved} of 4000 moved");
+    }
+    assert_ne!(
+        FlowSharding::random().unwrap(),
+        FlowSharding::random().unwrap()
+    );
+    assert_eq!(FlowSharding::with_seed(9).owner_of(endpoints[0].0, 1, 1), 0);
+}
+
 /// A packet handed over to its owner was received once, from a queue: it
 /// counts in `rx_packets` there, and in `redirected_in` at the owner.
 #[test]
@@ -568,7 +607,7 @@ fn handed_over_packets_are_received_once() {
             w
         })
         .collect();
-    let owner = owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
+    let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
     let other = 1 - owner;
     let mut syn = client_syn(b"");
     assert_eq!(ws[other].handle(0, &mut syn, 1), Verdict::Redirect(owner));

@@ -253,7 +253,8 @@ fn arp_rvsd_answers_for_itself_the_kernel_hears_replies_and_announcements() {
     );
     assert_eq!(verdicts(&who_has), (Verdict::Tx(0), Verdict::Tx(0)));
     // The answer to a question (rvsd's or the kernel's, both ask from the
-    // director's address): rvsd learns it, and the kernel gets it.
+    // director's address): the kernel gets it, and rvsd takes it when a
+    // question is outstanding: here the kernel's, seen on its way out.
     let mut w = with_kernel(true);
     w.neigh = Arc::new(NeighbourTable::new(300_000));
     w.neigh_reader = w.neigh.reader();
@@ -262,6 +263,19 @@ fn arp_rvsd_answers_for_itself_the_kernel_hears_replies_and_announcements() {
         (RS1_MAC, rs1),
         (DIRECTOR_MAC, DIRECTOR_IP),
     );
+    assert_eq!(w.handle(0, &mut is_at.clone(), 1), Verdict::ToKernel);
+    assert_eq!(
+        w.neigh.lookup(rs1, 1),
+        Neighbour::Missing,
+        "nobody asked: unsolicited"
+    );
+    assert_eq!(w.shared.counters.neighbour_unsolicited.get(), 1);
+    let kernel_asks = arp(
+        Operation::Request,
+        (DIRECTOR_MAC, DIRECTOR_IP),
+        (MacAddr([0; 6]), rs1),
+    );
+    w.sent_by_kernel(&kernel_asks, 1);
     assert_eq!(w.handle(0, &mut is_at, 1), Verdict::ToKernel);
     assert_eq!(w.neigh.lookup(rs1, 1), Neighbour::Reachable(RS1_MAC));
     assert_eq!(

@@ -153,7 +153,8 @@ fn answers_neighbour_solicitations_for_vip_and_own_address() {
             (Some(t), Some(DIRECTOR_MAC))
         );
     }
-    // Not ours: ignored. A solicitation learns the asker.
+    // Not ours: ignored, and it teaches nothing (Linux's ndisc_recv_ns
+    // drops it before looking at the asker).
     let mut ns = vec![0u8; icmpv6::ND_LEN];
     let other = a("fd00:1::77");
     icmpv6::emit_nd(
@@ -179,7 +180,12 @@ fn answers_neighbour_solicitations_for_vip_and_own_address() {
     );
     assert_eq!(
         w.neigh.lookup(a("fd00:1::5"), 1),
-        crate::neighbour::Neighbour::Reachable(CLIENT_MAC)
+        crate::neighbour::Neighbour::Missing
+    );
+    assert_eq!(
+        w.neigh.lookup(a("fd00:1::2"), 1),
+        crate::neighbour::Neighbour::Reachable(CLIENT_MAC),
+        "a known asker at the same MAC stays as it was"
     );
 }
 
@@ -351,4 +357,107 @@ fn nat6_icmp_error_from_the_server_is_routed_with_its_hop_limit() {
         Verdict::Drop(DropReason::TtlExceeded)
     );
     assert_eq!(w.shared.counters.icmp_errors_forwarded.get(), 1);
+}
+
+/// A neighbour advertisement from `mac` on port 1 (the servers' network)
+/// saying `target` is at `mac`, with the solicited/override flags `so`
+/// and hop limit `hops`, unicast to the director.
+fn advert(target: Ipv6Addr, mac: MacAddr, so: (bool, bool), hops: u8) -> Vec<u8> {
+    let mut na = vec![0u8; icmpv6::ND_LEN];
+    icmpv6::emit_nd(&mut na, false, target, mac, target, a("fd00:2::1")).unwrap();
+    na[4] = (so.0 as u8) << 6 | (so.1 as u8) << 5;
+    frame6(
+        (mac, DIRECTOR2_MAC),
+        target,
+        a("fd00:2::1"),
+        next_header::ICMPV6,
+        &na,
+        hops,
+    )
+}
+
+/// Where a new flow to the IPv6 DR service goes out to.
+fn dr6_next_mac(w: &mut Worker, cport: u16, now_ms: u64) -> MacAddr {
+    w.refresh_neighbours();
+    let mut f = frame6(
+        (CLIENT_MAC, DIRECTOR_MAC),
+        a("fd00:1::2"),
+        a("fd00:99::10"),
+        next_header::TCP,
+        &tcp(cport, 80, SYN, b""),
+        64,
+    );
+    assert_eq!(w.handle(0, &mut f, now_ms), Verdict::Tx(1));
+    dst_mac(&f)
+}
+
+const SPOOF_MAC: MacAddr = MacAddr([0x02, 0xba, 0xd0, 0, 0, 0x66]);
+
+#[test]
+fn unsolicited_advertisements_create_nothing_and_moves_need_the_override_flag() {
+    let mut w = worker6(FwdMethod::Route, 80);
+    let server = a("fd00:2::2");
+    let stranger = a("fd00:2::77");
+    for so in [(false, true), (true, true), (false, false)] {
+        w.handle(1, &mut advert(stranger, SPOOF_MAC, so, 255), 10);
+    }
+    assert_eq!(w.neigh.entry(stranger), None);
+    assert_eq!(w.shared.counters.neighbour_unsolicited.get(), 3);
+    // The server's address at another MAC, without the override flag:
+    // refused (the entry turns stale, to be asked again).
+    w.handle(1, &mut advert(server, SPOOF_MAC, (true, false), 255), 5000);
+    assert_eq!(w.shared.counters.neighbour_locked.get(), 1);
+    assert_eq!(dr6_next_mac(&mut w, 41000, 5001), SERVER_MAC);
+    // With it, Linux moves it at once (ND has no locktime).
+    w.handle(1, &mut advert(server, SPOOF_MAC, (false, true), 255), 5002);
+    assert_eq!(w.shared.counters.neighbour_moved.get(), 1);
+    assert_eq!(dr6_next_mac(&mut w, 41001, 5003), SPOOF_MAC);
+}
+
+#[test]
+fn solicited_only_and_static_neighbours_keep_a_servers_v6_address() {
+    use crate::neighbour::{LearnPolicy, NeighbourConfig};
+    let server = a("fd00:2::2");
+    for static_entry in [false, true] {
+        let mut w = worker6(FwdMethod::Route, 80);
+        let policy = if static_entry {
+            LearnPolicy::Linux
+        } else {
+            LearnPolicy::SolicitedOnly
+        };
+        w.neigh = Arc::new(NeighbourTable::with_config(NeighbourConfig {
+            policy,
+            ..NeighbourConfig::new(300_000)
+        }));
+        w.neigh_reader = w.neigh.reader();
+        if static_entry {
+            w.neigh.add_static(server, SERVER_MAC);
+        } else {
+            w.neigh.learn(server, SERVER_MAC, 0);
+        }
+        for (so, now) in [((true, true), 5000), ((false, true), 6000)] {
+            w.handle(1, &mut advert(server, SPOOF_MAC, so, 255), now);
+        }
+        let c = &w.shared.counters;
+        let refused = if static_entry {
+            c.neighbour_static_kept.get()
+        } else {
+            c.neighbour_not_an_answer.get()
+        };
+        assert_eq!(refused, 2, "static: {static_entry}");
+        assert_eq!(dr6_next_mac(&mut w, 41000, 6001), SERVER_MAC);
+    }
+}
+
+#[test]
+fn neighbour_discovery_from_beyond_the_link_is_dropped() {
+    let mut w = worker6(FwdMethod::Route, 80);
+    let server = a("fd00:2::2");
+    // Hop limit 64: it was routed here, so it is not the neighbour's.
+    assert_eq!(
+        w.handle(1, &mut advert(server, SPOOF_MAC, (true, true), 64), 5000),
+        Verdict::Drop(DropReason::BadNeighbourDiscovery)
+    );
+    assert_eq!(dr6_next_mac(&mut w, 41000, 5001), SERVER_MAC);
+    assert_eq!(w.shared.counters.neighbour_moved.get(), 0);
 }

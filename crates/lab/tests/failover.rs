@@ -1,0 +1,25 @@
+//! Failover and rejoin, small: 2 directors, 50 long-lived connections
+//! spread by ECMP, one rvsd killed and started again; no connection may
+//! break (`cargo xtask failover` runs the big one).
+
+use rvs_lab::failover::{run, FailoverOptions};
+
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and BIRD; run with cargo xtask test"]
+fn no_connection_breaks_when_a_director_dies_and_rejoins() {
+    let prefix = format!("{}fo", rvs_lab::test_prefix());
+    let dir = rvs_lab::test_dir(&prefix);
+    let opts = FailoverOptions::new(2, 50);
+    let r = run(&prefix, &dir, &opts, |s| eprintln!("{s}")).unwrap();
+    eprintln!("{r}\n{r:?}");
+    assert!(r.on_victim > 0, "{r:?}");
+    // The survivor took the victim's flows from mid-flow packets.
+    assert!(r.adopted >= r.on_victim, "{r:?}");
+    assert_eq!(r.broken_failover, 0, "{r:?}");
+    assert_eq!(r.broken_rejoin, 0, "{r:?}");
+    assert_eq!(r.probes_ok, r.probes, "{r:?}");
+    // BFD (3 x 100 ms) and the route change, with room for a busy machine.
+    assert!(r.converged_ms < 3000, "{r:?}");
+    // Every connection sent data through the whole run.
+    assert!(r.bytes >= 50 * 512 * 10, "{r:?}");
+}

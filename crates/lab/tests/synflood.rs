@@ -1,0 +1,156 @@
+//! A spoofed SYN flood, many times the connection table, against the VIP
+//! while a client keeps opening real TCP connections (curl): table
+//! pressure gives each new connection the place of the oldest half-open
+//! one, so the flood cannot lock legitimate clients out, during it or after
+//! it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rvs_lab::{Lab, RvsdOptions, VIP};
+
+/// Connections the director's one worker holds.
+const CAPACITY: u64 = 4096;
+/// Spoofed SYNs hping3 sends at most; it stops after [`FLOOD_SECS`]
+/// whatever.
+const FLOOD_SYNS: u64 = 400_000;
+const FLOOD_SECS: &str = "15";
+
+fn counter(lab: &Lab, name: &str) -> u64 {
+    let c = lab.rvsadm_ok("--counters").unwrap();
+    c.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// One new connection's request: true when the answer came.
+fn request(lab: &Lab) -> bool {
+    lab.curl(&format!("http://{VIP}/"))
+        .is_ok_and(|b| b == "RS1" || b == "RS2")
+}
+
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and hping3; run with cargo xtask test"]
+fn a_spoofed_syn_flood_larger_than_the_table_leaves_new_clients_served() {
+    if common::which("hping3").is_none() {
+        panic!("hping3 is missing: dpdk-build/setup.sh installs it");
+    }
+    let prefix = format!("{}flood", rvs_lab::test_prefix());
+    let dir = rvs_lab::test_dir(&prefix);
+    let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
+    lab.serve_http("rs1", 80, "RS1").unwrap();
+    lab.serve_http("rs2", 80, "RS2").unwrap();
+    let socket = PathBuf::from(&dir).join("rvsd.sock");
+    let cfg = lab
+        .write_rvsd_config(&RvsdOptions {
+            worker_lcores: vec![1],
+            idle_empty_polls: 256,
+            socket: socket.clone(),
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[connections]\ncapacity_per_worker = {CAPACITY}\n\n[defense]\nreclaim_half_open = true\n"),
+    )
+    .unwrap();
+    lab.start_rvsd_with(&cfg, &socket, &[]).unwrap();
+    lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr")).unwrap();
+    for rs in [rvs_lab::RS1, rvs_lab::RS2] {
+        lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {rs}:80 -g -w 1"))
+            .unwrap();
+    }
+    assert!(
+        request(&lab),
+        "before the flood; rvsd log:\n{}",
+        lab.rvsd_log()
+    );
+
+    // Spoofed SYNs to the VIP from the client's namespace: random sources,
+    // bounded in count and time.
+    let count = FLOOD_SYNS.to_string();
+    lab.spawn_named(
+        "hping3",
+        "client",
+        &[
+            "timeout",
+            "-s",
+            "INT",
+            FLOOD_SECS,
+            "hping3",
+            "-q",
+            "-S",
+            "-p",
+            "80",
+            "--rand-source",
+            "-i",
+            "u10",
+            "-c",
+            &count,
+            VIP,
+        ],
+    )
+    .unwrap();
+    lab.wait_for("the flood to fill the connection table", || {
+        Ok(counter(&lab, "connections") >= CAPACITY)
+    })
+    .unwrap_or_else(|e| panic!("{e}; hping3: {}", lab.log_of("hping3")));
+
+    // New connections while the flood goes on (at most 60 s of them).
+    let (mut tried, mut served) = (0u32, 0u32);
+    let started = Instant::now();
+    while lab.try_wait("hping3").unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
+        tried += 1;
+        served += u32::from(request(&lab));
+    }
+    let flooded_for = started.elapsed();
+    let reclaimed = counter(&lab, "half_open_reclaimed");
+    lab.wait_exit("hping3", Duration::from_secs(40)).unwrap();
+
+    assert!(
+        served as f64 >= 0.99 * tried as f64,
+        "{served} of {tried} new connections served during the flood ({flooded_for:?}, \
+{reclaimed} half-open reclaimed); counters:\n{}",
+        lab.rvsadm_ok("--counters").unwrap()
+    );
+    assert!(
+        tried >= 50,
+        "only {tried} requests during the flood ({flooded_for:?}): it was too short to tell"
+    );
+    assert!(
+        reclaimed > 4 * CAPACITY,
+        "the flood reclaimed only {reclaimed} entries: not larger than the table"
+    );
+    // hping3's summary, on SIGINT: "N packets transmitted, ...".
+    let log = lab.log_of("hping3");
+    let sent = log
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or("(hping3 printed no summary)");
+    eprintln!(
+        "{served} of {tried} new connections served during {flooded_for:?} of flood ({sent}); \
+{reclaimed} half-open connections reclaimed"
+    );
+
+    // Right after it, every new connection works (the half-open entries
+    // are still there, for 60 s, and give their places).
+    for i in 0..20 {
+        assert!(request(&lab), "request {i} after the flood");
+    }
+    let defense = lab.rvsadm_ok("--defense").unwrap();
+    assert!(
+        defense.contains("reclaim_half_open = 1") && defense.contains("worker 0 (lcore 1)"),
+        "{defense}"
+    );
+    let shown: u64 = defense
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("half_open_reclaimed"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(shown >= reclaimed, "{defense}");
+}
