@@ -3,7 +3,7 @@
 # second run changes nothing and takes a moment.
 #
 #  - installs the packages the build and the tests need (DPDK 22.11 LTS from
-#    Debian, clang for bindgen, and the tools the lab uses);
+#    Debian, clang for bindgen, and the tools the lab uses), and cargo-fuzz;
 #  - reserves 2 MiB hugepages and mounts hugetlbfs when the machine allows.
 #    When it does not, rvsd says so and runs with --no-huge.
 set -euo pipefail
@@ -41,6 +41,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# cargo-fuzz, for the fuzz targets (`cargo xtask fuzz`, docs/fuzzing.md):
+# built from crates.io with the locked dependencies (a few minutes, once).
+if ! command -v cargo >/dev/null; then
+    echo "setup: cargo is not on PATH: cargo-fuzz not installed (cargo xtask fuzz needs it)" >&2
+elif ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+    cargo install cargo-fuzz --locked --quiet
 fi
 
 hp=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages

@@ -31,6 +31,18 @@ pub use rvsd_src::config::{live, Config};
 /// The packaged configuration, as a running rvsd's.
 const PACKAGED: &str = include_str!("../../crates/rvsd/debian/rvsd.toml");
 
+/// The packaged configuration with its control group (`rvs`, made by the
+/// package's install) swapped for `root`: loading checks that the group
+/// exists, and the fuzzing machine need not have rvsd's.
+pub fn packaged() -> String {
+    const GROUP: &str = "\ngroup = \"rvs\"\n";
+    assert!(
+        PACKAGED.contains(GROUP),
+        "the packaged rvsd.toml no longer sets `group = \"rvs\"`: update the fuzz harness"
+    );
+    PACKAGED.replace(GROUP, "\ngroup = \"root\"\n")
+}
+
 fn path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
@@ -96,6 +108,6 @@ pub fn run(data: &[u8]) {
 
     static PACKAGED_CFG: OnceLock<Config> = OnceLock::new();
     let packaged =
-        PACKAGED_CFG.get_or_init(|| load(PACKAGED).expect("the packaged configuration loads"));
+        PACKAGED_CFG.get_or_init(|| load(&packaged()).expect("the packaged configuration loads"));
     let _ = live::restart_needed(packaged, &cfg);
 }

@@ -607,13 +607,17 @@ rvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 2   # web 1\n\
 pub fn rvsd_toml() -> Vec<Seed> {
     let mut seeds: Vec<Seed> = [
         "conf/rvsd.toml",
-        "crates/rvsd/debian/rvsd.toml",
         "docker/rvsd.toml",
         "docker/rvsd-virtio.toml",
     ]
     .iter()
     .map(|p| (p.replace(['/', '.'], "-"), read(p).into_bytes()))
     .collect();
+    // With a group that exists everywhere, so that it loads.
+    seeds.push((
+        "crates-rvsd-debian-rvsd-toml".into(),
+        crate::rvsd_toml::packaged().into_bytes(),
+    ));
     seeds.push((
         "every-section".into(),
         br#"[dpdk]

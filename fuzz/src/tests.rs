@@ -18,19 +18,22 @@ fn all_seeds() -> Vec<(&'static str, Vec<Seed>)> {
     ]
 }
 
+type Run = fn(&[u8]);
+
+/// Every target, by name, with its harness.
+const TARGETS: [(&str, Run); 6] = [
+    ("worker_handle", Harness::run),
+    ("rvsadm_args", crate::rvsadm_args::run),
+    ("control_proto", crate::control_proto::run),
+    ("rules_file", crate::rules_file::run),
+    ("rvsd_toml", crate::rvsd_toml::run),
+    ("keepalived_conf", crate::keepalived_conf::run),
+];
+
 /// Every seed passes its target's checks.
 #[test]
 fn every_seed_passes_its_target() {
-    type Run = fn(&[u8]);
-    let targets: [(&str, Run); 6] = [
-        ("worker_handle", Harness::run),
-        ("rvsadm_args", crate::rvsadm_args::run),
-        ("control_proto", crate::control_proto::run),
-        ("rules_file", crate::rules_file::run),
-        ("rvsd_toml", crate::rvsd_toml::run),
-        ("keepalived_conf", crate::keepalived_conf::run),
-    ];
-    for ((name, seeds), (t, run)) in all_seeds().into_iter().zip(targets) {
+    for ((name, seeds), (t, run)) in all_seeds().into_iter().zip(TARGETS) {
         assert_eq!(name, t);
         assert!(!seeds.is_empty(), "{name} has seeds");
         for (seed, data) in seeds {
@@ -146,34 +149,27 @@ fn the_table_is_what_a_director_accepts() {
     }
 }
 
-#[cfg(any())]
-fn tmp_ttl_probe() {
-    use crate::build::*;
-    use crate::worker_handle::*;
-    let q = ipv4(
-        CLIENT,
-        VIP,
-        crate::wire::UDP,
-        64,
-        false,
-        &udp(50000, 53, b"query"),
-    );
-    let mut i = Input::new(0).frame(0, 0, &eth4(DIRECTOR0_MAC, CLIENT_MAC, &q));
-    for ttl in [1u8, 0] {
-        for (rs, port) in [(NAT_RS, 5353), (NAT_RS_UNKNOWN, 53)] {
-            let sent = ipv4(
-                CLIENT,
-                rs,
-                crate::wire::UDP,
-                64,
-                false,
-                &udp(50000, port, b"query"),
-            );
-            let m = icmp(3, 3, [0; 4], &sent[..28]);
-            let e = ipv4(rs, CLIENT, crate::wire::ICMP, ttl, false, &m);
-            i = i.frame(0, 1, &eth4(DIRECTOR1_MAC, RS_MAC, &e));
+/// Every input a fuzzing run once failed on (`fuzz/regressions/TARGET/`,
+/// see docs/fuzzing.md) passes its target's checks now.
+#[test]
+fn past_crashes_pass() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let mut replayed = 0;
+    for e in std::fs::read_dir(&root).unwrap() {
+        let dir = e.unwrap().path();
+        let target = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let (_, run) = TARGETS
+            .iter()
+            .find(|(t, _)| *t == target)
+            .unwrap_or_else(|| panic!("{}: not a fuzz target", dir.display()));
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            let data = std::fs::read(&f).unwrap();
+            if std::panic::catch_unwind(|| run(&data)).is_err() {
+                panic!("{} fails its target's checks again", f.display());
+            }
+            replayed += 1;
         }
     }
-    let seen = Harness::run_seen(&i.0);
-    println!("{seen:?}");
+    assert!(replayed > 0, "{}: no inputs", root.display());
 }

@@ -9,6 +9,7 @@ mod bench_e2e;
 mod bench_plots;
 mod dist;
 mod docker;
+mod fuzz;
 mod kernel_vm;
 
 use std::path::{Path, PathBuf};
@@ -91,6 +92,16 @@ enum Task {
     Docker {
         #[command(subcommand)]
         action: docker::Action,
+    },
+    /// The fuzz targets (fuzz/, docs/fuzzing.md): their harnesses' tests,
+    /// then each target for --seconds from its seeds; fails on a crash.
+    /// Needs cargo-fuzz (setup installs it).
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Only these targets (default: every one `cargo fuzz list` names).
+        targets: Vec<String>,
     },
 }
 
@@ -216,6 +227,10 @@ fn main() -> Result<()> {
         Task::Dist => dist::run(&root()).map(|_| ()),
         Task::KernelVm { action } => kernel_vm_task(action),
         Task::Docker { action } => docker::run(action),
+        Task::Fuzz { seconds, targets } => {
+            setup()?;
+            fuzz::run(&root(), seconds, &targets)
+        }
         Task::Bench {
             readme_only: true, ..
         } => {

@@ -102,14 +102,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         set_be16(self.buf.as_mut(), field::CHECKSUM, c);
     }
 
-    /// Turns an echo request into its reply in place (type 8 → 0); the
-    /// checksum changes by exactly the type word.
+    /// Turns an echo request into its reply in place (type 8 → 0), with
+    /// the checksum computed afresh: RFC 1624's incremental update gives
+    /// 0x0000 where the reply's words all sum to zero (id, sequence and
+    /// data all zero), and receivers want 0xffff there.
     pub fn make_echo_reply(&mut self) {
-        let old = u16::from_be_bytes([self.msg_type(), self.code()]);
-        let new = u16::from_be_bytes([kind::ECHO_REPLY, self.code()]);
-        let c = checksum::update16(self.checksum(), old, new);
         self.set_msg_type(kind::ECHO_REPLY);
-        set_be16(self.buf.as_mut(), field::CHECKSUM, c);
+        self.fill_checksum();
     }
 }
 
@@ -130,6 +129,19 @@ mod tests {
         assert_eq!(i.msg_type(), kind::ECHO_REPLY);
         assert!(i.verify_checksum());
         assert!(!i.is_error());
+    }
+
+    /// Found by the worker_handle fuzz target: an all-zero echo request
+    /// (id 0, sequence 0, no data) got a reply with checksum 0x0000.
+    #[test]
+    fn echo_reply_to_all_zero_request_verifies() {
+        let mut m = [kind::ECHO_REQUEST, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut i = IcmpPacket::new_checked(&mut m[..]).unwrap();
+        i.fill_checksum();
+        assert!(i.verify_checksum());
+        i.make_echo_reply();
+        assert_eq!(i.msg_type(), kind::ECHO_REPLY);
+        assert!(i.verify_checksum(), "checksum {:#06x}", i.checksum());
     }
 
     #[test]
