@@ -763,6 +763,27 @@ except (socket.timeout, IndexError):\n    pass\n";
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// A Prometheus scrape of rvsd's metrics endpoint from `role`'s
+    /// namespace: series (with labels) → value.
+    pub fn scrape_metrics(&self, role: &str) -> Result<std::collections::HashMap<String, f64>> {
+        let url = format!("http://{METRICS_LISTEN}/metrics");
+        let out = self.exec(role, &["curl", "-s", "-S", "-m", "5", &url])?;
+        if !out.status.success() {
+            bail!(
+                "scraping {url}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect())
+    }
+
     /// A command in a host's namespace with its stdin and stdout piped, for
     /// long-lived connections.
     pub fn spawn_piped(&self, role: &str, args: &[&str]) -> Result<Child> {

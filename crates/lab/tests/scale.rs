@@ -167,25 +167,9 @@ fn two_workers(name: &str, mode: Mode, fwd: &str) {
     );
 }
 
-/// The metrics endpoint's values by series.
+/// The metrics endpoint's values by series, scraped from the director.
 fn scrape(lab: &Lab) -> std::collections::HashMap<String, f64> {
-    let url = format!("http://{}/metrics", rvs_lab::METRICS_LISTEN);
-    let out = lab
-        .exec("director", &["curl", "-s", "-S", "-m", "5", &url])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
+    lab.scrape_metrics("director").unwrap()
 }
 
 #[test]

@@ -127,25 +127,9 @@ fn rows(text: &str) -> HashMap<String, [u64; 5]> {
     m
 }
 
-/// A Prometheus scrape from inside the director's namespace: series → value.
-fn scrape(lab: &Lab) -> HashMap<String, f64> {
-    let url = format!("http://{METRICS_LISTEN}/metrics");
-    let out = lab
-        .exec("director", &["curl", "-s", "-S", "-m", "5", &url])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scrape: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
+/// The metrics endpoint's values by series, scraped from the director.
+fn scrape(lab: &Lab) -> std::collections::HashMap<String, f64> {
+    lab.scrape_metrics("director").unwrap()
 }
 
 fn backend(series: &str, rs: &str) -> String {
