@@ -174,55 +174,13 @@ impl Lab {
     fn build(&self) -> Result<()> {
         let lan = self.ns("lan");
         for role in ["lan", "client", "director", "rs1", "rs2"] {
-            let ns = self.ns(role);
-            run("ip", &["netns", "add", &ns])?;
-            // No IPv6 chatter (router solicitations) on the lab's links.
-            for k in ["all", "default"] {
-                self.sysctl(&ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
-            }
-            run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+            self.add_namespace(role)?;
         }
         run("ip", &["-n", &lan, "link", "add", "br0", "type", "bridge"])?;
         run("ip", &["-n", &lan, "link", "set", "br0", "up"])?;
         for h in &HOSTS {
             let ns = self.ns(h.role);
-            run(
-                "ip",
-                &[
-                    "link",
-                    "add",
-                    h.iface,
-                    "netns",
-                    &ns,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    h.bridge_port,
-                    "netns",
-                    &lan,
-                ],
-            )?;
-            run(
-                "ip",
-                &[
-                    "-n",
-                    &lan,
-                    "link",
-                    "set",
-                    h.bridge_port,
-                    "master",
-                    "br0",
-                    "up",
-                ],
-            )?;
-            run("ip", &["-n", &ns, "link", "set", h.iface, "up"])?;
-            // af_packet must see finished checksums, so the hosts compute
-            // them in software.
-            run(
-                "ip",
-                &["netns", "exec", &ns, "ethtool", "-K", h.iface, "tx", "off"],
-            )?;
+            self.plug_into_bridge(h.role, h.iface, h.bridge_port)?;
             if let Some(a) = h.addr {
                 run(
                     "ip",
@@ -257,10 +215,16 @@ impl Lab {
     /// A new namespace `<prefix>-<role>` (no IPv6, loopback up) whose
     /// interface `iface` is a port of the LAN's bridge, up, with no address.
     pub(crate) fn add_lan_host(&self, role: &str, iface: &str) -> Result<()> {
-        let (ns, lan) = (self.ns(role), self.ns("lan"));
         let bridge_port = format!("br-{role}");
         let bridge_port = &bridge_port[..bridge_port.len().min(15)];
         self.add_namespace(role)?;
+        self.plug_into_bridge(role, iface, bridge_port)
+    }
+
+    /// A veth pair from `role`'s namespace (`iface`, up) to the LAN's bridge
+    /// (`bridge_port`, up, in br0).
+    fn plug_into_bridge(&self, role: &str, iface: &str, bridge_port: &str) -> Result<()> {
+        let (ns, lan) = (self.ns(role), self.ns("lan"));
         run(
             "ip",
             &[
@@ -292,7 +256,8 @@ impl Lab {
             ],
         )?;
         run("ip", &["-n", &ns, "link", "set", iface, "up"])?;
-        // af_packet must see finished checksums (see `build`).
+        // af_packet must see finished checksums, so the hosts compute them
+        // in software.
         run(
             "ip",
             &["netns", "exec", &ns, "ethtool", "-K", iface, "tx", "off"],
