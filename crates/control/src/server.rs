@@ -558,6 +558,23 @@ impl Drop for TemplateSweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server with one worker link: the worker's message receiver and
+    /// shared state are the test's to play the worker with.
+    fn one_worker_server() -> (
+        ControlServer,
+        crossbeam_channel::Receiver<WorkerMsg>,
+        Arc<WorkerShared>,
+    ) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(WorkerShared::default());
+        let srv = ControlServer::new(
+            vec![WorkerLink::new(tx, shared.clone(), 1)],
+            4096,
+            Arc::default(),
+        );
+        (srv, rx, shared)
+    }
     use rvs_ipvs::{DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 
     fn spec() -> ServiceSpec {
@@ -577,13 +594,7 @@ mod tests {
 
     #[test]
     fn changes_reach_workers_and_errors_do_not() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(WorkerShared::default());
-        let mut srv = ControlServer::new(
-            vec![WorkerLink::new(tx, shared.clone(), 1)],
-            4096,
-            Arc::default(),
-        );
+        let (mut srv, rx, shared) = one_worker_server();
         srv.ack_timeout = Duration::from_millis(200);
         // A stand-in worker that acknowledges what it receives.
         let acker = std::thread::spawn(move || {
@@ -625,13 +636,7 @@ mod tests {
     /// while the director drains; draining changes nothing in the table.
     #[test]
     fn announcement_follows_the_real_servers_and_the_drain() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(WorkerShared::default());
-        let mut srv = ControlServer::new(
-            vec![WorkerLink::new(tx, shared.clone(), 1)],
-            4096,
-            Arc::default(),
-        );
+        let (mut srv, rx, shared) = one_worker_server();
         let acker = std::thread::spawn(move || {
             while rx.recv().is_ok() {
                 shared.applied.fetch_add(1, Ordering::Release);
@@ -670,14 +675,8 @@ mod tests {
 
     #[test]
     fn zero_totals_and_status_requests() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let shared = Arc::new(WorkerShared::default());
-        let mut srv = ControlServer::new(
-            vec![WorkerLink::new(tx, shared.clone(), 1)],
-            4096,
-            Arc::default(),
-        )
-        .with_ports(Box::new(|| {
+        let (srv, rx, shared) = one_worker_server();
+        let mut srv = srv.with_ports(Box::new(|| {
             vec![PortStatus {
                 name: "lan".into(),
                 imissed: 3,
