@@ -321,6 +321,83 @@ pub fn worker_handle() -> Vec<Seed> {
         64,
         &udp(5353, 43003, b"answer"),
     );
+    // Fragments: a 3000-byte datagram to the NAT service, its last
+    // fragment first (it waits), then its first (both go), then the
+    // middle one (it follows); a datagram too big for the server side's
+    // MTU, sent on in pieces; a fragment whose first never comes.
+    let dgram = |cport: u16, n: usize, df: bool| {
+        let data: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+        ipv4(CLIENT, VIP, wire::UDP, 64, df, &udp(cport, 53, &data))
+    };
+    let pieces = |ip: &[u8], mtu: usize| -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        rvs_packet::ipv4::fragment(ip, mtu, |p| v.push(from_client(p))).expect("fragmentable");
+        v
+    };
+    let f = pieces(&dgram(44001, 3000, false), 1500);
+    let mut orphan = pieces(&dgram(44003, 3000, false), 1500)[1].clone();
+    orphan[14 + 4] = 0x99; // another datagram's identification
+    seeds.push((
+        "ipv4-fragments",
+        Input::new(0)
+            .frame_as_is(0, 0, &f[2])
+            .frame_as_is(0, 0, &f[0])
+            .frame_as_is(0, 0, &f[1])
+            .frame_as_is(0, 0, &from_client(&dgram(44002, 1440, false)))
+            .frame_as_is(0, 0, &from_client(&dgram(44002, 1440, true)))
+            .frame(0, 0, &orphan)
+            .advance(1000),
+    ));
+    // Two workers: fragments held by the one that received them go to
+    // the owner of their connection with their first.
+    let owner = |cport| {
+        rvs_dataplane::FlowSharding::with_seed(0).owner_of(std::net::IpAddr::V4(CLIENT), cport, 2)
+    };
+    let cport = (45000..)
+        .find(|p| owner(*p) == 1)
+        .expect("an endpoint worker 1 owns");
+    let f = pieces(&dgram(cport, 3000, false), 1500);
+    seeds.push((
+        "ipv4-fragments-handed-over",
+        Input::new(2)
+            .frame_as_is(0, 0, &f[1])
+            .frame_as_is(0, 0, &f[0])
+            .frame_as_is(0, 0, &f[2]),
+    ));
+    // IPv6: the persistent NAT service's datagram in fragments behind a
+    // destination-options header, and a SYN behind hop-by-hop options.
+    let u6 = {
+        let data: Vec<u8> = (0..2600).map(|i| (i * 5) as u8).collect();
+        let p = ipv6(v6(CLIENT6), v6(VIP6), wire::UDP, 64, &udp(43004, 53, &data));
+        p[40..].to_vec()
+    };
+    let frag6 = |off: usize, more: bool, chunk: &[u8]| {
+        let mut ext = vec![wire::FRAGMENT6, 0, 1, 4, 0, 0, 0, 0];
+        let om = off as u16 | more as u16;
+        ext.extend_from_slice(&[wire::UDP, 0]);
+        ext.extend_from_slice(&om.to_be_bytes());
+        ext.extend_from_slice(&0x5eed_u32.to_be_bytes());
+        ext.extend_from_slice(chunk);
+        let mut p = ipv6(v6(CLIENT6), v6(VIP6), 60, 64, &[]);
+        p[4..6].copy_from_slice(&(ext.len() as u16).to_be_bytes());
+        p.extend_from_slice(&ext);
+        eth6(DIRECTOR0_MAC, CLIENT_MAC, &p)
+    };
+    let syn = tcp(43005, 80, SYN, b"");
+    let mut hbh = ipv6(v6(CLIENT6), v6(VIP6), wire::TCP, 64, &syn);
+    hbh[6] = 0;
+    hbh.splice(40..40, [wire::TCP, 0, 1, 4, 0, 0, 0, 0]);
+    let plen = (hbh.len() - 40) as u16;
+    hbh[4..6].copy_from_slice(&plen.to_be_bytes());
+    seeds.push((
+        "ipv6-fragments-and-options",
+        Input::new(0)
+            .frame_as_is(0, 0, &frag6(1232, true, &u6[1232..2464]))
+            .frame_as_is(0, 0, &frag6(0, true, &u6[..1232]))
+            .frame_as_is(0, 0, &frag6(2464, false, &u6[2464..]))
+            .frame_as_is(0, 0, &eth6(DIRECTOR0_MAC, CLIENT_MAC, &hbh)),
+    ));
+
     seeds.push((
         "ipv6-udp-persistent-nat",
         Input::new(0)

@@ -102,7 +102,12 @@ fn worker_seeds_pass_every_check_and_reach_every_path() {
         "dropped",
         "echo reply",
         "echo reply v6",
+        "fragment handed over",
+        "fragment held",
+        "fragment orphaned",
         "fragmentation needed",
+        "fragments",
+        "fragments released",
         "gre",
         "gre with checksum",
         "gue",
@@ -124,6 +129,7 @@ fn worker_seeds_pass_every_check_and_reach_every_path() {
         "packet too big",
         "redirected",
         "released",
+        "sent in fragments",
     ];
     let missing: Vec<_> = want.iter().filter(|k| !seen.contains_key(*k)).collect();
     assert!(

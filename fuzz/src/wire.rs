@@ -14,6 +14,8 @@ pub const ICMP: u8 = 1;
 pub const IPIP: u8 = 4;
 pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
+/// The IPv6 fragment header's next-header number.
+pub const FRAGMENT6: u8 = 44;
 pub const IPV6_IN: u8 = 41;
 pub const GRE: u8 = 47;
 pub const ICMPV6: u8 = 58;
@@ -188,6 +190,32 @@ impl<'a> V6<'a> {
 
     pub fn payload(&self) -> &'a [u8] {
         &self.pkt[40..]
+    }
+
+    /// Past the options, routing and fragment headers (the checks' own
+    /// walk, written apart from rvs-packet's): the transport protocol and
+    /// where its header starts, or `None` for a fragment other than the
+    /// first (no transport header) or a chain that does not parse.
+    pub fn upper(&self) -> Option<(u8, usize)> {
+        let (mut nh, mut at) = (self.next_header(), 40);
+        loop {
+            match nh {
+                0 | 43 | 60 => {
+                    let h = self.pkt.get(at..at + 2)?;
+                    nh = h[0];
+                    at += (h[1] as usize + 1) * 8;
+                }
+                FRAGMENT6 => {
+                    let h = self.pkt.get(at..at + 8)?;
+                    if be16(h, 2) & 0xfff8 != 0 {
+                        return None;
+                    }
+                    nh = h[0];
+                    at += 8;
+                }
+                _ => return (at <= self.pkt.len()).then_some((nh, at)),
+            }
+        }
     }
 
     /// As [`V4::transport_ok`]; in IPv6 every transport has a checksum.

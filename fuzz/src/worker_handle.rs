@@ -47,8 +47,16 @@
 //!   without redirecting it again;
 //! - generated frames (ARP and ND requests, ND advertisements, ICMP and
 //!   ICMPv6 errors) are well formed with right checksums;
+//! - fragments (`worker/frag.rs`): every frame received is accounted for
+//!   exactly once, whatever happened to it and to the fragments it let go
+//!   (forwarded, held for a next hop, handed over, dropped, waiting for
+//!   its first fragment, or split into pieces: each piece counts); a
+//!   packet sent in pieces, put back together, passes the checks of a
+//!   transmitted one; every piece and every fragment sent later fits its
+//!   port's MTU, with a right header; fragments handed to their owner are
+//!   handled there without another hand-over;
 //! - at the end, with time run forward past every retry, every held frame
-//!   was either sent or dropped.
+//!   was either sent or dropped, and no fragment is still waiting.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -298,6 +306,9 @@ struct Snap {
     echo_replies: u64,
     icmp_errors_sent: u64,
     icmp_errors_forwarded: u64,
+    fragments_held: u64,
+    packets_fragmented: u64,
+    fragments_made: u64,
     drops: Vec<u64>,
 }
 
@@ -316,6 +327,9 @@ impl Snap {
             echo_replies: c.icmp_echo_replies.get(),
             icmp_errors_sent: c.icmp_errors_sent.get(),
             icmp_errors_forwarded: c.icmp_errors_forwarded.get(),
+            fragments_held: c.fragments_held.get(),
+            packets_fragmented: c.packets_fragmented.get(),
+            fragments_made: c.fragments_made.get(),
             drops: DropReason::ALL.iter().map(|r| c.drops(*r)).collect(),
         }
     }
@@ -333,6 +347,9 @@ impl Snap {
             echo_replies: self.echo_replies - b.echo_replies,
             icmp_errors_sent: self.icmp_errors_sent - b.icmp_errors_sent,
             icmp_errors_forwarded: self.icmp_errors_forwarded - b.icmp_errors_forwarded,
+            fragments_held: self.fragments_held - b.fragments_held,
+            packets_fragmented: self.packets_fragmented - b.packets_fragmented,
+            fragments_made: self.fragments_made - b.fragments_made,
             drops: self
                 .drops
                 .iter()
@@ -561,24 +578,45 @@ impl Harness {
     fn housekeeping(&mut self, i: usize) {
         self.workers[i].refresh_neighbours();
         let before = Snap::of(&self.workers[i]);
+        let waiting = self.workers[i].fragments_waiting();
         let g = self.workers[i].generated.len();
         self.workers[i].housekeeping(self.now_ms);
         let d = Snap::of(&self.workers[i]).minus(&before);
-        let sent = (self.workers[i].generated.len() - g) as u64;
+        assert_eq!(
+            self.workers[i].generated.len(),
+            g,
+            "housekeeping makes no frame"
+        );
+        let sent: Vec<(usize, Vec<u8>)> = self.workers[i].sent.drain(..).collect();
         let missed = d.drops[DropReason::NeighbourMiss as usize];
-        assert_eq!(d.forwarded, sent, "released frames count as forwarded");
+        let orphans = d.drops[DropReason::FragmentOrphan as usize];
+        assert_eq!(
+            d.forwarded,
+            sent.len() as u64,
+            "released frames count as forwarded"
+        );
         assert_eq!(
             d.drop_total(),
-            missed,
-            "housekeeping drops only neighbour misses"
+            missed + orphans,
+            "housekeeping drops only neighbour misses and fragments whose first never came"
         );
+        assert_eq!(
+            (waiting - self.workers[i].fragments_waiting()) as u64,
+            orphans,
+            "a fragment that stops waiting is dropped as an orphan"
+        );
+        if orphans > 0 {
+            self.saw("fragment orphaned");
+        }
         assert_eq!(d.rx, 0);
-        self.released[i] += sent;
-        if sent > 0 {
+        self.released[i] += sent.len() as u64;
+        if !sent.is_empty() {
             self.saw("released");
         }
         self.held_dropped[i] += missed;
-        self.drain_generated(i, g, true);
+        for (port, f) in sent {
+            self.check_released(port, &f);
+        }
     }
 
     /// One frame received by worker `w` on `port`, as one poll-loop pass.
@@ -601,6 +639,23 @@ impl Harness {
             );
             self.housekeeping(owner);
         }
+        // Fragments that waited for their first, whose connection another
+        // worker owns (run.rs copies them into mbufs for its ring).
+        let handed: Vec<(usize, usize, Vec<u8>)> = self.workers[w].handed_over.drain(..).collect();
+        for (owner, port, mut f) in handed {
+            self.saw("fragment handed over");
+            assert!(
+                owner < self.workers.len() && owner != w,
+                "to {owner} from {w}"
+            );
+            assert!(port < self.ports.len());
+            let v = self.handle_checked(owner, port, &mut f);
+            assert!(
+                !matches!(v, Verdict::Redirect(_)),
+                "the owner sent a fragment on again: {v:?}"
+            );
+            self.housekeeping(owner);
+        }
         self.housekeeping(w);
     }
 
@@ -609,10 +664,15 @@ impl Harness {
         let input = f.clone();
         self.workers[w].refresh_neighbours();
         let before = Snap::of(&self.workers[w]);
+        let waiting = self.workers[w].fragments_waiting() as u64;
+        let handed = self.workers[w].handed_over.len();
         let g = self.workers[w].generated.len();
+        assert!(self.workers[w].sent.is_empty());
         let v = self.workers[w].handle(port, f, self.now_ms);
         let d = Snap::of(&self.workers[w]).minus(&before);
         let generated = (self.workers[w].generated.len() - g) as u64;
+        let sent: Vec<(usize, Vec<u8>)> = self.workers[w].sent.drain(..).collect();
+        let handed = self.workers[w].handed_over.len() - handed;
 
         assert_eq!(d.rx, 1, "one rx_packets per frame handled");
         assert_eq!(
@@ -621,6 +681,65 @@ impl Harness {
             "generated frames are counted: {d:?}"
         );
         let replies = d.arp_replies + d.echo_replies;
+        // Fragments that waited for their first and went with it.
+        let released = waiting + d.fragments_held - self.workers[w].fragments_waiting() as u64;
+        let fragmenting = released > 0 || d.fragments_held > 0 || d.packets_fragmented > 0;
+        // Every frame is accounted for once: this one and those it let go,
+        // a frame sent in n pieces as n.
+        let unaccounted = match v {
+            Verdict::ToKernel => 1,
+            Verdict::Consumed if d.queued + d.fragments_held + d.packets_fragmented == 0 => 1,
+            _ => 0,
+        };
+        assert_eq!(
+            d.forwarded
+                + replies
+                + d.queued
+                + d.redirected
+                + d.drop_total()
+                + d.fragments_held
+                + unaccounted,
+            1 + released + d.fragments_made - d.packets_fragmented,
+            "{v:?}, {released} released: {d:?}"
+        );
+        assert_eq!(
+            handed as u64,
+            d.redirected - matches!(v, Verdict::Redirect(_)) as u64
+        );
+        assert!(sent.len() as u64 <= d.forwarded);
+        for (out, piece) in &sent {
+            self.check_sent(*out, piece);
+        }
+        if fragmenting {
+            self.saw("fragments");
+            if let Verdict::Drop(r) = v {
+                assert!(d.drops[r as usize] >= 1);
+            }
+            if released > 0 {
+                self.saw("fragments released");
+            }
+            if let Verdict::Tx(out) = v {
+                self.check_tx(port, out, &input, f, replies == 1, false);
+            }
+            if v == Verdict::Consumed && d.fragments_held == 1 {
+                self.saw("fragment held");
+                assert_eq!(f[..], input[..], "kept as it came");
+            }
+            // Sent in pieces, and nothing else sent: put back together,
+            // the pieces are the packet a transmission would have been.
+            if d.packets_fragmented == 1 && released == 0 && d.queued == 0 {
+                self.saw("sent in fragments");
+                let out = sent[0].0;
+                assert!(sent.iter().all(|(o, _)| *o == out));
+                let whole = reassemble_v4(&sent);
+                self.check_tx(port, out, &input, &whole, false, false);
+            }
+            self.held[w] += d.queued;
+            assert!(self.workers[w].conns().len() <= self.setup.conn_capacity);
+            self.drain_generated(w, g, false);
+            return v;
+        }
+        assert!(sent.is_empty());
         match v {
             Verdict::Drop(r) => {
                 self.saw("dropped");
@@ -699,6 +818,11 @@ impl Harness {
     pub fn finish(&mut self) {
         self.advance(10_000);
         for i in 0..self.workers.len() {
+            assert_eq!(
+                self.workers[i].fragments_waiting(),
+                0,
+                "worker {i}: no fragment waits for ever"
+            );
             assert_eq!(
                 self.held[i],
                 self.released[i] + self.held_dropped[i],
@@ -915,12 +1039,15 @@ impl Harness {
             return;
         }
         assert_eq!(o.pkt.len(), i.pkt.len(), "NAT and DR keep the length");
+        // The transport header, behind extension headers too; a later
+        // fragment has none (only its addresses may change).
+        let (proto, l4_at) = i.upper().unwrap_or((0, i.pkt.len()));
         let allowed = |at: usize| -> bool {
             if at == 7 || (8..40).contains(&at) {
                 return true;
             }
-            let l4 = at.wrapping_sub(40);
-            match i.next_header() {
+            let l4 = at.wrapping_sub(l4_at);
+            match proto {
                 wire::TCP => l4 < 4 || (16..18).contains(&l4),
                 wire::UDP => l4 < 4 || (6..8).contains(&l4),
                 wire::ICMPV6 => {
@@ -1006,6 +1133,24 @@ impl Harness {
         }
     }
 
+    /// A frame forwarded apart from a verdict, when it was handled: a piece
+    /// of a packet too big for its link, or a fragment that waited for its
+    /// first. It leaves from its port's MAC to a known neighbour and fits
+    /// the port's MTU, with a right header.
+    fn check_sent(&self, port: usize, f: &[u8]) {
+        self.check_released(port, f);
+        let e = wire::eth(f).expect("an Ethernet header");
+        assert!(
+            e.payload.len() <= self.ports[port].mtu as usize,
+            "{} bytes through an MTU of {}",
+            e.payload.len(),
+            self.ports[port].mtu
+        );
+        if e.ethertype == wire::ETHERTYPE_IPV4 {
+            assert_eq!(V4::parse(e.payload).map(|o| o.ihl), Some(20));
+        }
+    }
+
     /// A held frame, sent once its next hop's MAC is known (it was checked
     /// in full when it was held).
     fn check_released(&self, port: usize, f: &[u8]) {
@@ -1030,6 +1175,35 @@ impl Harness {
             t => panic!("released a frame of ethertype {t:#06x}"),
         }
     }
+}
+
+/// IPv4 fragments (Ethernet frames, in order) put back together into one
+/// frame: the first's Ethernet and IPv4 headers, the last's more-fragments
+/// flag, the total length of all, the checksum recomputed.
+fn reassemble_v4(pieces: &[(usize, Vec<u8>)]) -> Vec<u8> {
+    let first = &pieces[0].1;
+    let mut whole = first[..14 + 20].to_vec();
+    let mut next = None;
+    for (_, p) in pieces {
+        let o = V4::parse(&p[14..]).expect("a piece is a valid IPv4 packet");
+        assert!(o.header_ok(), "a piece's header checksum");
+        let off = (be16(o.pkt, 6) & 0x1fff) as usize * 8;
+        assert!(next.is_none_or(|n| n == off), "pieces in order, no gap");
+        next = Some(off + o.payload().len());
+        assert_eq!(o.pkt[..2], first[14..16], "the same header");
+        assert_eq!(o.pkt[4..6], first[18..20], "the same identification");
+        assert_eq!(o.pkt[8..10], first[22..24], "the same TTL and protocol");
+        assert_eq!(o.pkt[12..20], first[26..34], "the same addresses");
+        whole.extend_from_slice(o.payload());
+    }
+    let last = &pieces[pieces.len() - 1].1;
+    let total = (whole.len() - 14) as u16;
+    whole[16..18].copy_from_slice(&total.to_be_bytes());
+    whole[20] = (whole[20] & !0x20) | (last[20] & 0x20);
+    whole[24..26].copy_from_slice(&[0, 0]);
+    let c = wire::checksum(&[&whole[14..34]]);
+    whole[24..26].copy_from_slice(&c.to_be_bytes());
+    whole
 }
 
 fn check_echo_reply_v4(i: &V4<'_>, o: &V4<'_>) {

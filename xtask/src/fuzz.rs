@@ -120,12 +120,15 @@ impl Drop for Scratch {
 /// for `seconds`; fails, naming the artifacts, if any target found a crash.
 pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
     let fuzz_dir = root.join("fuzz");
-    crate::sh(fuzz_workspace_cargo().args([
-        "test",
-        "--manifest-path",
-        "fuzz/Cargo.toml",
-        "--lib",
-    ]))?;
+    let scratch = Scratch(scratch(root));
+    // The harnesses' own files (a rules file, a keepalived.conf per
+    // process) go there too, and so go with it.
+    let harness_files = scratch.0.join("harness");
+    crate::sh(
+        fuzz_workspace_cargo()
+            .env("RVS_FUZZ_SCRATCH", &harness_files)
+            .args(["test", "--manifest-path", "fuzz/Cargo.toml", "--lib"]),
+    )?;
     let all = targets(&fuzz_dir)?;
     for name in only {
         if !all.contains(name) {
@@ -143,7 +146,6 @@ pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
     if !status.success() {
         bail!("cargo fuzz build failed ({status})");
     }
-    let scratch = Scratch(scratch(root));
     let mut failed = Vec::new();
     for target in chosen {
         let corpus = scratch.0.join(target);
@@ -154,6 +156,7 @@ pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
         let started = Instant::now();
         let out = cargo_fuzz(&fuzz_dir)
             .args(["run", "--sanitizer", "none", target])
+            .env("RVS_FUZZ_SCRATCH", &harness_files)
             .arg(&corpus)
             .arg(&seeds)
             .args([

@@ -29,7 +29,14 @@ pub enum DropReason {
     BadTotalLength,
     BadIpChecksum,
     IpOptions,
+    /// A fragment rvsd does not forward: of an ICMP message (a large ping).
     Fragment,
+    /// A fragment whose datagram's first fragment did not come within
+    /// `frag::HELD_MS`, or that found no room to wait for it.
+    FragmentOrphan,
+    /// A first fragment when the worker already follows as many fragmented
+    /// datagrams as it may (`frag::TRACKED_PER_WORKER`).
+    FragmentTableFull,
     /// TCP/UDP header cut short or malformed.
     BadL4Header,
     /// Neither a VIP nor a director address.
@@ -67,7 +74,9 @@ pub enum DropReason {
     BadIcmp,
     /// Shorter than an IPv6 header, or than its payload length says.
     TruncatedIpv6,
-    /// IPv6 with extension headers (not handled).
+    /// IPv6 extension headers rvsd does not walk past: a routing header
+    /// with segments left, a malformed chain, more than eight headers, or
+    /// something other than TCP or UDP behind them.
     Ipv6ExtHeaders,
     /// IPv6 on a port without an IPv6 address.
     NoIpv6,
@@ -84,7 +93,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 38] = [
+    pub const ALL: [DropReason; 40] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -99,6 +108,8 @@ impl DropReason {
         DropReason::BadIpChecksum,
         DropReason::IpOptions,
         DropReason::Fragment,
+        DropReason::FragmentOrphan,
+        DropReason::FragmentTableFull,
         DropReason::BadL4Header,
         DropReason::NotForUs,
         DropReason::ToDirector,
@@ -142,6 +153,8 @@ impl DropReason {
             DropReason::BadIpChecksum => "drop_bad_ip_checksum",
             DropReason::IpOptions => "drop_ip_options",
             DropReason::Fragment => "drop_fragment",
+            DropReason::FragmentOrphan => "drop_fragment_orphan",
+            DropReason::FragmentTableFull => "drop_fragment_table_full",
             DropReason::BadL4Header => "drop_bad_l4_header",
             DropReason::NotForUs => "drop_not_for_us",
             DropReason::ToDirector => "drop_to_director",
@@ -253,6 +266,16 @@ counters! {
     half_open_reclaimed,
     /// Connections the defence's `drop_entry` removed.
     entries_dropped,
+    /// Fragmented datagrams whose first fragment was handled (its decision
+    /// kept for the rest).
+    fragments_tracked,
+    /// Fragments that came before their first and waited for it.
+    fragments_held,
+    /// Packets too big for their way out, sent in fragments (the kernel's
+    /// FragOKs).
+    packets_fragmented,
+    /// Fragments made of them (FragCreates).
+    fragments_made,
 }
 
 impl Counters {
@@ -315,7 +338,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 30 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 34 + DropReason::ALL.len());
     }
 
     #[test]

@@ -251,7 +251,26 @@ pub fn run_worker(
                 now + KERNEL_POLL_INTERVAL
             };
         }
-        for (port, bytes) in worker.generated.drain(..) {
+        // Fragments that waited for their first, whose connection another
+        // worker owns: copied into mbufs as if they had just arrived.
+        for (w, pi, bytes) in worker.handed_over.drain(..) {
+            let peer = handover.as_ref().and_then(|h| h.peers.get(w));
+            let copied = pool.alloc().and_then(|mut m| {
+                m.append(bytes.len())?.copy_from_slice(&bytes);
+                m.set_port(queues[pi].rx.port_id());
+                Some(m)
+            });
+            match (peer, copied) {
+                (_, None) => counters.drop(DropReason::NoMbuf),
+                (Some(p), Some(m)) => {
+                    if p.enqueue(m).is_err() {
+                        counters.drop(DropReason::RedirectFull);
+                    }
+                }
+                (None, Some(_)) => counters.drop(DropReason::RedirectFull),
+            }
+        }
+        for (port, bytes) in worker.generated.drain(..).chain(worker.sent.drain(..)) {
             match pool.alloc() {
                 Some(mut m) => match m.append(bytes.len()) {
                     Some(buf) => {

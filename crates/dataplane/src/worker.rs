@@ -282,6 +282,11 @@ pub struct Worker {
     /// Frames the director generated (ARP requests, ICMP errors), to send
     /// by port index.
     pub generated: Vec<(usize, Vec<u8>)>,
+    /// Forwarded frames the worker sends itself rather than through a
+    /// verdict, by port index: frames that waited for their next hop's
+    /// MAC, the fragments of a packet too big for its link, fragments
+    /// that waited for their first.
+    pub sent: Vec<(usize, Vec<u8>)>,
     /// IP identification of the outer headers this worker writes.
     next_ip_id: u16,
     /// Frames waiting for a next hop's MAC, by next hop (see
@@ -300,6 +305,12 @@ pub struct Worker {
     defense_ms: Option<u64>,
     /// Random looks `drop_entry` still owes this second.
     dropentry_due: usize,
+    /// Fragmented datagrams in flight (see `worker/frag.rs`).
+    frags: frag::Fragments,
+    frags_pruned_ms: u64,
+    /// Frames the worker kept (fragments that came before their first)
+    /// and now hands to their owner: (worker, port index, frame).
+    pub handed_over: Vec<(usize, usize, Vec<u8>)>,
 }
 
 /// How often the defence looks at the table (the kernel's
@@ -311,6 +322,9 @@ const DROPENTRY_PER_LOOP: usize = 256;
 /// Most stale entries pruned from the table-pressure queue's front per
 /// poll loop: more than a loop's packets can make stale.
 const PRUNE_PER_LOOP: usize = 256;
+/// How often fragment state is looked over for what expired (a walk of
+/// at most `frag::TRACKED_PER_WORKER` entries).
+const FRAGMENT_PRUNE_MS: u64 = 50;
 
 /// A connection as `-Lc` shows it.
 fn conn_row(c: &Conn<'_>, now_ms: u64) -> ConnRow {
@@ -497,6 +511,7 @@ impl Worker {
             sweep_ms: 0,
             arp_asked: FxHashMap::default(),
             generated: Vec::new(),
+            sent: Vec::new(),
             next_ip_id: 1,
             pending: FxHashMap::default(),
             awaiting: None,
@@ -505,6 +520,9 @@ impl Worker {
             defense,
             defense_ms: None,
             dropentry_due: 0,
+            frags: Default::default(),
+            frags_pruned_ms: 0,
+            handed_over: Vec::new(),
         }
     }
 
@@ -562,6 +580,11 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Fragments waiting for their datagram's first (`worker/frag.rs`).
+    pub fn fragments_waiting(&self) -> usize {
+        self.frags.waiting()
     }
 
     /// Whether a `-Lc` listing is in progress (the poll loop then does not
@@ -631,6 +654,10 @@ impl Worker {
         let n = self.conns.expire_some(now_ms, budget);
         if !self.pending.is_empty() {
             self.release_pending(now_ms);
+        }
+        if !self.frags.is_empty() && now_ms >= self.frags_pruned_ms + FRAGMENT_PRUNE_MS {
+            self.frags_pruned_ms = now_ms;
+            self.prune_fragments(now_ms);
         }
         self.defend(now_ms);
         let c = &self.shared.counters;
@@ -739,7 +766,7 @@ impl Worker {
                 Some(mac) => {
                     for mut f in q.frames {
                         EthernetFrame::new_unchecked(&mut f[..]).set_dst(mac);
-                        self.generated.push((q.port, f));
+                        self.sent.push((q.port, f));
                         self.shared.counters.forwarded.inc();
                     }
                 }
@@ -801,13 +828,11 @@ impl Worker {
         self.hint = hint;
         self.awaiting = None;
         self.icmp_error_out = false;
-        let mut v = match self.classify(port, pkt, now_ms) {
+        let v = match self.classify(port, pkt, now_ms) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
         };
-        if let (Verdict::Tx(_), Some((out, ip))) = (v, self.awaiting.take()) {
-            v = self.hold_for_neighbour(out, ip, pkt.data(), now_ms);
-        }
+        let v = self.finish(v, pkt.data(), now_ms);
         let c = &self.shared.counters;
         match v {
             Verdict::Drop(r) => c.drop(r),
@@ -819,6 +844,23 @@ impl Worker {
             _ => {}
         }
         v
+    }
+
+    /// A handled frame on its way out: one too big for its port goes in
+    /// fragments, one whose next hop's MAC is not known yet is held.
+    #[inline(always)]
+    fn finish(&mut self, v: Verdict, frame: &[u8], now_ms: u64) -> Verdict {
+        let Verdict::Tx(out) = v else {
+            self.awaiting = None;
+            return v;
+        };
+        if frame.len() > ethernet::HEADER_LEN + self.cfg.ports[out].mtu as usize {
+            return self.send_fragmented(out, frame, now_ms);
+        }
+        match self.awaiting.take() {
+            Some((out, ip)) => self.hold_for_neighbour(out, ip, frame, now_ms),
+            None => v,
+        }
     }
 
     #[inline(always)]
@@ -1066,12 +1108,12 @@ impl Worker {
         if ip.has_options() {
             return Err(DropReason::IpOptions);
         }
-        if ip.is_fragment() {
-            return Err(DropReason::Fragment);
-        }
+        let fragment = ip.is_fragment();
         let protocol = match proto {
             ipv4::protocol::TCP => Protocol::Tcp,
             ipv4::protocol::UDP => Protocol::Udp,
+            // A large ping: not forwarded, nor answered in pieces.
+            ipv4::protocol::ICMP if fragment => return Err(DropReason::Fragment),
             ipv4::protocol::ICMP => return self.handle_icmp(port, pkt, now_ms),
             _ if local => return self.to_kernel(port, DropReason::ToDirector),
             _ if self.director.is_vip(IpAddr::V4(dst)) => return Err(DropReason::NoService),
@@ -1081,6 +1123,10 @@ impl Worker {
         // allows it); without one, it is the host's.
         if local && !self.director.is_vip(IpAddr::V4(dst)) {
             return Err(DropReason::ToDirector);
+        }
+        if fragment {
+            pkt.truncate(ip_end);
+            return self.ipv4_fragment(port, pkt, protocol, local, now_ms);
         }
         let l4 = l4_ports(protocol, ip.payload())?;
         let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
@@ -1101,7 +1147,7 @@ impl Worker {
         }
         match self.unknown_flow(&key, event, syn_only, ip_len as u64, now_ms) {
             Ok(Flow::In(target)) => self.xmit(port, pkt, target, now_ms),
-            Ok(Flow::Out { vaddr, vport }) => self.xmit_nat_out(pkt, vaddr, vport, now_ms),
+            Ok(Flow::Out { vaddr, vport }) => self.xmit_nat_out(port, pkt, vaddr, vport, now_ms),
             // The director's own address, a port that is no service's.
             Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
             Err(r) => Err(r),
@@ -1320,6 +1366,7 @@ impl Worker {
     }
 }
 
+mod frag;
 mod icmp;
 mod v6;
 mod xmit;

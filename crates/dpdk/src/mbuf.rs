@@ -49,6 +49,14 @@ impl Mbuf {
         self.m().port
     }
 
+    /// Marks the packet as arrived on `port` (a frame the worker built
+    /// from one that did, for another worker).
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: we own this mbuf exclusively (&mut self); `port` is a
+        // plain field of its header.
+        unsafe { self.raw.as_mut().port = port };
+    }
+
     pub fn data(&self) -> &[u8] {
         let m = self.m();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the buffer

@@ -274,7 +274,18 @@ impl Lab {
             self.sysctl(&ns, &format!("net.ipv6.conf.{k}.disable_ipv6=1"))?;
         }
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+        self.bridges_stay_layer_two(&ns);
         Ok(())
+    }
+
+    /// With br_netfilter loaded (Docker loads it), a bridge hands IPv4 and
+    /// IPv6 to netfilter, which reassembles fragments: a lab bridge would
+    /// turn a client's fragments into one frame bigger than the link. Off
+    /// in every lab namespace; the keys are missing without the module.
+    pub(crate) fn bridges_stay_layer_two(&self, ns: &str) {
+        for k in ["iptables", "ip6tables", "arptables"] {
+            let _ = self.sysctl(ns, &format!("net.bridge.bridge-nf-call-{k}=0"));
+        }
     }
 
     /// Keeps the kernel's own stack off an interface that rvsd reads

@@ -83,6 +83,7 @@ impl Lab {
                 self.sysctl(ns, &format!("net.ipv4.conf.{k}.rp_filter=0"))?;
             }
             run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+            self.bridges_stay_layer_two(ns);
         }
         for (a, ans, b, bns) in [
             ("veth01", &c, "veth10", &d),

@@ -247,6 +247,52 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// Splits the IPv4 packet `packet` (header without options) into
+/// fragments of at most `mtu` bytes, as a router does (RFC 791): each
+/// carries the header with its own length, offset and more-fragments flag,
+/// and a piece of the payload whose length is a multiple of 8 but for the
+/// last. A packet that is itself a fragment keeps its offset and, on its
+/// last piece, its more-fragments flag. `emit` gets each fragment in order.
+///
+/// Errors: a malformed packet, one with options (routers copy only some of
+/// them; rvs forwards none), one with DF set, or an MTU that leaves no room
+/// for 8 bytes of payload.
+pub fn fragment(packet: &[u8], mtu: usize, mut emit: impl FnMut(&[u8])) -> Result<usize> {
+    let ip = Ipv4Packet::new_checked(packet)?;
+    if ip.has_options() || ip.dont_frag() {
+        return Err(Error::Malformed);
+    }
+    let piece = mtu.saturating_sub(MIN_HEADER_LEN) & !7;
+    if piece == 0 {
+        return Err(Error::Malformed);
+    }
+    let payload = ip.payload();
+    let (base, more) = (ip.frag_offset() as usize, ip.more_frags());
+    let mut buf = Vec::with_capacity(mtu);
+    let mut n = 0;
+    for (i, chunk) in payload.chunks(piece).enumerate() {
+        let last = (i + 1) * piece >= payload.len();
+        buf.clear();
+        buf.extend_from_slice(&packet[..MIN_HEADER_LEN]);
+        buf.extend_from_slice(chunk);
+        let off = (base + i * piece) / 8;
+        if off > 0x1fff {
+            return Err(Error::Malformed);
+        }
+        let flags = if !last || more { 0x2000 } else { 0 };
+        set_be16(
+            &mut buf,
+            field::LENGTH,
+            (MIN_HEADER_LEN + chunk.len()) as u16,
+        );
+        set_be16(&mut buf, field::FLG_OFF, flags | off as u16);
+        Ipv4Packet { buf: &mut buf[..] }.fill_checksum();
+        emit(&buf);
+        n += 1;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +301,85 @@ mod tests {
 
     fn syn() -> Vec<u8> {
         fixtures::TCP_SYN[HEADER_LEN..].to_vec()
+    }
+
+    /// A UDP datagram of `n` payload bytes, 10.0.0.1 to 10.0.0.2, DF clear.
+    fn big_udp(n: usize) -> Vec<u8> {
+        let total = MIN_HEADER_LEN + 8 + n;
+        let mut b = vec![0u8; total];
+        let src = Ipv4Addr::new(10, 0, 0, 1);
+        let dst = Ipv4Addr::new(10, 0, 0, 2);
+        Ipv4Packet::emit(
+            &mut b[..],
+            src,
+            dst,
+            protocol::UDP,
+            total as u16,
+            64,
+            77,
+            false,
+        )
+        .unwrap();
+        for (i, x) in b[MIN_HEADER_LEN + 8..].iter_mut().enumerate() {
+            *x = i as u8;
+        }
+        b[MIN_HEADER_LEN + 4..MIN_HEADER_LEN + 6].copy_from_slice(&((8 + n) as u16).to_be_bytes());
+        b
+    }
+
+    /// Reassembles fragments by offset, checking each header on the way.
+    fn reassemble(frags: &[Vec<u8>]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for (i, f) in frags.iter().enumerate() {
+            let ip = Ipv4Packet::new_checked(&f[..]).unwrap();
+            assert!(ip.verify_checksum());
+            assert_eq!(ip.frag_offset() as usize, payload.len());
+            assert_eq!(ip.more_frags(), i + 1 < frags.len());
+            assert_eq!(ip.ident(), 77);
+            payload.extend_from_slice(ip.payload());
+        }
+        payload
+    }
+
+    #[test]
+    fn fragments_fit_the_mtu_and_reassemble_to_the_packet() {
+        let p = big_udp(8192);
+        for mtu in [68, 576, 1000, 1500] {
+            let mut frags = Vec::new();
+            let n = fragment(&p, mtu, |f| frags.push(f.to_vec())).unwrap();
+            assert_eq!(n, frags.len());
+            assert!(frags.iter().all(|f| f.len() <= mtu), "mtu {mtu}");
+            // Every piece but the last carries a multiple of 8 bytes.
+            for f in &frags[..n - 1] {
+                assert_eq!((f.len() - MIN_HEADER_LEN) % 8, 0);
+            }
+            assert_eq!(reassemble(&frags), p[MIN_HEADER_LEN..]);
+        }
+    }
+
+    #[test]
+    fn a_fragment_fragmented_again_keeps_its_offset_and_more_flag() {
+        let p = big_udp(4000);
+        let mut frags = Vec::new();
+        fragment(&p, 1500, |f| frags.push(f.to_vec())).unwrap();
+        let mut again = Vec::new();
+        for f in &frags {
+            fragment(f, 600, |g| again.push(g.to_vec())).unwrap();
+        }
+        assert!(again.len() > frags.len());
+        assert_eq!(reassemble(&again), p[MIN_HEADER_LEN..]);
+    }
+
+    #[test]
+    fn fragmenting_refuses_df_options_and_tiny_mtus() {
+        let mut p = big_udp(100);
+        assert_eq!(fragment(&p, 27, |_| {}), Err(Error::Malformed));
+        p[6] = 0x40;
+        assert_eq!(fragment(&p, 60, |_| {}), Err(Error::Malformed));
+        let mut o = big_udp(100);
+        o[0] = 0x46;
+        assert!(fragment(&o, 60, |_| {}).is_err());
+        assert_eq!(fragment(&[1, 2, 3], 60, |_| {}), Err(Error::Truncated));
     }
 
     #[test]

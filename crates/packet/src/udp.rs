@@ -22,6 +22,19 @@ pub struct UdpDatagram<T> {
 }
 
 impl<T: AsRef<[u8]>> UdpDatagram<T> {
+    /// Only the header: for the first fragment of a datagram, which holds
+    /// the header and a part of what the length field counts.
+    pub fn new_header_checked(buf: T) -> Result<Self> {
+        let b = buf.as_ref();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if (be16(b, field::LENGTH) as usize) < HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        Ok(UdpDatagram { buf })
+    }
+
     pub fn new_checked(buf: T) -> Result<Self> {
         let b = buf.as_ref();
         if b.len() < HEADER_LEN {

@@ -404,8 +404,8 @@ fn unknown_neighbour_is_asked_for_and_counted() {
     .unwrap();
     assert_eq!(w.handle(0, &mut reply, 5200), Verdict::Consumed);
     w.housekeeping(5250);
-    assert_eq!(w.generated.len(), 2);
-    for (port, held) in &w.generated {
+    assert_eq!(w.sent.len(), 2);
+    for (port, held) in &w.sent {
         assert_eq!(*port, 0);
         assert_eq!(dst_mac(held), RS2_MAC);
         assert_eq!(held[14 + 9], 6, "still the TCP SYN");
@@ -430,7 +430,7 @@ fn a_held_frame_counts_as_forwarded_once_when_it_leaves() {
         .learn(RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC, 1100);
     w.refresh_neighbours();
     w.housekeeping(1100);
-    assert_eq!(w.generated.last().map(|(_, f)| dst_mac(f)), Some(RS2_MAC));
+    assert_eq!(w.sent.last().map(|(_, f)| dst_mac(f)), Some(RS2_MAC));
     assert_eq!(forwarded(&w), 1, "counted once, when it left");
     // Towards a neighbour that never answers: dropped, and not forwarded.
     let mut w = walkthrough(Protocol::Tcp, 80);
@@ -537,22 +537,6 @@ fn bad_packets_dropped_by_reason() {
                 refill(v)
             }),
             DropReason::IpOptions,
-        ),
-        (
-            "non-first fragment",
-            with(&|v| {
-                v[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
-                refill(v)
-            }),
-            DropReason::Fragment,
-        ),
-        (
-            "first fragment",
-            with(&|v| {
-                v[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
-                refill(v)
-            }),
-            DropReason::Fragment,
         ),
         (
             "truncated TCP header",
@@ -847,6 +831,7 @@ fn two_workers_keep_wrr_and_wlc_proportions() {
 
 mod defense;
 mod forwarding;
+mod fragments;
 mod kernel;
 mod link;
 mod listing;

@@ -1,6 +1,7 @@
 //! IPv6: neighbour discovery, echo, and the three forwarding methods
-//! (DR, NAT, IPv6-in-IPv6 tunnels) with their ICMPv6 errors. Connection
-//! tracking and scheduling are shared with IPv4 (`Worker::flow`).
+//! (DR, NAT, IPv6-in-IPv6 tunnels) with their ICMPv6 errors, behind
+//! extension headers too. Connection tracking and scheduling are shared
+//! with IPv4 (`Worker::established`, `Worker::unknown_flow`).
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -12,8 +13,9 @@ use rvs_packet::icmpv6::{self, kind, Icmpv6Packet};
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
+use super::frag::{first_fragment_ports, FragKey};
 use super::xmit::Side;
-use super::{l4_ports, Flow, Step, Target, Verdict, VipArp, Worker};
+use super::{l4_ports, Flow, Step, Target, Verdict, VipArp, Worker, L4};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 use crate::neighbour::Heard;
@@ -21,7 +23,9 @@ use crate::neighbour::Heard;
 const IP: usize = ethernet::HEADER_LEN;
 
 /// Rewrites one end of the IPv6 packet in `ipbuf` and fixes the transport
-/// checksum incrementally (IPv6 has no header checksum).
+/// checksum incrementally (IPv6 has no header checksum). The transport
+/// header may sit behind extension headers; a fragment other than the
+/// first has none, and gets the address alone (as for IPv4).
 fn rewrite_v6(ipbuf: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> Step<()> {
     let mut ip = Ipv6Packet::new_checked(&mut *ipbuf).map_err(|_| DropReason::TruncatedIpv6)?;
     let old = if side == Side::Dst {
@@ -33,8 +37,21 @@ fn rewrite_v6(ipbuf: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> Step<(
         Side::Dst => ip.set_dst(addr),
         Side::Src => ip.set_src(addr),
     }
-    let nh = ip.next_header();
-    let l4 = ip.payload_mut();
+    let (nh, l4) = match ip.next_header() {
+        nh @ (next_header::TCP | next_header::UDP) => (nh, ip.payload_mut()),
+        nh if !next_header::is_walked_extension(nh) => return Ok(()),
+        _ => {
+            let u = ipv6::upper_layer(&ipbuf[..]).map_err(|_| DropReason::Ipv6ExtHeaders)?;
+            if u.fragment.is_some_and(|f| f.offset != 0) {
+                return Ok(());
+            }
+            let end = ipv6::HEADER_LEN
+                + Ipv6Packet::new_checked(&ipbuf[..])
+                    .map_err(|_| DropReason::TruncatedIpv6)?
+                    .payload_len() as usize;
+            (u.protocol, &mut ipbuf[u.offset..end])
+        }
+    };
     match nh {
         next_header::TCP => {
             let mut t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
@@ -54,7 +71,7 @@ fn rewrite_v6(ipbuf: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> Step<(
             }
         }
         next_header::UDP => {
-            let mut u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let mut u = UdpDatagram::new_header_checked(l4).map_err(|_| DropReason::BadL4Header)?;
             let op = if side == Side::Dst {
                 u.dst_port()
             } else {
@@ -149,6 +166,10 @@ impl Worker {
             next_header::TCP => Protocol::Tcp,
             next_header::UDP => Protocol::Udp,
             next_header::ICMPV6 => return self.handle_icmpv6(port, pkt, now_ms),
+            // To a VIP, or a NAT server's reply (fragments of a large one).
+            _ if next_header::is_walked_extension(nh) && !dst.is_multicast() => {
+                return self.ipv6_extensions(port, pkt, local, now_ms)
+            }
             _ if self.ours6(dst) || dst.is_multicast() => return Err(DropReason::Ipv6ExtHeaders),
             _ => return Err(DropReason::NotForUs),
         };
@@ -160,8 +181,80 @@ impl Worker {
         }
         let ip_end = IP + ip.total_len();
         let l4 = l4_ports(protocol, ip.payload())?;
-        let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
         pkt.truncate(ip_end);
+        self.flow6(port, pkt, src, dst, protocol, l4, local, now_ms)
+    }
+
+    /// A packet to a VIP (or the director) with extension headers in front
+    /// of its transport header: walked to the transport header; a fragment
+    /// is tracked as IPv4's are (`Worker::first_fragment`).
+    #[inline(never)]
+    fn ipv6_extensions<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        local: bool,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let frame = pkt.data();
+        let ip = Ipv6Packet::new_checked(&frame[IP..]).map_err(|_| DropReason::TruncatedIpv6)?;
+        let (src, dst, ip_end) = (ip.src(), ip.dst(), IP + ip.total_len());
+        let u = ipv6::upper_layer(&frame[IP..]).map_err(|_| DropReason::Ipv6ExtHeaders)?;
+        if local && !self.director.is_vip(IpAddr::V6(dst)) {
+            return self.to_kernel(port, DropReason::ToDirector);
+        }
+        let fk = u.fragment.map(|f| FragKey {
+            src: IpAddr::V6(src),
+            dst: IpAddr::V6(dst),
+            protocol: u.protocol,
+            ident: f.ident,
+        });
+        if let (Some(fk), Some(f)) = (fk, u.fragment) {
+            if f.offset != 0 {
+                // No transport header: what its first fragment said decides.
+                pkt.truncate(ip_end);
+                return self.later_fragment(port, pkt, fk, now_ms);
+            }
+        }
+        let protocol = match u.protocol {
+            next_header::TCP => Protocol::Tcp,
+            next_header::UDP => Protocol::Udp,
+            _ => return Err(DropReason::Ipv6ExtHeaders),
+        };
+        pkt.truncate(ip_end);
+        if let Some(fk) = fk {
+            let l4 = first_fragment_ports(protocol, &pkt.data()[IP + u.offset..])?;
+            let key = FlowKey {
+                protocol,
+                caddr: IpAddr::V6(src),
+                cport: l4.sport,
+                vaddr: IpAddr::V6(dst),
+                vport: l4.dport,
+            };
+            let ip_len = (ip_end - IP) as u64;
+            return self.first_fragment(port, pkt, fk, key, l4, ip_len, local, now_ms);
+        }
+        let l4 = l4_ports(protocol, &pkt.data()[IP + u.offset..ip_end])?;
+        self.flow6(port, pkt, src, dst, protocol, l4, local, now_ms)
+    }
+
+    /// Connection tracking and forwarding of an IPv6 packet to a VIP (or a
+    /// NAT server's reply), its transport header read.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn flow6<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        protocol: Protocol,
+        l4: L4,
+        local: bool,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let ip_end = pkt.data().len();
+        let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
         let key = FlowKey {
             protocol,
             caddr: IpAddr::V6(src),
@@ -183,7 +276,7 @@ impl Worker {
                 let IpAddr::V6(v) = vaddr else {
                     return Err(DropReason::UnsupportedForwarding);
                 };
-                self.xmit6_nat_out(pkt.data_mut(), v, vport, now_ms)
+                self.xmit6_nat_out(port, pkt.data_mut(), v, vport, now_ms)
             }
             // The director's own address, a port that is no service's.
             Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
@@ -373,7 +466,7 @@ impl Worker {
         Err(DropReason::IcmpUnrelated)
     }
 
-    fn xmit6<B: PacketBuf>(
+    pub(super) fn xmit6<B: PacketBuf>(
         &mut self,
         in_port: usize,
         pkt: &mut B,
@@ -384,8 +477,12 @@ impl Worker {
             return Err(DropReason::UnsupportedForwarding);
         };
         match t.fwd {
-            FwdMethod::Route => self.send6(pkt.data_mut(), daddr, now_ms),
+            FwdMethod::Route => {
+                self.fits_v6(in_port, daddr, pkt.data())?;
+                self.send6(pkt.data_mut(), daddr, now_ms)
+            }
             FwdMethod::Masq => {
+                self.fits_v6(in_port, daddr, pkt.data())?;
                 let frame = pkt.data_mut();
                 rewrite_v6(&mut frame[IP..], Side::Dst, daddr, t.dport)?;
                 self.send6(frame, daddr, now_ms)
@@ -395,8 +492,9 @@ impl Worker {
         }
     }
 
-    fn xmit6_nat_out(
+    pub(super) fn xmit6_nat_out(
         &mut self,
+        in_port: usize,
         frame: &mut [u8],
         vaddr: Ipv6Addr,
         vport: u16,
@@ -410,6 +508,7 @@ impl Worker {
         if hops <= 1 {
             return Err(DropReason::TtlExceeded);
         }
+        self.fits_v6(in_port, client, frame)?;
         rewrite_v6(&mut frame[IP..], Side::Src, vaddr, vport)?;
         Ipv6Packet::new_checked(&mut frame[IP..])
             .map_err(|_| DropReason::TruncatedIpv6)?
@@ -465,6 +564,23 @@ impl Worker {
         .map_err(|_| DropReason::NoHeadroom)?;
         self.set_l2(f, out, mac);
         Ok(Verdict::Tx(out))
+    }
+
+    /// Whether the IPv6 packet in `frame` fits the MTU of the port towards
+    /// `dst`. Routers do not fragment IPv6: one that does not fit gets
+    /// ICMPv6 packet-too-big back (before any rewriting, so that it quotes
+    /// what the sender sent) and is dropped.
+    #[inline(always)]
+    fn fits_v6(&mut self, in_port: usize, dst: Ipv6Addr, frame: &[u8]) -> Step<()> {
+        let Some(out) = self.port_for6(dst) else {
+            return Ok(());
+        };
+        let mtu = self.cfg.ports[out].mtu as usize;
+        if frame.len() <= IP + mtu {
+            return Ok(());
+        }
+        self.packet_too_big(in_port, frame, mtu as u32);
+        Err(DropReason::TooBig)
     }
 
     /// Sends the frame to `dst` on its network, the IPv6 packet as it is.

@@ -26,7 +26,9 @@ pub(super) enum Side {
 
 /// Rewrites the source or destination address and port of the IPv4 packet
 /// in `ipbuf`, updating the IP and TCP/UDP checksums incrementally
-/// (RFC 1624).
+/// (RFC 1624). In a fragment only the first has the ports and the
+/// transport checksum (which covers the whole datagram, so the same
+/// incremental update is right); later ones get the address alone.
 pub(super) fn rewrite_v4(ipbuf: &mut [u8], side: Side, addr: Ipv4Addr, port: u16) -> Step<()> {
     let mut ip = Ipv4Packet::new_checked(&mut *ipbuf).map_err(|_| DropReason::TruncatedIpv4)?;
     let old = if side == Side::Dst {
@@ -41,7 +43,11 @@ pub(super) fn rewrite_v4(ipbuf: &mut [u8], side: Side, addr: Ipv4Addr, port: u16
         Side::Dst => ip.set_dst(addr),
         Side::Src => ip.set_src(addr),
     }
-    let proto = ip.protocol();
+    let proto = if ip.frag_offset() == 0 {
+        ip.protocol()
+    } else {
+        0
+    };
     let l4 = ip.payload_mut();
     match proto {
         ipv4::protocol::TCP => {
@@ -59,7 +65,7 @@ pub(super) fn rewrite_v4(ipbuf: &mut [u8], side: Side, addr: Ipv4Addr, port: u16
             }
         }
         ipv4::protocol::UDP => {
-            let mut u = UdpDatagram::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let mut u = UdpDatagram::new_header_checked(l4).map_err(|_| DropReason::BadL4Header)?;
             let op = if side == Side::Dst {
                 u.dst_port()
             } else {
@@ -107,8 +113,8 @@ impl Worker {
             return Err(DropReason::UnsupportedForwarding);
         };
         match t.fwd {
-            FwdMethod::Route => self.xmit_dr(pkt.data_mut(), daddr, now_ms),
-            FwdMethod::Masq => self.xmit_nat_in(pkt.data_mut(), daddr, t.dport, now_ms),
+            FwdMethod::Route => self.xmit_dr(in_port, pkt.data_mut(), daddr, now_ms),
+            FwdMethod::Masq => self.xmit_nat_in(in_port, pkt.data_mut(), daddr, t.dport, now_ms),
             FwdMethod::Tunnel(tun) => self.xmit_tun(in_port, pkt, daddr, tun, now_ms),
             FwdMethod::Local => Err(DropReason::UnsupportedForwarding),
         }
@@ -118,11 +124,13 @@ impl Worker {
     /// packet is untouched. The real server must be on a port's network.
     pub(super) fn xmit_dr(
         &mut self,
+        in_port: usize,
         frame: &mut [u8],
         daddr: Ipv4Addr,
         now_ms: u64,
     ) -> Step<Verdict> {
         let out = self.port_for(daddr).ok_or(DropReason::NoRoute)?;
+        self.fits_v4(in_port, out, frame)?;
         let mac = self.resolve(out, daddr, now_ms)?;
         self.set_l2(frame, out, mac);
         Ok(Verdict::Tx(out))
@@ -132,12 +140,14 @@ impl Worker {
     /// address and port.
     fn xmit_nat_in(
         &mut self,
+        in_port: usize,
         frame: &mut [u8],
         daddr: Ipv4Addr,
         dport: u16,
         now_ms: u64,
     ) -> Step<Verdict> {
         let (out, nh) = self.route(daddr).ok_or(DropReason::NoRoute)?;
+        self.fits_v4(in_port, out, frame)?;
         let mac = self.resolve(out, nh, now_ms)?;
         rewrite_v4(&mut frame[ethernet::HEADER_LEN..], Side::Dst, daddr, dport)?;
         self.set_l2(frame, out, mac);
@@ -148,6 +158,7 @@ impl Worker {
     /// director routes the reply, so the TTL drops by one.
     pub(super) fn xmit_nat_out<B: PacketBuf>(
         &mut self,
+        in_port: usize,
         pkt: &mut B,
         vaddr: IpAddr,
         vport: u16,
@@ -166,6 +177,7 @@ impl Worker {
             return Err(DropReason::TtlExceeded);
         }
         let (out, nh) = self.route(client).ok_or(DropReason::NoRoute)?;
+        self.fits_v4(in_port, out, frame)?;
         let mac = self.resolve(out, nh, now_ms)?;
         rewrite_v4(&mut frame[ethernet::HEADER_LEN..], Side::Src, vaddr, vport)?;
         Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
@@ -177,7 +189,10 @@ impl Worker {
 
     /// Tunnelling: the packet goes inside a new IPv4 header (and a GUE or
     /// GRE header) from the director to the real server. A packet that no
-    /// longer fits the link with DF set gets ICMP fragmentation-needed back.
+    /// longer fits the link gets ICMP fragmentation-needed back when it has
+    /// DF set; without DF the outer packet is sent in fragments, which the
+    /// real server reassembles before it decapsulates (as the kernel does:
+    /// the outer header copies the inner DF).
     fn xmit_tun<B: PacketBuf>(
         &mut self,
         in_port: usize,
@@ -202,12 +217,10 @@ impl Worker {
         };
         let hdr = tun_overhead(&tun);
         let mtu = self.cfg.ports[out].mtu as usize;
-        if inner_len + hdr > mtu {
+        if inner_len + hdr > mtu && df {
             // rvsd's configuration keeps port MTUs well above any tunnel's
             // overhead; saturating all the same.
-            if df {
-                self.frag_needed(in_port, pkt.data(), mtu.saturating_sub(hdr) as u16);
-            }
+            self.frag_needed(in_port, pkt.data(), mtu.saturating_sub(hdr) as u16);
             return Err(DropReason::TooBig);
         }
         let mac = self.resolve(out, nh, now_ms)?;
@@ -269,6 +282,34 @@ impl Worker {
         Ok(Verdict::Tx(out))
     }
 
+    /// Whether the IPv4 packet in `frame` fits port `out`'s MTU as it is. One
+    /// that does not, with DF set, gets ICMP fragmentation-needed back and
+    /// is dropped (the kernel's `ensure_mtu_is_adequate`); without DF it
+    /// goes on, to be sent in fragments (`Worker::finish`). Checked before
+    /// any rewriting, so that the ICMP error quotes what the sender sent.
+    #[inline(always)]
+    pub(super) fn fits_v4(&mut self, in_port: usize, out: usize, frame: &[u8]) -> Step<()> {
+        let mtu = self.cfg.ports[out].mtu as usize;
+        if frame.len() <= ethernet::HEADER_LEN + mtu {
+            return Ok(());
+        }
+        self.too_big_v4(in_port, frame, mtu)
+    }
+
+    #[inline(never)]
+    fn too_big_v4(&mut self, in_port: usize, frame: &[u8], mtu: usize) -> Step<()> {
+        let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..])
+            .map_err(|_| DropReason::TruncatedIpv4)?;
+        if ip.total_len() as usize <= mtu {
+            return Ok(());
+        }
+        if ip.dont_frag() {
+            self.frag_needed(in_port, frame, mtu.min(u16::MAX as usize) as u16);
+            return Err(DropReason::TooBig);
+        }
+        Ok(())
+    }
+
     /// Sends the frame towards `dst` as routing says, its IP packet as it is.
     pub(super) fn send_routed(
         &mut self,
@@ -284,12 +325,15 @@ impl Worker {
 
     /// Addresses the frame from port `out` to `mac`.
     pub(super) fn set_l2(&self, frame: &mut [u8], out: usize, mac: MacAddr) {
+        let fits = frame.len() <= ethernet::HEADER_LEN + self.cfg.ports[out].mtu as usize;
         let mut eth = EthernetFrame::new_unchecked(frame);
         eth.set_dst(mac);
         eth.set_src(self.cfg.ports[out].mac);
         // A frame held for its next hop's MAC counts when it leaves
-        // (`release_pending`), not twice, nor when it is dropped instead.
-        if self.awaiting.is_none() {
+        // (`release_pending`), not twice, nor when it is dropped instead;
+        // one too big for the link counts as the fragments it leaves in
+        // (`send_fragmented`), or not at all if it cannot be.
+        if self.awaiting.is_none() && fits {
             self.shared.counters.forwarded.inc();
         }
     }

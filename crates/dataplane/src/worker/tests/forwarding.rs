@@ -98,7 +98,7 @@ pub(super) fn tcp_l4(sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u
     t
 }
 
-fn udp_l4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn udp_l4(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut u = vec![0u8; 8 + payload.len()];
     u[0..2].copy_from_slice(&sport.to_be_bytes());
     u[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -313,14 +313,31 @@ fn too_big_for_the_tunnel_gets_frag_needed() {
         "quotes the packet"
     );
     assert_eq!(ip.total_len(), 576, "RFC 1812 size");
-    // Without DF it is dropped silently (rvs does not fragment).
+    // Without DF the outer packet goes in two fragments (tunnel header and
+    // most of the packet, then the rest), no ICMP error.
     let mut f = client_syn(&[0x55; 1460]);
     f[20] &= !0x40;
     Ipv4Packet::new_checked(&mut f[14..])
         .unwrap()
         .fill_checksum();
-    assert_eq!(w.handle(0, &mut f, 1), Verdict::Drop(DropReason::TooBig));
-    assert_eq!(w.generated.len(), 1);
+    let inner = f[14..].to_vec();
+    w.generated.clear();
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Consumed);
+    assert!(w.generated.is_empty());
+    assert_eq!(w.sent.len(), 2);
+    let mut outer = Vec::new();
+    for (i, (port, g)) in w.sent.iter().enumerate() {
+        assert_eq!(*port, 1);
+        assert!(g.len() <= 14 + 1500);
+        let ip = Ipv4Packet::new_checked(&g[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!((ip.protocol(), ip.dst()), (ipv4::protocol::IPIP, RS_IP));
+        assert_eq!(ip.more_frags(), i == 0);
+        assert_eq!(ip.frag_offset() as usize, outer.len());
+        outer.extend_from_slice(ip.payload());
+    }
+    assert_eq!(outer, inner, "the inner packet, whole, across the two");
+    assert_eq!(w.shared.counters.fragments_made.get(), 2);
 }
 
 /// A link whose MTU is below the tunnel's own overhead (rvsd's configuration

@@ -85,7 +85,7 @@ fn tcp_and_udp_to_the_director_go_to_the_kernel() {
         .fill_checksum();
     assert_eq!(
         verdicts(&frag),
-        (Verdict::ToKernel, Verdict::Drop(DropReason::Fragment))
+        (Verdict::ToKernel, Verdict::Drop(DropReason::ToDirector))
     );
     // But never a bad header.
     let mut bad = ssh.clone();
