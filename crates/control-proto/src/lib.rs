@@ -7,7 +7,7 @@
 //! rvs-keepalived's status file, which rvsadm and exporters read. [`table`]
 //! turns one service table into another with the fewest commands (used by
 //! rvs-keepalived and by rvsd's reload, whose outcome is a [`reload`]
-//! report).
+//! report). [`sync`] is the connection sync daemon's settings.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,7 @@ pub mod format;
 pub mod health;
 pub mod proto;
 pub mod reload;
+pub mod sync;
 pub mod table;
 
 /// Where rvsd listens unless told otherwise.

@@ -50,6 +50,12 @@ pub enum Request {
     /// What this director may announce (rvs-announce asks every few
     /// hundred milliseconds).
     Announcement,
+    /// `--start-daemon`: start the connection sync daemon in this role.
+    StartDaemon(crate::sync::DaemonRequest),
+    /// `--stop-daemon`.
+    StopDaemon(crate::sync::SyncRole),
+    /// `-L --daemon`.
+    Daemons,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +85,8 @@ pub enum Response {
     Reloaded(crate::reload::ReloadReport),
     Defense(DefenseView),
     Announcement(crate::announce::Announcement),
+    /// The sync daemons running, master first.
+    Daemons(Vec<crate::sync::DaemonView>),
 }
 
 /// What `rvsadm --defense` shows: the settings (the kernel's

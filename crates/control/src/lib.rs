@@ -11,5 +11,6 @@
 
 pub mod server;
 pub mod stats;
+pub mod sync;
 
 pub use rvs_control_proto::{client, format, proto, DEFAULT_SOCKET};

@@ -74,6 +74,9 @@ pub struct ControlServer {
     defense: rvs_ipvs::defense::DefenseConfig,
     /// `rvsadm --drain`: what [`Request::Announcement`] reports.
     draining: bool,
+    /// The connection sync daemons (`--start-daemon`); none without
+    /// [`ControlServer::with_sync`].
+    sync: Option<crate::sync::SyncDaemons>,
 }
 
 impl ControlServer {
@@ -99,6 +102,7 @@ impl ControlServer {
             limits: SocketLimits::default(),
             defense: Default::default(),
             draining: false,
+            sync: None,
         }
     }
 
@@ -133,6 +137,17 @@ impl ControlServer {
                 })
                 .collect(),
         }
+    }
+
+    /// The ports the sync daemon may use (rvsd's), and how workers own
+    /// client endpoints (a backup hands each connection to its owner).
+    pub fn with_sync(mut self, daemons: crate::sync::SyncDaemons) -> Self {
+        self.sync = Some(daemons);
+        self
+    }
+
+    fn worker_queues(&self) -> Vec<Sender<rvs_dataplane::WorkerMsg>> {
+        self.workers.iter().map(|w| w.tx.clone()).collect()
     }
 
     /// The control socket's deadlines and bounds (tests shorten them).
@@ -260,6 +275,27 @@ impl ControlServer {
                 }
                 self.draining = on;
                 Response::Ok
+            }
+            Request::StartDaemon(d) => {
+                let queues = self.worker_queues();
+                match self.sync.as_mut() {
+                    None => Response::Error("No such device".into()),
+                    Some(s) => match s.start(&d, &queues) {
+                        Ok(()) => Response::Ok,
+                        Err(e) => Response::Error(e),
+                    },
+                }
+            }
+            Request::StopDaemon(role) => {
+                let queues = self.worker_queues();
+                match self.sync.as_mut().map(|s| s.stop(role, &queues)) {
+                    Some(Ok(())) => Response::Ok,
+                    Some(Err(e)) => Response::Error(e),
+                    None => Response::Error("No daemon is running".into()),
+                }
+            }
+            Request::Daemons => {
+                Response::Daemons(self.sync.as_ref().map(|s| s.views()).unwrap_or_default())
             }
             Request::Announcement => Response::Announcement(
                 rvs_control_proto::announce::Announcement::of(&self.listing(), self.draining),

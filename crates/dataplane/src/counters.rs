@@ -276,6 +276,17 @@ counters! {
     packets_fragmented,
     /// Fragments made of them (FragCreates).
     fragments_made,
+    /// Connections offered to the sync daemon (master).
+    sync_offered,
+    /// Connections not offered: the daemon's queue was full.
+    sync_queue_full,
+    /// Connections a master's sync message created here (backup).
+    synced_created,
+    /// Connections a sync message brought up to date.
+    synced_updated,
+    /// Sync entries skipped: no such service or real server here, a
+    /// template, a protocol or state rvs does not know, a full table.
+    synced_skipped,
 }
 
 impl Counters {
@@ -338,7 +349,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 34 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 39 + DropReason::ALL.len());
     }
 
     #[test]

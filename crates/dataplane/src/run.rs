@@ -191,7 +191,9 @@ pub fn run_worker(
         let now_ms = rvs_ipvs::clock::ms_at(now);
         while let Ok(m) = msgs.try_recv() {
             worker.apply(&m, now_ms);
-            shared.applied.fetch_add(1, Ordering::Release);
+            if !matches!(m, WorkerMsg::Synced(_) | WorkerMsg::SyncMaster(_)) {
+                shared.applied.fetch_add(1, Ordering::Release);
+            }
         }
         worker.refresh_neighbours();
         let mut got = 0;

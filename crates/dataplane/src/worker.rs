@@ -132,6 +132,14 @@ pub enum WorkerMsg {
     SetDefense(DefenseConfig),
     /// `-Lc`: list this worker's connections (a slice per poll loop).
     ListConns(ConnListing),
+    /// The sync daemon's master started (where to offer connections) or
+    /// stopped (`None`).
+    SyncMaster(Option<crossbeam_channel::Sender<rvs_sync::SyncConn>>),
+    /// A connection from a master's sync message, for the worker that owns
+    /// its client endpoint. This and `SyncMaster` are not counted in
+    /// `applied`: the sync daemon sends them, not the control thread's
+    /// counted broadcast.
+    Synced(rvs_sync::SyncConn),
 }
 
 /// A `-Lc` request to one worker: up to `limit` connections, sent back in
@@ -311,6 +319,8 @@ pub struct Worker {
     /// Frames the worker kept (fragments that came before their first)
     /// and now hands to their owner: (worker, port index, frame).
     pub handed_over: Vec<(usize, usize, Vec<u8>)>,
+    /// The sync daemon's master, while it runs (`worker/sync.rs`).
+    sync_out: Option<crossbeam_channel::Sender<rvs_sync::SyncConn>>,
 }
 
 /// How often the defence looks at the table (the kernel's
@@ -523,6 +533,7 @@ impl Worker {
             frags: Default::default(),
             frags_pruned_ms: 0,
             handed_over: Vec::new(),
+            sync_out: None,
         }
     }
 
@@ -542,6 +553,8 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
+            WorkerMsg::SyncMaster(tx) => self.sync_out = tx.clone(),
+            WorkerMsg::Synced(c) => self.apply_synced(c, now_ms),
             WorkerMsg::SetDefense(d) => {
                 if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {
                     self.conns.set_reclaim_half_open(d.reclaim_half_open);
@@ -1186,12 +1199,13 @@ impl Worker {
     ) -> Option<ConnRef> {
         let is_tcp = key.protocol == Protocol::Tcp;
         let r = self.conns.lookup_hinted(key, self.hint.take())?;
-        if is_tcp && syn_only && matches!(self.conns.state(r), TcpState::TimeWait | TcpState::Close)
-        {
+        let old = self.conns.state(r);
+        if is_tcp && syn_only && matches!(old, TcpState::TimeWait | TcpState::Close) {
             self.conns.remove(r);
             return None;
         }
         self.conns.on_packet(r, key.protocol, false, event, now_ms);
+        self.offer_to_sync(r, old, now_ms);
         Some(r)
     }
 
@@ -1368,6 +1382,7 @@ impl Worker {
 
 mod frag;
 mod icmp;
+mod sync;
 mod v6;
 mod xmit;
 

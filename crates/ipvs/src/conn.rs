@@ -1224,6 +1224,35 @@ impl ConnTable {
         });
     }
 
+    /// The client's packets of this connection so far, counting up to 9
+    /// (the kernel's `in_pkts`, which the sync daemon's threshold reads).
+    pub fn in_pkts(&self, r: ConnRef) -> u8 {
+        in_pkts(self.data_only(r).flags)
+    }
+
+    /// A backup's connection, as its master's sync message says it stands:
+    /// this state (moving the real server's active and inactive counts as
+    /// a state change does) and a timer of `timeout_s` from now.
+    pub fn set_synced(&mut self, r: ConnRef, state: TcpState, timeout_s: u32, now_ms: u64) {
+        let d = self.data_only(r);
+        let was_active = d.flags & F_ACTIVE != 0;
+        let now_active = state.is_active();
+        if now_active != was_active {
+            self.dests.get(d.dest).shared.set_conn_active(now_active);
+        }
+        let expires_s = secs(now_ms + timeout_s as u64 * 1000);
+        with_shard!(self, r, |s, i| {
+            let data = &mut s.slots[i].data;
+            data.state = state as u8;
+            data.flags = if now_active {
+                data.flags | F_ACTIVE
+            } else {
+                data.flags & !F_ACTIVE
+            };
+            data.expires_s = expires_s;
+        });
+    }
+
     /// A packet of this connection passed: a TCP segment steps the state
     /// machine ([`ConnTable::on_tcp`]), a UDP datagram re-arms the timer.
     #[inline]

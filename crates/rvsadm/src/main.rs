@@ -77,6 +77,20 @@ fn send(socket: &Path, req: &Request) -> Result<Response, ExitCode> {
     })
 }
 
+/// The exit of a change: 0, or 255 with rvsd's (ipvsadm's) message.
+fn apply_answer(answer: Result<Response, ExitCode>) -> ExitCode {
+    match answer {
+        Ok(Response::Ok) => ExitCode::SUCCESS,
+        Ok(Response::Late(m)) => late(&m),
+        Ok(Response::Error(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(255)
+        }
+        Ok(other) => unexpected(other),
+        Err(code) => code,
+    }
+}
+
 fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCode {
     match action {
         Action::Help => {
@@ -91,16 +105,7 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
             );
             ExitCode::SUCCESS
         }
-        Action::Apply(cmd) => match send(socket, &Request::Apply(cmd)) {
-            Ok(Response::Ok) => ExitCode::SUCCESS,
-            Ok(Response::Late(m)) => late(&m),
-            Ok(Response::Error(e)) => {
-                eprintln!("{e}");
-                ExitCode::from(255)
-            }
-            Ok(other) => unexpected(other),
-            Err(code) => code,
-        },
+        Action::Apply(cmd) => apply_answer(send(socket, &Request::Apply(cmd))),
         Action::Restore => restore(socket, prog),
         Action::SetTimeouts { tcp, tcpfin, udp } => {
             match send(socket, &Request::SetTimeouts { tcp, tcpfin, udp }) {
@@ -215,6 +220,17 @@ fn run(action: Action, socket: &Path, status_file: &Path, prog: &str) -> ExitCod
                 }
                 print_out(&out)
             }
+            Ok(other) => unexpected(other),
+            Err(code) => code,
+        },
+        Action::StartDaemon(d) => apply_answer(send(socket, &Request::StartDaemon(d))),
+        Action::StopDaemon(role) => apply_answer(send(socket, &Request::StopDaemon(role))),
+        Action::ListDaemons => match send(socket, &Request::Daemons) {
+            Ok(Response::Daemons(ds)) => print_out(
+                &ds.iter()
+                    .map(rvs_control_proto::sync::line)
+                    .collect::<String>(),
+            ),
             Ok(other) => unexpected(other),
             Err(code) => code,
         },

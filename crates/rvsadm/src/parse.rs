@@ -63,6 +63,12 @@ pub enum Action {
     ListConns {
         numeric: bool,
     },
+    /// `--start-daemon`.
+    StartDaemon(rvs_control_proto::sync::DaemonRequest),
+    /// `--stop-daemon`.
+    StopDaemon(rvs_control_proto::sync::SyncRole),
+    /// `-L --daemon`.
+    ListDaemons,
 }
 
 /// A message for stderr and the exit code, as ipvsadm would give them.
@@ -536,6 +542,19 @@ struct State {
     tun_port: Option<u16>,
     tun_csum: Option<TunCsum>,
     leftovers: Vec<String>,
+    daemon: Daemon,
+}
+
+/// `--start-daemon`/`--stop-daemon`'s role and options.
+#[derive(Default)]
+struct Daemon {
+    role: Option<rvs_control_proto::sync::SyncRole>,
+    mcast_ifn: String,
+    syncid: u8,
+    maxlen: Option<u16>,
+    group: Option<IpAddr>,
+    port: Option<u16>,
+    ttl: Option<u8>,
 }
 
 pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
@@ -663,6 +682,17 @@ fn option(
                 return Err(ParseError::fail(format!("invalid option `{elem}'")));
             }
             st.cmd = Some(c);
+            if matches!(c, Cmd::StartDaemon | Cmd::StopDaemon) {
+                use rvs_control_proto::sync::SyncRole;
+                st.daemon.role = Some(match value.as_deref() {
+                    Some("master") => SyncRole::Master,
+                    Some("backup") => SyncRole::Backup,
+                    _ if c == Cmd::StartDaemon => {
+                        return Err(ParseError::fail("illegal start-daemon parameter specified"))
+                    }
+                    _ => return Err(ParseError::fail("illegal stop_daemon parameter specified")),
+                });
+            }
             return Ok(());
         }
         _ if st.cmd.is_none() => return Err(ParseError::try_help(prog)),
@@ -784,6 +814,50 @@ fn option(
         Opt::TunNoCsum => st.tun_csum = Some(TunCsum::None),
         Opt::TunCsum => st.tun_csum = Some(TunCsum::Csum),
         Opt::TunRemCsum => st.tun_csum = Some(TunCsum::RemCsum),
+        // The kernel keeps IP_VS_IFNAME_MAXLEN - 1 characters.
+        Opt::McastInterface => st.daemon.mcast_ifn = v.chars().take(15).collect(),
+        Opt::SyncId => {
+            st.daemon.syncid = parse_num(&v, 0, 255)
+                .ok_or_else(|| ParseError::fail("illegal syncid specified"))?
+                as u8
+        }
+        Opt::McastGroup => {
+            let bad =
+                |family: &str| ParseError::fail(format!("invalid {family} mcast-group `{v}'"));
+            st.daemon.group = Some(if v.contains(':') {
+                match v.parse::<Ipv6Addr>() {
+                    Ok(a) if a.is_multicast() => IpAddr::V6(a),
+                    _ => return Err(bad("IPv6")),
+                }
+            } else {
+                match inet_aton(&v) {
+                    Some(a) if a.is_multicast() => IpAddr::V4(a),
+                    _ => return Err(bad("IPv4")),
+                }
+            })
+        }
+        Opt::McastPort => {
+            st.daemon.port = Some(
+                parse_num(&v, 1, 65535)
+                    .ok_or_else(|| ParseError::fail("illegal mcast-port specified"))?
+                    as u16,
+            )
+        }
+        Opt::McastTtl => {
+            st.daemon.ttl = Some(
+                parse_num(&v, 1, 255)
+                    .ok_or_else(|| ParseError::fail("illegal mcast-ttl specified"))?
+                    as u8,
+            )
+        }
+        // 65535 less the IP and UDP headers.
+        Opt::SyncMaxlen => {
+            st.daemon.maxlen = Some(
+                parse_num(&v, 1, 65535 - 20 - 8)
+                    .ok_or_else(|| ParseError::fail("illegal sync-maxlen specified"))?
+                    as u16,
+            )
+        }
         // Accepted by the table, acted on below or refused as not yet built.
         _ => {}
     }
@@ -971,7 +1045,7 @@ fn parse_sched_flags(s: &str, scheduler: &str) -> Result<u32, ParseError> {
     Ok(bits)
 }
 
-const NOT_YET: &[(Opt, &str)] = &[(Opt::Daemon, "--daemon"), (Opt::Pe, "--pe")];
+const NOT_YET: &[(Opt, &str)] = &[(Opt::Pe, "--pe")];
 
 fn has(seen: u64, opts: &[Opt]) -> bool {
     opts.iter().any(|o| seen & (1u64 << (*o as u8)) != 0)
@@ -1090,6 +1164,7 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
             numeric: st.numeric,
         },
         Cmd::List if st.seen & (1 << Opt::Timeout as u8) != 0 => Action::Timeouts,
+        Cmd::List if has(st.seen, &[Opt::Daemon]) => Action::ListDaemons,
         Cmd::Set => {
             // ipvsadm takes three values, then complains about the next.
             if st.leftovers.len() < 3 {
@@ -1206,10 +1281,20 @@ fn finish(st: State, prog: &str) -> Result<Action, ParseError> {
             })
         }
         Cmd::StartDaemon | Cmd::StopDaemon => {
-            return Err(ParseError::fail(format!(
-                "the '{}' command is not implemented in rvs yet",
-                cmd.name()
-            )))
+            let d = st.daemon;
+            let role = d.role.ok_or_else(|| ParseError::try_help(prog))?;
+            if cmd == Cmd::StopDaemon {
+                return Ok(Action::StopDaemon(role));
+            }
+            Action::StartDaemon(rvs_control_proto::sync::DaemonRequest {
+                role,
+                mcast_ifn: d.mcast_ifn,
+                syncid: d.syncid,
+                maxlen: d.maxlen,
+                group: d.group,
+                port: d.port,
+                ttl: d.ttl,
+            })
         }
     })
 }

@@ -255,6 +255,18 @@ impl PortSection {
         }
     }
 
+    /// The kernel interface a device reads, when it is one (af_packet's and
+    /// pcap's `iface=`).
+    pub fn device_interface(&self) -> Option<&str> {
+        self.device
+            .split(',')
+            .skip(1)
+            .find_map(|kv| match kv.split_once('=') {
+                Some(("iface" | "rx_iface" | "rx_iface_in", v)) => Some(v),
+                _ => None,
+            })
+    }
+
     /// The kernel interface's name, if the port has one.
     pub fn kernel_interface_name(&self) -> Result<Option<String>, String> {
         let name = match &self.kernel_interface {

@@ -354,7 +354,28 @@ fn run(args: Args) -> Result<()> {
     let (inbox_tx, inbox) = crossbeam_channel::unbounded();
     let nets: Vec<(std::net::Ipv4Addr, u8)> =
         infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
+    // The sync daemon's sockets: on a port's kernel interface (the
+    // exception path), or on the interface af_packet reads.
+    let sync_interfaces = cfg
+        .ports
+        .iter()
+        .map(|p| {
+            let kernel = p.kernel_interface_name().ok().flatten();
+            let device = p.device_interface().map(str::to_string);
+            let mut names = vec![p.name.clone()];
+            names.extend(kernel.iter().chain(device.iter()).cloned());
+            rvs_control::sync::SyncInterface {
+                names,
+                kernel_ifname: kernel.or(device),
+                mtu: p.mtu as u32,
+            }
+        })
+        .collect();
     let mut control = ControlServer::new(links, capacity, templates)
+        .with_sync(rvs_control::sync::SyncDaemons::new(
+            sync_interfaces,
+            sharding,
+        ))
         .with_timeouts(timeouts)
         .with_defense(cfg.defense)
         .with_local_networks(&nets)

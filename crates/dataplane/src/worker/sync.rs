@@ -1,0 +1,172 @@
+//! The worker's part of IPVS connection sync (the sockets and the wire
+//! format live in rvs-control's sync daemon and rvs-sync):
+//!
+//! - as master, a connection is offered to the daemon at the moments the
+//!   kernel's `ip_vs_sync_conn_needed` picks with its default sysctls
+//!   (`sync_threshold` 3, `sync_refresh_period` 0): TCP when it enters
+//!   FIN_WAIT, CLOSE, CLOSE_WAIT or TIME_WAIT, or is ESTABLISHED at the
+//!   client's third packet; UDP at the client's third packet. (The kernel
+//!   sends again every `sync_period` (50) packets after that; rvs counts a
+//!   connection's packets only up to 9, in four bits, and does not.)
+//!   Offering never blocks: a full queue drops the entry and counts it;
+//! - as backup, a connection from a master's message is created (or its
+//!   state and timer updated) bound to the same real server, so that its
+//!   packets, should they come here, go on to that server whatever the
+//!   scheduler would pick.
+
+use std::net::IpAddr;
+
+use rvs_ipvs::conn::{Binding, ConnRef, FlowKey};
+use rvs_ipvs::tcp_state::TcpState;
+use rvs_ipvs::{FwdMethod, Protocol};
+use rvs_sync::{flags, SyncConn};
+
+use super::Worker;
+
+/// The kernel's `sync_threshold`: a connection is first sent at its
+/// client's third packet.
+const SYNC_THRESHOLD: u8 = 3;
+
+fn fwd_flags(f: FwdMethod) -> u32 {
+    match f {
+        FwdMethod::Masq => flags::MASQ,
+        FwdMethod::Local => flags::LOCALNODE,
+        FwdMethod::Tunnel(_) => flags::TUNNEL,
+        FwdMethod::Route => flags::DROUTE,
+    }
+}
+
+impl Worker {
+    /// After a client packet of connection `r` stepped it from state `old`:
+    /// offers it to the sync daemon if now is a time the kernel would.
+    #[inline]
+    pub(super) fn offer_to_sync(&mut self, r: ConnRef, old: TcpState, now_ms: u64) {
+        if self.sync_out.is_some() {
+            self.offer_to_sync_slow(r, old, now_ms);
+        }
+    }
+
+    #[inline(never)]
+    fn offer_to_sync_slow(&mut self, r: ConnRef, old: TcpState, now_ms: u64) {
+        let c = self.conns.get(r);
+        let pkts = self.conns.in_pkts(r);
+        let due = match c.key.protocol {
+            Protocol::Tcp => match c.state {
+                TcpState::FinWait | TcpState::Close | TcpState::CloseWait | TcpState::TimeWait => {
+                    c.state != old
+                }
+                TcpState::Established => pkts == SYNC_THRESHOLD,
+                _ => false,
+            },
+            _ => pkts == SYNC_THRESHOLD,
+        };
+        if !due {
+            return;
+        }
+        let entry = SyncConn {
+            protocol: match c.key.protocol {
+                Protocol::Tcp => rvs_sync::TCP,
+                _ => rvs_sync::UDP,
+            },
+            flags: fwd_flags(c.fwd),
+            state: if c.key.protocol == Protocol::Tcp {
+                c.state as u16
+            } else {
+                0
+            },
+            caddr: c.key.caddr,
+            vaddr: c.key.vaddr,
+            daddr: c.daddr,
+            cport: c.key.cport,
+            vport: c.key.vport,
+            dport: c.dport,
+            fwmark: 0,
+            // Just re-armed: the state's timeout.
+            timeout_s: (c.expires_ms.saturating_sub(now_ms)).div_ceil(1000) as u32,
+            seq: None,
+            pe_data: Vec::new(),
+            pe_name: Vec::new(),
+        };
+        let counters = &self.shared.counters;
+        if let Some(tx) = self.sync_out.as_ref() {
+            match tx.try_send(entry) {
+                Ok(()) => counters.sync_offered.inc(),
+                Err(_) => counters.sync_queue_full.inc(),
+            }
+        }
+    }
+
+    /// A connection a master sent (this worker owns its client endpoint):
+    /// created bound to the real server the master chose, or brought to the
+    /// master's state. One whose service or real server this director does
+    /// not have is skipped and counted, as the kernel's backup skips one
+    /// without a service.
+    pub(super) fn apply_synced(&mut self, s: &SyncConn, now_ms: u64) {
+        let c = &self.shared.counters;
+        let protocol = match s.protocol {
+            rvs_sync::TCP => Protocol::Tcp,
+            rvs_sync::UDP => Protocol::Udp,
+            _ => return c.synced_skipped.inc(),
+        };
+        // Templates (persistence) are not taken yet.
+        if s.flags & flags::TEMPLATE != 0 {
+            return c.synced_skipped.inc();
+        }
+        let state = if protocol == Protocol::Tcp {
+            match TcpState::ALL.get(s.state as usize) {
+                Some(st) => *st,
+                None => return c.synced_skipped.inc(),
+            }
+        } else {
+            TcpState::None
+        };
+        let key = FlowKey {
+            protocol,
+            caddr: s.caddr,
+            cport: s.cport,
+            vaddr: s.vaddr,
+            vport: s.vport,
+        };
+        if let Some(r) = self.conns.lookup(&key) {
+            self.conns.set_synced(r, state, s.timeout_s, now_ms);
+            return self.shared.counters.synced_updated.inc();
+        }
+        let Some(mut binding) = self.synced_binding(protocol, s.vaddr, s.vport, s.daddr) else {
+            return self.shared.counters.synced_skipped.inc();
+        };
+        binding.dport = s.dport;
+        match self.conns.insert_bound(key, binding, now_ms) {
+            Ok(r) => {
+                self.conns.set_synced(r, state, s.timeout_s, now_ms);
+                self.shared.counters.synced_created.inc();
+            }
+            Err(_) => self.shared.counters.synced_skipped.inc(),
+        }
+    }
+
+    /// A binding to the real server `daddr` of the service on
+    /// `vaddr:vport` (or its port-zero persistent service), as this
+    /// director has it (its port may differ: a NAT port mapping, or a
+    /// port-zero service's).
+    fn synced_binding(
+        &self,
+        protocol: Protocol,
+        vaddr: IpAddr,
+        vport: u16,
+        daddr: IpAddr,
+    ) -> Option<Binding> {
+        let key = |port| rvs_ipvs::ServiceKey {
+            protocol,
+            addr: vaddr,
+            port,
+        };
+        let svc = match self.director.service(&key(vport)) {
+            Some(s) => s,
+            None => self.director.service(&key(0))?,
+        };
+        svc.dests
+            .iter()
+            .find(|d| d.spec.addr == daddr)
+            .map(Binding::to_dest)
+    }
+}
