@@ -71,8 +71,9 @@ enum Task {
         flood: bool,
     },
     /// Failover and rejoin on the cluster lab: long-lived connections
-    /// spread by ECMP over the directors, one rvsd killed and restarted
-    /// (mh, no sync, DR); ends with the `failover: ...` line.
+    /// spread by ECMP over the directors, one rvsd killed and restarted,
+    /// DR; mh without sync, then wlc with connection sync. Each ends with
+    /// its `failover: ...` line.
     Failover {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=4))]
         directors: u8,
@@ -484,11 +485,27 @@ fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
     }
     build_binaries()?;
     let dir = std::env::temp_dir().join(format!("rvs-failover-{prefix}"));
-    let opts = FailoverOptions::new(directors, connections);
-    let report = run(prefix, &dir, &opts, |s| println!("== {s}"))?;
-    println!("{report}");
-    if report.broken_failover + report.broken_rejoin > 0 || report.probes_ok < report.probes {
-        bail!("connections broke: {report:?} (logs in {})", dir.display());
+    let mut broke = Vec::new();
+    for (name, opts) in [
+        ("mh, no sync", FailoverOptions::new(directors, connections)),
+        (
+            "wlc with sync",
+            FailoverOptions::wlc_with_sync(directors, connections),
+        ),
+    ] {
+        println!("== {name}");
+        let report = run(prefix, &dir, &opts, |s| println!("== {s}"))?;
+        println!("{report} ({name})");
+        if report.broken_failover + report.broken_rejoin > 0 || report.probes_ok < report.probes {
+            broke.push(format!("{name}: {report:?}"));
+        }
+    }
+    if !broke.is_empty() {
+        bail!(
+            "connections broke: {} (logs in {})",
+            broke.join("; "),
+            dir.display()
+        );
     }
     Ok(())
 }

@@ -1204,8 +1204,13 @@ impl Worker {
             self.conns.remove(r);
             return None;
         }
+        // Read only for the sync daemon's refresh (`worker/sync.rs`).
+        let old_expires_s = match self.sync_out {
+            Some(_) => self.conns.expires_s(r),
+            None => 0,
+        };
         self.conns.on_packet(r, key.protocol, false, event, now_ms);
-        self.offer_to_sync(r, old, now_ms);
+        self.offer_to_sync(r, old, old_expires_s, now_ms);
         Some(r)
     }
 

@@ -1224,6 +1224,12 @@ impl ConnTable {
         });
     }
 
+    /// When this connection expires, in whole seconds of the dataplane
+    /// clock.
+    pub fn expires_s(&self, r: ConnRef) -> u32 {
+        self.data_only(r).expires_s
+    }
+
     /// The client's packets of this connection so far, counting up to 9
     /// (the kernel's `in_pkts`, which the sync daemon's threshold reads).
     pub fn in_pkts(&self, r: ConnRef) -> u8 {
@@ -1231,19 +1237,21 @@ impl ConnTable {
     }
 
     /// A backup's connection, as its master's sync message says it stands:
-    /// this state (moving the real server's active and inactive counts as
-    /// a state change does) and a timer of `timeout_s` from now.
-    pub fn set_synced(&mut self, r: ConnRef, state: TcpState, timeout_s: u32, now_ms: u64) {
+    /// this TCP state (moving the real server's active and inactive counts
+    /// as a state change does; `None` for UDP, whose count stays) and a
+    /// timer of `timeout_s` from now.
+    pub fn set_synced(&mut self, r: ConnRef, state: Option<TcpState>, timeout_s: u32, now_ms: u64) {
         let d = self.data_only(r);
         let was_active = d.flags & F_ACTIVE != 0;
-        let now_active = state.is_active();
+        let now_active = state.map_or(was_active, TcpState::is_active);
+        let state = state.map_or(d.state, |s| s as u8);
         if now_active != was_active {
             self.dests.get(d.dest).shared.set_conn_active(now_active);
         }
         let expires_s = secs(now_ms + timeout_s as u64 * 1000);
         with_shard!(self, r, |s, i| {
             let data = &mut s.slots[i].data;
-            data.state = state as u8;
+            data.state = state;
             data.flags = if now_active {
                 data.flags | F_ACTIVE
             } else {

@@ -2,12 +2,21 @@
 //! over the cluster's directors keep every byte while one director's rvsd
 //! is killed (`kill -9`) and while it comes back.
 //!
-//! The case is `mh` with the port flag and no connection sync: every
-//! director builds the same table (same real servers, same order) and
-//! takes mid-flow packets (`sloppy_tcp`), so a flow that the router moves
-//! to another director reaches the same real server there. `cargo xtask
-//! failover` runs it big (3 directors, 300 connections); the lab test runs
-//! it small (2 directors, 50).
+//! Two cases:
+//!
+//! - `mh` with the port flag and no connection sync: every director builds
+//!   the same table (same real servers, same order) and takes mid-flow
+//!   packets (`sloppy_tcp`), so a flow that the router moves to another
+//!   director reaches the same real server there;
+//! - `wlc` with connection sync (`FailoverOptions::sync`): each director's
+//!   choice depends on its own counts, so only the synced connection
+//!   tells another director where a flow goes. Every director runs a
+//!   master and a backup daemon on its LAN (active-active). A director
+//!   that comes back starts its daemons before it announces the VIP, and
+//!   announces once its backup has learnt every connection.
+//!
+//! `cargo xtask failover` runs them big (3 directors, 300 connections);
+//! the lab tests run them small (2 directors, 50).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -32,6 +41,8 @@ pub struct FailoverOptions {
     pub scheduler: String,
     /// The director whose rvsd is killed and started again.
     pub victim: usize,
+    /// Connection sync between the directors (master and backup on each).
+    pub sync: bool,
 }
 
 impl FailoverOptions {
@@ -42,8 +53,33 @@ impl FailoverOptions {
             connections,
             scheduler: "mh -b mh-port".into(),
             victim: 1,
+            sync: false,
         }
     }
+
+    /// `wlc` with connection sync.
+    pub fn wlc_with_sync(directors: usize, connections: usize) -> FailoverOptions {
+        FailoverOptions {
+            scheduler: "wlc".into(),
+            sync: true,
+            ..FailoverOptions::new(directors, connections)
+        }
+    }
+}
+
+/// Director `i`'s sync daemons: master and backup on its LAN port.
+fn start_sync(c: &Cluster, i: usize) -> Result<()> {
+    c.rvsadm_ok(i, "--start-daemon backup --mcast-interface lan")?;
+    c.rvsadm_ok(i, "--start-daemon master --mcast-interface lan")?;
+    Ok(())
+}
+
+/// Connections in director `i`'s table (`-Lnc`).
+fn table_size(c: &Cluster, i: usize) -> Result<usize> {
+    Ok(c.rvsadm_ok(i, "-Lnc")?
+        .lines()
+        .filter(|l| l.starts_with("TCP"))
+        .count())
 }
 
 /// What happened.
@@ -182,6 +218,11 @@ pub fn run(
         c.start_announcer(i)?;
     }
     c.configure_service(&opts.scheduler, STREAM_PORT)?;
+    if opts.sync {
+        for i in 1..=opts.directors {
+            start_sync(&c, i)?;
+        }
+    }
     let all: Vec<usize> = (1..=opts.directors).collect();
     let slow = Duration::from_secs(60);
     c.wait_next_hops(CLUSTER_VIP, &all, slow)?;
@@ -236,6 +277,22 @@ pub fn run(
     if count(&before, "broken") != 0 {
         bail!("connections broke before the failover: {before}");
     }
+    if opts.sync {
+        // Every director knows every connection (each sends its own within
+        // a flush, 2 s).
+        let slow_sync = Instant::now();
+        for &i in &all {
+            c.lab
+                .wait_for(&format!("director {i} to know every connection"), || {
+                    Ok(table_size(&c, i)? >= opts.connections)
+                })?;
+        }
+        say(&format!(
+            "every director's table holds all {} connections after {} ms",
+            opts.connections,
+            slow_sync.elapsed().as_millis()
+        ));
+    }
 
     // Failover.
     let v = opts.victim;
@@ -271,7 +328,24 @@ pub fn run(
     // Rejoin.
     s.ask("mark", "marked", Duration::from_secs(10))?;
     let restarted = Instant::now();
-    c.start_rvsd(v)?;
+    if opts.sync {
+        // Its announcer waits until the backup has learnt every connection
+        // the others carry (they send each again every 2 s of traffic).
+        c.lab.stop_named(&Cluster::announcer_name(v))?;
+        c.start_rvsd(v)?;
+        start_sync(&c, v)?;
+        c.lab
+            .wait_for(&format!("director {v} to learn every connection"), || {
+                Ok(table_size(&c, v)? >= opts.connections)
+            })?;
+        say(&format!(
+            "director {v}'s backup knew every connection {} ms after the restart",
+            restarted.elapsed().as_millis()
+        ));
+        c.start_announcer(v)?;
+    } else {
+        c.start_rvsd(v)?;
+    }
     c.wait_next_hops(CLUSTER_VIP, &all, slow)?;
     let rejoined_ms = restarted.elapsed().as_millis();
     say(&format!(

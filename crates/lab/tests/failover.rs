@@ -23,3 +23,23 @@ fn no_connection_breaks_when_a_director_dies_and_rejoins() {
     // Every connection sent data through the whole run.
     assert!(r.bytes >= 50 * 512 * 10, "{r:?}");
 }
+
+/// The same with `wlc`, whose choices differ between directors, and
+/// connection sync: the survivor finds every moved flow in its table
+/// (nothing taken over mid-flow by scheduling anew), and the restarted
+/// director learns them all before it announces the VIP again.
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and BIRD; run with cargo xtask test"]
+fn with_wlc_and_sync_no_connection_breaks_either() {
+    let prefix = format!("{}fs", rvs_lab::test_prefix());
+    let dir = rvs_lab::test_dir(&prefix);
+    let opts = FailoverOptions::wlc_with_sync(2, 50);
+    let r = run(&prefix, &dir, &opts, |s| eprintln!("{s}")).unwrap();
+    eprintln!("{r}\n{r:?}");
+    assert!(r.on_victim > 0, "{r:?}");
+    assert_eq!(r.adopted, 0, "synced, not scheduled anew: {r:?}");
+    assert_eq!(r.broken_failover, 0, "{r:?}");
+    assert_eq!(r.broken_rejoin, 0, "{r:?}");
+    assert_eq!(r.probes_ok, r.probes, "{r:?}");
+    assert!(r.bytes >= 50 * 512 * 10, "{r:?}");
+}

@@ -3,12 +3,16 @@
 //!
 //! - as master, a connection is offered to the daemon at the moments the
 //!   kernel's `ip_vs_sync_conn_needed` picks with its default sysctls
-//!   (`sync_threshold` 3, `sync_refresh_period` 0): TCP when it enters
-//!   FIN_WAIT, CLOSE, CLOSE_WAIT or TIME_WAIT, or is ESTABLISHED at the
-//!   client's third packet; UDP at the client's third packet. (The kernel
-//!   sends again every `sync_period` (50) packets after that; rvs counts a
-//!   connection's packets only up to 9, in four bits, and does not.)
-//!   Offering never blocks: a full queue drops the entry and counts it;
+//!   (`sync_threshold` 3): TCP when it enters FIN_WAIT, CLOSE, CLOSE_WAIT
+//!   or TIME_WAIT, or is ESTABLISHED at the client's third packet; UDP at
+//!   the client's third packet. After that the kernel sends a connection
+//!   again every `sync_period` (50) packets, so that a backup that starts
+//!   late learns it and its timer stays fresh; rvs counts a connection's
+//!   packets only up to 9 (four bits of its slot) and sends it again every
+//!   [`REFRESH_S`] seconds instead, at the first client packet of a second
+//!   in its phase (the phase from its client port, so that refreshes
+//!   spread over the seconds). Offering never blocks: a full queue drops
+//!   the entry and counts it;
 //! - as backup, a connection from a master's message is created (or its
 //!   state and timer updated) bound to the same real server, so that its
 //!   packets, should they come here, go on to that server whatever the
@@ -26,6 +30,8 @@ use super::Worker;
 /// The kernel's `sync_threshold`: a connection is first sent at its
 /// client's third packet.
 const SYNC_THRESHOLD: u8 = 3;
+/// How often a connection with traffic is sent again.
+pub const REFRESH_S: u32 = 2;
 
 fn fwd_flags(f: FwdMethod) -> u32 {
     match f {
@@ -37,28 +43,40 @@ fn fwd_flags(f: FwdMethod) -> u32 {
 }
 
 impl Worker {
-    /// After a client packet of connection `r` stepped it from state `old`:
-    /// offers it to the sync daemon if now is a time the kernel would.
+    /// After a client packet of connection `r` stepped it from state `old`
+    /// and timer `old_expires_s`: offers it to the sync daemon if now is a
+    /// time to.
     #[inline]
-    pub(super) fn offer_to_sync(&mut self, r: ConnRef, old: TcpState, now_ms: u64) {
+    pub(super) fn offer_to_sync(
+        &mut self,
+        r: ConnRef,
+        old: TcpState,
+        old_expires_s: u32,
+        now_ms: u64,
+    ) {
         if self.sync_out.is_some() {
-            self.offer_to_sync_slow(r, old, now_ms);
+            self.offer_to_sync_slow(r, old, old_expires_s, now_ms);
         }
     }
 
     #[inline(never)]
-    fn offer_to_sync_slow(&mut self, r: ConnRef, old: TcpState, now_ms: u64) {
+    fn offer_to_sync_slow(&mut self, r: ConnRef, old: TcpState, old_expires_s: u32, now_ms: u64) {
         let c = self.conns.get(r);
         let pkts = self.conns.in_pkts(r);
+        let expires_s = self.conns.expires_s(r);
+        // The first packet of a second in the connection's phase.
+        let refresh = pkts > SYNC_THRESHOLD
+            && expires_s != old_expires_s
+            && (expires_s + c.key.cport as u32) % REFRESH_S == 0;
         let due = match c.key.protocol {
             Protocol::Tcp => match c.state {
                 TcpState::FinWait | TcpState::Close | TcpState::CloseWait | TcpState::TimeWait => {
                     c.state != old
                 }
-                TcpState::Established => pkts == SYNC_THRESHOLD,
+                TcpState::Established => pkts == SYNC_THRESHOLD || refresh,
                 _ => false,
             },
-            _ => pkts == SYNC_THRESHOLD,
+            _ => pkts == SYNC_THRESHOLD || refresh,
         };
         if !due {
             return;
@@ -114,11 +132,11 @@ impl Worker {
         }
         let state = if protocol == Protocol::Tcp {
             match TcpState::ALL.get(s.state as usize) {
-                Some(st) => *st,
+                Some(st) => Some(*st),
                 None => return c.synced_skipped.inc(),
             }
         } else {
-            TcpState::None
+            None
         };
         let key = FlowKey {
             protocol,

@@ -836,4 +836,5 @@ mod kernel;
 mod link;
 mod listing;
 mod stats;
+mod sync;
 mod v6;

@@ -1,0 +1,144 @@
+//! The worker's part of connection sync: when a master offers a
+//! connection, and what a backup makes of one.
+
+use super::*;
+use crate::worker::sync::REFRESH_S;
+
+use rvs_packet::tcp::flags::{ACK, FIN, SYN};
+
+fn master() -> (Worker, crossbeam_channel::Receiver<rvs_sync::SyncConn>) {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    w.apply(&WorkerMsg::SyncMaster(Some(tx)), 0);
+    (w, rx)
+}
+
+#[test]
+fn a_master_offers_a_connection_at_the_kernels_moments() {
+    let (mut w, rx) = master();
+    assert_eq!(w.handle(0, &mut tcp(40000, SYN), 1000), Verdict::Tx(0));
+    assert_eq!(w.handle(0, &mut tcp(40000, ACK), 1000), Verdict::Tx(0));
+    assert!(rx.try_recv().is_err(), "not before the third packet");
+    // The third client packet of an ESTABLISHED connection.
+    assert_eq!(w.handle(0, &mut tcp(40000, ACK), 1000), Verdict::Tx(0));
+    let c = rx.try_recv().expect("sent at the third packet");
+    assert_eq!(c.protocol, rvs_sync::TCP);
+    assert_eq!(c.state, TcpState::Established as u16);
+    assert_eq!(c.flags, rvs_sync::flags::DROUTE);
+    assert_eq!((c.cport, c.vport, c.dport), (40000, 80, 80));
+    assert_eq!(c.caddr, "192.168.1.50".parse::<IpAddr>().unwrap());
+    assert_eq!(c.daddr, RS2.parse::<IpAddr>().unwrap(), "rr's first pick");
+    assert_eq!(c.timeout_s, 900, "the ESTABLISHED timeout");
+    // With its timer where it was, nothing more; FIN changes the state:
+    // sent.
+    assert_eq!(w.handle(0, &mut tcp(40000, ACK), 1000), Verdict::Tx(0));
+    assert!(rx.try_recv().is_err());
+    assert_eq!(
+        w.handle(0, &mut tcp(40000, FIN | ACK), 1000),
+        Verdict::Tx(0)
+    );
+    let fin = rx.try_recv().expect("sent on FIN_WAIT");
+    assert_eq!(fin.state, TcpState::FinWait as u16);
+    assert_eq!(w.shared.counters.sync_offered.get(), 2);
+}
+
+#[test]
+fn an_established_connection_is_sent_again_every_few_seconds_of_traffic() {
+    let (mut w, rx) = master();
+    let mut now = 1000;
+    for f in [SYN, ACK, ACK, ACK] {
+        w.handle(0, &mut tcp(40001, f), now);
+    }
+    assert!(rx.try_recv().is_ok());
+    // A packet every 100 ms for 10 s: sent again once every REFRESH_S.
+    let mut sent = 0;
+    for _ in 0..100 {
+        now += 100;
+        w.handle(0, &mut tcp(40001, ACK), now);
+        sent += rx.try_iter().count();
+    }
+    assert_eq!(sent, 10 / REFRESH_S as usize);
+    // Stopped: nothing more offered.
+    w.apply(&WorkerMsg::SyncMaster(None), now);
+    for _ in 0..30 {
+        now += 100;
+        w.handle(0, &mut tcp(40001, ACK), now);
+    }
+    assert!(rx.try_recv().is_err());
+}
+
+fn synced(state: TcpState, cport: u16, daddr: &str) -> rvs_sync::SyncConn {
+    rvs_sync::SyncConn {
+        protocol: rvs_sync::TCP,
+        flags: rvs_sync::flags::DROUTE | rvs_sync::flags::SYNC,
+        state: state as u16,
+        caddr: "192.168.1.50".parse().unwrap(),
+        vaddr: "192.168.1.10".parse().unwrap(),
+        daddr: daddr.parse().unwrap(),
+        cport,
+        vport: 80,
+        dport: 80,
+        fwmark: 0,
+        timeout_s: 900,
+        seq: None,
+        pe_data: Vec::new(),
+        pe_name: Vec::new(),
+    }
+}
+
+#[test]
+fn a_backup_follows_the_masters_choice_not_its_scheduler() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    // rr here would pick RS2 first; the master chose RS1.
+    w.apply(
+        &WorkerMsg::Synced(synced(TcpState::Established, 41000, RS1)),
+        1000,
+    );
+    assert_eq!(w.shared.counters.synced_created.get(), 1);
+    let shared = w
+        .director
+        .service(&vip_key(Protocol::Tcp, 80))
+        .unwrap()
+        .dests
+        .iter()
+        .find(|d| d.spec.addr == RS1.parse::<IpAddr>().unwrap())
+        .unwrap()
+        .shared
+        .clone();
+    assert_eq!(
+        shared
+            .activeconns
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "counted active on its server"
+    );
+    // A mid-flow packet (no SYN) goes to RS1, nothing scheduled.
+    assert_eq!(w.handle(0, &mut tcp(41000, ACK), 1100), Verdict::Tx(0));
+    assert_eq!(w.handle(0, &mut tcp(41000, ACK), 1100), Verdict::Tx(0));
+    let mut f = tcp(41000, ACK);
+    w.handle(0, &mut f, 1200);
+    assert_eq!(dst_mac(&f), RS1_MAC);
+    assert_eq!(w.shared.counters.new_connections.get(), 0);
+    // An update moves its state (and its server's counts).
+    w.apply(
+        &WorkerMsg::Synced(synced(TcpState::TimeWait, 41000, RS1)),
+        1300,
+    );
+    assert_eq!(w.shared.counters.synced_updated.get(), 1);
+    assert_eq!(
+        shared
+            .activeconns
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    // Unknown servers and services are skipped, counted.
+    w.apply(
+        &WorkerMsg::Synced(synced(TcpState::Established, 41001, "192.168.1.99")),
+        1300,
+    );
+    let mut other = synced(TcpState::Established, 41002, RS1);
+    other.vport = 443;
+    w.apply(&WorkerMsg::Synced(other), 1300);
+    assert_eq!(w.shared.counters.synced_skipped.get(), 2);
+    assert_eq!(w.conns.len(), 1);
+}
