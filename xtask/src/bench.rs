@@ -50,6 +50,9 @@ struct Scenario {
     /// and its address never touch the machine's own network; off in the
     /// rows, on and off in the pair that measures what it costs.
     kernel: bool,
+    /// The connection sync daemon's master, on the port's kernel interface
+    /// (`kernel` must be on); on and off in the pair that measures it.
+    sync: bool,
 }
 
 /// How a capture is split over the workers' receive queues.
@@ -110,6 +113,7 @@ impl Bench {
             new_flows: false,
             stats: true,
             kernel: false,
+            sync: false,
             split: Split::Owner,
         };
         if self.quick {
@@ -414,6 +418,9 @@ impl Bench {
             let port = if sc.fwd == "-m" { 8080 } else { 80 };
             rvsadm(&format!("-a -t {vip}:80 -r {}:{port} {}", rs(i), sc.fwd))?;
         }
+        if sc.sync {
+            rvsadm("--start-daemon master --mcast-interface pcap")?;
+        }
         if sc.churn {
             let mut w = 1;
             while child.try_wait()?.is_none() {
@@ -485,8 +492,9 @@ impl Bench {
             format!("| pair | {what} on Mpps | {what} off Mpps | on / off |\n|---|---|---|---|\n");
         let mut ratios = Vec::new();
         let mut all = Vec::new();
+        let mut last_on = None;
         for i in 1..=pairs {
-            let mut pps = |sc: &Scenario, side: &str| -> Result<f64> {
+            let mut pps = |sc: &Scenario, side: &str| -> Result<(f64, serde_json::Value)> {
                 progress.step(
                     &format!("{what} {side}, pair {i} of {pairs}"),
                     self.rvsd_secs(sc),
@@ -494,9 +502,10 @@ impl Bench {
                 let r = self.rvsd(sc, &pcaps)?;
                 let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
                 anyhow::ensure!(pps > 0.0, "no packets forwarded");
-                Ok(pps)
+                Ok((pps, r))
             };
-            let (a, b) = (pps(&on, "on")?, pps(&off, "off")?);
+            let ((a, on_run), (b, _)) = (pps(&on, "on")?, pps(&off, "off")?);
+            last_on = Some(on_run);
             ratios.push(a / b);
             all.extend([a, b]);
             let _ = writeln!(
@@ -514,6 +523,7 @@ impl Bench {
             table: t,
             median,
             ratios,
+            last_on: last_on.unwrap_or_default(),
         })
     }
 
@@ -531,6 +541,7 @@ impl Bench {
             new_flows: false,
             stats: true,
             kernel: false,
+            sync: false,
             split: Split::Owner,
         }
     }
@@ -548,6 +559,50 @@ impl Bench {
         let on = self.dr_established();
         let off = Scenario { stats: false, ..on };
         self.paired_cost("counting", on, off, progress)
+    }
+
+    /// What the connection sync daemon costs the new-flow rate: the
+    /// new-flow row's capture (every connection opened and closed, so each
+    /// is offered to the daemon once, when it closes), with the master
+    /// running on the port's kernel interface and without. Both sides have
+    /// the kernel interface, so the pair measures the daemon alone: the
+    /// workers' offers, the master thread on the other CPU, and its
+    /// messages going out through the worker's exception path.
+    pub fn sync_cost(&self) -> Result<(String, f64)> {
+        let off = Scenario {
+            kernel: true,
+            ..self.new_flows()
+        };
+        let on = Scenario { sync: true, ..off };
+        let p = self.paired_cost(
+            "sync",
+            on,
+            off,
+            &mut Progress::new(self.paired_secs() / 2.0, Path::new("/dev/null")),
+        )?;
+        let offered = p.last_on["sync_offered"].as_u64().unwrap_or(0);
+        anyhow::ensure!(
+            offered > 0,
+            "the sync run offered no connection to the daemon: it measured nothing"
+        );
+        let table = format!(
+            "{}
+Connections offered to the sync daemon in the last \"on\" run: {offered}
+",
+            p.table
+        );
+        Ok((table, p.median))
+    }
+
+    /// The new-flow row's scenario.
+    fn new_flows(&self) -> Scenario {
+        Scenario {
+            name: "New flows",
+            traffic: "synfin",
+            new_flows: true,
+            flows: if self.quick { 1000 } else { 1_000_000 },
+            ..self.dr_established()
+        }
     }
 
     /// What the exception path costs (`[[port]] kernel_interface`): the
@@ -1181,6 +1236,8 @@ struct Paired {
     table: String,
     median: f64,
     ratios: Vec<f64>,
+    /// rvsd's summary of the last "on" run.
+    last_on: serde_json::Value,
 }
 
 /// What the report is made of.

@@ -64,6 +64,11 @@ enum Task {
         /// `[stats] enabled` on and off (release build); prints the pairs.
         #[arg(long)]
         counting_cost: bool,
+        /// Only what the connection sync daemon costs the new-flow rate:
+        /// the new-flow row with the master on and off in alternating runs
+        /// (release build); prints the pairs.
+        #[arg(long)]
+        sync_cost: bool,
         /// Only the SYN-flood row: established and legitimate new clients
         /// in a spoofed SYN flood four times the connection table (release
         /// build; debug with --quick); prints the row, writes nothing.
@@ -277,8 +282,9 @@ fn main() -> Result<()> {
         Task::Bench {
             exception_cost,
             counting_cost,
+            sync_cost,
             ..
-        } if exception_cost || counting_cost => {
+        } if exception_cost || counting_cost || sync_cost => {
             setup()?;
             sh(cargo().args([
                 "build",
@@ -300,6 +306,11 @@ fn main() -> Result<()> {
                 let (table, median) = bench.exception_cost()?;
                 println!("{table}");
                 println!("exception path on / off: {median:.3} (target ≥ 0.98)");
+            }
+            if sync_cost {
+                let (table, median) = bench.sync_cost()?;
+                println!("{table}");
+                println!("new flows, sync on / off: {median:.3} (target ≥ 0.90)");
             }
             Ok(())
         }

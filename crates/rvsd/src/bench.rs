@@ -136,6 +136,8 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         "per_worker_rx": per_worker,
         "drops": last.drops,
         "drop_reasons": drop_reasons,
+        // Connections offered to the sync daemon (the sync-cost pair).
+        "sync_offered": shareds.iter().map(|s| s.counters.sync_offered.get()).sum::<u64>(),
     })
     .to_string()
 }
