@@ -124,18 +124,25 @@ impl SyncDaemons {
         if slot.is_some() {
             return Err(ALREADY.into());
         }
-        let iface = self
+        // A port by one of its names, or, as the kernel takes, any
+        // interface of the director's kernel.
+        let (ifname, mtu) = match self
             .interfaces
             .iter()
             .find(|i| !req.mcast_ifn.is_empty() && i.names.contains(&req.mcast_ifn))
-            .ok_or(NO_DEVICE)?;
-        let ifname = iface.kernel_ifname.clone().ok_or_else(|| {
-            format!(
-                "{}: the port has no kernel interface for the sync daemon's sockets (kernel_interface = true in rvsd.toml)",
-                req.mcast_ifn
-            )
-        })?;
-        let view = req.resolve(iface.mtu);
+        {
+            Some(i) => (
+                i.kernel_ifname.clone().ok_or_else(|| {
+                    format!(
+                        "{}: the port has no kernel interface for the sync daemon's sockets (kernel_interface = true in rvsd.toml)",
+                        req.mcast_ifn
+                    )
+                })?,
+                i.mtu,
+            ),
+            None => kernel_interface(&req.mcast_ifn).ok_or(NO_DEVICE)?,
+        };
+        let view = req.resolve(mtu);
         let IpAddr::V4(group) = view.group else {
             return Err("IPv6 sync groups are not implemented in rvs yet".into());
         };
@@ -205,6 +212,16 @@ impl SyncDaemons {
         drop(r);
         Ok(())
     }
+}
+
+/// An interface of the director's kernel and its MTU, if it has one by
+/// that name.
+fn kernel_interface(name: &str) -> Option<(String, u32)> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).ok()?;
+    Some((name.to_string(), mtu.trim().parse().ok()?))
 }
 
 fn ifindex(ifname: &str) -> std::io::Result<u32> {

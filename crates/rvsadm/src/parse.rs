@@ -690,7 +690,8 @@ fn option(
                     _ if c == Cmd::StartDaemon => {
                         return Err(ParseError::fail("illegal start-daemon parameter specified"))
                     }
-                    _ => return Err(ParseError::fail("illegal stop_daemon parameter specified")),
+                    // ipvsadm says "start_daemon" here too.
+                    _ => return Err(ParseError::fail("illegal start_daemon specified")),
                 });
             }
             return Ok(());
