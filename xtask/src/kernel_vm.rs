@@ -416,6 +416,43 @@ pub fn test(root: &Path, filters: &[String]) -> Result<()> {
             }
         }
     }
+    // Connection sync with the kernel, both ways (not a lockstep
+    // scenario: both ends run at once).
+    if filters.is_empty() || filters.iter().any(|f| "sync-interop".contains(f.as_str())) {
+        let script = "mkdir -p /tmp/rvs-bin
+cp target/debug/rvs-oracle /tmp/rvs-bin/
+                      /tmp/rvs-bin/rvs-oracle sync-interop 2>&1
+";
+        let boot = Instant::now();
+        let job = vm.run(&image, script, BOOT_LIMIT, true);
+        let out = job
+            .as_ref()
+            .map(|j| std::fs::read_to_string(j.dir.join("output")).unwrap_or_default())
+            .unwrap_or_default();
+        let mut seen = std::collections::HashSet::new();
+        for l in out.lines().filter(|l| l.contains("sync-interop")) {
+            if seen.insert(l) {
+                println!("  {l}");
+            }
+        }
+        total += 1;
+        let code = job.as_ref().map(|j| j.code).unwrap_or(-1);
+        if code == 0 && out.matches(": ok (").count() == 2 {
+            agreed += 1;
+            println!(
+                "  ok      sync-interop: sync messages both ways with kernel IPVS ({:.0} s)",
+                boot.elapsed().as_secs_f64()
+            );
+        } else {
+            differ += 1;
+            let why = match job {
+                Ok(j) => format!("exit {}; output in {}", j.code, j.dir.display()),
+                Err(e) => e.to_string(),
+            };
+            println!("  DIFFERS sync-interop: {why}");
+            failures.push("sync-interop".into());
+        }
+    }
     println!(
         "kernel-vm test: {total} scenarios, {agreed} agree, {differ} differ, {explained} explained differences, {:.0} s",
         started.elapsed().as_secs_f64()

@@ -18,6 +18,7 @@ pub mod netns;
 pub mod packets;
 pub mod runner;
 pub mod scenario;
+pub mod sync_interop;
 pub mod topology;
 pub mod traffic;
 pub mod transcript;

@@ -45,10 +45,14 @@ enum Cmd {
     },
     /// Parses scenario files and reports errors, without running them.
     Check { scenarios: Vec<PathBuf> },
+    /// Exchanges connection sync messages with kernel IPVS, both ways (as
+    /// root, where kernel IPVS is).
+    SyncInterop,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
+        Cmd::SyncInterop => rvs_oracle::sync_interop::run(),
         Cmd::Check { scenarios } => {
             for s in &scenarios {
                 Scenario::load(s)?;

@@ -67,7 +67,7 @@ impl Worker {
         // The first packet of a second in the connection's phase.
         let refresh = pkts > SYNC_THRESHOLD
             && expires_s != old_expires_s
-            && (expires_s + c.key.cport as u32) % REFRESH_S == 0;
+            && (expires_s + c.key.cport as u32).is_multiple_of(REFRESH_S);
         let due = match c.key.protocol {
             Protocol::Tcp => match c.state {
                 TcpState::FinWait | TcpState::Close | TcpState::CloseWait | TcpState::TimeWait => {
