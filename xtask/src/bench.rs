@@ -1760,6 +1760,7 @@ mod tests {
             table: "| pair |\n".into(),
             median: 0.98,
             ratios: vec![0.97, 0.98, 0.99],
+            last_on: serde_json::Value::Null,
         };
         let table = bench.table(&rows);
         let report = bench.report(&Report {
