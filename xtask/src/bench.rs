@@ -1194,6 +1194,7 @@ all share the one table. Established clients' packets lost: sent less forwarded,
 second time (it lost its entry); a legitimate connection completed when its ACK found its entry. Table pressure \
 (`[defense] reclaim_half_open`, on by default) gives a full table's oldest half-open connection's place to the \
 new one; off, a full table drops new connections (rvs before this row). See docs/syn-flood.md.\n\n{flood}\n\
+## Failover and rejoin\n\n{failover}\n\
 ## Targets\n\n\
 Generated from this run's figures (same-run ratios).\n\n{targets}\n\
 Where the time goes (DR, 1 M flows). testpmd's 5tswap spends its whole budget in `net_pcap` (each packet is \
@@ -1219,6 +1220,9 @@ The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {no
             cost = r.cost.table,
             kcost = r.kcost.table,
             flood = r.flood,
+            failover = std::fs::read_to_string(self.root.join("bench/failover.md")).unwrap_or_else(
+                |_| "Not measured in this run: `cargo xtask failover` writes bench/failover.md.\n".into()
+            ),
             targets = r.targets,
         )
     }

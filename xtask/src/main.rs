@@ -497,6 +497,7 @@ fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
     build_binaries()?;
     let dir = std::env::temp_dir().join(format!("rvs-failover-{prefix}"));
     let mut broke = Vec::new();
+    let mut runs = Vec::new();
     for (name, opts) in [
         ("mh, no sync", FailoverOptions::new(directors, connections)),
         (
@@ -505,8 +506,14 @@ fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
         ),
     ] {
         println!("== {name}");
-        let report = run(prefix, &dir, &opts, |s| println!("== {s}"))?;
+        let mut steps = Vec::new();
+        let report = run(prefix, &dir, &opts, |s| {
+            println!("== {s}");
+            steps.push(format!("== {s}"));
+        })?;
         println!("{report} ({name})");
+        steps.push(format!("{report}"));
+        runs.push((name, opts, steps));
         if report.broken_failover + report.broken_rejoin > 0 || report.probes_ok < report.probes {
             broke.push(format!("{name}: {report:?}"));
         }
@@ -518,7 +525,58 @@ fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
             dir.display()
         );
     }
+    // bench/RESULTS.md takes this in as its failover section (`cargo
+    // xtask bench` keeps it there).
+    let path = root().join("bench/failover.md");
+    std::fs::write(&path, failover_section(directors, connections, &runs))?;
+    println!("wrote {}", path.display());
     Ok(())
+}
+
+/// The failover section of bench/RESULTS.md: what ran, what happened, and
+/// how it compares with what Maglev and Katran publish.
+fn failover_section(
+    directors: usize,
+    connections: usize,
+    runs: &[(&str, rvs_lab::failover::FailoverOptions, Vec<String>)],
+) -> String {
+    use std::fmt::Write;
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut s = format!(
+        "Command: `cargo xtask failover` ({date}; debug build, the same shared 2-CPU machine): the cluster lab with \
+{directors} directors behind a BIRD 2 router (ECMP, L4 hash, BFD 3 × 100 ms), 4 DR real servers, {connections} \
+long-lived connections each streaming both ways with every byte checked; one director's rvsd is killed \
+(`kill -9`) and, once every connection moves again, started again. Each scenario ends with its line.\n\n"
+    );
+    for (name, opts, steps) in runs {
+        let _ = writeln!(
+            s,
+            "**{name}** (`-s {}`{}):\n\n```text\n{}\n```\n",
+            opts.scheduler,
+            if opts.sync {
+                ", every director a sync master and backup"
+            } else {
+                ""
+            },
+            steps.join("\n")
+        );
+    }
+    s.push_str(
+        "Beside the published designs. Maglev (Eisenbud et al., NSDI 2016) and Katran (Facebook, 2018) keep no \
+state shared between load balancers: each builds the same consistent-hash table from the same backends, so a \
+flow that ECMP moves to another machine reaches the same backend there, and a connection breaks only when the \
+backend set changes while its flow moves (local connection tables cover that case on the machine that has \
+them). The first scenario is that design with the kernel's `mh` (Maglev's table) and `sloppy_tcp`: the \
+survivors took the moved flows over mid-flow and none broke. Kernel IPVS adds state sharing instead, its \
+sync daemon, so that any scheduler survives a move; the second scenario is that, with `wlc`: the survivors \
+found every moved flow in their tables (nothing scheduled anew) and none broke. Neither paper publishes a \
+failover count in this form; the comparison is of behaviour, not of numbers.\n",
+    );
+    s
 }
 
 fn lab_up_selftest(mode: LabMode, ipv6: bool) -> Result<()> {
