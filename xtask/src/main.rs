@@ -77,8 +77,9 @@ enum Task {
     },
     /// Failover and rejoin on the cluster lab: long-lived connections
     /// spread by ECMP over the directors, one rvsd killed and restarted,
-    /// DR; mh without sync, then wlc with connection sync. Each ends with
-    /// its `failover: ...` line.
+    /// DR; mh without sync, wlc with connection sync, then mh to real
+    /// servers behind the router by IPIP. Each ends with its `failover:
+    /// ...` line.
     Failover {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=4))]
         directors: u8,
@@ -141,6 +142,10 @@ enum LabAction {
         /// shared real servers (crates/lab/src/cluster.rs).
         #[arg(long, conflicts_with = "mode", value_parser = clap::value_parser!(u8).range(2..=4))]
         cluster: Option<u8>,
+        /// With --cluster: the real servers behind the router, reached by
+        /// IPIP tunnels, instead of DR on the directors' LAN.
+        #[arg(long, requires = "cluster")]
+        tunnel: bool,
     },
     Down,
 }
@@ -202,10 +207,13 @@ fn main() -> Result<()> {
         Task::Setup => setup(),
         Task::Demo => demo(),
         Task::Lab {
-            action: LabAction::Up {
-                cluster: Some(n), ..
-            },
-        } => lab_up_cluster(usize::from(n)),
+            action:
+                LabAction::Up {
+                    cluster: Some(n),
+                    tunnel,
+                    ..
+                },
+        } => lab_up_cluster(usize::from(n), tunnel),
         Task::Lab {
             action: LabAction::Up { mode: None, .. },
         } => lab_up(),
@@ -452,14 +460,17 @@ rvsd's log: /run/rvs/lab/rvsd.log. Remove it all with: cargo xtask lab down",
 /// `lab up --cluster N`: N directors, each with rvsd (an `mh` HTTP
 /// service on the cluster VIP), BIRD, and rvs-announce announcing the VIP
 /// to the router while rvsd serves it.
-fn lab_up_cluster(directors: usize) -> Result<()> {
+fn lab_up_cluster(directors: usize, tunnel: bool) -> Result<()> {
     use rvs_lab::cluster::{Cluster, ClusterOptions, CLUSTER_VIP};
     setup()?;
     build_binaries()?;
     let mut c = Cluster::create(
         LAB_PREFIX,
         Path::new("/run/rvs/cluster"),
-        ClusterOptions::new(directors, 4),
+        ClusterOptions {
+            tunnel,
+            ..ClusterOptions::new(directors, 4)
+        },
     )?;
     for r in 1..=4 {
         c.lab
@@ -476,7 +487,7 @@ fn lab_up_cluster(directors: usize) -> Result<()> {
     let dir = Path::new("/run/rvs/cluster");
     println!(
         "The cluster is up: {directors} directors (rvs-dir1..) announce {CLUSTER_VIP} to rvs-router,\n\
-which spreads flows over them by ECMP; four real servers (rvs-rs1..4) by DR.\n\
+which spreads flows over them by ECMP; four real servers (rvs-rs1..4) by {how}.\n\
 Try:\n\
 \x20 ip netns exec rvs-router ip route show {CLUSTER_VIP}\n\
 \x20 ip netns exec rvs-client curl http://{CLUSTER_VIP}/\n\
@@ -484,7 +495,12 @@ Try:\n\
 \x20 birdc -s {d}/bird-router.ctl show protocols\n\
 \x20 target/debug/rvsadm --socket {d}/rvsd-dir1.sock --drain   (then --undrain)\n\
 Logs and configurations: {d}. Remove it all with: cargo xtask lab down",
-        d = dir.display()
+        d = dir.display(),
+        how = if tunnel {
+            "IPIP tunnels through the router (192.168.3.0/24)"
+        } else {
+            "DR"
+        }
     );
     Ok(())
 }
@@ -503,6 +519,10 @@ fn failover(directors: usize, connections: usize, prefix: &str) -> Result<()> {
         (
             "wlc with sync",
             FailoverOptions::wlc_with_sync(directors, connections),
+        ),
+        (
+            "mh, tunnelled real servers",
+            FailoverOptions::tunnel(directors, connections),
         ),
     ] {
         println!("== {name}");

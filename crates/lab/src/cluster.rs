@@ -19,7 +19,11 @@
 //! ```
 //!
 //! The real servers are shared: every director forwards to all of them by
-//! DR. `cargo xtask lab up --cluster N` and the tests build it through
+//! DR. With [`ClusterOptions::tunnel`] they sit instead on a network of
+//! their own behind the router (192.168.3.0/24, `<p>-rs1..` on `br1`),
+//! reached by IPIP tunnels routed through it: each decapsulates with
+//! crates/lab/tools/tun-decap.py (this machine's kernel has no ipip) and
+//! answers the client through the router. `cargo xtask lab up --cluster N` and the tests build it through
 //! [`Cluster`]; every namespace is `<prefix>-<role>`, so [`crate::teardown`]
 //! removes it.
 
@@ -56,6 +60,16 @@ pub fn real_server_addr(i: usize) -> String {
     format!("192.168.1.{}", 220 + i)
 }
 
+/// The tunnelled real servers' network, behind the router, and the
+/// router's address on it.
+pub const FAR_NET: &str = "192.168.3.0/24";
+pub const ROUTER_FAR: &str = "192.168.3.1";
+
+/// Tunnelled real server `i`'s address (1-based): 192.168.3.221, ...
+pub fn tunnel_server_addr(i: usize) -> String {
+    format!("192.168.3.{}", 220 + i)
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -68,6 +82,9 @@ pub struct ClusterOptions {
     /// `[connections] sloppy_tcp`: a director that did not see a flow's
     /// SYN (ECMP moved the flow to it) still takes its packets.
     pub sloppy_tcp: bool,
+    /// The real servers are reached by IPIP tunnels, routed, not by DR on
+    /// the LAN.
+    pub tunnel: bool,
 }
 
 impl ClusterOptions {
@@ -78,6 +95,7 @@ impl ClusterOptions {
             worker_lcores: vec![1],
             idle_empty_polls: 256,
             sloppy_tcp: true,
+            tunnel: false,
         }
     }
 }
@@ -119,7 +137,10 @@ impl Cluster {
             lab: Lab::empty(prefix, dir, ""),
             opts,
         };
-        let built = cluster.build().and_then(|_| cluster.start_birds());
+        let built = cluster
+            .build()
+            .and_then(|_| cluster.start_decapsulators())
+            .and_then(|_| cluster.start_birds());
         if let Err(e) = built {
             // Drop tears the namespaces down and stops what was started.
             drop(cluster);
@@ -196,6 +217,9 @@ impl Cluster {
             // No services from an earlier lab in the same directory.
             fs::write(self.rules_file(i), "")?;
         }
+        if self.opts.tunnel {
+            return self.build_far_network();
+        }
         for i in 1..=self.opts.real_servers {
             let role = Self::real_server_role(i);
             lab.add_lan_host(&role, "veth-rs")?;
@@ -210,6 +234,91 @@ impl Cluster {
                 "ip",
                 &["-n", &ns, "route", "add", "default", "via", ROUTER_LAN],
             )?;
+        }
+        Ok(())
+    }
+
+    /// The tunnelled real servers: a second bridge (`br1` in `<p>-lan`)
+    /// with the router's third leg and the servers, each holding the VIP
+    /// and decapsulating IPIP in userspace into its own stack.
+    fn build_far_network(&self) -> Result<()> {
+        let lab = &self.lab;
+        let lan = lab.ns("lan");
+        run("ip", &["-n", &lan, "link", "add", "br1", "type", "bridge"])?;
+        run("ip", &["-n", &lan, "link", "set", "br1", "up"])?;
+        let router = lab.ns("router");
+        let mut legs = vec![(
+            "router".to_string(),
+            "veth-far".to_string(),
+            "br-far".to_string(),
+        )];
+        for i in 1..=self.opts.real_servers {
+            let role = Self::real_server_role(i);
+            lab.add_namespace(&role)?;
+            legs.push((role, "veth-rs".into(), format!("br-trs{i}")));
+        }
+        for (role, ifc, port) in &legs {
+            let ns = lab.ns(role);
+            run(
+                "ip",
+                &[
+                    "link", "add", ifc, "netns", &ns, "type", "veth", "peer", "name", port,
+                    "netns", &lan,
+                ],
+            )?;
+            run(
+                "ip",
+                &["-n", &lan, "link", "set", port, "master", "br1", "up"],
+            )?;
+            run("ip", &["-n", &ns, "link", "set", ifc, "up"])?;
+            run(
+                "ip",
+                &["netns", "exec", &ns, "ethtool", "-K", ifc, "tx", "off"],
+            )?;
+        }
+        addr(&router, &format!("{ROUTER_FAR}/24"), "veth-far")?;
+        lab.sysctl(&router, "net.ipv4.conf.veth-far.rp_filter=0")?;
+        for i in 1..=self.opts.real_servers {
+            let role = Self::real_server_role(i);
+            let ns = lab.ns(&role);
+            addr(&ns, &format!("{}/24", tunnel_server_addr(i)), "veth-rs")?;
+            addr(&ns, &format!("{CLUSTER_VIP}/32"), "lo")?;
+            for k in ["all", "default"] {
+                lab.sysctl(&ns, &format!("net.ipv4.conf.{k}.arp_ignore=1"))?;
+                lab.sysctl(&ns, &format!("net.ipv4.conf.{k}.arp_announce=2"))?;
+                lab.sysctl(&ns, &format!("net.ipv4.conf.{k}.rp_filter=0"))?;
+            }
+            run(
+                "ip",
+                &["-n", &ns, "route", "add", "default", "via", ROUTER_FAR],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The tunnelled servers' decapsulators (processes of the lab).
+    fn start_decapsulators(&mut self) -> Result<()> {
+        if !self.opts.tunnel {
+            return Ok(());
+        }
+        let decap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/tun-decap.py");
+        for i in 1..=self.opts.real_servers {
+            let role = Self::real_server_role(i);
+            let ns = self.lab.ns(&role);
+            let name = format!("decap-{role}.log");
+            self.lab.spawn_in(
+                &role,
+                &["python3", &decap.display().to_string(), "ipip", "rvsdecap"],
+                &name,
+            )?;
+            let log = self.lab.dir.join(&name);
+            self.lab.wait_for("the tunnel decapsulator", || {
+                Ok(fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("ready"))
+            })?;
+            run("ip", &["-n", &ns, "link", "set", "rvsdecap", "up"])?;
+            self.lab.sysctl(&ns, "net.ipv4.conf.rvsdecap.rp_filter=0")?;
         }
         Ok(())
     }
@@ -369,11 +478,17 @@ router's BGP: {}",
     /// its path.
     pub fn write_rvsd_config(&self, i: usize) -> Result<PathBuf> {
         let role = Self::director_role(i);
-        let ports = format!(
+        let mut ports = format!(
             "[[port]]\nname = \"lan\"\ndevice = \"net_af_packet0,iface=veth-dir\"\n\
 address = \"{}/24\"\n",
             director_addr(i)
         );
+        if self.opts.tunnel {
+            // The tunnelled servers, through the router.
+            ports.push_str(&format!(
+                "\n[[route]]\nto = \"{FAR_NET}\"\nvia = \"{ROUTER_LAN}\"\n"
+            ));
+        }
         let rules = self.rules_file(i);
         let opts = RvsdOptions {
             worker_lcores: self.opts.worker_lcores.clone(),
@@ -525,9 +640,13 @@ address = \"{}/24\"\n",
     pub fn configure_service(&self, scheduler: &str, port: u16) -> Result<()> {
         let mut rules = format!("-A -t {CLUSTER_VIP}:{port} -s {scheduler}\n");
         for r in 1..=self.opts.real_servers {
+            let (addr, method) = if self.opts.tunnel {
+                (tunnel_server_addr(r), "-i")
+            } else {
+                (real_server_addr(r), "-g")
+            };
             rules.push_str(&format!(
-                "-a -t {CLUSTER_VIP}:{port} -r {}:{port} -g -w 1\n",
-                real_server_addr(r)
+                "-a -t {CLUSTER_VIP}:{port} -r {addr}:{port} {method} -w 1\n"
             ));
         }
         for i in 1..=self.opts.directors {

@@ -43,6 +43,8 @@ pub struct FailoverOptions {
     pub victim: usize,
     /// Connection sync between the directors (master and backup on each).
     pub sync: bool,
+    /// The real servers behind the router, by IPIP tunnel, instead of DR.
+    pub tunnel: bool,
 }
 
 impl FailoverOptions {
@@ -54,6 +56,15 @@ impl FailoverOptions {
             scheduler: "mh -b mh-port".into(),
             victim: 1,
             sync: false,
+            tunnel: false,
+        }
+    }
+
+    /// `mh` to tunnelled real servers, routed through the router.
+    pub fn tunnel(directors: usize, connections: usize) -> FailoverOptions {
+        FailoverOptions {
+            tunnel: true,
+            ..FailoverOptions::new(directors, connections)
         }
     }
 
@@ -197,7 +208,10 @@ pub fn run(
     let mut c = Cluster::create(
         prefix,
         dir,
-        ClusterOptions::new(opts.directors, opts.real_servers),
+        ClusterOptions {
+            tunnel: opts.tunnel,
+            ..ClusterOptions::new(opts.directors, opts.real_servers)
+        },
     )?;
     let tool = tool().display().to_string();
     let port = STREAM_PORT.to_string();

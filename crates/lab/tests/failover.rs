@@ -43,3 +43,22 @@ fn with_wlc_and_sync_no_connection_breaks_either() {
     assert_eq!(r.probes_ok, r.probes, "{r:?}");
     assert!(r.bytes >= 50 * 512 * 10, "{r:?}");
 }
+
+/// The same with the real servers behind the router, reached by IPIP
+/// tunnels (`mh`, no sync): the moved flows' packets go on in tunnels
+/// from the surviving director to the same real servers.
+#[test]
+#[ignore = "needs root, network namespaces, DPDK and BIRD; run with cargo xtask test"]
+fn with_tunnelled_servers_no_connection_breaks_either() {
+    let prefix = format!("{}ft", rvs_lab::test_prefix());
+    let dir = rvs_lab::test_dir(&prefix);
+    let opts = FailoverOptions::tunnel(2, 50);
+    let r = run(&prefix, &dir, &opts, |s| eprintln!("{s}")).unwrap();
+    eprintln!("{r}\n{r:?}");
+    assert!(r.on_victim > 0, "{r:?}");
+    assert!(r.adopted >= r.on_victim, "{r:?}");
+    assert_eq!(r.broken_failover, 0, "{r:?}");
+    assert_eq!(r.broken_rejoin, 0, "{r:?}");
+    assert_eq!(r.probes_ok, r.probes, "{r:?}");
+    assert!(r.bytes >= 50 * 512 * 10, "{r:?}");
+}
