@@ -13,7 +13,8 @@
 //! queue push per connection synced.
 //!
 //! - master: the workers offer connections (`worker/sync.rs` in
-//!   rvs-dataplane says when) on a bounded queue; this thread packs them
+//!   rvs-dataplane says when), a poll loop's worth at a time, on a
+//!   bounded queue; this thread packs them
 //!   into messages of at most `maxlen` bytes and sends one when it is full
 //!   or its oldest entry has waited [`FLUSH`] (the kernel's
 //!   `IPVS_SYNC_FLUSH_TIME`);
@@ -35,8 +36,9 @@ use rvs_sync::SyncConn;
 /// How long a master keeps a message that is not full (the kernel's
 /// `IPVS_SYNC_FLUSH_TIME`).
 pub const FLUSH: Duration = Duration::from_secs(2);
-/// Entries the workers may queue for the master thread.
-const QUEUE: usize = 16 * 1024;
+/// Batches (a poll loop's offers each) the workers may queue for the
+/// master thread.
+const QUEUE: usize = 1024;
 /// How often the threads look at their stop flag.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -259,7 +261,7 @@ fn backup_socket(ifname: &str, group: Ipv4Addr, port: u16) -> std::io::Result<Ud
 fn master(
     sock: UdpSocket,
     to: SocketAddr,
-    rx: Receiver<SyncConn>,
+    rx: Receiver<Vec<SyncConn>>,
     view: DaemonView,
     stop: Arc<AtomicBool>,
     stats: Arc<SyncStats>,
@@ -275,20 +277,24 @@ fn master(
     };
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(c) => match enc.push(&c) {
-                Ok(done) => {
-                    stats.conns.fetch_add(1, Ordering::Relaxed);
-                    if let Some(m) = done {
-                        send(m);
-                        oldest = None;
+            Ok(batch) => {
+                for c in &batch {
+                    match enc.push(c) {
+                        Ok(done) => {
+                            stats.conns.fetch_add(1, Ordering::Relaxed);
+                            if let Some(m) = done {
+                                send(m);
+                                oldest = None;
+                            }
+                            oldest.get_or_insert_with(Instant::now);
+                        }
+                        Err(e) => {
+                            stats.errors.fetch_add(1, Ordering::Relaxed);
+                            log::warn!("sync: a connection not sent: {e}");
+                        }
                     }
-                    oldest.get_or_insert_with(Instant::now);
                 }
-                Err(e) => {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("sync: a connection not sent: {e}");
-                }
-            },
+            }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }

@@ -134,7 +134,7 @@ pub enum WorkerMsg {
     ListConns(ConnListing),
     /// The sync daemon's master started (where to offer connections) or
     /// stopped (`None`).
-    SyncMaster(Option<crossbeam_channel::Sender<rvs_sync::SyncConn>>),
+    SyncMaster(Option<crossbeam_channel::Sender<Vec<rvs_sync::SyncConn>>>),
     /// A connection from a master's sync message, for the worker that owns
     /// its client endpoint. This and `SyncMaster` are not counted in
     /// `applied`: the sync daemon sends them, not the control thread's
@@ -319,8 +319,10 @@ pub struct Worker {
     /// Frames the worker kept (fragments that came before their first)
     /// and now hands to their owner: (worker, port index, frame).
     pub handed_over: Vec<(usize, usize, Vec<u8>)>,
-    /// The sync daemon's master, while it runs (`worker/sync.rs`).
-    sync_out: Option<crossbeam_channel::Sender<rvs_sync::SyncConn>>,
+    /// The sync daemon's master, while it runs, and the connections
+    /// offered to it since the last poll loop (`worker/sync.rs`).
+    sync_out: Option<crossbeam_channel::Sender<Vec<rvs_sync::SyncConn>>>,
+    sync_batch: Vec<rvs_sync::SyncConn>,
 }
 
 /// How often the defence looks at the table (the kernel's
@@ -534,6 +536,7 @@ impl Worker {
             frags_pruned_ms: 0,
             handed_over: Vec::new(),
             sync_out: None,
+            sync_batch: Vec::new(),
         }
     }
 
@@ -553,7 +556,10 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
-            WorkerMsg::SyncMaster(tx) => self.sync_out = tx.clone(),
+            WorkerMsg::SyncMaster(tx) => {
+                self.sync_out = tx.clone();
+                self.sync_batch.clear();
+            }
             WorkerMsg::Synced(c) => self.apply_synced(c, now_ms),
             WorkerMsg::SetDefense(d) => {
                 if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {
@@ -673,6 +679,9 @@ impl Worker {
             self.prune_fragments(now_ms);
         }
         self.defend(now_ms);
+        if !self.sync_batch.is_empty() {
+            self.hand_to_sync();
+        }
         let c = &self.shared.counters;
         c.conns_expired.add(n as u64);
         c.connections.set(self.conns.len() as u64);
