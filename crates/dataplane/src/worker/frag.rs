@@ -34,7 +34,8 @@ use rvs_ipvs::Protocol;
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame};
 use rvs_packet::{ipv4, TcpSegment, UdpDatagram};
 
-use super::{Flow, Step, Target, Verdict, Worker, L4};
+use super::conntrack::{Flow, Target, L4};
+use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 

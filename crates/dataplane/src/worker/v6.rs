@@ -13,9 +13,10 @@ use rvs_packet::icmpv6::{self, kind, Icmpv6Packet};
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
+use super::conntrack::{l4_ports, Flow, Target, L4};
 use super::frag::{first_fragment_ports, FragKey};
 use super::xmit::Side;
-use super::{l4_ports, Flow, Step, Target, Verdict, VipArp, Worker, L4};
+use super::{Step, Verdict, VipArp, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 use crate::neighbour::Heard;
@@ -738,4 +739,24 @@ fn translate_icmp6(frame: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> S
     q[poff..poff + 2].copy_from_slice(&port.to_be_bytes());
     m.fill_checksum(src, dst);
     Ok(())
+}
+
+impl Worker {
+    /// IPv6 on a port without an IPv6 address: rvsd serves none of it, so
+    /// the kernel (its link-local address, router advertisements) has it
+    /// all, but for a VIP's.
+    #[inline(never)]
+    pub(super) fn ipv6_without_address(&self, port: usize, frame: &[u8]) -> Step<Verdict> {
+        if !self.cfg.ports[port].kernel {
+            return Err(DropReason::NoIpv6);
+        }
+        let dst = frame
+            .get(ethernet::HEADER_LEN + 24..ethernet::HEADER_LEN + 40)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or(DropReason::TruncatedIpv6)?;
+        if self.director.is_vip(IpAddr::V6(Ipv6Addr::from(dst))) {
+            return Err(DropReason::NoIpv6);
+        }
+        Ok(Verdict::ToKernel)
+    }
 }

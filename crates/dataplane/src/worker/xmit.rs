@@ -9,7 +9,8 @@ use rvs_packet::ethernet::{self, EthernetFrame, MacAddr};
 use rvs_packet::ipv4::{self, Ipv4Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
-use super::{prefix_mask, Step, Target, Verdict, Worker};
+use super::conntrack::Target;
+use super::{prefix_mask, Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 use crate::neighbour::Neighbour;
