@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::sched::sched_flags;
 use rvs_ipvs::types::ipvsadm_addr_cmp;
 use rvs_ipvs::{Command, DestSpec};
 use rvs_ipvs::{

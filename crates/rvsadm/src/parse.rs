@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
-use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::sched::sched_flags;
 use rvs_ipvs::{
     sched, Command, DestKey, DestSpec, FwdMethod, PersistMask, Protocol, ServiceKey, ServiceSpec,
     TunCsum, TunKind, TunSpec,

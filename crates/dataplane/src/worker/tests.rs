@@ -326,7 +326,7 @@ fn sloppy_tcp_schedules_mid_flow_packets() {
 fn sloppy_mid_flow_packets_reach_the_real_server_the_first_director_chose() {
     // The port flag spreads one client's flows over both real servers.
     for sched in ["mh", "sh"] {
-        let flags = rvs_ipvs::service::sched_flags::SCHED2;
+        let flags = rvs_ipvs::sched::sched_flags::SCHED2;
         let mut first = walkthrough_with(Protocol::Tcp, 80, sched, flags);
         let mut second = walkthrough_with(Protocol::Tcp, 80, sched, flags);
         second.cfg.sloppy_tcp = true;

@@ -23,9 +23,9 @@
 
 use super::hash::{fold, hsiphash_u32};
 use super::{DestChange, SchedInput, Scheduler};
-use crate::command::IpvsError;
 use crate::dest::Dest;
-use crate::service::sched_flags;
+use crate::error::IpvsError;
+use crate::sched::sched_flags;
 use std::net::IpAddr;
 
 /// The table size: the kernel's default (`CONFIG_IP_VS_MH_TAB_INDEX` 12).

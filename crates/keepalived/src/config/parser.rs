@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::sched::sched_flags;
 use rvs_ipvs::{Protocol, TunCsum, TunKind, TunSpec};
 
 use super::diag::{Diags, Pos};
