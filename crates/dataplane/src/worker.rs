@@ -24,6 +24,7 @@ use rvs_ipvs::conn::{ConnTable, SlotHint};
 use rvs_ipvs::defense::{Defense, DefenseConfig, DefenseLevel};
 use rvs_ipvs::persist::Templates;
 use rvs_ipvs::tcp_state::Timeouts;
+use rvs_ipvs::types::{prefix_mask_v4, prefix_mask_v6};
 use rvs_ipvs::Director;
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame, MacAddr};
 
@@ -88,24 +89,12 @@ pub struct Route {
     pub via: Ipv4Addr,
 }
 
-fn prefix_mask(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - len.min(32) as u32)
-    }
-}
-
 impl PortInfo {
     /// Whether `ip` is on this port's directly connected IPv6 network.
     pub fn contains6(&self, ip: Ipv6Addr) -> bool {
         match self.addr6 {
             Some((a, len)) => {
-                let m = if len == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - len.min(128) as u32)
-                };
+                let m = prefix_mask_v6(len);
                 u128::from(ip) & m == u128::from(a) & m
             }
             None => false,
@@ -114,7 +103,7 @@ impl PortInfo {
 
     /// Whether `ip` is on this port's directly connected network.
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        let mask = prefix_mask(self.prefix_len);
+        let mask = prefix_mask_v4(self.prefix_len);
         u32::from(ip) & mask == u32::from(self.addr) & mask
     }
 }

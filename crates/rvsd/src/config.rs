@@ -707,11 +707,7 @@ impl Config {
             )
         })?;
         let on_link = nets.iter().any(|(a, l)| {
-            let m = if *l == 0 {
-                0
-            } else {
-                u32::MAX << (32 - *l as u32)
-            };
+            let m = rvs_ipvs::types::prefix_mask_v4(*l);
             u32::from(*a) & m == u32::from(via) & m
         });
         if !on_link {

@@ -5,12 +5,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use rvs_ipvs::conn::FlowKey;
+use rvs_ipvs::types::prefix_mask_v4;
 use rvs_ipvs::Protocol;
 use rvs_packet::ethernet;
 use rvs_packet::ipv4::{self, Ipv4Error, Ipv4Packet};
 
 use super::conntrack::{l4_ports, Flow, Target};
-use super::{prefix_mask, Step, Verdict, Worker};
+use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 
@@ -26,7 +27,7 @@ impl Worker {
             .map_err(|_| DropReason::NotOurMac)?;
         let dst = ip.dst();
         let directed = p.prefix_len < 31
-            && u32::from(dst) | prefix_mask(p.prefix_len) == u32::MAX
+            && u32::from(dst) | prefix_mask_v4(p.prefix_len) == u32::MAX
             && p.contains(dst);
         if dst.is_multicast() || dst.is_broadcast() || directed {
             Ok(Verdict::ToKernel)
