@@ -5,9 +5,9 @@
 //! dest handle, template handle, expiry in seconds, port, state, flags) in a
 //! preallocated slab, plus its slot number in a bucket index (`index.rs`, 8
 //! bytes a connection) and in the NAT reply index (8 more), both sized for
-//! the whole capacity up front: about 48 bytes per connection, table
-//! overhead included, and 8 more for the table-pressure queue (on by
-//! default: [`ConnTable::set_reclaim_half_open`]). What many connections share (the
+//! the whole capacity up front, NAT or not, and the table-pressure queue (8
+//! more, on by default: [`ConnTable::set_reclaim_half_open`]): 56 bytes per
+//! connection, table overhead included (48 without the queue). What many connections share (the
 //! real server's address, forwarding method and counters; a persistence
 //! template) lives once in small registries and is referred to by a 32-bit
 //! handle. IPv6 connections have their own slab with wider keys.

@@ -1,7 +1,8 @@
 //! IPv6: neighbour discovery, echo, and the three forwarding methods
 //! (DR, NAT, IPv6-in-IPv6 tunnels) with their ICMPv6 errors, behind
 //! extension headers too. Connection tracking and scheduling are shared
-//! with IPv4 (`Worker::established`, `Worker::unknown_flow`).
+//! with IPv4 (`Worker::established`, `Worker::unknown_flow`, in
+//! `conntrack.rs`).
 
 use std::net::{IpAddr, Ipv6Addr};
 
