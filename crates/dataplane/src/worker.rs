@@ -10,10 +10,12 @@
 //! - `burst.rs`: the burst stage's flow-key hints and prefetches.
 //! - `arp.rs`: ARP, and what neighbours say (ARP and NDP) to the table;
 //!   `pending.rs`: frames waiting for their next hop's MAC.
-//! - `v4.rs`, `v6.rs`, `icmp.rs`, `frag.rs`: the address families, ICMP
-//!   and fragments.
+//! - `v4.rs`, `v6.rs`: the two address families as received; `icmp.rs`,
+//!   `icmp6.rs`: ICMP and ICMPv6 (neighbour discovery included);
+//!   `frag.rs`: fragments.
 //! - `conntrack.rs`: connection tracking and scheduling, for both families.
-//! - `xmit.rs`: the transmitters, routing and neighbour resolution.
+//! - `xmit.rs`, `xmit6.rs`: the transmitters, routing and neighbour
+//!   resolution.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicU64;
@@ -40,12 +42,14 @@ mod conntrack;
 mod control;
 mod frag;
 mod icmp;
+mod icmp6;
 mod pending;
 mod rows;
 mod sharding;
 mod v4;
 mod v6;
 mod xmit;
+mod xmit6;
 
 pub use burst::PREFETCH_GROUP;
 pub use control::{ConnListing, WorkerMsg, LIST_CHUNK, LIST_SLOTS_PER_LOOP};
