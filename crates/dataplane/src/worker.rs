@@ -1,5 +1,9 @@
 //! One worker's packet logic, over plain byte frames.
 //!
+//! Why this file is long (about 500 lines): the worker's state and
+//! configuration, documented field by field, and the per-packet entry
+//! points, which the fast path runs through in order.
+//!
 //! This file holds the worker's state, configuration and the per-packet
 //! entry points (`handle*`, then `classify` by ethertype, then `finish` on
 //! the way out); the rest is by concern:

@@ -1,6 +1,11 @@
 //! A worker's connection table: which real server each flow was given, its
 //! TCP state, and when it expires.
 //!
+//! Why this file is long (about 590 lines): it holds the public types and
+//! the operations that need both slabs and the registries at once (insert,
+//! remove, the reads, the listing); each part that stands alone has its own
+//! file, listed below.
+//!
 //! Memory is the point. An IPv4 connection is one 32-byte slot (`slab.rs`: key,
 //! dest handle, template handle, expiry in seconds, port, state, flags) in a
 //! preallocated slab, plus its slot number in a bucket index (`index.rs`, 8

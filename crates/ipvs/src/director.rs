@@ -1,4 +1,8 @@
 //! The service table: one replica per worker and one for the control thread.
+//!
+//! Why this file is long (about 720 lines): the validation of every command
+//! in one place, as the kernel's `ip_vs_ctl.c` has it (about 440 lines), and
+//! its tests (about 280).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -1,4 +1,8 @@
 //! ipvsadm's command line, with popt's rules (see docs/ipvsadm-behaviour.md).
+//!
+//! Why this file is long (about 1280 lines): ipvsadm's whole command line,
+//! every option with popt's rules and ipvsadm's checks and messages, from
+//! one option table; the tests are in `parse/tests.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 

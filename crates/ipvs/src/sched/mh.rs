@@ -1,5 +1,8 @@
 //! Maglev hashing (`ip_vs_mh.c`).
 //!
+//! Why this file is long (about 610 lines): the scheduler is about 230
+//! lines; the rest is its tests.
+//!
 //! A lookup table of `M = 4093` slots (a prime) is filled from per-dest
 //! preference lists. For each dest, in list order (newest first):
 //! `offset = H(addr, port, KEY1, 0) % M` and `skip = H(addr, port, KEY2, 0)

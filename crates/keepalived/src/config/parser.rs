@@ -1,6 +1,9 @@
 //! Keywords into values, block by block, with keepalived's messages. What a
 //! block leaves unset stays `None` here; [`super::validate`] fills in the
 //! defaults and the inheritance.
+//!
+//! Why this file is long (about 1530 lines): every keyword keepalived takes,
+//! block by block, with keepalived's messages.
 
 use rvs_ipvs::PersistMask;
 use std::collections::{BTreeMap, BTreeSet};
