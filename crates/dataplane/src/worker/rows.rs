@@ -1,4 +1,4 @@
-//! A connection as `-Lc` shows it.
+//! `-Lc` rows: a connection as ipvsadm lists it, from the table's view.
 
 use rvs_ipvs::conn::Conn;
 use rvs_ipvs::{ConnRow, Protocol};
