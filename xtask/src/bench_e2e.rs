@@ -6,6 +6,10 @@
 //! that server (the director's overhead), and each director with two
 //! against the client spreading its load over both itself (the balanced
 //! ceiling).
+//!
+//! Why this file is long (about 600 lines): one benchmark's whole procedure
+//! (tools, servers, paired runs, the table it writes), which reads best in
+//! order.
 
 use std::fmt::Write as _;
 use std::path::Path;

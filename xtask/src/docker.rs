@@ -1,6 +1,10 @@
 //! `cargo xtask docker build | test | up | down`: the rvs image and the
 //! walkthrough as containers (docker/).
 //!
+//! Why this file is long (about 780 lines): one task (`cargo xtask docker`):
+//! its images, the Docker daemon it may start, the compose project and the
+//! test scenarios.
+//!
 //! `test` makes sure there is a Docker to talk to (installs Debian's
 //! docker.io and docker-compose when missing; starts a dockerd when none
 //! answers, and stops it again at the end), builds the images and runs the

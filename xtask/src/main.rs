@@ -1,6 +1,10 @@
 //! `cargo xtask <task>`: the project's tasks, in Rust so they run the same
 //! everywhere. Everything that touches the machine (packages, hugepages) is
 //! in dpdk-build/setup.sh, which every task runs first.
+//!
+//! Why this file is long (about 610 lines): the task list (clap) and the
+//! small tasks that need no module of their own (lab, demo, failover, test);
+//! each large task has its own file.
 
 #![forbid(unsafe_code)]
 

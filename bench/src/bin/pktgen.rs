@@ -7,6 +7,8 @@
 //!            [--ipv6] [--vip 10.99.0.1] [--vport 80] [--dst-mac 02:70:63:61:70:00]
 //!            [--shard K/N | --rss K/N] [--flow-seed S]
 //!
+//! (`pktgen --help` lists every option with its default.)
+//!
 //! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
 //! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
 //! rvsd keys that hash at random unless `[workers] flow_seed` fixes it:
@@ -40,33 +42,91 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-fn csum(data: &[u8], init: u32) -> u16 {
-    let mut s = init;
-    for c in data.chunks(2) {
-        s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
+use clap::{Parser, ValueEnum};
+use rvs_packet::{checksum, MacAddr};
 
-fn pseudo(src: &[u8], dst: &[u8], proto: u8, len: usize) -> u32 {
-    let mut s = 0u32;
-    for c in src.chunks(2).chain(dst.chunks(2)) {
-        s += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    s + proto as u32 + len as u32
-}
-
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug, ValueEnum)]
 enum Traffic {
     Syn,
     Ack,
     Mix,
+    #[value(name = "synfin")]
     SynFin,
     Udp,
     Flood,
+}
+
+/// Writes pcap captures of generated flows for the benchmarks (see the
+/// top of `bench/src/bin/pktgen.rs`).
+#[derive(Clone, Debug, Parser)]
+#[command(name = "pktgen")]
+struct Args {
+    /// The capture to write.
+    #[arg(long, default_value = "bench.pcap")]
+    out: String,
+    /// Flows (`flood`: spoofed SYNs).
+    #[arg(long, default_value_t = 1000)]
+    flows: u64,
+    #[arg(long, value_enum, default_value_t = Traffic::Ack)]
+    traffic: Traffic,
+    /// Frame size in bytes, FCS included.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// IPv6 clients and VIP (the VIP fd00:99::1 unless `--vip`).
+    #[arg(long)]
+    ipv6: bool,
+    /// The VIP [default: 10.99.0.1, fd00:99::1 with --ipv6].
+    #[arg(long)]
+    vip: Option<IpAddr>,
+    #[arg(long, default_value_t = 80)]
+    vport: u16,
+    /// The director's MAC, the frames' destination.
+    #[arg(long, default_value = "02:70:63:61:70:00", value_parser = parse_mac)]
+    dst_mac: MacAddr,
+    /// Only the flows rvsd's worker K of N owns.
+    #[arg(long, value_name = "K/N", value_parser = parse_share, conflicts_with = "rss")]
+    shard: Option<(usize, usize)>,
+    /// Only the packets an ordinary NIC's RSS puts on its queue K of N.
+    #[arg(long, value_name = "K/N", value_parser = parse_share)]
+    rss: Option<(usize, usize)>,
+    /// rvsd's `[workers] flow_seed`, for `--shard`.
+    #[arg(long, default_value_t = 0)]
+    flow_seed: u64,
+    /// `flood`: clients with established connections.
+    #[arg(long, default_value_t = 16384)]
+    established: u64,
+    /// `flood`: legitimate new clients (one a round).
+    #[arg(long, default_value_t = 4096)]
+    legit: u64,
+    /// `flood`: rounds between a legitimate client's SYN and its ACK.
+    #[arg(long, default_value_t = 16)]
+    rtt_rounds: u64,
+    /// `flood`: UDP datagrams to VIP:83 first.
+    #[arg(long, default_value_t = 0)]
+    lead_in: u64,
+}
+
+fn parse_mac(s: &str) -> Result<MacAddr, String> {
+    let b = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|e| format!("{s:?} is not a MAC (aa:bb:cc:dd:ee:ff): {e}"))?;
+    let b: [u8; 6] = b
+        .try_into()
+        .map_err(|_| format!("{s:?} is not a 6-byte MAC (aa:bb:cc:dd:ee:ff)"))?;
+    Ok(MacAddr(b))
+}
+
+/// `K/N`: part K (0-based) of N.
+fn parse_share(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?} is not K/N (part K of N, 0 <= K < N)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if k >= n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 #[derive(Clone)]
@@ -92,78 +152,29 @@ struct Opts {
 }
 
 fn parse() -> Opts {
-    let mut o = Opts {
-        out: "bench.pcap".into(),
-        flows: 1000,
-        traffic: Traffic::Ack,
-        size: 64,
-        ipv6: false,
-        vip: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1)),
-        vport: 80,
-        dst_mac: [0x02, 0x70, 0x63, 0x61, 0x70, 0x00],
-        shard: None,
-        flow_seed: 0,
-        established: 16384,
-        legit: 4096,
-        rtt_rounds: 16,
-        lead_in: 0,
-        rss: false,
+    let a = Args::parse();
+    let default_vip = if a.ipv6 {
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1))
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    let mut vip_set = false;
-    while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
-        match args[i].as_str() {
-            "--out" => o.out = v,
-            "--flows" => o.flows = v.parse().expect("--flows N"),
-            "--size" => o.size = v.parse().expect("--size BYTES"),
-            "--vport" => o.vport = v.parse().expect("--vport PORT"),
-            "--established" => o.established = v.parse().expect("--established N"),
-            "--legit" => o.legit = v.parse().expect("--legit N"),
-            "--rtt-rounds" => o.rtt_rounds = v.parse().expect("--rtt-rounds N"),
-            "--lead-in" => o.lead_in = v.parse().expect("--lead-in N"),
-            "--shard" | "--rss" => {
-                let (k, n) = v.split_once('/').expect("--shard K/N or --rss K/N");
-                o.shard = Some((k.parse().expect("K"), n.parse().expect("N")));
-                o.rss = args[i] == "--rss";
-            }
-            "--flow-seed" => o.flow_seed = v.parse().expect("--flow-seed S"),
-            "--vip" => {
-                o.vip = v.parse().expect("--vip ADDR");
-                vip_set = true
-            }
-            "--dst-mac" => {
-                let b: Vec<u8> = v
-                    .split(':')
-                    .map(|x| u8::from_str_radix(x, 16).expect("MAC"))
-                    .collect();
-                o.dst_mac = b.try_into().expect("6-byte MAC");
-            }
-            "--traffic" => {
-                o.traffic = match v.as_str() {
-                    "syn" => Traffic::Syn,
-                    "ack" => Traffic::Ack,
-                    "mix" => Traffic::Mix,
-                    "synfin" => Traffic::SynFin,
-                    "udp" => Traffic::Udp,
-                    "flood" => Traffic::Flood,
-                    _ => panic!("--traffic syn|ack|mix|synfin|udp|flood"),
-                }
-            }
-            "--ipv6" => {
-                o.ipv6 = true;
-                i += 1;
-                continue;
-            }
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
+    Opts {
+        out: a.out,
+        flows: a.flows,
+        traffic: a.traffic,
+        size: a.size,
+        ipv6: a.ipv6,
+        vip: a.vip.unwrap_or(default_vip),
+        vport: a.vport,
+        dst_mac: a.dst_mac.0,
+        shard: a.shard.or(a.rss),
+        flow_seed: a.flow_seed,
+        established: a.established,
+        legit: a.legit,
+        rtt_rounds: a.rtt_rounds,
+        lead_in: a.lead_in,
+        rss: a.rss.is_some(),
     }
-    if o.ipv6 && !vip_set {
-        o.vip = IpAddr::V6("fd00:99::1".parse().unwrap());
-    }
-    o
 }
 
 /// TCP flags of a generated segment.
@@ -213,7 +224,7 @@ fn frame_to(o: &Opts, caddr: IpAddr, cport: u16, vport: u16, seq: u32, flags: u8
         ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
         ip.extend_from_slice(&src);
         ip.extend_from_slice(&dst);
-        let c = csum(&ip, 0);
+        let c = !checksum::sum(&ip);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
         f.extend_from_slice(&ip);
     }
@@ -231,7 +242,12 @@ fn frame_to(o: &Opts, caddr: IpAddr, cport: u16, vport: u16, seq: u32, flags: u8
     for (k, b) in l4[l4_hdr..].iter_mut().enumerate() {
         *b = (k as u8).wrapping_mul(31);
     }
-    let c = csum(&l4, pseudo(&src, &dst, proto, l4_len));
+    let pseudo = match (caddr, o.vip) {
+        (IpAddr::V4(c), IpAddr::V4(v)) => checksum::pseudo_header_v4(c, v, proto, l4_len as u16),
+        (IpAddr::V6(c), IpAddr::V6(v)) => checksum::pseudo_header_v6(c, v, proto, l4_len as u32),
+        _ => unreachable!("clients take the VIP's family"),
+    };
+    let c = !checksum::combine(&[checksum::sum(&l4), pseudo]);
     let at = if udp { 6 } else { 16 };
     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&l4);
@@ -380,4 +396,80 @@ fn main() -> std::io::Result<()> {
     w.flush()?;
     eprintln!("{}: {} packets", o.out, written);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    /// The arguments `cargo xtask bench` passes (`xtask/src/bench.rs`).
+    #[test]
+    fn takes_what_xtask_passes() {
+        let a = Args::try_parse_from([
+            "pktgen",
+            "--out",
+            "x.pcap",
+            "--flows",
+            "1000000",
+            "--traffic",
+            "synfin",
+            "--size",
+            "64",
+            "--rss",
+            "1/2",
+            "--flow-seed",
+            "42",
+            "--ipv6",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.traffic, a.rss, a.shard, a.flow_seed),
+            (Traffic::SynFin, Some((1, 2)), None, 42)
+        );
+        assert!(a.ipv6 && a.vip.is_none());
+        let a = Args::try_parse_from([
+            "pktgen",
+            "--out",
+            "f.pcap",
+            "--traffic",
+            "flood",
+            "--flows",
+            "262144",
+            "--established",
+            "16384",
+            "--legit",
+            "4096",
+            "--lead-in",
+            "100",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.traffic, a.flows, a.established, a.legit, a.lead_in),
+            (Traffic::Flood, 262144, 16384, 4096, 100)
+        );
+        assert_eq!(a.dst_mac, MacAddr([0x02, 0x70, 0x63, 0x61, 0x70, 0x00]));
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        for bad in [
+            ["--shard", "2/2"],
+            ["--shard", "1"],
+            ["--dst-mac", "02:00:00:00:00"],
+            ["--traffic", "syn-fin"],
+        ] {
+            assert!(
+                Args::try_parse_from(["pktgen", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Args::try_parse_from(["pktgen", "--shard", "0/2", "--rss", "0/2"]).is_err());
+    }
 }

@@ -1,5 +1,8 @@
 //! The control thread's side of the traffic counters.
 //!
+//! Why this file is long (about 590 lines): the counters' bookkeeping is
+//! about 380 lines; the rest is its tests.
+//!
 //! Workers count per dest only, one cache line each (see
 //! `rvs_ipvs::stats`). What the kernel keeps beside its per-CPU counters
 //! is kept here, per dest, per service and in total: the zero point `-Z`

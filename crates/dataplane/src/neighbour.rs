@@ -1,6 +1,11 @@
 //! The neighbour table (ARP and NDP): IP address → MAC, shared by all
 //! workers.
 //!
+//! Why this file is long (about 630 lines): one table, its lock-free reads,
+//! and writes that follow Linux's rules case by case, with those rules and
+//! their reasons written beside the code (a third of the file); the tests
+//! are in `neighbour/tests.rs`.
+//!
 //! Reads are lock-free (an `ArcSwap` snapshot that each worker refreshes
 //! once per poll loop, a pointer compare when nothing changed); writes copy
 //! the map, so they are kept rare: a confirmation of what the table already

@@ -1,6 +1,5 @@
 use std::collections::BTreeSet;
 use std::ffi::CString;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use crate::eal::Eal;
@@ -9,26 +8,10 @@ use crate::mbuf::Mbuf;
 use crate::mempool::Mempool;
 use crate::MAX_BURST;
 
-/// An Ethernet address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-impl fmt::Debug for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+/// A port's Ethernet address: the wire format's type (`rvs-packet`'s,
+/// which needs no DPDK), so that what a port reports compares and prints
+/// as the frames do.
+pub use rvs_packet::ethernet::MacAddr;
 
 /// How to bring a port up.
 #[derive(Debug, Clone)]

@@ -1,12 +1,17 @@
 //! The service table: one replica per worker and one for the control thread.
+//!
+//! Why this file is long (about 720 lines): the validation of every command
+//! in one place, as the kernel's `ip_vs_ctl.c` has it (about 440 lines), and
+//! its tests (about 280).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::command::{Change, Command, IpvsError, Unsupported};
+use crate::command::{Change, Command};
 use crate::dest::{Dest, DestShared, DestSpec};
-use crate::sched::{self, DestChange};
-use crate::service::{sched_flags, Service, ServiceSpec};
+use crate::error::{IpvsError, Unsupported};
+use crate::sched::{self, sched_flags, DestChange};
+use crate::service::{Service, ServiceSpec};
 use crate::types::{FwdMethod, PersistMask, Protocol, ServiceKey, TunKind};
 
 /// Highest weight IPVS accepts (ipvsadm and the kernel take an int).

@@ -6,20 +6,12 @@ use crate::dest::Dest;
 use crate::sched::Scheduler;
 use crate::types::{DestKey, PersistMask, ServiceKey};
 
-/// Scheduler flags (`-b`), as the kernel's IP_VS_SVC_F_SCHED{1,2,3} bits.
-pub mod sched_flags {
-    pub const SCHED1: u32 = 0x0008;
-    pub const SCHED2: u32 = 0x0010;
-    pub const SCHED3: u32 = 0x0020;
-    pub const ALL: u32 = SCHED1 | SCHED2 | SCHED3;
-}
-
 /// What `-A`/`-E` say about a service. `-E` replaces every field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     pub key: ServiceKey,
     pub scheduler: String,
-    /// `-b` bits (see [`sched_flags`]).
+    /// `-b` bits (see [`crate::sched::sched_flags`]).
     pub sched_flags: u32,
     /// `-p`: persistence timeout in seconds.
     pub persistent: Option<u32>,

@@ -73,16 +73,28 @@ impl PersistMask {
         match (self, addr) {
             (PersistMask::V4(m), IpAddr::V4(a)) => IpAddr::V4((u32::from(a) & u32::from(m)).into()),
             (PersistMask::V6Prefix(p), IpAddr::V6(a)) => {
-                let m = if p == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - p.min(128) as u32)
-                };
-                IpAddr::V6((u128::from(a) & m).into())
+                IpAddr::V6((u128::from(a) & prefix_mask_v6(p)).into())
             }
             _ => addr,
         }
     }
+}
+
+/// The mask of an IPv6 prefix `len` bits long (a longer one is taken as
+/// 128 bits). The one place prefix masks are made, for both families.
+#[inline]
+pub fn prefix_mask_v6(len: u8) -> u128 {
+    // A shift by the full width is no shift: /0 is the `None` case.
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
+}
+
+/// The mask of an IPv4 prefix `len` bits long (a longer one is taken as
+/// 32 bits): the top of the IPv6 mask of the same length.
+#[inline]
+pub fn prefix_mask_v4(len: u8) -> u32 {
+    (prefix_mask_v6(len.min(32)) >> 96) as u32
 }
 
 /// Identifies a virtual service: protocol, virtual address and port.
@@ -218,4 +230,24 @@ pub fn ipvsadm_addr_cmp(a: IpAddr, b: IpAddr) -> Ordering {
         }
     }
     Ordering::Equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against masks written out bit by bit: `len` ones from the top.
+    #[test]
+    fn prefix_masks_have_len_leading_ones() {
+        for len in 0..=u8::MAX {
+            let ones4 = u32::from(len.min(32));
+            let want4 = (0..ones4).fold(0u32, |m, i| m | 1 << (31 - i));
+            assert_eq!(prefix_mask_v4(len), want4, "/{len}");
+            let ones6 = u32::from(len.min(128));
+            let want6 = (0..ones6).fold(0u128, |m, i| m | 1 << (127 - i));
+            assert_eq!(prefix_mask_v6(len), want6, "/{len}");
+        }
+        assert_eq!(prefix_mask_v4(24), 0xffff_ff00);
+        assert_eq!(prefix_mask_v6(64), u128::MAX << 64);
+    }
 }

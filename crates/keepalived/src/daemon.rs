@@ -2,6 +2,9 @@
 //! own thread), feeds their results to the [`Engine`], runs the scripts it
 //! asks for, brings rvsd's table to what the engine wants, writes the
 //! status file, and answers SIGHUP (reload) and SIGTERM/SIGINT (stop).
+//!
+//! Why this file is long (about 610 lines): the loop is about 360 lines; the
+//! rest is its tests.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};

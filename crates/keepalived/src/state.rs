@@ -4,6 +4,11 @@
 //! quorum scripts, MISC_CHECK's dynamic weights, and reloads that keep the
 //! state of what did not change.
 //!
+//! Why this file is long (about 1500 lines): keepalived's health-state rules
+//! interact (retries, alpha and omega, quorum, the sorry server, scripts,
+//! reloads) and are kept together so that each case is decided in one place;
+//! the tests are in `state/tests.rs`.
+//!
 //! The [`Engine`] is pure: time comes in as arguments, check results come in
 //! as [`Outcome`]s, and what it decides comes out as edits of the desired
 //! [`Table`] and as [`Action`]s (log lines in keepalived's words, scripts to

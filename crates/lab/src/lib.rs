@@ -1,6 +1,10 @@
 //! The lab: the classic IPVS direct-routing walkthrough, built from network
 //! namespaces on one machine.
 //!
+//! Why this file is long (about 950 lines): the walkthrough topology and
+//! every operation tests do on it (directors, real servers, services,
+//! traffic, clean-up); the other topologies have their own modules.
+//!
 //! ```text
 //!  <p>-client 192.168.1.50 ─┐
 //!  <p>-director (rvsd on    ├── br0 in <p>-lan

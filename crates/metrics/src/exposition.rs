@@ -1,5 +1,8 @@
 //! The Prometheus text exposition of a [`Status`].
 //!
+//! Why this file is long (about 610 lines): the exposition is about 390
+//! lines; the rest is its tests.
+//!
 //! The IPVS figures carry node_exporter's ipvs collector names, help texts
 //! and labels, so dashboards made for it work unchanged:
 //! `node_ipvs_*_total` are the totals of /proc/net/ip_vs_stats and

@@ -1,5 +1,8 @@
 //! Compares the kernel's transcript with rvs's.
 //!
+//! Why this file is long (about 560 lines): the comparison is about 400
+//! lines; the rest is its tests.
+//!
 //! Lines must be equal, with three allowances, each visible in the result:
 //! - deliberate differences (`oracle/deliberate.toml`, each with its
 //!   reason, also listed in docs/ipvsadm-behaviour.md) are normalised away

@@ -1,5 +1,9 @@
 //! Runs one scenario against one director and records its transcript.
 //!
+//! Why this file is long (about 810 lines): the one driver that runs a
+//! scenario on both directors in lockstep; each kind of step is one of its
+//! methods.
+//!
 //! The two runs of a scenario differ only in the director's namespace:
 //! kernel IPVS driven by Debian's `ipvsadm`, or rvsd driven by `rvsadm`
 //! invoked under the name `ipvsadm` (a drop-in, so its messages say

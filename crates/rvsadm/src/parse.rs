@@ -1,8 +1,12 @@
 //! ipvsadm's command line, with popt's rules (see docs/ipvsadm-behaviour.md).
+//!
+//! Why this file is long (about 1280 lines): ipvsadm's whole command line,
+//! every option with popt's rules and ipvsadm's checks and messages, from
+//! one option table; the tests are in `parse/tests.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
-use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::sched::sched_flags;
 use rvs_ipvs::{
     sched, Command, DestKey, DestSpec, FwdMethod, PersistMask, Protocol, ServiceKey, ServiceSpec,
     TunCsum, TunKind, TunSpec,

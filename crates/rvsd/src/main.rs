@@ -205,7 +205,7 @@ fn run(args: Args) -> Result<()> {
             None => None,
         };
         infos.push(PortInfo {
-            mac: MacAddr(port.mac().0),
+            mac: port.mac(),
             addr,
             prefix_len,
             mtu: p.mtu,

@@ -3,6 +3,10 @@
 //! so that rvs directors and kernel directors can be master and backup for
 //! each other.
 //!
+//! Why this file is long (about 530 lines): one wire format, its constants,
+//! encoder and decoder side by side, so that each field is written and read
+//! in one place; the tests are in `tests.rs`.
+//!
 //! Only the format lives here ([`Encoder`], [`decode`]); no sockets, no
 //! connection table. The layouts, written down once as byte ranges:
 //!

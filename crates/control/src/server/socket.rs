@@ -3,6 +3,10 @@
 //! thread of its own under deadlines, so that a slow or stuck client holds
 //! nobody up.
 //!
+//! Why this file is long (about 680 lines): the control socket's whole
+//! security boundary (creation, credentials, deadlines, streaming of
+//! listings) in one file, to be reviewed as one.
+//!
 //! ```text
 //!  accept thread ── SO_PEERCRED check ── one thread per connection (≤ 64)
 //!                                          read one line, 5 s deadline,

@@ -34,7 +34,8 @@ use rvs_ipvs::Protocol;
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame};
 use rvs_packet::{ipv4, TcpSegment, UdpDatagram};
 
-use super::{Flow, Step, Target, Verdict, Worker, L4};
+use super::conntrack::{Flow, Target, L4};
+use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 
@@ -46,6 +47,8 @@ pub const TRACK_MS: u64 = 2000;
 pub const HELD_BYTES_PER_WORKER: usize = 256 * 1024;
 /// How long a fragment waits for its first.
 pub const HELD_MS: u64 = 200;
+/// Least time between two walks of a full table for what expired.
+const PRUNE_WHEN_FULL_MS: u64 = 10;
 
 /// A datagram: what RFC 791 (and RFC 8200 for IPv6) says identifies its
 /// fragments.
@@ -183,7 +186,7 @@ impl Worker {
             Err(r) => FragAction::Drop(r),
         };
         if !self.frags.tracked.contains_key(&fk) && self.frags.tracked.len() >= TRACKED_PER_WORKER {
-            self.prune_fragments(now_ms);
+            self.prune_fragments_when_due(now_ms);
             if self.frags.tracked.len() >= TRACKED_PER_WORKER {
                 return Err(DropReason::FragmentTableFull);
             }
@@ -250,7 +253,7 @@ impl Worker {
         }
         let len = pkt.data().len();
         if self.frags.held_bytes + len > HELD_BYTES_PER_WORKER {
-            self.prune_fragments(now_ms);
+            self.prune_fragments_when_due(now_ms);
             if self.frags.held_bytes + len > HELD_BYTES_PER_WORKER {
                 return Err(DropReason::FragmentOrphan);
             }
@@ -307,6 +310,17 @@ impl Worker {
             // Only the mbuf path hands frames to the kernel.
             Verdict::ToKernel => c.drop(DropReason::ToDirector),
             Verdict::Consumed => {}
+        }
+    }
+
+    /// [`Worker::prune_fragments`] for a full table, at most every
+    /// [`PRUNE_WHEN_FULL_MS`]: under a flood of fragments every packet
+    /// finds it full, and a walk of the table per packet would make the
+    /// flood cost the worker far more than it costs the sender.
+    fn prune_fragments_when_due(&mut self, now_ms: u64) {
+        if now_ms >= self.frags_pruned_ms + PRUNE_WHEN_FULL_MS {
+            self.frags_pruned_ms = now_ms;
+            self.prune_fragments(now_ms);
         }
     }
 

@@ -11,8 +11,9 @@ use rvs_packet::ethernet::{self, EtherType, EthernetFrame};
 use rvs_packet::icmp::{self, IcmpPacket};
 use rvs_packet::ipv4::{self, Ipv4Packet};
 
+use super::conntrack::Target;
 use super::xmit::Side;
-use super::{Step, Target, Verdict, Worker};
+use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 

@@ -1,11 +1,20 @@
 //! Fixture-driven tests of the per-packet logic (katran style): a frame in,
 //! a verdict and the exact bytes out.
 
-use super::*;
+use rvs_ipvs::conn::FlowKey;
 use rvs_ipvs::persist::Templates;
-use rvs_ipvs::{Command, DestSpec, ServiceKey, ServiceSpec};
+use rvs_ipvs::tcp_state::TcpState;
+use rvs_ipvs::{Command, ConnRow, DestSpec, FwdMethod, Protocol, ServiceKey, ServiceSpec};
+use rvs_packet::arp::{ArpPacket, Operation};
 use rvs_packet::fixtures;
 use rvs_packet::icmp::{self, IcmpPacket};
+use rvs_packet::ipv4::{self, Ipv4Packet};
+use rvs_packet::{TcpSegment, UdpDatagram};
+
+use super::burst::flow_key_hint;
+use super::rows::conn_row;
+use super::*;
+use crate::neighbour::Neighbour;
 
 const DIRECTOR_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xd1]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x50]);
@@ -317,7 +326,7 @@ fn sloppy_tcp_schedules_mid_flow_packets() {
 fn sloppy_mid_flow_packets_reach_the_real_server_the_first_director_chose() {
     // The port flag spreads one client's flows over both real servers.
     for sched in ["mh", "sh"] {
-        let flags = rvs_ipvs::service::sched_flags::SCHED2;
+        let flags = rvs_ipvs::sched::sched_flags::SCHED2;
         let mut first = walkthrough_with(Protocol::Tcp, 80, sched, flags);
         let mut second = walkthrough_with(Protocol::Tcp, 80, sched, flags);
         second.cfg.sloppy_tcp = true;

@@ -3,13 +3,15 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use rvs_ipvs::types::prefix_mask_v4;
 use rvs_ipvs::{FwdMethod, TunCsum, TunKind, TunSpec};
 use rvs_packet::checksum;
 use rvs_packet::ethernet::{self, EthernetFrame, MacAddr};
 use rvs_packet::ipv4::{self, Ipv4Packet};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
-use super::{prefix_mask, Step, Target, Verdict, Worker};
+use super::conntrack::Target;
+use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 use crate::neighbour::Neighbour;
@@ -360,7 +362,7 @@ impl Worker {
             .routes
             .iter()
             .filter(|r| {
-                let m = prefix_mask(r.prefix_len);
+                let m = prefix_mask_v4(r.prefix_len);
                 u32::from(dst) & m == u32::from(r.dst) & m
             })
             .max_by_key(|r| r.prefix_len)?;

@@ -48,7 +48,7 @@ fn differing(a: &[Option<IpAddr>], b: &[Option<IpAddr>]) -> usize {
 fn the_same_adds_give_the_same_choices_on_every_director() {
     // Two directors (two scheduler instances) with the same rules, plain
     // and with the port flag: nothing random or per-instance leaks in.
-    for flags in [0, crate::service::sched_flags::SCHED2] {
+    for flags in [0, crate::sched::sched_flags::SCHED2] {
         let (a, b) = (
             choices(super::mh::new(flags), &FOUR),
             choices(super::mh::new(flags), &FOUR),

@@ -2,6 +2,9 @@
 //! destination address of the traffic to a dest, so that one address keeps
 //! going to one server (built for cache clusters).
 //!
+//! Why this file is long (about 550 lines): the scheduler is about 280
+//! lines; the rest is its tests.
+//!
 //! Scheduling: look `daddr` up in the cache (1024 buckets,
 //! `hash_32(fold(daddr), 10)`). On a hit the entry's last use becomes now,
 //! and its dest is returned if it is still in the service, has weight > 0

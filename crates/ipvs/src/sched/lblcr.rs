@@ -3,6 +3,9 @@
 //! when its members get busy and shrinks when it has been stable a long
 //! time.
 //!
+//! Why this file is long (about 580 lines): the scheduler is about 230
+//! lines; the rest is its tests.
+//!
 //! Scheduling, for `daddr` (same cache, hashing and aging as lblc, see
 //! [`super::lblc`]; the full check uses `lblcr_expiration`, 24 h):
 //!

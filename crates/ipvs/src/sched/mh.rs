@@ -1,5 +1,8 @@
 //! Maglev hashing (`ip_vs_mh.c`).
 //!
+//! Why this file is long (about 610 lines): the scheduler is about 230
+//! lines; the rest is its tests.
+//!
 //! A lookup table of `M = 4093` slots (a prime) is filled from per-dest
 //! preference lists. For each dest, in list order (newest first):
 //! `offset = H(addr, port, KEY1, 0) % M` and `skip = H(addr, port, KEY2, 0)
@@ -23,9 +26,9 @@
 
 use super::hash::{fold, hsiphash_u32};
 use super::{DestChange, SchedInput, Scheduler};
-use crate::command::IpvsError;
 use crate::dest::Dest;
-use crate::service::sched_flags;
+use crate::error::IpvsError;
+use crate::sched::sched_flags;
 use std::net::IpAddr;
 
 /// The table size: the kernel's default (`CONFIG_IP_VS_MH_TAB_INDEX` 12).

@@ -1,5 +1,6 @@
 //! Schedulers: one module per scheduler, as the kernel keeps one
-//! `ip_vs_<name>.c` each. Adding one means a module and a line in [`by_name`].
+//! `ip_vs_<name>.c` each. Adding one means a module and a line in
+//! [`SCHEDULERS`], the one list of them.
 //!
 //! A scheduler instance belongs to one replica of a service (see
 //! [`crate::Director`]): its cursors are private to the worker that owns the
@@ -7,8 +8,8 @@
 
 use std::net::IpAddr;
 
-use crate::command::IpvsError;
 use crate::dest::Dest;
+use crate::error::IpvsError;
 use crate::types::DestKey;
 
 pub mod hash;
@@ -67,46 +68,139 @@ pub trait Scheduler: Send {
     fn schedule(&mut self, dests: &[Dest], input: &SchedInput) -> Option<usize>;
 }
 
-/// Every scheduler name rvs knows, in ipvsadm's documentation order.
-pub const NAMES: &[&str] = &[
-    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+/// Scheduler flags (`-b`), as the kernel's IP_VS_SVC_F_SCHED{1,2,3} bits.
+pub mod sched_flags {
+    pub const SCHED1: u32 = 0x0008;
+    pub const SCHED2: u32 = 0x0010;
+    pub const SCHED3: u32 = 0x0020;
+    pub const ALL: u32 = SCHED1 | SCHED2 | SCHED3;
+}
+
+/// A scheduler rvs knows: its name (`-s`), how to make an instance for a
+/// service's `-b` flags, and the limit it puts on the number of dests.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub name: &'static str,
+    make: fn(u32) -> Box<dyn Scheduler>,
+    /// Whether a service may have this many dests (mh: its table size).
+    dests_allowed: fn(usize) -> Result<(), IpvsError>,
+}
+
+fn any_number(_dests: usize) -> Result<(), IpvsError> {
+    Ok(())
+}
+
+/// Every scheduler rvs knows, in ipvsadm's documentation order.
+pub const SCHEDULERS: &[Entry] = &[
+    Entry {
+        name: "rr",
+        make: |_| Box::new(rr::RoundRobin::default()),
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "wrr",
+        make: |_| Box::new(wrr::WeightedRoundRobin::default()),
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "lc",
+        make: |_| Box::new(lc::LeastConnection),
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "wlc",
+        make: |_| Box::new(wlc::WeightedLeastConnection),
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "lblc",
+        make: lblc::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "lblcr",
+        make: lblcr::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "dh",
+        make: dh::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "sh",
+        make: sh::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "sed",
+        make: sed::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "nq",
+        make: nq::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "fo",
+        make: fo::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "ovf",
+        make: ovf::new,
+        dests_allowed: any_number,
+    },
+    Entry {
+        name: "mh",
+        make: mh::new,
+        dests_allowed: mh::check_dest_count,
+    },
+    Entry {
+        name: "twos",
+        make: twos::new,
+        dests_allowed: any_number,
+    },
 ];
+
+/// The names of [`SCHEDULERS`], in their order (for help texts and
+/// argument parsers).
+pub const NAMES: &[&str] = &names::<{ SCHEDULERS.len() }>();
+
+const fn names<const N: usize>() -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = SCHEDULERS[i].name;
+        i += 1;
+    }
+    out
+}
 
 /// The scheduler ipvsadm uses when `-s` is not given.
 pub const DEFAULT: &str = "wlc";
 
+fn entry(name: &str) -> Option<&'static Entry> {
+    SCHEDULERS.iter().find(|e| e.name == name)
+}
+
 pub fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
+    entry(name).is_some()
 }
 
 /// A fresh scheduler instance, or None for an unknown name. `flags` are the
-/// service's `-b` bits (see [`crate::service::sched_flags`]).
+/// service's `-b` bits (see [`sched_flags`]).
 pub fn by_name(name: &str, flags: u32) -> Option<Box<dyn Scheduler>> {
-    Some(match name {
-        "rr" => Box::new(rr::RoundRobin::default()),
-        "wrr" => Box::new(wrr::WeightedRoundRobin::default()),
-        "lc" => Box::new(lc::LeastConnection),
-        "wlc" => Box::new(wlc::WeightedLeastConnection),
-        "lblc" => lblc::new(flags),
-        "lblcr" => lblcr::new(flags),
-        "dh" => dh::new(flags),
-        "sh" => sh::new(flags),
-        "sed" => sed::new(flags),
-        "nq" => nq::new(flags),
-        "fo" => fo::new(flags),
-        "ovf" => ovf::new(flags),
-        "mh" => mh::new(flags),
-        "twos" => twos::new(flags),
-        _ => return None,
-    })
+    entry(name).map(|e| (e.make)(flags))
 }
 
 /// Limits a scheduler puts on the number of dests (mh: its table size).
 pub fn check_add(name: &str, dests_after: usize) -> Result<(), IpvsError> {
-    if name == "mh" {
-        return mh::check_dest_count(dests_after);
+    match entry(name) {
+        Some(e) => (e.dests_allowed)(dests_after),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -191,6 +285,29 @@ mod registry_tests {
     use super::*;
     use crate::dest::DestSpec;
 
+    /// Each entry makes the scheduler it is named for, once: the names
+    /// are what `-s` takes and what listings print back.
+    #[test]
+    fn each_entry_makes_the_scheduler_of_its_name() {
+        assert_eq!(NAMES.len(), SCHEDULERS.len());
+        for (e, name) in SCHEDULERS.iter().zip(NAMES) {
+            assert_eq!(e.name, *name);
+            assert_eq!(by_name(name, 0).unwrap().name(), *name);
+            assert_eq!(NAMES.iter().filter(|n| *n == name).count(), 1, "{name}");
+        }
+        assert!(by_name("nope", 0).is_none());
+        assert!(exists(DEFAULT));
+    }
+
+    #[test]
+    fn only_mh_limits_the_number_of_dests() {
+        for name in NAMES {
+            let many = check_add(name, 1_000_000);
+            assert_eq!(many.is_err(), *name == "mh", "{name}");
+            assert!(check_add(name, 1).is_ok(), "{name}");
+        }
+    }
+
     proptest! {
         /// Every scheduler rvs registers, on a random list with some dests
         /// quiesced and some overloaded, only ever picks an available dest.
@@ -203,7 +320,7 @@ mod registry_tests {
             sources in proptest::collection::vec(any::<u32>(), 1..20),
         ) {
             for name in NAMES {
-                for flags in [0, crate::service::sched_flags::SCHED1] {
+                for flags in [0, crate::sched::sched_flags::SCHED1] {
                     let adds: Vec<(String, u32)> = dests
                         .iter()
                         .enumerate()

@@ -17,7 +17,7 @@
 use super::hash::{fold, hash_32};
 use super::{DestChange, SchedInput, Scheduler};
 use crate::dest::Dest;
-use crate::service::sched_flags;
+use crate::sched::sched_flags;
 
 const TAB_BITS: u32 = 8;
 const TAB_SIZE: usize = 1 << TAB_BITS;

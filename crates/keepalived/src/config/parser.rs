@@ -1,13 +1,16 @@
 //! Keywords into values, block by block, with keepalived's messages. What a
 //! block leaves unset stays `None` here; [`super::validate`] fills in the
 //! defaults and the inheritance.
+//!
+//! Why this file is long (about 1530 lines): every keyword keepalived takes,
+//! block by block, with keepalived's messages.
 
 use rvs_ipvs::PersistMask;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use rvs_ipvs::service::sched_flags;
+use rvs_ipvs::sched::sched_flags;
 use rvs_ipvs::{Protocol, TunCsum, TunKind, TunSpec};
 
 use super::diag::{Diags, Pos};

@@ -1,6 +1,10 @@
 //! keepalived's `validate_check_config`: defaults, inheritance from virtual
 //! server to real server to checker, and the corrections keepalived makes
 //! (with its messages), so that [`Config`] is final.
+//!
+//! Why this file is long (about 540 lines): keepalived's
+//! `validate_check_config`, case by case, each correction with keepalived's
+//! own message, in the order keepalived makes them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};

@@ -1,0 +1,293 @@
+//! Connection tracking, shared by both address families: a packet's
+//! connection found and stepped (`established`), a NAT server's reply or a
+//! new flow (`unknown_flow`), and a new flow scheduled and recorded
+//! (`new_flow`).
+
+use std::net::IpAddr;
+
+use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey, OutKey};
+use rvs_ipvs::persist::TemplateKey;
+use rvs_ipvs::sched::SchedInput;
+use rvs_ipvs::tcp_state::{Event, TcpState};
+use rvs_ipvs::{FwdMethod, Protocol};
+use rvs_packet::{TcpSegment, UdpDatagram};
+
+use super::{Step, Worker};
+use crate::counters::DropReason;
+
+/// A TCP or UDP header as connection tracking needs it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct L4 {
+    pub(super) sport: u16,
+    pub(super) dport: u16,
+    /// TCP flags; 0 for UDP.
+    pub(super) flags: u8,
+}
+
+impl L4 {
+    /// The TCP state-machine event of the segment (none for UDP).
+    pub(super) fn event(&self) -> Option<Event> {
+        use rvs_packet::tcp::flags::{ACK, FIN, RST, SYN};
+        let f = self.flags;
+        Event::from_flags(f & SYN != 0, f & FIN != 0, f & ACK != 0, f & RST != 0)
+    }
+
+    /// Whether the segment may open a connection: SYN without RST.
+    pub(super) fn syn_only(&self) -> bool {
+        use rvs_packet::tcp::flags::{RST, SYN};
+        self.flags & (SYN | RST) == SYN
+    }
+}
+
+/// Ports and TCP flags. Plain fields rather than a tuple with an
+/// `Option<Event>`: rustc packed that through the stack with a
+/// store-forwarding stall per packet.
+#[inline(always)]
+pub(super) fn l4_ports(protocol: Protocol, l4: &[u8]) -> Step<L4> {
+    match protocol {
+        Protocol::Tcp => match TcpSegment::new_checked(l4) {
+            Ok(t) => Ok(L4 {
+                sport: t.src_port(),
+                dport: t.dst_port(),
+                flags: t.flags(),
+            }),
+            Err(_) => Err(DropReason::BadL4Header),
+        },
+        _ => match UdpDatagram::new_checked(l4) {
+            Ok(u) => Ok(L4 {
+                sport: u.src_port(),
+                dport: u.dst_port(),
+                flags: 0,
+            }),
+            Err(_) => Err(DropReason::BadL4Header),
+        },
+    }
+}
+
+/// What connection tracking decided for a packet.
+pub(super) enum Flow {
+    /// Client to server: send it to this target.
+    In(Target),
+    /// A NAT server's reply: give it the VIP's address and port back.
+    Out { vaddr: IpAddr, vport: u16 },
+}
+
+/// Where a connection's packets go.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target {
+    pub(super) daddr: IpAddr,
+    pub(super) dport: u16,
+    pub(super) fwd: FwdMethod,
+}
+
+impl Target {
+    pub(super) fn of(c: Conn<'_>) -> Target {
+        Target {
+            daddr: c.daddr,
+            dport: c.dport,
+            fwd: c.fwd,
+        }
+    }
+}
+
+impl Worker {
+    /// Connection tracking, first step (both address families): the client
+    /// side's connection of this packet, its state stepped and
+    /// timer re-armed; none when there is none, or when a SYN finds it
+    /// closing (the kernel's conn_reuse_mode 1: it is removed, and the SYN
+    /// starts a new one).
+    #[inline(always)]
+    pub(super) fn established(
+        &mut self,
+        key: &FlowKey,
+        event: Option<Event>,
+        syn_only: bool,
+        now_ms: u64,
+    ) -> Option<ConnRef> {
+        let is_tcp = key.protocol == Protocol::Tcp;
+        let r = self.conns.lookup_hinted(key, self.hint.take())?;
+        let old = self.conns.state(r);
+        if is_tcp && syn_only && matches!(old, TcpState::TimeWait | TcpState::Close) {
+            self.conns.remove(r);
+            return None;
+        }
+        // Read only for the sync daemon's refresh (`worker/sync.rs`).
+        let old_expires_s = match self.sync_out {
+            Some(_) => self.conns.expires_s(r),
+            None => 0,
+        };
+        self.conns.on_packet(r, key.protocol, false, event, now_ms);
+        self.offer_to_sync(r, old, old_expires_s, now_ms);
+        Some(r)
+    }
+
+    /// Connection tracking, second step, for a packet of no connection on the
+    /// client side: a NAT real server's reply, or a new flow. Out of line,
+    /// away from established traffic. (The two steps are separate so that an
+    /// established packet's target goes straight to the transmitter, not
+    /// through a `Flow` on the stack, which cost a store-forwarding stall.)
+    /// `bytes` is the packet's IP length, for the traffic counters.
+    #[inline(never)]
+    pub(super) fn unknown_flow(
+        &mut self,
+        key: &FlowKey,
+        event: Option<Event>,
+        syn_only: bool,
+        bytes: u64,
+        now_ms: u64,
+    ) -> Step<Flow> {
+        // A NAT real server's reply?
+        let out = OutKey {
+            protocol: key.protocol,
+            daddr: key.caddr,
+            dport: key.cport,
+            caddr: key.vaddr,
+            cport: key.vport,
+        };
+        if let Some(r) = self.conns.lookup_out(&out) {
+            self.conns.on_packet(r, key.protocol, true, event, now_ms);
+            // ip_vs_out_stats: replies count only where they pass us (NAT).
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_out(bytes);
+            }
+            let c = self.conns.get(r);
+            return Ok(Flow::Out {
+                vaddr: c.key.vaddr,
+                vport: c.key.vport,
+            });
+        }
+        self.new_flow(key, syn_only, event, bytes, now_ms)
+            .map(Flow::In)
+    }
+
+    /// Schedules the first packet of a flow (through a persistence template
+    /// when the service has one) and records the connection, except for
+    /// one-packet services. Returns where the packet goes. Kept out of line:
+    /// established traffic never comes here. The connection and its first
+    /// packet (`bytes` long) are counted, as `ip_vs_conn_stats` and
+    /// `ip_vs_in_stats` count them.
+    #[inline(never)]
+    pub(super) fn new_flow(
+        &mut self,
+        key: &FlowKey,
+        syn_only: bool,
+        event: Option<Event>,
+        bytes: u64,
+        now_ms: u64,
+    ) -> Step<Target> {
+        let (protocol, src, dst, dport) = (key.protocol, key.caddr, key.vaddr, key.vport);
+        let exact = rvs_ipvs::ServiceKey {
+            protocol,
+            addr: dst,
+            port: dport,
+        };
+        // A port-zero service takes every port of its VIP (it is persistent).
+        let svc_port = if self.director.service(&exact).is_some() {
+            dport
+        } else {
+            0
+        };
+        let Some(svc) = self
+            .director
+            .lookup(protocol, dst, svc_port)
+            .filter(|s| svc_port != 0 || s.spec.persistent.is_some())
+        else {
+            return Err(if self.director.is_vip(dst) {
+                DropReason::NoService
+            } else {
+                DropReason::NotForUs
+            });
+        };
+        let is_tcp = protocol == Protocol::Tcp;
+        let may_open = syn_only || (self.cfg.sloppy_tcp && event != Some(Event::Rst));
+        if is_tcp && !may_open {
+            return Err(DropReason::NoConnection);
+        }
+        // drop_packet: under pressure, one new connection in the rate is
+        // refused (`ip_vs_todrop` in the protocols' conn_schedule).
+        if self.defense.drop_new() {
+            return Err(DropReason::Defense);
+        }
+        let input = SchedInput {
+            saddr: src,
+            sport: key.cport,
+            daddr: dst,
+            dport,
+            now_ms,
+        };
+        let one_packet = svc.spec.one_packet && protocol == Protocol::Udp;
+        let mut binding = match svc.spec.persistent {
+            Some(timeout) => {
+                let tkey =
+                    TemplateKey::new(protocol, src, svc.spec.netmask, dst, svc.spec.key.port);
+                let tpl = match self.templates.get(&tkey) {
+                    Some(t) => t,
+                    None => {
+                        let i = svc
+                            .sched
+                            .schedule(&svc.dests, &input)
+                            .ok_or(DropReason::NoDestination)?;
+                        self.templates.create(tkey, &svc.dests[i])
+                    }
+                };
+                if one_packet {
+                    tpl.touch(now_ms, timeout);
+                } else {
+                    tpl.attach(now_ms, timeout);
+                }
+                Binding {
+                    daddr: tpl.daddr,
+                    dport: tpl.dport,
+                    fwd: tpl.fwd,
+                    dest: tpl.dest.clone(),
+                    template: Some(tpl),
+                }
+            }
+            None => {
+                let i = svc
+                    .sched
+                    .schedule(&svc.dests, &input)
+                    .ok_or(DropReason::NoDestination)?;
+                Binding::to_dest(&svc.dests[i])
+            }
+        };
+        if binding.dport == 0 {
+            binding.dport = dport;
+        }
+        self.shared.counters.new_connections.inc();
+        let target = Target {
+            daddr: binding.daddr,
+            dport: binding.dport,
+            fwd: binding.fwd,
+        };
+        if one_packet {
+            // Scheduled on its own, no connection entry kept.
+            binding
+                .dest
+                .conns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let lane = self.conns.stats_lane();
+            if let Some(lane) = lane.and_then(|l| binding.dest.stats.lane(l)) {
+                lane.count_conn();
+                lane.count_in(bytes);
+            }
+            return Ok(target);
+        }
+        let template = binding.template.clone();
+        let r = self
+            .conns
+            .insert_bound(*key, binding, now_ms)
+            .map_err(|_| {
+                if let Some(t) = template {
+                    t.detach();
+                }
+                DropReason::ConnTableFull
+            })?;
+        self.conns.on_packet(r, key.protocol, false, event, now_ms);
+        if let Some(lane) = self.conns.lane(r) {
+            lane.count_conn();
+            lane.count_in(bytes);
+        }
+        Ok(target)
+    }
+}

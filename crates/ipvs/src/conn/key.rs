@@ -1,0 +1,138 @@
+//! Flow keys as the slabs store them, and the table's seeded hashes.
+
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::FlowKey;
+use crate::types::Protocol;
+
+/// The address family specific part of a slot.
+pub(super) trait SlotKey: Copy + Default + PartialEq {
+    fn from_flow(k: &FlowKey) -> Option<Self>;
+    fn to_flow(&self) -> FlowKey;
+    fn seeded_hash(&self, seed: &Seed) -> u64;
+}
+
+/// The seeds of a table's hashes, random per table: clients choose their
+/// addresses and ports, and must not be able to aim them at one bucket.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seed(u64, u64);
+
+impl Seed {
+    pub(super) fn random() -> Seed {
+        let s = std::collections::hash_map::RandomState::new();
+        Seed(s.hash_one(1u8) | 1, s.hash_one(2u8) | 1)
+    }
+
+    /// Two words into one hash: one 64×64→128-bit multiply, folded (the
+    /// mixing step of wyhash/foldhash); every output bit depends on every
+    /// input bit.
+    #[inline]
+    pub(super) fn hash2(&self, a: u64, b: u64) -> u64 {
+        let p = (a ^ self.0) as u128 * (b ^ self.1) as u128;
+        (p as u64) ^ (p >> 64) as u64
+    }
+
+    #[inline]
+    pub(super) fn hash_addrs(&self, x: u128, y: u128, rest: u64) -> u64 {
+        let h = self.hash2((x >> 64) as u64, x as u64);
+        let h = self.hash2(h ^ (y >> 64) as u64, y as u64);
+        self.hash2(h, rest)
+    }
+}
+
+pub(super) fn ip_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// An IPv4 flow key: 16 bytes (13 used).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub(super) struct V4Key {
+    caddr: u32,
+    vaddr: u32,
+    cport: u16,
+    vport: u16,
+    protocol: u8,
+}
+
+/// An IPv6 flow key: 40 bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub(super) struct V6Key {
+    caddr: [u8; 16],
+    vaddr: [u8; 16],
+    cport: u16,
+    vport: u16,
+    protocol: u8,
+}
+
+impl SlotKey for V4Key {
+    fn from_flow(k: &FlowKey) -> Option<Self> {
+        match (k.caddr, k.vaddr) {
+            (IpAddr::V4(c), IpAddr::V4(v)) => Some(V4Key {
+                caddr: c.into(),
+                vaddr: v.into(),
+                cport: k.cport,
+                vport: k.vport,
+                protocol: k.protocol.number(),
+            }),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn seeded_hash(&self, seed: &Seed) -> u64 {
+        seed.hash2(
+            (self.caddr as u64) << 32 | self.vaddr as u64,
+            (self.cport as u64) << 32 | (self.vport as u64) << 16 | self.protocol as u64,
+        )
+    }
+
+    fn to_flow(&self) -> FlowKey {
+        FlowKey {
+            protocol: Protocol::from_number(self.protocol).unwrap_or(Protocol::Tcp),
+            caddr: IpAddr::V4(Ipv4Addr::from(self.caddr)),
+            cport: self.cport,
+            vaddr: IpAddr::V4(Ipv4Addr::from(self.vaddr)),
+            vport: self.vport,
+        }
+    }
+}
+
+impl SlotKey for V6Key {
+    fn from_flow(k: &FlowKey) -> Option<Self> {
+        match (k.caddr, k.vaddr) {
+            (IpAddr::V6(c), IpAddr::V6(v)) => Some(V6Key {
+                caddr: c.octets(),
+                vaddr: v.octets(),
+                cport: k.cport,
+                vport: k.vport,
+                protocol: k.protocol.number(),
+            }),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn seeded_hash(&self, seed: &Seed) -> u64 {
+        seed.hash_addrs(
+            u128::from_be_bytes(self.caddr),
+            u128::from_be_bytes(self.vaddr),
+            (self.cport as u64) << 32 | (self.vport as u64) << 16 | self.protocol as u64,
+        )
+    }
+
+    fn to_flow(&self) -> FlowKey {
+        FlowKey {
+            protocol: Protocol::from_number(self.protocol).unwrap_or(Protocol::Tcp),
+            caddr: IpAddr::V6(Ipv6Addr::from(self.caddr)),
+            cport: self.cport,
+            vaddr: IpAddr::V6(Ipv6Addr::from(self.vaddr)),
+            vport: self.vport,
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! The connection table's unit and property tests.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use proptest::prelude::*;
+
+use super::expiry::RECLAIM_SCAN;
+use super::*;
+use crate::dest::DestSpec;
+use crate::tcp_state::Event;
+
+fn dest() -> Dest {
+    let spec = DestSpec {
+        addr: "10.0.0.1".parse().unwrap(),
+        port: 80,
+        fwd: FwdMethod::Route,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    Dest {
+        spec,
+        last_weight: 1,
+        shared: DestShared::new(&spec),
+    }
+}
+
+fn key(cport: u16) -> FlowKey {
+    FlowKey {
+        protocol: Protocol::Tcp,
+        caddr: "192.168.1.50".parse().unwrap(),
+        cport,
+        vaddr: "192.168.1.10".parse().unwrap(),
+        vport: 80,
+    }
+}
+
+#[test]
+fn counters_follow_dr_handshake_and_expiry() {
+    let d = dest();
+    let mut t = ConnTable::new(10, Timeouts::default());
+    let r = t.insert(key(1), &d, 0).unwrap();
+    assert_eq!((d.shared.active(), d.shared.inactive()), (0, 1));
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    assert_eq!(t.get(r).state, TcpState::SynRecv);
+    t.on_tcp(r, false, Some(Event::Ack), 0);
+    assert_eq!(t.get(r).state, TcpState::Established);
+    assert_eq!((d.shared.active(), d.shared.inactive()), (1, 0));
+    t.on_tcp(r, false, Some(Event::Fin), 1000);
+    assert_eq!(t.get(r).state, TcpState::FinWait);
+    assert_eq!((d.shared.active(), d.shared.inactive()), (0, 1));
+    // FIN_WAIT lasts 120 s.
+    assert_eq!(t.expire_some(120_999, 100), 0);
+    assert_eq!(t.expire_some(121_000, 100), 1);
+    assert!(t.is_empty());
+    assert_eq!((d.shared.active(), d.shared.inactive()), (0, 0));
+}
+
+#[test]
+fn ipv4_slot_is_32_bytes_and_fill_stays_under_64_per_conn() {
+    assert_eq!(V4_SLOT_BYTES, 32);
+    let d = dest();
+    let n = 100_000;
+    let mut t = ConnTable::new(n, Timeouts::default());
+    // Table pressure's queue, on by default, counts too.
+    t.set_reclaim_half_open(true);
+    for i in 0..n as u32 {
+        let k = FlowKey {
+            protocol: Protocol::Tcp,
+            caddr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+            cport: (i % 60000) as u16,
+            vaddr: "192.168.1.10".parse().unwrap(),
+            vport: 80,
+        };
+        t.insert(k, &d, 0).unwrap();
+    }
+    let per = t.bytes() as f64 / n as f64;
+    assert!(per <= 64.0, "{per} bytes per connection");
+}
+
+#[test]
+fn ipv6_and_nat_replies() {
+    let spec = DestSpec {
+        addr: "fd00:2::2".parse().unwrap(),
+        port: 8080,
+        fwd: FwdMethod::Masq,
+        weight: 1,
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    let d = Dest {
+        spec,
+        last_weight: 1,
+        shared: DestShared::new(&spec),
+    };
+    let mut t = ConnTable::new(10, Timeouts::default());
+    let mut refs = vec![];
+    // Enough NAT entries to make the reply index grow.
+    for p in 1..=8u16 {
+        let k = FlowKey {
+            protocol: Protocol::Tcp,
+            caddr: "fd00:1::2".parse().unwrap(),
+            cport: p,
+            vaddr: "fd00:99::10".parse().unwrap(),
+            vport: 80,
+        };
+        refs.push((k, t.insert(k, &d, 0).unwrap()));
+    }
+    for (k, r) in &refs {
+        assert_eq!(t.lookup(k), Some(*r));
+        let c = t.get(*r);
+        assert_eq!(
+            (c.daddr, c.dport, c.fwd),
+            (spec.addr, 8080, FwdMethod::Masq)
+        );
+        assert_eq!(t.lookup_out(&c.out_key()), Some(*r));
+    }
+    let (k, r) = refs[3];
+    let out = t.get(r).out_key();
+    t.remove(r);
+    assert_eq!(t.lookup(&k), None);
+    assert_eq!(t.lookup_out(&out), None);
+    assert_eq!(t.len(), 7);
+    assert_eq!(d.shared.inactive(), 7);
+    assert_eq!(t.iter().count(), 7);
+}
+
+/// `-e` of a tunnel server's `--tun-type`/`--tun-port` keeps its dest
+/// (the same `DestShared`): connections made after the edit go by the
+/// new tunnel while those made before keep theirs.
+#[test]
+fn edited_tunnel_reaches_new_connections_while_old_ones_live() {
+    let ipip = FwdMethod::Tunnel(crate::types::TunSpec::default());
+    let gue = FwdMethod::Tunnel(crate::types::TunSpec {
+        kind: crate::types::TunKind::Gue,
+        port: 6080,
+        csum: crate::types::TunCsum::None,
+    });
+    let d = dest();
+    let bind = |fwd| Binding {
+        fwd,
+        ..Binding::to_dest(&d)
+    };
+    let mut t = ConnTable::new(10, Timeouts::default());
+    let old = t.insert_bound(key(1), bind(ipip), 0).unwrap();
+    let new = t.insert_bound(key(2), bind(gue), 0).unwrap();
+    assert_eq!(t.get(old).fwd, ipip);
+    assert_eq!(t.get(new).fwd, gue, "the edit reaches the new connection");
+    // Once the old connection is gone, its tunnel's entry goes too and
+    // a third connection also takes the new one.
+    t.remove(old);
+    let third = t.insert_bound(key(3), bind(gue), 0).unwrap();
+    assert_eq!(t.get(third).fwd, gue);
+    assert_eq!(t.get(new).fwd, gue);
+    t.remove(new);
+    t.remove(third);
+    assert!(t.dests.by_id.is_empty(), "every dest entry released");
+}
+
+/// The NAT reply index is sized with the table, as the slab is: filling
+/// the table never grows (and rehashes) it on the worker.
+#[test]
+fn nat_reply_index_never_grows() {
+    let spec = DestSpec {
+        fwd: FwdMethod::Masq,
+        ..dest().spec
+    };
+    let d = Dest {
+        spec,
+        last_weight: 1,
+        shared: DestShared::new(&spec),
+    };
+    let n = 10_000;
+    let mut t = ConnTable::new(n, Timeouts::default());
+    let before = t.v4.out_index.bytes();
+    for i in 0..n as u32 {
+        let k = FlowKey {
+            caddr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+            ..key(1)
+        };
+        t.insert(k, &d, 0).unwrap();
+    }
+    assert!(before > 0, "allocated up front");
+    assert_eq!(t.v4.out_index.bytes(), before, "never grew");
+}
+
+/// A listing in slices sees every connection once, IPv4 and IPv6, and
+/// no slice looks at more slots than its budget.
+#[test]
+fn listing_in_slices_sees_each_connection_once() {
+    let d = dest();
+    let mut t = ConnTable::new(100, Timeouts::default());
+    for p in 0..50 {
+        t.insert(key(p), &d, 0).unwrap();
+    }
+    let v6 = |p| FlowKey {
+        caddr: "fd00::50".parse().unwrap(),
+        vaddr: "fd00::10".parse().unwrap(),
+        ..key(p)
+    };
+    for p in 0..7 {
+        t.insert(v6(p), &d, 0).unwrap();
+    }
+    // Holes in the slab: removed connections are not listed.
+    for p in [3, 17, 40] {
+        let r = t.lookup(&key(p)).unwrap();
+        t.remove(r);
+    }
+    let mut cursor = ListCursor::default();
+    let mut seen = Vec::new();
+    let mut slices = 0;
+    loop {
+        slices += 1;
+        let mut n = 0;
+        let done = t.list_slice(&mut cursor, 8, |c| {
+            n += 1;
+            seen.push(c.key)
+        });
+        assert!(n <= 8);
+        if done {
+            break;
+        }
+        assert!(slices < 100, "the listing ends");
+    }
+    assert_eq!(slices, 8, "57 slots, 8 a slice");
+    assert_eq!(seen.len(), 54);
+    let mut want: Vec<FlowKey> = t.iter().map(|c| c.key).collect();
+    want.sort_by_key(|k| format!("{k:?}"));
+    seen.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(seen, want);
+    // Walked to the end, a cursor stays there.
+    assert!(t.list_slice(&mut cursor, 8, |_| panic!("listed twice")));
+}
+
+#[test]
+fn full_table_refuses() {
+    let d = dest();
+    let mut t = ConnTable::new(2, Timeouts::default());
+    t.insert(key(1), &d, 0).unwrap();
+    t.insert(key(2), &d, 0).unwrap();
+    assert_eq!(t.insert(key(3), &d, 0), Err(TableFull));
+    assert_eq!(d.shared.inactive(), 2, "a refused flow is not counted");
+}
+
+fn nat_dest() -> Dest {
+    let mut d = dest();
+    d.spec.fwd = FwdMethod::Masq;
+    d.shared = DestShared::new(&d.spec);
+    d
+}
+
+/// A flood of SYNs into a full table: each new one takes the place of
+/// the oldest half-open connection; established connections and those
+/// whose server answered (NAT) keep theirs.
+#[test]
+fn full_table_reclaims_the_oldest_half_open_first() {
+    let (dr, nat) = (dest(), nat_dest());
+    let mut t = ConnTable::new(4, Timeouts::default());
+    t.set_reclaim_half_open(true);
+    let est = t.insert(key(1), &dr, 0).unwrap();
+    t.on_tcp(est, false, Some(Event::Syn), 0);
+    t.on_tcp(est, false, Some(Event::Ack), 0);
+    let answered = t.insert(key(2), &nat, 0).unwrap();
+    t.on_tcp(answered, false, Some(Event::Syn), 0);
+    t.on_tcp(answered, true, Some(Event::Syn), 0);
+    assert_eq!(t.get(answered).state, TcpState::SynRecv);
+    let old = t.insert(key(3), &dr, 0).unwrap();
+    t.on_tcp(old, false, Some(Event::Syn), 0);
+    let young = t.insert(key(4), &dr, 0).unwrap();
+    t.on_tcp(young, false, Some(Event::Syn), 0);
+    assert_eq!(t.len(), 4);
+
+    // Full: the oldest half-open one (key 3) goes.
+    let r = t.insert(key(5), &dr, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    assert_eq!(t.reclaimed(), 1);
+    assert!(t.lookup(&key(3)).is_none());
+    for k in [1, 2, 4, 5] {
+        assert!(t.lookup(&key(k)).is_some(), "key {k}");
+    }
+    // Then key 4, then key 5: a flood cycles through the half-open.
+    for (n, gone) in [(6, 4), (7, 5), (8, 6)] {
+        let r = t.insert(key(n), &dr, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        assert!(t.lookup(&key(gone)).is_none(), "key {gone}");
+    }
+    assert_eq!(t.reclaimed(), 4);
+    assert!(t.lookup(&key(1)).is_some() && t.lookup(&key(2)).is_some());
+    // The dests' counters follow: four connections left (IPVS counts
+    // SYN_RECV as active, so all four are).
+    assert_eq!(
+        dr.shared.active() + dr.shared.inactive() + nat.shared.active() + nat.shared.inactive(),
+        4
+    );
+
+    // Nothing half-open left once they are established: full again.
+    for k in [7, 8] {
+        let r = t.lookup(&key(k)).unwrap();
+        t.on_tcp(r, false, Some(Event::Ack), 0);
+    }
+    let answered = t.lookup(&key(2)).unwrap();
+    t.on_tcp(answered, true, Some(Event::Ack), 0);
+    assert_eq!(t.insert(key(9), &dr, 0), Err(TableFull));
+}
+
+/// A slot reused by a later connection is not taken for the one the
+/// queue remembers there.
+#[test]
+fn reclaim_skips_reused_slots() {
+    let d = dest();
+    let mut t = ConnTable::new(2, Timeouts::default());
+    t.set_reclaim_half_open(true);
+    let a = t.insert(key(1), &d, 0).unwrap();
+    t.on_tcp(a, false, Some(Event::Syn), 0);
+    let b = t.insert(key(2), &d, 0).unwrap();
+    t.on_tcp(b, false, Some(Event::Syn), 0);
+    // Key 1 goes away (a RST would close it; here it is removed), and
+    // key 3 takes its slot: queue is [slot a (key 1, stale), key 2, key 3].
+    t.remove(a);
+    let c = t.insert(key(3), &d, 0).unwrap();
+    assert_eq!(c, a, "the freed slot is reused");
+    t.on_tcp(c, false, Some(Event::Syn), 0);
+    // Full: key 2 is the oldest half-open, not key 3 in key 1's slot.
+    t.insert(key(4), &d, 0).unwrap();
+    assert!(t.lookup(&key(2)).is_none());
+    assert!(t.lookup(&key(3)).is_some());
+}
+
+/// Entries of connections that got established are pruned from the
+/// queue's front between bursts, so that a full table never spends its
+/// scan on them.
+#[test]
+fn pruning_clears_established_entries_from_the_front() {
+    let d = dest();
+    let n = 3 * RECLAIM_SCAN as u16;
+    let mut t = ConnTable::new(n as usize + 1, Timeouts::default());
+    t.set_reclaim_half_open(true);
+    for k in 0..n {
+        let r = t.insert(key(k), &d, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        t.on_tcp(r, false, Some(Event::Ack), 0);
+    }
+    let r = t.insert(key(n), &d, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    for _ in 0..4 {
+        t.prune_half_open(RECLAIM_SCAN);
+    }
+    assert_eq!(t.half_open.as_ref().unwrap().ring.len(), 1);
+    t.insert(key(n + 1), &d, 0).unwrap();
+    assert_eq!(t.reclaimed(), 1);
+    assert!(t.lookup(&key(n)).is_none());
+}
+
+#[test]
+fn without_reclaim_a_full_table_refuses_syns() {
+    let d = dest();
+    let mut t = ConnTable::new(1, Timeouts::default());
+    let r = t.insert(key(1), &d, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    assert_eq!(t.insert(key(2), &d, 0), Err(TableFull));
+    assert_eq!(t.reclaimed(), 0);
+}
+
+/// `ip_vs_random_dropentry`: half-open connections go; established
+/// ones only after a minute idle, one in k for k packets; busy ones stay.
+#[test]
+fn random_dropentry_follows_the_kernels_rules() {
+    let d = dest();
+    let mut t = ConnTable::new(64, Timeouts::default());
+    let mut keys = Vec::new();
+    // 10 half-open, 10 established with 1 packet... (SYN + ACK = 2
+    // packets), 10 established with 20 packets.
+    for k in 0..30u16 {
+        let r = t.insert(key(k), &d, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        if k >= 10 {
+            t.on_tcp(r, false, Some(Event::Ack), 0);
+        }
+        if k >= 20 {
+            for _ in 0..18 {
+                t.on_tcp(r, false, Some(Event::Ack), 0);
+            }
+        }
+        keys.push(k);
+    }
+    // Enough random looks to see every slot many times.
+    t.random_dropentry(1_000, 3000);
+    for k in 0..10 {
+        assert!(t.lookup(&key(k)).is_none(), "half-open {k} dropped");
+    }
+    for k in 10..30 {
+        assert!(t.lookup(&key(k)).is_some(), "established {k} idle < 60 s");
+    }
+    // A minute idle later: those with 2 packets go (one in two looks),
+    // the busy ones (more than 8 packets) stay.
+    t.random_dropentry(61_000, 3000);
+    for k in 10..20 {
+        assert!(t.lookup(&key(k)).is_none(), "idle, 2 packets: {k}");
+    }
+    for k in 20..30 {
+        assert!(t.lookup(&key(k)).is_some(), "busy {k}");
+    }
+    assert_eq!(t.dropped_entries(), 20);
+}
+
+#[test]
+fn secure_tcp_shortens_half_open_and_needs_the_servers_answer() {
+    let (dr, nat) = (dest(), nat_dest());
+    let mut t = ConnTable::new(8, Timeouts::default());
+    t.set_secure_tcp(true, 10);
+    let r = t.insert(key(1), &dr, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    assert_eq!(t.get(r).state, TcpState::SynAck);
+    assert_eq!(t.get(r).expires_ms, 10_000);
+    let n = t.insert(key(2), &nat, 0).unwrap();
+    t.on_tcp(n, false, Some(Event::Syn), 0);
+    t.on_tcp(n, false, Some(Event::Ack), 0);
+    assert_eq!(t.get(n).state, TcpState::SynRecv, "no answer yet");
+    assert_eq!(t.get(n).expires_ms, 10_000);
+    t.set_secure_tcp(false, 10);
+    t.on_tcp(n, false, Some(Event::Ack), 0);
+    assert_eq!(t.get(n).state, TcpState::Established);
+    let r = t.insert(key(3), &dr, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    assert_eq!(t.get(r).state, TcpState::SynRecv);
+    assert_eq!(t.get(r).expires_ms, 60_000);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert(u16, u64),
+    Lookup(u16),
+    Expire(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u16..64, 0u64..5000).prop_map(|(p, t)| Op::Insert(p, t)),
+        (0u16..64).prop_map(Op::Lookup),
+        (0u64..5000).prop_map(Op::Expire),
+    ]
+}
+
+proptest! {
+    /// Insert, lookup and full expiry sweeps agree with a HashMap model
+    /// (expiry has one-second resolution).
+    #[test]
+    fn matches_hashmap_model(ops in proptest::collection::vec(op(), 1..200)) {
+        let d = dest();
+        let mut t = ConnTable::new(1000, Timeouts::default());
+        let mut model: HashMap<u16, u64> = HashMap::new();
+        let mut now = 0u64;
+        for o in ops {
+            match o {
+                Op::Insert(p, dt) => {
+                    now += dt;
+                    if t.lookup(&key(p)).is_none() {
+                        t.insert(key(p), &d, now).unwrap();
+                        // State NONE: 2 s, kept in whole seconds.
+                        model.insert(p, (now + 2000).div_ceil(1000));
+                    }
+                }
+                Op::Lookup(p) => {
+                    prop_assert_eq!(t.lookup(&key(p)).is_some(), model.contains_key(&p));
+                }
+                Op::Expire(dt) => {
+                    now += dt;
+                    let cap = t.v4.slots.len();
+                    t.expire_some(now, cap);
+                    model.retain(|_, exp| *exp > now / 1000);
+                }
+            }
+            prop_assert_eq!(t.len(), model.len());
+            prop_assert_eq!(d.shared.inactive() as usize, model.len());
+        }
+    }
+}
