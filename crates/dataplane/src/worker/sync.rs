@@ -17,7 +17,9 @@
 //! - as backup, a connection from a master's message is created (or its
 //!   state and timer updated) bound to the same real server, so that its
 //!   packets, should they come here, go on to that server whatever the
-//!   scheduler would pick.
+//!   scheduler would pick; a persistence template (sent with each
+//!   connection made through one, as the kernel sends a connection's
+//!   controlling template) is made or renewed here.
 
 use std::net::IpAddr;
 
@@ -109,12 +111,56 @@ impl Worker {
             pe_data: Vec::new(),
             pe_name: Vec::new(),
         };
-        if self.sync_batch.len() < SYNC_BATCH {
-            self.sync_batch.push(entry);
-            self.shared.counters.sync_offered.inc();
-        } else {
-            self.shared.counters.sync_queue_full.inc();
+        // The persistence template it was made through goes with it, as
+        // the kernel sends a connection's controlling template.
+        let template = self.template_entry(r, &entry, now_ms);
+        for e in std::iter::once(entry).chain(template) {
+            if self.sync_batch.len() < SYNC_BATCH {
+                self.sync_batch.push(e);
+                self.shared.counters.sync_offered.inc();
+            } else {
+                self.shared.counters.sync_queue_full.inc();
+            }
         }
+    }
+
+    /// The sync entry of connection `r`'s persistence template, if it has
+    /// one: the client's network (the service's netmask applied), no client
+    /// port, the service's port, and the template's time left.
+    fn template_entry(&self, r: ConnRef, conn: &SyncConn, now_ms: u64) -> Option<SyncConn> {
+        let t = self.conns.template_of(r)?;
+        let protocol = if conn.protocol == rvs_sync::TCP {
+            Protocol::Tcp
+        } else {
+            Protocol::Udp
+        };
+        let key = |port| rvs_ipvs::ServiceKey {
+            protocol,
+            addr: conn.vaddr,
+            port,
+        };
+        let svc = self
+            .director
+            .service(&key(conn.vport))
+            .or_else(|| self.director.service(&key(0)))?;
+        let tkey = rvs_ipvs::persist::TemplateKey::new(
+            protocol,
+            conn.caddr,
+            svc.spec.netmask,
+            conn.vaddr,
+            svc.spec.key.port,
+        );
+        Some(SyncConn {
+            flags: flags::TEMPLATE | fwd_flags(t.fwd),
+            state: 0,
+            caddr: tkey.cnet,
+            cport: 0,
+            vport: tkey.vport,
+            daddr: t.daddr,
+            dport: t.dport,
+            timeout_s: t.expires_ms().saturating_sub(now_ms).div_ceil(1000) as u32,
+            ..conn.clone()
+        })
     }
 
     /// Hands the connections offered during this poll loop to the master
@@ -144,9 +190,8 @@ impl Worker {
             rvs_sync::UDP => Protocol::Udp,
             _ => return c.synced_skipped.inc(),
         };
-        // Templates (persistence) are not taken yet.
         if s.flags & flags::TEMPLATE != 0 {
-            return c.synced_skipped.inc();
+            return self.apply_synced_template(protocol, s, now_ms);
         }
         let state = if protocol == Protocol::Tcp {
             match TcpState::ALL.get(s.state as usize) {
@@ -177,6 +222,46 @@ impl Worker {
                 self.shared.counters.synced_created.inc();
             }
             Err(_) => self.shared.counters.synced_skipped.inc(),
+        }
+    }
+
+    /// A persistence template a master sent: made (or renewed) here, so
+    /// that the client network's next connection goes to the same real
+    /// server whichever director it reaches.
+    fn apply_synced_template(&mut self, protocol: Protocol, s: &SyncConn, now_ms: u64) {
+        let key = |port| rvs_ipvs::ServiceKey {
+            protocol,
+            addr: s.vaddr,
+            port,
+        };
+        let Some(svc) = self
+            .director
+            .service(&key(s.vport))
+            .or_else(|| self.director.service(&key(0)))
+        else {
+            return self.shared.counters.synced_skipped.inc();
+        };
+        let Some(dest) = svc.dests.iter().find(|d| d.spec.addr == s.daddr) else {
+            return self.shared.counters.synced_skipped.inc();
+        };
+        let tkey = rvs_ipvs::persist::TemplateKey::new(
+            protocol,
+            s.caddr,
+            svc.spec.netmask,
+            s.vaddr,
+            svc.spec.key.port,
+        );
+        let made = self.templates.get(&tkey).is_none();
+        let t = match self.templates.get(&tkey) {
+            Some(t) => t,
+            None => self.templates.create(tkey, dest),
+        };
+        t.touch(now_ms, s.timeout_s);
+        let c = &self.shared.counters;
+        if made {
+            c.synced_created.inc();
+        } else {
+            c.synced_updated.inc();
         }
     }
 

@@ -64,6 +64,12 @@ impl ConnTable {
         });
     }
 
+    /// The persistence template this connection was made through, if any.
+    pub fn template_of(&self, r: ConnRef) -> Option<&std::sync::Arc<crate::persist::Template>> {
+        let t = self.data_only(r).template;
+        (t != super::slab::NONE).then(|| self.templates.get(t))
+    }
+
     /// When this connection expires, in whole seconds of the dataplane
     /// clock.
     pub fn expires_s(&self, r: ConnRef) -> u32 {

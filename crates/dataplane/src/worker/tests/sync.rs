@@ -174,3 +174,54 @@ fn a_backup_follows_the_masters_choice_not_its_scheduler() {
     assert_eq!(w.shared.counters.synced_skipped.get(), 2);
     assert_eq!(w.conns.len(), 1);
 }
+
+/// A persistent service: the master sends the connection's template with
+/// it; on the backup, the template sends the client network's next
+/// connection to the master's server, not to its own scheduler's pick.
+#[test]
+fn persistence_templates_go_with_their_connections() {
+    let spec = ServiceSpec {
+        persistent: Some(360),
+        netmask: rvs_ipvs::PersistMask::V4(std::net::Ipv4Addr::new(255, 255, 255, 0)),
+        ..rr_spec(Protocol::Tcp, 80)
+    };
+    let mut w = with_service(spec.clone());
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    w.apply(&WorkerMsg::SyncMaster(Some(tx)), 0);
+    // Three packets of a connection from 192.168.1.50 (rr: RS2 first).
+    for f in [SYN, ACK, ACK] {
+        let mut p = tcp(40000, f);
+        assert_eq!(w.handle(0, &mut p, 1000), Verdict::Tx(0));
+        assert_eq!(dst_mac(&p), RS2_MAC);
+    }
+    w.housekeeping(1000);
+    let sent: Vec<rvs_sync::SyncConn> = rx.try_iter().flatten().collect();
+    assert_eq!(sent.len(), 2, "the connection and its template: {sent:?}");
+    let t = &sent[1];
+    assert_eq!(
+        t.flags & rvs_sync::flags::TEMPLATE,
+        rvs_sync::flags::TEMPLATE
+    );
+    assert_eq!(
+        t.caddr,
+        "192.168.1.0".parse::<IpAddr>().unwrap(),
+        "the client's /24"
+    );
+    assert_eq!((t.cport, t.vport, t.dport), (0, 80, 80));
+    assert_eq!(t.daddr, RS2.parse::<IpAddr>().unwrap());
+    assert_eq!(t.timeout_s, 360);
+    // The backup: rr would pick RS2 first; the master's template says RS1
+    // (as if it had picked RS1). Another client of the /24 goes to RS1.
+    let mut b = with_service(spec);
+    let mut tpl = t.clone();
+    tpl.daddr = RS1.parse().unwrap();
+    b.apply(&WorkerMsg::Synced(tpl), 2000);
+    assert_eq!(b.shared.counters.synced_created.get(), 1);
+    let mut p = syn_from([192, 168, 1, 77], 41000, 80);
+    assert_eq!(b.handle(0, &mut p, 2100), Verdict::Tx(0));
+    assert_eq!(dst_mac(&p), RS1_MAC, "through the synced template");
+    // Sent again: renewed, not made twice.
+    b.apply(&WorkerMsg::Synced(t.clone()), 2200);
+    assert_eq!(b.shared.counters.synced_updated.get(), 1);
+    assert_eq!(b.templates.len(), 1);
+}
