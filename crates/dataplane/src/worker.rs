@@ -236,6 +236,9 @@ pub struct Worker {
     /// Frames the worker kept (fragments that came before their first)
     /// and now hands to their owner: (worker, port index, frame).
     pub handed_over: Vec<(usize, usize, Vec<u8>)>,
+    /// The frame being handled was addressed (`set_l2`) to a port whose
+    /// MTU it exceeds: it leaves in fragments.
+    oversize: bool,
     /// The sync daemon's master, while it runs, and the connections
     /// offered to it since the last poll loop (`worker/sync.rs`).
     sync_out: Option<crossbeam_channel::Sender<Vec<rvs_sync::SyncConn>>>,
@@ -251,6 +254,8 @@ const DROPENTRY_PER_LOOP: usize = 256;
 /// Most stale entries pruned from the table-pressure queue's front per
 /// poll loop: more than a loop's packets can make stale.
 const PRUNE_PER_LOOP: usize = 256;
+/// An ARP reply's frame: the Ethernet minimum without FCS.
+const ARP_FRAME_LEN: usize = 60;
 /// How often fragment state is looked over for what expired (a walk of
 /// at most `frag::TRACKED_PER_WORKER` entries).
 const FRAGMENT_PRUNE_MS: u64 = 50;
@@ -293,6 +298,7 @@ impl Worker {
             frags: Default::default(),
             frags_pruned_ms: 0,
             handed_over: Vec::new(),
+            oversize: false,
             sync_out: None,
             sync_batch: Vec::new(),
         }
@@ -449,11 +455,12 @@ impl Worker {
     /// fragments, one whose next hop's MAC is not known yet is held.
     #[inline(always)]
     fn finish(&mut self, v: Verdict, frame: &[u8], now_ms: u64) -> Verdict {
+        let oversize = std::mem::take(&mut self.oversize);
         let Verdict::Tx(out) = v else {
             self.awaiting = None;
             return v;
         };
-        if frame.len() > ethernet::HEADER_LEN + self.cfg.ports[out].mtu as usize {
+        if oversize {
             return self.send_fragmented(out, frame, now_ms);
         }
         match self.awaiting.take() {
@@ -472,7 +479,18 @@ impl Worker {
         }
         let dst = eth.dst();
         match eth.ethertype() {
-            EtherType::Arp => self.handle_arp(port, frame, now_ms),
+            EtherType::Arp => {
+                let v = self.handle_arp(port, frame, now_ms)?;
+                if v == Verdict::Tx(port) {
+                    // A reply made in place: whatever the request carried
+                    // after its ARP packet is not the reply's. A minimum
+                    // frame, zero padded.
+                    let len = pkt.data().len().min(ARP_FRAME_LEN);
+                    pkt.truncate(len);
+                    pkt.data_mut()[ethernet::HEADER_LEN + rvs_packet::arp::PACKET_LEN..].fill(0);
+                }
+                Ok(v)
+            }
             EtherType::Ipv4 => {
                 if dst != p.mac {
                     if dst.is_multicast() && p.kernel {

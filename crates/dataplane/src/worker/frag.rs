@@ -198,6 +198,7 @@ impl Worker {
             for mut f in h.frames {
                 // Each its own packet: what `process` does around `classify`.
                 self.awaiting = None;
+                self.oversize = false;
                 let v = match self.apply_fragment(h.port, &mut f, action, now_ms) {
                     Ok(v) => v,
                     Err(r) => Verdict::Drop(r),

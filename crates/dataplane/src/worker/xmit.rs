@@ -326,8 +326,11 @@ impl Worker {
     }
 
     /// Addresses the frame from port `out` to `mac`.
-    pub(super) fn set_l2(&self, frame: &mut [u8], out: usize, mac: MacAddr) {
+    pub(super) fn set_l2(&mut self, frame: &mut [u8], out: usize, mac: MacAddr) {
         let fits = frame.len() <= ethernet::HEADER_LEN + self.cfg.ports[out].mtu as usize;
+        // Forwarded and too big for the link: `Worker::finish` sends it in
+        // fragments (replies the director makes go as they are).
+        self.oversize = !fits;
         let mut eth = EthernetFrame::new_unchecked(frame);
         eth.set_dst(mac);
         eth.set_src(self.cfg.ports[out].mac);

@@ -228,3 +228,22 @@ fn the_worker_asks_for_a_bounded_number_of_addresses() {
     w.ask_arp(0, Ipv4Addr::new(10, 9, 9, 9), 2000, false);
     assert_eq!(w.generated.len(), 1);
 }
+
+/// Found by fuzzing (fuzz/: worker_handle): an ARP request with a long
+/// trailer on a port of a smaller MTU was answered in place, trailer and
+/// all, and the reply then dropped as too big for the link, though
+/// counted as sent. A reply is the ARP packet in a minimum frame.
+#[test]
+fn an_arp_reply_leaves_the_requests_trailer_behind() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    w.cfg.ports[0].mtu = 1400;
+    let mut f = fixtures::ARP_REQUEST.to_vec();
+    f.resize(1600, 0xee);
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    assert_eq!(f.len(), 60);
+    assert!(f[42..].iter().all(|b| *b == 0), "zero padding");
+    let a = rvs_packet::ArpPacket::new_checked(&f[14..]).unwrap();
+    assert_eq!(a.operation(), rvs_packet::arp::Operation::Reply);
+    assert_eq!(w.shared.counters.arp_replies_sent.get(), 1);
+    assert_eq!(w.shared.counters.drops(DropReason::TooBig), 0);
+}
