@@ -572,7 +572,8 @@ fn failover_section(
         .unwrap_or_default();
     let mut s = format!(
         "Command: `cargo xtask failover` ({date}; debug build, the same shared 2-CPU machine): the cluster lab with \
-{directors} directors behind a BIRD 2 router (ECMP, L4 hash, BFD 3 × 100 ms), 4 DR real servers, {connections} \
+{directors} directors behind a BIRD 2 router (ECMP, L4 hash, BFD 3 × 100 ms), 4 real servers (by DR on the directors' \
+LAN; in the third scenario behind the router, by IPIP), {connections} \
 long-lived connections each streaming both ways with every byte checked; one director's rvsd is killed \
 (`kill -9`) and, once every connection moves again, started again. Each scenario ends with its line.\n\n"
     );
@@ -597,7 +598,8 @@ backend set changes while its flow moves (local connection tables cover that cas
 them). The first scenario is that design with the kernel's `mh` (Maglev's table) and `sloppy_tcp`: the \
 survivors took the moved flows over mid-flow and none broke. Kernel IPVS adds state sharing instead, its \
 sync daemon, so that any scheduler survives a move; the second scenario is that, with `wlc`: the survivors \
-found every moved flow in their tables (nothing scheduled anew) and none broke. Neither paper publishes a \
+found every moved flow in their tables (nothing scheduled anew) and none broke. The third is the first with \
+the real servers reached by tunnels, as Maglev and Katran reach theirs (by GRE and IPIP). Neither paper publishes a \
 failover count in this form; the comparison is of behaviour, not of numbers.\n",
     );
     s
