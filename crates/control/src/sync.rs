@@ -155,14 +155,19 @@ impl SyncDaemons {
                 let sock =
                     master_socket(&ifname, view.ttl).map_err(|e| format!("{ifname}: {e}"))?;
                 let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+                let (back, returns) = crossbeam_channel::bounded(QUEUE);
+                let queues = rvs_dataplane::SyncQueues {
+                    offers: tx,
+                    returns,
+                };
                 for w in workers {
-                    let _ = w.send(WorkerMsg::SyncMaster(Some(tx.clone())));
+                    let _ = w.send(WorkerMsg::SyncMaster(Some(queues.clone())));
                 }
                 let to = SocketAddr::from((group, view.port));
                 let (v, s, st) = (view.clone(), stop.clone(), stats.clone());
                 std::thread::Builder::new()
                     .name("rvs-sync-master".into())
-                    .spawn(move || master(sock, to, rx, v, s, st))
+                    .spawn(move || master(sock, to, rx, back, v, s, st))
             }
             SyncRole::Backup => {
                 let sock = backup_socket(&ifname, group, view.port)
@@ -262,6 +267,7 @@ fn master(
     sock: UdpSocket,
     to: SocketAddr,
     rx: Receiver<Vec<SyncConn>>,
+    back: Sender<Vec<SyncConn>>,
     view: DaemonView,
     stop: Arc<AtomicBool>,
     stats: Arc<SyncStats>,
@@ -277,7 +283,7 @@ fn master(
     };
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(batch) => {
+            Ok(mut batch) => {
                 for c in &batch {
                     match enc.push(c) {
                         Ok(done) => {
@@ -294,6 +300,9 @@ fn master(
                         }
                     }
                 }
+                // Emptied, back to a worker (dropped when they have enough).
+                batch.clear();
+                let _ = back.try_send(batch);
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,

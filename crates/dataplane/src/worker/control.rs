@@ -22,14 +22,22 @@ pub enum WorkerMsg {
     SetDefense(DefenseConfig),
     /// `-Lc`: list this worker's connections (a slice per poll loop).
     ListConns(ConnListing),
-    /// The sync daemon's master started (where to offer connections) or
-    /// stopped (`None`).
-    SyncMaster(Option<crossbeam_channel::Sender<Vec<rvs_sync::SyncConn>>>),
+    /// The sync daemon's master started or stopped (`None`).
+    SyncMaster(Option<SyncQueues>),
     /// A connection from a master's sync message, for the worker that owns
     /// its client endpoint. This and `SyncMaster` are not counted in
     /// `applied`: the sync daemon sends them, not the control thread's
     /// counted broadcast.
     Synced(rvs_sync::SyncConn),
+}
+
+/// Where a worker offers connections to the sync daemon's master, and
+/// where the master gives the emptied batches back (reused, so that the
+/// worker does not allocate, and fault in fresh pages, for every batch).
+#[derive(Debug, Clone)]
+pub struct SyncQueues {
+    pub offers: crossbeam_channel::Sender<Vec<rvs_sync::SyncConn>>,
+    pub returns: crossbeam_channel::Receiver<Vec<rvs_sync::SyncConn>>,
 }
 
 /// A `-Lc` request to one worker: up to `limit` connections, sent back in
@@ -67,8 +75,8 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
-            WorkerMsg::SyncMaster(tx) => {
-                self.sync_out = tx.clone();
+            WorkerMsg::SyncMaster(q) => {
+                self.sync_out = q.clone();
                 self.sync_batch.clear();
             }
             WorkerMsg::Synced(c) => self.apply_synced(c, now_ms),

@@ -163,16 +163,21 @@ impl Worker {
         })
     }
 
-    /// Hands the connections offered during this poll loop to the master
+    /// Hands the connections offered since the last time to the master
     /// thread, in one message (a queue operation per connection cost the
     /// new-flow rate a tenth); a full queue drops them, counted.
     pub(super) fn hand_to_sync(&mut self) {
-        let batch = std::mem::take(&mut self.sync_batch);
+        let fresh = self
+            .sync_out
+            .as_ref()
+            .and_then(|q| q.returns.try_recv().ok())
+            .unwrap_or_else(|| Vec::with_capacity(super::SYNC_HAND_AT));
+        let batch = std::mem::replace(&mut self.sync_batch, fresh);
         let n = batch.len() as u64;
         let sent = self
             .sync_out
             .as_ref()
-            .is_some_and(|tx| tx.try_send(batch).is_ok());
+            .is_some_and(|q| q.offers.try_send(batch).is_ok());
         if !sent {
             self.shared.counters.sync_queue_full.add(n);
         }

@@ -32,7 +32,12 @@ impl Master {
 fn master() -> (Worker, Master) {
     let mut w = walkthrough(Protocol::Tcp, 80);
     let (tx, rx) = crossbeam_channel::bounded(64);
-    w.apply(&WorkerMsg::SyncMaster(Some(tx)), 0);
+    let (_, returns) = crossbeam_channel::bounded(1);
+    let queues = crate::worker::SyncQueues {
+        offers: tx,
+        returns,
+    };
+    w.apply(&WorkerMsg::SyncMaster(Some(queues)), 0);
     (
         w,
         Master {
@@ -65,11 +70,12 @@ fn a_master_offers_a_connection_at_the_kernels_moments() {
     // sent.
     assert_eq!(w.handle(0, &mut tcp(40000, ACK), 1000), Verdict::Tx(0));
     assert!(m.take(&mut w, 1000).is_none());
+    // (Offers are handed to the daemon at most once a millisecond.)
     assert_eq!(
-        w.handle(0, &mut tcp(40000, FIN | ACK), 1000),
+        w.handle(0, &mut tcp(40000, FIN | ACK), 1001),
         Verdict::Tx(0)
     );
-    let fin = m.take(&mut w, 1000).expect("sent on FIN_WAIT");
+    let fin = m.take(&mut w, 1001).expect("sent on FIN_WAIT");
     assert_eq!(fin.state, TcpState::FinWait as u16);
     assert_eq!(w.shared.counters.sync_offered.get(), 2);
 }
@@ -187,7 +193,12 @@ fn persistence_templates_go_with_their_connections() {
     };
     let mut w = with_service(spec.clone());
     let (tx, rx) = crossbeam_channel::bounded(64);
-    w.apply(&WorkerMsg::SyncMaster(Some(tx)), 0);
+    let (_, returns) = crossbeam_channel::bounded(1);
+    let queues = crate::worker::SyncQueues {
+        offers: tx,
+        returns,
+    };
+    w.apply(&WorkerMsg::SyncMaster(Some(queues)), 0);
     // Three packets of a connection from 192.168.1.50 (rr: RS2 first).
     for f in [SYN, ACK, ACK] {
         let mut p = tcp(40000, f);
