@@ -134,15 +134,7 @@ impl Worker {
         } else {
             Protocol::Udp
         };
-        let key = |port| rvs_ipvs::ServiceKey {
-            protocol,
-            addr: conn.vaddr,
-            port,
-        };
-        let svc = self
-            .director
-            .service(&key(conn.vport))
-            .or_else(|| self.director.service(&key(0)))?;
+        let svc = self.synced_service(protocol, conn.vaddr, conn.vport)?;
         let tkey = rvs_ipvs::persist::TemplateKey::new(
             protocol,
             conn.caddr,
@@ -234,16 +226,7 @@ impl Worker {
     /// that the client network's next connection goes to the same real
     /// server whichever director it reaches.
     fn apply_synced_template(&mut self, protocol: Protocol, s: &SyncConn, now_ms: u64) {
-        let key = |port| rvs_ipvs::ServiceKey {
-            protocol,
-            addr: s.vaddr,
-            port,
-        };
-        let Some(svc) = self
-            .director
-            .service(&key(s.vport))
-            .or_else(|| self.director.service(&key(0)))
-        else {
+        let Some(svc) = self.synced_service(protocol, s.vaddr, s.vport) else {
             return self.shared.counters.synced_skipped.inc();
         };
         let Some(dest) = svc.dests.iter().find(|d| d.spec.addr == s.daddr) else {
@@ -270,6 +253,24 @@ impl Worker {
         }
     }
 
+    /// The service a synced entry belongs to: the one on `vaddr:vport`, or
+    /// the VIP's port-zero persistent service.
+    fn synced_service(
+        &self,
+        protocol: Protocol,
+        vaddr: IpAddr,
+        vport: u16,
+    ) -> Option<&rvs_ipvs::service::Service> {
+        let key = |port| rvs_ipvs::ServiceKey {
+            protocol,
+            addr: vaddr,
+            port,
+        };
+        self.director
+            .service(&key(vport))
+            .or_else(|| self.director.service(&key(0)))
+    }
+
     /// A binding to the real server `daddr` of the service on
     /// `vaddr:vport` (or its port-zero persistent service), as this
     /// director has it (its port may differ: a NAT port mapping, or a
@@ -281,16 +282,8 @@ impl Worker {
         vport: u16,
         daddr: IpAddr,
     ) -> Option<Binding> {
-        let key = |port| rvs_ipvs::ServiceKey {
-            protocol,
-            addr: vaddr,
-            port,
-        };
-        let svc = match self.director.service(&key(vport)) {
-            Some(s) => s,
-            None => self.director.service(&key(0))?,
-        };
-        svc.dests
+        self.synced_service(protocol, vaddr, vport)?
+            .dests
             .iter()
             .find(|d| d.spec.addr == daddr)
             .map(Binding::to_dest)
