@@ -50,6 +50,19 @@ pub(super) fn two_port_worker(fwd: FwdMethod, rs_port: u16) -> Worker {
     w
 }
 
+/// Two workers of one director with the NAT services (real servers on
+/// 8080), each owning its share of client endpoints.
+pub(super) fn two_nat_workers() -> Vec<Worker> {
+    (0..2)
+        .map(|id| {
+            let mut w = two_port_worker(FwdMethod::Masq, 8080);
+            w.cfg.id = id;
+            w.cfg.workers = 2;
+            w
+        })
+        .collect()
+}
+
 /// Builds an Ethernet/IPv4 frame around `l4` with correct checksums.
 pub(super) fn frame(
     macs: (MacAddr, MacAddr),
@@ -543,14 +556,7 @@ fn routes_reach_servers_behind_a_gateway() {
 /// arriving at the other worker is translated by the owner.
 #[test]
 fn connections_are_owned_by_client_endpoint() {
-    let mut ws: Vec<Worker> = (0..2)
-        .map(|id| {
-            let mut w = two_port_worker(FwdMethod::Masq, 8080);
-            w.cfg.id = id;
-            w.cfg.workers = 2;
-            w
-        })
-        .collect();
+    let mut ws = two_nat_workers();
     let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
     let other = 1 - owner;
     let mut syn = client_syn(b"");
@@ -616,14 +622,7 @@ fn the_worker_choice_is_keyed() {
 /// counts in `rx_packets` there, and in `redirected_in` at the owner.
 #[test]
 fn handed_over_packets_are_received_once() {
-    let mut ws: Vec<Worker> = (0..2)
-        .map(|id| {
-            let mut w = two_port_worker(FwdMethod::Masq, 8080);
-            w.cfg.id = id;
-            w.cfg.workers = 2;
-            w
-        })
-        .collect();
+    let mut ws = two_nat_workers();
     let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 40000, 2);
     let other = 1 - owner;
     let mut syn = client_syn(b"");

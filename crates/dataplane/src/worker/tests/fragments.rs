@@ -5,7 +5,8 @@
 //! their way out go in fragments, or get ICMP back with DF.
 
 use super::forwarding::{
-    frame, tcp_l4, two_port_worker, udp_l4, CLIENT_IP, DIRECTOR2_MAC, RS_IP, SERVER_MAC, VIP_IP,
+    frame, tcp_l4, two_nat_workers, two_port_worker, udp_l4, CLIENT_IP, DIRECTOR2_MAC, RS_IP,
+    SERVER_MAC, VIP_IP,
 };
 use super::*;
 use crate::worker::frag::{HELD_BYTES_PER_WORKER, HELD_MS};
@@ -335,14 +336,7 @@ fn too_big_for_the_way_out_is_fragmented_without_df_and_refused_with_it() {
 
 #[test]
 fn fragments_follow_their_first_to_the_owning_worker() {
-    let mut ws: Vec<Worker> = (0..2)
-        .map(|id| {
-            let mut w = two_port_worker(FwdMethod::Masq, 8080);
-            w.cfg.id = id;
-            w.cfg.workers = 2;
-            w
-        })
-        .collect();
+    let mut ws = two_nat_workers();
     let owner = ws[0].cfg.sharding.owner_of(IpAddr::V4(CLIENT_IP), 50000, 2);
     let other = 1 - owner;
     let frags = fragments_of(&big_udp(50000, 4000), 1500);
