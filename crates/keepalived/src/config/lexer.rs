@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::diag::{Diags, Pos};
+use super::files::Files;
 
 /// One logical line: its words (quotes removed, escapes applied) and its
 /// text as written, which script keywords parse again with their own rules.
@@ -50,6 +51,7 @@ pub enum ReadError {
 const MAX_INCLUDE_DEPTH: usize = 16;
 
 struct Reader<'d> {
+    files: &'d dyn Files,
     diags: &'d mut Diags,
     defs: HashMap<String, String>,
     config_id: Option<String>,
@@ -62,13 +64,16 @@ struct Reader<'d> {
 
 /// Reads `path` and everything it includes, in order.
 pub fn read(
+    files: &dyn Files,
     path: &Path,
     config_id: Option<&str>,
     diags: &mut Diags,
 ) -> Result<Vec<Line>, ReadError> {
-    let text = std::fs::read_to_string(path)
+    let text = files
+        .read(path)
         .map_err(|e| ReadError::Unreadable(path.display().to_string(), e))?;
     let mut r = Reader {
+        files,
         diags,
         defs: HashMap::new(),
         config_id: config_id.map(String::from),
@@ -81,8 +86,7 @@ pub fn read(
 
 impl Reader<'_> {
     fn file(&mut self, path: &Path, text: &str, depth: usize) {
-        self.reading
-            .push(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        self.reading.push(self.files.canonical(path));
         self.lines_of(path, text, depth);
         self.reading.pop();
     }
@@ -167,7 +171,7 @@ impl Reader<'_> {
         } else {
             from.parent().unwrap_or(Path::new(".")).join(pattern)
         };
-        let paths = match glob::glob(&full.to_string_lossy()) {
+        let paths = match self.files.glob(&full.to_string_lossy()) {
             Ok(paths) => paths,
             Err(e) => {
                 self.diags
@@ -179,22 +183,21 @@ impl Reader<'_> {
         for entry in paths {
             let p = match entry {
                 Ok(p) => p,
-                Err(e) => {
+                Err((path, e)) => {
                     self.diags.error(
                         pos,
                         format!(
-                            "Configuration file '{}' open problem ({}) - skipping",
-                            e.path().display(),
-                            e.error()
+                            "Configuration file '{}' open problem ({e}) - skipping",
+                            path.display(),
                         ),
                     );
                     continue;
                 }
             };
-            if p.is_dir() {
+            if self.files.is_dir(&p) {
                 continue;
             }
-            let canonical = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+            let canonical = self.files.canonical(&p);
             if self.reading.contains(&canonical) {
                 found += 1;
                 self.diags.error(
@@ -206,7 +209,7 @@ impl Reader<'_> {
                 );
                 continue;
             }
-            match std::fs::read_to_string(&p) {
+            match self.files.read(&p) {
                 Ok(text) => {
                     found += 1;
                     self.file(&p, &text, depth + 1);
@@ -456,15 +459,13 @@ impl fmt::Display for Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::files::{Disk, InMemory};
 
     fn lines_of(text: &str) -> (Vec<Vec<String>>, Diags) {
-        let dir = std::env::temp_dir().join(format!("rvs-ka-lexer-{}", fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("k.conf");
-        std::fs::write(&f, text).unwrap();
+        let mut files = InMemory::new();
+        files.insert("/k/k.conf", text);
         let mut d = Diags::default();
-        let lines = read(&f, Some("main"), &mut d).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let lines = read(&files, Path::new("/k/k.conf"), Some("main"), &mut d).unwrap();
         (lines.into_iter().map(|l| l.words).collect(), d)
     }
 
@@ -512,49 +513,71 @@ mod tests {
         );
     }
 
+    /// Reads `main` from `files` on the disk (in a temporary folder) and
+    /// in memory (under `/mem`), and checks both with `check`, which is
+    /// given the folder's path: the two sources must behave alike.
+    fn on_disk_and_in_memory(
+        files: &[(&str, &str)],
+        main: &str,
+        check: impl Fn(&[Line], &Diags, &str),
+    ) {
+        let dir = std::env::temp_dir().join(format!("rvs-ka-inc-{}", fastrand::u64(..)));
+        for (name, text) in files {
+            let f = dir.join(name);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, text).unwrap();
+        }
+        let mut d = Diags::default();
+        let lines = read(&Disk, &dir.join(main), None, &mut d).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        check(&lines, &d, &dir.display().to_string());
+
+        let mut mem = InMemory::new();
+        for (name, text) in files {
+            mem.insert(Path::new("/mem").join(name), *text);
+        }
+        let mut d = Diags::default();
+        let lines = read(&mem, &Path::new("/mem").join(main), None, &mut d).unwrap();
+        check(&lines, &d, "/mem");
+    }
+
     #[test]
     fn include_glob_relative_to_the_including_file() {
-        let dir = std::env::temp_dir().join(format!("rvs-ka-inc-{}", fastrand::u64(..)));
-        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
-        std::fs::write(
-            dir.join("main.conf"),
-            "a 1\ninclude conf.d/*.conf\nb 2\ninclude none/*.conf\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("conf.d/2.conf"), "two\n").unwrap();
-        std::fs::write(dir.join("conf.d/1.conf"), "\n\none {\n").unwrap();
-        let mut d = Diags::default();
-        let lines = read(&dir.join("main.conf"), None, &mut d).unwrap();
-        let got: Vec<String> = lines
-            .iter()
-            .map(|l| format!("{}:{}", l.pos, l.raw))
-            .collect();
-        let base = dir.display();
-        assert_eq!(
-            got,
-            [
-                format!("{base}/main.conf: Line 1:a 1"),
-                format!("{base}/conf.d/1.conf: Line 3:one"),
-                format!("{base}/conf.d/1.conf: Line 3:{{"),
-                format!("{base}/conf.d/2.conf: Line 1:two"),
-                format!("{base}/main.conf: Line 3:b 2"),
-            ]
-        );
-        // A plain include that matches nothing is a notice, not an error.
-        assert_eq!(d.errors().count(), 0);
-        assert_eq!(d.notices().count(), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let files = [
+            (
+                "main.conf",
+                "a 1\ninclude conf.d/*.conf\nb 2\ninclude none/*.conf\ninclude conf.d\n",
+            ),
+            ("conf.d/2.conf", "two\n"),
+            ("conf.d/1.conf", "\n\none {\n"),
+        ];
+        on_disk_and_in_memory(&files, "main.conf", |lines, d, base| {
+            let got: Vec<String> = lines
+                .iter()
+                .map(|l| format!("{}:{}", l.pos, l.raw))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    format!("{base}/main.conf: Line 1:a 1"),
+                    format!("{base}/conf.d/1.conf: Line 3:one"),
+                    format!("{base}/conf.d/1.conf: Line 3:{{"),
+                    format!("{base}/conf.d/2.conf: Line 1:two"),
+                    format!("{base}/main.conf: Line 3:b 2"),
+                ]
+            );
+            // A plain include that matches nothing (or only a folder) is
+            // a notice, not an error.
+            assert_eq!(d.errors().count(), 0, "{d:?}");
+            assert_eq!(d.notices().count(), 2, "{d:?}");
+        });
     }
 
     #[test]
     fn include_loop_is_stopped() {
-        let dir = std::env::temp_dir().join(format!("rvs-ka-loop-{}", fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.conf"), "include a.conf\n").unwrap();
-        let mut d = Diags::default();
-        read(&dir.join("a.conf"), None, &mut d).unwrap();
-        assert_eq!(d.errors().count(), 1, "{d:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        on_disk_and_in_memory(&[("a.conf", "include a.conf\n")], "a.conf", |_, d, _| {
+            assert_eq!(d.errors().count(), 1, "{d:?}");
+        });
     }
 
     /// Found by fuzzing (fuzz/: keepalived_conf): files that include each
@@ -562,25 +585,24 @@ mod tests {
     /// depth limit stopped them. A loop is now stopped where it closes.
     #[test]
     fn files_including_each_other_twice_are_read_once_each() {
-        let dir = std::env::temp_dir().join(format!("rvs-ka-loop2-{}", fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.conf"), "a\ninclude b.conf\ninclude ./b.conf\n").unwrap();
-        std::fs::write(dir.join("b.conf"), "b\ninclude a.conf\ninclude a.conf\n").unwrap();
-        let mut d = Diags::default();
-        let lines = read(&dir.join("a.conf"), None, &mut d).unwrap();
-        let words: Vec<&str> = lines.iter().map(|l| l.words[0].as_str()).collect();
-        assert_eq!(
-            words,
-            ["a", "b", "b"],
-            "b.conf twice (included twice), a.conf once"
-        );
-        let errors: Vec<String> = d.errors().map(|e| e.to_string()).collect();
-        assert_eq!(errors.len(), 4, "{errors:?}");
-        assert!(
-            errors[0].contains("a.conf' is already being read (an include loop)"),
-            "{errors:?}"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        let files = [
+            ("a.conf", "a\ninclude b.conf\ninclude ./b.conf\n"),
+            ("b.conf", "b\ninclude a.conf\ninclude a.conf\n"),
+        ];
+        on_disk_and_in_memory(&files, "a.conf", |lines, d, _| {
+            let words: Vec<&str> = lines.iter().map(|l| l.words[0].as_str()).collect();
+            assert_eq!(
+                words,
+                ["a", "b", "b"],
+                "b.conf twice (included twice), a.conf once"
+            );
+            let errors: Vec<String> = d.errors().map(|e| e.to_string()).collect();
+            assert_eq!(errors.len(), 4, "{errors:?}");
+            assert!(
+                errors[0].contains("a.conf' is already being read (an include loop)"),
+                "{errors:?}"
+            );
+        });
     }
 
     #[test]

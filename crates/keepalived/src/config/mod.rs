@@ -12,6 +12,7 @@
 //! failure.
 
 pub mod diag;
+pub mod files;
 pub mod lexer;
 pub mod parser;
 pub mod tree;
@@ -306,8 +307,17 @@ pub struct Loaded {
 /// Reads, parses and validates `path`. Fails only if `path` itself cannot
 /// be read; everything else is in [`Loaded::diags`].
 pub fn load(path: &Path, config_id: Option<&str>) -> Result<Loaded, ReadError> {
+    load_from(&files::Disk, path, config_id)
+}
+
+/// [`load`], its files read from `files`.
+pub fn load_from(
+    files: &dyn files::Files,
+    path: &Path,
+    config_id: Option<&str>,
+) -> Result<Loaded, ReadError> {
     let mut diags = Diags::default();
-    let lines = lexer::read(path, config_id, &mut diags)?;
+    let lines = lexer::read(files, path, config_id, &mut diags)?;
     let nodes = tree::build(lines, &mut diags);
     let raw = parser::parse(&nodes, &mut diags);
     let config = validate::validate(raw, &mut diags);
@@ -324,16 +334,13 @@ pub fn trio(addr: IpAddr, protocol: Protocol, port: u16) -> String {
     format!("[{addr}]:{p}:{port}")
 }
 
-/// Loads configuration text (written to a temporary file), for tests.
+/// Loads configuration text (as /etc/keepalived/keepalived.conf, in
+/// memory), for tests.
 #[cfg(test)]
 pub fn load_text(text: &str) -> Loaded {
-    let dir = std::env::temp_dir().join(format!("rvs-ka-test-{}", fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let f = dir.join("keepalived.conf");
-    std::fs::write(&f, text).expect("temp file");
-    let l = load(&f, None).expect("loads");
-    let _ = std::fs::remove_dir_all(&dir);
-    l
+    let mut files = files::InMemory::new();
+    files.insert("/etc/keepalived/keepalived.conf", text);
+    load_from(&files, Path::new("/etc/keepalived/keepalived.conf"), None).expect("loads")
 }
 
 #[cfg(test)]
