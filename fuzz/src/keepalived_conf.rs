@@ -43,6 +43,7 @@ pub fn run(data: &[u8]) {
         files.insert(dir.join(name), *t);
     }
     let main = dir.join(FILES[0]);
+    let line_counts: Vec<usize> = texts.iter().map(|t| t.lines().count().max(1)).collect();
     let loaded = config::load_from(&files, &main, Some("fuzz")).expect("the file is there to read");
     for d in loaded.diags.all() {
         let Some(pos) = &d.pos else { continue };
@@ -52,7 +53,7 @@ pub fn run(data: &[u8]) {
             .iter()
             .position(|f| dir.join(f) == file)
             .unwrap_or_else(|| panic!("{d}: a file that is not the input's"));
-        let lines = texts[i].lines().count().max(1);
+        let lines = line_counts[i];
         assert!(
             (1..=lines).contains(&pos.line),
             "{d}: line {} of {lines}",
