@@ -86,6 +86,9 @@ pub struct Bench {
     secs: f64,
 }
 
+/// Pairs of runs in each paired measurement (on / off): the median of
+/// five, as single runs on this shared VM vary by a tenth or more.
+const PAIRS: usize = 5;
 /// rvsd's `[workers] flow_seed` in the benchmark, and pktgen's
 /// `--flow-seed`: captures are split by owning worker in advance, which
 /// needs the key rvsd hashes client endpoints with.
@@ -491,7 +494,7 @@ impl Bench {
         off: Scenario,
         progress: &mut Progress,
     ) -> Result<Paired> {
-        let pairs = if self.quick { 1 } else { 3 };
+        let pairs = if self.quick { 1 } else { PAIRS };
         let pcaps = self.pcaps(&on)?;
         let mut t =
             format!("| pair | {what} on Mpps | {what} off Mpps | on / off |\n|---|---|---|---|\n");
@@ -509,7 +512,15 @@ impl Bench {
                 anyhow::ensure!(pps > 0.0, "no packets forwarded");
                 Ok((pps, r))
             };
-            let ((a, on_run), (b, _)) = (pps(&on, "on")?, pps(&off, "off")?);
+            // Which side runs first alternates, so that whatever favours
+            // the first (or second) run of a pair favours neither side.
+            let ((a, on_run), (b, _)) = if i % 2 == 1 {
+                let a = pps(&on, "on")?;
+                (a, pps(&off, "off")?)
+            } else {
+                let b = pps(&off, "off")?;
+                (pps(&on, "on")?, b)
+            };
             last_on = Some(on_run);
             ratios.push(a / b);
             all.extend([a, b]);
@@ -645,7 +656,7 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
 
     /// Seconds the two paired measurements are expected to take.
     fn paired_secs(&self) -> f64 {
-        let pairs = if self.quick { 1.0 } else { 3.0 };
+        let pairs = if self.quick { 1.0 } else { PAIRS as f64 };
         2.0 * pairs * 2.0 * self.rvsd_secs(&self.dr_established())
     }
 

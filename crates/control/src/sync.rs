@@ -3,41 +3,35 @@
 //!
 //! The messages travel as the kernel's do, UDP multicast (224.0.0.81:8848
 //! by default) in sync version 1 (`rvs-sync`), so that rvs and kernel
-//! directors can be master and backup for each other. They use the
-//! director kernel's own UDP sockets on the port's kernel interface (the
-//! exception path): the sockets, multicast membership and fragmentation
-//! are the kernel's, and rvsd's workers see the messages only as frames
-//! for their kernel. Sending from the dataplane itself would save that
-//! hop, but sync traffic is a few messages per thousand connections
-//! (about 40 entries per message); the workers' cost is one non-blocking
-//! queue push per connection synced.
+//! directors can be master and backup for each other.
 //!
-//! - master: the workers offer connections (`worker/sync.rs` in
-//!   rvs-dataplane says when), a poll loop's worth at a time, on a
-//!   bounded queue; this thread packs them
-//!   into messages of at most `maxlen` bytes and sends one when it is full
-//!   or its oldest entry has waited [`FLUSH`] (the kernel's
-//!   `IPVS_SYNC_FLUSH_TIME`);
-//! - backup: this thread joins the group on the interface, decodes each
-//!   message (only its `syncid`'s, unless 0) and hands each connection to
-//!   the worker that owns its client endpoint.
+//! - master: on one of rvsd's ports, the workers are the master. Each
+//!   packs the connections it syncs into messages of at most `maxlen`
+//!   bytes and sends them on the port itself, as UDP multicast from the
+//!   port's address (`worker/sync.rs` in rvs-dataplane): no thread, and no
+//!   trip through the kernel interface and back through the worker's
+//!   exception path, which cost the new-flow rate a fifth when a thread
+//!   sent them from a kernel socket. On an interface of the director's
+//!   kernel that is not a port (a separate sync network), the workers
+//!   still fill the messages, and a thread sends them from a kernel
+//!   socket bound to it;
+//! - backup: a thread joins the group on the interface (the port's kernel
+//!   interface, or the interface af_packet reads), decodes each message
+//!   (only its `syncid`'s, unless 0) and hands each connection to the
+//!   worker that owns its client endpoint.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use rvs_control_proto::sync::{DaemonRequest, DaemonView, SyncRole};
-use rvs_dataplane::{FlowSharding, WorkerMsg};
-use rvs_sync::SyncConn;
+use rvs_dataplane::{FlowSharding, SyncMaster, SyncSink, WorkerMsg};
 
-/// How long a master keeps a message that is not full (the kernel's
-/// `IPVS_SYNC_FLUSH_TIME`).
-pub const FLUSH: Duration = Duration::from_secs(2);
-/// Batches (a poll loop's offers each) the workers may queue for the
-/// master thread.
+/// Messages the workers may queue for a master thread (a non-port
+/// interface's).
 const QUEUE: usize = 1024;
 /// How often the threads look at their stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -48,8 +42,10 @@ pub struct SyncInterface {
     /// What `--mcast-interface` may say: the port's name, its kernel
     /// interface's, the af_packet interface it reads.
     pub names: Vec<String>,
-    /// The kernel interface the sockets use (None: the port has none, so
-    /// its director has no kernel path for sync there).
+    /// The port's index among the workers' ports: a master sends there.
+    pub port: usize,
+    /// The kernel interface a backup's socket uses (None: the port has
+    /// none, so its director cannot receive sync there).
     pub kernel_ifname: Option<String>,
     /// The link's MTU (a backup reads up to it).
     pub mtu: u32,
@@ -66,6 +62,7 @@ pub struct SyncStats {
 struct Running {
     view: DaemonView,
     stop: Arc<AtomicBool>,
+    /// None for a master on a port: its workers are the daemon.
     thread: Option<JoinHandle<()>>,
     stats: Arc<SyncStats>,
 }
@@ -128,21 +125,13 @@ impl SyncDaemons {
         }
         // A port by one of its names, or, as the kernel takes, any
         // interface of the director's kernel.
-        let (ifname, mtu) = match self
+        let port = self
             .interfaces
             .iter()
-            .find(|i| !req.mcast_ifn.is_empty() && i.names.contains(&req.mcast_ifn))
-        {
-            Some(i) => (
-                i.kernel_ifname.clone().ok_or_else(|| {
-                    format!(
-                        "{}: the port has no kernel interface for the sync daemon's sockets (kernel_interface = true in rvsd.toml)",
-                        req.mcast_ifn
-                    )
-                })?,
-                i.mtu,
-            ),
-            None => kernel_interface(&req.mcast_ifn).ok_or(NO_DEVICE)?,
+            .find(|i| !req.mcast_ifn.is_empty() && i.names.contains(&req.mcast_ifn));
+        let mtu = match port {
+            Some(i) => i.mtu,
+            None => kernel_interface(&req.mcast_ifn).ok_or(NO_DEVICE)?.1,
         };
         let view = req.resolve(mtu);
         let IpAddr::V4(group) = view.group else {
@@ -150,42 +139,69 @@ impl SyncDaemons {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(SyncStats::default());
-        let thread = match req.role {
+        let mut thread = None;
+        match req.role {
             SyncRole::Master => {
-                let sock =
-                    master_socket(&ifname, view.ttl).map_err(|e| format!("{ifname}: {e}"))?;
-                let (tx, rx) = crossbeam_channel::bounded(QUEUE);
-                let (back, returns) = crossbeam_channel::bounded(QUEUE);
-                let queues = rvs_dataplane::SyncQueues {
-                    offers: tx,
-                    returns,
+                let sink = match port {
+                    Some(i) => SyncSink::Port {
+                        port: i.port,
+                        group,
+                        udp_port: view.port,
+                        ttl: view.ttl,
+                    },
+                    None => {
+                        let ifname = &req.mcast_ifn;
+                        let sock = master_socket(ifname, view.ttl)
+                            .map_err(|e| format!("{ifname}: {e}"))?;
+                        let (tx, rx) = crossbeam_channel::bounded(QUEUE);
+                        let to = SocketAddr::from((group, view.port));
+                        let (s, st) = (stop.clone(), stats.clone());
+                        thread = Some(
+                            std::thread::Builder::new()
+                                .name("rvs-sync-master".into())
+                                .spawn(move || master(sock, to, rx, s, st))
+                                .map_err(|e| format!("starting the sync thread: {e}"))?,
+                        );
+                        SyncSink::Kernel(tx)
+                    }
+                };
+                let m = SyncMaster {
+                    syncid: view.syncid,
+                    maxlen: view.maxlen as usize,
+                    sink,
                 };
                 for w in workers {
-                    let _ = w.send(WorkerMsg::SyncMaster(Some(queues.clone())));
+                    let _ = w.send(WorkerMsg::SyncMaster(Some(m.clone())));
                 }
-                let to = SocketAddr::from((group, view.port));
-                let (v, s, st) = (view.clone(), stop.clone(), stats.clone());
-                std::thread::Builder::new()
-                    .name("rvs-sync-master".into())
-                    .spawn(move || master(sock, to, rx, back, v, s, st))
             }
             SyncRole::Backup => {
+                let ifname = match port {
+                    Some(i) => i.kernel_ifname.clone().ok_or_else(|| {
+                        format!(
+                            "{}: the port has no kernel interface for the sync daemon's socket (kernel_interface = true in rvsd.toml)",
+                            req.mcast_ifn
+                        )
+                    })?,
+                    None => req.mcast_ifn.clone(),
+                };
                 let sock = backup_socket(&ifname, group, view.port)
                     .map_err(|e| format!("{ifname}: {e}"))?;
                 let (v, s, st) = (view.clone(), stop.clone(), stats.clone());
                 let workers = workers.to_vec();
                 let sharding = self.sharding;
-                std::thread::Builder::new()
-                    .name("rvs-sync-backup".into())
-                    .spawn(move || backup(sock, workers, sharding, v, s, st))
+                thread = Some(
+                    std::thread::Builder::new()
+                        .name("rvs-sync-backup".into())
+                        .spawn(move || backup(sock, workers, sharding, v, s, st))
+                        .map_err(|e| format!("starting the sync thread: {e}"))?,
+                );
             }
         }
-        .map_err(|e| format!("starting the sync thread: {e}"))?;
         log::info!("{}", rvs_control_proto::sync::line(&view).trim_end());
         let running = Running {
             view,
             stop,
-            thread: Some(thread),
+            thread,
             stats,
         };
         match req.role {
@@ -209,13 +225,18 @@ impl SyncDaemons {
                 let _ = w.send(WorkerMsg::SyncMaster(None));
             }
         }
-        log::info!(
-            "{} sync daemon stopped: {} messages, {} connections, {} errors",
-            role.name(),
-            r.stats.messages.load(Ordering::Relaxed),
-            r.stats.conns.load(Ordering::Relaxed),
-            r.stats.errors.load(Ordering::Relaxed)
-        );
+        if r.thread.is_some() {
+            log::info!(
+                "{} sync daemon stopped: {} messages, {} connections, {} errors",
+                role.name(),
+                r.stats.messages.load(Ordering::Relaxed),
+                r.stats.conns.load(Ordering::Relaxed),
+                r.stats.errors.load(Ordering::Relaxed)
+            );
+        } else {
+            // Its workers counted what they sent (sync_messages).
+            log::info!("{} sync daemon stopped", role.name());
+        }
         drop(r);
         Ok(())
     }
@@ -263,59 +284,31 @@ fn backup_socket(ifname: &str, group: Ipv4Addr, port: u16) -> std::io::Result<Ud
     Ok(sock.into())
 }
 
+/// A master on a non-port interface: sends the messages the workers
+/// filled.
 fn master(
     sock: UdpSocket,
     to: SocketAddr,
-    rx: Receiver<Vec<SyncConn>>,
-    back: Sender<Vec<SyncConn>>,
-    view: DaemonView,
+    rx: Receiver<Vec<u8>>,
     stop: Arc<AtomicBool>,
     stats: Arc<SyncStats>,
 ) {
-    let mut enc = rvs_sync::Encoder::new(view.syncid, view.maxlen as usize);
-    let mut oldest: Option<Instant> = None;
-    let send = |msg: Vec<u8>| {
-        if sock.send_to(&msg, to).is_ok() {
-            stats.messages.fetch_add(1, Ordering::Relaxed);
-        } else {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    };
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(TICK) {
-            Ok(mut batch) => {
-                for c in &batch {
-                    match enc.push(c) {
-                        Ok(done) => {
-                            stats.conns.fetch_add(1, Ordering::Relaxed);
-                            if let Some(m) = done {
-                                send(m);
-                                oldest = None;
-                            }
-                            oldest.get_or_insert_with(Instant::now);
-                        }
-                        Err(e) => {
-                            stats.errors.fetch_add(1, Ordering::Relaxed);
-                            log::warn!("sync: a connection not sent: {e}");
-                        }
-                    }
-                }
-                // Emptied, back to a worker (dropped when they have enough).
-                batch.clear();
-                let _ = back.try_send(batch);
+            Ok(msg) => {
+                let counter = if sock.send_to(&msg, to).is_ok() {
+                    &stats.messages
+                } else {
+                    &stats.errors
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .conns
+                    .fetch_add(msg.get(4).copied().unwrap_or(0) as u64, Ordering::Relaxed);
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
-        if oldest.is_some_and(|t| t.elapsed() >= FLUSH) {
-            if let Some(m) = enc.finish() {
-                send(m);
-            }
-            oldest = None;
-        }
-    }
-    if let Some(m) = enc.finish() {
-        send(m);
     }
 }
 

@@ -276,10 +276,13 @@ counters! {
     packets_fragmented,
     /// Fragments made of them (FragCreates).
     fragments_made,
-    /// Connections offered to the sync daemon (master).
+    /// Connections (and templates) put in a sync message (master).
     sync_offered,
-    /// Connections not offered: the daemon's queue was full.
-    sync_queue_full,
+    /// Sync messages sent (master).
+    sync_messages,
+    /// Connections not sent: a message limit too small for one, or the
+    /// daemon thread's queue full (a master on a non-port interface).
+    sync_not_sent,
     /// Connections a master's sync message created here (backup).
     synced_created,
     /// Connections a sync message brought up to date.
@@ -349,7 +352,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 39 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 40 + DropReason::ALL.len());
     }
 
     #[test]

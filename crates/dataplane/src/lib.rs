@@ -17,6 +17,6 @@ pub use counters::{Counters, DropReason};
 pub use neighbour::{LearnPolicy, NeighbourConfig, NeighbourTable};
 pub use rvs_ipvs::ConnRow;
 pub use worker::{
-    ConnListing, FlowSharding, PortInfo, Route, SyncQueues, Verdict, VipArp, Worker, WorkerConfig,
-    WorkerMsg, WorkerShared,
+    ConnListing, FlowSharding, PortInfo, Route, SyncMaster, SyncSink, Verdict, VipArp, Worker,
+    WorkerConfig, WorkerMsg, WorkerShared,
 };

@@ -123,16 +123,29 @@ impl Out {
     }
 }
 
+/// A worker's packet buffers.
+#[derive(Clone)]
+pub struct Pools {
+    /// What its ports receive into (and handed-over frames are copied to).
+    pub rx: Arc<Mempool>,
+    /// The frames it makes itself (ARP, ICMP errors, sync messages,
+    /// fragments): in a pool of their own with room for a full frame, so
+    /// that they fit whatever the receive pool's data room (benchmarks
+    /// use small ones) and never take the buffers traffic needs.
+    pub generated: Arc<Mempool>,
+}
+
 /// Runs until `stop` is set. Returns 0, as lcore functions do.
 pub fn run_worker(
     mut worker: Worker,
     mut queues: Vec<PortQueues>,
     mut handover: Option<Handover>,
     msgs: Receiver<WorkerMsg>,
-    pool: Arc<Mempool>,
+    pools: Pools,
     stop: Arc<AtomicBool>,
     idle: IdleBackoff,
 ) -> i32 {
+    let pool = &pools.rx;
     let shared = worker.shared().clone();
     let _exit = ExitMark(shared.clone());
     let counters = &shared.counters;
@@ -273,7 +286,7 @@ pub fn run_worker(
             }
         }
         for (port, bytes) in worker.generated.drain(..).chain(worker.sent.drain(..)) {
-            match pool.alloc() {
+            match pools.generated.alloc() {
                 Some(mut m) => match m.append(bytes.len()) {
                     Some(buf) => {
                         buf.copy_from_slice(&bytes);

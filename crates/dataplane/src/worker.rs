@@ -57,7 +57,7 @@ mod xmit;
 mod xmit6;
 
 pub use burst::PREFETCH_GROUP;
-pub use control::{ConnListing, SyncQueues, WorkerMsg, LIST_CHUNK, LIST_SLOTS_PER_LOOP};
+pub use control::{ConnListing, SyncMaster, SyncSink, WorkerMsg, LIST_CHUNK, LIST_SLOTS_PER_LOOP};
 pub use sharding::FlowSharding;
 
 /// A port as the dataplane sees it: its MAC and the director's address on it.
@@ -239,11 +239,9 @@ pub struct Worker {
     /// The frame being handled was addressed (`set_l2`) to a port whose
     /// MTU it exceeds: it leaves in fragments.
     oversize: bool,
-    /// The sync daemon's master, while it runs, and the connections
-    /// offered to it since the last poll loop (`worker/sync.rs`).
-    sync_out: Option<SyncQueues>,
-    sync_batch: Vec<rvs_sync::SyncConn>,
-    sync_handed_ms: u64,
+    /// The sync daemon's master, while it runs, with the message being
+    /// filled (`worker/sync.rs`).
+    sync_out: Option<sync::SyncOut>,
 }
 
 /// How often the defence looks at the table (the kernel's
@@ -255,9 +253,6 @@ const DROPENTRY_PER_LOOP: usize = 256;
 /// Most stale entries pruned from the table-pressure queue's front per
 /// poll loop: more than a loop's packets can make stale.
 const PRUNE_PER_LOOP: usize = 256;
-/// Offers to the sync daemon that are handed over at once, without
-/// waiting for the next millisecond.
-const SYNC_HAND_AT: usize = 512;
 /// An ARP reply's frame: the Ethernet minimum without FCS.
 const ARP_FRAME_LEN: usize = 60;
 /// How often fragment state is looked over for what expired (a walk of
@@ -304,8 +299,6 @@ impl Worker {
             handed_over: Vec::new(),
             oversize: false,
             sync_out: None,
-            sync_batch: Vec::with_capacity(SYNC_HAND_AT),
-            sync_handed_ms: 0,
         }
     }
 
@@ -348,13 +341,8 @@ impl Worker {
             self.prune_fragments(now_ms);
         }
         self.defend(now_ms);
-        // At most once a millisecond, or when a batch is big: each hand-over
-        // may wake the master thread (a futex call).
-        if !self.sync_batch.is_empty()
-            && (self.sync_batch.len() >= SYNC_HAND_AT || now_ms != self.sync_handed_ms)
-        {
-            self.sync_handed_ms = now_ms;
-            self.hand_to_sync();
+        if self.sync_out.is_some() {
+            self.flush_sync_if_old(now_ms);
         }
         let c = &self.shared.counters;
         c.conns_expired.add(n as u64);

@@ -205,6 +205,9 @@ fn a_backup_takes_over_synced_connections() {
     assert_eq!(on_two, on_one, "director 2's connections are director 1's");
     assert_eq!(counter(&two, "synced_created"), n as u64);
     assert_eq!(counter(&one, "sync_offered"), n as u64);
+    // Framed and sent by director 1's worker itself, on its port.
+    assert!(counter(&one, "sync_messages") >= 1);
+    assert_eq!(counter(&one, "sync_not_sent"), 0);
 
     // The client's traffic moves to director 2: every connection goes on,
     // to its server, with nothing scheduled anew.

@@ -5,13 +5,16 @@
 //!   a UDP connection made by three datagrams; the message it multicasts
 //!   is caught on the link and decoded with rvs-sync's decoder, which must
 //!   find that connection, field by field;
-//! - rvs → kernel backup: rvs-sync's encoder makes a message for an
-//!   ESTABLISHED TCP connection, which is multicast to a kernel running
+//! - rvs → kernel backup: a message for an ESTABLISHED TCP connection,
+//!   made and framed as rvsd's workers make and frame theirs (rvs-sync's
+//!   encoder with headroom, then `frame::frame`: Ethernet, IPv4 and UDP
+//!   multicast), is sent raw on the link to a kernel running
 //!   `--start-daemon backup`; `ipvsadm -Lnc` there must then list it.
 //!
-//! rvsd's daemon sends and reads exactly these bytes (crates/control's
-//! sync.rs), so this is the wire between the two; the daemon's sockets and
-//! the workers are tested in the lab (crates/lab/tests/sync.rs).
+//! rvsd's workers send exactly these frames, and its backup reads these
+//! bytes (crates/control's sync.rs), so this is the wire between the two;
+//! the daemons and the workers are tested in the lab
+//! (crates/lab/tests/sync.rs).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -189,25 +192,23 @@ fn kernel_backup(pair: &Pair) -> Result<String> {
         pe_data: Vec::new(),
         pe_name: Vec::new(),
     };
-    let mut enc = rvs_sync::Encoder::new(7, 1472);
+    let mut enc = rvs_sync::Encoder::with_headroom(7, 1472, rvs_sync::frame::HEADERS);
     enc.push(&conn)?;
-    let msg = enc.finish().context("a message")?;
-    pair.p.run(|| {
-        let s = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        s.set_multicast_if_v4(&PEER_ADDR.parse()?)?;
-        s.bind(&SocketAddr::from((PEER_ADDR.parse::<Ipv4Addr>()?, 0)).into())?;
-        let s: UdpSocket = s.into();
-        // The backup's socket may take a moment to join: a few sends.
-        for _ in 0..3 {
-            s.send_to(&msg, (GROUP, rvs_sync::SYNC_PORT))?;
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
-    })?;
+    let mut frame = enc.finish().context("a message")?;
+    let mut tap = crate::packets::Tap::open(&pair.p, "peer", "vp")?;
+    let wire = rvs_sync::frame::Wire {
+        mac: tap.mac,
+        src: PEER_ADDR.parse()?,
+        group: GROUP,
+        port: rvs_sync::SYNC_PORT,
+        ttl: 1,
+    };
+    rvs_sync::frame::frame(&mut frame, &wire, 1).context("framing the message")?;
+    // The backup's socket may take a moment to join: a few sends.
+    for _ in 0..3 {
+        tap.send(&frame)?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let started = Instant::now();
     loop {
         let list = ipvsadm(&pair.k, "-Lnc")?;
@@ -238,6 +239,6 @@ pub fn run() -> Result<()> {
     let c = kernel_master(&pair)?;
     println!("sync-interop: kernel master -> rvs-sync decoder: ok ({c:?})");
     let l = kernel_backup(&pair)?;
-    println!("sync-interop: rvs-sync encoder -> kernel backup: ok ({l})");
+    println!("sync-interop: rvs worker's frame -> kernel backup: ok ({l})");
     Ok(())
 }

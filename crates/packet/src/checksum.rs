@@ -21,22 +21,23 @@ fn sum20(h: &[u8; 20]) -> u16 {
     u16::from_be(fold(w(0) + w(4) + w(8) + w(12) + w(16)))
 }
 
+/// Native-order 32-bit words, swapped once at the end as in `sum20`
+/// (twice as fast as big-endian 16-bit words: a sync message's UDP
+/// checksum covers up to a whole MTU). A trailing part word is padded with
+/// zeros after it, as RFC 1071 pads an odd byte.
 fn sum_any(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        // Four 16-bit words at a time; carries accumulate in the high bits.
-        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u32::from_ne_bytes([w[0], w[1], w[2], w[3]]) as u64;
     }
-    let mut rest = chunks.remainder().chunks_exact(2);
-    for w in &mut rest {
-        acc += u16::from_be_bytes([w[0], w[1]]) as u64;
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 4];
+        w[..rest.len()].copy_from_slice(rest);
+        acc += u32::from_ne_bytes(w) as u64;
     }
-    if let [b] = rest.remainder() {
-        acc += (*b as u64) << 8;
-    }
-    fold(acc)
+    u16::from_be(fold(acc))
 }
 
 /// Folds a wide one's-complement accumulator to 16 bits.
@@ -119,7 +120,21 @@ mod tests {
         assert_eq!(sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
     }
 
+    /// RFC 1071's definition, word by word.
+    fn sum_by_words(data: &[u8]) -> u16 {
+        let mut acc: u64 = 0;
+        for w in data.chunks(2) {
+            acc += (w[0] as u64) << 8 | w.get(1).copied().unwrap_or(0) as u64;
+        }
+        fold(acc)
+    }
+
     proptest! {
+        #[test]
+        fn the_sum_is_rfc1071s_for_any_length(data in proptest::collection::vec(any::<u8>(), 0..1600usize)) {
+            prop_assert_eq!(sum(&data), sum_by_words(&data));
+        }
+
         #[test]
         fn twenty_byte_sum_matches_the_general_one(data in proptest::collection::vec(any::<u8>(), 20..=20usize)) {
             prop_assert_eq!(sum(&data), sum_any(&data));

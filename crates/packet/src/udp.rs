@@ -97,6 +97,22 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
+    /// Writes a header in front of the payload already in `buf` (all of
+    /// it after the header's 8 bytes), its checksum left zero: fill it
+    /// with the addresses.
+    pub fn header_in_place(mut buf: T, src_port: u16, dst_port: u16) -> Result<Self> {
+        let b = buf.as_mut();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let len = u16::try_from(b.len()).map_err(|_| Error::Malformed)?;
+        set_be16(b, field::SRC_PORT, src_port);
+        set_be16(b, field::DST_PORT, dst_port);
+        set_be16(b, field::LENGTH, len);
+        set_be16(b, field::CHECKSUM, 0);
+        Ok(UdpDatagram { buf })
+    }
+
     #[inline]
     pub fn set_src_port(&mut self, p: u16) {
         set_be16(self.buf.as_mut(), field::SRC_PORT, p);
@@ -138,6 +154,19 @@ mod tests {
     use super::*;
     use crate::fixtures;
     use crate::ipv4::Ipv4Packet;
+
+    #[test]
+    fn header_written_in_place_reads_back_with_a_valid_checksum() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(224, 0, 0, 81));
+        let mut buf = *b"\xaa\xaa\xaa\xaa\xaa\xaa\xaa\xaahello";
+        let mut u = UdpDatagram::header_in_place(&mut buf[..], 8848, 8848).unwrap();
+        u.fill_checksum_v4(src, dst);
+        let u = UdpDatagram::new_checked(&buf[..]).unwrap();
+        assert_eq!((u.src_port(), u.dst_port(), u.len()), (8848, 8848, 13));
+        assert_eq!(u.payload(), b"hello");
+        assert!(u.checksum() != 0 && u.verify_checksum_v4(src, dst));
+        assert!(UdpDatagram::header_in_place(&mut [0u8; 7][..], 1, 2).is_err());
+    }
 
     #[test]
     fn parse_dns_query() {

@@ -16,7 +16,8 @@ pub struct Sample {
     /// Packets received from the ports' queues (handed-over ones are not
     /// received again).
     pub rx: u64,
-    /// Packets the ports' transmit queues took.
+    /// Packets the ports' transmit queues took, less the sync daemon's
+    /// messages (the director's own frames, not forwarded traffic).
     pub tx: u64,
     pub new_conns: u64,
     /// Packets dropped, for any reason.
@@ -30,7 +31,10 @@ fn take(t: f64, shareds: &[Arc<WorkerShared>]) -> Sample {
     Sample {
         t,
         rx: sum(&|s| s.counters.rx_packets.get()),
-        tx: sum(&|s| s.counters.tx_packets.get()),
+        tx: sum(&|s| {
+            let c = &s.counters;
+            c.tx_packets.get().saturating_sub(c.sync_messages.get())
+        }),
         new_conns: sum(&|s| s.counters.new_connections.get()),
         drops: sum(&|s| {
             s.counters

@@ -28,7 +28,7 @@ use clap::Parser;
 use dpdk::{Eal, EalConfig, Mempool, Port, PortConfig};
 use rvs_control::proto::{PortStatus, Request, Response};
 use rvs_control::server::{self, ControlServer, WorkerLink};
-use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, KernelQueues, PortQueues};
+use rvs_dataplane::run::{run_worker, Handover, IdleBackoff, KernelQueues, Pools, PortQueues};
 use rvs_dataplane::{
     FlowSharding, NeighbourConfig, NeighbourTable, PortInfo, Worker, WorkerConfig, WorkerShared,
 };
@@ -37,6 +37,10 @@ use rvs_packet::MacAddr;
 use rvsd_cli::Args;
 
 use config::Hugepages;
+
+/// Buffers for the frames a worker makes (ARP, ICMP errors, sync
+/// messages, fragments): a few poll loops' worth, freed as they are sent.
+const GENERATED_MBUFS_PER_WORKER: u32 = 4096;
 
 fn main() {
     let args = Args::parse();
@@ -160,6 +164,24 @@ fn run(args: Args) -> Result<()> {
             cfg.dpdk.mbuf_data_room,
         )
         .context("creating the packet buffer pool (raise dpdk.memory_mb?)")?,
+    );
+    // Frames the workers make (see `Pools`): room for the largest MTU.
+    let largest_frame = cfg
+        .ports
+        .iter()
+        .map(|p| p.mtu as u32 + 18)
+        .max()
+        .unwrap_or(1518);
+    let generated_pool = Arc::new(
+        Mempool::new(
+            eal,
+            "rvs_gen_pool",
+            GENERATED_MBUFS_PER_WORKER * cfg.workers.lcores.len().max(1) as u32,
+            64,
+            u16::try_from(largest_frame.max(u32::from(cfg.dpdk.mbuf_data_room)))
+                .unwrap_or(u16::MAX),
+        )
+        .context("creating the pool for frames the workers make (raise dpdk.memory_mb?)")?,
     );
 
     // Ports, each with one rx and one tx queue per worker, and its kernel
@@ -319,7 +341,11 @@ fn run(args: Args) -> Result<()> {
                 }),
             })
             .collect();
-        let (pool, stop) = (pool.clone(), stop.clone());
+        let pools = Pools {
+            rx: pool.clone(),
+            generated: generated_pool.clone(),
+        };
+        let stop = stop.clone();
         let handover = (nworkers > 1).then(|| Handover {
             inbox: inboxes[i].take().expect("one inbox per worker"),
             peers: peers.clone(),
@@ -329,7 +355,7 @@ fn run(args: Args) -> Result<()> {
             ..idle
         };
         let h = dpdk::launch_on(eal, lcore, move || {
-            run_worker(worker, queues, handover, rx, pool, stop, idle)
+            run_worker(worker, queues, handover, rx, pools, stop, idle)
         })
         .with_context(|| format!("launching the worker on lcore {lcore}"))?;
         log::info!("worker {i} running on lcore {lcore}");
@@ -354,18 +380,21 @@ fn run(args: Args) -> Result<()> {
     let (inbox_tx, inbox) = crossbeam_channel::unbounded();
     let nets: Vec<(std::net::Ipv4Addr, u8)> =
         infos.iter().map(|p| (p.addr, p.prefix_len)).collect();
-    // The sync daemon's sockets: on a port's kernel interface (the
-    // exception path), or on the interface af_packet reads.
+    // The sync daemon on a port: the workers send a master's messages
+    // there; a backup's socket is on its kernel interface (the exception
+    // path), or on the interface af_packet reads.
     let sync_interfaces = cfg
         .ports
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(port, p)| {
             let kernel = p.kernel_interface_name().ok().flatten();
             let device = p.device_interface().map(str::to_string);
             let mut names = vec![p.name.clone()];
             names.extend(kernel.iter().chain(device.iter()).cloned());
             rvs_control::sync::SyncInterface {
                 names,
+                port,
                 kernel_ifname: kernel.or(device),
                 mtu: p.mtu as u32,
             }

@@ -42,6 +42,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod frame;
+
 /// The kernel's default multicast group and port (`IP_VS_SYNC_GROUP`,
 /// `IP_VS_SYNC_PORT`).
 pub const SYNC_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
@@ -174,6 +176,8 @@ pub enum EncodeError {
 pub struct Encoder {
     syncid: u8,
     maxlen: usize,
+    /// Bytes kept free before each message, for the caller's headers.
+    head: usize,
     buf: Vec<u8>,
 }
 
@@ -181,21 +185,37 @@ impl Encoder {
     /// `maxlen`: the largest message, in bytes (the kernel's
     /// `send_mesg_maxlen`, from `--sync-maxlen` and the interface's MTU).
     pub fn new(syncid: u8, maxlen: usize) -> Encoder {
+        Self::with_headroom(syncid, maxlen, 0)
+    }
+
+    /// An encoder whose messages come with `head` zero bytes before them,
+    /// where the caller writes its frame's headers: a master that frames
+    /// its messages itself then copies none of them.
+    pub fn with_headroom(syncid: u8, maxlen: usize, head: usize) -> Encoder {
         Encoder {
             syncid,
             maxlen: maxlen.min(u16::MAX as usize),
+            head,
             buf: Vec::new(),
         }
     }
 
     fn start(&mut self) {
         self.buf.clear();
+        // Filled to about maxlen: no growing on the way.
+        self.buf.reserve(self.head + self.maxlen);
+        self.buf.resize(self.head, 0);
         self.buf
             .extend_from_slice(&[0, self.syncid, 0, HEADER_LEN as u8, 0, VERSION, 0, 0]);
     }
 
+    /// The message's length so far (0: none started).
+    fn len(&self) -> usize {
+        self.buf.len().saturating_sub(self.head)
+    }
+
     fn count(&self) -> usize {
-        self.buf.get(4).copied().unwrap_or(0) as usize
+        self.buf.get(self.head + 4).copied().unwrap_or(0) as usize
     }
 
     /// Adds a connection; returns the message it completed, if it did not
@@ -210,26 +230,26 @@ impl Encoder {
         }
         let mut done = None;
         if !self.buf.is_empty() {
-            let pad = (4 - self.buf.len() % 4) % 4;
-            if self.buf.len() + pad + len > self.maxlen || self.count() == MAX_CONNS {
+            let pad = (4 - self.len() % 4) % 4;
+            if self.len() + pad + len > self.maxlen || self.count() == MAX_CONNS {
                 done = self.finish();
             }
         }
         if self.buf.is_empty() {
             self.start();
         }
-        while !self.buf.len().is_multiple_of(4) {
-            self.buf.push(0);
-        }
+        let aligned = self.head + self.len().next_multiple_of(4);
+        self.buf.resize(aligned, 0);
         emit(c, len, &mut self.buf);
-        self.buf[4] += 1;
-        let size = self.buf.len() as u16;
-        self.buf[2..4].copy_from_slice(&size.to_be_bytes());
+        let h = self.head;
+        self.buf[h + 4] += 1;
+        let size = self.len() as u16;
+        self.buf[h + 2..h + 4].copy_from_slice(&size.to_be_bytes());
         Ok(done)
     }
 
     /// The message being filled, if it holds a connection (the kernel sends
-    /// a buffer when it is full or old enough).
+    /// a buffer when it is full or old enough), after its headroom.
     pub fn finish(&mut self) -> Option<Vec<u8>> {
         if self.count() == 0 {
             return None;
@@ -258,13 +278,6 @@ fn check(c: &SyncConn) -> Result<(), EncodeError> {
     Ok(())
 }
 
-fn addr_bytes(a: IpAddr, out: &mut Vec<u8>) {
-    match a {
-        IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
-        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
-    }
-}
-
 fn seq_bytes(s: &Seq, out: &mut Vec<u8>) {
     for v in [s.init_seq, s.delta, s.previous_delta] {
         out.extend_from_slice(&v.to_be_bytes());
@@ -272,19 +285,37 @@ fn seq_bytes(s: &Seq, out: &mut Vec<u8>) {
 }
 
 fn emit(c: &SyncConn, len: usize, out: &mut Vec<u8>) {
-    out.push(if c.v6() { TYPE_INET6 } else { 0 });
-    out.push(c.protocol);
-    // Entry version 0 in the top four bits.
-    out.extend_from_slice(&((len as u16) & SIZE_MASK).to_be_bytes());
-    out.extend_from_slice(&(c.flags & !flags::HASHED).to_be_bytes());
-    out.extend_from_slice(&c.state.to_be_bytes());
-    for p in [c.cport, c.vport, c.dport] {
-        out.extend_from_slice(&p.to_be_bytes());
+    // The fixed part in one array and one copy: masters write an entry
+    // per connection they sync, on the workers' fast path.
+    fn fixed<const N: usize>(c: &SyncConn, len: usize) -> [u8; N] {
+        let mut e = [0u8; N];
+        e[0] = if N == CONN_V6_LEN { TYPE_INET6 } else { 0 };
+        e[1] = c.protocol;
+        // Entry version 0 in the top four bits.
+        e[2..4].copy_from_slice(&((len as u16) & SIZE_MASK).to_be_bytes());
+        e[4..8].copy_from_slice(&(c.flags & !flags::HASHED).to_be_bytes());
+        e[8..10].copy_from_slice(&c.state.to_be_bytes());
+        e[10..12].copy_from_slice(&c.cport.to_be_bytes());
+        e[12..14].copy_from_slice(&c.vport.to_be_bytes());
+        e[14..16].copy_from_slice(&c.dport.to_be_bytes());
+        e[16..20].copy_from_slice(&c.fwmark.to_be_bytes());
+        e[20..24].copy_from_slice(&c.timeout_s.to_be_bytes());
+        let alen = (N - 24) / 3;
+        for (i, a) in [c.caddr, c.vaddr, c.daddr].into_iter().enumerate() {
+            let at = 24 + alen * i;
+            // `check` made sure all three are of one family.
+            match a {
+                IpAddr::V4(a) if alen == 4 => e[at..at + 4].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) if alen == 16 => e[at..at + 16].copy_from_slice(&a.octets()),
+                _ => {}
+            }
+        }
+        e
     }
-    out.extend_from_slice(&c.fwmark.to_be_bytes());
-    out.extend_from_slice(&c.timeout_s.to_be_bytes());
-    for a in [c.caddr, c.vaddr, c.daddr] {
-        addr_bytes(a, out);
+    if c.v6() {
+        out.extend_from_slice(&fixed::<CONN_V6_LEN>(c, len));
+    } else {
+        out.extend_from_slice(&fixed::<CONN_V4_LEN>(c, len));
     }
     if let Some((i, o)) = &c.seq {
         out.extend_from_slice(&[option::SEQ_DATA, SEQ_OPTION_LEN as u8]);

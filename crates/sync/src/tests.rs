@@ -11,7 +11,7 @@ fn v4(s: &str) -> IpAddr {
 
 /// A DR connection in SYN_RECV: client 192.168.2.50:40000 to VIP
 /// 10.99.0.10:80, real server 192.168.1.221:80, 60 s left.
-fn syn_recv() -> SyncConn {
+pub(crate) fn syn_recv() -> SyncConn {
     SyncConn {
         protocol: TCP,
         flags: flags::DROUTE | flags::INACTIVE,
@@ -146,6 +146,29 @@ fn encode_all(syncid: u8, maxlen: usize, conns: &[SyncConn]) -> Vec<Vec<u8>> {
 #[test]
 fn encodes_one_ipv4_connection_byte_for_byte() {
     assert_eq!(encode_all(5, 1500, &[syn_recv()]), vec![ONE_V4.to_vec()]);
+}
+
+/// Headroom changes nothing in the messages but where they start, even
+/// with padding and a split into several.
+#[test]
+fn messages_after_headroom_are_the_same_messages() {
+    let conns = [
+        seq_conn(),
+        v6_template(),
+        syn_recv(),
+        seq_conn(),
+        syn_recv(),
+    ];
+    let plain = encode_all(7, 120, &conns);
+    let mut e = Encoder::with_headroom(7, 120, 42);
+    let mut framed: Vec<Vec<u8>> = conns.iter().filter_map(|c| e.push(c).unwrap()).collect();
+    framed.extend(e.finish());
+    assert!(plain.len() > 1, "split: {plain:?}");
+    assert_eq!(framed.len(), plain.len());
+    for (f, p) in framed.iter().zip(&plain) {
+        assert_eq!(&f[..42], &[0u8; 42][..]);
+        assert_eq!(&f[42..], &p[..]);
+    }
 }
 
 #[test]

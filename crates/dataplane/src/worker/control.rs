@@ -23,7 +23,7 @@ pub enum WorkerMsg {
     /// `-Lc`: list this worker's connections (a slice per poll loop).
     ListConns(ConnListing),
     /// The sync daemon's master started or stopped (`None`).
-    SyncMaster(Option<SyncQueues>),
+    SyncMaster(Option<SyncMaster>),
     /// A connection from a master's sync message, for the worker that owns
     /// its client endpoint. This and `SyncMaster` are not counted in
     /// `applied`: the sync daemon sends them, not the control thread's
@@ -31,13 +31,33 @@ pub enum WorkerMsg {
     Synced(rvs_sync::SyncConn),
 }
 
-/// Where a worker offers connections to the sync daemon's master, and
-/// where the master gives the emptied batches back (reused, so that the
-/// worker does not allocate, and fault in fresh pages, for every batch).
+/// The sync daemon's master as a worker runs it: each worker packs the
+/// connections it syncs into messages of its own (the kernel's master
+/// threads each fill their own too) and sends them (`worker/sync.rs`).
 #[derive(Debug, Clone)]
-pub struct SyncQueues {
-    pub offers: crossbeam_channel::Sender<Vec<rvs_sync::SyncConn>>,
-    pub returns: crossbeam_channel::Receiver<Vec<rvs_sync::SyncConn>>,
+pub struct SyncMaster {
+    pub syncid: u8,
+    /// The largest message, in bytes (UDP payload).
+    pub maxlen: usize,
+    pub sink: SyncSink,
+}
+
+/// Where a worker's sync messages go.
+#[derive(Debug, Clone)]
+pub enum SyncSink {
+    /// Framed by the worker and sent on this port (index into the
+    /// worker's ports), UDP multicast from the port's address: no thread
+    /// and no kernel between the worker and the wire.
+    Port {
+        port: usize,
+        group: std::net::Ipv4Addr,
+        udp_port: u16,
+        ttl: u8,
+    },
+    /// Handed, whole, to the daemon's thread, which sends them from a
+    /// kernel socket: for an interface of the director's kernel that is
+    /// not one of rvsd's ports (a separate sync network).
+    Kernel(crossbeam_channel::Sender<Vec<u8>>),
 }
 
 /// A `-Lc` request to one worker: up to `limit` connections, sent back in
@@ -75,10 +95,7 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
-            WorkerMsg::SyncMaster(q) => {
-                self.sync_out = q.clone();
-                self.sync_batch.clear();
-            }
+            WorkerMsg::SyncMaster(m) => self.set_sync_master(m.clone(), now_ms),
             WorkerMsg::Synced(c) => self.apply_synced(c, now_ms),
             WorkerMsg::SetDefense(d) => {
                 if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {

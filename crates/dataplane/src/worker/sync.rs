@@ -1,8 +1,9 @@
-//! The worker's part of IPVS connection sync (the sockets and the wire
-//! format live in rvs-control's sync daemon and rvs-sync):
+//! The worker's part of IPVS connection sync (the daemons' start and stop,
+//! and the backup's socket, live in rvs-control; the wire format in
+//! rvs-sync):
 //!
-//! - as master, a connection is offered to the daemon at the moments the
-//!   kernel's `ip_vs_sync_conn_needed` picks with its default sysctls
+//! - as master, a connection is synced at the moments the kernel's
+//!   `ip_vs_sync_conn_needed` picks with its default sysctls
 //!   (`sync_threshold` 3): TCP when it enters FIN_WAIT, CLOSE, CLOSE_WAIT
 //!   or TIME_WAIT, or is ESTABLISHED at the client's third packet; UDP at
 //!   the client's third packet. After that the kernel sends a connection
@@ -11,9 +12,16 @@
 //!   packets only up to 9 (four bits of its slot) and sends it again every
 //!   [`REFRESH_S`] seconds instead, at the first client packet of a second
 //!   in its phase (the phase from its client port, so that refreshes
-//!   spread over the seconds). The offers of a poll loop go to the daemon
-//!   together, at its end; that never blocks: a full queue drops them,
-//!   counted;
+//!   spread over the seconds). The worker writes the entry straight into
+//!   the message it is filling (rvs-sync's `Encoder`), and sends the
+//!   message when the next entry would not fit or its oldest entry has
+//!   waited [`FLUSH_MS`] (the kernel's `IPVS_SYNC_FLUSH_TIME`): on a port,
+//!   it frames the message as UDP multicast itself; for an interface that
+//!   is not a port it hands it to the daemon's thread (`SyncSink`).
+//!   Sending from the worker is what keeps sync cheap: handing every
+//!   connection to a thread that sent through the kernel interface (and
+//!   so back through this worker's exception path) cost the new-flow rate
+//!   a fifth (`cargo xtask bench --sync-cost`);
 //! - as backup, a connection from a master's message is created (or its
 //!   state and timer updated) bound to the same real server, so that its
 //!   packets, should they come here, go on to that server whatever the
@@ -28,16 +36,24 @@ use rvs_ipvs::tcp_state::TcpState;
 use rvs_ipvs::{FwdMethod, Protocol};
 use rvs_sync::{flags, SyncConn};
 
-use super::Worker;
+use super::{SyncMaster, SyncSink, Worker};
 
 /// The kernel's `sync_threshold`: a connection is first sent at its
 /// client's third packet.
 const SYNC_THRESHOLD: u8 = 3;
 /// How often a connection with traffic is sent again.
 pub const REFRESH_S: u32 = 2;
-/// Most connections offered during one poll loop (beyond, counted as
-/// `sync_queue_full`): a loop handles at most a few bursts.
-const SYNC_BATCH: usize = 4096;
+/// How long a message that is not full waits for more entries (the
+/// kernel's `IPVS_SYNC_FLUSH_TIME`).
+pub const FLUSH_MS: u64 = 2000;
+
+/// A running master on this worker: where its messages go, the one being
+/// filled and when its first entry went in.
+pub(super) struct SyncOut {
+    cfg: SyncMaster,
+    enc: rvs_sync::Encoder,
+    oldest_ms: Option<u64>,
+}
 
 fn fwd_flags(f: FwdMethod) -> u32 {
     match f {
@@ -113,14 +129,11 @@ impl Worker {
         };
         // The persistence template it was made through goes with it, as
         // the kernel sends a connection's controlling template.
-        let template = self.template_entry(r, &entry, now_ms);
-        for e in std::iter::once(entry).chain(template) {
-            if self.sync_batch.len() < SYNC_BATCH {
-                self.sync_batch.push(e);
-                self.shared.counters.sync_offered.inc();
-            } else {
-                self.shared.counters.sync_queue_full.inc();
-            }
+        // (By reference: an entry is over a hundred bytes, and moving it
+        // through an iterator chain cost a copy each way.)
+        self.sync_entry(&entry, now_ms);
+        if let Some(t) = self.template_entry(r, &entry, now_ms) {
+            self.sync_entry(&t, now_ms);
         }
     }
 
@@ -155,23 +168,110 @@ impl Worker {
         })
     }
 
-    /// Hands the connections offered since the last time to the master
-    /// thread, in one message (a queue operation per connection cost the
-    /// new-flow rate a tenth); a full queue drops them, counted.
-    pub(super) fn hand_to_sync(&mut self) {
-        let fresh = self
-            .sync_out
-            .as_ref()
-            .and_then(|q| q.returns.try_recv().ok())
-            .unwrap_or_else(|| Vec::with_capacity(super::SYNC_HAND_AT));
-        let batch = std::mem::replace(&mut self.sync_batch, fresh);
-        let n = batch.len() as u64;
-        let sent = self
-            .sync_out
-            .as_ref()
-            .is_some_and(|q| q.offers.try_send(batch).is_ok());
-        if !sent {
-            self.shared.counters.sync_queue_full.add(n);
+    /// Starts (or restarts with new settings) or stops the master; what
+    /// the old one had in its message is sent first.
+    pub(super) fn set_sync_master(&mut self, m: Option<SyncMaster>, now_ms: u64) {
+        self.flush_sync(now_ms);
+        self.sync_out = m.map(|cfg| {
+            // On a port, each message is filled after room for the frame's
+            // headers, which are then written in front of it, in place.
+            let head = match cfg.sink {
+                SyncSink::Port { .. } => rvs_sync::frame::HEADERS,
+                SyncSink::Kernel(_) => 0,
+            };
+            SyncOut {
+                enc: rvs_sync::Encoder::with_headroom(cfg.syncid, cfg.maxlen, head),
+                cfg,
+                oldest_ms: None,
+            }
+        });
+    }
+
+    /// Adds an entry to the message being filled, sending the message it
+    /// completed, if any.
+    fn sync_entry(&mut self, e: &SyncConn, now_ms: u64) {
+        let Some(out) = self.sync_out.as_mut() else {
+            return;
+        };
+        let c = &self.shared.counters;
+        match out.enc.push(e) {
+            Ok(done) => {
+                c.sync_offered.inc();
+                if done.is_some() {
+                    out.oldest_ms = None;
+                }
+                out.oldest_ms.get_or_insert(now_ms);
+                if let Some(msg) = done {
+                    self.send_sync_message(msg);
+                }
+            }
+            // Only a limit too small for one entry (`--sync-maxlen`).
+            Err(_) => c.sync_not_sent.inc(),
+        }
+    }
+
+    /// From the poll loop: sends the message being filled if its first
+    /// entry has waited long enough.
+    pub(super) fn flush_sync_if_old(&mut self, now_ms: u64) {
+        if let Some(t) = self.sync_out.as_ref().and_then(|o| o.oldest_ms) {
+            if now_ms >= t + FLUSH_MS {
+                self.flush_sync(now_ms);
+            }
+        }
+    }
+
+    pub(super) fn flush_sync(&mut self, _now_ms: u64) {
+        let Some(out) = self.sync_out.as_mut() else {
+            return;
+        };
+        out.oldest_ms = None;
+        if let Some(msg) = out.enc.finish() {
+            self.send_sync_message(msg);
+        }
+    }
+
+    /// Sends a complete message where the master's settings say.
+    fn send_sync_message(&mut self, msg: Vec<u8>) {
+        let Some(out) = self.sync_out.as_ref() else {
+            return;
+        };
+        let c = &self.shared.counters;
+        match &out.cfg.sink {
+            SyncSink::Kernel(tx) => {
+                // The header's count of entries.
+                let entries = msg.get(4).copied().unwrap_or(0) as u64;
+                match tx.try_send(msg) {
+                    Ok(()) => c.sync_messages.inc(),
+                    Err(_) => c.sync_not_sent.add(entries),
+                }
+            }
+            &SyncSink::Port {
+                port,
+                group,
+                udp_port,
+                ttl,
+            } => {
+                let entries = msg.get(rvs_sync::frame::HEADERS + 4).copied().unwrap_or(0) as u64;
+                let Some(info) = self.cfg.ports.get(port) else {
+                    return c.sync_not_sent.add(entries);
+                };
+                let wire = rvs_sync::frame::Wire {
+                    mac: info.mac,
+                    src: info.addr,
+                    group,
+                    port: udp_port,
+                    ttl,
+                };
+                let id = self.next_ip_id;
+                self.next_ip_id = self.next_ip_id.wrapping_add(1);
+                let mut f = msg;
+                if rvs_sync::frame::frame(&mut f, &wire, id).is_some() {
+                    self.generated.push((port, f));
+                    c.sync_messages.inc();
+                } else {
+                    c.sync_not_sent.add(entries);
+                }
+            }
         }
     }
 

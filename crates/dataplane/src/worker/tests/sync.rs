@@ -6,45 +6,111 @@ use crate::worker::sync::REFRESH_S;
 
 use rvs_packet::tcp::flags::{ACK, FIN, SYN};
 
-/// A worker whose offers (handed over at each poll loop's end: its
-/// housekeeping) come out of the receiver one by one.
+/// The group and port the tests' master sends to.
+const GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 81);
+const SYNC_PORT: u16 = 8848;
+
+/// Reads what a worker's master sent on port 0 (the message being filled
+/// sent first): each frame checked as the kernel's backup would take it
+/// (multicast to the group from the port, UDP checksum valid), then its
+/// entries, in order.
 struct Master {
-    rx: crossbeam_channel::Receiver<Vec<rvs_sync::SyncConn>>,
     got: std::collections::VecDeque<rvs_sync::SyncConn>,
 }
 
 impl Master {
-    fn take(&mut self, w: &mut Worker, now_ms: u64) -> Option<rvs_sync::SyncConn> {
+    fn read(&mut self, w: &mut Worker, now_ms: u64) {
         w.housekeeping(now_ms);
-        self.got.extend(self.rx.try_iter().flatten());
+        w.flush_sync(now_ms);
+        for (port, f) in std::mem::take(&mut w.generated) {
+            assert_eq!(port, 0);
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            assert_eq!(eth.dst(), MacAddr([0x01, 0x00, 0x5e, 0, 0, 81]));
+            assert_eq!(eth.src(), DIRECTOR_MAC);
+            let ip = Ipv4Packet::new_validated(eth.payload()).unwrap();
+            assert_eq!(ip.src(), Ipv4Addr::new(192, 168, 1, 213));
+            assert_eq!((ip.dst(), ip.ttl(), ip.dont_frag()), (GROUP, 1, true));
+            let u = rvs_packet::udp::UdpDatagram::new_checked(ip.payload()).unwrap();
+            assert_eq!(u.dst_port(), SYNC_PORT);
+            assert!(u.verify_checksum_v4(ip.src(), GROUP));
+            let d = rvs_sync::decode(u.payload(), 0).expect("a message the kernel reads");
+            assert_eq!(d.syncid, 5);
+            assert!(d.skipped.is_empty() && d.dropped.is_none(), "{d:?}");
+            self.got.extend(d.conns);
+        }
+    }
+
+    fn take(&mut self, w: &mut Worker, now_ms: u64) -> Option<rvs_sync::SyncConn> {
+        self.read(w, now_ms);
         self.got.pop_front()
     }
 
     fn count(&mut self, w: &mut Worker, now_ms: u64) -> usize {
-        w.housekeeping(now_ms);
-        self.got.extend(self.rx.try_iter().flatten());
+        self.read(w, now_ms);
         let n = self.got.len();
         self.got.clear();
         n
     }
 }
 
+fn start_master(w: &mut Worker) -> Master {
+    let m = crate::worker::SyncMaster {
+        syncid: 5,
+        maxlen: 1472,
+        sink: crate::worker::SyncSink::Port {
+            port: 0,
+            group: GROUP,
+            udp_port: SYNC_PORT,
+            ttl: 1,
+        },
+    };
+    w.apply(&WorkerMsg::SyncMaster(Some(m)), 0);
+    Master {
+        got: Default::default(),
+    }
+}
+
 fn master() -> (Worker, Master) {
     let mut w = walkthrough(Protocol::Tcp, 80);
-    let (tx, rx) = crossbeam_channel::bounded(64);
-    let (_, returns) = crossbeam_channel::bounded(1);
-    let queues = crate::worker::SyncQueues {
-        offers: tx,
-        returns,
+    let m = start_master(&mut w);
+    (w, m)
+}
+
+/// Entries wait in the message being filled: a full one is sent at once,
+/// one that is not after `FLUSH_MS`; a master on a non-port interface
+/// hands its messages to the daemon's thread.
+#[test]
+fn messages_are_sent_when_full_or_old() {
+    let mut w = walkthrough(Protocol::Tcp, 80);
+    let (tx, rx) = crossbeam_channel::bounded(8);
+    let m = crate::worker::SyncMaster {
+        syncid: 1,
+        // The header and two IPv4 entries.
+        maxlen: 8 + 2 * 36,
+        sink: crate::worker::SyncSink::Kernel(tx),
     };
-    w.apply(&WorkerMsg::SyncMaster(Some(queues)), 0);
-    (
-        w,
-        Master {
-            rx,
-            got: Default::default(),
-        },
-    )
+    w.apply(&WorkerMsg::SyncMaster(Some(m)), 0);
+    for cport in [40000, 40001, 40002] {
+        for f in [SYN, ACK, ACK] {
+            w.handle(0, &mut tcp(cport, f), 1000);
+        }
+    }
+    w.housekeeping(1000);
+    let full: Vec<Vec<u8>> = rx.try_iter().collect();
+    assert_eq!(
+        full.len(),
+        1,
+        "the third entry did not fit: the first two sent"
+    );
+    assert_eq!(rvs_sync::decode(&full[0], 0).unwrap().conns.len(), 2);
+    w.housekeeping(1000 + crate::worker::sync::FLUSH_MS - 1);
+    assert!(rx.try_recv().is_err(), "the third waits");
+    w.housekeeping(1000 + crate::worker::sync::FLUSH_MS);
+    let old = rx.try_recv().expect("sent when old enough");
+    assert_eq!(rvs_sync::decode(&old, 0).unwrap().conns[0].cport, 40002);
+    assert_eq!(w.shared.counters.sync_messages.get(), 2);
+    assert_eq!(w.shared.counters.sync_offered.get(), 3);
+    assert!(w.generated.is_empty(), "nothing framed for a port");
 }
 
 #[test]
@@ -61,7 +127,7 @@ fn a_master_offers_a_connection_at_the_kernels_moments() {
     let c = m.take(&mut w, 1000).expect("sent at the third packet");
     assert_eq!(c.protocol, rvs_sync::TCP);
     assert_eq!(c.state, TcpState::Established as u16);
-    assert_eq!(c.flags, rvs_sync::flags::DROUTE);
+    assert_eq!(c.flags & !rvs_sync::flags::SYNC, rvs_sync::flags::DROUTE);
     assert_eq!((c.cport, c.vport, c.dport), (40000, 80, 80));
     assert_eq!(c.caddr, "192.168.1.50".parse::<IpAddr>().unwrap());
     assert_eq!(c.daddr, RS2.parse::<IpAddr>().unwrap(), "rr's first pick");
@@ -70,7 +136,6 @@ fn a_master_offers_a_connection_at_the_kernels_moments() {
     // sent.
     assert_eq!(w.handle(0, &mut tcp(40000, ACK), 1000), Verdict::Tx(0));
     assert!(m.take(&mut w, 1000).is_none());
-    // (Offers are handed to the daemon at most once a millisecond.)
     assert_eq!(
         w.handle(0, &mut tcp(40000, FIN | ACK), 1001),
         Verdict::Tx(0)
@@ -192,21 +257,15 @@ fn persistence_templates_go_with_their_connections() {
         ..rr_spec(Protocol::Tcp, 80)
     };
     let mut w = with_service(spec.clone());
-    let (tx, rx) = crossbeam_channel::bounded(64);
-    let (_, returns) = crossbeam_channel::bounded(1);
-    let queues = crate::worker::SyncQueues {
-        offers: tx,
-        returns,
-    };
-    w.apply(&WorkerMsg::SyncMaster(Some(queues)), 0);
+    let mut m = start_master(&mut w);
     // Three packets of a connection from 192.168.1.50 (rr: RS2 first).
     for f in [SYN, ACK, ACK] {
         let mut p = tcp(40000, f);
         assert_eq!(w.handle(0, &mut p, 1000), Verdict::Tx(0));
         assert_eq!(dst_mac(&p), RS2_MAC);
     }
-    w.housekeeping(1000);
-    let sent: Vec<rvs_sync::SyncConn> = rx.try_iter().flatten().collect();
+    m.read(&mut w, 1000);
+    let sent: Vec<rvs_sync::SyncConn> = m.got.drain(..).collect();
     assert_eq!(sent.len(), 2, "the connection and its template: {sent:?}");
     let t = &sent[1];
     assert_eq!(
@@ -226,6 +285,7 @@ fn persistence_templates_go_with_their_connections() {
     let mut b = with_service(spec);
     let mut tpl = t.clone();
     tpl.daddr = RS1.parse().unwrap();
+    tpl.flags &= !rvs_sync::flags::SYNC;
     b.apply(&WorkerMsg::Synced(tpl), 2000);
     assert_eq!(b.shared.counters.synced_created.get(), 1);
     let mut p = syn_from([192, 168, 1, 77], 41000, 80);
