@@ -585,29 +585,32 @@ impl Bench {
     /// workers' offers, the master thread on the other CPU, and its
     /// messages going out through the worker's exception path.
     pub fn sync_cost(&self) -> Result<(String, f64)> {
+        let p = self.sync_cost_with(&mut Progress::new(
+            self.paired_secs() / 2.0,
+            Path::new("/dev/null"),
+        ))?;
+        Ok((p.table, p.median))
+    }
+
+    fn sync_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
         let off = Scenario {
             kernel: true,
             ..self.new_flows()
         };
         let on = Scenario { sync: true, ..off };
-        let p = self.paired_cost(
-            "sync",
-            on,
-            off,
-            &mut Progress::new(self.paired_secs() / 2.0, Path::new("/dev/null")),
-        )?;
+        let mut p = self.paired_cost("sync", on, off, progress)?;
         let offered = p.last_on["sync_offered"].as_u64().unwrap_or(0);
         anyhow::ensure!(
             offered > 0,
             "the sync run offered no connection to the daemon: it measured nothing"
         );
-        let table = format!(
+        p.table = format!(
             "{}
-Connections offered to the sync daemon in the last \"on\" run: {offered}
+Connections synced in the last \"on\" run: {offered}
 ",
             p.table
         );
-        Ok((table, p.median))
+        Ok(p)
     }
 
     /// The new-flow row's scenario.
@@ -703,7 +706,8 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
             total +=
                 self.rvsd_secs(sc) + self.testpmd_secs(sc) * if self.quick { 1.0 } else { 2.0 };
         }
-        total += 2.0 * self.paired_secs();
+        // Counting, exception path and sync: half of `paired_secs` each.
+        total += 2.0 * self.paired_secs() + self.paired_secs() / 2.0;
         total += 2.0 * self.flood_secs();
         let e2e_plan = crate::bench_e2e::Plan::FULL;
         if !self.quick {
@@ -774,6 +778,8 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
         progress.print(&cost.table);
         let kcost = self.exception_cost_with(&mut progress)?;
         progress.print(&kcost.table);
+        let scost = self.sync_cost_with(&mut progress)?;
+        progress.print(&scost.table);
         progress.step(
             "SYN flood, four times the connection table: table pressure on and off",
             2.0 * self.flood_secs(),
@@ -806,8 +812,11 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
             &rows,
             e2e.as_ref(),
             &memory_rows,
-            cost.median,
-            kcost.median,
+            Costs {
+                counting: cost.median,
+                kernel: kcost.median,
+                sync: scost.median,
+            },
             &flood_on,
         );
         progress.print(&targets);
@@ -844,6 +853,7 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
                 memory_rows: &memory_rows,
                 cost: &cost,
                 kcost: &kcost,
+                scost: &scost,
                 flood: &flood,
                 targets: &targets,
                 per_packet_ns,
@@ -987,8 +997,7 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
         rows: &[(Scenario, Run)],
         e2e: Option<&crate::bench_e2e::E2e>,
         memory: &[MemoryRow],
-        counting: f64,
-        kernel: f64,
+        costs: Costs,
         flood: &Flood,
     ) -> String {
         let fwd = |pred: &dyn Fn(&Scenario) -> bool| {
@@ -1055,13 +1064,19 @@ Connections offered to the sync daemon in the last \"on\" run: {offered}
         t.at_least(
             "Traffic counters: DR, established, counting on / off",
             0.97,
-            (!quick).then_some(counting),
+            (!quick).then_some(costs.counting),
             quick_why,
         );
         t.at_least(
             "Exception path: DR, established, kernel interface on / off",
             0.98,
-            (!quick).then_some(kernel),
+            (!quick).then_some(costs.kernel),
+            quick_why,
+        );
+        t.at_least(
+            "Connection sync: new flows, master on / off",
+            0.90,
+            (!quick).then_some(costs.sync),
             quick_why,
         );
         t.at_most(
@@ -1200,6 +1215,11 @@ port's tap and looks for frames from the kernel every `KERNEL_POLL_INTERVAL` (`c
 classification tests whether a frame is the host's. The DR row above again (none of its packets are the kernel's), \
 with the kernel interface on and off in alternating runs of {secs} s (rvsd in a network namespace of its own); \
 the ratio of each pair, and their median.\n\n{kcost}\n\
+## What connection sync costs\n\n\
+The new-flow row above again (every connection is synced once, when its FIN takes it to TIME_WAIT), with a sync \
+master (`rvsadm --start-daemon master` on the port) and without, in alternating runs of {secs} s, both with the \
+kernel interface. Each worker writes the entries into its own messages and frames them on the port itself \
+(`crates/dataplane/src/worker/sync.rs`); the messages are not counted as forwarded. The ratio of each pair, and their median.\n\n{scost}\n\
 ## SYN flood\n\n\
 One worker whose table holds 65 536 connections, and a capture from `pktgen --traffic flood` played once \
 (not looped; `cargo xtask bench --flood` runs only this): 16 384 clients open connections (SYN, ACK), then, in rounds, \
@@ -1235,6 +1255,7 @@ The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {no
             memory = r.memory,
             cost = r.cost.table,
             kcost = r.kcost.table,
+            scost = r.scost.table,
             flood = r.flood,
             failover = std::fs::read_to_string(self.root.join("bench/failover.md")).unwrap_or_else(
                 |_| "Not measured in this run: `cargo xtask failover` writes bench/failover.md.\n".into()
@@ -1260,6 +1281,14 @@ struct Paired {
     last_on: serde_json::Value,
 }
 
+/// The paired measurements' medians, for the Targets table.
+#[derive(Debug, Clone, Copy)]
+struct Costs {
+    counting: f64,
+    kernel: f64,
+    sync: f64,
+}
+
 /// What the report is made of.
 struct Report<'a> {
     rows: &'a [(Scenario, Run)],
@@ -1269,6 +1298,7 @@ struct Report<'a> {
     memory_rows: &'a [MemoryRow],
     cost: &'a Paired,
     kcost: &'a Paired,
+    scost: &'a Paired,
     flood: &'a str,
     targets: &'a str,
     per_packet_ns: Option<f64>,
@@ -1754,7 +1784,12 @@ mod tests {
             legit_completed: 98,
             ..Flood::default()
         };
-        let targets = Bench::targets(false, &rows, Some(&e2e), &memory_rows, 0.98, 0.99, &flood);
+        let costs = Costs {
+            counting: 0.98,
+            kernel: 0.99,
+            sync: 0.85,
+        };
+        let targets = Bench::targets(false, &rows, Some(&e2e), &memory_rows, costs, &flood);
         let verdict = |what: &str| {
             targets
                 .lines()
@@ -1774,8 +1809,9 @@ mod tests {
         assert_eq!(verdict("at 10 M"), "missed by 17 %");
         assert_eq!(verdict("established clients lost"), "met");
         assert_eq!(verdict("legitimate new connections"), "missed by 1 %");
-        let quick = Bench::targets(true, &[], None, &memory_rows[..1], 0.9, 0.9, &flood);
-        assert_eq!(quick.matches("not measured").count(), 8, "{quick}");
+        assert_eq!(verdict("Connection sync"), "missed by 6 %");
+        let quick = Bench::targets(true, &[], None, &memory_rows[..1], costs, &flood);
+        assert_eq!(quick.matches("not measured").count(), 9, "{quick}");
         let paired = Paired {
             table: "| pair |\n".into(),
             median: 0.98,
@@ -1791,6 +1827,7 @@ mod tests {
             memory_rows: &memory_rows,
             cost: &paired,
             kcost: &paired,
+            scost: &paired,
             flood: "| flood |\n",
             targets: &targets,
             per_packet_ns: Some(51.0),
