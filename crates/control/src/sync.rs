@@ -33,6 +33,8 @@ use rvs_dataplane::{FlowSharding, SyncMaster, SyncSink, WorkerMsg};
 /// Messages the workers may queue for a master thread (a non-port
 /// interface's).
 const QUEUE: usize = 1024;
+/// IPv4 and UDP headers of a sync message.
+const IPV4_UDP_HEADERS: usize = 28;
 /// How often the threads look at their stop flag.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -165,9 +167,17 @@ impl SyncDaemons {
                         SyncSink::Kernel(tx)
                     }
                 };
+                // A worker sends whole frames, never fragments: on a port
+                // whose MTU is below the kernel's maxlen, smaller messages
+                // (the kernel's socket would fragment them instead).
+                let fits = (mtu as usize).saturating_sub(IPV4_UDP_HEADERS);
+                let maxlen = match port {
+                    Some(_) => (view.maxlen as usize).min(fits),
+                    None => view.maxlen as usize,
+                };
                 let m = SyncMaster {
                     syncid: view.syncid,
-                    maxlen: view.maxlen as usize,
+                    maxlen,
                     sink,
                 };
                 for w in workers {
