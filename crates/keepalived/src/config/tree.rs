@@ -32,16 +32,23 @@ impl Node {
     }
 }
 
+/// How deep blocks may nest. keepalived's own configurations go five
+/// deep (`virtual_server`, `real_server`, `HTTP_GET`, `url`); a deeper
+/// block is ignored with an error. Without a limit, a file included over
+/// and over could nest blocks without bound and overflow the stack (found
+/// by fuzzing: fuzz/regressions/keepalived_conf/blocks-nested-through-includes).
+pub const MAX_DEPTH: usize = 32;
+
+type Lines = std::iter::Peekable<std::vec::IntoIter<Line>>;
+
 pub fn build(lines: Vec<Line>, diags: &mut Diags) -> Vec<Node> {
     let mut it = lines.into_iter().peekable();
-    seq(&mut it, None, diags)
+    seq(&mut it, None, 0, diags)
 }
 
-fn seq(
-    it: &mut std::iter::Peekable<std::vec::IntoIter<Line>>,
-    opened: Option<&Node>,
-    diags: &mut Diags,
-) -> Vec<Node> {
+/// The lines up to the `}` that closes `opened` (all of them when it is
+/// `None`), as nodes; `depth`: how many blocks are open around them.
+fn seq(it: &mut Lines, opened: Option<&Node>, depth: usize, diags: &mut Diags) -> Vec<Node> {
     let mut out: Vec<Node> = Vec::new();
     while let Some(line) = it.next() {
         if line.is_close() {
@@ -60,7 +67,7 @@ fn seq(
                 raw: "{".into(),
                 block: None,
             };
-            seq(it, Some(&stray), diags);
+            block(it, &stray, depth, diags);
             continue;
         }
         let mut node = Node {
@@ -71,8 +78,11 @@ fn seq(
         };
         if it.peek().is_some_and(Line::is_open) {
             it.next();
-            let block = seq(it, Some(&node), diags);
-            node.block = Some(block);
+            match block(it, &node, depth, diags) {
+                Some(b) => node.block = Some(b),
+                // Too deep: the keyword goes with its block.
+                None => continue,
+            }
         }
         out.push(node);
     }
@@ -88,6 +98,42 @@ fn seq(
     out
 }
 
+/// The block `opened` owns (its `{` just read, `depth` blocks around
+/// it), or `None` when it is nested too deep: then its lines up to the
+/// matching `}` are skipped, one error for them all.
+fn block(it: &mut Lines, opened: &Node, depth: usize, diags: &mut Diags) -> Option<Vec<Node>> {
+    if depth < MAX_DEPTH {
+        return Some(seq(it, Some(opened), depth + 1, diags));
+    }
+    diags.error(
+        &opened.pos,
+        format!(
+            "'{}' block nested more than {MAX_DEPTH} deep - ignoring it",
+            opened.raw
+        ),
+    );
+    // Skipped without recursion: by counting.
+    let mut open = 1usize;
+    for line in it.by_ref() {
+        if line.is_open() {
+            open += 1;
+        } else if line.is_close() {
+            open -= 1;
+            if open == 0 {
+                return None;
+            }
+        }
+    }
+    diags.error(
+        &opened.pos,
+        format!(
+            "'{}' block has no closing '}}' before the end of the configuration",
+            opened.raw
+        ),
+    );
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +147,39 @@ mod tests {
             },
             words: super::super::lexer::words(raw).unwrap(),
             raw: raw.into(),
+        }
+    }
+
+    /// Blocks nested past `MAX_DEPTH` are skipped with one error, and the
+    /// lines after them are read as usual; 100 000 levels (what files
+    /// included over and over can make) do not overflow the stack.
+    #[test]
+    fn blocks_nested_too_deep_are_ignored() {
+        for levels in [MAX_DEPTH + 3, 100_000] {
+            let mut lines = Vec::new();
+            for i in 0..levels {
+                lines.push(line(i + 1, &format!("k{i}")));
+                lines.push(line(i + 1, "{"));
+            }
+            lines.extend((0..levels).map(|i| line(levels + i + 1, "}")));
+            lines.push(line(2 * levels + 1, "after"));
+            let mut d = Diags::default();
+            let t = build(lines, &mut d);
+            let errors: Vec<String> = d.errors().map(|e| e.to_string()).collect();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(
+                errors[0].contains(&format!("'k{MAX_DEPTH}' block nested more than")),
+                "{errors:?}"
+            );
+            assert_eq!(t.len(), 2, "the outermost block and the line after it");
+            assert_eq!(t[1].keyword(), "after");
+            let mut depth = 0;
+            let mut n = &t[0];
+            while let Some(c) = n.children().first() {
+                n = c;
+                depth += 1;
+            }
+            assert_eq!(depth, MAX_DEPTH - 1, "kept down to the limit");
         }
     }
 
