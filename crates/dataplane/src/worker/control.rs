@@ -95,7 +95,7 @@ impl Worker {
     pub fn apply(&mut self, msg: &WorkerMsg, now_ms: u64) {
         match msg {
             WorkerMsg::SetTimeouts(t) => self.conns.set_timeouts(*t),
-            WorkerMsg::SyncMaster(m) => self.set_sync_master(m.clone(), now_ms),
+            WorkerMsg::SyncMaster(m) => self.set_sync_master(m.clone()),
             WorkerMsg::Synced(c) => self.apply_synced(c, now_ms),
             WorkerMsg::SetDefense(d) => {
                 if d.reclaim_half_open != self.cfg.defense.reclaim_half_open {

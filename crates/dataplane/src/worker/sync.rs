@@ -170,8 +170,8 @@ impl Worker {
 
     /// Starts (or restarts with new settings) or stops the master; what
     /// the old one had in its message is sent first.
-    pub(super) fn set_sync_master(&mut self, m: Option<SyncMaster>, now_ms: u64) {
-        self.flush_sync(now_ms);
+    pub(super) fn set_sync_master(&mut self, m: Option<SyncMaster>) {
+        self.flush_sync();
         self.sync_out = m.map(|cfg| {
             // On a port, each message is filled after room for the frame's
             // headers, which are then written in front of it, in place.
@@ -215,12 +215,13 @@ impl Worker {
     pub(super) fn flush_sync_if_old(&mut self, now_ms: u64) {
         if let Some(t) = self.sync_out.as_ref().and_then(|o| o.oldest_ms) {
             if now_ms >= t + FLUSH_MS {
-                self.flush_sync(now_ms);
+                self.flush_sync();
             }
         }
     }
 
-    pub(super) fn flush_sync(&mut self, _now_ms: u64) {
+    /// Sends the message being filled, if it holds an entry.
+    pub(super) fn flush_sync(&mut self) {
         let Some(out) = self.sync_out.as_mut() else {
             return;
         };

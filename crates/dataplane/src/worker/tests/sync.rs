@@ -21,7 +21,7 @@ struct Master {
 impl Master {
     fn read(&mut self, w: &mut Worker, now_ms: u64) {
         w.housekeeping(now_ms);
-        w.flush_sync(now_ms);
+        w.flush_sync();
         for (port, f) in std::mem::take(&mut w.generated) {
             assert_eq!(port, 0);
             let eth = EthernetFrame::new_checked(&f[..]).unwrap();
