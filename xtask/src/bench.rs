@@ -562,13 +562,20 @@ impl Bench {
         }
     }
 
+    /// A paired measurement run on its own (`--counting-cost` and the
+    /// like): its table and median, with no progress file.
+    fn paired_alone(
+        &self,
+        measure: fn(&Self, &mut Progress) -> Result<Paired>,
+    ) -> Result<(String, f64)> {
+        let mut progress = Progress::new(self.paired_secs() / 2.0, Path::new("/dev/null"));
+        let p = measure(self, &mut progress)?;
+        Ok((p.table, p.median))
+    }
+
     /// What counting traffic costs (`[stats] enabled`).
     pub fn counting_cost(&self) -> Result<(String, f64)> {
-        let p = self.counting_cost_with(&mut Progress::new(
-            self.paired_secs() / 2.0,
-            Path::new("/dev/null"),
-        ))?;
-        Ok((p.table, p.median))
+        self.paired_alone(Self::counting_cost_with)
     }
 
     fn counting_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
@@ -579,17 +586,12 @@ impl Bench {
 
     /// What the connection sync daemon costs the new-flow rate: the
     /// new-flow row's capture (every connection opened and closed, so each
-    /// is offered to the daemon once, when it closes), with the master
-    /// running on the port's kernel interface and without. Both sides have
-    /// the kernel interface, so the pair measures the daemon alone: the
-    /// workers' offers, the master thread on the other CPU, and its
-    /// messages going out through the worker's exception path.
+    /// is synced once, when it closes), with a master on the port and
+    /// without. Both sides have the kernel interface, so the pair measures
+    /// the master alone: the workers writing entries into their messages
+    /// and framing and sending them.
     pub fn sync_cost(&self) -> Result<(String, f64)> {
-        let p = self.sync_cost_with(&mut Progress::new(
-            self.paired_secs() / 2.0,
-            Path::new("/dev/null"),
-        ))?;
-        Ok((p.table, p.median))
+        self.paired_alone(Self::sync_cost_with)
     }
 
     fn sync_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
@@ -628,11 +630,7 @@ Connections synced in the last \"on\" run: {offered}
     /// worker's paced look at its tap, and the classification's extra
     /// tests. None of the capture is for the kernel.
     pub fn exception_cost(&self) -> Result<(String, f64)> {
-        let p = self.exception_cost_with(&mut Progress::new(
-            self.paired_secs() / 2.0,
-            Path::new("/dev/null"),
-        ))?;
-        Ok((p.table, p.median))
+        self.paired_alone(Self::exception_cost_with)
     }
 
     fn exception_cost_with(&self, progress: &mut Progress) -> Result<Paired> {
