@@ -83,6 +83,20 @@ pub struct FlowKey {
     pub vport: u16,
 }
 
+impl FlowKey {
+    /// The same packet read as a NAT server's reply: its source a real
+    /// server's endpoint, its destination a client's.
+    pub fn as_reply(&self) -> OutKey {
+        OutKey {
+            protocol: self.protocol,
+            daddr: self.caddr,
+            dport: self.cport,
+            caddr: self.vaddr,
+            cport: self.vport,
+        }
+    }
+}
+
 /// A NAT connection as its replies carry it: the real server's endpoint and
 /// the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,18 +1,23 @@
-//! Connection tracking, shared by both address families: a packet's
-//! connection found and stepped (`established`), a NAT server's reply or a
-//! new flow (`unknown_flow`), and a new flow scheduled and recorded
-//! (`new_flow`).
+//! Connection tracking, shared by both address families: the steps every
+//! TCP or UDP packet to a VIP takes (`track`): its connection found and
+//! stepped (`established`), a NAT server's reply or a new flow
+//! (`unknown_flow`), a new flow scheduled and recorded (`new_flow`); and
+//! the connection an ICMP error is about (`icmp_error_about`). Only the
+//! headers differ between IPv4 and IPv6: `v4.rs` and `v6.rs` read them into
+//! a `FlowKey` and an `L4`, and the transmitters of each family
+//! (`xmit.rs`, `xmit6.rs`) write them.
 
 use std::net::IpAddr;
 
-use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey, OutKey};
+use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey};
 use rvs_ipvs::persist::TemplateKey;
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState};
 use rvs_ipvs::{FwdMethod, Protocol};
 use rvs_packet::{TcpSegment, UdpDatagram};
 
-use super::{Step, Worker};
+use super::{Step, Verdict, Worker};
+use crate::buf::PacketBuf;
 use crate::counters::DropReason;
 
 /// A TCP or UDP header as connection tracking needs it.
@@ -36,6 +41,18 @@ impl L4 {
     pub(super) fn syn_only(&self) -> bool {
         use rvs_packet::tcp::flags::{RST, SYN};
         self.flags & (SYN | RST) == SYN
+    }
+}
+
+/// The flow of a packet from `src` to `dst` with transport header `l4`.
+#[inline(always)]
+pub(super) fn flow_key(protocol: Protocol, src: IpAddr, dst: IpAddr, l4: &L4) -> FlowKey {
+    FlowKey {
+        protocol,
+        caddr: src,
+        cport: l4.sport,
+        vaddr: dst,
+        vport: l4.dport,
     }
 }
 
@@ -90,7 +107,99 @@ impl Target {
     }
 }
 
+/// What an ICMP error is about: the connection of the packet it quotes
+/// (the kernel's `ip_vs_in_icmp` and `ip_vs_out_icmp` lookups).
+pub(super) enum ErrorAbout {
+    /// Another worker's connection: hand the error over.
+    Elsewhere(usize),
+    /// From the client side, about a reply we (or a DR/TUN server) sent
+    /// from the VIP: goes on to the connection's real server.
+    In(Target),
+    /// From a NAT server's side, about a packet we sent it: goes back to
+    /// the client, as if from the VIP.
+    Out { vaddr: IpAddr, vport: u16 },
+    /// About no connection of ours.
+    Unrelated,
+}
+
 impl Worker {
+    /// The steps of connection tracking for a TCP or UDP packet to a VIP
+    /// (or a NAT server's reply) whose transport header `l4` was read, in
+    /// either family: the owning worker, the connection's target, or a NAT
+    /// reply or a new flow, then the family's transmitter. `ip_len` is the
+    /// packet's IP length, for the traffic counters; `local`, that it is
+    /// to the director's own address.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) fn track<B: PacketBuf>(
+        &mut self,
+        port: usize,
+        pkt: &mut B,
+        key: &FlowKey,
+        l4: L4,
+        ip_len: u64,
+        local: bool,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        let (event, syn_only) = (l4.event(), l4.syn_only());
+        if let Some(w) = self.elsewhere(key) {
+            return Ok(Verdict::Redirect(w));
+        }
+        let v6 = key.vaddr.is_ipv6();
+        if let Some(r) = self.established(key, event, syn_only, now_ms) {
+            let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len);
+            return self.xmit(port, pkt, v6, Target { daddr, dport, fwd }, now_ms);
+        }
+        match self.unknown_flow(key, event, syn_only, ip_len, now_ms) {
+            Ok(Flow::In(t)) => self.xmit(port, pkt, v6, t, now_ms),
+            Ok(Flow::Out { vaddr, vport }) => self.xmit_out(port, pkt, vaddr, vport, now_ms),
+            // The director's own address, a port that is no service's.
+            Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
+            Err(r) => Err(r),
+        }
+    }
+
+    /// The connection an ICMP error is about, in either family. `fk` is
+    /// the flow of the quoted packet turned round (the quote is of a
+    /// packet going the other way), so it names the connection whichever
+    /// side the error came from. `ip_len` is the error's IP length, counted
+    /// in the connection's stats in or out, as the kernel counts it;
+    /// `hops`, its TTL or hop limit: the director routes an error back to
+    /// the client as it routes a NAT reply, so one on its last hop is
+    /// dropped.
+    pub(super) fn icmp_error_about(
+        &mut self,
+        fk: &FlowKey,
+        ip_len: u64,
+        hops: u8,
+    ) -> Step<ErrorAbout> {
+        if let Some(w) = self.elsewhere(fk) {
+            return Ok(ErrorAbout::Elsewhere(w));
+        }
+        if let Some(r) = self.conns.lookup(fk) {
+            self.icmp_error_out = true;
+            if let Some(lane) = self.conns.lane(r) {
+                lane.count_in(ip_len);
+            }
+            return Ok(ErrorAbout::In(Target::of(self.conns.get(r))));
+        }
+        let Some(r) = self.conns.lookup_out(&fk.as_reply()) else {
+            return Ok(ErrorAbout::Unrelated);
+        };
+        if hops <= 1 {
+            return Err(DropReason::TtlExceeded);
+        }
+        self.icmp_error_out = true;
+        if let Some(lane) = self.conns.lane(r) {
+            lane.count_out(ip_len);
+        }
+        let c = self.conns.get(r);
+        Ok(ErrorAbout::Out {
+            vaddr: c.key.vaddr,
+            vport: c.key.vport,
+        })
+    }
+
     /// Connection tracking, first step (both address families): the client
     /// side's connection of this packet, its state stepped and
     /// timer re-armed; none when there is none, or when a SYN finds it
@@ -137,14 +246,7 @@ impl Worker {
         now_ms: u64,
     ) -> Step<Flow> {
         // A NAT real server's reply?
-        let out = OutKey {
-            protocol: key.protocol,
-            daddr: key.caddr,
-            dport: key.cport,
-            caddr: key.vaddr,
-            cport: key.vport,
-        };
-        if let Some(r) = self.conns.lookup_out(&out) {
+        if let Some(r) = self.conns.lookup_out(&key.as_reply()) {
             self.conns.on_packet(r, key.protocol, true, event, now_ms);
             // ip_vs_out_stats: replies count only where they pass us (NAT).
             if let Some(lane) = self.conns.lane(r) {

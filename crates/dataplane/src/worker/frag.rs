@@ -34,7 +34,7 @@ use rvs_ipvs::Protocol;
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame};
 use rvs_packet::{ipv4, TcpSegment, UdpDatagram};
 
-use super::conntrack::{Flow, Target, L4};
+use super::conntrack::{flow_key, Flow, Target, L4};
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
@@ -156,13 +156,7 @@ impl Worker {
             return self.later_fragment(port, pkt, fk, now_ms);
         }
         let l4 = first_fragment_ports(protocol, ip.payload())?;
-        let key = FlowKey {
-            protocol,
-            caddr: fk.src,
-            cport: l4.sport,
-            vaddr: fk.dst,
-            vport: l4.dport,
-        };
+        let key = flow_key(protocol, fk.src, fk.dst, &l4);
         self.first_fragment(port, pkt, fk, key, l4, ip_len, local, now_ms)
     }
 
@@ -285,12 +279,8 @@ impl Worker {
             .ethertype()
             == EtherType::Ipv6;
         match action {
-            FragAction::In(t) if v6 => self.xmit6(port, pkt, t, now_ms),
-            FragAction::In(t) => self.xmit(port, pkt, t, now_ms),
-            FragAction::Out { vaddr, vport } => match vaddr {
-                IpAddr::V6(v) => self.xmit6_nat_out(port, pkt.data_mut(), v, vport, now_ms),
-                IpAddr::V4(_) => self.xmit_nat_out(port, pkt, vaddr, vport, now_ms),
-            },
+            FragAction::In(t) => self.xmit(port, pkt, v6, t, now_ms),
+            FragAction::Out { vaddr, vport } => self.xmit_out(port, pkt, vaddr, vport, now_ms),
             FragAction::Redirect(w) => Ok(Verdict::Redirect(w)),
             FragAction::Kernel => self.to_kernel(port, DropReason::NoService),
             FragAction::Drop(r) => Err(r),

@@ -4,14 +4,14 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use rvs_ipvs::conn::{FlowKey, OutKey};
+use rvs_ipvs::conn::FlowKey;
 use rvs_ipvs::{FwdMethod, Protocol};
 use rvs_packet::checksum;
 use rvs_packet::ethernet::{self, EtherType, EthernetFrame};
 use rvs_packet::icmp::{self, IcmpPacket};
 use rvs_packet::ipv4::{self, Ipv4Packet};
 
-use super::conntrack::Target;
+use super::conntrack::ErrorAbout;
 use super::xmit::Side;
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
@@ -112,8 +112,8 @@ impl Worker {
             _ => return Err(DropReason::IcmpUnrelated),
         };
         let ip_end = ethernet::HEADER_LEN + ip.total_len() as usize;
-        // From the client side, about a reply we (or a DR/TUN server) sent
-        // from the VIP: goes on to the real server.
+        let ttl = ip.ttl();
+        // The quoted packet went the other way.
         let fk = FlowKey {
             protocol,
             caddr: IpAddr::V4(q.dst),
@@ -121,68 +121,35 @@ impl Worker {
             vaddr: IpAddr::V4(q.src),
             vport: q.sport,
         };
-        // The quoted packet is the other way round, so `fk` names the
-        // connection whichever side the error came from.
-        if let Some(w) = self.elsewhere(&fk) {
-            return Ok(Verdict::Redirect(w));
-        }
+        pkt.truncate(ip_end);
         let ip_len = (ip_end - ethernet::HEADER_LEN) as u64;
-        // Errors about a connection count in its stats, in or out, as
-        // ip_vs_in_icmp and ip_vs_out_icmp count them.
-        if let Some(r) = self.conns.lookup(&fk) {
-            let t = Target::of(self.conns.get(r));
-            pkt.truncate(ip_end);
-            self.icmp_error_out = true;
-            if let Some(lane) = self.conns.lane(r) {
-                lane.count_in(ip_len);
-            }
-            if t.fwd == FwdMethod::Masq {
-                let IpAddr::V4(d) = t.daddr else {
+        match self.icmp_error_about(&fk, ip_len, ttl)? {
+            ErrorAbout::Elsewhere(w) => Ok(Verdict::Redirect(w)),
+            ErrorAbout::In(t) => match (t.fwd, t.daddr) {
+                (FwdMethod::Masq, IpAddr::V4(d)) => {
+                    self.translate_icmp(pkt.data_mut(), &q, Side::Dst, d, t.dport)?;
+                    self.send_routed(pkt.data_mut(), d, now_ms)
+                }
+                (FwdMethod::Masq, IpAddr::V6(_)) => Err(DropReason::UnsupportedForwarding),
+                // DR and TUN servers get the error as it is.
+                _ => self.xmit(port, pkt, false, t, now_ms),
+            },
+            ErrorAbout::Out { vaddr, vport } => {
+                let IpAddr::V4(vaddr) = vaddr else {
                     return Err(DropReason::UnsupportedForwarding);
                 };
-                self.translate_icmp(pkt.data_mut(), &q, Side::Dst, d, t.dport)?;
-                return self.send_routed(pkt.data_mut(), d, now_ms);
+                self.translate_icmp(pkt.data_mut(), &q, Side::Src, vaddr, vport)?;
+                let frame = pkt.data_mut();
+                Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
+                    .map_err(|_| DropReason::TruncatedIpv4)?
+                    .decrement_ttl();
+                self.send_routed(frame, q.src, now_ms)
             }
-            // DR and TUN servers get the error as it is.
-            return self.xmit(port, pkt, t, now_ms);
+            // About the kernel's own traffic (a health check's port
+            // unreachable, say).
+            ErrorAbout::Unrelated if local => self.to_kernel(port, DropReason::IcmpUnrelated),
+            ErrorAbout::Unrelated => Err(DropReason::IcmpUnrelated),
         }
-        // From the server side (NAT), about a packet we sent it: goes back to
-        // the client, as if from the VIP.
-        let ok = OutKey {
-            protocol,
-            daddr: IpAddr::V4(q.dst),
-            dport: q.dport,
-            caddr: IpAddr::V4(q.src),
-            cport: q.sport,
-        };
-        if let Some(r) = self.conns.lookup_out(&ok) {
-            let c = self.conns.get(r);
-            let (IpAddr::V4(vaddr), vport) = (c.key.vaddr, c.key.vport) else {
-                return Err(DropReason::UnsupportedForwarding);
-            };
-            // Routed by the director, as a NAT reply is: not on its last
-            // hop, and one hop less.
-            if ip.ttl() <= 1 {
-                return Err(DropReason::TtlExceeded);
-            }
-            pkt.truncate(ip_end);
-            self.icmp_error_out = true;
-            if let Some(lane) = self.conns.lane(r) {
-                lane.count_out(ip_len);
-            }
-            self.translate_icmp(pkt.data_mut(), &q, Side::Src, vaddr, vport)?;
-            let frame = pkt.data_mut();
-            Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
-                .map_err(|_| DropReason::TruncatedIpv4)?
-                .decrement_ttl();
-            return self.send_routed(frame, q.src, now_ms);
-        }
-        // About the kernel's own traffic (a health check's port
-        // unreachable, say).
-        if local {
-            return self.to_kernel(port, DropReason::IcmpUnrelated);
-        }
-        Err(DropReason::IcmpUnrelated)
     }
 
     /// NAT for an ICMP error. `Side::Dst`: client side to server, the outer

@@ -5,13 +5,13 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use rvs_ipvs::conn::{FlowKey, OutKey};
+use rvs_ipvs::conn::FlowKey;
 use rvs_ipvs::{FwdMethod, Protocol};
 use rvs_packet::ethernet::{EtherType, EthernetFrame, MacAddr};
 use rvs_packet::icmpv6::{self, kind, Icmpv6Packet};
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 
-use super::conntrack::Target;
+use super::conntrack::ErrorAbout;
 use super::v6::IP;
 use super::xmit::Side;
 use super::{Step, Verdict, VipArp, Worker};
@@ -191,12 +191,16 @@ impl Worker {
         now_ms: u64,
     ) -> Step<Verdict> {
         let frame = pkt.data_mut();
-        let q = {
+        let (q, hops) = {
             let ip =
                 Ipv6Packet::new_checked(&frame[IP..]).map_err(|_| DropReason::TruncatedIpv6)?;
             let m = Icmpv6Packet::new_checked(ip.payload()).map_err(|_| DropReason::BadIcmp)?;
-            quoted6(m.data()).ok_or(DropReason::BadIcmp)?
+            (
+                quoted6(m.data()).ok_or(DropReason::BadIcmp)?,
+                ip.hop_limit(),
+            )
         };
+        // The quoted packet went the other way.
         let fk = FlowKey {
             protocol: q.protocol,
             caddr: IpAddr::V6(q.dst),
@@ -204,58 +208,33 @@ impl Worker {
             vaddr: IpAddr::V6(q.src),
             vport: q.sport,
         };
-        // The quoted packet is the other way round, so `fk` names the
-        // connection whichever side the error came from.
-        if let Some(w) = self.elsewhere(&fk) {
-            return Ok(Verdict::Redirect(w));
-        }
         let ip_len = frame.len() as u64 - IP as u64;
-        if let Some(r) = self.conns.lookup(&fk) {
-            let t = Target::of(self.conns.get(r));
-            self.icmp_error_out = true;
-            if let Some(lane) = self.conns.lane(r) {
-                lane.count_in(ip_len);
-            }
-            if t.fwd == FwdMethod::Masq {
-                let IpAddr::V6(d) = t.daddr else {
+        match self.icmp_error_about(&fk, ip_len, hops)? {
+            ErrorAbout::Elsewhere(w) => Ok(Verdict::Redirect(w)),
+            ErrorAbout::In(t) => match (t.fwd, t.daddr) {
+                (FwdMethod::Masq, IpAddr::V6(d)) => {
+                    let frame = pkt.data_mut();
+                    translate_icmp6(frame, Side::Dst, d, t.dport)?;
+                    self.send6(frame, d, now_ms)
+                }
+                (FwdMethod::Masq, IpAddr::V4(_)) => Err(DropReason::UnsupportedForwarding),
+                _ => self.xmit(port, pkt, true, t, now_ms),
+            },
+            // Routed by the director, as a NAT reply is (`xmit6_nat_out`):
+            // one hop less.
+            ErrorAbout::Out { vaddr, vport } => {
+                let IpAddr::V6(vaddr) = vaddr else {
                     return Err(DropReason::UnsupportedForwarding);
                 };
-                translate_icmp6(frame, Side::Dst, d, t.dport)?;
-                return self.send6(frame, d, now_ms);
+                let frame = pkt.data_mut();
+                translate_icmp6(frame, Side::Src, vaddr, vport)?;
+                Ipv6Packet::new_checked(&mut frame[IP..])
+                    .map_err(|_| DropReason::TruncatedIpv6)?
+                    .set_hop_limit(hops - 1);
+                self.send6(frame, q.src, now_ms)
             }
-            return self.xmit6(port, pkt, t, now_ms);
+            ErrorAbout::Unrelated => Err(DropReason::IcmpUnrelated),
         }
-        let ok = OutKey {
-            protocol: q.protocol,
-            daddr: IpAddr::V6(q.dst),
-            dport: q.dport,
-            caddr: IpAddr::V6(q.src),
-            cport: q.sport,
-        };
-        if let Some(r) = self.conns.lookup_out(&ok) {
-            let c = self.conns.get(r);
-            let (IpAddr::V6(vaddr), vport) = (c.key.vaddr, c.key.vport) else {
-                return Err(DropReason::UnsupportedForwarding);
-            };
-            // Routed by the director, as a NAT reply is (`xmit6_nat_out`):
-            // not on its last hop, and one hop less.
-            let hops = Ipv6Packet::new_checked(&frame[IP..])
-                .map_err(|_| DropReason::TruncatedIpv6)?
-                .hop_limit();
-            if hops <= 1 {
-                return Err(DropReason::TtlExceeded);
-            }
-            self.icmp_error_out = true;
-            if let Some(lane) = self.conns.lane(r) {
-                lane.count_out(ip_len);
-            }
-            translate_icmp6(frame, Side::Src, vaddr, vport)?;
-            Ipv6Packet::new_checked(&mut frame[IP..])
-                .map_err(|_| DropReason::TruncatedIpv6)?
-                .set_hop_limit(hops - 1);
-            return self.send6(frame, q.src, now_ms);
-        }
-        Err(DropReason::IcmpUnrelated)
     }
 
     /// ICMPv6 packet-too-big with `mtu` to the sender of `frame`.

@@ -4,13 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use rvs_ipvs::conn::FlowKey;
 use rvs_ipvs::types::prefix_mask_v4;
 use rvs_ipvs::Protocol;
 use rvs_packet::ethernet;
 use rvs_packet::ipv4::{self, Ipv4Error, Ipv4Packet};
 
-use super::conntrack::{l4_ports, Flow, Target};
+use super::conntrack::{flow_key, l4_ports};
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
@@ -94,28 +93,8 @@ impl Worker {
             return self.ipv4_fragment(port, pkt, protocol, local, now_ms);
         }
         let l4 = l4_ports(protocol, ip.payload())?;
-        let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
         pkt.truncate(ip_end);
-        let key = FlowKey {
-            protocol,
-            caddr: IpAddr::V4(src),
-            cport: sport,
-            vaddr: IpAddr::V4(dst),
-            vport: dport,
-        };
-        if let Some(w) = self.elsewhere(&key) {
-            return Ok(Verdict::Redirect(w));
-        }
-        if let Some(r) = self.established(&key, event, syn_only, now_ms) {
-            let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len as u64);
-            return self.xmit(port, pkt, Target { daddr, dport, fwd }, now_ms);
-        }
-        match self.unknown_flow(&key, event, syn_only, ip_len as u64, now_ms) {
-            Ok(Flow::In(target)) => self.xmit(port, pkt, target, now_ms),
-            Ok(Flow::Out { vaddr, vport }) => self.xmit_nat_out(port, pkt, vaddr, vport, now_ms),
-            // The director's own address, a port that is no service's.
-            Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
-            Err(r) => Err(r),
-        }
+        let key = flow_key(protocol, IpAddr::V4(src), IpAddr::V4(dst), &l4);
+        self.track(port, pkt, &key, l4, ip_len as u64, local, now_ms)
     }
 }

@@ -1,18 +1,16 @@
 //! IPv6 received: what is the host's, extension headers walked to the
 //! transport header, and the hand-off to connection tracking (shared with
-//! IPv4: `Worker::established`, `Worker::unknown_flow`, in `conntrack.rs`)
-//! and the transmitters. ICMPv6, neighbour discovery included, is in
-//! `icmp6.rs`; the three forwarding methods (DR, NAT, IPv6-in-IPv6) in
-//! `xmit6.rs`.
+//! IPv4: `Worker::track` in `conntrack.rs`), which sends through
+//! `Worker::xmit`. ICMPv6, neighbour discovery included, is in `icmp6.rs`;
+//! the three forwarding methods (DR, NAT, IPv6-in-IPv6) in `xmit6.rs`.
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use rvs_ipvs::conn::FlowKey;
 use rvs_ipvs::Protocol;
 use rvs_packet::ethernet;
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 
-use super::conntrack::{l4_ports, Flow, Target, L4};
+use super::conntrack::{flow_key, l4_ports};
 use super::frag::{first_fragment_ports, FragKey};
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
@@ -80,7 +78,8 @@ impl Worker {
         let ip_end = IP + ip.total_len();
         let l4 = l4_ports(protocol, ip.payload())?;
         pkt.truncate(ip_end);
-        self.flow6(port, pkt, src, dst, protocol, l4, local, now_ms)
+        let key = flow_key(protocol, IpAddr::V6(src), IpAddr::V6(dst), &l4);
+        self.track(port, pkt, &key, l4, (ip_end - IP) as u64, local, now_ms)
     }
 
     /// A packet to a VIP (or the director) with extension headers in front
@@ -122,64 +121,13 @@ impl Worker {
         pkt.truncate(ip_end);
         if let Some(fk) = fk {
             let l4 = first_fragment_ports(protocol, &pkt.data()[IP + u.offset..])?;
-            let key = FlowKey {
-                protocol,
-                caddr: IpAddr::V6(src),
-                cport: l4.sport,
-                vaddr: IpAddr::V6(dst),
-                vport: l4.dport,
-            };
+            let key = flow_key(protocol, IpAddr::V6(src), IpAddr::V6(dst), &l4);
             let ip_len = (ip_end - IP) as u64;
             return self.first_fragment(port, pkt, fk, key, l4, ip_len, local, now_ms);
         }
         let l4 = l4_ports(protocol, &pkt.data()[IP + u.offset..ip_end])?;
-        self.flow6(port, pkt, src, dst, protocol, l4, local, now_ms)
-    }
-
-    /// Connection tracking and forwarding of an IPv6 packet to a VIP (or a
-    /// NAT server's reply), its transport header read.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn flow6<B: PacketBuf>(
-        &mut self,
-        port: usize,
-        pkt: &mut B,
-        src: Ipv6Addr,
-        dst: Ipv6Addr,
-        protocol: Protocol,
-        l4: L4,
-        local: bool,
-        now_ms: u64,
-    ) -> Step<Verdict> {
-        let ip_end = pkt.data().len();
-        let (sport, dport, event, syn_only) = (l4.sport, l4.dport, l4.event(), l4.syn_only());
-        let key = FlowKey {
-            protocol,
-            caddr: IpAddr::V6(src),
-            cport: sport,
-            vaddr: IpAddr::V6(dst),
-            vport: dport,
-        };
-        if let Some(w) = self.elsewhere(&key) {
-            return Ok(Verdict::Redirect(w));
-        }
-        let ip_len = ip_end as u64 - IP as u64;
-        if let Some(r) = self.established(&key, event, syn_only, now_ms) {
-            let (daddr, dport, fwd) = self.conns.target_counting_in(r, ip_len);
-            return self.xmit6(port, pkt, Target { daddr, dport, fwd }, now_ms);
-        }
-        match self.unknown_flow(&key, event, syn_only, ip_len, now_ms) {
-            Ok(Flow::In(t)) => self.xmit6(port, pkt, t, now_ms),
-            Ok(Flow::Out { vaddr, vport }) => {
-                let IpAddr::V6(v) = vaddr else {
-                    return Err(DropReason::UnsupportedForwarding);
-                };
-                self.xmit6_nat_out(port, pkt.data_mut(), v, vport, now_ms)
-            }
-            // The director's own address, a port that is no service's.
-            Err(DropReason::NoService) if local => self.to_kernel(port, DropReason::NoService),
-            Err(r) => Err(r),
-        }
+        let key = flow_key(protocol, IpAddr::V6(src), IpAddr::V6(dst), &l4);
+        self.track(port, pkt, &key, l4, (ip_end - IP) as u64, local, now_ms)
     }
 }
 

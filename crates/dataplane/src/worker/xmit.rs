@@ -50,17 +50,32 @@ pub(super) fn rewrite_v4(ipbuf: &mut [u8], side: Side, addr: Ipv4Addr, port: u16
     } else {
         0
     };
-    let l4 = ip.payload_mut();
-    match proto {
+    // A zero UDP checksum means "none" in IPv4, and stays so.
+    rewrite_ports(ip.payload_mut(), proto, side, port, true, |c| {
+        checksum::update32(c, o, n)
+    })
+}
+
+/// The transport half of a NAT rewrite, the same in both families: the
+/// port of `side` becomes `port`, and the TCP or UDP checksum follows the
+/// port and, through `for_address`, the address in the pseudo-header.
+/// `zero_udp_is_none`: a zero UDP checksum means there is none (IPv4).
+pub(super) fn rewrite_ports(
+    l4: &mut [u8],
+    protocol: u8,
+    side: Side,
+    port: u16,
+    zero_udp_is_none: bool,
+    for_address: impl Fn(u16) -> u16,
+) -> Step<()> {
+    match protocol {
         ipv4::protocol::TCP => {
             let mut t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-            let op = if side == Side::Dst {
-                t.dst_port()
-            } else {
-                t.src_port()
+            let op = match side {
+                Side::Dst => t.dst_port(),
+                Side::Src => t.src_port(),
             };
-            let c = checksum::update16(checksum::update32(t.checksum(), o, n), op, port);
-            t.set_checksum(c);
+            t.set_checksum(checksum::update16(for_address(t.checksum()), op, port));
             match side {
                 Side::Dst => t.set_dst_port(port),
                 Side::Src => t.set_src_port(port),
@@ -68,14 +83,12 @@ pub(super) fn rewrite_v4(ipbuf: &mut [u8], side: Side, addr: Ipv4Addr, port: u16
         }
         ipv4::protocol::UDP => {
             let mut u = UdpDatagram::new_header_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-            let op = if side == Side::Dst {
-                u.dst_port()
-            } else {
-                u.src_port()
+            let op = match side {
+                Side::Dst => u.dst_port(),
+                Side::Src => u.src_port(),
             };
-            // A zero UDP checksum means "none" and stays so.
-            if u.checksum() != 0 {
-                let c = checksum::update16(checksum::update32(u.checksum(), o, n), op, port);
+            if !(zero_udp_is_none && u.checksum() == 0) {
+                let c = checksum::update16(for_address(u.checksum()), op, port);
                 u.set_checksum(if c == 0 { 0xffff } else { c });
             }
             match side {
@@ -102,23 +115,56 @@ pub(super) fn tun_overhead(t: &TunSpec) -> usize {
 }
 
 impl Worker {
-    /// Sends a client's packet to its real server by the connection's method.
+    /// Sends a client's packet to its real server: the transmitter of the
+    /// connection's method for the packet's family (`v6`). This table is
+    /// where a forwarding method is wired in (ARCHITECTURE.md, "Where to
+    /// make a change"); a connection of the other family than its packet
+    /// (which configuration refuses) is dropped.
     #[inline(always)]
     pub(super) fn xmit<B: PacketBuf>(
         &mut self,
         in_port: usize,
         pkt: &mut B,
+        v6: bool,
         t: Target,
         now_ms: u64,
     ) -> Step<Verdict> {
-        let IpAddr::V4(daddr) = t.daddr else {
-            return Err(DropReason::UnsupportedForwarding);
-        };
-        match t.fwd {
-            FwdMethod::Route => self.xmit_dr(in_port, pkt.data_mut(), daddr, now_ms),
-            FwdMethod::Masq => self.xmit_nat_in(in_port, pkt.data_mut(), daddr, t.dport, now_ms),
-            FwdMethod::Tunnel(tun) => self.xmit_tun(in_port, pkt, daddr, tun, now_ms),
-            FwdMethod::Local => Err(DropReason::UnsupportedForwarding),
+        match (t.daddr, t.fwd) {
+            (IpAddr::V4(d), FwdMethod::Route) if !v6 => {
+                self.xmit_dr(in_port, pkt.data_mut(), d, now_ms)
+            }
+            (IpAddr::V4(d), FwdMethod::Masq) if !v6 => {
+                self.xmit_nat_in(in_port, pkt.data_mut(), d, t.dport, now_ms)
+            }
+            (IpAddr::V4(d), FwdMethod::Tunnel(tun)) if !v6 => {
+                self.xmit_tun(in_port, pkt, d, tun, now_ms)
+            }
+            (IpAddr::V6(d), FwdMethod::Route) if v6 => {
+                self.xmit6_dr(in_port, pkt.data_mut(), d, now_ms)
+            }
+            (IpAddr::V6(d), FwdMethod::Masq) if v6 => {
+                self.xmit6_nat_in(in_port, pkt.data_mut(), d, t.dport, now_ms)
+            }
+            (IpAddr::V6(d), FwdMethod::Tunnel(tun)) if v6 => {
+                self.xmit6_tun(in_port, pkt, d, tun, now_ms)
+            }
+            _ => Err(DropReason::UnsupportedForwarding),
+        }
+    }
+
+    /// A NAT server's reply back to the client, from the VIP `vaddr` (of
+    /// the packet's family) and `vport`.
+    pub(super) fn xmit_out<B: PacketBuf>(
+        &mut self,
+        in_port: usize,
+        pkt: &mut B,
+        vaddr: IpAddr,
+        vport: u16,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        match vaddr {
+            IpAddr::V4(v) => self.xmit_nat_out(in_port, pkt.data_mut(), v, vport, now_ms),
+            IpAddr::V6(v) => self.xmit6_nat_out(in_port, pkt.data_mut(), v, vport, now_ms),
         }
     }
 
@@ -158,18 +204,14 @@ impl Worker {
 
     /// NAT, server to client: the source becomes the VIP and its port; the
     /// director routes the reply, so the TTL drops by one.
-    pub(super) fn xmit_nat_out<B: PacketBuf>(
+    pub(super) fn xmit_nat_out(
         &mut self,
         in_port: usize,
-        pkt: &mut B,
-        vaddr: IpAddr,
+        frame: &mut [u8],
+        vaddr: Ipv4Addr,
         vport: u16,
         now_ms: u64,
     ) -> Step<Verdict> {
-        let IpAddr::V4(vaddr) = vaddr else {
-            return Err(DropReason::UnsupportedForwarding);
-        };
-        let frame = pkt.data_mut();
         let (client, ttl) = {
             let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..])
                 .map_err(|_| DropReason::TruncatedIpv4)?;

@@ -1,16 +1,14 @@
 //! The IPv6 transmitters (DR, NAT, IPv6-in-IPv6), the NAT rewrite, the
 //! MTU check (routers do not fragment IPv6) and the way to a neighbour.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
-use rvs_ipvs::{FwdMethod, TunKind, TunSpec};
+use rvs_ipvs::{TunKind, TunSpec};
 use rvs_packet::checksum;
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
-use rvs_packet::{TcpSegment, UdpDatagram};
 
-use super::conntrack::Target;
 use super::v6::IP;
-use super::xmit::Side;
+use super::xmit::{rewrite_ports, Side};
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
@@ -45,70 +43,40 @@ pub(super) fn rewrite_v6(ipbuf: &mut [u8], side: Side, addr: Ipv6Addr, port: u16
             (u.protocol, &mut ipbuf[u.offset..end])
         }
     };
-    match nh {
-        next_header::TCP => {
-            let mut t = TcpSegment::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-            let op = if side == Side::Dst {
-                t.dst_port()
-            } else {
-                t.src_port()
-            };
-            t.set_checksum(checksum::update16(
-                checksum::update128(t.checksum(), old, addr),
-                op,
-                port,
-            ));
-            match side {
-                Side::Dst => t.set_dst_port(port),
-                Side::Src => t.set_src_port(port),
-            }
-        }
-        next_header::UDP => {
-            let mut u = UdpDatagram::new_header_checked(l4).map_err(|_| DropReason::BadL4Header)?;
-            let op = if side == Side::Dst {
-                u.dst_port()
-            } else {
-                u.src_port()
-            };
-            let c = checksum::update16(checksum::update128(u.checksum(), old, addr), op, port);
-            u.set_checksum(if c == 0 { 0xffff } else { c });
-            match side {
-                Side::Dst => u.set_dst_port(port),
-                Side::Src => u.set_src_port(port),
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    rewrite_ports(l4, nh, side, port, false, |c| {
+        checksum::update128(c, old, addr)
+    })
 }
 
 impl Worker {
-    pub(super) fn xmit6<B: PacketBuf>(
+    /// Direct routing: the frame re-addressed to the real server's MAC.
+    pub(super) fn xmit6_dr(
         &mut self,
         in_port: usize,
-        pkt: &mut B,
-        t: Target,
+        frame: &mut [u8],
+        daddr: Ipv6Addr,
         now_ms: u64,
     ) -> Step<Verdict> {
-        let IpAddr::V6(daddr) = t.daddr else {
-            return Err(DropReason::UnsupportedForwarding);
-        };
-        match t.fwd {
-            FwdMethod::Route => {
-                self.fits_v6(in_port, daddr, pkt.data())?;
-                self.send6(pkt.data_mut(), daddr, now_ms)
-            }
-            FwdMethod::Masq => {
-                self.fits_v6(in_port, daddr, pkt.data())?;
-                let frame = pkt.data_mut();
-                rewrite_v6(&mut frame[IP..], Side::Dst, daddr, t.dport)?;
-                self.send6(frame, daddr, now_ms)
-            }
-            FwdMethod::Tunnel(tun) => self.xmit6_tun(in_port, pkt, daddr, tun, now_ms),
-            FwdMethod::Local => Err(DropReason::UnsupportedForwarding),
-        }
+        self.fits_v6(in_port, daddr, frame)?;
+        self.send6(frame, daddr, now_ms)
     }
 
+    /// NAT, client to server: the destination becomes the real server's.
+    pub(super) fn xmit6_nat_in(
+        &mut self,
+        in_port: usize,
+        frame: &mut [u8],
+        daddr: Ipv6Addr,
+        dport: u16,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        self.fits_v6(in_port, daddr, frame)?;
+        rewrite_v6(&mut frame[IP..], Side::Dst, daddr, dport)?;
+        self.send6(frame, daddr, now_ms)
+    }
+
+    /// NAT, server to client: the source becomes the VIP and its port; the
+    /// director routes the reply, so the hop limit drops by one.
     pub(super) fn xmit6_nat_out(
         &mut self,
         in_port: usize,
