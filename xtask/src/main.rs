@@ -298,16 +298,7 @@ fn main() -> Result<()> {
             ..
         } if exception_cost || counting_cost || sync_cost => {
             setup()?;
-            sh(cargo().args([
-                "build",
-                "--release",
-                "-p",
-                "rvsd",
-                "-p",
-                "rvsadm",
-                "-p",
-                "rvs-bench",
-            ]))?;
+            build_for_bench(true)?;
             let bench = bench::Bench::new(&root(), false);
             if counting_cost {
                 let (table, median) = bench.counting_cost()?;
@@ -330,12 +321,7 @@ fn main() -> Result<()> {
             flood: true, quick, ..
         } => {
             setup()?;
-            let mut build = cargo();
-            build.arg("build");
-            if !quick {
-                build.arg("--release");
-            }
-            sh(build.args(["-p", "rvsd", "-p", "rvsadm", "-p", "rvs-bench"]))?;
+            build_for_bench(!quick)?;
             let b = bench::Bench::new(&root(), quick);
             let (on, off) = (b.flood(true)?, b.flood(false)?);
             println!("{}{}{}", bench::FLOOD_HEADER, on.table(), off.table());
@@ -348,23 +334,31 @@ fn main() -> Result<()> {
         }
         Task::Bench { quick, .. } => {
             setup()?;
-            if quick {
-                sh(cargo().args(["build", "-p", "rvsd", "-p", "rvsadm", "-p", "rvs-bench"]))?;
-            } else {
-                sh(cargo().args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "rvsd",
-                    "-p",
-                    "rvsadm",
-                    "-p",
-                    "rvs-bench",
-                ]))?;
-            }
+            build_for_bench(!quick)?;
             bench::Bench::new(&root(), quick).run()
         }
     }
+}
+
+/// Builds what the benchmarks run: rvsd with its benchmark mode's burst
+/// histogram (feature `burst-histogram`, off in production builds),
+/// rvsadm and the generators.
+fn build_for_bench(release: bool) -> Result<()> {
+    let mut build = cargo();
+    build.arg("build");
+    if release {
+        build.arg("--release");
+    }
+    sh(build.args([
+        "-p",
+        "rvsd",
+        "-p",
+        "rvsadm",
+        "-p",
+        "rvs-bench",
+        "--features",
+        "rvsd/burst-histogram",
+    ]))
 }
 
 fn kernel_vm_task(action: KernelVmAction) -> Result<()> {

@@ -59,6 +59,7 @@ pub struct IdleBackoff {
     pub max_sleep: Duration,
     /// Also record each non-empty pass's time in an hdrhistogram
     /// (benchmarks; the fixed-bucket histogram is always kept).
+    #[cfg(feature = "burst-histogram")]
     pub record_bursts: bool,
     /// A test hook: in debug builds the worker panics this long after its
     /// loop starts (rvsd sets it from `RVSD_TEST_WORKER_PANIC_MS`, to show
@@ -177,6 +178,7 @@ pub fn run_worker(
     let mut next_kernel_poll = std::time::Instant::now();
     let mut empty = 0u32;
     let mut nap = idle.sleep;
+    #[cfg(feature = "burst-histogram")]
     let mut bursts = idle.record_bursts.then(|| {
         // 1 ns to 10 s at 3 significant digits; saturating beyond.
         hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
@@ -192,6 +194,7 @@ pub fn run_worker(
         if moved {
             let ns = now.saturating_duration_since(pass_start).as_nanos() as u64;
             shared.bursts.record(ns);
+            #[cfg(feature = "burst-histogram")]
             if let Some(h) = bursts.as_mut() {
                 h.saturating_record(ns);
             }
@@ -352,6 +355,7 @@ pub fn run_worker(
             nap = idle.sleep;
         }
     }
+    #[cfg(feature = "burst-histogram")]
     if let Ok(mut slot) = shared.burst_ns.lock() {
         *slot = bursts;
     }

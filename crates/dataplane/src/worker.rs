@@ -158,7 +158,9 @@ pub struct WorkerShared {
     /// kept; exported as a Prometheus histogram).
     pub bursts: BurstHistogram,
     /// Nanoseconds each non-empty burst took (rx to tx), when the loop
-    /// records them; handed over when the worker stops.
+    /// records them; handed over when the worker stops. Benchmark builds
+    /// only (feature `burst-histogram`).
+    #[cfg(feature = "burst-histogram")]
     pub burst_ns: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
     /// Set when the worker's poll loop has ended, by a return or by a
     /// panic (set while unwinding): the control thread stops rvsd when a

@@ -80,25 +80,6 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         .windows(2)
         .map(|w| (w[1].new_conns - w[0].new_conns) as f64 / (w[1].t - w[0].t).max(1e-9))
         .fold(0.0, f64::max);
-    let mut all: Option<hdrhistogram::Histogram<u64>> = None;
-    for s in shareds {
-        if let Some(h) = s.burst_ns.lock().ok().and_then(|g| g.clone()) {
-            match &mut all {
-                Some(a) => {
-                    let _ = a.add(&h);
-                }
-                None => all = Some(h),
-            }
-        }
-    }
-    let pct = |q: f64| all.as_ref().map_or(0.0, |h| h.value_at_quantile(q) as f64);
-    // The burst-time distribution, for a CDF plot: (quantile, ns).
-    let cdf: Vec<(f64, u64)> = [
-        0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999,
-    ]
-    .iter()
-    .map(|&q| (q, all.as_ref().map_or(0, |h| h.value_at_quantile(q))))
-    .collect();
     let per_worker: Vec<u64> = shareds
         .iter()
         .map(|s| s.counters.rx_packets.get())
@@ -115,7 +96,7 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         }
     }
     let rx_window = last.rx.saturating_sub(first.rx);
-    serde_json::json!({
+    let mut summary = serde_json::json!({
         "seconds": last.t,
         "warmup_seconds": first.t,
         "rx_pps": rx_pps,
@@ -131,17 +112,58 @@ pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
         "new_conns_per_s": rate(|s| s.new_conns),
         "new_conns_peak_per_s": new_peak,
         "new_conns_total": last.new_conns,
-        "bursts": all.as_ref().map_or(0, |h| h.len()),
-        "burst_ns_p50": pct(0.5),
-        "burst_ns_p90": pct(0.9),
-        "burst_ns_p99": pct(0.99),
-        "burst_ns_p999": pct(0.999),
-        "burst_ns_cdf": cdf,
         "per_worker_rx": per_worker,
         "drops": last.drops,
         "drop_reasons": drop_reasons,
         // Connections offered to the sync daemon (the sync-cost pair).
         "sync_offered": shareds.iter().map(|s| s.counters.sync_offered.get()).sum::<u64>(),
-    })
-    .to_string()
+    });
+    if let Some(o) = summary.as_object_mut() {
+        o.extend(burst_times(shareds));
+    }
+    summary.to_string()
+}
+
+/// The workers' burst times together: how many, percentiles and a CDF
+/// (quantile, ns) for the plot.
+#[cfg(feature = "burst-histogram")]
+fn burst_times(shareds: &[Arc<WorkerShared>]) -> serde_json::Map<String, serde_json::Value> {
+    let mut all: Option<hdrhistogram::Histogram<u64>> = None;
+    for s in shareds {
+        if let Some(h) = s.burst_ns.lock().ok().and_then(|g| g.clone()) {
+            match &mut all {
+                Some(a) => {
+                    let _ = a.add(&h);
+                }
+                None => all = Some(h),
+            }
+        }
+    }
+    let at = |q: f64| all.as_ref().map_or(0, |h| h.value_at_quantile(q));
+    let cdf: Vec<(f64, u64)> = [
+        0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999,
+    ]
+    .iter()
+    .map(|&q| (q, at(q)))
+    .collect();
+    let v = serde_json::json!({
+        "bursts": all.as_ref().map_or(0, |h| h.len()),
+        "burst_ns_p50": at(0.5) as f64,
+        "burst_ns_p90": at(0.9) as f64,
+        "burst_ns_p99": at(0.99) as f64,
+        "burst_ns_p999": at(0.999) as f64,
+        "burst_ns_cdf": cdf,
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Built without the `burst-histogram` feature: no burst times (a
+/// production build's workers keep only the fixed buckets, which
+/// `/metrics` exports).
+#[cfg(not(feature = "burst-histogram"))]
+fn burst_times(_: &[Arc<WorkerShared>]) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::Map::new()
 }

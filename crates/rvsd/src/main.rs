@@ -282,6 +282,7 @@ fn run(args: Args) -> Result<()> {
         empty_polls: cfg.workers.idle_empty_polls,
         sleep: Duration::from_micros(cfg.workers.idle_sleep_us),
         max_sleep: Duration::from_micros(cfg.workers.idle_sleep_max_us),
+        #[cfg(feature = "burst-histogram")]
         record_bursts: args.run_for.is_some(),
         panic_after: None,
     };
