@@ -32,6 +32,7 @@ struct Sizing {
 }
 
 /// One measured setup.
+#[derive(Clone, Copy)]
 struct Scenario {
     name: &'static str,
     traffic: &'static str,
@@ -494,6 +495,19 @@ impl Bench {
         off: Scenario,
         progress: &mut Progress,
     ) -> Result<Paired> {
+        self.paired_with(what, on, self, off, progress)
+    }
+
+    /// The pairs of [`Self::paired_cost`], the "off" side run by `base`'s
+    /// binaries (this build's own, or another build's: `against`).
+    fn paired_with(
+        &self,
+        what: &str,
+        on: Scenario,
+        base: &Bench,
+        off: Scenario,
+        progress: &mut Progress,
+    ) -> Result<Paired> {
         let pairs = if self.quick { 1 } else { PAIRS };
         let pcaps = self.pcaps(&on)?;
         let mut t =
@@ -507,7 +521,8 @@ impl Bench {
                     &format!("{what} {side}, pair {i} of {pairs}"),
                     self.rvsd_secs(sc),
                 );
-                let r = self.rvsd(sc, &pcaps)?;
+                let by = if side == "on" { self } else { base };
+                let r = by.rvsd(sc, &pcaps)?;
                 let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
                 anyhow::ensure!(pps > 0.0, "no packets forwarded");
                 Ok((pps, r))
@@ -541,6 +556,77 @@ impl Bench {
             ratios,
             last_on: last_on.unwrap_or_default(),
         })
+    }
+
+    /// This build against the rvsd and rvsadm in `base` (built from another
+    /// commit), row by row: DR, NAT, TUN and IPv6 DR over 1 M established
+    /// flows, and the new-flow row, each in pairs of alternating runs
+    /// ("on" is this build); for a change that must leave the rates as
+    /// they were.
+    pub fn against(&self, base: &Path) -> Result<String> {
+        for b in ["rvsd", "rvsadm"] {
+            anyhow::ensure!(
+                base.join(b).is_file(),
+                "{} has no {b}: copy the other build's target/release/{{rvsd,rvsadm}} there",
+                base.display()
+            );
+        }
+        let other = Bench {
+            root: self.root.clone(),
+            bin: base.to_path_buf(),
+            dir: self.dir.clone(),
+            quick: self.quick,
+            secs: self.secs,
+        };
+        let dr = self.dr_established();
+        let rows = [
+            dr,
+            Scenario {
+                name: "NAT, established",
+                fwd: "-m",
+                ..dr
+            },
+            Scenario {
+                name: "TUN (ipip), established",
+                fwd: "-i",
+                ..dr
+            },
+            Scenario {
+                name: "DR over IPv6, established",
+                ipv6: true,
+                ..dr
+            },
+            self.new_flows(),
+        ];
+        let mut progress = Progress::new(
+            rows.iter()
+                .map(|r| 2.0 * PAIRS as f64 * self.rvsd_secs(r))
+                .sum(),
+            Path::new("/dev/null"),
+        );
+        let mut out = String::new();
+        let mut summary = String::from("| row | this / base (median) | pairs |\n|---|---|---|\n");
+        for sc in rows {
+            let p = self.paired_with("this build", sc, &other, sc, &mut progress)?;
+            let _ = writeln!(
+                out,
+                "### {}\n\n{}",
+                sc.name,
+                p.table
+                    .replace(" on ", " (this) ")
+                    .replace(" off ", " (base) ")
+            );
+            let ratios: Vec<String> = p.ratios.iter().map(|r| format!("{r:.3}")).collect();
+            let _ = writeln!(
+                summary,
+                "| {} | {:.3} | {} |",
+                sc.name,
+                p.median,
+                ratios.join(", ")
+            );
+        }
+        progress.finish();
+        Ok(format!("{out}\n{summary}"))
     }
 
     /// The DR row's scenario, for the paired measurements.

@@ -73,6 +73,13 @@ enum Task {
         /// (release build); prints the pairs.
         #[arg(long)]
         sync_cost: bool,
+        /// Only this build against another: DIR holds rvsd and rvsadm built
+        /// from another commit (copied from its target/release). The main
+        /// rows (DR, NAT, TUN, IPv6, new flows) in pairs of alternating
+        /// runs, both builds on the same captures; prints the pairs and
+        /// each row's median ratio, writes nothing.
+        #[arg(long, value_name = "DIR")]
+        against: Option<std::path::PathBuf>,
         /// Only the SYN-flood row: established and legitimate new clients
         /// in a spoofed SYN flood four times the connection table (release
         /// build; debug with --quick); prints the row, writes nothing.
@@ -289,6 +296,16 @@ fn main() -> Result<()> {
                 e2e.rvsd_one_ka.0, e2e.rvsd_one_ka.1, e2e.rvsd_one_ka.2,
                 e2e.rvsd_one_nc.0, e2e.rvsd_one_nc.1, e2e.rvsd_one_nc.2
             );
+            Ok(())
+        }
+        Task::Bench {
+            against: Some(base),
+            ..
+        } => {
+            setup()?;
+            build_for_bench(true)?;
+            let table = bench::Bench::new(&root(), false).against(&base)?;
+            println!("{table}");
             Ok(())
         }
         Task::Bench {
