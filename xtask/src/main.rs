@@ -2,9 +2,9 @@
 //! everywhere. Everything that touches the machine (packages, hugepages) is
 //! in dpdk-build/setup.sh, which every task runs first.
 //!
-//! Why this file is long (about 610 lines): the task list (clap) and the
-//! small tasks that need no module of their own (lab, demo, failover, test);
-//! each large task has its own file.
+//! Why this file is long (about 720 lines): the task list (clap) and the
+//! small tasks that need no module of their own (lab, demo, failover, test,
+//! the kernel VM's three actions); each large task has its own file.
 
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,7 @@
 //! rvsd's side of the socket: validate, replay on every worker, wait.
 //!
-//! Why this file is long (about 870 lines): the request handling is about
-//! 560 lines; the rest is its tests (the socket and reloads have their own
+//! Why this file is long (about 900 lines): the request handling is about
+//! 600 lines; the rest is its tests (the socket and reloads have their own
 //! files).
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,6 +1,6 @@
 //! One worker's packet logic, over plain byte frames.
 //!
-//! Why this file is long (about 500 lines): the worker's state and
+//! Why this file is long (about 530 lines): the worker's state and
 //! configuration, documented field by field, and the per-packet entry
 //! points, which the fast path runs through in order.
 //!

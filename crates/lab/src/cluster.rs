@@ -1,8 +1,9 @@
 //! The cluster lab: several directors behind a router that spreads the VIP's
 //! flows over them by ECMP, as Maglev and Katran deploy.
 //!
-//! Why this file is long (about 560 lines): one topology (router, directors,
-//! real servers, BIRD with BFD) and every operation its tests do on it.
+//! Why this file is long (about 680 lines): one topology (router, directors,
+//! real servers, BIRD with BFD, rvs-announce) and every operation its tests
+//! do on it.
 //!
 //! ```text
 //!  <p>-client 192.168.2.50

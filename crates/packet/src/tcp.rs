@@ -13,7 +13,9 @@ mod field {
     pub const ACK: Field = 8..12;
     pub const DOFF: usize = 12;
     pub const FLAGS: usize = 13;
+    pub const WINDOW: Field = 14..16;
     pub const CHECKSUM: Field = 16..18;
+    pub const URGENT: Field = 18..20;
 }
 
 pub const MIN_HEADER_LEN: usize = 20;
@@ -99,6 +101,11 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     }
 
     #[inline]
+    pub fn window(&self) -> u16 {
+        be16(self.buf.as_ref(), field::WINDOW)
+    }
+
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buf.as_ref(), field::CHECKSUM)
     }
@@ -124,6 +131,35 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
+    /// Writes a 20-byte header without options in front of the payload
+    /// already in `buf` (all of it after the header), the urgent pointer
+    /// zero and the checksum left zero: fill it with the addresses.
+    pub fn emit(
+        buf: T,
+        src_port: u16,
+        dst_port: u16,
+        seq: u32,
+        ack_number: u32,
+        flags: u8,
+        window: u16,
+    ) -> Result<Self> {
+        let mut buf = buf;
+        let b = buf.as_mut();
+        if b.len() < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        set_be16(b, field::SRC_PORT, src_port);
+        set_be16(b, field::DST_PORT, dst_port);
+        b[field::SEQ].copy_from_slice(&seq.to_be_bytes());
+        b[field::ACK].copy_from_slice(&ack_number.to_be_bytes());
+        b[field::DOFF] = ((MIN_HEADER_LEN / 4) as u8) << 4;
+        b[field::FLAGS] = flags;
+        set_be16(b, field::WINDOW, window);
+        set_be16(b, field::CHECKSUM, 0);
+        set_be16(b, field::URGENT, 0);
+        Ok(TcpSegment { buf })
+    }
+
     #[inline]
     pub fn set_src_port(&mut self, p: u16) {
         set_be16(self.buf.as_mut(), field::SRC_PORT, p);
@@ -190,6 +226,25 @@ mod tests {
         );
         assert_eq!(
             TcpSegment::new_checked(&t[..10]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+
+    #[test]
+    fn emit_writes_what_the_getters_read() {
+        let mut seg = [0xaau8; MIN_HEADER_LEN + 3];
+        let mut t = TcpSegment::emit(&mut seg[..], 1, 2, 3, 4, flags::ACK, 5).unwrap();
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        t.fill_checksum_v4(src, dst);
+        let t = TcpSegment::new_checked(&seg[..]).unwrap();
+        assert_eq!((t.src_port(), t.dst_port()), (1, 2));
+        assert_eq!((t.seq(), t.ack_number(), t.flags()), (3, 4, flags::ACK));
+        assert_eq!((t.header_len(), t.window()), (MIN_HEADER_LEN, 5));
+        assert_eq!(&seg[18..20], &[0, 0], "urgent pointer");
+        assert_eq!(t.payload(), &[0xaa; 3]);
+        assert!(t.verify_checksum_v4(src, dst));
+        assert_eq!(
+            TcpSegment::emit(&mut [0u8; 19][..], 1, 2, 3, 4, 0, 5).unwrap_err(),
             Error::Truncated
         );
     }

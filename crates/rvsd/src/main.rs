@@ -9,6 +9,13 @@
 //! The rules file and the configuration are read (and checked) before the
 //! EAL starts, applied once the workers run, and read again on SIGHUP
 //! (see reload.rs).
+//!
+//! Why this file is long (about 530 lines): `run`, about 430 of them, is
+//! start-up and shut-down in the order they happen (EAL, pool, ports and
+//! their kernel interfaces, workers and their rings, sync, metrics, the
+//! control thread, teardown), each step using what the ones before made;
+//! the parts that stand alone have their own files (config, kernel,
+//! reload, notify, bench).
 
 #![forbid(unsafe_code)]
 

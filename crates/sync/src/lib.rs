@@ -3,7 +3,7 @@
 //! so that rvs directors and kernel directors can be master and backup for
 //! each other.
 //!
-//! Why this file is long (about 530 lines): one wire format, its constants,
+//! Why this file is long (about 570 lines): one wire format, its constants,
 //! encoder and decoder side by side, so that each field is written and read
 //! in one place; the tests are in `tests.rs`.
 //!
