@@ -621,7 +621,8 @@ fn the_option_table_keeps_its_entries_and_their_order() {
 /// table is checked in, so the order in which errors name options).
 #[test]
 fn the_command_option_table_keeps_every_rule_and_the_check_order() {
-    let names: Vec<&str> = ALL_OPTS.iter().map(|o| OPT_NAMES[*o as usize]).collect();
+    let all_opts = OPT_TABLE.map(|row| row.opt);
+    let names: Vec<&str> = all_opts.iter().map(|o| o.name()).collect();
     assert_eq!(
         names,
         [
@@ -663,7 +664,7 @@ fn the_command_option_table_keeps_every_rule_and_the_check_order() {
     );
     // Each option's enum value is its place in that order (the bit it sets
     // in `State::seen`).
-    for (i, o) in ALL_OPTS.iter().enumerate() {
+    for (i, o) in all_opts.iter().enumerate() {
         assert_eq!(*o as usize, i, "{o:?}");
     }
     let rules: Vec<(&str, String)> = [
@@ -694,7 +695,7 @@ fn the_command_option_table_keeps_every_rule_and_the_check_order() {
         Cmd::Announcement,
     ]
     .into_iter()
-    .map(|c| (c.name(), ALL_OPTS.iter().map(|o| rule(c, *o)).collect()))
+    .map(|c| (c.name(), all_opts.iter().map(|o| rule(c, *o)).collect()))
     .collect();
     // One char per option, in the order of the names above.
     let expected = [
@@ -806,4 +807,30 @@ fn every_spelling_keeps_its_command_or_option() {
         "tun-remcsum Opt(TunRemCsum)",
     ];
     assert_eq!(got, expected);
+}
+
+/// A new row cannot take a spelling another has: a short form is one
+/// command or option, and a long name given twice (`--list` for `-L` and
+/// `-l`) means the same thing both times.
+#[test]
+fn a_spelling_means_one_thing() {
+    for (i, a) in DEFS.iter().enumerate() {
+        for b in &DEFS[i + 1..] {
+            assert!(
+                a.short.is_none() || a.short != b.short,
+                "-{} is both --{} and --{}",
+                a.short.unwrap(),
+                a.long,
+                b.long
+            );
+            if a.long == b.long {
+                assert_eq!(
+                    format!("{:?}", a.kind),
+                    format!("{:?}", b.kind),
+                    "--{}",
+                    a.long
+                );
+            }
+        }
+    }
 }
