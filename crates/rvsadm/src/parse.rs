@@ -1,8 +1,9 @@
 //! ipvsadm's command line, with popt's rules (see docs/ipvsadm-behaviour.md).
 //!
-//! Why this file is long (about 1280 lines): ipvsadm's whole command line,
+//! Why this file is long (about 1330 lines): ipvsadm's whole command line,
 //! every option with popt's rules and ipvsadm's checks and messages, from
-//! one option table; the tests are in `parse/tests.rs`.
+//! one table (`command_line!`: a row per command and per option); the
+//! tests are in `parse/tests.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 
@@ -105,243 +106,172 @@ impl ParseError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cmd {
-    AddService,
-    EditService,
-    DelService,
-    Flush,
-    List,
-    AddServer,
-    DelServer,
-    EditServer,
-    Set,
-    StartDaemon,
-    StopDaemon,
-    Restore,
-    Save,
-    Zero,
-    Help,
-    Version,
-    Counters,
-    Defense,
-    Totals,
-    TotalsPerWorker,
-    Health,
-    Reload,
-    Drain,
-    Undrain,
-    Announcement,
+// ipvsadm's commands and options, each written once, in the tables at the
+// end of this section; `command_line!` makes from them `Cmd`, `Opt`,
+// `OPT_TABLE` (with `rule`) and `DEFS`.
+
+/// Builds the parser's tables from one row per command and per option:
+///
+/// - a command: its `Cmd` variant, its name in messages (ipvsadm's
+///   `cmdnames`) and its spellings. ipvsadm's commands come first and each
+///   has a column in every option's row; rvs's own come after and take
+///   none of the options.
+/// - an option: its `Opt` variant, `= n` with n its place in ipvsadm's
+///   `optnames` (the order the table is checked in, so which option an
+///   error names), its name in messages, its column (one char per
+///   ipvsadm command, in the commands' order: `+` required, `1` at most
+///   one of the group, ` ` allowed, `x` illegal) and its spellings. A
+///   row without a place is outside the table (`--sort`, `-6`): a `Kind`
+///   of its own.
+///
+/// A spelling is `"long" 'short' ARG`, with `-` for no short form and ARG
+/// one of N (no value), R (required) or O (optional). The rows' order is
+/// the order of popt's table, which `option_table` keeps.
+macro_rules! command_line {
+    (
+        commands {
+            $( $cmd:ident $cmd_name:literal
+                [ $( $clong:literal $cshort:tt $carg:ident ),+ ] )*
+        }
+        rvs_commands {
+            $( $rcmd:ident $rcmd_name:literal
+                [ $( $rlong:literal $rshort:tt $rarg:ident ),+ ] )*
+        }
+        options {
+            $( $opt:ident $( = $check:literal $opt_name:literal $column:literal )?
+                [ $( $long:literal $short:tt $arg:ident ),+ ] )*
+        }
+    ) => {
+        /// A command; ipvsadm's come first, in the order of their columns.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Cmd {
+            $( $cmd, )*
+            $( $rcmd, )*
+        }
+
+        impl Cmd {
+            /// The command's name in messages.
+            fn name(self) -> &'static str {
+                match self {
+                    $( Cmd::$cmd => $cmd_name, )*
+                    $( Cmd::$rcmd => $rcmd_name, )*
+                }
+            }
+        }
+
+        /// ipvsadm's commands: the width of an option's column.
+        const TABLE_CMDS: usize = [ $( Cmd::$cmd ),* ].len();
+
+        /// An option of ipvsadm's table, valued by its place in `optnames`
+        /// (also the bit it sets in `State::seen`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        enum Opt {
+            $( $( $opt = $check, )? )*
+        }
+
+        const OPT_COUNT: usize = [ $( $( $check, )? )* ].len();
+
+        /// ipvsadm's table in check order.
+        const OPT_TABLE: [OptRow; OPT_COUNT] = in_check_order([
+            $( $( OptRow { opt: Opt::$opt, name: $opt_name, column: $column }, )? )*
+        ]);
+
+        const SPELLINGS: usize =
+            [ $( $( $clong, )+ )* $( $( $rlong, )+ )* $( $( $long, )+ )* ].len();
+
+        /// Every spelling, in the rows' order: what the parser looks names
+        /// up in.
+        const DEFS: [Def; SPELLINGS] = flatten(&[
+            $( (Kind::Cmd(Cmd::$cmd), &[ $( ($clong, short!($cshort), $carg) ),+ ]), )*
+            $( (Kind::Cmd(Cmd::$rcmd), &[ $( ($rlong, short!($rshort), $rarg) ),+ ]), )*
+            $( (option_kind!($opt $( $check )?), &[ $( ($long, short!($short), $arg) ),+ ]), )*
+        ]);
+    };
 }
 
-impl Cmd {
-    fn name(self) -> &'static str {
-        match self {
-            Cmd::AddService => "add-service",
-            Cmd::EditService => "edit-service",
-            Cmd::DelService => "delete-service",
-            Cmd::Flush => "flush",
-            Cmd::List => "list",
-            Cmd::AddServer => "add-server",
-            Cmd::DelServer => "delete-server",
-            Cmd::EditServer => "edit-server",
-            Cmd::Set => "set",
-            Cmd::StartDaemon => "start-daemon",
-            Cmd::StopDaemon => "stop-daemon",
-            Cmd::Restore => "restore",
-            Cmd::Save => "save",
-            Cmd::Zero => "zero",
-            Cmd::Help => "help",
-            Cmd::Version => "version",
-            Cmd::Counters => "counters",
-            Cmd::Defense => "defense",
-            Cmd::Totals => "totals",
-            Cmd::TotalsPerWorker => "totals-per-worker",
-            Cmd::Health => "health",
-            Cmd::Reload => "reload",
-            Cmd::Drain => "drain",
-            Cmd::Undrain => "undrain",
-            Cmd::Announcement => "announcement",
+/// A spelling's short form: `'c'` for `-c`, `-` for none.
+macro_rules! short {
+    (-) => {
+        None
+    };
+    ($c:literal) => {
+        Some($c)
+    };
+}
+
+/// An option row with a place in ipvsadm's table is an `Opt`; one without
+/// is a `Kind` of its own.
+macro_rules! option_kind {
+    ($opt:ident) => {
+        Kind::$opt
+    };
+    ($opt:ident $check:literal) => {
+        Kind::Opt(Opt::$opt)
+    };
+}
+
+/// An option of ipvsadm's table: its name in messages (`optnames`) and its
+/// column (see `command_line!`).
+#[derive(Debug, Clone, Copy)]
+struct OptRow {
+    opt: Opt,
+    name: &'static str,
+    column: &'static str,
+}
+
+/// Puts each row at its option's place in check order. Every value of
+/// `Opt` is distinct (the compiler refuses two equal discriminants) and
+/// below `OPT_COUNT` (asserted at compile time), so every place is filled
+/// once.
+const fn in_check_order(rows: [OptRow; OPT_COUNT]) -> [OptRow; OPT_COUNT] {
+    let mut sorted = rows;
+    let mut i = 0;
+    while i < OPT_COUNT {
+        let place = rows[i].opt as usize;
+        assert!(
+            place < OPT_COUNT,
+            "an option's place in optnames is below the number of options"
+        );
+        sorted[place] = rows[i];
+        i += 1;
+    }
+    sorted
+}
+
+// Each column has one char per ipvsadm command, each a rule.
+const _: () = {
+    let mut i = 0;
+    while i < OPT_COUNT {
+        let column = OPT_TABLE[i].column.as_bytes();
+        assert!(
+            column.len() == TABLE_CMDS,
+            "an option's column needs one char per ipvsadm command"
+        );
+        let mut c = 0;
+        while c < column.len() {
+            assert!(
+                matches!(column[c], b'+' | b'1' | b' ' | b'x'),
+                "a column's chars are `+`, `1`, ` ` or `x`"
+            );
+            c += 1;
         }
+        i += 1;
+    }
+};
+
+impl Opt {
+    /// The option's name in messages.
+    fn name(self) -> &'static str {
+        OPT_TABLE[self as usize].name
     }
 }
-
-/// Options in ipvsadm's `optnames` order, which is also the order in which
-/// the command/option table is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Opt {
-    Numeric,
-    Connection,
-    Service,
-    Scheduler,
-    Persistent,
-    Netmask,
-    RealServer,
-    Forward,
-    Weight,
-    UThreshold,
-    LThreshold,
-    McastInterface,
-    Timeout,
-    Daemon,
-    Stats,
-    Rate,
-    Thresholds,
-    PersistentConn,
-    NoSort,
-    SyncId,
-    Exact,
-    Ops,
-    Pe,
-    SchedFlags,
-    McastGroup,
-    McastPort,
-    McastTtl,
-    SyncMaxlen,
-    TunInfo,
-    TunType,
-    TunPort,
-    TunNoCsum,
-    TunCsum,
-    TunRemCsum,
-}
-
-const OPT_NAMES: [&str; 34] = [
-    "numeric",
-    "connection",
-    "service-address",
-    "scheduler",
-    "persistent",
-    "netmask",
-    "real-server",
-    "forwarding-method",
-    "weight",
-    "u-threshold",
-    "l-threshold",
-    "mcast-interface",
-    "timeout",
-    "daemon",
-    "stats",
-    "rate",
-    "thresholds",
-    "persistent-conn",
-    "nosort",
-    "syncid",
-    "exact",
-    "ops",
-    "pe",
-    "sched-flags",
-    "mcast-group",
-    "mcast-port",
-    "mcast-ttl",
-    "sync-maxlen",
-    "tun-info",
-    "tun-type",
-    "tun-port",
-    "tun-nocsum",
-    "tun-csum",
-    "tun-remcsum",
-];
-
-const ALL_OPTS: [Opt; 34] = [
-    Opt::Numeric,
-    Opt::Connection,
-    Opt::Service,
-    Opt::Scheduler,
-    Opt::Persistent,
-    Opt::Netmask,
-    Opt::RealServer,
-    Opt::Forward,
-    Opt::Weight,
-    Opt::UThreshold,
-    Opt::LThreshold,
-    Opt::McastInterface,
-    Opt::Timeout,
-    Opt::Daemon,
-    Opt::Stats,
-    Opt::Rate,
-    Opt::Thresholds,
-    Opt::PersistentConn,
-    Opt::NoSort,
-    Opt::SyncId,
-    Opt::Exact,
-    Opt::Ops,
-    Opt::Pe,
-    Opt::SchedFlags,
-    Opt::McastGroup,
-    Opt::McastPort,
-    Opt::McastTtl,
-    Opt::SyncMaxlen,
-    Opt::TunInfo,
-    Opt::TunType,
-    Opt::TunPort,
-    Opt::TunNoCsum,
-    Opt::TunCsum,
-    Opt::TunRemCsum,
-];
 
 /// ipvsadm's command/option table: `+` required, `1` at most one of the
-/// group, ` ` allowed, and anything not listed is illegal.
+/// group, ` ` allowed, `x` illegal; rvs's own commands take no option.
 fn rule(cmd: Cmd, o: Opt) -> char {
-    use Opt::*;
-    match cmd {
-        Cmd::AddService | Cmd::EditService => match o {
-            Service => '+',
-            Scheduler | Persistent | Netmask | Ops | Pe | SchedFlags => ' ',
-            _ => 'x',
-        },
-        Cmd::DelService => match o {
-            Service => '+',
-            _ => 'x',
-        },
-        Cmd::List => match o {
-            Connection | Service | Timeout | Daemon => '1',
-            Numeric | Stats | Rate | Thresholds | PersistentConn | NoSort | SyncId | Exact
-            | TunInfo => ' ',
-            _ => 'x',
-        },
-        Cmd::AddServer | Cmd::EditServer => match o {
-            Service | RealServer => '+',
-            Forward | Weight | UThreshold | LThreshold | TunType | TunPort | TunNoCsum
-            | TunCsum | TunRemCsum => ' ',
-            _ => 'x',
-        },
-        Cmd::DelServer => match o {
-            Service | RealServer => '+',
-            _ => 'x',
-        },
-        Cmd::StartDaemon => match o {
-            McastInterface | SyncId | McastGroup | McastPort | McastTtl | SyncMaxlen => ' ',
-            _ => 'x',
-        },
-        Cmd::StopDaemon => match o {
-            SyncId => ' ',
-            _ => 'x',
-        },
-        Cmd::Save => match o {
-            Numeric => ' ',
-            _ => 'x',
-        },
-        Cmd::Zero => match o {
-            Service => ' ',
-            _ => 'x',
-        },
-        Cmd::Flush
-        | Cmd::Set
-        | Cmd::Restore
-        | Cmd::Help
-        | Cmd::Version
-        | Cmd::Counters
-        | Cmd::Defense
-        | Cmd::Totals
-        | Cmd::TotalsPerWorker
-        | Cmd::Health
-        | Cmd::Reload
-        | Cmd::Drain
-        | Cmd::Undrain
-        | Cmd::Announcement => 'x',
-    }
+    let column = OPT_TABLE[o as usize].column.as_bytes();
+    column.get(cmd as usize).map_or('x', |&c| c as char)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,6 +291,8 @@ enum Kind {
     Sort,
 }
 
+/// One spelling of a command or option.
+#[derive(Clone, Copy)]
 struct Def {
     long: &'static str,
     short: Option<char>,
@@ -368,91 +300,117 @@ struct Def {
     kind: Kind,
 }
 
-const fn d(long: &'static str, short: Option<char>, arg: Arg, kind: Kind) -> Def {
-    Def {
-        long,
-        short,
-        arg,
-        kind,
+/// A row's spellings as `Def`s, row after row.
+type Row = (Kind, &'static [(&'static str, Option<char>, Arg)]);
+
+const fn flatten(rows: &[Row]) -> [Def; SPELLINGS] {
+    let unset = Def {
+        long: "",
+        short: None,
+        arg: Arg::None,
+        kind: Kind::Sort,
+    };
+    let mut defs = [unset; SPELLINGS];
+    let mut n = 0;
+    let mut r = 0;
+    while r < rows.len() {
+        let (kind, spellings) = rows[r];
+        let mut s = 0;
+        while s < spellings.len() {
+            let (long, short, arg) = spellings[s];
+            defs[n] = Def {
+                long,
+                short,
+                arg,
+                kind,
+            };
+            n += 1;
+            s += 1;
+        }
+        r += 1;
     }
+    assert!(n == SPELLINGS);
+    defs
 }
 
 use Arg::{None as N, Optional as O, Required as R};
 
-const DEFS: &[Def] = &[
-    d("add-service", Some('A'), N, Kind::Cmd(Cmd::AddService)),
-    d("edit-service", Some('E'), N, Kind::Cmd(Cmd::EditService)),
-    d("delete-service", Some('D'), N, Kind::Cmd(Cmd::DelService)),
-    d("clear", Some('C'), N, Kind::Cmd(Cmd::Flush)),
-    d("list", Some('L'), N, Kind::Cmd(Cmd::List)),
-    d("list", Some('l'), N, Kind::Cmd(Cmd::List)),
-    d("zero", Some('Z'), N, Kind::Cmd(Cmd::Zero)),
-    d("add-server", Some('a'), N, Kind::Cmd(Cmd::AddServer)),
-    d("edit-server", Some('e'), N, Kind::Cmd(Cmd::EditServer)),
-    d("delete-server", Some('d'), N, Kind::Cmd(Cmd::DelServer)),
-    d("set", None, N, Kind::Cmd(Cmd::Set)),
-    d("help", Some('h'), N, Kind::Cmd(Cmd::Help)),
-    d("version", Some('v'), N, Kind::Cmd(Cmd::Version)),
-    d("restore", Some('R'), N, Kind::Cmd(Cmd::Restore)),
-    d("save", Some('S'), N, Kind::Cmd(Cmd::Save)),
-    d("start-daemon", None, R, Kind::Cmd(Cmd::StartDaemon)),
-    d("stop-daemon", None, R, Kind::Cmd(Cmd::StopDaemon)),
-    d("counters", None, N, Kind::Cmd(Cmd::Counters)),
-    d("defense", None, N, Kind::Cmd(Cmd::Defense)),
-    d("totals", None, N, Kind::Cmd(Cmd::Totals)),
-    d(
-        "totals-per-worker",
-        None,
-        N,
-        Kind::Cmd(Cmd::TotalsPerWorker),
-    ),
-    d("health", None, N, Kind::Cmd(Cmd::Health)),
-    d("reload", None, N, Kind::Cmd(Cmd::Reload)),
-    d("drain", None, N, Kind::Cmd(Cmd::Drain)),
-    d("undrain", None, N, Kind::Cmd(Cmd::Undrain)),
-    d("announcement", None, N, Kind::Cmd(Cmd::Announcement)),
-    d("tcp-service", Some('t'), R, Kind::Opt(Opt::Service)),
-    d("udp-service", Some('u'), R, Kind::Opt(Opt::Service)),
-    d("sctp-service", None, R, Kind::Opt(Opt::Service)),
-    d("fwmark-service", Some('f'), R, Kind::Opt(Opt::Service)),
-    d("scheduler", Some('s'), R, Kind::Opt(Opt::Scheduler)),
-    d("persistent", Some('p'), O, Kind::Opt(Opt::Persistent)),
-    d("netmask", Some('M'), R, Kind::Opt(Opt::Netmask)),
-    d("real-server", Some('r'), R, Kind::Opt(Opt::RealServer)),
-    d("masquerading", Some('m'), N, Kind::Opt(Opt::Forward)),
-    d("ipip", Some('i'), N, Kind::Opt(Opt::Forward)),
-    d("gatewaying", Some('g'), N, Kind::Opt(Opt::Forward)),
-    d("weight", Some('w'), R, Kind::Opt(Opt::Weight)),
-    d("u-threshold", Some('x'), R, Kind::Opt(Opt::UThreshold)),
-    d("l-threshold", Some('y'), R, Kind::Opt(Opt::LThreshold)),
-    d("numeric", Some('n'), N, Kind::Opt(Opt::Numeric)),
-    d("connection", Some('c'), N, Kind::Opt(Opt::Connection)),
-    d("mcast-interface", None, R, Kind::Opt(Opt::McastInterface)),
-    d("syncid", None, R, Kind::Opt(Opt::SyncId)),
-    d("timeout", None, N, Kind::Opt(Opt::Timeout)),
-    d("daemon", None, N, Kind::Opt(Opt::Daemon)),
-    d("stats", None, N, Kind::Opt(Opt::Stats)),
-    d("rate", None, N, Kind::Opt(Opt::Rate)),
-    d("thresholds", None, N, Kind::Opt(Opt::Thresholds)),
-    d("persistent-conn", None, N, Kind::Opt(Opt::PersistentConn)),
-    d("nosort", None, N, Kind::Opt(Opt::NoSort)),
-    d("sort", None, N, Kind::Sort),
-    d("exact", Some('X'), N, Kind::Opt(Opt::Exact)),
-    d("ipv6", Some('6'), N, Kind::Ipv6),
-    d("ops", Some('o'), N, Kind::Opt(Opt::Ops)),
-    d("pe", None, R, Kind::Opt(Opt::Pe)),
-    d("sched-flags", Some('b'), R, Kind::Opt(Opt::SchedFlags)),
-    d("mcast-group", None, R, Kind::Opt(Opt::McastGroup)),
-    d("mcast-port", None, R, Kind::Opt(Opt::McastPort)),
-    d("mcast-ttl", None, R, Kind::Opt(Opt::McastTtl)),
-    d("sync-maxlen", None, R, Kind::Opt(Opt::SyncMaxlen)),
-    d("tun-info", None, N, Kind::Opt(Opt::TunInfo)),
-    d("tun-type", None, R, Kind::Opt(Opt::TunType)),
-    d("tun-port", None, R, Kind::Opt(Opt::TunPort)),
-    d("tun-nocsum", None, N, Kind::Opt(Opt::TunNoCsum)),
-    d("tun-csum", None, N, Kind::Opt(Opt::TunCsum)),
-    d("tun-remcsum", None, N, Kind::Opt(Opt::TunRemCsum)),
-];
+command_line! {
+    commands {
+        // variant     name in messages  spellings
+        AddService     "add-service"     ["add-service" 'A' N]
+        EditService    "edit-service"    ["edit-service" 'E' N]
+        DelService     "delete-service"  ["delete-service" 'D' N]
+        Flush          "flush"           ["clear" 'C' N]
+        List           "list"            ["list" 'L' N, "list" 'l' N]
+        Zero           "zero"            ["zero" 'Z' N]
+        AddServer      "add-server"      ["add-server" 'a' N]
+        EditServer     "edit-server"     ["edit-server" 'e' N]
+        DelServer      "delete-server"   ["delete-server" 'd' N]
+        Set            "set"             ["set" - N]
+        Help           "help"            ["help" 'h' N]
+        Version        "version"         ["version" 'v' N]
+        Restore        "restore"         ["restore" 'R' N]
+        Save           "save"            ["save" 'S' N]
+        StartDaemon    "start-daemon"    ["start-daemon" - R]
+        StopDaemon     "stop-daemon"     ["stop-daemon" - R]
+    }
+    rvs_commands {
+        Counters        "counters"          ["counters" - N]
+        Defense         "defense"           ["defense" - N]
+        Totals          "totals"            ["totals" - N]
+        TotalsPerWorker "totals-per-worker" ["totals-per-worker" - N]
+        Health          "health"            ["health" - N]
+        Reload          "reload"            ["reload" - N]
+        Drain           "drain"             ["drain" - N]
+        Undrain         "undrain"           ["undrain" - N]
+        Announcement    "announcement"      ["announcement" - N]
+    }
+    options {
+        // `= n`: the option's place in ipvsadm's `optnames`. Columns by the
+        // commands' short forms; the three blanks are --set, --start-daemon
+        // and --stop-daemon:
+        //                                       AEDCLZaed hvRS
+        Service        = 2  "service-address"   "+++x1 +++xxxxxxx"
+            ["tcp-service" 't' R, "udp-service" 'u' R, "sctp-service" - R, "fwmark-service" 'f' R]
+        Scheduler      = 3  "scheduler"         "  xxxxxxxxxxxxxx" ["scheduler" 's' R]
+        Persistent     = 4  "persistent"        "  xxxxxxxxxxxxxx" ["persistent" 'p' O]
+        Netmask        = 5  "netmask"           "  xxxxxxxxxxxxxx" ["netmask" 'M' R]
+        RealServer     = 6  "real-server"       "xxxxxx+++xxxxxxx" ["real-server" 'r' R]
+        Forward        = 7  "forwarding-method" "xxxxxx  xxxxxxxx"
+            ["masquerading" 'm' N, "ipip" 'i' N, "gatewaying" 'g' N]
+        Weight         = 8  "weight"            "xxxxxx  xxxxxxxx" ["weight" 'w' R]
+        UThreshold     = 9  "u-threshold"       "xxxxxx  xxxxxxxx" ["u-threshold" 'x' R]
+        LThreshold     = 10 "l-threshold"       "xxxxxx  xxxxxxxx" ["l-threshold" 'y' R]
+        Numeric        = 0  "numeric"           "xxxx xxxxxxxx xx" ["numeric" 'n' N]
+        Connection     = 1  "connection"        "xxxx1xxxxxxxxxxx" ["connection" 'c' N]
+        McastInterface = 11 "mcast-interface"   "xxxxxxxxxxxxxx x" ["mcast-interface" - R]
+        SyncId         = 19 "syncid"            "xxxx xxxxxxxxx  " ["syncid" - R]
+        Timeout        = 12 "timeout"           "xxxx1xxxxxxxxxxx" ["timeout" - N]
+        Daemon         = 13 "daemon"            "xxxx1xxxxxxxxxxx" ["daemon" - N]
+        Stats          = 14 "stats"             "xxxx xxxxxxxxxxx" ["stats" - N]
+        Rate           = 15 "rate"              "xxxx xxxxxxxxxxx" ["rate" - N]
+        Thresholds     = 16 "thresholds"        "xxxx xxxxxxxxxxx" ["thresholds" - N]
+        PersistentConn = 17 "persistent-conn"   "xxxx xxxxxxxxxxx" ["persistent-conn" - N]
+        NoSort         = 18 "nosort"            "xxxx xxxxxxxxxxx" ["nosort" - N]
+        Sort                                                       ["sort" - N]
+        Exact          = 20 "exact"             "xxxx xxxxxxxxxxx" ["exact" 'X' N]
+        Ipv6                                                       ["ipv6" '6' N]
+        Ops            = 21 "ops"               "  xxxxxxxxxxxxxx" ["ops" 'o' N]
+        Pe             = 22 "pe"                "  xxxxxxxxxxxxxx" ["pe" - R]
+        SchedFlags     = 23 "sched-flags"       "  xxxxxxxxxxxxxx" ["sched-flags" 'b' R]
+        McastGroup     = 24 "mcast-group"       "xxxxxxxxxxxxxx x" ["mcast-group" - R]
+        McastPort      = 25 "mcast-port"        "xxxxxxxxxxxxxx x" ["mcast-port" - R]
+        McastTtl       = 26 "mcast-ttl"         "xxxxxxxxxxxxxx x" ["mcast-ttl" - R]
+        SyncMaxlen     = 27 "sync-maxlen"       "xxxxxxxxxxxxxx x" ["sync-maxlen" - R]
+        TunInfo        = 28 "tun-info"          "xxxx xxxxxxxxxxx" ["tun-info" - N]
+        TunType        = 29 "tun-type"          "xxxxxx  xxxxxxxx" ["tun-type" - R]
+        TunPort        = 30 "tun-port"          "xxxxxx  xxxxxxxx" ["tun-port" - R]
+        TunNoCsum      = 31 "tun-nocsum"        "xxxxxx  xxxxxxxx" ["tun-nocsum" - N]
+        TunCsum        = 32 "tun-csum"          "xxxxxx  xxxxxxxx" ["tun-csum" - N]
+        TunRemCsum     = 33 "tun-remcsum"       "xxxxxx  xxxxxxxx" ["tun-remcsum" - N]
+    }
+}
 
 /// How an option of the table takes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -711,7 +669,7 @@ fn option(
     if st.seen & bit != 0 {
         return Err(ParseError::fail(format!(
             "multiple '{}' options specified",
-            OPT_NAMES[opt as usize]
+            opt.name()
         )));
     }
     st.seen |= bit;
@@ -990,14 +948,14 @@ fn parse_port(p: &str, protocol: Protocol) -> Option<u16> {
 
 fn check_table(cmd: Cmd, seen: u64) -> Result<(), ParseError> {
     let mut last: Option<Opt> = None;
-    for o in ALL_OPTS {
+    for o in OPT_TABLE.map(|row| row.opt) {
         let present = seen & (1u64 << (o as u8)) != 0;
         let r = rule(cmd, o);
         if !present {
             if r == '+' {
                 return Err(ParseError::fail(format!(
                     "You need to supply the '{}' option for the '{}' command",
-                    OPT_NAMES[o as usize],
+                    o.name(),
                     cmd.name()
                 )));
             }
@@ -1006,7 +964,7 @@ fn check_table(cmd: Cmd, seen: u64) -> Result<(), ParseError> {
         if r == 'x' {
             return Err(ParseError::fail(format!(
                 "Illegal '{}' option with the '{}' command",
-                OPT_NAMES[o as usize],
+                o.name(),
                 cmd.name()
             )));
         }
@@ -1016,8 +974,8 @@ fn check_table(cmd: Cmd, seen: u64) -> Result<(), ParseError> {
                 Some(l) => {
                     return Err(ParseError::fail(format!(
                         "The option '{}' conflicts with the '{}' option in the '{}' command",
-                        OPT_NAMES[o as usize],
-                        OPT_NAMES[l as usize],
+                        o.name(),
+                        l.name(),
                         cmd.name()
                     )))
                 }
@@ -1082,7 +1040,7 @@ fn tunnel(st: &State) -> Result<TunSpec, ParseError> {
             (TunKind::Gre, Opt::TunPort | Opt::TunRemCsum) => 'x',
             (TunKind::Gre, _) => '1',
         };
-        let name = OPT_NAMES[o as usize];
+        let name = o.name();
         match (present, rule) {
             (false, '+') => {
                 return Err(ParseError::fail(format!(
@@ -1099,7 +1057,7 @@ fn tunnel(st: &State) -> Result<TunSpec, ParseError> {
                 Some(l) => {
                     return Err(ParseError::fail(format!(
                         "The option '{name}' conflicts with the '{}' option in the '{type_name}' tunnel type",
-                        OPT_NAMES[l as usize]
+                        l.name()
                     )))
                 }
             },

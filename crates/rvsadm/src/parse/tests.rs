@@ -527,3 +527,310 @@ fn the_option_table_is_what_the_parser_takes() {
     assert_eq!((p.short, p.value), (Some('p'), ValueKind::Optional));
     assert!(table.iter().any(|o| o.long == "reload" && o.is_command));
 }
+
+/// One line per entry of `option_table()`: what `cargo xtask dist` makes the
+/// man page and the completions from.
+fn option_line(o: &OptionInfo) -> String {
+    let short = o.short.map(|c| format!("-{c} ")).unwrap_or_default();
+    let value = match o.value {
+        ValueKind::None => "",
+        ValueKind::Required => " V",
+        ValueKind::Optional => " [V]",
+    };
+    let kind = if o.is_command { "cmd" } else { "opt" };
+    format!("{kind} {short}--{}{value}", o.long)
+}
+
+#[test]
+fn the_option_table_keeps_its_entries_and_their_order() {
+    let lines: Vec<String> = option_table().iter().map(option_line).collect();
+    let expected = [
+        "cmd -A --add-service",
+        "cmd -E --edit-service",
+        "cmd -D --delete-service",
+        "cmd -C --clear",
+        "cmd -L --list",
+        "cmd -l --list",
+        "cmd -Z --zero",
+        "cmd -a --add-server",
+        "cmd -e --edit-server",
+        "cmd -d --delete-server",
+        "cmd --set",
+        "cmd -h --help",
+        "cmd -v --version",
+        "cmd -R --restore",
+        "cmd -S --save",
+        "cmd --start-daemon V",
+        "cmd --stop-daemon V",
+        "cmd --counters",
+        "cmd --defense",
+        "cmd --totals",
+        "cmd --totals-per-worker",
+        "cmd --health",
+        "cmd --reload",
+        "cmd --drain",
+        "cmd --undrain",
+        "cmd --announcement",
+        "opt -t --tcp-service V",
+        "opt -u --udp-service V",
+        "opt --sctp-service V",
+        "opt -f --fwmark-service V",
+        "opt -s --scheduler V",
+        "opt -p --persistent [V]",
+        "opt -M --netmask V",
+        "opt -r --real-server V",
+        "opt -m --masquerading",
+        "opt -i --ipip",
+        "opt -g --gatewaying",
+        "opt -w --weight V",
+        "opt -x --u-threshold V",
+        "opt -y --l-threshold V",
+        "opt -n --numeric",
+        "opt -c --connection",
+        "opt --mcast-interface V",
+        "opt --syncid V",
+        "opt --timeout",
+        "opt --daemon",
+        "opt --stats",
+        "opt --rate",
+        "opt --thresholds",
+        "opt --persistent-conn",
+        "opt --nosort",
+        "opt --sort",
+        "opt -X --exact",
+        "opt -6 --ipv6",
+        "opt -o --ops",
+        "opt --pe V",
+        "opt -b --sched-flags V",
+        "opt --mcast-group V",
+        "opt --mcast-port V",
+        "opt --mcast-ttl V",
+        "opt --sync-maxlen V",
+        "opt --tun-info",
+        "opt --tun-type V",
+        "opt --tun-port V",
+        "opt --tun-nocsum",
+        "opt --tun-csum",
+        "opt --tun-remcsum",
+    ];
+    assert_eq!(lines, expected);
+}
+
+/// ipvsadm's command/option table, pinned: for each command, its name in
+/// messages and one char per option in `optnames` order (the order the
+/// table is checked in, so the order in which errors name options).
+#[test]
+fn the_command_option_table_keeps_every_rule_and_the_check_order() {
+    let all_opts = OPT_TABLE.map(|row| row.opt);
+    let names: Vec<&str> = all_opts.iter().map(|o| o.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "numeric",
+            "connection",
+            "service-address",
+            "scheduler",
+            "persistent",
+            "netmask",
+            "real-server",
+            "forwarding-method",
+            "weight",
+            "u-threshold",
+            "l-threshold",
+            "mcast-interface",
+            "timeout",
+            "daemon",
+            "stats",
+            "rate",
+            "thresholds",
+            "persistent-conn",
+            "nosort",
+            "syncid",
+            "exact",
+            "ops",
+            "pe",
+            "sched-flags",
+            "mcast-group",
+            "mcast-port",
+            "mcast-ttl",
+            "sync-maxlen",
+            "tun-info",
+            "tun-type",
+            "tun-port",
+            "tun-nocsum",
+            "tun-csum",
+            "tun-remcsum",
+        ]
+    );
+    // Each option's enum value is its place in that order (the bit it sets
+    // in `State::seen`).
+    for (i, o) in all_opts.iter().enumerate() {
+        assert_eq!(*o as usize, i, "{o:?}");
+    }
+    let rules: Vec<(&str, String)> = [
+        Cmd::AddService,
+        Cmd::EditService,
+        Cmd::DelService,
+        Cmd::Flush,
+        Cmd::List,
+        Cmd::AddServer,
+        Cmd::DelServer,
+        Cmd::EditServer,
+        Cmd::Set,
+        Cmd::StartDaemon,
+        Cmd::StopDaemon,
+        Cmd::Restore,
+        Cmd::Save,
+        Cmd::Zero,
+        Cmd::Help,
+        Cmd::Version,
+        Cmd::Counters,
+        Cmd::Defense,
+        Cmd::Totals,
+        Cmd::TotalsPerWorker,
+        Cmd::Health,
+        Cmd::Reload,
+        Cmd::Drain,
+        Cmd::Undrain,
+        Cmd::Announcement,
+    ]
+    .into_iter()
+    .map(|c| (c.name(), all_opts.iter().map(|o| rule(c, *o)).collect()))
+    .collect();
+    // One char per option, in the order of the names above.
+    let expected = [
+        ("add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx"),
+        ("edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx"),
+        ("delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("list", " 11xxxxxxxxx11       xxxxxxx xxxxx"),
+        ("add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     "),
+        ("delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     "),
+        ("set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx"),
+        ("stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx"),
+        ("restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("help", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("version", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("counters", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("defense", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("totals", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("totals-per-worker", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("health", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("reload", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("drain", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("undrain", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        ("announcement", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+    ];
+    let got: Vec<(&str, &str)> = rules.iter().map(|(c, r)| (*c, r.as_str())).collect();
+    assert_eq!(got, expected);
+}
+
+/// What each spelling means to the parser, pinned with the entries of
+/// `option_table()` above (same order).
+#[test]
+fn every_spelling_keeps_its_command_or_option() {
+    let got: Vec<String> = DEFS
+        .iter()
+        .map(|d| format!("{} {:?}", d.long, d.kind))
+        .collect();
+    let expected = [
+        "add-service Cmd(AddService)",
+        "edit-service Cmd(EditService)",
+        "delete-service Cmd(DelService)",
+        "clear Cmd(Flush)",
+        "list Cmd(List)",
+        "list Cmd(List)",
+        "zero Cmd(Zero)",
+        "add-server Cmd(AddServer)",
+        "edit-server Cmd(EditServer)",
+        "delete-server Cmd(DelServer)",
+        "set Cmd(Set)",
+        "help Cmd(Help)",
+        "version Cmd(Version)",
+        "restore Cmd(Restore)",
+        "save Cmd(Save)",
+        "start-daemon Cmd(StartDaemon)",
+        "stop-daemon Cmd(StopDaemon)",
+        "counters Cmd(Counters)",
+        "defense Cmd(Defense)",
+        "totals Cmd(Totals)",
+        "totals-per-worker Cmd(TotalsPerWorker)",
+        "health Cmd(Health)",
+        "reload Cmd(Reload)",
+        "drain Cmd(Drain)",
+        "undrain Cmd(Undrain)",
+        "announcement Cmd(Announcement)",
+        "tcp-service Opt(Service)",
+        "udp-service Opt(Service)",
+        "sctp-service Opt(Service)",
+        "fwmark-service Opt(Service)",
+        "scheduler Opt(Scheduler)",
+        "persistent Opt(Persistent)",
+        "netmask Opt(Netmask)",
+        "real-server Opt(RealServer)",
+        "masquerading Opt(Forward)",
+        "ipip Opt(Forward)",
+        "gatewaying Opt(Forward)",
+        "weight Opt(Weight)",
+        "u-threshold Opt(UThreshold)",
+        "l-threshold Opt(LThreshold)",
+        "numeric Opt(Numeric)",
+        "connection Opt(Connection)",
+        "mcast-interface Opt(McastInterface)",
+        "syncid Opt(SyncId)",
+        "timeout Opt(Timeout)",
+        "daemon Opt(Daemon)",
+        "stats Opt(Stats)",
+        "rate Opt(Rate)",
+        "thresholds Opt(Thresholds)",
+        "persistent-conn Opt(PersistentConn)",
+        "nosort Opt(NoSort)",
+        "sort Sort",
+        "exact Opt(Exact)",
+        "ipv6 Ipv6",
+        "ops Opt(Ops)",
+        "pe Opt(Pe)",
+        "sched-flags Opt(SchedFlags)",
+        "mcast-group Opt(McastGroup)",
+        "mcast-port Opt(McastPort)",
+        "mcast-ttl Opt(McastTtl)",
+        "sync-maxlen Opt(SyncMaxlen)",
+        "tun-info Opt(TunInfo)",
+        "tun-type Opt(TunType)",
+        "tun-port Opt(TunPort)",
+        "tun-nocsum Opt(TunNoCsum)",
+        "tun-csum Opt(TunCsum)",
+        "tun-remcsum Opt(TunRemCsum)",
+    ];
+    assert_eq!(got, expected);
+}
+
+/// A new row cannot take a spelling another has: a short form is one
+/// command or option, and a long name given twice (`--list` for `-L` and
+/// `-l`) means the same thing both times.
+#[test]
+fn a_spelling_means_one_thing() {
+    for (i, a) in DEFS.iter().enumerate() {
+        for b in &DEFS[i + 1..] {
+            assert!(
+                a.short.is_none() || a.short != b.short,
+                "-{} is both --{} and --{}",
+                a.short.unwrap(),
+                a.long,
+                b.long
+            );
+            if a.long == b.long {
+                assert_eq!(
+                    format!("{:?}", a.kind),
+                    format!("{:?}", b.kind),
+                    "--{}",
+                    a.long
+                );
+            }
+        }
+    }
+}
