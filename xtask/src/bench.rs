@@ -3,7 +3,7 @@
 //! capture from `pktgen` forever (`rx_pcap=FILE,infinite_rx=1`) with no TX
 //! device (sent packets are dropped), so both measure packet handling alone.
 //!
-//! Why this file is long (about 1860 lines): the whole benchmark (scenarios,
+//! Why this file is long (about 1950 lines): the whole benchmark (scenarios,
 //! testpmd and rvsd runs, the statistics) and the text of
 //! `bench/RESULTS.md`, whose explanations are written here with the numbers
 //! they describe; about 150 lines are tests.

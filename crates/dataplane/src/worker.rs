@@ -47,6 +47,7 @@ mod control;
 mod frag;
 mod icmp;
 mod icmp6;
+mod nat_rewrite;
 mod pending;
 mod rows;
 mod sharding;

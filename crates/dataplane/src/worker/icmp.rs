@@ -12,7 +12,7 @@ use rvs_packet::icmp::{self, IcmpPacket};
 use rvs_packet::ipv4::{self, Ipv4Packet};
 
 use super::conntrack::ErrorAbout;
-use super::xmit::Side;
+use super::nat_rewrite::Side;
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;

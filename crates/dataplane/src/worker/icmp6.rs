@@ -12,8 +12,8 @@ use rvs_packet::icmpv6::{self, kind, Icmpv6Packet};
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 
 use super::conntrack::ErrorAbout;
+use super::nat_rewrite::Side;
 use super::v6::IP;
-use super::xmit::Side;
 use super::{Step, Verdict, VipArp, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;

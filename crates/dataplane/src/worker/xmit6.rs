@@ -1,52 +1,17 @@
-//! The IPv6 transmitters (DR, NAT, IPv6-in-IPv6), the NAT rewrite, the
-//! MTU check (routers do not fragment IPv6) and the way to a neighbour.
+//! The IPv6 transmitters (DR, NAT, IPv6-in-IPv6; NAT's rewrite is in
+//! `nat_rewrite.rs`), the MTU check (routers do not fragment IPv6) and the
+//! way to a neighbour.
 
 use std::net::Ipv6Addr;
 
 use rvs_ipvs::{TunKind, TunSpec};
-use rvs_packet::checksum;
 use rvs_packet::ipv6::{self, next_header, Ipv6Packet};
 
+use super::nat_rewrite::{rewrite_v6, Side};
 use super::v6::IP;
-use super::xmit::{rewrite_ports, Side};
 use super::{Step, Verdict, Worker};
 use crate::buf::PacketBuf;
 use crate::counters::DropReason;
-
-/// Rewrites one end of the IPv6 packet in `ipbuf` and fixes the transport
-/// checksum incrementally (IPv6 has no header checksum). The transport
-/// header may sit behind extension headers; a fragment other than the
-/// first has none, and gets the address alone (as for IPv4).
-pub(super) fn rewrite_v6(ipbuf: &mut [u8], side: Side, addr: Ipv6Addr, port: u16) -> Step<()> {
-    let mut ip = Ipv6Packet::new_checked(&mut *ipbuf).map_err(|_| DropReason::TruncatedIpv6)?;
-    let old = if side == Side::Dst {
-        ip.dst()
-    } else {
-        ip.src()
-    };
-    match side {
-        Side::Dst => ip.set_dst(addr),
-        Side::Src => ip.set_src(addr),
-    }
-    let (nh, l4) = match ip.next_header() {
-        nh @ (next_header::TCP | next_header::UDP) => (nh, ip.payload_mut()),
-        nh if !next_header::is_walked_extension(nh) => return Ok(()),
-        _ => {
-            let u = ipv6::upper_layer(&ipbuf[..]).map_err(|_| DropReason::Ipv6ExtHeaders)?;
-            if u.fragment.is_some_and(|f| f.offset != 0) {
-                return Ok(());
-            }
-            let end = ipv6::HEADER_LEN
-                + Ipv6Packet::new_checked(&ipbuf[..])
-                    .map_err(|_| DropReason::TruncatedIpv6)?
-                    .payload_len() as usize;
-            (u.protocol, &mut ipbuf[u.offset..end])
-        }
-    };
-    rewrite_ports(l4, nh, side, port, false, |c| {
-        checksum::update128(c, old, addr)
-    })
-}
 
 impl Worker {
     /// Direct routing: the frame re-addressed to the real server's MAC.
