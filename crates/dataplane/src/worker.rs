@@ -17,9 +17,11 @@
 //! - `v4.rs`, `v6.rs`: the two address families as received; `icmp.rs`,
 //!   `icmp6.rs`: ICMP and ICMPv6 (neighbour discovery included);
 //!   `frag.rs`: fragments.
-//! - `conntrack.rs`: connection tracking and scheduling, for both families.
-//! - `xmit.rs`, `xmit6.rs`: the transmitters, routing and neighbour
-//!   resolution.
+//! - `conntrack.rs`: connection tracking and scheduling, written once for
+//!   both families (`track`, `icmp_error_about`).
+//! - `xmit.rs`, `xmit6.rs`: the transmitters (`Worker::xmit` picks one by
+//!   method and family), routing and neighbour resolution;
+//!   `nat_rewrite.rs`: NAT's rewrite, both families.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::AtomicU64;
