@@ -613,8 +613,9 @@ impl Bench {
                 "### {}\n\n{}",
                 sc.name,
                 p.table
-                    .replace(" on ", " (this) ")
-                    .replace(" off ", " (base) ")
+                    .replace("this build on Mpps", "this build Mpps")
+                    .replace("this build off Mpps", "base Mpps")
+                    .replace("on / off", "this / base")
             );
             let ratios: Vec<String> = p.ratios.iter().map(|r| format!("{r:.3}")).collect();
             let _ = writeln!(
