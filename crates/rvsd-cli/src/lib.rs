@@ -52,8 +52,10 @@ pub struct Args {
     /// Same as --check-config (older spelling).
     #[arg(long, hide = true)]
     pub check: bool,
-    /// Benchmark mode: run this many seconds, record per-burst times, then
-    /// print a JSON summary (rates, burst-time percentiles) and exit.
+    /// Benchmark mode: run this many seconds, then print a JSON summary
+    /// (rates; burst-time percentiles when rvsd is built with the
+    /// `burst-histogram` feature, as `cargo xtask bench` builds it) and
+    /// exit.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub run_for: Option<f64>,
 }
