@@ -495,14 +495,17 @@ impl Bench {
         off: Scenario,
         progress: &mut Progress,
     ) -> Result<Paired> {
-        self.paired_with(what, on, self, off, progress)
+        let (on_name, off_name) = (format!("{what} on"), format!("{what} off"));
+        let names = [on_name.as_str(), off_name.as_str(), "on / off"];
+        self.paired_with(names, on, self, off, progress)
     }
 
     /// The pairs of [`Self::paired_cost`], the "off" side run by `base`'s
     /// binaries (this build's own, or another build's: `against`).
+    /// `names`: the two sides' names and their ratio's, for the table.
     fn paired_with(
         &self,
-        what: &str,
+        [on_name, off_name, ratio_name]: [&str; 3],
         on: Scenario,
         base: &Bench,
         off: Scenario,
@@ -510,31 +513,29 @@ impl Bench {
     ) -> Result<Paired> {
         let pairs = if self.quick { 1 } else { PAIRS };
         let pcaps = self.pcaps(&on)?;
-        let mut t =
-            format!("| pair | {what} on Mpps | {what} off Mpps | on / off |\n|---|---|---|---|\n");
+        let mut t = format!(
+            "| pair | {on_name} Mpps | {off_name} Mpps | {ratio_name} |\n|---|---|---|---|\n"
+        );
         let mut ratios = Vec::new();
         let mut all = Vec::new();
         let mut last_on = None;
         for i in 1..=pairs {
-            let mut pps = |sc: &Scenario, side: &str| -> Result<(f64, serde_json::Value)> {
-                progress.step(
-                    &format!("{what} {side}, pair {i} of {pairs}"),
-                    self.rvsd_secs(sc),
-                );
-                let by = if side == "on" { self } else { base };
-                let r = by.rvsd(sc, &pcaps)?;
-                let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
-                anyhow::ensure!(pps > 0.0, "no packets forwarded");
-                Ok((pps, r))
-            };
+            let mut pps =
+                |by: &Bench, sc: &Scenario, side: &str| -> Result<(f64, serde_json::Value)> {
+                    progress.step(&format!("{side}, pair {i} of {pairs}"), self.rvsd_secs(sc));
+                    let r = by.rvsd(sc, &pcaps)?;
+                    let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
+                    anyhow::ensure!(pps > 0.0, "no packets forwarded");
+                    Ok((pps, r))
+                };
             // Which side runs first alternates, so that whatever favours
             // the first (or second) run of a pair favours neither side.
             let ((a, on_run), (b, _)) = if i % 2 == 1 {
-                let a = pps(&on, "on")?;
-                (a, pps(&off, "off")?)
+                let a = pps(self, &on, on_name)?;
+                (a, pps(base, &off, off_name)?)
             } else {
-                let b = pps(&off, "off")?;
-                (pps(&on, "on")?, b)
+                let b = pps(base, &off, off_name)?;
+                (pps(self, &on, on_name)?, b)
             };
             last_on = Some(on_run);
             ratios.push(a / b);
@@ -549,7 +550,7 @@ impl Bench {
         }
         ratios.sort_by(f64::total_cmp);
         let median = ratios[ratios.len() / 2];
-        let _ = writeln!(t, "\nMedian on / off: {median:.3}");
+        let _ = writeln!(t, "\nMedian {ratio_name}: {median:.3}");
         Ok(Paired {
             table: t,
             median,
@@ -561,7 +562,7 @@ impl Bench {
     /// This build against the rvsd and rvsadm in `base` (built from another
     /// commit), row by row: DR, NAT, TUN and IPv6 DR over 1 M established
     /// flows, and the new-flow row, each in pairs of alternating runs
-    /// ("on" is this build); for a change that must leave the rates as
+    /// (this build against `base`); for a change that must leave the rates as
     /// they were.
     pub fn against(&self, base: &Path) -> Result<String> {
         for b in ["rvsd", "rvsadm"] {
@@ -607,16 +608,9 @@ impl Bench {
         let mut out = String::new();
         let mut summary = String::from("| row | this / base (median) | pairs |\n|---|---|---|\n");
         for sc in rows {
-            let p = self.paired_with("this build", sc, &other, sc, &mut progress)?;
-            let _ = writeln!(
-                out,
-                "### {}\n\n{}",
-                sc.name,
-                p.table
-                    .replace("this build on Mpps", "this build Mpps")
-                    .replace("this build off Mpps", "base Mpps")
-                    .replace("on / off", "this / base")
-            );
+            let names = ["this build", "base", "this / base"];
+            let p = self.paired_with(names, sc, &other, sc, &mut progress)?;
+            let _ = writeln!(out, "### {}\n\n{}", sc.name, p.table);
             let ratios: Vec<String> = p.ratios.iter().map(|r| format!("{r:.3}")).collect();
             let _ = writeln!(
                 summary,
