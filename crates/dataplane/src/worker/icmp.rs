@@ -130,8 +130,8 @@ impl Worker {
                     self.translate_icmp(pkt.data_mut(), &q, Side::Dst, d, t.dport)?;
                     self.send_routed(pkt.data_mut(), d, now_ms)
                 }
-                (FwdMethod::Masq, IpAddr::V6(_)) => Err(DropReason::UnsupportedForwarding),
-                // DR and TUN servers get the error as it is.
+                // DR and TUN servers get the error as it is (a connection of
+                // the other family is dropped there).
                 _ => self.xmit(port, pkt, false, t, now_ms),
             },
             ErrorAbout::Out { vaddr, vport } => {

@@ -217,7 +217,8 @@ impl Worker {
                     translate_icmp6(frame, Side::Dst, d, t.dport)?;
                     self.send6(frame, d, now_ms)
                 }
-                (FwdMethod::Masq, IpAddr::V4(_)) => Err(DropReason::UnsupportedForwarding),
+                // DR and TUN servers get the error as it is (a connection of
+                // the other family is dropped there).
                 _ => self.xmit(port, pkt, true, t, now_ms),
             },
             // Routed by the director, as a NAT reply is (`xmit6_nat_out`):
