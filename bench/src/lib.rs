@@ -1,5 +1,7 @@
 //! Benchmark support. Each benchmark is a binary under `src/bin/`.
 
+pub mod frames;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 

@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+/// 1k, 100k, 10M.
+fn flows_label(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1000 && n % 1000 == 0 => format!("{}k", n / 1000),
+        n => n.to_string(),
+    }
+}
+
 fn rx_args(pcaps: &[PathBuf]) -> String {
     pcaps
         .iter()
@@ -59,6 +68,19 @@ struct Scenario {
     /// The connection sync daemon's master, on the port's kernel interface
     /// (`kernel` must be on); on and off in the pair that measures it.
     sync: bool,
+    /// Where the packets come from.
+    source: Source,
+}
+
+/// Where a run's packets come from.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    /// A `pktgen` capture, replayed from mbufs by net_pcap (`infinite_rx`).
+    Capture,
+    /// `flowgen`, on a CPU of its own, over a memif pair: the same ACKs made
+    /// on the fly, for flow counts whose capture would not fit in mbufs
+    /// (the flow-count sweep).
+    Generator,
 }
 
 /// How a capture is split over the workers' receive queues.
@@ -76,7 +98,66 @@ enum Split {
 struct Run {
     testpmd_5tswap: f64,
     testpmd_macswap: f64,
+    /// flowgen's summary of testpmd's 5tswap run, when it was the source
+    /// (rvsd's is in `rvsd["generator"]`).
+    testpmd_generator: Option<serde_json::Value>,
     rvsd: serde_json::Value,
+}
+
+/// A running `flowgen` (see `bench/src/bin/flowgen.rs`), the source of the
+/// [`Source::Generator`] rows; killed if dropped before [`Self::finish`].
+struct Flowgen {
+    child: Option<std::process::Child>,
+}
+
+impl Flowgen {
+    /// Starts it against the measured side's memif socket, on CPU 0 (the
+    /// measured worker runs on CPU 1), for at most `bound_secs`.
+    fn start(bench: &Bench, sc: &Scenario, bound_secs: u64) -> Result<Flowgen> {
+        let child = Command::new(bench.bin.join("flowgen"))
+            .arg("--socket")
+            .arg(bench.memif_socket())
+            .args(["--flows", &sc.flows.to_string()])
+            .args(["--size", &sc.size.to_string()])
+            .args(["--cpu", "0", "--seconds", &bound_secs.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting flowgen")?;
+        Ok(Flowgen { child: Some(child) })
+    }
+
+    /// Stops it (SIGINT) and returns its summary: frames sent, and how
+    /// many of its tries to send a burst the measured side refused.
+    fn finish(mut self) -> Result<serde_json::Value> {
+        let child = self.child.take().context("flowgen already finished")?;
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .with_context(|| format!("flowgen printed no summary ({})", out.status))?;
+        let v: serde_json::Value = serde_json::from_str(json)?;
+        anyhow::ensure!(
+            v["sent"].as_u64().unwrap_or(0) > 0,
+            "flowgen sent nothing: its memif never connected"
+        );
+        Ok(v)
+    }
+}
+
+impl Drop for Flowgen {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 pub struct Bench {
@@ -124,6 +205,12 @@ impl Bench {
             kernel: false,
             sync: false,
             split: Split::Owner,
+            source: Source::Capture,
+        };
+        // The flow-count sweep: established DR from flowgen, one worker.
+        let generated = |name, flows| Scenario {
+            source: Source::Generator,
+            ..s(name, "ack", flows, "-g", 1)
         };
         if self.quick {
             return vec![
@@ -133,6 +220,7 @@ impl Bench {
                     split: Split::Rss,
                     ..s("DR, established, RSS split", "ack", 1000, "-g", 2)
                 },
+                generated("DR, established, generated", 1000),
             ];
         }
         let m = 1_000_000;
@@ -175,6 +263,10 @@ impl Bench {
                 churn: true,
                 ..s("DR, mix, config change every second", "mix", m, "-g", 1)
             },
+            generated("DR, established, 1k flows, generated", 1000),
+            generated("DR, established, 100k flows, generated", 100_000),
+            generated("DR, established, 1M flows, generated", m),
+            generated("DR, established, 10M flows, generated", 10 * m),
         ]
     }
 
@@ -183,6 +275,9 @@ impl Bench {
     /// [`Split`]).
     fn pcaps(&self, sc: &Scenario) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(&self.dir)?;
+        if sc.source == Source::Generator {
+            return Ok(Vec::new());
+        }
         let (split_name, split_arg) = match sc.split {
             Split::Owner => ("of", "--shard"),
             Split::Rss => ("rss", "--rss"),
@@ -228,10 +323,11 @@ impl Bench {
     /// 1.5 M packets only fit with small buffers (a pool of 2 M 2 KiB mbufs
     /// cannot be allocated on ordinary pages here); both sides then use them.
     fn sizing(sc: &Scenario) -> Sizing {
-        let packets = if sc.traffic == "synfin" {
-            2 * sc.flows
-        } else {
-            sc.flows
+        let packets = match (sc.source, sc.traffic) {
+            // Only what is in flight between flowgen and the daemon.
+            (Source::Generator, _) => 0,
+            (_, "synfin") => 2 * sc.flows,
+            _ => sc.flows,
         };
         let mbufs = packets + 65536;
         let data_room: u64 = if packets > 1_500_000 { 256 } else { 2048 };
@@ -246,6 +342,24 @@ impl Bench {
         }
     }
 
+    /// The port's device: the capture replayed forever, or the server end
+    /// of flowgen's memif pair.
+    fn device(&self, sc: &Scenario, pcaps: &[PathBuf]) -> String {
+        match sc.source {
+            Source::Capture => format!("net_pcap0,{},infinite_rx=1", rx_args(pcaps)),
+            // net_pcap's MAC ("pcap"), which flowgen's frames are sent to
+            // as pktgen's are.
+            Source::Generator => format!(
+                "net_memif0,role=server,socket={},socket-abstract=no,mac=02:70:63:61:70:00",
+                self.memif_socket().display()
+            ),
+        }
+    }
+
+    fn memif_socket(&self) -> PathBuf {
+        self.dir.join("memif.sock")
+    }
+
     fn lcores(workers: usize) -> String {
         // Main lcore 0; workers 1..; on small machines extra lcores share
         // CPUs round robin.
@@ -256,13 +370,19 @@ impl Bench {
             .join(",")
     }
 
-    fn testpmd(&self, sc: &Scenario, pcaps: &[PathBuf], mode: &str) -> Result<f64> {
+    /// testpmd's median rate, and flowgen's summary when it was the source.
+    fn testpmd(
+        &self,
+        sc: &Scenario,
+        pcaps: &[PathBuf],
+        mode: &str,
+    ) -> Result<(f64, Option<serde_json::Value>)> {
         let Sizing {
             mb,
             mbufs,
             data_room,
         } = Self::sizing(sc);
-        let rx = rx_args(pcaps);
+        let _ = std::fs::remove_file(self.memif_socket());
         // Loading the capture into mbufs takes a while before forwarding,
         // longer on a loaded machine: testpmd is stopped once it has
         // forwarded for the warm-up and the measuring time, or at this cap.
@@ -281,7 +401,7 @@ impl Bench {
                 // benchmarks, tests) never share runtime files.
                 &format!("rvsbench{}", std::process::id()),
             ])
-            .arg(format!("--vdev=net_pcap0,{rx},infinite_rx=1"))
+            .arg(format!("--vdev={}", self.device(sc, pcaps)))
             .arg("--")
             .arg(format!("--forward-mode={mode}"))
             .args([
@@ -306,6 +426,8 @@ impl Bench {
         let warm_up = 2;
         let wanted = warm_up + self.secs.ceil() as usize;
         let mut pps: Vec<f64> = Vec::new();
+        let mut flowgen: Option<Flowgen> = None;
+        let mut generated = None;
         let stdout = child.stdout.take().context("testpmd's stdout")?;
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
             let Some(v) = line?
@@ -315,10 +437,18 @@ impl Bench {
             else {
                 continue;
             };
+            // Its first statistics come after its port started: flowgen's
+            // memif client can connect now.
+            if sc.source == Source::Generator && flowgen.is_none() && pps.len() < wanted {
+                flowgen = Some(Flowgen::start(self, sc, cap)?);
+            }
             if v > 0.0 || !pps.is_empty() {
                 pps.push(v);
             }
             if pps.len() == wanted {
+                if let Some(g) = flowgen.take() {
+                    generated = Some(g.finish()?);
+                }
                 // SIGINT to `timeout`, which hands it on: testpmd stops its
                 // ports and exits cleanly.
                 let _ = Command::new("kill")
@@ -326,11 +456,12 @@ impl Bench {
                     .status();
             }
         }
+        drop(flowgen);
         let out = child.wait_with_output()?;
         let measured = pps.get(warm_up..).unwrap_or_default();
         let mut sorted = measured.to_vec();
         sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len() / 2).copied().with_context(|| {
+        let median = sorted.get(sorted.len() / 2).copied().with_context(|| {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
             format!(
@@ -339,7 +470,8 @@ impl Bench {
                 out.status,
                 tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
             )
-        })
+        })?;
+        Ok((median, generated))
     }
 
     fn rvsd(&self, sc: &Scenario, pcaps: &[PathBuf]) -> Result<serde_json::Value> {
@@ -348,7 +480,8 @@ impl Bench {
             mbufs,
             data_room,
         } = Self::sizing(sc);
-        let rx = rx_args(pcaps);
+        let device = self.device(sc, pcaps);
+        let _ = std::fs::remove_file(self.memif_socket());
         let socket = self.dir.join("rvsd.sock");
         let lcores: Vec<String> = (1..=sc.workers).map(|l| l.to_string()).collect();
         let mut statics = String::new();
@@ -360,7 +493,7 @@ impl Bench {
         }
         let cfg = format!(
             "[dpdk]\nhugepages = \"off\"\nmemory_mb = {mb}\nmbufs = {mbufs}\nmbuf_data_room = {data_room}\n\n\
-[[port]]\nname = \"pcap\"\ndevice = \"net_pcap0,{rx},infinite_rx=1\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\nkernel_interface = {kernel}\n\n\
+[[port]]\nname = \"pcap\"\ndevice = \"{device}\"\naddress = \"10.99.0.254/16\"\naddress6 = \"fd00:99::fe/64\"\nkernel_interface = {kernel}\n\n\
 [workers]\nlcores = [{l}]\nidle_empty_polls = 0\nflow_seed = {BENCH_FLOW_SEED}\n\n\
 [connections]\ncapacity_per_worker = {cap}\nsloppy_tcp = true\n\n\
 [stats]\nenabled = {stats}\n\n\
@@ -382,9 +515,16 @@ impl Bench {
         } else {
             Command::new(&rvsd)
         };
+        // flowgen's flows open their connections on its first pass over
+        // them, at the new-connection rate (about 2 M/s): not measured.
+        let warm_up = match sc.source {
+            Source::Capture => 2.0,
+            Source::Generator => 3.0 + sc.flows as f64 / 2e6,
+        };
         let mut child = child
             .args(["--config", cfg_path.to_str().unwrap()])
-            .args(["--run-for", &format!("{}", self.secs + 2.0)])
+            .args(["--run-for", &format!("{}", self.secs + warm_up)])
+            .args(["--warm-up", &format!("{warm_up}")])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -430,6 +570,10 @@ impl Bench {
         if sc.sync {
             rvsadm("--start-daemon master --mcast-interface pcap")?;
         }
+        let flowgen = match sc.source {
+            Source::Generator => Some(Flowgen::start(self, sc, (self.secs + warm_up) as u64 + 30)?),
+            Source::Capture => None,
+        };
         if sc.churn {
             let mut w = 1;
             while child.try_wait()?.is_none() {
@@ -446,13 +590,18 @@ impl Bench {
             }
         }
         let out = child.wait_with_output()?;
+        let generated = flowgen.map(Flowgen::finish).transpose()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let json = text
             .lines()
             .rev()
             .find(|l| l.starts_with('{'))
             .context("rvsd printed no summary")?;
-        Ok(serde_json::from_str(json)?)
+        let mut summary: serde_json::Value = serde_json::from_str(json)?;
+        if let Some(g) = generated {
+            summary["generator"] = g;
+        }
+        Ok(summary)
     }
 
     /// `conn-memory`'s output (bytes per IPv4 connection at 1 M and 10 M
@@ -640,6 +789,7 @@ impl Bench {
             kernel: false,
             sync: false,
             split: Split::Owner,
+            source: Source::Capture,
         }
     }
 
@@ -776,6 +926,101 @@ Connections synced in the last \"on\" run: {offered}
             .context("criterion's estimates hold no median")
     }
 
+    /// One row: testpmd and rvsd on the scenario's traffic. A failed
+    /// measurement is reported and counts 0; a capture that could not be
+    /// made skips the row.
+    fn measure(&self, sc: Scenario, progress: &mut Progress) -> Option<(Scenario, Run)> {
+        let label = format!(
+            "{} ({} worker{})",
+            sc.name,
+            sc.workers,
+            if sc.workers > 1 { "s" } else { "" }
+        );
+        let pcap = match self.pcaps(&sc) {
+            Ok(p) => p,
+            Err(e) => {
+                progress.print(&format!("{}: {e:#}", sc.name));
+                return None;
+            }
+        };
+        // A failed measurement is reported as 0 and the run goes on.
+        progress.step(&format!("{label}: testpmd 5tswap"), self.testpmd_secs(&sc));
+        let (testpmd_5tswap, testpmd_generator) =
+            self.testpmd(&sc, &pcap, "5tswap").unwrap_or_else(|e| {
+                progress.print(&format!("{}: {e:#}", sc.name));
+                (0.0, None)
+            });
+        // macswap is the capture rows' second reference; the sweep
+        // compares with 5tswap alone.
+        let testpmd_macswap = if self.quick || sc.source == Source::Generator {
+            0.0
+        } else {
+            progress.step(&format!("{label}: testpmd macswap"), self.testpmd_secs(&sc));
+            match self.testpmd(&sc, &pcap, "macswap") {
+                Ok((pps, _)) => pps,
+                Err(e) => {
+                    progress.print(&format!("{}: {e:#}", sc.name));
+                    0.0
+                }
+            }
+        };
+        progress.step(&format!("{label}: rvsd"), self.rvsd_secs(&sc));
+        let rvsd = self.rvsd(&sc, &pcap).unwrap_or_else(|e| {
+            progress.print(&format!("{}: {e:#}", sc.name));
+            serde_json::json!({})
+        });
+        Some((
+            sc,
+            Run {
+                testpmd_5tswap,
+                testpmd_macswap,
+                testpmd_generator,
+                rvsd,
+            },
+        ))
+    }
+
+    /// `--sweep`: the flow-count sweep alone (flowgen as the source; 1k
+    /// flows with --quick): the rows and the sweep's table.
+    pub fn sweep(&self) -> Result<String> {
+        let rows: Vec<Scenario> = self
+            .scenarios()
+            .into_iter()
+            .filter(|s| s.source == Source::Generator)
+            .collect();
+        let total = rows
+            .iter()
+            .map(|sc| self.rvsd_secs(sc) + self.testpmd_secs(sc))
+            .sum();
+        let mut progress = Progress::new(total, Path::new("/dev/null"));
+        let rows: Vec<(Scenario, Run)> = rows
+            .into_iter()
+            .filter_map(|sc| self.measure(sc, &mut progress))
+            .collect();
+        progress.finish();
+        if self.quick {
+            Self::quick_check(&rows)?;
+        }
+        Ok(format!(
+            "{}\n{}",
+            self.table(&rows),
+            Self::sweep_table(&rows)
+        ))
+        .map(|mut out| {
+            for (sc, r) in &rows {
+                let _ = writeln!(
+                    out,
+                    "{}: rvsd's drops by reason: {}; flowgen: {} (to testpmd), {} (to rvsd)",
+                    sc.name,
+                    r.rvsd["drop_reasons"],
+                    r.testpmd_generator.clone().unwrap_or_default(),
+                    r.rvsd["generator"]
+                );
+            }
+            out
+        })
+    }
+
     pub fn run(&self) -> Result<()> {
         let scenarios = self.scenarios();
         // The plan, with each step's expected seconds, for the progress
@@ -799,52 +1044,15 @@ Connections synced in the last \"on\" run: {offered}
         );
         let (memory, memory_rows) = self.conn_memory()?;
         progress.print(&memory);
-        let mut rows = Vec::new();
-        for sc in scenarios {
-            let label = format!(
-                "{} ({} worker{})",
-                sc.name,
-                sc.workers,
-                if sc.workers > 1 { "s" } else { "" }
-            );
-            let pcap = match self.pcaps(&sc) {
-                Ok(p) => p,
-                Err(e) => {
-                    progress.print(&format!("{}: {e:#}", sc.name));
-                    continue;
-                }
-            };
-            // A failed measurement is reported as 0 and the run goes on.
-            let or_zero = |progress: &Progress, r: Result<f64>| {
-                r.unwrap_or_else(|e| {
-                    progress.print(&format!("{}: {e:#}", sc.name));
-                    0.0
-                })
-            };
-            progress.step(&format!("{label}: testpmd 5tswap"), self.testpmd_secs(&sc));
-            let testpmd_5tswap = or_zero(&progress, self.testpmd(&sc, &pcap, "5tswap"));
-            let testpmd_macswap = if self.quick {
-                0.0
-            } else {
-                progress.step(&format!("{label}: testpmd macswap"), self.testpmd_secs(&sc));
-                or_zero(&progress, self.testpmd(&sc, &pcap, "macswap"))
-            };
-            progress.step(&format!("{label}: rvsd"), self.rvsd_secs(&sc));
-            let rvsd = self.rvsd(&sc, &pcap).unwrap_or_else(|e| {
-                progress.print(&format!("{}: {e:#}", sc.name));
-                serde_json::json!({})
-            });
-            rows.push((
-                sc,
-                Run {
-                    testpmd_5tswap,
-                    testpmd_macswap,
-                    rvsd,
-                },
-            ));
-        }
+        let rows: Vec<(Scenario, Run)> = scenarios
+            .into_iter()
+            .filter_map(|sc| self.measure(sc, &mut progress))
+            .collect();
         let table = self.table(&rows);
         progress.print(&table);
+        if rows.iter().any(|(s, _)| s.source == Source::Generator) {
+            progress.print(&Self::sweep_table(&rows));
+        }
         for (sc, r) in &rows {
             if r.rvsd["drops"].as_u64().unwrap_or(0) > 0 {
                 progress.print(&format!(
@@ -987,16 +1195,10 @@ Connections synced in the last \"on\" run: {offered}
 
     /// (flows, testpmd 5tswap Mpps, rvsd forwarded Mpps) of the DR rows
     /// that differ only in their number of flows.
+    /// The flowgen rows (1 k to 10 M flows), which share one source.
     fn flow_sweep(rows: &[(Scenario, Run)]) -> Vec<(u64, f64, f64)> {
         rows.iter()
-            .filter(|(s, _)| {
-                s.traffic == "ack"
-                    && s.fwd == "-g"
-                    && s.size == 64
-                    && !s.ipv6
-                    && s.workers == 1
-                    && !s.churn
-            })
+            .filter(|(s, _)| s.source == Source::Generator)
             .map(|(s, r)| {
                 (
                     s.flows,
@@ -1005,6 +1207,45 @@ Connections synced in the last \"on\" run: {offered}
                 )
             })
             .collect()
+    }
+
+    /// The flow-count sweep's table: each side's rate with flowgen as the
+    /// source, flowgen's rate, and the share of its tries to send a burst
+    /// that the measured side refused (its ring was full). A side that
+    /// refused none kept up with flowgen: its rate is flowgen's, a floor of
+    /// what it could do.
+    fn sweep_table(rows: &[(Scenario, Run)]) -> String {
+        // flowgen's rate over its whole run, and the share of its tries to
+        // send a burst that the measured side did not take whole.
+        let offered = |g: Option<&serde_json::Value>| {
+            let Some(g) = g else {
+                return "-".to_string();
+            };
+            let n = |k: &str| g[k].as_f64().unwrap_or(0.0);
+            format!(
+                "{:.2} ({:.1} %)",
+                n("sent_pps") / 1e6,
+                100.0 * n("refused_tries") / n("tries").max(1.0)
+            )
+        };
+        let mut t = String::from(
+            "| flows | testpmd 5tswap Mpps | rvsd forwarded Mpps | rvsd drops/s | forwarded / 5tswap | flowgen Mpps to testpmd (tries refused) | flowgen Mpps to rvsd (tries refused) |\n|---|---|---|---|---|---|---|\n",
+        );
+        for (sc, r) in rows.iter().filter(|(s, _)| s.source == Source::Generator) {
+            let f = |k: &str| r.rvsd[k].as_f64().unwrap_or(0.0);
+            let _ = writeln!(
+                t,
+                "| {} | {:.2} | {:.2} | {:.0} | {:.2} | {} | {} |",
+                flows_label(sc.flows),
+                r.testpmd_5tswap / 1e6,
+                f("fwd_pps") / 1e6,
+                f("drop_pps"),
+                f("fwd_pps") / r.testpmd_5tswap.max(1.0),
+                offered(r.testpmd_generator.as_ref()),
+                offered(r.rvsd.get("generator")),
+            );
+        }
+        t
     }
 
     /// Every row's burst-time distribution: (row, [(quantile, µs)]).
@@ -1092,7 +1333,12 @@ Connections synced in the last \"on\" run: {offered}
                 .filter(|&v| v > 0.0)
         };
         let dr1m = |s: &Scenario| {
-            s.traffic == "ack" && s.fwd == "-g" && s.flows == 1_000_000 && s.size == 64 && !s.ipv6
+            s.traffic == "ack"
+                && s.fwd == "-g"
+                && s.flows == 1_000_000
+                && s.size == 64
+                && !s.ipv6
+                && s.source == Source::Capture
         };
         let dr_one = |s: &Scenario| dr1m(s) && s.workers == 1 && !s.churn;
         let rss_two = |s: &Scenario| dr1m(s) && s.workers == 2 && s.split == Split::Rss;
@@ -1242,6 +1488,32 @@ Connections synced in the last \"on\" run: {offered}
         let noise = format!(
             "The machine is a shared VM; how much that moves the figures, in this run: the paired counting on / off ratios ranged {klo:.3}-{khi:.3}, and rvsd's paired end-to-end new-connection ratios (one real server) {nlo:.2}-{nhi:.2}."
         );
+        let sweep = if r.rows.iter().any(|(s, _)| s.source == Source::Generator) {
+            let warm = r
+                .rows
+                .iter()
+                .filter(|(s, _)| s.source == Source::Generator)
+                .filter_map(|(s, run)| Some((s.flows, run.rvsd["warmup_seconds"].as_f64()?)))
+                .map(|(n, w)| format!("{w:.1} s at {}", flows_label(n)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "## Flow-count sweep\n\n\
+A capture of 10 M flows does not fit in a pool of mbufs, so these rows take their packets from `flowgen` \
+(`bench/src/bin/flowgen.rs`) on CPU 0, over a memif pair (DPDK's `net_memif`; flowgen is the zero-copy client, \
+the measured side the server, its worker alone on CPU 1): the `ack` captures' frames, flow after flow, each made \
+by patching a template. Both sides pay the same per packet for the link: the measured side copies each packet out \
+of flowgen's buffers on receive, as net_pcap copies out of its capture, and into them on transmit, where net_pcap \
+only frees; flowgen frees what comes back. rvsd's rates are taken after its first pass over the flows, which opens \
+their connections (warm-up: {warm}). \"Tries refused\" is the share of flowgen's tries to send a burst \
+that the measured side did not take whole, its ring being full: where it is high, the measured side set the pace. A side that \
+refused none kept up with flowgen: its figure is then flowgen's rate, a floor of what it can do, and \"forwarded / 5tswap\" \
+understates or overstates rvsd by as much.\n\n{}\n",
+                Self::sweep_table(r.rows)
+            )
+        } else {
+            String::new()
+        };
         let plan = r.e2e.plan;
         format!(
             "# Benchmark results\n\n\
@@ -1261,7 +1533,8 @@ Burst times are rx-to-tx per non-empty pass of the poll loop (a group of up to `
 `crates/dataplane/src/run.rs`), in hdrhistogram (a pass runs from one clock reading at the top of the poll loop to the next, \
 so it includes its slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
 takes the connection to TIME_WAIT, so on the next pass the SYN opens a new one (IPVS's conn_reuse_mode) and every \
-SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate.{small_pool}{placement}\n\n{table}\n{plots}\n\
+SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate.{small_pool}{placement} \
+The rows marked \"generated\" take their packets from `flowgen` instead (the flow-count sweep, below).\n\n{table}\n{sweep}{plots}\n\
 ## End to end\n\n\
 The walkthrough's namespaces: one client, two real servers running nginx (one worker process each), and in the \
 director's place rvsd (DR, af_packet, one worker with idle back-off), nginx `stream` (one worker process) or \
@@ -1323,6 +1596,7 @@ DPDK's `rte_hash_lookup_bulk`; `hashbrown`, used before, exposes no bucket addre
 The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {noise}\n",
             secs = self.secs,
             table = r.table,
+            sweep = sweep,
             plots = r.plots,
             threads = crate::bench_e2e::WRK_THREADS,
             conns = crate::bench_e2e::WRK_CONNECTIONS,
@@ -1816,6 +2090,7 @@ mod tests {
         let run = |fwd: f64, testpmd: f64| Run {
             testpmd_5tswap: testpmd,
             testpmd_macswap: testpmd,
+            testpmd_generator: None,
             rvsd: serde_json::json!({
                 "rx_pps": fwd, "fwd_pps": fwd, "drop_pps": 0.0, "handed_over": 0.5,
                 "warmup_seconds": 2.0, "new_conns_per_s": 1e6,
@@ -1827,15 +2102,36 @@ mod tests {
         for sc in bench.scenarios() {
             // DR 1 worker 0.70 of testpmd (met), new flows 0.40 (missed),
             // RSS 2 workers 1.5× one (missed).
-            let r = if sc.new_flows {
+            let mut r = if sc.new_flows {
                 run(4e6, 10e6)
             } else if sc.split == Split::Rss {
                 run(10.5e6, 20e6)
             } else {
                 run(7e6, 10e6)
             };
+            if sc.source == Source::Generator {
+                // testpmd kept up with flowgen; rvsd refused a quarter of
+                // flowgen's tries.
+                r.testpmd_generator =
+                    Some(serde_json::json!({"tries": 1000, "refused_tries": 0, "sent_pps": 10e6}));
+                r.rvsd["generator"] =
+                    serde_json::json!({"tries": 1000, "refused_tries": 250, "sent_pps": 8e6});
+            }
             rows.push((sc, r));
         }
+        let sweep = Bench::sweep_table(&rows);
+        assert!(
+            sweep.contains("| 10M | 10.00 | 7.00 | 0 | 0.70 | 10.00 (0.0 %) | 8.00 (25.0 %) |"),
+            "{sweep}"
+        );
+        assert_eq!(sweep.lines().count(), 2 + 4, "{sweep}");
+        assert_eq!(
+            Bench::flow_sweep(&rows)
+                .iter()
+                .map(|p| p.0)
+                .collect::<Vec<_>>(),
+            [1000, 100_000, 1_000_000, 10_000_000]
+        );
         let memory_rows = [
             MemoryRow {
                 conns: 1_000_000,
@@ -1920,6 +2216,8 @@ mod tests {
             "warm-up of 2.0 s",
             "wrk -t2 -c32 for 5 s",
             "| 50.0 % |",
+            "## Flow-count sweep",
+            "(warm-up: 2.0 s at 1k, 2.0 s at 100k, 2.0 s at 1M, 2.0 s at 10M)",
         ] {
             assert!(report.contains(want), "report lacks {want:?}:\n{report}");
         }

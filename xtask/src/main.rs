@@ -85,6 +85,11 @@ enum Task {
         /// build; debug with --quick); prints the row, writes nothing.
         #[arg(long)]
         flood: bool,
+        /// Only the flow-count sweep: testpmd and rvsd with `flowgen` as
+        /// the source over memif, 1k to 10M flows (1k with --quick);
+        /// prints the rows, writes nothing.
+        #[arg(long)]
+        sweep: bool,
     },
     /// Failover and rejoin on the cluster lab: long-lived connections
     /// spread by ECMP over the directors, one rvsd killed and restarted,
@@ -347,6 +352,14 @@ fn main() -> Result<()> {
                 on.established_lost(),
                 on.legit_completion() * 100.0
             );
+            Ok(())
+        }
+        Task::Bench {
+            sweep: true, quick, ..
+        } => {
+            setup()?;
+            build_for_bench(!quick)?;
+            println!("{}", bench::Bench::new(&root(), quick).sweep()?);
             Ok(())
         }
         Task::Bench { quick, .. } => {

@@ -43,7 +43,8 @@ use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use clap::{Parser, ValueEnum};
-use rvs_packet::{checksum, MacAddr};
+use rvs_bench::frames::{self, FrameSpec, ACK, FIN, SYN};
+use rvs_packet::MacAddr;
 
 #[derive(Clone, Copy, PartialEq, Debug, ValueEnum)]
 enum Traffic {
@@ -135,7 +136,6 @@ struct Opts {
     flows: u64,
     traffic: Traffic,
     size: usize,
-    ipv6: bool,
     vip: IpAddr,
     vport: u16,
     dst_mac: [u8; 6],
@@ -163,7 +163,6 @@ fn parse() -> Opts {
         flows: a.flows,
         traffic: a.traffic,
         size: a.size,
-        ipv6: a.ipv6,
         vip: a.vip.unwrap_or(default_vip),
         vport: a.vport,
         dst_mac: a.dst_mac.0,
@@ -177,92 +176,23 @@ fn parse() -> Opts {
     }
 }
 
-/// TCP flags of a generated segment.
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const FIN: u8 = 0x01;
-
 fn frame(o: &Opts, flow: u64, flags: u8) -> Vec<u8> {
     let (caddr, cport) = client(o, flow);
     frame_to(o, caddr, cport, o.vport, flow as u32, flags)
 }
 
-/// A frame from `caddr:cport` to the VIP's `vport`, with sequence number
-/// `seq`.
 fn frame_to(o: &Opts, caddr: IpAddr, cport: u16, vport: u16, seq: u32, flags: u8) -> Vec<u8> {
-    // SYNs and FINs carry no payload; the frame is padded to its size.
-    let bare = flags & (SYN | FIN) != 0;
-    let udp = o.traffic == Traffic::Udp;
-    let l4_hdr = if udp { 8 } else { 20 };
-    let ip_hdr = if o.ipv6 { 40 } else { 20 };
-    // Frame size counts the 4-byte FCS, as line rates do; captures omit it.
-    let flen = o.size.saturating_sub(4).max(14 + ip_hdr + l4_hdr).max(60);
-    let payload = if bare { 0 } else { flen - 14 - ip_hdr - l4_hdr };
-    let mut f = Vec::with_capacity(flen);
-    f.extend_from_slice(&o.dst_mac);
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
-    f.extend_from_slice(if o.ipv6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
-    let src = match caddr {
-        IpAddr::V4(c) => c.octets().to_vec(),
-        IpAddr::V6(c) => c.octets().to_vec(),
+    let spec = FrameSpec {
+        size: o.size,
+        udp: o.traffic == Traffic::Udp,
+        dst_mac: o.dst_mac,
+        vip: o.vip,
     };
-    let dst = match o.vip {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
-    };
-    let proto = if udp { 17u8 } else { 6 };
-    let l4_len = l4_hdr + payload;
-    if o.ipv6 {
-        f.extend_from_slice(&[0x60, 0, 0, 0]);
-        f.extend_from_slice(&(l4_len as u16).to_be_bytes());
-        f.extend_from_slice(&[proto, 64]);
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&dst);
-    } else {
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        let c = !checksum::sum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&ip);
-    }
-    let mut l4 = vec![0u8; l4_len];
-    l4[0..2].copy_from_slice(&cport.to_be_bytes());
-    l4[2..4].copy_from_slice(&vport.to_be_bytes());
-    if udp {
-        l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    } else {
-        l4[4..8].copy_from_slice(&seq.to_be_bytes());
-        l4[12] = 5 << 4;
-        l4[13] = flags;
-        l4[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    }
-    for (k, b) in l4[l4_hdr..].iter_mut().enumerate() {
-        *b = (k as u8).wrapping_mul(31);
-    }
-    let pseudo = match (caddr, o.vip) {
-        (IpAddr::V4(c), IpAddr::V4(v)) => checksum::pseudo_header_v4(c, v, proto, l4_len as u16),
-        (IpAddr::V6(c), IpAddr::V6(v)) => checksum::pseudo_header_v6(c, v, proto, l4_len as u32),
-        _ => unreachable!("clients take the VIP's family"),
-    };
-    let c = !checksum::combine(&[checksum::sum(&l4), pseudo]);
-    let at = if udp { 6 } else { 16 };
-    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&l4);
-    f.resize(flen, 0);
-    f
+    frames::frame_to(&spec, caddr, cport, vport, seq, flags)
 }
 
-/// The client endpoint of flow number `flow`.
 fn client(o: &Opts, flow: u64) -> (IpAddr, u16) {
-    let cport = 1024 + (flow.wrapping_mul(7919) % 60000) as u16;
-    let caddr = match o.vip {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(0x0a00_0001u32 + flow as u32)),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from((0xfd00_000c_u128 << 96) | flow as u128)),
-    };
-    (caddr, cport)
+    frames::client(o.vip, flow)
 }
 
 fn write_frame(w: &mut (impl Write + ?Sized), f: &[u8]) -> std::io::Result<()> {

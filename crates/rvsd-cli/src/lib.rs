@@ -58,6 +58,11 @@ pub struct Args {
     /// exit.
     #[arg(long, value_name = "SECONDS", hide = true)]
     pub run_for: Option<f64>,
+    /// Benchmark mode: the first SECONDS of --run-for are not measured
+    /// [default: a third of --run-for, at most 2]. Longer where the first
+    /// pass over the flows takes longer (10 M connections to open).
+    #[arg(long, value_name = "SECONDS", hide = true, requires = "run_for")]
+    pub warm_up: Option<f64>,
 }
 
 impl Args {

@@ -63,11 +63,13 @@ pub fn sample(secs: f64, shareds: &[Arc<WorkerShared>], stop: &AtomicBool) -> Ve
     v
 }
 
-pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>]) -> String {
+/// `warm_up`: seconds not measured (`--warm-up`).
+pub fn summary(samples: &[Sample], shareds: &[Arc<WorkerShared>], warm_up: Option<f64>) -> String {
     let last = samples.last().copied().unwrap_or_default();
-    // The first third (at most two seconds) warms caches and fills the
-    // table (a replayed capture opens its connections on the first pass).
-    let warm = (last.t / 3.0).min(2.0);
+    // Unless told, the first third (at most two seconds) warms caches and
+    // fills the table (a replayed capture opens its connections on the
+    // first pass).
+    let warm = warm_up.unwrap_or((last.t / 3.0).min(2.0));
     let first = samples
         .iter()
         .find(|s| s.t >= warm)

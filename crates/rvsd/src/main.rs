@@ -517,7 +517,7 @@ fn run(args: Args) -> Result<()> {
     }
     if let Some(s) = sampler {
         let samples = s.join().expect("sampler thread");
-        println!("{}", bench::summary(&samples, &shareds));
+        println!("{}", bench::summary(&samples, &shareds, args.warm_up));
     }
     // The socket file goes (if it is still ours).
     drop(socket);
