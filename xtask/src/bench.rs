@@ -24,6 +24,13 @@ fn flows_label(n: u64) -> String {
     }
 }
 
+/// The EAL makes a runtime folder per file prefix (`/var/run/dpdk/PREFIX`,
+/// empty with `--no-shconf`) and never removes it: a benchmark of many runs
+/// would leave one per process. Called once the process has exited.
+fn remove_runtime_dir(prefix: &str) {
+    let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(prefix));
+}
+
 fn rx_args(pcaps: &[PathBuf]) -> String {
     pcaps
         .iter()
@@ -132,10 +139,12 @@ impl Flowgen {
     /// many of its tries to send a burst the measured side refused.
     fn finish(mut self) -> Result<serde_json::Value> {
         let child = self.child.take().context("flowgen already finished")?;
+        let pid = child.id();
         let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args(["-INT", &pid.to_string()])
             .status();
         let out = child.wait_with_output()?;
+        remove_runtime_dir(&format!("flowgen{pid}"));
         let text = String::from_utf8_lossy(&out.stdout);
         let json = text
             .lines()
@@ -156,6 +165,7 @@ impl Drop for Flowgen {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            remove_runtime_dir(&format!("flowgen{}", c.id()));
         }
     }
 }
@@ -458,6 +468,7 @@ impl Bench {
         }
         drop(flowgen);
         let out = child.wait_with_output()?;
+        remove_runtime_dir(&format!("rvsbench{}", std::process::id()));
         let measured = pps.get(warm_up..).unwrap_or_default();
         let mut sorted = measured.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -589,7 +600,11 @@ impl Bench {
                     .status();
             }
         }
+        let pid = child.id();
         let out = child.wait_with_output()?;
+        // rvsd's EAL prefix (`rvs_dpdk::EalConfig`); `unshare` without
+        // --fork runs rvsd in its own process.
+        remove_runtime_dir(&format!("rvs{pid}"));
         let generated = flowgen.map(Flowgen::finish).transpose()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let json = text
@@ -1497,6 +1512,34 @@ Connections synced in the last \"on\" run: {offered}
                 .map(|(n, w)| format!("{w:.1} s at {}", flows_label(n)))
                 .collect::<Vec<_>>()
                 .join(", ");
+            // rvsd's drops in these runs, by reason, over each whole run.
+            let mut only_tx_full = true;
+            let drops = r
+                .rows
+                .iter()
+                .filter(|(s, _)| s.source == Source::Generator)
+                .filter_map(|(s, run)| {
+                    let reasons = run.rvsd["drop_reasons"].as_object()?;
+                    only_tx_full &= reasons.keys().all(|k| k == "drop_tx_full");
+                    let list: Vec<String> =
+                        reasons.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    (!list.is_empty())
+                        .then(|| format!("{}: {}", flows_label(s.flows), list.join(", ")))
+                })
+                .collect::<Vec<_>>();
+            let drops = if drops.is_empty() {
+                " rvsd dropped nothing in these runs.".to_string()
+            } else {
+                format!(
+                    " rvsd's drops in these runs, by reason: {}{}.",
+                    drops.join("; "),
+                    if only_tx_full {
+                        " (its transmit found flowgen's receive ring full: flowgen empties it between its bursts)"
+                    } else {
+                        ""
+                    }
+                )
+            };
             format!(
                 "## Flow-count sweep\n\n\
 A capture of 10 M flows does not fit in a pool of mbufs, so these rows take their packets from `flowgen` \
@@ -1507,8 +1550,8 @@ of flowgen's buffers on receive, as net_pcap copies out of its capture, and into
 only frees; flowgen frees what comes back. rvsd's rates are taken after its first pass over the flows, which opens \
 their connections (warm-up: {warm}). \"Tries refused\" is the share of flowgen's tries to send a burst \
 that the measured side did not take whole, its ring being full: where it is high, the measured side set the pace. A side that \
-refused none kept up with flowgen: its figure is then flowgen's rate, a floor of what it can do, and \"forwarded / 5tswap\" \
-understates or overstates rvsd by as much.\n\n{}\n",
+refused none kept up with flowgen: its figure is then flowgen's rate, a floor of what it can do (for testpmd, \
+\"forwarded / 5tswap\" then overstates rvsd).{drops}\n\n{}\n",
                 Self::sweep_table(r.rows)
             )
         } else {
@@ -2058,6 +2101,7 @@ impl Bench {
             .args(["-TERM", &child.id().to_string()])
             .status();
         let _ = child.wait();
+        remove_runtime_dir(&format!("rvs{}", child.id()));
         let _ = std::fs::remove_file(&socket);
         result
     }
@@ -2218,6 +2262,7 @@ mod tests {
             "| 50.0 % |",
             "## Flow-count sweep",
             "(warm-up: 2.0 s at 1k, 2.0 s at 100k, 2.0 s at 1M, 2.0 s at 10M)",
+            "rvsd dropped nothing in these runs.",
         ] {
             assert!(report.contains(want), "report lacks {want:?}:\n{report}");
         }
