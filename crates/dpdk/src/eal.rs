@@ -51,7 +51,7 @@ impl EalConfig {
         if self.no_huge {
             a.push("--no-huge".into());
             a.push("--no-shconf".into());
-            a.push(format!("--file-prefix=rvs{}", std::process::id()));
+            a.push(format!("--file-prefix={}", own_file_prefix()));
         } else {
             a.push("--in-memory".into());
         }
@@ -74,6 +74,12 @@ impl EalConfig {
         a.extend(self.extra.iter().cloned());
         a
     }
+}
+
+/// The file prefix [`EalConfig::to_args`] gives a `no_huge` process: its
+/// own, so that its runtime folder is its own too.
+fn own_file_prefix() -> String {
+    format!("rvs{}", std::process::id())
 }
 
 /// The initialised Environment Abstraction Layer: proof that `rte_eal_init`
@@ -138,6 +144,29 @@ impl Eal {
         }
         std::mem::forget(cargs);
         Ok(&THE_EAL)
+    }
+
+    /// Removes the EAL's runtime folder (`/var/run/dpdk/PREFIX` for root)
+    /// when PREFIX is this process's own (`rvs<pid>`, see
+    /// [`EalConfig::to_args`]): the EAL makes it at start and never removes
+    /// it, so every run would leave one behind. A shared prefix (`rte`, or
+    /// one given in the extra arguments) is left alone. Call on the way
+    /// out, once nothing uses DPDK any more.
+    pub fn remove_own_runtime_dir(&self) {
+        // SAFETY: a plain query after a successful init (we are the proof);
+        // it returns the EAL's own NUL-terminated string, or NULL, which
+        // lives as long as the process.
+        let dir = unsafe {
+            let p = dpdk_sys::rte_eal_get_runtime_dir();
+            if p.is_null() {
+                return;
+            }
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        };
+        let dir = std::path::PathBuf::from(dir);
+        if dir.file_name().and_then(|n| n.to_str()) == Some(own_file_prefix().as_str()) {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     /// Number of ethdev ports the EAL probed.

@@ -530,6 +530,7 @@ fn run(args: Args) -> Result<()> {
     drop(kernel_ports);
     drop(ports);
     drop(pool);
+    eal.remove_own_runtime_dir();
     if let Some(first) = panicked.first() {
         bail!("{first}; rvsd stopped");
     }
