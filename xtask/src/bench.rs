@@ -725,10 +725,11 @@ impl Bench {
 
     /// This build against the rvsd and rvsadm in `base` (built from another
     /// commit), row by row: DR, NAT, TUN and IPv6 DR over 1 M established
-    /// flows, and the new-flow row, each in pairs of alternating runs
-    /// (this build against `base`); for a change that must leave the rates as
-    /// they were.
-    pub fn against(&self, base: &Path) -> Result<String> {
+    /// flows, DR with two workers on an RSS-split capture, and the new-flow
+    /// row (those whose name contains `only`, when given), each in pairs
+    /// of alternating runs (this build against `base`); for a change that must
+    /// leave the rates as they were, or raise them.
+    pub fn against(&self, base: &Path, only: Option<&str>) -> Result<String> {
         for b in ["rvsd", "rvsadm"] {
             anyhow::ensure!(
                 base.join(b).is_file(),
@@ -761,8 +762,19 @@ impl Bench {
                 ipv6: true,
                 ..dr
             },
+            Scenario {
+                name: "DR, established, 2 workers, RSS split",
+                workers: 2,
+                split: Split::Rss,
+                ..dr
+            },
             self.new_flows(),
         ];
+        let rows: Vec<Scenario> = rows
+            .into_iter()
+            .filter(|r| only.is_none_or(|o| r.name.contains(o)))
+            .collect();
+        anyhow::ensure!(!rows.is_empty(), "no row's name contains {only:?}");
         let mut progress = Progress::new(
             rows.iter()
                 .map(|r| 2.0 * PAIRS as f64 * self.rvsd_secs(r))

@@ -75,11 +75,16 @@ enum Task {
         sync_cost: bool,
         /// Only this build against another: DIR holds rvsd and rvsadm built
         /// from another commit (copied from its target/release). The main
-        /// rows (DR, NAT, TUN, IPv6, new flows) in pairs of alternating
-        /// runs, both builds on the same captures; prints the pairs and
-        /// each row's median ratio, writes nothing.
+        /// rows (DR, NAT, TUN, IPv6, DR on two workers with an RSS split,
+        /// new flows) in pairs of alternating runs, both builds on the same
+        /// captures; prints the pairs and each row's median ratio, writes
+        /// nothing.
         #[arg(long, value_name = "DIR")]
         against: Option<std::path::PathBuf>,
+        /// With --against: only the rows whose name contains this text
+        /// (e.g. "RSS").
+        #[arg(long, value_name = "TEXT", requires = "against")]
+        rows: Option<String>,
         /// Only the SYN-flood row: established and legitimate new clients
         /// in a spoofed SYN flood four times the connection table (release
         /// build; debug with --quick); prints the row, writes nothing.
@@ -305,11 +310,12 @@ fn main() -> Result<()> {
         }
         Task::Bench {
             against: Some(base),
+            rows,
             ..
         } => {
             setup()?;
             build_for_bench(true)?;
-            let table = bench::Bench::new(&root(), false).against(&base)?;
+            let table = bench::Bench::new(&root(), false).against(&base, rows.as_deref())?;
             println!("{table}");
             Ok(())
         }
