@@ -119,7 +119,6 @@ pub struct AckFrames {
     template: Vec<u8>,
     base_addr: u32,
     base_port: u16,
-    vport: u16,
 }
 
 /// Where [`AckFrames`] patches an IPv4 TCP frame.
@@ -141,7 +140,6 @@ impl AckFrames {
             template: frame_to(spec, caddr, cport, vport, 0, ACK),
             base_addr: u32::from(base),
             base_port: cport,
-            vport,
         }
     }
 
@@ -153,11 +151,6 @@ impl AckFrames {
     /// Never: a frame has headers.
     pub fn is_empty(&self) -> bool {
         self.template.is_empty()
-    }
-
-    /// The VIP port the frames go to.
-    pub fn vport(&self) -> u16 {
-        self.vport
     }
 
     /// Writes flow `flow`'s frame into `out` (at least [`Self::len`]

@@ -24,9 +24,10 @@ fn flows_label(n: u64) -> String {
     }
 }
 
-/// The EAL makes a runtime folder per file prefix (`/var/run/dpdk/PREFIX`,
-/// empty with `--no-shconf`) and never removes it: a benchmark of many runs
-/// would leave one per process. Called once the process has exited.
+/// The EAL makes a runtime folder per file prefix (`/var/run/dpdk/PREFIX`)
+/// and never removes it: rvsd and flowgen remove their own on the way out
+/// (`dpdk::Eal::remove_own_runtime_dir`), this is for testpmd's and for a
+/// flowgen that was killed. Called once the process has exited.
 fn remove_runtime_dir(prefix: &str) {
     let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(prefix));
 }
@@ -139,12 +140,10 @@ impl Flowgen {
     /// many of its tries to send a burst the measured side refused.
     fn finish(mut self) -> Result<serde_json::Value> {
         let child = self.child.take().context("flowgen already finished")?;
-        let pid = child.id();
         let _ = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
+            .args(["-INT", &child.id().to_string()])
             .status();
         let out = child.wait_with_output()?;
-        remove_runtime_dir(&format!("flowgen{pid}"));
         let text = String::from_utf8_lossy(&out.stdout);
         let json = text
             .lines()
@@ -165,7 +164,8 @@ impl Drop for Flowgen {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
-            remove_runtime_dir(&format!("flowgen{}", c.id()));
+            // Killed, it could not remove its own (`rvs<pid>`, as rvsd's).
+            remove_runtime_dir(&format!("rvs{}", c.id()));
         }
     }
 }
@@ -600,11 +600,7 @@ impl Bench {
                     .status();
             }
         }
-        let pid = child.id();
         let out = child.wait_with_output()?;
-        // rvsd's EAL prefix (`rvs_dpdk::EalConfig`); `unshare` without
-        // --fork runs rvsd in its own process.
-        remove_runtime_dir(&format!("rvs{pid}"));
         let generated = flowgen.map(Flowgen::finish).transpose()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let json = text
@@ -1028,24 +1024,18 @@ Connections synced in the last \"on\" run: {offered}
         if self.quick {
             Self::quick_check(&rows)?;
         }
-        Ok(format!(
-            "{}\n{}",
-            self.table(&rows),
-            Self::sweep_table(&rows)
-        ))
-        .map(|mut out| {
-            for (sc, r) in &rows {
-                let _ = writeln!(
-                    out,
-                    "{}: rvsd's drops by reason: {}; flowgen: {} (to testpmd), {} (to rvsd)",
-                    sc.name,
-                    r.rvsd["drop_reasons"],
-                    r.testpmd_generator.clone().unwrap_or_default(),
-                    r.rvsd["generator"]
-                );
-            }
-            out
-        })
+        let mut out = format!("{}\n{}", self.table(&rows), Self::sweep_table(&rows));
+        for (sc, r) in &rows {
+            let _ = writeln!(
+                out,
+                "{}: rvsd's drops by reason: {}; flowgen: {} (to testpmd), {} (to rvsd)",
+                sc.name,
+                r.rvsd["drop_reasons"],
+                r.testpmd_generator.clone().unwrap_or_default(),
+                r.rvsd["generator"]
+            );
+        }
+        Ok(out)
     }
 
     pub fn run(&self) -> Result<()> {
@@ -1220,9 +1210,8 @@ Connections synced in the last \"on\" run: {offered}
         Ok(())
     }
 
-    /// (flows, testpmd 5tswap Mpps, rvsd forwarded Mpps) of the DR rows
-    /// that differ only in their number of flows.
-    /// The flowgen rows (1 k to 10 M flows), which share one source.
+    /// (flows, testpmd 5tswap Mpps, rvsd forwarded Mpps) of the flowgen
+    /// rows (1 k to 10 M flows), which differ only in their number of flows.
     fn flow_sweep(rows: &[(Scenario, Run)]) -> Vec<(u64, f64, f64)> {
         rows.iter()
             .filter(|(s, _)| s.source == Source::Generator)
@@ -1515,21 +1504,22 @@ Connections synced in the last \"on\" run: {offered}
         let noise = format!(
             "The machine is a shared VM; how much that moves the figures, in this run: the paired counting on / off ratios ranged {klo:.3}-{khi:.3}, and rvsd's paired end-to-end new-connection ratios (one real server) {nlo:.2}-{nhi:.2}."
         );
-        let sweep = if r.rows.iter().any(|(s, _)| s.source == Source::Generator) {
-            let warm = r
-                .rows
+        let generated: Vec<&(Scenario, Run)> = r
+            .rows
+            .iter()
+            .filter(|(s, _)| s.source == Source::Generator)
+            .collect();
+        let sweep = if !generated.is_empty() {
+            let warm = generated
                 .iter()
-                .filter(|(s, _)| s.source == Source::Generator)
                 .filter_map(|(s, run)| Some((s.flows, run.rvsd["warmup_seconds"].as_f64()?)))
                 .map(|(n, w)| format!("{w:.1} s at {}", flows_label(n)))
                 .collect::<Vec<_>>()
                 .join(", ");
             // rvsd's drops in these runs, by reason, over each whole run.
             let mut only_tx_full = true;
-            let drops = r
-                .rows
+            let drops = generated
                 .iter()
-                .filter(|(s, _)| s.source == Source::Generator)
                 .filter_map(|(s, run)| {
                     let reasons = run.rvsd["drop_reasons"].as_object()?;
                     only_tx_full &= reasons.keys().all(|k| k == "drop_tx_full");
@@ -2113,7 +2103,6 @@ impl Bench {
             .args(["-TERM", &child.id().to_string()])
             .status();
         let _ = child.wait();
-        remove_runtime_dir(&format!("rvs{}", child.id()));
         let _ = std::fs::remove_file(&socket);
         result
     }

@@ -52,7 +52,7 @@ struct Args {
     vport: u16,
     /// The CPU flowgen's lcore runs on.
     #[arg(long, default_value_t = 0)]
-    cpu: usize,
+    cpu: u32,
     /// Stop after this many seconds, connected or not.
     #[arg(long, default_value_t = 60.0)]
     seconds: f64,
@@ -77,27 +77,24 @@ fn main() -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("signal handler")?;
     }
-    let prefix = format!("flowgen{}", std::process::id());
-    // Zero-copy memif shares the client's pool with the server through a
-    // file descriptor, which needs the memory in one file per segment.
-    let eal_args: Vec<String> = [
-        "flowgen".to_string(),
-        format!("--lcores=0@{}", a.cpu),
-        "--no-huge".into(),
-        "--single-file-segments".into(),
-        "-m".into(),
-        "256".into(),
-        "--no-pci".into(),
-        "--no-shconf".into(),
-        format!("--file-prefix={prefix}"),
-        format!(
-            "--vdev=net_memif0,role=client,socket={},socket-abstract=no,zero-copy=yes",
+    let eal_cfg = dpdk::EalConfig {
+        lcores: vec![a.cpu],
+        vdevs: vec![format!(
+            "net_memif0,role=client,socket={},socket-abstract=no,zero-copy=yes",
             a.socket.display()
-        ),
-        "--log-level=lib.eal:error".into(),
-    ]
-    .into();
-    let eal = dpdk::Eal::init(&eal_args).context("starting DPDK's EAL")?;
+        )],
+        no_pci: true,
+        no_huge: true,
+        memory_mb: Some(256),
+        // Zero-copy memif shares the client's pool with the server through
+        // a file descriptor, which needs the memory in one file per segment.
+        extra: vec![
+            "--single-file-segments".into(),
+            "--log-level=lib.eal:error".into(),
+        ],
+        ..Default::default()
+    };
+    let eal = dpdk::Eal::init(&eal_cfg.to_args("flowgen")).context("starting DPDK's EAL")?;
     let pool = Arc::new(dpdk::Mempool::new(eal, "flowgen", 16383, 256, 2048)?);
     let id = dpdk::Port::id_by_name(eal, "net_memif0")?;
     let mut port = dpdk::Port::start(eal, id, &dpdk::PortConfig::default(), pool.clone())?;
@@ -164,5 +161,6 @@ fn main() -> Result<()> {
         })
     );
     drop((rxq, txq, port));
+    eal.remove_own_runtime_dir();
     Ok(())
 }
