@@ -1625,7 +1625,7 @@ opening connections (each one's ACK 16 rounds, about 1 000 spoofed SYNs, after i
 established client. They go to three ports of the VIP only so that the services' counters tell them apart; \
 all share the one table. Established clients' packets lost: sent less forwarded, plus any client scheduled a \
 second time (it lost its entry); a legitimate connection completed when its ACK found its entry. Table pressure \
-(`[defense] reclaim_half_open`, on by default) gives a full table's oldest half-open connection's place to the \
+(`[defense] reclaim_half_open`, on by default) gives a half-open connection's place (under a flood, the oldest) to the \
 new one; off, a full table drops new connections (rvs before this row). See docs/syn-flood.md.\n\n{flood}\n\
 ## Failover and rejoin\n\n{failover}\n\
 ## Targets\n\n\

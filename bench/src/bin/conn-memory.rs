@@ -51,7 +51,7 @@ fn main() {
         sizes
     };
     let ds = dests();
-    println!("IPv4 slot: {V4_SLOT_BYTES} bytes; half the connections NAT (indexed twice); table pressure on");
+    println!("IPv4 slot: {V4_SLOT_BYTES} bytes; half the connections NAT; table pressure on");
     println!(
         "{:>12} {:>14} {:>14} {:>12} {:>12}",
         "connections", "table B/conn", "RSS B/conn", "insert ns", "lookup ns"
@@ -59,8 +59,7 @@ fn main() {
     for n in sizes {
         let rss0 = rss_bytes();
         let mut t = ConnTable::new(n, Timeouts::default());
-        // As rvsd runs it: table pressure's queue (8 bytes a connection)
-        // is on by default.
+        // As rvsd runs it, with table pressure on (the default).
         t.set_reclaim_half_open(DefenseConfig::default().reclaim_half_open);
         let key = |i: usize| FlowKey {
             protocol: Protocol::Tcp,

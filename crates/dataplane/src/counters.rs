@@ -50,6 +50,9 @@ pub enum DropReason {
     /// The scheduler found no available real server.
     NoDestination,
     ConnTableFull,
+    /// The client's address and port have as many connections as one
+    /// endpoint may (`rvs_ipvs::conn::CONNS_PER_CLIENT_ENDPOINT`).
+    ClientEndpointFull,
     /// The real server is on no connected network.
     NoRoute,
     /// The real server's MAC is not known yet (an ARP request went out).
@@ -93,7 +96,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 40] = [
+    pub const ALL: [DropReason; 41] = [
         DropReason::TruncatedEthernet,
         DropReason::UnknownEthertype,
         DropReason::BadArp,
@@ -117,6 +120,7 @@ impl DropReason {
         DropReason::NoConnection,
         DropReason::NoDestination,
         DropReason::ConnTableFull,
+        DropReason::ClientEndpointFull,
         DropReason::NoRoute,
         DropReason::NeighbourMiss,
         DropReason::UnsupportedForwarding,
@@ -162,6 +166,7 @@ impl DropReason {
             DropReason::NoConnection => "drop_no_connection",
             DropReason::NoDestination => "drop_no_destination",
             DropReason::ConnTableFull => "drop_conn_table_full",
+            DropReason::ClientEndpointFull => "drop_client_endpoint_full",
             DropReason::NoRoute => "drop_no_route",
             DropReason::NeighbourMiss => "drop_neighbour_miss",
             DropReason::UnsupportedForwarding => "drop_unsupported_forwarding",

@@ -255,9 +255,9 @@ const DEFENSE_PERIOD_MS: u64 = 1000;
 /// Most of `drop_entry`'s random looks per poll loop: its 1/32 of the
 /// table a second is spread over the loops, as the expiry sweep is.
 const DROPENTRY_PER_LOOP: usize = 256;
-/// Most stale entries pruned from the table-pressure queue's front per
-/// poll loop: more than a loop's packets can make stale.
-const PRUNE_PER_LOOP: usize = 256;
+/// Most slots table pressure's walk moves over per poll loop while the
+/// table is full, towards the next half-open connection.
+const SEEK_PER_LOOP: usize = 256;
 /// An ARP reply's frame: the Ethernet minimum without FCS.
 const ARP_FRAME_LEN: usize = 60;
 /// How often fragment state is looked over for what expired (a walk of
@@ -379,7 +379,7 @@ impl Worker {
                 *l = self.defense.level();
             }
         }
-        self.conns.prune_half_open(PRUNE_PER_LOOP);
+        self.conns.seek_half_open(SEEK_PER_LOOP);
         if self.dropentry_due > 0 {
             let n = self.dropentry_due.min(DROPENTRY_PER_LOOP);
             self.dropentry_due -= n;

@@ -8,11 +8,12 @@
 //!
 //! Memory is the point. An IPv4 connection is one 32-byte slot (`slab.rs`: key,
 //! dest handle, template handle, expiry in seconds, port, state, flags) in a
-//! preallocated slab, plus its slot number in a bucket index (`index.rs`, 8
-//! bytes a connection) and in the NAT reply index (8 more), both sized for
-//! the whole capacity up front, NAT or not, and the table-pressure queue (8
-//! more, on by default: [`ConnTable::set_reclaim_half_open`]): 56 bytes per
-//! connection, table overhead included (48 without the queue). What many connections share (the
+//! preallocated slab, plus its slot number in a bucket index (`index.rs`,
+//! 7.9 bytes a connection, sized for the whole capacity up front):
+//! about 40 bytes per connection, NAT or not, table overhead included. The
+//! index is by client endpoint, as the kernel's is, so a NAT server's reply
+//! finds its connection there too (`nat.rs`); table pressure walks the slab
+//! (`expiry.rs`) and keeps nothing per connection. What many connections share (the
 //! real server's address, forwarding method and counters; a persistence
 //! template) lives once in small registries and is referred to by a 32-bit
 //! handle. IPv6 connections have their own slab with wider keys.
@@ -24,7 +25,7 @@
 //! inserting, removing, reading and listing connections); the rest is by
 //! concern: `key.rs` (slab keys and the seeded hashes), `slab.rs` (slots
 //! and the slabs), `index.rs` (the bucket index), `lookup.rs` (lookups and
-//! the burst's prefetches), `nat.rs` (the NAT reply index), `registry.rs`
+//! the burst's prefetches), `nat.rs` (a NAT server's reply), `registry.rs`
 //! (dests and templates by handle), `tcp.rs` (state stepping per packet),
 //! `expiry.rs` (expiry, table pressure and `drop_entry`).
 
@@ -63,10 +64,8 @@ mod registry;
 mod slab;
 mod tcp;
 
-use self::expiry::HalfOpenQueue;
-use self::key::{Seed, SlotKey, V4Key, V6Key};
+use self::key::{client_hash, Seed, SlotKey, V4Key, V6Key};
 pub use self::lookup::{KeyHash, SlotHint};
-use self::nat::out_hash;
 use self::registry::{dest_id, DestId, DestRef, Registry};
 pub use self::slab::V4_SLOT_BYTES;
 use self::slab::{
@@ -180,10 +179,31 @@ pub struct ConnRef(u32);
 /// High bit of a [`ConnRef`]: the IPv6 slab.
 const V6: u32 = 1 << 31;
 
-/// The table is at its configured size; the new flow is dropped.
+/// Why a new connection was not made: its flow is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("connection table full")]
-pub struct TableFull;
+pub enum Refused {
+    /// The table is at its configured size, and table pressure (if on)
+    /// found no half-open connection to give up.
+    #[error("connection table full")]
+    TableFull,
+    /// The client's address and port have [`CONNS_PER_CLIENT_ENDPOINT`]
+    /// connections in this table already.
+    #[error("the client's address and port have {CONNS_PER_CLIENT_ENDPOINT} connections already")]
+    ClientEndpointFull,
+}
+
+/// Most connections of one client endpoint (protocol, address, port) that
+/// a new one's lookup may pass. The index is by client endpoint, so its
+/// connections share one hash: without a bound, one source port sweeping
+/// the ports of a port-zero or fwmark service would pile thousands of them
+/// into one run of buckets, and every lookup that lands there would walk
+/// it. A new connection is refused when this many of its endpoint's lie on
+/// its insertion's way (home bucket to the first with room: the lines the
+/// insertion reads anyway), which is all of them unless some were placed
+/// further on while the way was full. A client's socket normally has one
+/// connection per destination, and a table serves a handful of virtual
+/// services.
+pub const CONNS_PER_CLIENT_ENDPOINT: usize = 16;
 
 /// One worker's connections. Not shared: the worker that owns it is the only
 /// reader and writer, so no locks are taken.
@@ -206,10 +226,12 @@ pub struct ConnTable {
     tables: StateTables,
     /// Half-open timeout while `secure_tcp` is on (0: the usual ones).
     secure_syn_secs: u32,
-    /// Table pressure: TCP connections in the order they were made, so
-    /// that a full table gives the oldest half-open one's place to a new
-    /// connection. `None` when off.
-    half_open: Option<HalfOpenQueue>,
+    /// Table pressure: a full table gives a half-open TCP connection's
+    /// place to a new connection.
+    reclaim_half_open: bool,
+    /// Where table pressure looks for a half-open connection next: a slot
+    /// number over the IPv4 slab, then the IPv6 one (`expiry.rs`).
+    reclaim_at: usize,
     /// Connections given up for new ones ([`ConnTable::insert_bound`]) and
     /// dropped by `drop_entry`, since the table was made.
     reclaimed: u64,
@@ -237,7 +259,8 @@ impl ConnTable {
             lane: Some(0),
             tables: StateTables::Normal,
             secure_syn_secs: 0,
-            half_open: None,
+            reclaim_half_open: false,
+            reclaim_at: 0,
             reclaimed: 0,
             dropped_entries: 0,
             todrop_counter: [0; IN_PKTS_MAX as usize],
@@ -245,14 +268,11 @@ impl ConnTable {
         }
     }
 
-    /// Table pressure on or off: when on, a full table gives the oldest
-    /// half-open TCP connection's place to a new connection (its queue, 8
-    /// bytes a connection, is allocated here, once).
+    /// Table pressure on or off: when on, a full table gives a half-open
+    /// TCP connection's place to a new connection, the first one its
+    /// circular walk of the slab finds (`expiry.rs`).
     pub fn set_reclaim_half_open(&mut self, on: bool) {
-        self.half_open = on.then(|| HalfOpenQueue {
-            ring: std::collections::VecDeque::with_capacity(self.capacity),
-            capacity: self.capacity,
-        });
+        self.reclaim_half_open = on;
     }
 
     /// `secure_tcp` on or off: the kernel's `tcp_states_dos` tables, and
@@ -341,7 +361,6 @@ impl ConnTable {
             + self.v6.bytes()
             + self.dests.items.capacity() * std::mem::size_of::<Option<(DestRef, u32)>>()
             + self.templates.items.capacity() * 16
-            + self.half_open.as_ref().map_or(0, |q| q.ring.capacity() * 8)
     }
 
     fn data(&self, r: ConnRef) -> (FlowKey, ConnData) {
@@ -421,7 +440,7 @@ impl ConnTable {
     }
 
     /// Creates the connection of a newly scheduled flow, bound to `dest`.
-    pub fn insert(&mut self, key: FlowKey, dest: &Dest, now_ms: u64) -> Result<ConnRef, TableFull> {
+    pub fn insert(&mut self, key: FlowKey, dest: &Dest, now_ms: u64) -> Result<ConnRef, Refused> {
         self.insert_bound(key, Binding::to_dest(dest), now_ms)
     }
 
@@ -431,9 +450,12 @@ impl ConnTable {
         key: FlowKey,
         b: Binding,
         now_ms: u64,
-    ) -> Result<ConnRef, TableFull> {
+    ) -> Result<ConnRef, Refused> {
+        if self.conns_of_client(&key) >= CONNS_PER_CLIENT_ENDPOINT {
+            return Err(Refused::ClientEndpointFull);
+        }
         if self.len() >= self.capacity && !self.reclaim_one() {
-            return Err(TableFull);
+            return Err(Refused::TableFull);
         }
         b.dest.bind_conn();
         let masq = b.fwd == FwdMethod::Masq;
@@ -464,80 +486,51 @@ impl ConnTable {
             state: TcpState::None as u8,
             flags: F_LIVE | no_output,
         };
-        let oh = out_hash(
-            &self.seed,
-            key.protocol.number(),
-            b.daddr,
-            b.dport,
-            key.caddr,
-            key.cport,
-        );
         let r = if let Some(k) = V4Key::from_flow(&key) {
-            let (seed, dests) = (&self.seed, &self.dests);
-            ConnRef(Self::put(
-                &mut self.v4,
-                seed,
-                dests,
-                k,
-                data,
-                masq.then_some(oh),
-            ))
+            ConnRef(Self::put(&mut self.v4, &self.seed, k, data, masq))
         } else if let Some(k) = V6Key::from_flow(&key) {
-            let (seed, dests) = (&self.seed, &self.dests);
-            ConnRef(Self::put(&mut self.v6, seed, dests, k, data, masq.then_some(oh)) | V6)
+            ConnRef(Self::put(&mut self.v6, &self.seed, k, data, masq) | V6)
         } else {
             // Mixed families never reach a table (a flow has one family).
             b.dest.unbind_conn(false);
-            return Err(TableFull);
+            return Err(Refused::TableFull);
         };
-        if key.protocol == Protocol::Tcp {
-            let tag = self.tag(r);
-            if let Some(q) = &mut self.half_open {
-                if q.ring.len() >= q.capacity {
-                    q.ring.pop_front();
-                }
-                q.ring.push_back((r, tag));
-            }
-        }
         Ok(r)
     }
 
-    /// What tells the connection in a slot from a later one in the same
-    /// slot: its key's hash.
-    fn tag(&self, r: ConnRef) -> u32 {
-        if r.0 & V6 == 0 {
-            self.v4.slots[r.0 as usize].key.seeded_hash(&self.seed) as u32
+    /// The connections of `key`'s client endpoint on its insertion's way,
+    /// counted up to [`CONNS_PER_CLIENT_ENDPOINT`].
+    fn conns_of_client(&self, key: &FlowKey) -> usize {
+        let p = key.protocol.number();
+        let h = client_hash(&self.seed, p, key.caddr, key.cport);
+        let n = CONNS_PER_CLIENT_ENDPOINT;
+        if key.caddr.is_ipv4() {
+            let s = &self.v4;
+            s.index.count_on_the_way(h, n, |i| {
+                s.slots[i as usize].key.is_client(p, key.caddr, key.cport)
+            })
         } else {
-            self.v6.slots[(r.0 & !V6) as usize]
-                .key
-                .seeded_hash(&self.seed) as u32
+            let s = &self.v6;
+            s.index.count_on_the_way(h, n, |i| {
+                s.slots[i as usize].key.is_client(p, key.caddr, key.cport)
+            })
         }
     }
 
     /// Removes the connection and releases its dest counters.
     pub fn remove(&mut self, r: ConnRef) {
-        let (key, d) = self.data(r);
+        let d = self.data_only(r);
         if d.flags & F_LIVE == 0 {
             return;
         }
         let dest = self.dests.get(d.dest);
         dest.shared.unbind_conn(d.flags & F_ACTIVE != 0);
         let masq = dest.fwd == FwdMethod::Masq;
-        let oh = out_hash(
-            &self.seed,
-            key.protocol.number(),
-            dest.addr,
-            d.dport,
-            key.caddr,
-            key.cport,
-        );
         let seed = self.seed;
         with_shard!(self, r, |s, i| {
             let h = s.slots[i].key.seeded_hash(&seed);
             s.index.remove(h, i as u32);
-            if masq {
-                s.out_index.remove(oh, i as u32);
-            }
+            s.nat_live -= masq as usize;
             s.slots[i].data.flags = 0;
             s.free.push(i as u32);
             s.live -= 1;

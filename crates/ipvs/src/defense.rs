@@ -40,8 +40,8 @@ pub struct DefenseConfig {
     /// (the kernel's behaviour).
     pub secure_tcp_syn_timeout_s: u32,
     /// rvs: when the table is full, a new connection takes the place of
-    /// the oldest half-open one (SYN_RECV or SYNACK, nothing from the real
-    /// server seen) instead of being dropped.
+    /// a half-open one (SYN_RECV or SYNACK, nothing from the real server
+    /// seen; under a flood, the oldest) instead of being dropped.
     pub reclaim_half_open: bool,
 }
 

@@ -1,7 +1,7 @@
 //! A spoofed SYN flood, many times the connection table, against the VIP
 //! while a client keeps opening real TCP connections (curl): table
-//! pressure gives each new connection the place of the oldest half-open
-//! one, so the flood cannot lock legitimate clients out, during it or after
+//! pressure gives each new connection the place of a half-open one (the
+//! oldest, while the flood keeps the table full), so the flood cannot lock legitimate clients out, during it or after
 //! it.
 
 mod common;

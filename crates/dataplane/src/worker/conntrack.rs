@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey};
+use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey, Refused};
 use rvs_ipvs::persist::TemplateKey;
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState};
@@ -379,11 +379,14 @@ impl Worker {
         let r = self
             .conns
             .insert_bound(*key, binding, now_ms)
-            .map_err(|_| {
+            .map_err(|e| {
                 if let Some(t) = template {
                     t.detach();
                 }
-                DropReason::ConnTableFull
+                match e {
+                    Refused::TableFull => DropReason::ConnTableFull,
+                    Refused::ClientEndpointFull => DropReason::ClientEndpointFull,
+                }
             })?;
         self.conns.on_packet(r, key.protocol, false, event, now_ms);
         if let Some(lane) = self.conns.lane(r) {

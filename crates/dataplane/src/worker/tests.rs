@@ -733,6 +733,34 @@ fn port_zero_service_takes_every_port() {
     assert_eq!(w.templates.len(), 1, "one template for the client");
 }
 
+/// A scanner's one source port sweeping a port-zero service's ports: its
+/// connections share one hash in the table, so past
+/// `CONNS_PER_CLIENT_ENDPOINT` the rest are dropped and counted; another
+/// source port is not affected.
+#[test]
+fn one_client_endpoint_sweeping_ports_is_bounded() {
+    use rvs_ipvs::conn::CONNS_PER_CLIENT_ENDPOINT;
+    let mut w = with_service(ServiceSpec {
+        persistent: Some(60),
+        ..rr_spec(Protocol::Tcp, 0)
+    });
+    let sweep = CONNS_PER_CLIENT_ENDPOINT as u16 + 4;
+    for port in 1..=sweep {
+        let mut f = syn_from([192, 168, 1, 50], 40000, port);
+        let want = if port as usize <= CONNS_PER_CLIENT_ENDPOINT {
+            Verdict::Tx(0)
+        } else {
+            Verdict::Drop(DropReason::ClientEndpointFull)
+        };
+        assert_eq!(w.handle(0, &mut f, 1), want, "port {port}");
+    }
+    assert_eq!(w.conns.len(), CONNS_PER_CLIENT_ENDPOINT);
+    assert_eq!(w.shared.counters.drops(DropReason::ClientEndpointFull), 4);
+    let mut f = syn_from([192, 168, 1, 50], 40001, 1);
+    assert_eq!(w.handle(0, &mut f, 1), Verdict::Tx(0));
+    assert_eq!(w.templates.len(), 1, "one template for the client");
+}
+
 #[test]
 fn one_packet_scheduling_keeps_no_connection() {
     let mut w = with_service(ServiceSpec {

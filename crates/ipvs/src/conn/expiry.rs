@@ -1,29 +1,27 @@
 //! Connections leaving the table: on expiry, a slice of the slabs per
-//! poll loop; early, under pressure: the oldest half-open one for a new
-//! connection (table pressure), and `drop_entry`'s random ones.
+//! poll loop; early, under pressure: a half-open one for a new connection
+//! (table pressure), and `drop_entry`'s random ones.
+//!
+//! Table pressure walks the slabs in a circle (a CLOCK): a full table gives
+//! the place of the first half-open connection after the walk's last stop,
+//! and the new connection takes that very slot, just behind the walk. So
+//! under a flood that keeps the table full the walk meets connections in
+//! the order they were made, oldest first, as a queue would give them, and
+//! a legitimate client's half-open connection lives as long as it takes
+//! the flood to make as many new ones as the table holds. (A slot freed by
+//! expiry and reused is met in its place, not by its age.) It costs no
+//! memory per connection: a queue of them cost 8 bytes each.
 
+use super::key::SlotKey;
 use super::slab::{in_pkts, state_from, ConnData, F_LIVE, F_REPLIED, IN_PKTS_MAX};
 use super::{ConnRef, ConnTable, V6};
 use crate::tcp_state::TcpState;
 use crate::types::Protocol;
 
-/// TCP connections oldest first, by slot and a tag of their key (a slot
-/// reused by a later connection no longer matches): a ring sized for the
-/// whole table up front, 8 bytes a connection. Entries of connections that
-/// got established or went away are skipped when they reach the front.
-#[derive(Debug)]
-pub(super) struct HalfOpenQueue {
-    pub(super) ring: std::collections::VecDeque<(ConnRef, u32)>,
-    pub(super) capacity: usize,
-}
-
-/// Most stale queue entries one insertion skips looking for a half-open
-/// connection to reclaim: an insertion never costs more than this.
+/// Most slots one insertion looks at for a half-open connection to give
+/// up: an insertion into a full table never costs more than this walk (a
+/// few kilobytes, read in order).
 pub(super) const RECLAIM_SCAN: usize = 256;
-
-/// Random slots an insertion looks at for a half-open connection when the
-/// queue has none.
-const RECLAIM_PROBES: usize = 64;
 
 /// Whether a TCP connection in `state` with `flags` is half-open: only the
 /// client's SYN(s) seen, nothing from the real server.
@@ -82,60 +80,65 @@ impl ConnTable {
         removed
     }
 
-    /// Table pressure: removes the oldest half-open TCP connection, looking
-    /// at no more than [`RECLAIM_SCAN`] stale entries of the queue; failing
-    /// that (the queue was just turned on, or lost entries when it was
-    /// full), a half-open connection among [`RECLAIM_PROBES`] slots picked
-    /// at random. False when there is none (or reclaiming is off).
+    /// Table pressure: removes the first half-open TCP connection the
+    /// walk meets within [`RECLAIM_SCAN`] slots of where it stopped last,
+    /// and stops just past it. False when there is none there (or
+    /// reclaiming is off).
     pub(super) fn reclaim_one(&mut self) -> bool {
-        if self.half_open.is_none() {
+        if !self.reclaim_half_open {
             return false;
         }
-        for _ in 0..RECLAIM_SCAN {
-            let Some((r, tag)) = self.half_open.as_mut().and_then(|q| q.ring.pop_front()) else {
-                break;
-            };
-            let d = self.data_only(r);
-            if half_open(d.state, d.flags) && self.tag(r) == tag {
-                self.remove(r);
-                self.reclaimed += 1;
-                return true;
-            }
+        let found = self.walk_to_half_open(RECLAIM_SCAN);
+        if let Some(r) = found {
+            self.remove(r);
+            self.reclaimed += 1;
+            self.reclaim_at += 1;
         }
-        let (len4, len6) = (self.v4.slots.len(), self.v6.slots.len());
-        for _ in 0..RECLAIM_PROBES.min(len4 + len6) {
-            let at = self.rng.usize(0..len4 + len6);
-            let r = if at < len4 {
-                ConnRef(at as u32)
-            } else {
-                ConnRef((at - len4) as u32 | V6)
-            };
-            let (key, d) = self.data(r);
-            if key.protocol == Protocol::Tcp && half_open(d.state, d.flags) {
-                self.remove(r);
-                self.reclaimed += 1;
-                return true;
-            }
-        }
-        false
+        found.is_some()
     }
 
-    /// Drops, from the front of the table-pressure queue, up to `budget`
-    /// entries that no longer name a half-open connection (it got
-    /// established, or went away), so that a full table finds the oldest
-    /// half-open connection at once. Called from the poll loop.
-    pub fn prune_half_open(&mut self, budget: usize) {
-        for _ in 0..budget {
-            let Some(&(r, tag)) = self.half_open.as_ref().and_then(|q| q.ring.front()) else {
-                return;
+    /// Moves table pressure's walk, over at most `budget` slots, to the
+    /// next half-open TCP connection (staying on the one it is on), and
+    /// returns it; none within `budget`.
+    fn walk_to_half_open(&mut self, budget: usize) -> Option<ConnRef> {
+        let (len4, len6) = (self.v4.slots.len(), self.v6.slots.len());
+        let len = len4 + len6;
+        if len == 0 {
+            return None;
+        }
+        let mut at = self.reclaim_at;
+        for _ in 0..budget.min(len) {
+            if at >= len {
+                at = 0;
+            }
+            let (tcp, d) = if at < len4 {
+                let s = &self.v4.slots[at];
+                (s.key.is_tcp(), s.data)
+            } else {
+                let s = &self.v6.slots[at - len4];
+                (s.key.is_tcp(), s.data)
             };
-            let d = self.data_only(r);
-            if half_open(d.state, d.flags) && self.tag(r) == tag {
-                return;
+            if tcp && half_open(d.state, d.flags) {
+                self.reclaim_at = at;
+                return Some(if at < len4 {
+                    ConnRef(at as u32)
+                } else {
+                    ConnRef((at - len4) as u32 | V6)
+                });
             }
-            if let Some(q) = &mut self.half_open {
-                q.ring.pop_front();
-            }
+            at += 1;
+        }
+        self.reclaim_at = at;
+        None
+    }
+
+    /// Between bursts, while the table is full: moves table pressure's
+    /// walk on to the next half-open connection, over at most `budget`
+    /// slots, so that the next new connection finds it at once. Costs
+    /// nothing while the table has room (benchmarks and normal service).
+    pub fn seek_half_open(&mut self, budget: usize) {
+        if self.reclaim_half_open && self.len() >= self.capacity {
+            self.walk_to_half_open(budget);
         }
     }
 

@@ -15,9 +15,11 @@
 //! it stays within the capacity it was made for.
 
 const WAYS: usize = 10;
-/// Entries per bucket at the most, on average, before the index grows:
-/// 80 % load, about 8 bytes per entry.
-const LOAD: usize = 8;
+/// Entries per ten buckets at the most, on average, before the index
+/// grows: 81 % of the ways, 7.9 bytes per entry. Not more: runs of full
+/// buckets lengthen fast past 80 % (at 85 %, an insertion into a full
+/// table took 1.8 times as long).
+const LOAD_PER_TEN: usize = 81;
 const EMPTY: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +74,7 @@ impl Bucket {
 impl Index {
     /// An index that holds `capacity` entries without growing.
     pub(super) fn with_capacity(capacity: usize) -> Index {
-        let n = capacity.div_ceil(LOAD);
+        let n = (capacity * 10).div_ceil(LOAD_PER_TEN);
         Index {
             buckets: vec![EMPTY_BUCKET; n],
             len: 0,
@@ -82,10 +84,6 @@ impl Index {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.len
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     pub(super) fn bytes(&self) -> usize {
@@ -137,6 +135,34 @@ impl Index {
             .map(|(b, w)| self.buckets[b].slots[w])
     }
 
+    /// How many entries with hash `h` that satisfy `eq` lie on the way
+    /// an insertion under `h` would take: from the home bucket to the first
+    /// with room, where it would go. Counts no further than `limit`. Reads
+    /// only the lines the insertion reads next (a full count would walk on
+    /// to the end of the run, which is often further).
+    pub(super) fn count_on_the_way(
+        &self,
+        h: u64,
+        limit: usize,
+        mut eq: impl FnMut(u32) -> bool,
+    ) -> usize {
+        let mut n = 0;
+        if self.buckets.is_empty() {
+            return n;
+        }
+        let t = tag(h);
+        let mut b = self.home(h);
+        for _ in 0..self.buckets.len() {
+            let bucket = &self.buckets[b];
+            n += bucket.tagged(t).filter(|&w| eq(bucket.slots[w])).count();
+            if n >= limit || (bucket.used as usize) < WAYS {
+                break;
+            }
+            b = self.next(b);
+        }
+        n.min(limit)
+    }
+
     fn position(&self, h: u64, eq: &mut impl FnMut(u32) -> bool) -> Option<(usize, usize)> {
         if self.buckets.is_empty() {
             return None;
@@ -161,7 +187,7 @@ impl Index {
     /// slot already in it.
     pub(super) fn insert(&mut self, h: u64, slot: u32, rehash: impl Fn(u32) -> u64) {
         debug_assert_ne!(slot, EMPTY);
-        if self.len + 1 > self.buckets.len() * LOAD {
+        if (self.len + 1) * 10 > self.buckets.len() * LOAD_PER_TEN {
             self.grow(&rehash);
         }
         self.place(h, slot);
@@ -251,6 +277,26 @@ mod tests {
             assert_eq!(ix.find(h(k), |s| s == k), want);
         }
         assert_eq!(ix.len(), 32);
+    }
+
+    #[test]
+    fn counts_entries_of_a_hash_on_an_insertions_way() {
+        let mut ix = Index::with_capacity(64);
+        // 25 entries under one hash fill two buckets and spill into a
+        // third.
+        let h = 7 << 32 | 3;
+        for k in 0..25 {
+            ix.insert(h, k, |_| h);
+        }
+        ix.insert(9 << 32 | 4, 99, |_| 0);
+        assert_eq!(ix.count_on_the_way(h, 100, |_| true), 25);
+        assert_eq!(ix.count_on_the_way(h, 100, |s| s % 2 == 0), 13);
+        assert_eq!(ix.count_on_the_way(h, 10, |_| true), 10);
+        assert_eq!(ix.count_on_the_way(5 << 32 | 1, 100, |_| true), 0);
+        // Room in the home bucket again: an insertion goes there, and
+        // what lies beyond is not on its way.
+        assert!(ix.remove(h, 0));
+        assert_eq!(ix.count_on_the_way(h, 100, |_| true), 9);
     }
 
     #[test]

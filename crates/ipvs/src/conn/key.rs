@@ -1,4 +1,9 @@
-//! Flow keys as the slabs store them, and the table's seeded hashes.
+//! Flow keys as the slabs store them, and the table's seeded hash.
+//!
+//! A connection is hashed by its client endpoint alone (protocol, client
+//! address and port), as the kernel's `ip_vs_conn_hashkey_conn` does: a NAT
+//! server's reply carries that endpoint too (as its destination), so one
+//! index entry serves both directions and NAT needs no second index.
 
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,7 +15,33 @@ use crate::types::Protocol;
 pub(super) trait SlotKey: Copy + Default + PartialEq {
     fn from_flow(k: &FlowKey) -> Option<Self>;
     fn to_flow(&self) -> FlowKey;
+    /// The hash of the key's client endpoint ([`client_hash`]).
     fn seeded_hash(&self, seed: &Seed) -> u64;
+    /// Whether the key's client endpoint is this one.
+    fn is_client(&self, protocol: u8, caddr: IpAddr, cport: u16) -> bool;
+    fn is_tcp(&self) -> bool;
+}
+
+/// The index's hash of a client endpoint: what a client's packet carries
+/// as its source and a NAT server's reply as its destination.
+#[inline]
+pub(super) fn client_hash(seed: &Seed, protocol: u8, caddr: IpAddr, cport: u16) -> u64 {
+    match caddr {
+        IpAddr::V4(a) => v4_hash(seed, protocol, a.into(), cport),
+        IpAddr::V6(a) => v6_hash(seed, protocol, a.octets(), cport),
+    }
+}
+
+#[inline]
+fn v4_hash(seed: &Seed, protocol: u8, caddr: u32, cport: u16) -> u64 {
+    seed.hash2(caddr as u64, (cport as u64) << 8 | protocol as u64)
+}
+
+#[inline]
+fn v6_hash(seed: &Seed, protocol: u8, caddr: [u8; 16], cport: u16) -> u64 {
+    let a = u128::from_be_bytes(caddr);
+    let h = seed.hash2((a >> 64) as u64, a as u64);
+    seed.hash2(h, (cport as u64) << 8 | protocol as u64)
 }
 
 /// The seeds of a table's hashes, random per table: clients choose their
@@ -31,20 +62,6 @@ impl Seed {
     pub(super) fn hash2(&self, a: u64, b: u64) -> u64 {
         let p = (a ^ self.0) as u128 * (b ^ self.1) as u128;
         (p as u64) ^ (p >> 64) as u64
-    }
-
-    #[inline]
-    pub(super) fn hash_addrs(&self, x: u128, y: u128, rest: u64) -> u64 {
-        let h = self.hash2((x >> 64) as u64, x as u64);
-        let h = self.hash2(h ^ (y >> 64) as u64, y as u64);
-        self.hash2(h, rest)
-    }
-}
-
-pub(super) fn ip_bits(a: IpAddr) -> u128 {
-    match a {
-        IpAddr::V4(a) => u32::from(a) as u128,
-        IpAddr::V6(a) => u128::from(a),
     }
 }
 
@@ -86,10 +103,16 @@ impl SlotKey for V4Key {
 
     #[inline]
     fn seeded_hash(&self, seed: &Seed) -> u64 {
-        seed.hash2(
-            (self.caddr as u64) << 32 | self.vaddr as u64,
-            (self.cport as u64) << 32 | (self.vport as u64) << 16 | self.protocol as u64,
-        )
+        v4_hash(seed, self.protocol, self.caddr, self.cport)
+    }
+
+    #[inline]
+    fn is_client(&self, protocol: u8, caddr: IpAddr, cport: u16) -> bool {
+        self.protocol == protocol && self.cport == cport && caddr == Ipv4Addr::from(self.caddr)
+    }
+
+    fn is_tcp(&self) -> bool {
+        self.protocol == Protocol::Tcp.number()
     }
 
     fn to_flow(&self) -> FlowKey {
@@ -119,11 +142,16 @@ impl SlotKey for V6Key {
 
     #[inline]
     fn seeded_hash(&self, seed: &Seed) -> u64 {
-        seed.hash_addrs(
-            u128::from_be_bytes(self.caddr),
-            u128::from_be_bytes(self.vaddr),
-            (self.cport as u64) << 32 | (self.vport as u64) << 16 | self.protocol as u64,
-        )
+        v6_hash(seed, self.protocol, self.caddr, self.cport)
+    }
+
+    #[inline]
+    fn is_client(&self, protocol: u8, caddr: IpAddr, cport: u16) -> bool {
+        self.protocol == protocol && self.cport == cport && caddr == Ipv6Addr::from(self.caddr)
+    }
+
+    fn is_tcp(&self) -> bool {
+        self.protocol == Protocol::Tcp.number()
     }
 
     fn to_flow(&self) -> FlowKey {

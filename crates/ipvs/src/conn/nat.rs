@@ -1,57 +1,47 @@
-//! The NAT reply index: a real server's reply finds its connection by the
-//! reply's addresses and ports (each slab has one, sized up front).
+//! A NAT real server's reply finds its connection by the client endpoint it
+//! is addressed to, in the same index as the client's packets (`key.rs`):
+//! among that endpoint's connections, the NAT one to the reply's source.
 
-use std::net::IpAddr;
+use super::key::{client_hash, SlotKey};
+use super::registry::{DestId, DestRef, Registry};
+use super::slab::{Shard, F_LIVE};
+use super::{ConnRef, ConnTable, OutKey, V6};
+use crate::types::FwdMethod;
 
-use super::key::{ip_bits, Seed};
-use super::{Conn, ConnRef, ConnTable, OutKey, V6};
-
-pub(super) fn out_hash(
-    seed: &Seed,
-    protocol: u8,
-    daddr: IpAddr,
-    dport: u16,
-    caddr: IpAddr,
-    cport: u16,
-) -> u64 {
-    seed.hash_addrs(
-        ip_bits(daddr),
-        ip_bits(caddr),
-        (dport as u64) << 32 | (cport as u64) << 16 | protocol as u64,
-    )
+/// The slot of `s` that holds the NAT connection `key` is a reply of.
+#[inline]
+fn find_reply<K: SlotKey>(
+    s: &Shard<K>,
+    dests: &Registry<DestRef, DestId>,
+    hash: u64,
+    key: &OutKey,
+) -> Option<u32> {
+    if s.nat_live == 0 {
+        return None;
+    }
+    let protocol = key.protocol.number();
+    s.index.find(hash, |i| {
+        let slot = &s.slots[i as usize];
+        if slot.data.flags & F_LIVE == 0
+            || slot.data.dport != key.dport
+            || !slot.key.is_client(protocol, key.caddr, key.cport)
+        {
+            return false;
+        }
+        let dest = dests.get(slot.data.dest);
+        dest.fwd == FwdMethod::Masq && dest.addr == key.daddr
+    })
 }
 
 impl ConnTable {
     /// The NAT connection a reply from a real server belongs to.
     #[inline]
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnRef> {
-        let matches = |c: &Conn| c.out_key() == *key;
-        let h = || {
-            out_hash(
-                &self.seed,
-                key.protocol.number(),
-                key.daddr,
-                key.dport,
-                key.caddr,
-                key.cport,
-            )
-        };
+        let h = client_hash(&self.seed, key.protocol.number(), key.caddr, key.cport);
         if key.caddr.is_ipv4() {
-            if self.v4.out_index.is_empty() {
-                return None;
-            }
-            self.v4
-                .out_index
-                .find(h(), |i| matches(&self.view(ConnRef(i))))
-                .map(ConnRef)
+            find_reply(&self.v4, &self.dests, h, key).map(ConnRef)
         } else {
-            if self.v6.out_index.is_empty() {
-                return None;
-            }
-            self.v6
-                .out_index
-                .find(h(), |i| matches(&self.view(ConnRef(i | V6))))
-                .map(|i| ConnRef(i | V6))
+            find_reply(&self.v6, &self.dests, h, key).map(|i| ConnRef(i | V6))
         }
     }
 }

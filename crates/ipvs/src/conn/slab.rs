@@ -3,8 +3,6 @@
 
 use super::index::Index;
 use super::key::{Seed, SlotKey, V4Key};
-use super::nat::out_hash;
-use super::registry::{DestId, DestRef, Registry};
 use super::{ConnTable, FlowKey};
 use crate::tcp_state::TcpState;
 
@@ -71,10 +69,12 @@ pub const V4_SLOT_BYTES: usize = std::mem::size_of::<Slot<V4Key>>();
 pub(super) struct Shard<K> {
     pub(super) slots: Vec<Slot<K>>,
     pub(super) free: Vec<u32>,
+    /// Every connection by its client endpoint, for both directions.
     pub(super) index: Index,
-    /// NAT connections by their replies' key.
-    pub(super) out_index: Index,
     pub(super) live: usize,
+    /// Live NAT connections: while there are none, a packet that is no
+    /// client's is not looked up as a reply.
+    pub(super) nat_live: usize,
     pub(super) sweep_at: usize,
 }
 
@@ -84,10 +84,8 @@ impl<K: SlotKey> Shard<K> {
             slots: Vec::with_capacity(capacity),
             free: Vec::new(),
             index: Index::with_capacity(capacity),
-            // Sized up front too (8 bytes a connection, NAT or not): grown
-            // on demand it would rehash on the worker, under traffic.
-            out_index: Index::with_capacity(capacity),
             live: 0,
+            nat_live: 0,
             sweep_at: 0,
         }
     }
@@ -121,20 +119,17 @@ impl<K: SlotKey> Shard<K> {
         self.slots.capacity() * std::mem::size_of::<Slot<K>>()
             + self.free.capacity() * 4
             + self.index.bytes()
-            + self.out_index.bytes()
     }
 }
 
 impl ConnTable {
-    /// Stores a connection in a slab and its index (and, for NAT, the reply
-    /// index under `nat_out_hash`).
+    /// Stores a connection in a slab and its index; `masq` for NAT.
     pub(super) fn put<K: SlotKey>(
         s: &mut Shard<K>,
         seed: &Seed,
-        dests: &Registry<DestRef, DestId>,
         key: K,
         data: ConnData,
-        nat_out_hash: Option<u64>,
+        masq: bool,
     ) -> u32 {
         let slot = Slot { key, data };
         let i = match s.free.pop() {
@@ -151,21 +146,7 @@ impl ConnTable {
         s.index.insert(key.seeded_hash(seed), i, |j| {
             slots[j as usize].key.seeded_hash(seed)
         });
-        if let Some(oh) = nat_out_hash {
-            s.out_index.insert(oh, i, |j| {
-                let slot = &slots[j as usize];
-                let k = slot.key.to_flow();
-                let dest = dests.get(slot.data.dest);
-                out_hash(
-                    seed,
-                    k.protocol.number(),
-                    dest.addr,
-                    slot.data.dport,
-                    k.caddr,
-                    k.cport,
-                )
-            });
-        }
+        s.nat_live += masq as usize;
         s.live += 1;
         i
     }

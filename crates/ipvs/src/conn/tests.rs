@@ -57,13 +57,14 @@ fn counters_follow_dr_handshake_and_expiry() {
     assert_eq!((d.shared.active(), d.shared.inactive()), (0, 0));
 }
 
+/// 32 bytes of slot and 7.9 of index: at most 40 bytes a connection,
+/// with table pressure on (as rvsd runs) and half the connections NAT.
 #[test]
-fn ipv4_slot_is_32_bytes_and_fill_stays_under_64_per_conn() {
+fn ipv4_slot_is_32_bytes_and_fill_stays_within_40_per_conn() {
     assert_eq!(V4_SLOT_BYTES, 32);
-    let d = dest();
+    let (dr, nat) = (dest(), nat_dest());
     let n = 100_000;
     let mut t = ConnTable::new(n, Timeouts::default());
-    // Table pressure's queue, on by default, counts too.
     t.set_reclaim_half_open(true);
     for i in 0..n as u32 {
         let k = FlowKey {
@@ -73,10 +74,10 @@ fn ipv4_slot_is_32_bytes_and_fill_stays_under_64_per_conn() {
             vaddr: "192.168.1.10".parse().unwrap(),
             vport: 80,
         };
-        t.insert(k, &d, 0).unwrap();
+        t.insert(k, if i % 2 == 0 { &dr } else { &nat }, 0).unwrap();
     }
     let per = t.bytes() as f64 / n as f64;
-    assert!(per <= 64.0, "{per} bytes per connection");
+    assert!(per <= 40.0, "{per} bytes per connection");
 }
 
 #[test]
@@ -96,7 +97,7 @@ fn ipv6_and_nat_replies() {
     };
     let mut t = ConnTable::new(10, Timeouts::default());
     let mut refs = vec![];
-    // Enough NAT entries to make the reply index grow.
+    // Enough entries to make the IPv6 index grow (it starts empty).
     for p in 1..=8u16 {
         let k = FlowKey {
             protocol: Protocol::Tcp,
@@ -158,31 +159,106 @@ fn edited_tunnel_reaches_new_connections_while_old_ones_live() {
     assert!(t.dests.by_id.is_empty(), "every dest entry released");
 }
 
-/// The NAT reply index is sized with the table, as the slab is: filling
-/// the table never grows (and rehashes) it on the worker.
+/// The index is sized with the table, as the slab is: filling the table
+/// with NAT connections (which replies find through it too) never grows
+/// (and rehashes) it on the worker.
 #[test]
-fn nat_reply_index_never_grows() {
-    let spec = DestSpec {
-        fwd: FwdMethod::Masq,
-        ..dest().spec
-    };
-    let d = Dest {
-        spec,
-        last_weight: 1,
-        shared: DestShared::new(&spec),
-    };
+fn index_never_grows() {
+    let d = nat_dest();
     let n = 10_000;
     let mut t = ConnTable::new(n, Timeouts::default());
-    let before = t.v4.out_index.bytes();
+    let before = t.v4.index.bytes();
     for i in 0..n as u32 {
         let k = FlowKey {
             caddr: IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
             ..key(1)
         };
-        t.insert(k, &d, 0).unwrap();
+        let r = t.insert(k, &d, 0).unwrap();
+        assert_eq!(t.lookup_out(&t.get(r).out_key()), Some(r));
     }
     assert!(before > 0, "allocated up front");
-    assert_eq!(t.v4.out_index.bytes(), before, "never grew");
+    assert_eq!(t.v4.index.bytes(), before, "never grew");
+}
+
+/// One client endpoint with connections to several services, NAT and DR
+/// alike: a reply finds the NAT one it belongs to by the real server's
+/// address and port, never a DR one or another server's.
+#[test]
+fn a_reply_finds_its_nat_connection_among_the_clients_others() {
+    let nat = nat_dest();
+    let dr_spec = DestSpec {
+        addr: "10.0.0.9".parse().unwrap(),
+        ..dest().spec
+    };
+    let dr = Dest {
+        spec: dr_spec,
+        last_weight: 1,
+        shared: DestShared::new(&dr_spec),
+    };
+    let other_spec = DestSpec {
+        addr: "10.0.0.3".parse().unwrap(),
+        ..nat.spec
+    };
+    let other = Dest {
+        spec: other_spec,
+        last_weight: 1,
+        shared: DestShared::new(&other_spec),
+    };
+    let mut t = ConnTable::new(100, Timeouts::default());
+    let to = |vport| FlowKey { vport, ..key(4000) };
+    let r_dr = t.insert(to(80), &dr, 0).unwrap();
+    let r_nat = t.insert(to(81), &nat, 0).unwrap();
+    let r_other = t.insert(to(82), &other, 0).unwrap();
+    for (vport, r) in [(80, r_dr), (81, r_nat), (82, r_other)] {
+        assert_eq!(t.lookup(&to(vport)), Some(r));
+    }
+    assert_eq!(t.lookup_out(&t.get(r_nat).out_key()), Some(r_nat));
+    assert_eq!(t.lookup_out(&t.get(r_other).out_key()), Some(r_other));
+    // A DR connection has no replies through the director.
+    assert_eq!(t.lookup_out(&t.get(r_dr).out_key()), None);
+    // The right server, from another port: no connection.
+    let wrong_port = OutKey {
+        dport: 9999,
+        ..t.get(r_nat).out_key()
+    };
+    assert_eq!(t.lookup_out(&wrong_port), None);
+    t.remove(r_nat);
+    assert_eq!(t.lookup_out(&t.get(r_other).out_key()), Some(r_other));
+    assert_eq!(t.v4.nat_live, 1);
+}
+
+/// One client endpoint may hold [`CONNS_PER_CLIENT_ENDPOINT`] connections
+/// (to as many services, or ports of a port-zero one); the next is refused
+/// until one goes, and other endpoints are not affected.
+#[test]
+fn a_client_endpoint_holds_a_bounded_number_of_connections() {
+    let d = dest();
+    let mut t = ConnTable::new(1000, Timeouts::default());
+    let to = |vport| FlowKey { vport, ..key(4000) };
+    let refs: Vec<ConnRef> = (0..CONNS_PER_CLIENT_ENDPOINT as u16)
+        .map(|p| t.insert(to(1000 + p), &d, 0).unwrap())
+        .collect();
+    assert_eq!(t.insert(to(2000), &d, 0), Err(Refused::ClientEndpointFull));
+    // Another port of the same address, and UDP from the same port, are
+    // other endpoints.
+    assert!(t
+        .insert(
+            FlowKey {
+                cport: 4001,
+                ..to(2000)
+            },
+            &d,
+            0
+        )
+        .is_ok());
+    let udp = FlowKey {
+        protocol: Protocol::Udp,
+        ..to(2000)
+    };
+    assert!(t.insert(udp, &d, 0).is_ok());
+    t.remove(refs[0]);
+    assert!(t.insert(to(2000), &d, 0).is_ok());
+    assert_eq!(t.len(), CONNS_PER_CLIENT_ENDPOINT + 2);
 }
 
 /// A listing in slices sees every connection once, IPv4 and IPv6, and
@@ -239,7 +315,7 @@ fn full_table_refuses() {
     let mut t = ConnTable::new(2, Timeouts::default());
     t.insert(key(1), &d, 0).unwrap();
     t.insert(key(2), &d, 0).unwrap();
-    assert_eq!(t.insert(key(3), &d, 0), Err(TableFull));
+    assert_eq!(t.insert(key(3), &d, 0), Err(Refused::TableFull));
     assert_eq!(d.shared.inactive(), 2, "a refused flow is not counted");
 }
 
@@ -251,7 +327,8 @@ fn nat_dest() -> Dest {
 }
 
 /// A flood of SYNs into a full table: each new one takes the place of
-/// the oldest half-open connection; established connections and those
+/// the oldest half-open connection (the walk meets them in the order they
+/// were made); established connections and those
 /// whose server answered (NAT) keep theirs.
 #[test]
 fn full_table_reclaims_the_oldest_half_open_first() {
@@ -301,13 +378,13 @@ fn full_table_reclaims_the_oldest_half_open_first() {
     }
     let answered = t.lookup(&key(2)).unwrap();
     t.on_tcp(answered, true, Some(Event::Ack), 0);
-    assert_eq!(t.insert(key(9), &dr, 0), Err(TableFull));
+    assert_eq!(t.insert(key(9), &dr, 0), Err(Refused::TableFull));
 }
 
-/// A slot reused by a later connection is not taken for the one the
-/// queue remembers there.
+/// Table pressure's walk goes round the slab: a connection that reused
+/// a freed slot is met in that slot's place, not by its age.
 #[test]
-fn reclaim_skips_reused_slots() {
+fn reclaim_walks_the_slab_in_a_circle() {
     let d = dest();
     let mut t = ConnTable::new(2, Timeouts::default());
     t.set_reclaim_half_open(true);
@@ -315,39 +392,53 @@ fn reclaim_skips_reused_slots() {
     t.on_tcp(a, false, Some(Event::Syn), 0);
     let b = t.insert(key(2), &d, 0).unwrap();
     t.on_tcp(b, false, Some(Event::Syn), 0);
-    // Key 1 goes away (a RST would close it; here it is removed), and
-    // key 3 takes its slot: queue is [slot a (key 1, stale), key 2, key 3].
+    // Key 1 goes away, and key 3 takes its slot, before key 2's.
     t.remove(a);
     let c = t.insert(key(3), &d, 0).unwrap();
     assert_eq!(c, a, "the freed slot is reused");
     t.on_tcp(c, false, Some(Event::Syn), 0);
-    // Full: key 2 is the oldest half-open, not key 3 in key 1's slot.
-    t.insert(key(4), &d, 0).unwrap();
-    assert!(t.lookup(&key(2)).is_none());
-    assert!(t.lookup(&key(3)).is_some());
+    // Full: the walk meets key 3 first; then key 2; then key 4, which
+    // took key 3's slot.
+    for (n, gone) in [(4, 3), (5, 2), (6, 4)] {
+        let r = t.insert(key(n), &d, 0).unwrap();
+        t.on_tcp(r, false, Some(Event::Syn), 0);
+        assert!(t.lookup(&key(gone)).is_none(), "key {gone}");
+        assert_eq!(t.len(), 2);
+    }
+    assert_eq!(t.reclaimed(), 3);
 }
 
-/// Entries of connections that got established are pruned from the
-/// queue's front between bursts, so that a full table never spends its
-/// scan on them.
+/// A full table whose half-open connection lies further than one
+/// insertion's walk refuses the new one; seeking between bursts moves the
+/// walk there, and the next new connection takes its place. With room in
+/// the table, seeking does nothing.
 #[test]
-fn pruning_clears_established_entries_from_the_front() {
+fn seeking_moves_the_walk_past_established_connections() {
     let d = dest();
     let n = 3 * RECLAIM_SCAN as u16;
-    let mut t = ConnTable::new(n as usize + 1, Timeouts::default());
+    let mut t = ConnTable::new(n as usize + 2, Timeouts::default());
     t.set_reclaim_half_open(true);
     for k in 0..n {
         let r = t.insert(key(k), &d, 0).unwrap();
         t.on_tcp(r, false, Some(Event::Syn), 0);
         t.on_tcp(r, false, Some(Event::Ack), 0);
     }
+    t.seek_half_open(RECLAIM_SCAN);
+    assert_eq!(t.reclaim_at, 0, "room in the table: no seeking");
     let r = t.insert(key(n), &d, 0).unwrap();
     t.on_tcp(r, false, Some(Event::Syn), 0);
+    let r = t.insert(key(n + 1), &d, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    t.on_tcp(r, false, Some(Event::Ack), 0);
+    assert_eq!(t.insert(key(n + 2), &d, 0), Err(Refused::TableFull));
     for _ in 0..4 {
-        t.prune_half_open(RECLAIM_SCAN);
+        t.seek_half_open(RECLAIM_SCAN);
     }
-    assert_eq!(t.half_open.as_ref().unwrap().ring.len(), 1);
-    t.insert(key(n + 1), &d, 0).unwrap();
+    assert_eq!(
+        t.reclaim_at, n as usize,
+        "the walk waits at the half-open one"
+    );
+    t.insert(key(n + 2), &d, 0).unwrap();
     assert_eq!(t.reclaimed(), 1);
     assert!(t.lookup(&key(n)).is_none());
 }
@@ -358,7 +449,7 @@ fn without_reclaim_a_full_table_refuses_syns() {
     let mut t = ConnTable::new(1, Timeouts::default());
     let r = t.insert(key(1), &d, 0).unwrap();
     t.on_tcp(r, false, Some(Event::Syn), 0);
-    assert_eq!(t.insert(key(2), &d, 0), Err(TableFull));
+    assert_eq!(t.insert(key(2), &d, 0), Err(Refused::TableFull));
     assert_eq!(t.reclaimed(), 0);
 }
 
