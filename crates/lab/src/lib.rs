@@ -793,8 +793,13 @@ except (socket.timeout, IndexError):\n    pass\n";
     pub fn down(&mut self) -> Result<()> {
         let r = teardown(&self.prefix);
         for c in &mut self.children {
+            let pid = c.id();
             let _ = c.kill();
             let _ = c.wait();
+            // A killed rvsd cannot remove its EAL runtime folder (prefix
+            // `rvs<pid>`; `dpdk::Eal::remove_own_runtime_dir`): remove it
+            // here. Other children have none.
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/rvs{pid}"));
         }
         self.children.clear();
         self.named.clear();
