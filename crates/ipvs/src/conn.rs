@@ -501,19 +501,17 @@ impl ConnTable {
     /// The connections of `key`'s client endpoint on its insertion's way,
     /// counted up to [`CONNS_PER_CLIENT_ENDPOINT`].
     fn conns_of_client(&self, key: &FlowKey) -> usize {
+        fn count<K: SlotKey>(s: &Shard<K>, h: u64, p: u8, key: &FlowKey) -> usize {
+            s.index.count_on_the_way(h, CONNS_PER_CLIENT_ENDPOINT, |i| {
+                s.slots[i as usize].key.is_client(p, key.caddr, key.cport)
+            })
+        }
         let p = key.protocol.number();
         let h = client_hash(&self.seed, p, key.caddr, key.cport);
-        let n = CONNS_PER_CLIENT_ENDPOINT;
         if key.caddr.is_ipv4() {
-            let s = &self.v4;
-            s.index.count_on_the_way(h, n, |i| {
-                s.slots[i as usize].key.is_client(p, key.caddr, key.cport)
-            })
+            count(&self.v4, h, p, key)
         } else {
-            let s = &self.v6;
-            s.index.count_on_the_way(h, n, |i| {
-                s.slots[i as usize].key.is_client(p, key.caddr, key.cport)
-            })
+            count(&self.v6, h, p, key)
         }
     }
 

@@ -33,6 +33,16 @@ pub(super) fn half_open(state: u8, flags: u8) -> bool {
         )
 }
 
+/// The slot at position `at` of the IPv4 slab (`len4` slots) followed by
+/// the IPv6 one: how table pressure's walk and `drop_entry` number slots.
+fn slot_at(at: usize, len4: usize) -> ConnRef {
+    if at < len4 {
+        ConnRef(at as u32)
+    } else {
+        ConnRef((at - len4) as u32 | V6)
+    }
+}
+
 impl ConnTable {
     /// Looks at up to `budget` slots (split over both slabs) from where the
     /// last call stopped and removes the expired connections among them;
@@ -120,11 +130,7 @@ impl ConnTable {
             };
             if tcp && half_open(d.state, d.flags) {
                 self.reclaim_at = at;
-                return Some(if at < len4 {
-                    ConnRef(at as u32)
-                } else {
-                    ConnRef((at - len4) as u32 | V6)
-                });
+                return Some(slot_at(at, len4));
             }
             at += 1;
         }
@@ -157,11 +163,7 @@ impl ConnTable {
                 break;
             }
             let at = self.rng.usize(0..len4 + len6);
-            let r = if at < len4 {
-                ConnRef(at as u32)
-            } else {
-                ConnRef((at - len4) as u32 | V6)
-            };
+            let r = slot_at(at, len4);
             let (key, d) = self.data(r);
             if d.flags & F_LIVE == 0 {
                 continue;
