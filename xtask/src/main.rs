@@ -75,7 +75,7 @@ enum Task {
         sync_cost: bool,
         /// Only this build against another: DIR holds rvsd and rvsadm built
         /// from another commit (copied from its target/release). The main
-        /// rows (DR, NAT, TUN, IPv6, DR on two workers with an RSS split,
+        /// rows (DR, NAT, TUN, IPv6, DR on two workers with either RSS split,
         /// new flows) in pairs of alternating runs, both builds on the same
         /// captures; prints the pairs and each row's median ratio, writes
         /// nothing.

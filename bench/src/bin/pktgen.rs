@@ -9,10 +9,13 @@
 //!
 //! (`pktgen --help` lists every option with its default.)
 //!
-//! `--shard K/N` keeps the flows rvsd's worker K of N owns (by client
-//! endpoint), as a NIC whose RSS hash matched rvsd's would deliver them.
-//! rvsd keys that hash at random unless `[workers] flow_seed` fixes it:
-//! `--flow-seed` must be the same number (0 unless given).
+//! `--shard K/N` keeps the packets a NIC programmed by rvsd puts on its
+//! queue K of N: Toeplitz over the client's address and port alone under
+//! rvsd's key, through rvsd's redirection table
+//! (`rvs_bench::client_endpoint_rss_queue`). Those are the flows rvsd's
+//! worker K owns, so none is handed over (the benchmark checks that it is
+//! so). rvsd draws its key at random unless `[workers] flow_seed` fixes
+//! it: `--flow-seed` must be the same number (0 unless given).
 //! `--rss K/N` keeps the packets an ordinary NIC would put on its queue K of
 //! N: Toeplitz over the 5-tuple with Microsoft's key, through a round-robin
 //! redirection table (`rvs_bench::rss_queue`); rvsd then hands the others'
@@ -84,10 +87,11 @@ struct Args {
     /// The director's MAC, the frames' destination.
     #[arg(long, default_value = "02:70:63:61:70:00", value_parser = parse_mac)]
     dst_mac: MacAddr,
-    /// Only the flows rvsd's worker K of N owns.
+    /// Only the packets a NIC programmed by rvsd (RSS on the client
+    /// endpoint) puts on its queue K of N: the flows rvsd's worker K owns.
     #[arg(long, value_name = "K/N", value_parser = parse_share, conflicts_with = "rss")]
     shard: Option<(usize, usize)>,
-    /// Only the packets an ordinary NIC's RSS puts on its queue K of N.
+    /// Only the packets a NIC hashing the 5-tuple puts on its queue K of N.
     #[arg(long, value_name = "K/N", value_parser = parse_share)]
     rss: Option<(usize, usize)>,
     /// rvsd's `[workers] flow_seed`, for `--shard`.
@@ -300,14 +304,14 @@ fn main() -> std::io::Result<()> {
     }
     let mut written = 0u64;
     let passes = if o.traffic == Traffic::SynFin { 2 } else { 1 };
-    let sharding = rvs_dataplane::FlowSharding::with_seed(o.flow_seed);
+    let key = rvs_dataplane::FlowSharding::with_seed(o.flow_seed).rss_key();
     for (pass, flow) in (0..passes).flat_map(|p| (0..o.flows).map(move |f| (p, f))) {
         if let Some((k, n)) = o.shard {
             let (a, p) = client(&o, flow);
             let queue = if o.rss {
                 rvs_bench::rss_queue(a, o.vip, p, o.vport, n)
             } else {
-                sharding.owner_of(a, p, n)
+                rvs_bench::client_endpoint_rss_queue(&key, a, p, n)
             };
             if queue != k {
                 continue;

@@ -198,7 +198,7 @@ impl SyncDaemons {
                     .map_err(|e| format!("{ifname}: {e}"))?;
                 let (v, s, st) = (view.clone(), stop.clone(), stats.clone());
                 let workers = workers.to_vec();
-                let sharding = self.sharding;
+                let sharding = self.sharding.clone();
                 thread = Some(
                     std::thread::Builder::new()
                         .name("rvs-sync-backup".into())

@@ -17,6 +17,6 @@ pub use counters::{Counters, DropReason};
 pub use neighbour::{LearnPolicy, NeighbourConfig, NeighbourTable};
 pub use rvs_ipvs::ConnRow;
 pub use worker::{
-    ConnListing, FlowSharding, PortInfo, Route, SyncMaster, SyncSink, Verdict, VipArp, Worker,
-    WorkerConfig, WorkerMsg, WorkerShared,
+    toeplitz, ConnListing, FlowSharding, PortInfo, Route, SyncMaster, SyncSink, Verdict, VipArp,
+    Worker, WorkerConfig, WorkerMsg, WorkerShared, MICROSOFT_RSS_KEY,
 };

@@ -61,7 +61,7 @@ mod xmit6;
 
 pub use burst::PREFETCH_GROUP;
 pub use control::{ConnListing, SyncMaster, SyncSink, WorkerMsg, LIST_CHUNK, LIST_SLOTS_PER_LOOP};
-pub use sharding::FlowSharding;
+pub use sharding::{toeplitz, FlowSharding, MICROSOFT_RSS_KEY};
 
 /// A port as the dataplane sees it: its MAC and the director's address on it.
 #[derive(Debug, Clone, Copy)]

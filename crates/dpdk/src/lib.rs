@@ -24,7 +24,10 @@ pub use error::{DpdkError, Result};
 pub use lcore::{current_lcore, launch_on, tsc_hz, LcoreExit, LcoreHandle};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
-pub use port::{stats_of as port_stats, MacAddr, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{
+    reta_queue, stats_of as port_stats, MacAddr, Port, PortConfig, PortStats, RssMode, RxQueue,
+    TxQueue, RETA_PERIOD, RSS_KEY_LEN,
+};
 pub use ring::{Ring, RingConsumer, RingProducer};
 pub use vdev::create_vdev;
 

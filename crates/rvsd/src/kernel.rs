@@ -65,6 +65,7 @@ pub fn start(eal: &Eal, k: &KernelInterface, workers: usize, pool: Arc<Mempool>)
         // The kernel takes only what rvsd hands it; a promiscuous flag on
         // its interface would only mislead whoever looks.
         promiscuous: false,
+        rss_key: None,
     };
     let port = Port::start(eal, id, &pc, pool)
         .with_context(|| format!("{what}: starting its {workers} queue pairs"))?;

@@ -191,6 +191,12 @@ fn run(args: Args) -> Result<()> {
         .context("creating the pool for frames the workers make (raise dpdk.memory_mb?)")?,
     );
 
+    // The worker that owns a client endpoint's connections; the ports
+    // hash with its key, so that they deliver a client's packets there.
+    let sharding = match cfg.workers.flow_seed {
+        Some(seed) => FlowSharding::with_seed(seed),
+        None => FlowSharding::random().context("drawing the key of the flow hash")?,
+    };
     // Ports, each with one rx and one tx queue per worker, and its kernel
     // interface (the exception path) with as many.
     let mut ports = Vec::new();
@@ -202,10 +208,14 @@ fn run(args: Args) -> Result<()> {
         let pc = PortConfig {
             rx_queues: nworkers as u16,
             tx_queues: nworkers as u16,
+            rss_key: Some(sharding.rss_key()),
             ..PortConfig::default()
         };
         let port = Port::start(eal, id, &pc, pool.clone())
             .with_context(|| format!("starting port {:?} ({})", p.name, p.device))?;
+        if nworkers > 1 {
+            log::info!("port {:?}: receive-side scaling {}", p.name, port.rss());
+        }
         let (addr, prefix_len) = p.parsed_address().map_err(anyhow::Error::msg)?;
         log::info!(
             "port {:?}: dpdk port {} mac {} address {}/{}",
@@ -273,10 +283,6 @@ fn run(args: Args) -> Result<()> {
         answer_window_ms: cfg.neighbours.arp_retry_ms.max(1).saturating_mul(3),
         ..NeighbourConfig::new(cfg.neighbours.expiry_s * 1000)
     }));
-    let sharding = match cfg.workers.flow_seed {
-        Some(seed) => FlowSharding::with_seed(seed),
-        None => FlowSharding::random().context("drawing the key of the flow hash")?,
-    };
     let templates = Arc::new(Templates::new());
     let timeouts = cfg.timeouts();
     for n in &cfg.neighbours.statics {
@@ -321,7 +327,7 @@ fn run(args: Args) -> Result<()> {
             WorkerConfig {
                 id: i,
                 workers: nworkers,
-                sharding,
+                sharding: sharding.clone(),
                 ports: infos.clone(),
                 routes: routes.clone(),
                 conn_capacity: cfg.connections.capacity_per_worker,
