@@ -1631,7 +1631,8 @@ SYN is a new connection however long the replay runs; \"new conn/s\" is that sus
 The rows marked \"generated\" take their packets from `flowgen` instead (the flow-count sweep, below).\n\n{table}\n{sweep}{plots}\n\
 ## End to end\n\n\
 The walkthrough's namespaces: one client, two real servers running nginx (one worker process each), and in the \
-director's place rvsd (DR, af_packet, one worker with idle back-off), nginx `stream` (one worker process) or \
+director's place rvsd (DR, af_packet, one worker with the idle back-off `{shipped}` ships for shared CPUs: it naps \
+after {idle_polls} empty polls in a row), nginx `stream` (one worker process) or \
 HAProxy `mode tcp` (one thread). Two like-for-like setups. **One real server**: each director balances over RS1 \
 alone, against the client talking to RS1 directly: what the director costs. **Two real servers**: each director \
 balances over both, against the client spreading its load over both servers itself (two wrk processes at once, \
@@ -1692,6 +1693,8 @@ The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {no
             table = r.table,
             sweep = sweep,
             plots = r.plots,
+            shipped = crate::bench_e2e::SHIPPED_CONFIG,
+            idle_polls = r.e2e.idle_empty_polls,
             threads = crate::bench_e2e::WRK_THREADS,
             conns = crate::bench_e2e::WRK_CONNECTIONS,
             e2e_secs = plan.secs,
@@ -2238,6 +2241,7 @@ mod tests {
         ];
         let e2e = crate::bench_e2e::E2e {
             plan: crate::bench_e2e::Plan::FULL,
+            idle_empty_polls: 8,
             one_server: "| one |\n".into(),
             two_servers: "| two |\n".into(),
             rvsd_one_ka: (0.97, 0.95, 0.99),

@@ -207,6 +207,8 @@ impl Row {
 /// What the end-to-end run found.
 pub struct E2e {
     pub plan: Plan,
+    /// rvsd's `[workers] idle_empty_polls` in these runs.
+    pub idle_empty_polls: u32,
     /// Each director with one real server, against the client talking to
     /// it directly.
     pub one_server: String,
@@ -494,6 +496,27 @@ pub fn expected_secs(plan: Plan) -> f64 {
     (wrk_runs as u32 * plan.secs) as f64 + 40.0
 }
 
+/// The shipped configuration for CPUs shared with other work, whose idle
+/// back-off the end to end measures rvsd with (client, servers and
+/// director share this machine's CPUs).
+pub const SHIPPED_CONFIG: &str = "conf/rvsd.toml";
+
+/// `[workers] idle_empty_polls` of [`SHIPPED_CONFIG`].
+pub fn shipped_idle_empty_polls() -> Result<u32> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(SHIPPED_CONFIG);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let conf: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    conf.get("workers")
+        .and_then(|w| w.get("idle_empty_polls"))
+        .and_then(|v| v.as_integer())
+        .and_then(|v| u32::try_from(v).ok())
+        .with_context(|| format!("{} sets no [workers] idle_empty_polls", path.display()))
+}
+
 /// Both setups for every director; see the module's comment.
 pub fn run(plan: Plan) -> Result<E2e> {
     install_tools()?;
@@ -525,13 +548,14 @@ pub fn run(plan: Plan) -> Result<E2e> {
     }
     nginx_server(&mut lab, "rs1", "RS1")?;
     nginx_server(&mut lab, "rs2", "RS2")?;
+    let idle_empty_polls = shipped_idle_empty_polls()?;
     let (rs1_url, rs2_url) = (format!("http://{RS1}/"), format!("http://{RS2}/"));
     // rvsd (direct routing) first with RS1 alone, against the client
     // talking to RS1; then with RS1 and RS2, against the client spreading
     // its load over both. rvsd naps while the direct runs pass it by.
     lab.start_rvsd(&RvsdOptions {
         worker_lcores: vec![1],
-        idle_empty_polls: 256,
+        idle_empty_polls,
         socket: lab_dir.join("rvsd.sock"),
     })?;
     lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr"))?;
@@ -595,6 +619,7 @@ pub fn run(plan: Plan) -> Result<E2e> {
     }
     Ok(E2e {
         plan,
+        idle_empty_polls,
         one_server: table(&one, "direct", true),
         two_servers: table(&two, "client alone", false),
         rvsd_one_ka,
