@@ -121,7 +121,9 @@ fn plan_rss(
     let reta_fits = reta != 0
         && (reta.is_multiple_of(RETA_PERIOD)
             || (RETA_PERIOD.is_multiple_of(reta) && reta.is_multiple_of(u32::from(rx_queues))));
-    let key_fits = hash_key_size == 0 || usize::from(hash_key_size) >= RSS_KEY_LEN;
+    // A port that does not say how long its key is gets none from us
+    // (ethdev may hold the length we pass against it).
+    let key_fits = usize::from(hash_key_size) >= RSS_KEY_LEN;
     if offloads & RSS_SOURCE_ONLY == RSS_SOURCE_ONLY
         && offloads & RSS_IPV4_TCP != 0
         && reta_fits
@@ -250,8 +252,9 @@ impl Port {
             info.reta_size,
             info.hash_key_size,
         );
-        // The port's key length (padded with zeros), or ours where it
-        // does not say; read by rte_eth_dev_configure, which copies it.
+        // Ours, padded with zeros to the port's length (plan_rss asks for
+        // a key only where that is at least ours); read by
+        // rte_eth_dev_configure, which copies it.
         let mut key = vec![0u8; usize::from(info.hash_key_size).max(RSS_KEY_LEN)];
         if hf != 0 {
             conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
