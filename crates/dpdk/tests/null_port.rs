@@ -5,6 +5,17 @@ use std::sync::Arc;
 
 use dpdk::{Eal, EalConfig, LcoreExit, Mempool, Port, PortConfig, Ring};
 
+/// Removes the EAL's runtime folder (`/var/run/dpdk/rvs<pid>`) when the
+/// test ends, passed or failed: the EAL never does, and each run of the
+/// suite left one.
+struct RemoveRuntimeDir(&'static Eal);
+
+impl Drop for RemoveRuntimeDir {
+    fn drop(&mut self) {
+        self.0.remove_own_runtime_dir();
+    }
+}
+
 #[test]
 fn eal_pool_port_ring_and_lcore() {
     let cfg = EalConfig {
@@ -16,6 +27,7 @@ fn eal_pool_port_ring_and_lcore() {
         ..EalConfig::default()
     };
     let eal: &'static Eal = Eal::init(&cfg.to_args("dpdk-test")).expect("EAL init");
+    let _cleanup = RemoveRuntimeDir(eal);
     assert!(
         Eal::init(&cfg.to_args("again")).is_err(),
         "one EAL per process"
