@@ -14,15 +14,13 @@ use rvs_ipvs::tcp_state::Timeouts;
 use rvs_ipvs::{Command, DestSpec, Director, FwdMethod, Protocol, ServiceKey, ServiceSpec};
 use rvs_packet::MacAddr;
 
-/// Entries in the redirection table of the NIC modelled: the hash's low
-/// bits pick an entry, the entry names the queue. 128 is common (e.g.
-/// Intel's 82599); DPDK fills it round robin over the queues by default.
-pub const RSS_RETA_SIZE: u32 = 128;
-
-/// The receive queue (of `queues`) a NIC with the Microsoft key and a
-/// round-robin redirection table puts a TCP or UDP packet on: the Toeplitz
+/// The receive queue (of `queues`) a NIC with the Microsoft key and its
+/// default redirection table puts a TCP or UDP packet on: the Toeplitz
 /// hash over source address, destination address, source port and
-/// destination port, as sent.
+/// destination port, as sent. The table modelled has 128 entries (common,
+/// e.g. Intel's 82599) filled round robin over the queues, as DPDK does by
+/// default: the same pattern as rvsd's own, so `dpdk::reta_queue` gives
+/// its queue.
 pub fn rss_queue(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, queues: usize) -> usize {
     let mut input = Vec::with_capacity(36);
     for a in [src, dst] {
@@ -33,8 +31,7 @@ pub fn rss_queue(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, queues: usize
     }
     input.extend_from_slice(&sport.to_be_bytes());
     input.extend_from_slice(&dport.to_be_bytes());
-    let entry = toeplitz(&MICROSOFT_RSS_KEY, &input) % RSS_RETA_SIZE;
-    entry as usize % queues.max(1)
+    dpdk::reta_queue(toeplitz(&MICROSOFT_RSS_KEY, &input), queues)
 }
 
 /// The receive queue (of `queues`) a NIC programmed as rvsd programs it
