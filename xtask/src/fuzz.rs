@@ -116,19 +116,31 @@ impl Drop for Scratch {
     }
 }
 
+/// The harnesses' own tests (fuzz/src/tests.rs): every seed passes its
+/// checks, and `fuzz/seeds/` holds exactly the seeds the fixtures make now.
+/// `cargo xtask test` runs them too, since a change to the data plane or a
+/// shipped config can make a seed stale without any fuzzing.
+pub fn harness_tests(root: &Path) -> Result<()> {
+    let scratch = Scratch(scratch(root));
+    harness_tests_in(&scratch.0)
+}
+
+fn harness_tests_in(scratch: &Path) -> Result<()> {
+    // The harnesses' own files (a rules file, a keepalived.conf per
+    // process) go under the scratch folder, and so go with it.
+    crate::sh(
+        fuzz_workspace_cargo()
+            .env("RVS_FUZZ_SCRATCH", scratch.join("harness"))
+            .args(["test", "--manifest-path", "fuzz/Cargo.toml", "--lib"]),
+    )
+}
+
 /// Runs the harness tests, builds every target, runs each (or those named)
 /// for `seconds`; fails, naming the artifacts, if any target found a crash.
 pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
     let fuzz_dir = root.join("fuzz");
     let scratch = Scratch(scratch(root));
-    // The harnesses' own files (a rules file, a keepalived.conf per
-    // process) go there too, and so go with it.
-    let harness_files = scratch.0.join("harness");
-    crate::sh(
-        fuzz_workspace_cargo()
-            .env("RVS_FUZZ_SCRATCH", &harness_files)
-            .args(["test", "--manifest-path", "fuzz/Cargo.toml", "--lib"]),
-    )?;
+    harness_tests_in(&scratch.0)?;
     let all = targets(&fuzz_dir)?;
     for name in only {
         if !all.contains(name) {
@@ -156,7 +168,7 @@ pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
         let started = Instant::now();
         let out = cargo_fuzz(&fuzz_dir)
             .args(["run", "--sanitizer", "none", target])
-            .env("RVS_FUZZ_SCRATCH", &harness_files)
+            .env("RVS_FUZZ_SCRATCH", scratch.0.join("harness"))
             .arg(&corpus)
             .arg(&seeds)
             .args([

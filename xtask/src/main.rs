@@ -719,6 +719,9 @@ fn test() -> Result<()> {
             "--test-threads=1",
         ]))
     };
+    // The fuzz harnesses' tests: fuzz/ is a workspace of its own, so the
+    // run above does not reach them.
+    let result = result.and(fuzz::harness_tests(&root()));
     // Every lab a test built must be gone, even after a failure.
     let leaked = rvs_lab::namespaces_starting(&rvs_lab::test_prefix())?;
     if !leaked.is_empty() {
