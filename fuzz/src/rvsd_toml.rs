@@ -50,6 +50,14 @@ fn path() -> &'static PathBuf {
     })
 }
 
+/// Removes the input's file. A libFuzzer process never gets to (it ends
+/// with exit(); `cargo xtask fuzz` removes its scratch folder instead); the
+/// harness tests do, so that a plain `cargo test --lib` leaves nothing in
+/// /dev/shm.
+pub fn remove_input_file() {
+    let _ = std::fs::remove_file(path());
+}
+
 /// `Config::load` on `text`: the configuration, or its error without the
 /// file name (`LINE: message` or `message`).
 pub fn load(text: &str) -> Result<Config, String> {

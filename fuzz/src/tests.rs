@@ -33,6 +33,14 @@ const TARGETS: [(&str, Run); 6] = [
 /// Every seed passes its target's checks.
 #[test]
 fn every_seed_passes_its_target() {
+    /// rvsd_toml's input file goes when the test ends, passed or failed.
+    struct RemoveInput;
+    impl Drop for RemoveInput {
+        fn drop(&mut self) {
+            crate::rvsd_toml::remove_input_file();
+        }
+    }
+    let _input = RemoveInput;
     for ((name, seeds), (t, run)) in all_seeds().into_iter().zip(TARGETS) {
         assert_eq!(name, t);
         assert!(!seeds.is_empty(), "{name} has seeds");
