@@ -125,12 +125,17 @@ pub fn harness_tests(root: &Path) -> Result<()> {
     harness_tests_in(&scratch.0)
 }
 
+/// Where the harnesses write their own files (a rules file, a
+/// keepalived.conf per process): under the scratch folder, so they go with
+/// it.
+fn harness_files(scratch: &Path) -> PathBuf {
+    scratch.join("harness")
+}
+
 fn harness_tests_in(scratch: &Path) -> Result<()> {
-    // The harnesses' own files (a rules file, a keepalived.conf per
-    // process) go under the scratch folder, and so go with it.
     crate::sh(
         fuzz_workspace_cargo()
-            .env("RVS_FUZZ_SCRATCH", scratch.join("harness"))
+            .env("RVS_FUZZ_SCRATCH", harness_files(scratch))
             .args(["test", "--manifest-path", "fuzz/Cargo.toml", "--lib"]),
     )
 }
@@ -141,6 +146,7 @@ pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
     let fuzz_dir = root.join("fuzz");
     let scratch = Scratch(scratch(root));
     harness_tests_in(&scratch.0)?;
+    let harness_files = harness_files(&scratch.0);
     let all = targets(&fuzz_dir)?;
     for name in only {
         if !all.contains(name) {
@@ -168,7 +174,7 @@ pub fn run(root: &Path, seconds: u64, only: &[String]) -> Result<()> {
         let started = Instant::now();
         let out = cargo_fuzz(&fuzz_dir)
             .args(["run", "--sanitizer", "none", target])
-            .env("RVS_FUZZ_SCRATCH", scratch.0.join("harness"))
+            .env("RVS_FUZZ_SCRATCH", &harness_files)
             .arg(&corpus)
             .arg(&seeds)
             .args([
