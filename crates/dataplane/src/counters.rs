@@ -258,6 +258,9 @@ counters! {
     icmp_errors_sent,
     icmp_errors_forwarded,
     idle_sleeps,
+    /// Naps a frame ended early (on ports whose queues are kernel sockets,
+    /// af_packet's, a nap waits on them: `dpdk::RxWait`).
+    idle_woken,
     /// Packets handed to the worker that owns their connection.
     redirected,
     /// Packets received from other workers.
@@ -357,7 +360,7 @@ mod tests {
         let snap = c.snapshot();
         assert!(snap.contains(&("icmp_errors_sent".to_string(), 1)));
         assert!(snap.contains(&("drop_bad_icmp".to_string(), 1)));
-        assert_eq!(snap.len(), 40 + DropReason::ALL.len());
+        assert_eq!(snap.len(), 41 + DropReason::ALL.len());
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub fn run_worker(
     let mut next_kernel_poll = std::time::Instant::now();
     let mut empty = 0u32;
     let mut nap = idle.sleep;
+    // Naps end at the first frame on queues whose driver allows it.
+    let mut rx_wait = dpdk::RxWait::new(&queues.iter().map(|q| &q.rx).collect::<Vec<_>>());
     #[cfg(feature = "burst-histogram")]
     let mut bursts = idle.record_bursts.then(|| {
         // 1 ns to 10 s at 3 significant digits; saturating beyond.
@@ -341,7 +343,18 @@ pub fn run_worker(
             if idle.empty_polls > 0 {
                 if empty >= idle.empty_polls {
                     counters.idle_sleeps.inc();
-                    std::thread::sleep(nap);
+                    // The first nap of a lull is a plain one: under steady
+                    // traffic, frames gather meanwhile and are handled in
+                    // one pass (a NIC's interrupt coalescing), where waking
+                    // at each frame cost a context switch per frame. The
+                    // longer naps after it end at the first frame.
+                    if nap > idle.sleep {
+                        if rx_wait.wait(nap) {
+                            counters.idle_woken.inc();
+                        }
+                    } else {
+                        std::thread::sleep(nap);
+                    }
                     nap = (nap * 2).min(idle.max_sleep.max(idle.sleep));
                 } else {
                     // On a CPU shared with other work (containers, labs),

@@ -18,6 +18,7 @@ mod mempool;
 mod port;
 mod ring;
 mod vdev;
+mod wait;
 
 pub use eal::{Eal, EalConfig};
 pub use error::{DpdkError, Result};
@@ -30,6 +31,7 @@ pub use port::{
 };
 pub use ring::{Ring, RingConsumer, RingProducer};
 pub use vdev::create_vdev;
+pub use wait::RxWait;
 
 /// The most packets one rx or tx burst moves.
 pub const MAX_BURST: usize = 32;

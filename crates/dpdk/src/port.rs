@@ -187,7 +187,7 @@ impl Drop for Claim {
     }
 }
 
-struct PortInner {
+pub(crate) struct PortInner {
     id: u16,
     // Receive queues allocate from it; it must outlive the port.
     _pool: Arc<Mempool>,
@@ -418,7 +418,7 @@ pub fn stats_of(_eal: &Eal, id: u16) -> PortStats {
 
 /// One receive queue of a port. Not Clone: DPDK requires one poller per queue.
 pub struct RxQueue {
-    port: Arc<PortInner>,
+    pub(crate) port: Arc<PortInner>,
     queue: u16,
 }
 

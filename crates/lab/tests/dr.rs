@@ -370,3 +370,62 @@ fn persistent_service_pins_the_client() {
         "one template on RS2: {listing}"
     );
 }
+
+/// A counter of `rvsadm --counters`, summed over the workers.
+fn counter(lab: &Lab, name: &str) -> u64 {
+    let c = lab.rvsadm_ok("--counters").unwrap();
+    c.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// An idle worker's nap ends at the first frame on its af_packet socket
+/// (`dpdk::RxWait`), not when the nap runs out: with naps that grow to half
+/// a second, a request that comes while the worker naps is still answered
+/// at once (with plain naps each took 470 ms here).
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn a_frame_ends_an_idle_workers_nap() {
+    let prefix = format!("{}nap", rvs_lab::test_prefix());
+    let dir = rvs_lab::test_dir(&prefix);
+    let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
+    lab.serve_http("rs1", 80, "RS1").unwrap();
+    let opts = rvs_lab::RvsdOptions {
+        worker_lcores: vec![1],
+        idle_empty_polls: 8,
+        socket: dir.join("rvsd.sock"),
+    };
+    let cfg = lab.write_rvsd_config(&opts).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let naps = "idle_sleep_us = 100\n";
+    assert!(text.contains(naps), "{text}");
+    let text = text.replace(naps, &format!("{naps}idle_sleep_max_us = 500000\n"));
+    std::fs::write(&cfg, text).unwrap();
+    lab.start_rvsd_with(&cfg, &opts.socket, &[]).unwrap();
+    lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr")).unwrap();
+    lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1} -g"))
+        .unwrap();
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        // The request comes in a long nap: 13 naps in a row double from
+        // 100 µs to 410 ms, and the counter moves as a nap starts.
+        let naps = counter(&lab, "idle_sleeps");
+        lab.wait_for("a long nap", || {
+            Ok(counter(&lab, "idle_sleeps") >= naps + 13)
+        })
+        .unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(lab.curl(&format!("http://{}/", vip(80))).unwrap(), "RS1");
+        took.push(t.elapsed());
+    }
+    took.sort();
+    assert!(
+        took[2] < std::time::Duration::from_millis(100),
+        "median request {:?} (all {took:?})",
+        took[2]
+    );
+    assert!(counter(&lab, "idle_woken") >= 5);
+}

@@ -124,6 +124,7 @@ fn worker_counter_help(name: &str) -> &'static str {
         "redirected" => "Packets handed over the ring to the worker owning their connection.",
         "redirected_in" => "Packets received over the ring from other workers.",
         "idle_sleeps" => "Naps of the idle back-off.",
+        "idle_woken" => "Naps of the idle back-off that a received frame ended early.",
         "to_kernel" => "Frames handed to the director's kernel interface (the exception path).",
         "from_kernel" => "Frames the director's kernel sent out of its port (the exception path).",
         "half_open_reclaimed" => {

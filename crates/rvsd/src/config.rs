@@ -345,10 +345,13 @@ pub struct WorkersSection {
     /// each empty poll until then); 0 never naps nor yields.
     #[serde(default)]
     pub idle_empty_polls: u32,
-    /// Length of the first nap, in microseconds.
+    /// Length of the first nap, in microseconds: frames that come during
+    /// it wait for its end (under steady traffic they are then handled
+    /// together).
     #[serde(default = "default_idle_sleep")]
     pub idle_sleep_us: u64,
-    /// Longest nap: naps in a row double up to it.
+    /// Longest nap: naps in a row double up to it. On af_packet ports a
+    /// nap after the first ends at the first frame.
     #[serde(default = "default_idle_sleep_max")]
     pub idle_sleep_max_us: u64,
     /// Fixes the key of the hash that gives each client endpoint its
