@@ -1646,6 +1646,12 @@ the long transfer is one curl of a {big} MB file. Client, servers and director s
 so the figures compare the directors with each other, not with dedicated hardware. Director CPU counts the \
 director process's user and system time during the wrk runs (rvsd's includes its polling).\n\n\
 ### One real server: the director's overhead\n\n{one}\n\
+### Sparse traffic: what the director adds at low load\n\n\
+One real server again, with rvsd balancing over it alone: {sparse_n} requests from one client (python3), each on \
+a new connection after a pause of {sparse_gap} ms, timed from connect to the server's close, straight to RS1 and \
+through rvsd in {runs} alternating pair(s). Between requests rvsd's worker naps: its first nap of a lull is \
+a plain one, and the longer ones after it end at the first frame on the af_packet socket.\n\n{sparse}\n\
+Median of rvsd's p50 / direct's p50: {sparse_ratio:.2}\n\n\
 ### Two real servers: the balanced ceiling\n\n{two}\n\
 ## Memory per connection\n\n\
 `conn-memory` (part of this run): IPv4 connections inserted into one worker's table sized for them, half \
@@ -1701,6 +1707,10 @@ The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {no
             runs = plan.runs,
             big = crate::bench_e2e::BIG_FILE_MB,
             one = r.e2e.one_server,
+            sparse_n = crate::bench_e2e::SPARSE_REQUESTS,
+            sparse_gap = crate::bench_e2e::SPARSE_GAP_MS,
+            sparse = r.e2e.sparse,
+            sparse_ratio = r.e2e.sparse_p50_ratio,
             two = r.e2e.two_servers,
             memory = r.memory,
             cost = r.cost.table,
@@ -2247,6 +2257,8 @@ mod tests {
             rvsd_one_ka: (0.97, 0.95, 0.99),
             rvsd_one_nc: (0.93, 0.90, 0.96),
             bars: vec![],
+            sparse: "| pair |\n".into(),
+            sparse_p50_ratio: 1.1,
         };
         let flood = Flood {
             established_flows: 10,

@@ -48,6 +48,89 @@ impl Plan {
     pub const QUICK: Plan = Plan { secs: 2, runs: 1 };
 }
 
+/// Sparse traffic: this many requests, each on a new connection after a
+/// pause of SPARSE_GAP_MS, so that rvsd's worker is napping (or about to)
+/// when each comes: what a director adds to a request at low load.
+pub const SPARSE_REQUESTS: u32 = 300;
+pub const SPARSE_GAP_MS: u32 = 10;
+
+/// The client's side of the sparse measurement (python3, in the client's
+/// namespace): connect, ask, read to the server's close, timed; prints
+/// the median and the 90th percentile in milliseconds.
+const SPARSE_CLIENT: &str = r#"
+import socket, sys, time
+host, n, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) / 1000
+ms = []
+for _ in range(n):
+    time.sleep(gap)
+    t = time.perf_counter()
+    s = socket.create_connection((host, 80), timeout=5)
+    s.sendall(b"GET / HTTP/1.0\r\nHost: bench\r\n\r\n")
+    while s.recv(65536):
+        pass
+    s.close()
+    ms.append((time.perf_counter() - t) * 1e3)
+ms.sort()
+print(ms[len(ms) // 2], ms[len(ms) * 9 // 10])
+"#;
+
+/// One sparse run to `host`: median and 90th-percentile request (ms).
+fn sparse_run(lab: &Lab, host: &str) -> Result<(f64, f64)> {
+    let out = lab.exec(
+        "client",
+        &[
+            "python3",
+            "-c",
+            SPARSE_CLIENT,
+            host,
+            &SPARSE_REQUESTS.to_string(),
+            &SPARSE_GAP_MS.to_string(),
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match (out.status.success(), v.as_slice()) {
+        (true, [p50, p90]) => Ok((*p50, *p90)),
+        _ => bail!(
+            "sparse requests to {host}: {}{}",
+            text.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+    }
+}
+
+/// Sparse traffic straight to `server` and through rvsd (balancing over
+/// it alone), in `runs` alternating pairs: a table of the pairs, and the
+/// median of rvsd's p50 / direct's p50.
+pub fn sparse_paired(lab: &Lab, plan: Plan, server: &str) -> Result<(String, f64)> {
+    let mut table = String::from(
+        "| pair | direct p50 / p90 ms | rvsd p50 / p90 ms | rvsd adds at p50, ms | rvsd / direct, p50 |\n\
+         |---|---|---|---|---|\n",
+    );
+    let mut ratios = Vec::new();
+    for i in 0..plan.runs {
+        let d = sparse_run(lab, server)?;
+        let r = sparse_run(lab, VIP)?;
+        let ratio = r.0 / d.0.max(1e-9);
+        ratios.push(ratio);
+        writeln!(
+            table,
+            "| {} | {:.3} / {:.3} | {:.3} / {:.3} | {:.3} | {ratio:.2} |",
+            i + 1,
+            d.0,
+            d.1,
+            r.0,
+            r.1,
+            r.0 - d.0
+        )?;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok((table, ratios[ratios.len() / 2]))
+}
+
 /// One wrk run: requests per second, p50 and p99 latency (ms), requests.
 struct Wrk {
     rps: f64,
@@ -222,6 +305,10 @@ pub struct E2e {
     /// (setup, director, keep-alive req/s, new connection per request
     /// req/s) for every row of both tables, for the plot.
     pub bars: Vec<(&'static str, String, f64, f64)>,
+    /// Sparse traffic, rvsd against direct ([`sparse_paired`]): the
+    /// pairs' table and the median p50 ratio.
+    pub sparse: String,
+    pub sparse_p50_ratio: f64,
 }
 
 /// Bytes per second of one long download.
@@ -493,7 +580,8 @@ fn table(rows: &[Row], baseline: &str, transfer: bool) -> String {
 /// long transfers.
 pub fn expected_secs(plan: Plan) -> f64 {
     let wrk_runs = 2 * 4 * plan.runs + 2 * 2 * 2 * plan.runs;
-    (wrk_runs as u32 * plan.secs) as f64 + 40.0
+    let sparse_secs = 2 * plan.runs as u32 * SPARSE_REQUESTS * (SPARSE_GAP_MS + 1) / 1000;
+    (wrk_runs as u32 * plan.secs + sparse_secs) as f64 + 40.0
 }
 
 /// The shipped configuration for CPUs shared with other work, whose idle
@@ -566,6 +654,7 @@ pub fn run(plan: Plan) -> Result<E2e> {
         ("direct to the real server", &[&rs1_url]),
         "rvsd, DR (1 worker)",
     )?;
+    let (sparse, sparse_p50_ratio) = sparse_paired(&lab, plan, RS1)?;
     direct1.bw = transfer(&lab, &format!("http://{RS1}/big"))?;
     rvsd1.bw = transfer(&lab, &format!("http://{VIP}/big"))?;
     lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS2} -g"))?;
@@ -625,5 +714,7 @@ pub fn run(plan: Plan) -> Result<E2e> {
         rvsd_one_ka,
         rvsd_one_nc,
         bars,
+        sparse,
+        sparse_p50_ratio,
     })
 }

@@ -298,13 +298,17 @@ fn main() -> Result<()> {
             std::env::set_var("RVS_BIN_DIR", root().join("target").join(profile));
             let e2e = bench_e2e::run(plan)?;
             println!(
-                "One real server\n\n{}\nTwo real servers\n\n{}",
-                e2e.one_server, e2e.two_servers
+                "One real server\n\n{}\nSparse traffic\n\n{}\nTwo real servers\n\n{}",
+                e2e.one_server, e2e.sparse, e2e.two_servers
             );
             println!(
                 "rvsd, one real server, × direct: keep-alive {:.2} (paired runs {:.2}-{:.2}), new connection per request {:.2} ({:.2}-{:.2})",
                 e2e.rvsd_one_ka.0, e2e.rvsd_one_ka.1, e2e.rvsd_one_ka.2,
                 e2e.rvsd_one_nc.0, e2e.rvsd_one_nc.1, e2e.rvsd_one_nc.2
+            );
+            println!(
+                "rvsd, sparse traffic, p50 × direct: {:.2}",
+                e2e.sparse_p50_ratio
             );
             Ok(())
         }
