@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 
-use common::{lab, name_of, replica, vip};
+use common::{counter, lab, name_of, replica, vip};
 use rvs_ipvs::sched::SchedInput;
 use rvs_lab::{Lab, RS1, RS2, VIP};
 
@@ -369,17 +369,6 @@ fn persistent_service_pins_the_client() {
         listing.contains("  -> 192.168.1.193:80             1         1           "),
         "one template on RS2: {listing}"
     );
-}
-
-/// A counter of `rvsadm --counters`, summed over the workers.
-fn counter(lab: &Lab, name: &str) -> u64 {
-    let c = lab.rvsadm_ok("--counters").unwrap();
-    c.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
-        })
-        .sum()
 }
 
 /// An idle worker's nap ends at the first frame on its af_packet socket

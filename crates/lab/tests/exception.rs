@@ -7,19 +7,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::lab;
+use common::{counter, lab};
 use rvs_lab::{Lab, RvsdOptions, CLIENT, DIRECTOR, RS1, VIP};
-
-/// A counter of `rvsadm --counters`, summed over the workers.
-fn counter(lab: &Lab, name: &str) -> u64 {
-    let c = lab.rvsadm_ok("--counters").unwrap();
-    c.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
-        })
-        .sum()
-}
 
 fn ok(lab: &Lab, role: &str, args: &[&str]) -> String {
     let out = lab.exec(role, args).unwrap();

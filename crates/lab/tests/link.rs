@@ -19,20 +19,10 @@ use std::path::Path;
 use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
 
+use common::counter;
 use rvs_lab::{Lab, RvsdOptions, DIRECTOR, RS1, RS2, VIP};
 
 const BOGUS_MAC: &str = "02:ba:d0:00:00:66";
-
-/// A counter of `rvsadm --counters`, summed over the workers.
-fn counter(lab: &Lab, name: &str) -> u64 {
-    let c = lab.rvsadm_ok("--counters").unwrap();
-    c.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
-        })
-        .sum()
-}
 
 /// An interface's MAC, read in its namespace.
 fn mac_of(lab: &Lab, role: &str, iface: &str) -> String {

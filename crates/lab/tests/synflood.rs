@@ -9,6 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::counter;
 use rvs_lab::{Lab, RvsdOptions, VIP};
 
 /// Connections the director's one worker holds. While the flood keeps the
@@ -23,16 +24,6 @@ const CAPACITY: u64 = 16384;
 /// whatever.
 const FLOOD_SYNS: u64 = 400_000;
 const FLOOD_SECS: &str = "15";
-
-fn counter(lab: &Lab, name: &str) -> u64 {
-    let c = lab.rvsadm_ok("--counters").unwrap();
-    c.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
-        })
-        .sum()
-}
 
 /// One new connection's request: true when the answer came.
 fn request(lab: &Lab) -> bool {

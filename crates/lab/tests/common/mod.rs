@@ -107,3 +107,14 @@ pub fn cell<'a>(row: &'a str, class: &str) -> &'a str {
         + open.len();
     &row[at..at + row[at..].find("</td>").unwrap()]
 }
+
+/// A counter of `rvsadm --counters`, summed over the workers.
+pub fn counter(lab: &Lab, name: &str) -> u64 {
+    let c = lab.rvsadm_ok("--counters").unwrap();
+    c.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
