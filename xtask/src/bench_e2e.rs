@@ -95,7 +95,7 @@ fn sparse_run(lab: &Lab, host: &str) -> Result<(f64, f64)> {
     match (out.status.success(), v.as_slice()) {
         (true, [p50, p90]) => Ok((*p50, *p90)),
         _ => bail!(
-            "sparse requests to {host}: {}{}",
+            "sparse requests to {host}: {}\n{}",
             text.trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         ),
@@ -112,8 +112,14 @@ pub fn sparse_paired(lab: &Lab, plan: Plan, server: &str) -> Result<(String, f64
     );
     let mut ratios = Vec::new();
     for i in 0..plan.runs {
-        let d = sparse_run(lab, server)?;
-        let r = sparse_run(lab, VIP)?;
+        // Each side goes first in every other pair.
+        let (d, r) = if i % 2 == 0 {
+            let d = sparse_run(lab, server)?;
+            (d, sparse_run(lab, VIP)?)
+        } else {
+            let r = sparse_run(lab, VIP)?;
+            (sparse_run(lab, server)?, r)
+        };
         let ratio = r.0 / d.0.max(1e-9);
         ratios.push(ratio);
         writeln!(

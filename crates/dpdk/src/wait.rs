@@ -13,7 +13,7 @@
 use std::ffi::CStr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::port::{PortInner, RxQueue};
 
@@ -36,11 +36,10 @@ impl RxWait {
         let mut fds = Vec::new();
         let mut ports = Vec::new();
         for q in queues {
-            let found = af_packet_socket(q);
-            if !found.is_empty() {
+            if let Some(fd) = af_packet_socket(q) {
                 ports.push(q.port.clone());
+                fds.push(fd);
             }
-            fds.extend(found);
         }
         fds.sort_unstable();
         fds.dedup();
@@ -65,13 +64,16 @@ impl RxWait {
             std::thread::sleep(timeout);
             return false;
         }
+        let start = Instant::now();
         let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
         // SAFETY: `polled` is a valid array of its length, `ts` a valid
-        // timespec, no signal mask. The fds are sockets of ports that
-        // `_ports` keeps open (the PMD closes them only with the port).
+        // timespec, no signal mask. (A descriptor closed meanwhile would
+        // only be reported as POLLNVAL: the PMD closes its sockets when the
+        // port stops, which rvs does only when dropping the port, and
+        // `_ports` keeps ours alive.)
         let n = unsafe {
             libc::ppoll(
                 self.polled.as_mut_ptr(),
@@ -80,39 +82,72 @@ impl RxWait {
                 std::ptr::null(),
             )
         };
-        // An error (EINTR: a signal) ends the nap early, as a frame would.
-        n > 0
+        if n > 0 && self.polled.iter().any(|p| p.revents & libc::POLLIN != 0) {
+            return true;
+        }
+        // No frame: a signal, or a socket error. poll(2) reports an error
+        // (ENETDOWN when the interface goes down) until it is read, and the
+        // PMD never reads it: read it here, forget a descriptor that is no
+        // longer open, and sleep out the nap rather than spin.
+        for p in &self.polled {
+            if p.revents & libc::POLLERR != 0 {
+                clear_socket_error(p.fd);
+            }
+        }
+        self.polled.retain(|p| p.revents & libc::POLLNVAL == 0);
+        if let Some(rest) = timeout.checked_sub(start.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        false
     }
 }
 
-/// The kernel socket an af_packet queue reads; empty for other drivers.
+/// Reads (and so clears) a socket's pending error.
+fn clear_socket_error(fd: RawFd) {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` has room for the `len` bytes SO_ERROR writes; on a bad
+    // descriptor the call fails and writes nothing.
+    unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        );
+    }
+}
+
+/// The kernel socket an af_packet queue reads; `None` for other drivers.
 ///
 /// The PMD does not say which descriptor a queue has, so it is found among
 /// the process's own: the AF_PACKET sockets bound to the port's interface.
 /// The PMD opens them one per queue pair in queue order, in one loop that
 /// closes nothing, so they have ascending numbers: the queue's is the
-/// queue's index in that order. If the count does not match the port's
-/// queues (something else opened one), all of them are watched: a frame for
-/// another queue then only ends a nap early.
-fn af_packet_socket(q: &RxQueue) -> Vec<RawFd> {
+/// queue's index in that order. When the count is not the port's queue
+/// count (a `qpairs` above the workers', or a socket of someone else's),
+/// the queue keeps plain naps: a socket that no worker drains would end
+/// every nap at once.
+fn af_packet_socket(q: &RxQueue) -> Option<RawFd> {
     let mut info = dpdk_sys::rte_eth_dev_info::default();
     // SAFETY: valid port id (the queue's port is started) and out-pointer.
     if unsafe { dpdk_sys::rte_eth_dev_info_get(q.port_id(), &mut info) } != 0
         || info.driver_name.is_null()
     {
-        return Vec::new();
+        return None;
     }
     // SAFETY: DPDK sets driver_name to the driver's static, NUL-terminated
     // name.
     let driver = unsafe { CStr::from_ptr(info.driver_name) };
     if driver.to_bytes() != AF_PACKET_DRIVER.as_bytes() || info.if_index == 0 {
-        return Vec::new();
+        return None;
     }
     let fds = packet_sockets_on(info.if_index as usize);
-    match fds.get(q.queue_id() as usize) {
-        Some(&fd) if fds.len() == usize::from(info.nb_rx_queues) => vec![fd],
-        _ => fds,
+    if fds.len() != usize::from(info.nb_rx_queues) {
+        return None;
     }
+    fds.get(usize::from(q.queue_id())).copied()
 }
 
 /// This process's AF_PACKET sockets bound to interface `ifindex`, in
@@ -191,8 +226,11 @@ mod tests {
         assert_eq!(packet_socket_ifindex(a.as_raw_fd()), Some(lo as usize));
         let on_lo = packet_sockets_on(lo as usize);
         let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
-        let at = |fd| on_lo.iter().position(|&f| f == fd).expect("found");
-        assert!(at(fa) < at(fb), "in the order they were made: {on_lo:?}");
+        assert!(on_lo.contains(&fa) && on_lo.contains(&fb), "{on_lo:?}");
+        assert!(
+            on_lo.windows(2).all(|w| w[0] < w[1]),
+            "ascending: {on_lo:?}"
+        );
 
         let mut wait = RxWait {
             polled: vec![libc::pollfd {
@@ -213,5 +251,25 @@ mod tests {
             "a frame on lo ends the wait"
         );
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_open_is_dropped_not_spun_on() {
+        // Far above any descriptor this process has: poll(2) says POLLNVAL.
+        let mut wait = RxWait {
+            polled: vec![libc::pollfd {
+                fd: 1 << 30,
+                events: libc::POLLIN,
+                revents: 0,
+            }],
+            _ports: Vec::new(),
+        };
+        let t = std::time::Instant::now();
+        assert!(!wait.wait(Duration::from_millis(50)));
+        assert!(
+            t.elapsed() >= Duration::from_millis(50),
+            "slept out the nap"
+        );
+        assert!(wait.polled.is_empty());
     }
 }

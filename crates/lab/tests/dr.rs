@@ -406,15 +406,19 @@ fn a_frame_ends_an_idle_workers_nap() {
             Ok(counter(&lab, "idle_sleeps") >= naps + 13)
         })
         .unwrap();
+        let woken = counter(&lab, "idle_woken");
         let t = std::time::Instant::now();
         assert_eq!(lab.curl(&format!("http://{}/", vip(80))).unwrap(), "RS1");
         took.push(t.elapsed());
+        assert!(counter(&lab, "idle_woken") > woken, "a frame ended the nap");
     }
+    // Each took the start of curl in the client's namespace and the
+    // exchange; a plain nap adds at least 300 ms of the long one (the
+    // request comes at most ~100 ms into it).
     took.sort();
     assert!(
-        took[2] < std::time::Duration::from_millis(100),
+        took[2] < std::time::Duration::from_millis(200),
         "median request {:?} (all {took:?})",
         took[2]
     );
-    assert!(counter(&lab, "idle_woken") >= 5);
 }

@@ -351,7 +351,9 @@ pub struct WorkersSection {
     #[serde(default = "default_idle_sleep")]
     pub idle_sleep_us: u64,
     /// Longest nap: naps in a row double up to it. On af_packet ports a
-    /// nap after the first ends at the first frame.
+    /// nap after the first ends at the first frame on the worker's queue
+    /// (not for frames handed over by another worker, nor the kernel
+    /// interface's: those wait for its end).
     #[serde(default = "default_idle_sleep_max")]
     pub idle_sleep_max_us: u64,
     /// Fixes the key of the hash that gives each client endpoint its
