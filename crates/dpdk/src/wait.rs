@@ -33,16 +33,15 @@ pub struct RxWait {
 impl RxWait {
     /// The sockets `queues` read, where their driver reads one.
     pub fn new(queues: &[&RxQueue]) -> RxWait {
-        let mut fds = Vec::new();
-        let mut ports = Vec::new();
-        for q in queues {
-            if let Some(fd) = af_packet_socket(q) {
-                ports.push(q.port.clone());
-                fds.push(fd);
-            }
-        }
-        fds.sort_unstable();
-        fds.dedup();
+        let (fds, ports) = queues
+            .iter()
+            .filter_map(|q| Some((af_packet_socket(q)?, q.port.clone())))
+            .unzip();
+        RxWait::watching(fds, ports)
+    }
+
+    /// A wait on `fds` (each queue's own socket), keeping `ports` open.
+    fn watching(fds: Vec<RawFd>, ports: Vec<Arc<PortInner>>) -> RxWait {
         let polled = fds
             .into_iter()
             .map(|fd| libc::pollfd {
@@ -232,14 +231,7 @@ mod tests {
             "ascending: {on_lo:?}"
         );
 
-        let mut wait = RxWait {
-            polled: vec![libc::pollfd {
-                fd: fa,
-                events: libc::POLLIN,
-                revents: 0,
-            }],
-            _ports: Vec::new(),
-        };
+        let mut wait = RxWait::watching(vec![fa], Vec::new());
         // A datagram to ourselves crosses lo, so the socket has a frame
         // waiting: the wait ends at once, not at its timeout. (That it
         // sleeps without one is not asserted: other processes may talk
@@ -256,14 +248,7 @@ mod tests {
     #[test]
     fn a_descriptor_that_is_not_open_is_dropped_not_spun_on() {
         // Far above any descriptor this process has: poll(2) says POLLNVAL.
-        let mut wait = RxWait {
-            polled: vec![libc::pollfd {
-                fd: 1 << 30,
-                events: libc::POLLIN,
-                revents: 0,
-            }],
-            _ports: Vec::new(),
-        };
+        let mut wait = RxWait::watching(vec![1 << 30], Vec::new());
         let t = std::time::Instant::now();
         assert!(!wait.wait(Duration::from_millis(50)));
         assert!(
