@@ -274,14 +274,6 @@ fn rule(cmd: Cmd, o: Opt) -> char {
     column.get(cmd as usize).map_or('x', |&c| c as char)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Arg {
-    None,
-    Required,
-    /// `-p [timeout]`: takes the next word unless it starts with `-`.
-    Optional,
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Cmd(Cmd),
@@ -296,18 +288,18 @@ enum Kind {
 struct Def {
     long: &'static str,
     short: Option<char>,
-    arg: Arg,
+    arg: ValueKind,
     kind: Kind,
 }
 
 /// A row's spellings as `Def`s, row after row.
-type Row = (Kind, &'static [(&'static str, Option<char>, Arg)]);
+type Row = (Kind, &'static [(&'static str, Option<char>, ValueKind)]);
 
 const fn flatten(rows: &[Row]) -> [Def; SPELLINGS] {
     let unset = Def {
         long: "",
         short: None,
-        arg: Arg::None,
+        arg: ValueKind::None,
         kind: Kind::Sort,
     };
     let mut defs = [unset; SPELLINGS];
@@ -333,7 +325,7 @@ const fn flatten(rows: &[Row]) -> [Def; SPELLINGS] {
     defs
 }
 
-use Arg::{None as N, Optional as O, Required as R};
+use ValueKind::{None as N, Optional as O, Required as R};
 
 command_line! {
     commands {
@@ -417,7 +409,7 @@ command_line! {
 pub enum ValueKind {
     None,
     Required,
-    /// `-p [timeout]`.
+    /// `-p [timeout]`: takes the next word unless it starts with `-`.
     Optional,
 }
 
@@ -440,11 +432,7 @@ pub fn option_table() -> Vec<OptionInfo> {
         .map(|d| OptionInfo {
             long: d.long,
             short: d.short,
-            value: match d.arg {
-                Arg::None => ValueKind::None,
-                Arg::Required => ValueKind::Required,
-                Arg::Optional => ValueKind::Optional,
-            },
+            value: d.arg,
             is_command: matches!(d.kind, Kind::Cmd(_)),
         })
         .collect()
@@ -548,7 +536,7 @@ pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
                 .find(|d| d.long == name)
                 .ok_or_else(|| first_or(&st, prog, ParseError::popt(elem, "unknown option")))?;
             let value = match def.arg {
-                Arg::None => {
+                ValueKind::None => {
                     if inline.is_some() {
                         return Err(first_or(
                             &st,
@@ -558,7 +546,7 @@ pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
                     }
                     None
                 }
-                Arg::Required => match inline {
+                ValueKind::Required => match inline {
                     Some(v) => Some(v),
                     None => {
                         let v = args.get(i).cloned().ok_or_else(|| {
@@ -568,7 +556,7 @@ pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
                         Some(v)
                     }
                 },
-                Arg::Optional => inline.or_else(|| take_optional(args, &mut i)),
+                ValueKind::Optional => inline.or_else(|| take_optional(args, &mut i)),
             };
             option(&mut st, def, value, elem, prog)?;
         } else if elem.len() > 1 && elem.starts_with('-') {
@@ -582,13 +570,13 @@ pub fn parse(args: &[String], prog: &str) -> Result<Action, ParseError> {
                     .find(|d| d.short == Some(c))
                     .ok_or_else(|| first_or(&st, prog, ParseError::popt(elem, "unknown option")))?;
                 let value = match def.arg {
-                    Arg::None => None,
-                    Arg::Required | Arg::Optional => {
+                    ValueKind::None => None,
+                    ValueKind::Required | ValueKind::Optional => {
                         let rest: String = chars[k..].iter().collect();
                         k = chars.len();
                         if !rest.is_empty() {
                             Some(rest.strip_prefix('=').unwrap_or(&rest).to_string())
-                        } else if def.arg == Arg::Required {
+                        } else if def.arg == ValueKind::Required {
                             let v = args.get(i).cloned().ok_or_else(|| {
                                 first_or(&st, prog, ParseError::popt(elem, "missing argument"))
                             })?;
