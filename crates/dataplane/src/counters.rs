@@ -258,8 +258,8 @@ counters! {
     icmp_errors_sent,
     icmp_errors_forwarded,
     idle_sleeps,
-    /// Naps a frame ended early (on ports whose queues are kernel sockets,
-    /// af_packet's, a nap waits on them: `dpdk::RxWait`).
+    /// Naps a frame ended early: one another worker handed over, or one on
+    /// a port whose queues are kernel sockets (af_packet's): `dpdk::RxWait`.
     idle_woken,
     /// Packets handed to the worker that owns their connection.
     redirected,

@@ -40,7 +40,8 @@ pub struct KernelQueues {
 pub const KERNEL_POLL_INTERVAL: Duration = Duration::from_micros(100);
 
 /// Rings between workers: this worker's inbox, and every worker's inbox to
-/// hand packets to (indexed by worker id).
+/// hand packets to (indexed by worker id). A worker that hands frames over
+/// rings the peer's doorbell once per pass, which ends the peer's nap.
 pub struct Handover {
     pub inbox: RingConsumer,
     pub peers: Vec<RingProducer>,
@@ -81,6 +82,23 @@ impl Drop for ExitMark {
 struct Out {
     tx: Vec<Vec<Mbuf>>,
     kernel: Vec<Vec<Mbuf>>,
+    /// Per peer worker: frames were handed to it this pass (its doorbell
+    /// is rung once, after the pass's hand-overs). Empty when workers
+    /// busy-poll: none ever sleeps, so no doorbell is rung (each ring
+    /// costs a full fence).
+    handed: Vec<bool>,
+}
+
+impl Out {
+    /// Rings the doorbell of each peer handed frames this pass.
+    fn ring_doorbells(&mut self, handover: &Option<Handover>) {
+        let Some(h) = handover else { return };
+        for (p, handed) in h.peers.iter().zip(self.handed.iter_mut()) {
+            if std::mem::take(handed) {
+                p.ring_doorbell();
+            }
+        }
+    }
 }
 
 impl Out {
@@ -114,7 +132,11 @@ impl Out {
                     .and_then(|h| h.peers.get(w))
                     .map(|p| p.enqueue(m).is_ok())
                     .unwrap_or(false);
-                if !sent {
+                if sent {
+                    if let Some(h) = self.handed.get_mut(w) {
+                        *h = true;
+                    }
+                } else {
                     worker.shared().counters.drop(DropReason::RedirectFull);
                 }
             }
@@ -172,6 +194,10 @@ pub fn run_worker(
             .map(|_| Vec::with_capacity(2 * MAX_BURST))
             .collect(),
         kernel: (0..queues.len()).map(|_| Vec::new()).collect(),
+        handed: match &handover {
+            Some(h) if idle.empty_polls > 0 => vec![false; h.peers.len()],
+            _ => Vec::new(),
+        },
     };
     let mut from_kernel: Vec<Mbuf> = Vec::with_capacity(MAX_BURST);
     let has_kernel = queues.iter().any(|q| q.kernel.is_some());
@@ -179,7 +205,10 @@ pub fn run_worker(
     let mut empty = 0u32;
     let mut nap = idle.sleep;
     // Naps end at the first frame on queues whose driver allows it.
-    let mut rx_wait = dpdk::RxWait::new(&queues.iter().map(|q| &q.rx).collect::<Vec<_>>());
+    let mut rx_wait = dpdk::RxWait::new(
+        &queues.iter().map(|q| &q.rx).collect::<Vec<_>>(),
+        handover.as_ref().map(|h| &h.inbox),
+    );
     #[cfg(feature = "burst-histogram")]
     let mut bursts = idle.record_bursts.then(|| {
         // 1 ns to 10 s at 3 significant digits; saturating beyond.
@@ -283,13 +312,18 @@ pub fn run_worker(
             match (peer, copied) {
                 (_, None) => counters.drop(DropReason::NoMbuf),
                 (Some(p), Some(m)) => {
-                    if p.enqueue(m).is_err() {
+                    if p.enqueue(m).is_ok() {
+                        if let Some(h) = out.handed.get_mut(w) {
+                            *h = true;
+                        }
+                    } else {
                         counters.drop(DropReason::RedirectFull);
                     }
                 }
                 (None, Some(_)) => counters.drop(DropReason::RedirectFull),
             }
         }
+        out.ring_doorbells(&handover);
         for (port, bytes) in worker.generated.drain(..).chain(worker.sent.drain(..)) {
             match pools.generated.alloc() {
                 Some(mut m) => match m.append(bytes.len()) {
@@ -349,7 +383,15 @@ pub fn run_worker(
                     // at each frame cost a context switch per frame. The
                     // longer naps after it end at the first frame.
                     if nap > idle.sleep {
-                        if rx_wait.wait(nap) {
+                        // Marked asleep, other workers ring our doorbell
+                        // as they hand frames over; one that came just
+                        // before the mark ends the nap at once.
+                        let inbox_empty = handover.as_ref().is_none_or(|h| h.inbox.doze());
+                        let woken = !inbox_empty || rx_wait.wait(nap);
+                        if let Some(h) = handover.as_ref() {
+                            h.inbox.wake();
+                        }
+                        if woken {
                             counters.idle_woken.inc();
                         }
                     } else {

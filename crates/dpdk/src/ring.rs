@@ -1,5 +1,7 @@
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::eal::Eal;
@@ -9,8 +11,14 @@ use crate::mbuf::Mbuf;
 /// `RING_F_SC_DEQ` from rte_ring.h (a macro bindgen skips).
 const RING_F_SC_DEQ: u32 = 0x0002;
 
-struct RingInner {
+pub(crate) struct RingInner {
     raw: NonNull<dpdk_sys::rte_ring>,
+    /// Set while the consumer sleeps (between [`RingConsumer::doze`] and
+    /// [`RingConsumer::wake`]): producers then ring `doorbell`.
+    sleeping: AtomicBool,
+    /// An eventfd (non-blocking) the consumer's sleep polls: a ring has no
+    /// descriptor of its own to wake on.
+    doorbell: OwnedFd,
 }
 
 // SAFETY: the ring is created multi-producer / single-consumer; the types
@@ -37,6 +45,14 @@ impl Drop for RingInner {
 
 /// A lock-free ring of mbufs (`rte_ring`), for handing packets from one
 /// worker to another: any number of [`RingProducer`]s, one [`RingConsumer`].
+///
+/// The consumer may sleep until something is enqueued: it marks itself
+/// asleep ([`RingConsumer::doze`]) and polls the ring's doorbell, an eventfd
+/// ([`crate::RxWait`]); a producer, after enqueueing a batch, rings the
+/// doorbell if the consumer is marked asleep ([`RingProducer::ring_doorbell`]).
+/// A full fence on each side (the consumer's mark then its look at the ring,
+/// the producer's enqueue then its look at the mark) means at least one of
+/// them sees the other: no wake-up is lost.
 pub struct Ring;
 
 /// The most entries a ring holds (DPDK's RTE_RING_SZ_MASK).
@@ -62,7 +78,23 @@ impl Ring {
             )
         };
         let raw = NonNull::new(raw).ok_or_else(|| DpdkError::last("rte_ring_create"))?;
-        let inner = Arc::new(RingInner { raw });
+        // SAFETY: a plain eventfd(2) call; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: the ring just made, empty, shared with no one.
+            unsafe { dpdk_sys::rte_ring_free(raw.as_ptr()) };
+            return Err(DpdkError::Invalid(format!(
+                "eventfd for ring {name}: {err}"
+            )));
+        }
+        // SAFETY: a new descriptor that nothing else owns.
+        let doorbell = unsafe { OwnedFd::from_raw_fd(fd) };
+        let inner = Arc::new(RingInner {
+            raw,
+            sleeping: AtomicBool::new(false),
+            doorbell,
+        });
         Ok((
             RingProducer {
                 inner: inner.clone(),
@@ -91,6 +123,27 @@ impl RingProducer {
             Err(Mbuf::from_nonnull(NonNull::new(p).expect("non-null mbuf")))
         }
     }
+
+    /// After a batch of enqueues: wakes the consumer if it sleeps. Once per
+    /// batch rather than per mbuf, as it costs a full fence.
+    pub fn ring_doorbell(&self) {
+        // The enqueue's tail store before the look at the mark (see `Ring`).
+        fence(Ordering::SeqCst);
+        if self.inner.sleeping.load(Ordering::Relaxed) {
+            let one: u64 = 1;
+            // SAFETY: writes the 8 bytes of `one` to the ring's eventfd,
+            // which lives as long as `inner`. A full counter (never: the
+            // consumer reads it after each sleep) fails with EAGAIN, and
+            // the consumer is awake anyway.
+            unsafe {
+                libc::write(
+                    self.inner.doorbell.as_raw_fd(),
+                    &one as *const u64 as *const libc::c_void,
+                    8,
+                )
+            };
+        }
+    }
 }
 
 /// The dequeueing side: exactly one, not Clone.
@@ -116,5 +169,39 @@ impl RingConsumer {
             out.set_len(out.len() + n);
             n
         }
+    }
+
+    /// Before sleeping on the doorbell: marks the consumer asleep, so that
+    /// producers ring it. False, and not marked, when something is queued
+    /// already (then do not sleep).
+    pub fn doze(&self) -> bool {
+        // The mark before the look at the ring (see `Ring`).
+        self.inner.sleeping.store(true, Ordering::SeqCst);
+        // SAFETY: valid ring; reads its head and tail only.
+        if unsafe { dpdk_sys::rte_ring_empty(self.inner.raw.as_ptr()) } == 0 {
+            self.inner.sleeping.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// After sleeping: unmarks the consumer and silences the doorbell.
+    pub fn wake(&self) {
+        self.inner.sleeping.store(false, Ordering::Relaxed);
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into `count`; the eventfd is
+        // non-blocking, so an unrung one fails with EAGAIN at once.
+        unsafe {
+            libc::read(
+                self.inner.doorbell.as_raw_fd(),
+                &mut count as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
+    }
+
+    /// The ring, for [`crate::RxWait`] to poll its doorbell and keep it open.
+    pub(crate) fn doorbell(&self) -> (RawFd, Arc<RingInner>) {
+        (self.inner.doorbell.as_raw_fd(), self.inner.clone())
     }
 }

@@ -9,6 +9,10 @@
 //! in the ring that the PMD has not taken yet. So a nap becomes a `ppoll`
 //! on the worker's queues' sockets, bounded by the nap: it ends at the
 //! first frame. Ports whose driver has no such socket nap as before.
+//!
+//! Frames another worker hands over come through a ring, which has no
+//! socket: the ring's doorbell (an eventfd, `ring.rs`) is polled with the
+//! sockets, and a producer rings it when the consumer naps.
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
@@ -16,28 +20,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::port::{PortInner, RxQueue};
+use crate::ring::{RingConsumer, RingInner};
 
 /// The driver whose queues are kernel sockets.
 const AF_PACKET_DRIVER: &str = "net_af_packet";
 
-/// The receive sockets of a worker's queues, to sleep on.
+/// The receive sockets of a worker's queues, and its inbox's doorbell, to
+/// sleep on.
 pub struct RxWait {
-    /// One entry per socket, in poll(2)'s form.
+    /// One entry per socket (and the doorbell), in poll(2)'s form.
     polled: Vec<libc::pollfd>,
     /// The ports whose sockets `polled` are: a port closes its sockets
     /// only when it is dropped, which this keeps from happening while we
     /// may still poll them.
     _ports: Vec<Arc<PortInner>>,
+    /// The inbox ring whose doorbell `polled` has, kept open likewise.
+    _inbox: Option<Arc<RingInner>>,
 }
 
 impl RxWait {
-    /// The sockets `queues` read, where their driver reads one.
-    pub fn new(queues: &[&RxQueue]) -> RxWait {
-        let (fds, ports) = queues
+    /// The sockets `queues` read, where their driver reads one, and the
+    /// doorbell of `inbox`, the ring other workers hand frames over in.
+    /// (The caller marks the inbox asleep around each wait:
+    /// [`RingConsumer::doze`], [`RingConsumer::wake`].)
+    pub fn new(queues: &[&RxQueue], inbox: Option<&RingConsumer>) -> RxWait {
+        let (mut fds, ports): (Vec<RawFd>, _) = queues
             .iter()
             .filter_map(|q| Some((af_packet_socket(q)?, q.port.clone())))
             .unzip();
-        RxWait::watching(fds, ports)
+        let inbox = inbox.map(|r| {
+            let (fd, ring) = r.doorbell();
+            fds.push(fd);
+            ring
+        });
+        let mut w = RxWait::watching(fds, ports);
+        w._inbox = inbox;
+        w
     }
 
     /// A wait on `fds` (each queue's own socket), keeping `ports` open.
@@ -53,11 +71,13 @@ impl RxWait {
         RxWait {
             polled,
             _ports: ports,
+            _inbox: None,
         }
     }
 
-    /// Sleeps until a frame waits in one of the sockets, or for `timeout`.
-    /// True when a frame ended it. Without sockets, a plain sleep.
+    /// Sleeps until a frame waits in one of the sockets, the doorbell
+    /// rings, or for `timeout`. True when one of those ended it. With
+    /// nothing to poll, a plain sleep.
     pub fn wait(&mut self, timeout: Duration) -> bool {
         if self.polled.is_empty() {
             std::thread::sleep(timeout);
@@ -72,7 +92,7 @@ impl RxWait {
         // timespec, no signal mask. (A descriptor closed meanwhile would
         // only be reported as POLLNVAL: the PMD closes its sockets when the
         // port stops, which rvs does only when dropping the port, and
-        // `_ports` keeps ours alive.)
+        // `_ports` keeps ours alive; `_inbox` keeps the doorbell open.)
         let n = unsafe {
             libc::ppoll(
                 self.polled.as_mut_ptr(),

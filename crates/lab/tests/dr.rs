@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 
-use common::{counter, lab, name_of, replica, vip};
+use common::{counter, counter_per_worker, lab, name_of, replica, vip};
 use rvs_ipvs::sched::SchedInput;
 use rvs_lab::{Lab, RS1, RS2, VIP};
 
@@ -371,19 +371,15 @@ fn persistent_service_pins_the_client() {
     );
 }
 
-/// An idle worker's nap ends at the first frame on its af_packet socket
-/// (`dpdk::RxWait`), not when the nap runs out: with naps that grow to half
-/// a second, a request that comes while the worker naps is still answered
-/// at once (with plain naps each took 470 ms here).
-#[test]
-#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
-fn a_frame_ends_an_idle_workers_nap() {
-    let prefix = format!("{}nap", rvs_lab::test_prefix());
+/// A lab whose rvsd naps as shipped for shared CPUs, except that its naps
+/// grow to half a second, on `lcores`, with a DR service on RS1.
+fn napping_lab(name: &str, lcores: &[u32]) -> Lab {
+    let prefix = format!("{}{name}", rvs_lab::test_prefix());
     let dir = rvs_lab::test_dir(&prefix);
     let mut lab = Lab::create(&prefix, &dir).expect("building the lab");
     lab.serve_http("rs1", 80, "RS1").unwrap();
     let opts = rvs_lab::RvsdOptions {
-        worker_lcores: vec![1],
+        worker_lcores: lcores.to_vec(),
         idle_empty_polls: 8,
         socket: dir.join("rvsd.sock"),
     };
@@ -397,15 +393,31 @@ fn a_frame_ends_an_idle_workers_nap() {
     lab.rvsadm_ok(&format!("-A -t {VIP}:80 -s rr")).unwrap();
     lab.rvsadm_ok(&format!("-a -t {VIP}:80 -r {RS1} -g"))
         .unwrap();
+    lab
+}
+
+/// Waits until every worker is in a long nap: 13 naps in a row double
+/// from 100 µs to 410 ms, and the counter moves as a nap starts.
+fn wait_for_long_naps(lab: &Lab) {
+    let naps = counter_per_worker(lab, "idle_sleeps");
+    lab.wait_for("a long nap on every worker", || {
+        let now = counter_per_worker(lab, "idle_sleeps");
+        Ok(now.len() == naps.len() && now.iter().zip(&naps).all(|(n, was)| *n >= was + 13))
+    })
+    .unwrap();
+}
+
+/// An idle worker's nap ends at the first frame on its af_packet socket
+/// (`dpdk::RxWait`), not when the nap runs out: with naps that grow to half
+/// a second, a request that comes while the worker naps is still answered
+/// at once (with plain naps each took 470 ms here).
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn a_frame_ends_an_idle_workers_nap() {
+    let lab = napping_lab("nap", &[1]);
     let mut took = Vec::new();
     for _ in 0..5 {
-        // The request comes in a long nap: 13 naps in a row double from
-        // 100 µs to 410 ms, and the counter moves as a nap starts.
-        let naps = counter(&lab, "idle_sleeps");
-        lab.wait_for("a long nap", || {
-            Ok(counter(&lab, "idle_sleeps") >= naps + 13)
-        })
-        .unwrap();
+        wait_for_long_naps(&lab);
         let woken = counter(&lab, "idle_woken");
         let t = std::time::Instant::now();
         assert_eq!(lab.curl(&format!("http://{}/", vip(80))).unwrap(), "RS1");
@@ -420,5 +432,48 @@ fn a_frame_ends_an_idle_workers_nap() {
         took[2] < std::time::Duration::from_millis(200),
         "median request {:?} (all {took:?})",
         took[2]
+    );
+}
+
+/// With two workers, a frame that reaches the worker that does not own its
+/// connection is handed over through the owner's ring, which has no socket
+/// to wake on: the hand-over rings the owner's doorbell (an eventfd its nap
+/// polls too), so the owner's nap ends then, not when it runs out. The
+/// kernel spreads flows over the two queues by its own hash, the workers
+/// own them by theirs: about half the requests are handed over.
+#[test]
+#[ignore = "needs root, network namespaces and DPDK; run with cargo xtask test"]
+fn a_handed_over_frame_ends_its_owners_nap() {
+    let lab = napping_lab("hnap", &[1, 2]);
+    let (mut handed, mut direct) = (Vec::new(), Vec::new());
+    // Each try waits about a second for the naps; half are handed over.
+    for _ in 0..40 {
+        if handed.len() == 3 {
+            break;
+        }
+        wait_for_long_naps(&lab);
+        let redirected = counter(&lab, "redirected");
+        let t = std::time::Instant::now();
+        assert_eq!(lab.curl(&format!("http://{}/", vip(80))).unwrap(), "RS1");
+        let took = t.elapsed();
+        if counter(&lab, "redirected") > redirected {
+            handed.push(took);
+        } else {
+            direct.push(took);
+        }
+    }
+    eprintln!("handed over: {handed:?}; not: {direct:?}");
+    assert_eq!(
+        handed.len(),
+        3,
+        "requests handed over: {handed:?}, not: {direct:?}"
+    );
+    // Without the doorbell the owner sleeps out its nap: the handed-over
+    // SYN waits at least 300 ms of it.
+    handed.sort();
+    assert!(
+        handed[1] < std::time::Duration::from_millis(200),
+        "median handed-over request {:?} (all {handed:?})",
+        handed[1]
     );
 }

@@ -350,10 +350,10 @@ pub struct WorkersSection {
     /// together).
     #[serde(default = "default_idle_sleep")]
     pub idle_sleep_us: u64,
-    /// Longest nap: naps in a row double up to it. On af_packet ports a
-    /// nap after the first ends at the first frame on the worker's queue
-    /// (not for frames handed over by another worker, nor the kernel
-    /// interface's: those wait for its end).
+    /// Longest nap: naps in a row double up to it. A nap after the first
+    /// ends at the first frame another worker hands over, and on af_packet
+    /// ports at the first frame on the worker's queue (the kernel
+    /// interface's frames, and other drivers' ports', wait for its end).
     #[serde(default = "default_idle_sleep_max")]
     pub idle_sleep_max_us: u64,
     /// Fixes the key of the hash that gives each client endpoint its

@@ -110,11 +110,16 @@ pub fn cell<'a>(row: &'a str, class: &str) -> &'a str {
 
 /// A counter of `rvsadm --counters`, summed over the workers.
 pub fn counter(lab: &Lab, name: &str) -> u64 {
+    counter_per_worker(lab, name).iter().sum()
+}
+
+/// A counter of `rvsadm --counters`, one value per worker, in their order.
+pub fn counter_per_worker(lab: &Lab, name: &str) -> Vec<u64> {
     let c = lab.rvsadm_ok("--counters").unwrap();
     c.lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             (f.next() == Some(name)).then(|| f.next()?.parse::<u64>().ok())?
         })
-        .sum()
+        .collect()
 }
