@@ -794,9 +794,13 @@ impl Bench {
             },
             self.new_flows(),
         ];
+        let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+        let picked = rows_named(&names, only);
         let rows: Vec<Scenario> = rows
             .into_iter()
-            .filter(|r| only.is_none_or(|o| r.name.contains(o)))
+            .enumerate()
+            .filter(|(i, _)| picked.contains(i))
+            .map(|(_, r)| r)
             .collect();
         anyhow::ensure!(!rows.is_empty(), "no row's name contains {only:?}");
         let mut progress = Progress::new(
@@ -2170,8 +2174,38 @@ impl Bench {
     }
 }
 
+/// The rows `--rows TEXT` picks (indices into `names`): the one named
+/// exactly TEXT if there is one (so that "DR, established" is the
+/// one-worker row alone, not also the two-worker rows whose names start
+/// with it), else every row whose name contains TEXT; all without TEXT.
+fn rows_named(names: &[&str], only: Option<&str>) -> Vec<usize> {
+    let Some(text) = only else {
+        return (0..names.len()).collect();
+    };
+    match names.iter().position(|n| *n == text) {
+        Some(i) => vec![i],
+        None => (0..names.len())
+            .filter(|&i| names[i].contains(text))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rows_named_prefers_an_exact_name_to_a_substring() {
+        let names = [
+            "DR, established",
+            "NAT, established",
+            "DR, established, 2 workers, RSS on the 5-tuple",
+        ];
+        assert_eq!(super::rows_named(&names, None), [0, 1, 2]);
+        assert_eq!(super::rows_named(&names, Some("DR, established")), [0]);
+        assert_eq!(super::rows_named(&names, Some("established")), [0, 1, 2]);
+        assert_eq!(super::rows_named(&names, Some("5-tuple")), [2]);
+        assert!(super::rows_named(&names, Some("UDP")).is_empty());
+    }
+
     use super::*;
 
     /// The README's benchmark summary is RESULTS.md's, as `cargo xtask

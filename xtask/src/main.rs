@@ -81,8 +81,8 @@ enum Task {
         /// nothing.
         #[arg(long, value_name = "DIR")]
         against: Option<std::path::PathBuf>,
-        /// With --against: only the rows whose name contains this text
-        /// (e.g. "RSS").
+        /// With --against: only the row named exactly this, or if none
+        /// is, the rows whose name contains it (e.g. "RSS").
         #[arg(long, value_name = "TEXT", requires = "against")]
         rows: Option<String>,
         /// Only the SYN-flood row: established and legitimate new clients
