@@ -93,7 +93,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buf.as_ref()[field::TOS]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn total_len(&self) -> u16 {
         be16(self.buf.as_ref(), field::LENGTH)
     }
@@ -158,7 +158,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The payload, up to the total length (link padding excluded).
-    #[inline]
+    #[inline(always)]
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[self.header_len()..self.total_len() as usize]
     }

@@ -50,12 +50,12 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         Ok(TcpSegment { buf })
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn src_port(&self) -> u16 {
         be16(self.buf.as_ref(), field::SRC_PORT)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn dst_port(&self) -> u16 {
         be16(self.buf.as_ref(), field::DST_PORT)
     }
@@ -75,7 +75,7 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         ((self.buf.as_ref()[field::DOFF] >> 4) as usize) * 4
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn flags(&self) -> u8 {
         self.buf.as_ref()[field::FLAGS]
     }

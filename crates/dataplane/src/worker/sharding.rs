@@ -163,12 +163,18 @@ impl Worker {
     /// The worker owning this packet's connection, if not this one: the
     /// client is the source of packets to a VIP and the destination of
     /// anything else (a NAT server's reply).
-    #[inline]
+    #[inline(always)]
     pub(super) fn elsewhere(&self, key: &FlowKey) -> Option<usize> {
-        let n = self.cfg.workers;
-        if n <= 1 {
+        // One worker owns everything: one test in line, not a call.
+        if self.cfg.workers <= 1 {
             return None;
         }
+        self.owner_if_not_this(key)
+    }
+
+    #[inline(never)]
+    fn owner_if_not_this(&self, key: &FlowKey) -> Option<usize> {
+        let n = self.cfg.workers;
         let w = if self.director.is_vip(key.vaddr) {
             self.cfg.sharding.owner_of(key.caddr, key.cport, n)
         } else {
