@@ -60,6 +60,11 @@ pub fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// The VIP of [`one_service_worker`]'s service (TCP port 80).
+pub const ONE_SERVICE_VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+/// The MAC of [`one_service_worker`]'s port: what frames to it are sent to.
+pub const ONE_SERVICE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xd1];
+
 /// A worker with one TCP service (192.168.1.10:80, rr) and one real server
 /// (192.168.1.220, its MAC known) forwarded by `fwd`, counting traffic or
 /// not: what the per-packet benchmarks put packets through.
@@ -75,7 +80,7 @@ pub fn one_service_worker_on(fwd: FwdMethod, count_stats: bool, kernel: bool) ->
         workers: 1,
         sharding: rvs_dataplane::FlowSharding::with_seed(0),
         ports: vec![PortInfo {
-            mac: MacAddr([2, 0, 0, 0, 0, 0xd1]),
+            mac: MacAddr(ONE_SERVICE_MAC),
             addr: Ipv4Addr::new(192, 168, 1, 213),
             prefix_len: 24,
             mtu: 1500,
@@ -102,7 +107,7 @@ pub fn one_service_worker_on(fwd: FwdMethod, count_stats: bool, kernel: bool) ->
     );
     let key = ServiceKey {
         protocol: Protocol::Tcp,
-        addr: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)),
+        addr: IpAddr::V4(ONE_SERVICE_VIP),
         port: 80,
     };
     let mut control = Director::new();

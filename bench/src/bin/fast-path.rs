@@ -14,7 +14,7 @@
 //! where they go. (A call that LLVM left out of line shows as its own
 //! function: that is how 649c077 found 71 instructions a packet.)
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 
 use rvs_bench::frames::{self, AckFrames, FrameSpec};
@@ -32,13 +32,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The worker's service and real server (`one_service_worker`), its MAC.
     let mut w = rvs_bench::one_service_worker(FwdMethod::Route, true);
     let spec = FrameSpec {
         size: 64,
         udp: false,
-        dst_mac: [2, 0, 0, 0, 0, 0xd1],
-        vip: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)),
+        dst_mac: rvs_bench::ONE_SERVICE_MAC,
+        vip: IpAddr::V4(rvs_bench::ONE_SERVICE_VIP),
     };
     for flow in 0..FLOWS as u64 {
         let (caddr, cport) = frames::client(spec.vip, flow);
