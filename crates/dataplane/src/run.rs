@@ -90,6 +90,21 @@ struct Out {
 }
 
 impl Out {
+    /// Hands `m` to worker `w` through its ring, noted for its doorbell.
+    /// False when there is no such ring or it is full: `m` is then freed.
+    fn hand_to(&mut self, handover: &Option<Handover>, w: usize, m: Mbuf) -> bool {
+        let Some(p) = handover.as_ref().and_then(|h| h.peers.get(w)) else {
+            return false;
+        };
+        let sent = p.enqueue(m).is_ok();
+        if sent {
+            if let Some(h) = self.handed.get_mut(w) {
+                *h = true;
+            }
+        }
+        sent
+    }
+
     /// Rings the doorbell of each peer handed frames this pass.
     fn ring_doorbells(&mut self, handover: &Option<Handover>) {
         let Some(h) = handover else { return };
@@ -99,9 +114,7 @@ impl Out {
             }
         }
     }
-}
 
-impl Out {
     /// Handles one frame (`handed_in`: from another worker's hand-over) and
     /// queues it for sending, hands it over, or lets it go.
     #[allow(clippy::too_many_arguments)]
@@ -127,16 +140,7 @@ impl Out {
         match v {
             Verdict::Tx(out) => self.tx[out].push(m),
             Verdict::Redirect(w) => {
-                let sent = handover
-                    .as_ref()
-                    .and_then(|h| h.peers.get(w))
-                    .map(|p| p.enqueue(m).is_ok())
-                    .unwrap_or(false);
-                if sent {
-                    if let Some(h) = self.handed.get_mut(w) {
-                        *h = true;
-                    }
-                } else {
+                if !self.hand_to(handover, w, m) {
                     worker.shared().counters.drop(DropReason::RedirectFull);
                 }
             }
@@ -303,24 +307,18 @@ pub fn run_worker(
         // Fragments that waited for their first, whose connection another
         // worker owns: copied into mbufs as if they had just arrived.
         for (w, pi, bytes) in worker.handed_over.drain(..) {
-            let peer = handover.as_ref().and_then(|h| h.peers.get(w));
             let copied = pool.alloc().and_then(|mut m| {
                 m.append(bytes.len())?.copy_from_slice(&bytes);
                 m.set_port(queues[pi].rx.port_id());
                 Some(m)
             });
-            match (peer, copied) {
-                (_, None) => counters.drop(DropReason::NoMbuf),
-                (Some(p), Some(m)) => {
-                    if p.enqueue(m).is_ok() {
-                        if let Some(h) = out.handed.get_mut(w) {
-                            *h = true;
-                        }
-                    } else {
+            match copied {
+                None => counters.drop(DropReason::NoMbuf),
+                Some(m) => {
+                    if !out.hand_to(&handover, w, m) {
                         counters.drop(DropReason::RedirectFull);
                     }
                 }
-                (None, Some(_)) => counters.drop(DropReason::RedirectFull),
             }
         }
         out.ring_doorbells(&handover);
@@ -383,15 +381,7 @@ pub fn run_worker(
                     // at each frame cost a context switch per frame. The
                     // longer naps after it end at the first frame.
                     if nap > idle.sleep {
-                        // Marked asleep, other workers ring our doorbell
-                        // as they hand frames over; one that came just
-                        // before the mark ends the nap at once.
-                        let inbox_empty = handover.as_ref().is_none_or(|h| h.inbox.doze());
-                        let woken = !inbox_empty || rx_wait.wait(nap);
-                        if let Some(h) = handover.as_ref() {
-                            h.inbox.wake();
-                        }
-                        if woken {
+                        if rx_wait.wait(nap) {
                             counters.idle_woken.inc();
                         }
                     } else {

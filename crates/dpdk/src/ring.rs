@@ -13,8 +13,9 @@ const RING_F_SC_DEQ: u32 = 0x0002;
 
 pub(crate) struct RingInner {
     raw: NonNull<dpdk_sys::rte_ring>,
-    /// Set while the consumer sleeps (between [`RingConsumer::doze`] and
-    /// [`RingConsumer::wake`]): producers then ring `doorbell`.
+    /// Set while the consumer sleeps (between `doze` and `wake`, which
+    /// [`crate::RxWait`] calls around its wait): producers then ring
+    /// `doorbell`.
     sleeping: AtomicBool,
     /// An eventfd (non-blocking) the consumer's sleep polls: a ring has no
     /// descriptor of its own to wake on.
@@ -27,6 +28,37 @@ unsafe impl Send for RingInner {}
 // SAFETY: as above; shared access only enqueues (MP-safe) or dequeues
 // through the one consumer.
 unsafe impl Sync for RingInner {}
+
+impl RingInner {
+    /// Before sleeping on the doorbell: marks the consumer asleep, so that
+    /// producers ring it. False, and not marked, when something is queued
+    /// already (then do not sleep).
+    pub(crate) fn doze(&self) -> bool {
+        // The mark before the look at the ring (see `Ring`).
+        self.sleeping.store(true, Ordering::SeqCst);
+        // SAFETY: valid ring; reads its head and tail only.
+        if unsafe { dpdk_sys::rte_ring_empty(self.raw.as_ptr()) } == 0 {
+            self.sleeping.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// After sleeping: unmarks the consumer and silences the doorbell.
+    pub(crate) fn wake(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into `count`; the eventfd is
+        // non-blocking, so an unrung one fails with EAGAIN at once.
+        unsafe {
+            libc::read(
+                self.doorbell.as_raw_fd(),
+                &mut count as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
+    }
+}
 
 impl Drop for RingInner {
     fn drop(&mut self) {
@@ -46,9 +78,9 @@ impl Drop for RingInner {
 /// A lock-free ring of mbufs (`rte_ring`), for handing packets from one
 /// worker to another: any number of [`RingProducer`]s, one [`RingConsumer`].
 ///
-/// The consumer may sleep until something is enqueued: it marks itself
-/// asleep ([`RingConsumer::doze`]) and polls the ring's doorbell, an eventfd
-/// ([`crate::RxWait`]); a producer, after enqueueing a batch, rings the
+/// The consumer may sleep until something is enqueued: its
+/// [`crate::RxWait`] marks it asleep and polls the ring's doorbell, an
+/// eventfd; a producer, after enqueueing a batch, rings the
 /// doorbell if the consumer is marked asleep ([`RingProducer::ring_doorbell`]).
 /// A full fence on each side (the consumer's mark then its look at the ring,
 /// the producer's enqueue then its look at the mark) means at least one of
@@ -124,6 +156,12 @@ impl RingProducer {
         }
     }
 
+    /// Whether the consumer is marked asleep, so that an enqueue now must
+    /// ring the doorbell (what a test waits for before ringing).
+    pub fn consumer_asleep(&self) -> bool {
+        self.inner.sleeping.load(Ordering::SeqCst)
+    }
+
     /// After a batch of enqueues: wakes the consumer if it sleeps. Once per
     /// batch rather than per mbuf, as it costs a full fence.
     pub fn ring_doorbell(&self) {
@@ -169,35 +207,6 @@ impl RingConsumer {
             out.set_len(out.len() + n);
             n
         }
-    }
-
-    /// Before sleeping on the doorbell: marks the consumer asleep, so that
-    /// producers ring it. False, and not marked, when something is queued
-    /// already (then do not sleep).
-    pub fn doze(&self) -> bool {
-        // The mark before the look at the ring (see `Ring`).
-        self.inner.sleeping.store(true, Ordering::SeqCst);
-        // SAFETY: valid ring; reads its head and tail only.
-        if unsafe { dpdk_sys::rte_ring_empty(self.inner.raw.as_ptr()) } == 0 {
-            self.inner.sleeping.store(false, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    /// After sleeping: unmarks the consumer and silences the doorbell.
-    pub fn wake(&self) {
-        self.inner.sleeping.store(false, Ordering::Relaxed);
-        let mut count: u64 = 0;
-        // SAFETY: reads at most 8 bytes into `count`; the eventfd is
-        // non-blocking, so an unrung one fails with EAGAIN at once.
-        unsafe {
-            libc::read(
-                self.inner.doorbell.as_raw_fd(),
-                &mut count as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
     }
 
     /// The ring, for [`crate::RxWait`] to poll its doorbell and keep it open.

@@ -34,15 +34,14 @@ pub struct RxWait {
     /// only when it is dropped, which this keeps from happening while we
     /// may still poll them.
     _ports: Vec<Arc<PortInner>>,
-    /// The inbox ring whose doorbell `polled` has, kept open likewise.
-    _inbox: Option<Arc<RingInner>>,
+    /// The inbox ring whose doorbell `polled` has (kept open likewise),
+    /// marked asleep around each wait.
+    inbox: Option<Arc<RingInner>>,
 }
 
 impl RxWait {
     /// The sockets `queues` read, where their driver reads one, and the
     /// doorbell of `inbox`, the ring other workers hand frames over in.
-    /// (The caller marks the inbox asleep around each wait:
-    /// [`RingConsumer::doze`], [`RingConsumer::wake`].)
     pub fn new(queues: &[&RxQueue], inbox: Option<&RingConsumer>) -> RxWait {
         let (mut fds, ports): (Vec<RawFd>, _) = queues
             .iter()
@@ -54,7 +53,7 @@ impl RxWait {
             ring
         });
         let mut w = RxWait::watching(fds, ports);
-        w._inbox = inbox;
+        w.inbox = inbox;
         w
     }
 
@@ -71,14 +70,28 @@ impl RxWait {
         RxWait {
             polled,
             _ports: ports,
-            _inbox: None,
+            inbox: None,
         }
     }
 
     /// Sleeps until a frame waits in one of the sockets, the doorbell
-    /// rings, or for `timeout`. True when one of those ended it. With
-    /// nothing to poll, a plain sleep.
+    /// rings, or for `timeout`. True when one of those ended it, or when a
+    /// frame was handed over already (no sleep then). With nothing to
+    /// poll, a plain sleep.
     pub fn wait(&mut self, timeout: Duration) -> bool {
+        // Marked asleep, the inbox's producers ring its doorbell as they
+        // hand frames over; one handed over before the mark ends the wait
+        // at once.
+        let queued = self.inbox.as_ref().is_some_and(|i| !i.doze());
+        let woken = queued || self.poll(timeout);
+        if let Some(inbox) = &self.inbox {
+            inbox.wake();
+        }
+        woken
+    }
+
+    /// [`RxWait::wait`]'s sleep.
+    fn poll(&mut self, timeout: Duration) -> bool {
         if self.polled.is_empty() {
             std::thread::sleep(timeout);
             return false;
@@ -92,7 +105,7 @@ impl RxWait {
         // timespec, no signal mask. (A descriptor closed meanwhile would
         // only be reported as POLLNVAL: the PMD closes its sockets when the
         // port stops, which rvs does only when dropping the port, and
-        // `_ports` keeps ours alive; `_inbox` keeps the doorbell open.)
+        // `_ports` keeps ours alive; `inbox` keeps the doorbell open.)
         let n = unsafe {
             libc::ppoll(
                 self.polled.as_mut_ptr(),

@@ -102,30 +102,44 @@ fn eal_pool_port_ring_and_lcore() {
         .unwrap();
     let mut out = Vec::new();
     assert_eq!(consumer.dequeue_burst(&mut out), 2);
-    // The doorbell: a consumer marked asleep on its empty ring is woken by
-    // a producer's enqueue and ring from another thread; one with
-    // something queued is told not to sleep; an unrung wait runs out.
+    // The doorbell: a consumer waiting on its empty ring (marked asleep) is
+    // woken by a producer's enqueue and ring from another thread; one with
+    // something queued does not sleep; an unrung wait runs out.
     let (bell, mut inbox) = Ring::create(eal, "bell_ring", 64).unwrap();
     let mut wait = dpdk::RxWait::new(&[], Some(&inbox));
-    assert!(inbox.doze(), "an empty ring: sleep");
     let m = pool.alloc().unwrap();
     let started = std::time::Instant::now();
     let ringer = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !bell.consumer_asleep() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        let asleep = bell.consumer_asleep();
         bell.enqueue(m).unwrap();
         bell.ring_doorbell();
-        bell
+        (bell, asleep)
     });
     assert!(wait.wait(std::time::Duration::from_secs(5)), "rung");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
-    inbox.wake();
-    let bell = ringer.join().unwrap();
-    assert!(!inbox.doze(), "a frame is queued: no sleep");
+    let (bell, asleep) = ringer.join().unwrap();
+    assert!(
+        asleep,
+        "the enqueue came while the consumer was marked asleep"
+    );
+    assert!(!bell.consumer_asleep(), "unmarked after the wait");
+    let started = std::time::Instant::now();
+    assert!(
+        wait.wait(std::time::Duration::from_secs(5)),
+        "a frame is queued"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "no sleep"
+    );
     let mut rung = Vec::new();
     assert_eq!(inbox.dequeue_burst(&mut rung), 1);
     bell.ring_doorbell(); // awake: no ring
-    assert!(inbox.doze());
     assert!(!wait.wait(std::time::Duration::from_millis(20)), "unrung");
-    inbox.wake();
     drop((rung, wait, bell, inbox));
     // A ring dropped with packets in it frees them.
     let (p2, c2) = Ring::create(eal, "test_ring2", 8).unwrap();
