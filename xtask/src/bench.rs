@@ -802,7 +802,12 @@ impl Bench {
             .filter(|(i, _)| picked.contains(i))
             .map(|(_, r)| r)
             .collect();
-        anyhow::ensure!(!rows.is_empty(), "no row's name contains {only:?}");
+        anyhow::ensure!(
+            !rows.is_empty(),
+            "no row is named {:?}, or has it in its name; the rows: {}",
+            only.unwrap_or_default(),
+            names.join("; ")
+        );
         let mut progress = Progress::new(
             rows.iter()
                 .map(|r| 2.0 * PAIRS as f64 * self.rvsd_secs(r))
