@@ -73,6 +73,12 @@ enum Task {
         /// (release build); prints the pairs.
         #[arg(long)]
         sync_cost: bool,
+        /// Only the two targets that compare rvsd with testpmd (DR over
+        /// 1 M established flows, one worker; new flows), in pairs of
+        /// alternating runs of rvsd and testpmd 5tswap, as the full run
+        /// measures them (release build); prints the pairs, writes nothing.
+        #[arg(long)]
+        target_pairs: bool,
         /// Only this build against another: DIR holds rvsd and rvsadm built
         /// from another commit (copied from its target/release). The main
         /// rows (DR, NAT, TUN, IPv6, DR on two workers with either RSS split,
@@ -321,6 +327,14 @@ fn main() -> Result<()> {
             build_for_bench(true)?;
             let table = bench::Bench::new(&root(), false).against(&base, rows.as_deref())?;
             println!("{table}");
+            Ok(())
+        }
+        Task::Bench {
+            target_pairs: true, ..
+        } => {
+            setup()?;
+            build_for_bench(true)?;
+            println!("{}", bench::Bench::new(&root(), false).target_pairs()?);
             Ok(())
         }
         Task::Bench {
