@@ -714,50 +714,35 @@ impl Bench {
     ) -> Result<Paired> {
         let pairs = if self.quick { 1 } else { PAIRS };
         let pcaps = self.pcaps(&on)?;
-        let mut t = format!(
+        let header = format!(
             "| pair | {on_name} Mpps | {off_name} Mpps | {ratio_name} |\n|---|---|---|---|\n"
         );
-        let mut ratios = Vec::new();
-        let mut all = Vec::new();
-        let mut last_on = None;
-        for i in 1..=pairs {
-            let mut pps =
-                |by: &Bench, sc: &Scenario, side: &str| -> Result<(f64, serde_json::Value)> {
-                    progress.step(&format!("{side}, pair {i} of {pairs}"), self.rvsd_secs(sc));
-                    let r = by.rvsd(sc, &pcaps)?;
-                    let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
-                    anyhow::ensure!(pps > 0.0, "no packets forwarded");
-                    Ok((pps, r))
-                };
-            // Which side runs first alternates, so that whatever favours
-            // the first (or second) run of a pair favours neither side.
-            let ((a, on_run), (b, _)) = if i % 2 == 1 {
-                let a = pps(self, &on, on_name)?;
-                (a, pps(base, &off, off_name)?)
-            } else {
-                let b = pps(base, &off, off_name)?;
-                (pps(self, &on, on_name)?, b)
-            };
-            last_on = Some(on_run);
-            ratios.push(a / b);
-            all.extend([a, b]);
-            let _ = writeln!(
-                t,
-                "| {i} | {:.2} | {:.2} | {:.3} |",
-                a / 1e6,
-                b / 1e6,
-                a / b
-            );
-        }
-        ratios.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
-        let _ = writeln!(t, "\nMedian {ratio_name}: {median:.3}");
-        Ok(Paired {
-            table: t,
-            median,
-            ratios,
-            last_on: last_on.unwrap_or_default(),
-        })
+        let pps = |by: &Bench, sc: &Scenario| -> Result<(f64, serde_json::Value)> {
+            let r = by.rvsd(sc, &pcaps)?;
+            let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
+            anyhow::ensure!(pps > 0.0, "no packets forwarded");
+            Ok((pps, r))
+        };
+        alternate(
+            pairs,
+            header,
+            ratio_name,
+            progress,
+            |progress, i| {
+                progress.step(
+                    &format!("{on_name}, pair {i} of {pairs}"),
+                    self.rvsd_secs(&on),
+                );
+                pps(self, &on)
+            },
+            |progress, i| {
+                progress.step(
+                    &format!("{off_name}, pair {i} of {pairs}"),
+                    self.rvsd_secs(&off),
+                );
+                Ok(pps(base, &off)?.0)
+            },
+        )
     }
 
     /// RESULTS.md's section on the target rows' pairs.
@@ -781,52 +766,33 @@ takes the median of the pairs' ratios.\n\n{}\n",
     /// of rvsd's forwarded rate to testpmd's.
     fn paired_vs_testpmd(&self, sc: &Scenario, progress: &mut Progress) -> Result<Paired> {
         let pcaps = self.pcaps(sc)?;
-        let mut t = format!(
+        let header = format!(
             "{}:\n\n| pair | rvsd forwarded Mpps | testpmd 5tswap Mpps | forwarded / 5tswap |\n|---|---|---|---|\n",
             sc.name
         );
-        let mut ratios = Vec::new();
-        let mut last_on = None;
-        for i in 1..=PAIRS {
-            let step = format!("{}: rvsd and testpmd, pair {i} of {PAIRS}", sc.name);
-            progress.step(&step, self.rvsd_secs(sc) + self.testpmd_secs(sc));
-            let rvsd = || -> Result<(f64, serde_json::Value)> {
+        alternate(
+            PAIRS,
+            header,
+            "forwarded / 5tswap",
+            progress,
+            |progress, i| {
+                progress.step(
+                    &format!("{}: rvsd, pair {i} of {PAIRS}", sc.name),
+                    self.rvsd_secs(sc),
+                );
                 let r = self.rvsd(sc, &pcaps)?;
                 let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
                 anyhow::ensure!(pps > 0.0, "{}: rvsd forwarded nothing", sc.name);
                 Ok((pps, r))
-            };
-            let testpmd = || -> Result<f64> {
+            },
+            |progress, i| {
+                let step = format!("{}: testpmd 5tswap, pair {i} of {PAIRS}", sc.name);
+                progress.step(&step, self.testpmd_secs(sc));
                 let (pps, _) = self.testpmd(sc, &pcaps, "5tswap")?;
                 anyhow::ensure!(pps > 0.0, "{}: testpmd moved nothing", sc.name);
                 Ok(pps)
-            };
-            let ((a, run), b) = if i % 2 == 1 {
-                let a = rvsd()?;
-                (a, testpmd()?)
-            } else {
-                let b = testpmd()?;
-                (rvsd()?, b)
-            };
-            last_on = Some(run);
-            ratios.push(a / b);
-            let _ = writeln!(
-                t,
-                "| {i} | {:.2} | {:.2} | {:.3} |",
-                a / 1e6,
-                b / 1e6,
-                a / b
-            );
-        }
-        ratios.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
-        let _ = writeln!(t, "\nMedian forwarded / 5tswap: {median:.3}");
-        Ok(Paired {
-            table: t,
-            median,
-            ratios,
-            last_on: last_on.unwrap_or_default(),
-        })
+            },
+        )
     }
 
     /// This build against the rvsd and rvsadm in `base` (built from another
@@ -1853,6 +1819,52 @@ The 1500-byte row is bounded by copying the frames, for testpmd as for rvsd. {no
             targets = r.targets,
         )
     }
+}
+
+/// `pairs` pairs of runs of two sides, `a` and `b`, given the pair's
+/// number: their table (under `header`) and the median of the ratios a / b.
+/// Which side runs first alternates, so that whatever favours the first
+/// (or second) run of a pair favours neither side. `a` also returns its
+/// run's summary; the last one is kept.
+fn alternate(
+    pairs: usize,
+    header: String,
+    ratio_name: &str,
+    progress: &mut Progress,
+    mut a: impl FnMut(&mut Progress, usize) -> Result<(f64, serde_json::Value)>,
+    mut b: impl FnMut(&mut Progress, usize) -> Result<f64>,
+) -> Result<Paired> {
+    let mut t = header;
+    let mut ratios = Vec::new();
+    let mut last_on = None;
+    for i in 1..=pairs {
+        let ((x, run), y) = if i % 2 == 1 {
+            let x = a(progress, i)?;
+            (x, b(progress, i)?)
+        } else {
+            let y = b(progress, i)?;
+            (a(progress, i)?, y)
+        };
+        last_on = Some(run);
+        ratios.push(x / y);
+        let _ = writeln!(
+            t,
+            "| {i} | {:.2} | {:.2} | {:.3} |",
+            x / 1e6,
+            y / 1e6,
+            x / y
+        );
+    }
+    anyhow::ensure!(!ratios.is_empty(), "no pairs");
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    let _ = writeln!(t, "\nMedian {ratio_name}: {median:.3}");
+    Ok(Paired {
+        table: t,
+        median,
+        ratios,
+        last_on: last_on.unwrap_or_default(),
+    })
 }
 
 /// One row of `conn-memory`'s output.
