@@ -717,12 +717,6 @@ impl Bench {
         let header = format!(
             "| pair | {on_name} Mpps | {off_name} Mpps | {ratio_name} |\n|---|---|---|---|\n"
         );
-        let pps = |by: &Bench, sc: &Scenario| -> Result<(f64, serde_json::Value)> {
-            let r = by.rvsd(sc, &pcaps)?;
-            let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
-            anyhow::ensure!(pps > 0.0, "no packets forwarded");
-            Ok((pps, r))
-        };
         alternate(
             pairs,
             header,
@@ -733,14 +727,14 @@ impl Bench {
                     &format!("{on_name}, pair {i} of {pairs}"),
                     self.rvsd_secs(&on),
                 );
-                pps(self, &on)
+                self.forwarded(&on, &pcaps)
             },
             |progress, i| {
                 progress.step(
                     &format!("{off_name}, pair {i} of {pairs}"),
                     self.rvsd_secs(&off),
                 );
-                Ok(pps(base, &off)?.0)
+                Ok(base.forwarded(&off, &pcaps)?.0)
             },
         )
     }
@@ -775,6 +769,20 @@ median of the pairs' ratios. This run, forwarded / 5tswap: {}.\n\n{}\n",
         )
     }
 
+    /// One rvsd run of a pair: the packets per second it forwarded (an
+    /// error when none), and its summary.
+    fn forwarded(&self, sc: &Scenario, pcaps: &[PathBuf]) -> Result<(f64, serde_json::Value)> {
+        let r = self.rvsd(sc, pcaps)?;
+        let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
+        anyhow::ensure!(pps > 0.0, "{}: rvsd forwarded nothing", sc.name);
+        Ok((pps, r))
+    }
+
+    /// Seconds one pair of [`Bench::paired_vs_testpmd`] is expected to take.
+    fn target_pair_secs(&self, sc: &Scenario) -> f64 {
+        self.rvsd_secs(sc) + self.testpmd_secs(sc)
+    }
+
     /// rvsd against testpmd 5tswap on one row, in pairs of alternating
     /// runs (which runs first alternates): the median of the paired ratios
     /// of rvsd's forwarded rate to testpmd's.
@@ -794,10 +802,7 @@ median of the pairs' ratios. This run, forwarded / 5tswap: {}.\n\n{}\n",
                     &format!("{}: rvsd, pair {i} of {PAIRS}", sc.name),
                     self.rvsd_secs(sc),
                 );
-                let r = self.rvsd(sc, &pcaps)?;
-                let pps = r["fwd_pps"].as_f64().unwrap_or(0.0);
-                anyhow::ensure!(pps > 0.0, "{}: rvsd forwarded nothing", sc.name);
-                Ok((pps, r))
+                self.forwarded(sc, &pcaps)
             },
             |progress, i| {
                 let step = format!("{}: testpmd 5tswap, pair {i} of {PAIRS}", sc.name);
@@ -937,7 +942,7 @@ median of the pairs' ratios. This run, forwarded / 5tswap: {}.\n\n{}\n",
         let rows = [self.dr_established(), self.new_flows()];
         let total = rows
             .iter()
-            .map(|sc| PAIRS as f64 * (self.rvsd_secs(sc) + self.testpmd_secs(sc)))
+            .map(|sc| PAIRS as f64 * self.target_pair_secs(sc))
             .sum();
         let mut progress = Progress::new(total, Path::new("/dev/null"));
         let mut out = String::new();
@@ -1174,7 +1179,7 @@ Connections synced in the last \"on\" run: {offered}
         total += 2.0 * self.paired_secs() + self.paired_secs() / 2.0;
         if !self.quick {
             for sc in scenarios.iter().filter(|s| s.is_dr_target() || s.new_flows) {
-                total += PAIRS as f64 * (self.rvsd_secs(sc) + self.testpmd_secs(sc));
+                total += PAIRS as f64 * self.target_pair_secs(sc);
             }
         }
         total += 2.0 * self.flood_secs();
@@ -1254,6 +1259,12 @@ Connections synced in the last \"on\" run: {offered}
             });
             (Some(e2e), ns.ok())
         };
+        let paired_of = |pick: &dyn Fn(&Scenario) -> bool| {
+            headline
+                .iter()
+                .find(|(s, _)| pick(s))
+                .map(|(_, p)| Figure::paired(p))
+        };
         let targets = Self::targets(
             self.quick,
             &rows,
@@ -1263,8 +1274,8 @@ Connections synced in the last \"on\" run: {offered}
                 counting: Figure::paired(&cost),
                 kernel: Figure::paired(&kcost),
                 sync: Figure::paired(&scost),
-                dr: headline.first().map(|(_, p)| Figure::paired(p)),
-                new_flows: headline.get(1).map(|(_, p)| Figure::paired(p)),
+                dr: paired_of(&|s| s.is_dr_target()),
+                new_flows: paired_of(&|s| s.new_flows),
             },
             &flood_on,
         );
