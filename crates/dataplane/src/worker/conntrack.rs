@@ -356,7 +356,6 @@ impl Worker {
         if binding.dport == 0 {
             binding.dport = dport;
         }
-        self.shared.counters.new_connections.inc();
         let target = Target {
             daddr: binding.daddr,
             dport: binding.dport,
@@ -364,6 +363,7 @@ impl Worker {
         };
         if one_packet {
             // Scheduled on its own, no connection entry kept.
+            self.shared.counters.new_connections.inc();
             binding
                 .dest
                 .conns
@@ -388,6 +388,9 @@ impl Worker {
                     Refused::ClientEndpointFull => DropReason::ClientEndpointFull,
                 }
             })?;
+        // Counted once recorded: a SYN refused for a full table and then
+        // retransmitted is one connection, not two.
+        self.shared.counters.new_connections.inc();
         self.conns.on_packet(r, key.protocol, false, event, now_ms);
         if let Some(lane) = self.conns.lane(r) {
             lane.count_conn();

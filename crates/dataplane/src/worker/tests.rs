@@ -626,6 +626,8 @@ fn full_table_drops_new_flows_but_keeps_old_ones() {
         w.handle(0, &mut tcp(3, SYN), 1),
         Verdict::Drop(DropReason::ConnTableFull)
     );
+    // The refused SYN is not a connection: only what was recorded counts.
+    assert_eq!(w.shared.counters.new_connections.get(), 2);
     assert_eq!(w.handle(0, &mut tcp(1, ACK), 2), Verdict::Tx(0));
 }
 
