@@ -260,6 +260,9 @@ pub struct NeighbourReader {
     /// The table's, copied: the table's own cache line is written on every
     /// learn (its `ArcSwap`), and a packet should not read it.
     expiry_ms: u64,
+    /// Snapshots taken so far: what was read from an older one may be out
+    /// of date ([`NeighbourReader::reachable_until`]).
+    generation: u64,
 }
 
 fn memo_slot(ip: &IpAddr) -> usize {
@@ -277,23 +280,54 @@ impl NeighbourReader {
         if !Arc::ptr_eq(&current, &self.snapshot) {
             self.snapshot = Guard::into_inner(current);
             self.memo = [None; MEMO];
+            self.generation += 1;
         }
+    }
+
+    /// Which snapshot the reader holds: it changes whenever the table did.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Looks `ip` up in the snapshot of the last [`NeighbourReader::refresh`].
     #[inline]
     pub fn lookup(&mut self, ip: impl Into<IpAddr>, now_ms: u64) -> Neighbour {
-        let ip = ip.into();
+        let entry = self.entry(ip.into());
+        classify(entry.as_ref(), now_ms, self.expiry_ms)
+    }
+
+    /// `ip`'s MAC, and until when (dataplane ms) [`NeighbourReader::lookup`]
+    /// finds it reachable as long as the reader's generation stays the
+    /// same; none when it is not reachable now. What a caller may keep the
+    /// MAC for without looking again.
+    pub fn reachable_until(
+        &mut self,
+        ip: impl Into<IpAddr>,
+        now_ms: u64,
+    ) -> Option<(MacAddr, u64)> {
+        let e = self.entry(ip.into())?;
+        let until = if e.is_static() {
+            u64::MAX
+        } else if e.stale {
+            return None;
+        } else {
+            e.confirmed_ms.saturating_add(self.expiry_ms / 2)
+        };
+        (now_ms < until).then_some((e.mac, until))
+    }
+
+    #[inline]
+    fn entry(&mut self, ip: IpAddr) -> Option<NeighEntry> {
         let slot = &mut self.memo[memo_slot(&ip)];
-        let entry = match slot {
+        match slot {
             Some((a, e)) if *a == ip => *e,
             _ => {
                 let e = self.snapshot.get(&ip).copied();
                 *slot = Some((ip, e));
                 e
             }
-        };
-        classify(entry.as_ref(), now_ms, self.expiry_ms)
+        }
     }
 }
 
@@ -364,6 +398,7 @@ impl NeighbourTable {
             snapshot: self.map.load_full(),
             memo: [None; MEMO],
             expiry_ms: self.cfg.expiry_ms,
+            generation: 0,
         }
     }
 

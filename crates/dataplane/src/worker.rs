@@ -200,6 +200,8 @@ pub struct Worker {
     neigh: Arc<NeighbourTable>,
     /// The transmitters' cached view of `neigh`.
     neigh_reader: NeighbourReader,
+    /// DR's next hops, read from `neigh_reader` (`worker/xmit.rs`).
+    hops: [Option<xmit::Hop>; xmit::HOPS],
     templates: Arc<Templates>,
     shared: Arc<WorkerShared>,
     /// The slot the burst stage found for the packet being handled.
@@ -282,6 +284,7 @@ impl Worker {
             director: Director::new(),
             conns,
             neigh_reader: neigh.reader(),
+            hops: [None; xmit::HOPS],
             neigh,
             templates,
             shared,

@@ -35,6 +35,91 @@ pub(super) fn tun_overhead(t: &TunSpec) -> usize {
         }
 }
 
+/// Entries of a worker's next-hop memo ([`Hop`]), direct-mapped by address.
+pub(super) const HOPS: usize = 16;
+
+/// A real server's next hop as DR or NAT last found it: the port, the
+/// frame's two MACs, and the largest frame the port takes. Good while the
+/// neighbour snapshot it came from is the worker's current one and the
+/// next hop's entry is reachable (the ports and routes do not change while
+/// a worker runs); it spares an established packet the search of the ports
+/// and routes and the neighbour lookup (callgrind, the `fast-path`
+/// workload, DR: 929 instructions per packet without it, 796 with it).
+#[derive(Clone, Copy)]
+pub(super) struct Hop {
+    daddr: Ipv4Addr,
+    /// On the port's own network (DR sends only there), not through a
+    /// route's gateway.
+    on_link: bool,
+    generation: u64,
+    until_ms: u64,
+    out: usize,
+    max_frame: usize,
+    /// Destination then source, as the frame begins.
+    macs: [u8; 12],
+}
+
+fn hop_slot(daddr: Ipv4Addr) -> usize {
+    (u32::from(daddr).wrapping_mul(0x9e37_79b9) >> 28) as usize % HOPS
+}
+
+impl Worker {
+    /// The memo's hop to `daddr` for a frame of `len` bytes, if it holds a
+    /// good one (`on_link`: only one on a port's network): its port and
+    /// MACs.
+    #[inline(always)]
+    fn memo_hop(
+        &self,
+        daddr: Ipv4Addr,
+        len: usize,
+        on_link: bool,
+        now_ms: u64,
+    ) -> Option<(usize, [u8; 12])> {
+        let h = self.hops[hop_slot(daddr)].as_ref()?;
+        (h.daddr == daddr
+            && (h.on_link || !on_link)
+            && h.generation == self.neigh_reader.generation()
+            && now_ms < h.until_ms
+            && len <= h.max_frame)
+            .then_some((h.out, h.macs))
+    }
+
+    /// What [`Worker::set_l2`] does for a frame that fits, with a hop
+    /// from the memo.
+    #[inline(always)]
+    fn set_l2_from_memo(&mut self, frame: &mut [u8], macs: &[u8; 12]) -> Step<()> {
+        frame
+            .get_mut(..12)
+            .ok_or(DropReason::TruncatedEthernet)?
+            .copy_from_slice(macs);
+        self.oversize = false;
+        if self.awaiting.is_none() {
+            self.shared.counters.forwarded.inc();
+        }
+        Ok(())
+    }
+
+    /// Keeps the way to `daddr` (port `out`, next hop `nh`) in the memo
+    /// while `nh`'s entry is reachable.
+    fn remember_hop(&mut self, daddr: Ipv4Addr, out: usize, nh: Ipv4Addr, now_ms: u64) {
+        let Some((mac, until_ms)) = self.neigh_reader.reachable_until(nh, now_ms) else {
+            return;
+        };
+        let mut macs = [0; 12];
+        macs[..6].copy_from_slice(&mac.0);
+        macs[6..].copy_from_slice(&self.cfg.ports[out].mac.0);
+        self.hops[hop_slot(daddr)] = Some(Hop {
+            daddr,
+            on_link: nh == daddr,
+            generation: self.neigh_reader.generation(),
+            until_ms,
+            out,
+            max_frame: ethernet::HEADER_LEN + self.cfg.ports[out].mtu as usize,
+            macs,
+        });
+    }
+}
+
 impl Worker {
     /// Sends a client's packet to its real server: the transmitter of the
     /// connection's method for the packet's family (`v6`). This table is
@@ -91,7 +176,27 @@ impl Worker {
 
     /// Direct routing: re-address the frame to the real server's MAC; the IP
     /// packet is untouched. The real server must be on a port's network.
+    /// Established traffic finds its next hop in the memo; the rest of the
+    /// work is out of line.
+    #[inline(always)]
     pub(super) fn xmit_dr(
+        &mut self,
+        in_port: usize,
+        frame: &mut [u8],
+        daddr: Ipv4Addr,
+        now_ms: u64,
+    ) -> Step<Verdict> {
+        if let Some((out, macs)) = self.memo_hop(daddr, frame.len(), true, now_ms) {
+            self.set_l2_from_memo(frame, &macs)?;
+            return Ok(Verdict::Tx(out));
+        }
+        self.xmit_dr_resolving(in_port, frame, daddr, now_ms)
+    }
+
+    /// [`Worker::xmit_dr`] without the memo: finds the port and the
+    /// neighbour, and keeps them in the memo.
+    #[inline(never)]
+    fn xmit_dr_resolving(
         &mut self,
         in_port: usize,
         frame: &mut [u8],
@@ -102,6 +207,7 @@ impl Worker {
         self.fits_v4(in_port, out, frame)?;
         let mac = self.resolve(out, daddr, now_ms)?;
         self.set_l2(frame, out, mac);
+        self.remember_hop(daddr, out, daddr, now_ms);
         Ok(Verdict::Tx(out))
     }
 
@@ -115,11 +221,17 @@ impl Worker {
         dport: u16,
         now_ms: u64,
     ) -> Step<Verdict> {
+        if let Some((out, macs)) = self.memo_hop(daddr, frame.len(), false, now_ms) {
+            rewrite_v4(&mut frame[ethernet::HEADER_LEN..], Side::Dst, daddr, dport)?;
+            self.set_l2_from_memo(frame, &macs)?;
+            return Ok(Verdict::Tx(out));
+        }
         let (out, nh) = self.route(daddr).ok_or(DropReason::NoRoute)?;
         self.fits_v4(in_port, out, frame)?;
         let mac = self.resolve(out, nh, now_ms)?;
         rewrite_v4(&mut frame[ethernet::HEADER_LEN..], Side::Dst, daddr, dport)?;
         self.set_l2(frame, out, mac);
+        self.remember_hop(daddr, out, nh, now_ms);
         Ok(Verdict::Tx(out))
     }
 

@@ -551,6 +551,44 @@ fn routes_reach_servers_behind_a_gateway() {
     );
 }
 
+/// The transmitters' next-hop memo (`xmit::Hop`) keeps what a route gave
+/// NAT for NAT: DR, which sends only on a port's own network, does not
+/// take it for an address behind a gateway.
+#[test]
+fn a_hop_through_a_gateway_is_not_taken_for_direct_routing() {
+    use super::super::conntrack::Target;
+    let mut w = two_port_worker(FwdMethod::Masq, 8080);
+    let gateway = Ipv4Addr::new(172, 16, 0, 254);
+    const GATEWAY_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0xfe]);
+    w.cfg.routes.push(Route {
+        dst: Ipv4Addr::new(10, 20, 0, 0),
+        prefix_len: 16,
+        via: gateway,
+    });
+    w.neigh.learn(gateway, GATEWAY_MAC, 0);
+    w.refresh_neighbours();
+    let far = Ipv4Addr::new(10, 20, 3, 4);
+    let target = |fwd| Target {
+        daddr: IpAddr::V4(far),
+        dport: 8080,
+        fwd,
+    };
+    // Twice: the second from the memo.
+    for now_ms in [1, 2] {
+        let mut f = client_syn(b"");
+        let sent = w.xmit(0, &mut f, false, target(FwdMethod::Masq), now_ms);
+        assert_eq!(sent, Ok(Verdict::Tx(1)));
+        assert_eq!(
+            EthernetFrame::new_checked(&f[..]).unwrap().dst(),
+            GATEWAY_MAC
+        );
+        assert_eq!(Ipv4Packet::new_checked(&f[14..]).unwrap().dst(), far);
+    }
+    let mut f = client_syn(b"");
+    let sent = w.xmit(0, &mut f, false, target(FwdMethod::Route), 3);
+    assert_eq!(sent, Err(DropReason::NoRoute));
+}
+
 /// Two workers: packets of one connection, whichever worker receives them,
 /// are handed to the worker its client endpoint hashes to; a NAT reply
 /// arriving at the other worker is translated by the owner.

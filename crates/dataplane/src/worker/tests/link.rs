@@ -247,3 +247,83 @@ fn an_arp_reply_leaves_the_requests_trailer_behind() {
     assert_eq!(w.shared.counters.arp_replies_sent.get(), 1);
     assert_eq!(w.shared.counters.drops(DropReason::TooBig), 0);
 }
+
+/// An established DR flow's packets take their next hop from the worker's
+/// memo (`xmit::Hop`); what the neighbour table says still wins: a moved
+/// MAC is followed from the next poll loop, an entry past half its expiry
+/// is used and asked for again, and a frame too big for the port is
+/// refused (DF), each time as without the memo.
+#[test]
+fn an_established_flow_follows_its_real_servers_neighbour_entry() {
+    let mut w = with_policy(LearnPolicy::Linux);
+    // Room for the fixture's 40-byte packets, not for 100 bytes more.
+    w.cfg.ports[0].mtu = 100;
+    w.refresh_neighbours();
+    let mut syn = tcp(41000, SYN);
+    assert_eq!(w.handle(0, &mut syn, 10), Verdict::Tx(0));
+    let (rs, mac) = match dst_mac(&syn) {
+        RS1_MAC => (rs1(), RS1_MAC),
+        _ => (RS2.parse::<Ipv4Addr>().unwrap(), RS2_MAC),
+    };
+    let ack = |w: &mut Worker, now_ms: u64| {
+        let mut f = tcp(41000, ACK);
+        assert_eq!(w.handle(0, &mut f, now_ms), Verdict::Tx(0));
+        assert_eq!(
+            EthernetFrame::new_checked(&f[..]).unwrap().src(),
+            DIRECTOR_MAC
+        );
+        dst_mac(&f)
+    };
+    for now in [20, 30, 40] {
+        assert_eq!(ack(&mut w, now), mac);
+    }
+    // The real server moves (a gratuitous ARP moves an entry at once).
+    let garp = arp(
+        Operation::Request,
+        (SPOOF_MAC, rs),
+        (MacAddr::BROADCAST, rs),
+    );
+    w.handle(0, &mut garp.clone(), 2000);
+    assert_eq!(w.shared.counters.neighbour_moved.get(), 1);
+    w.refresh_neighbours();
+    // Heard, not confirmed: stale, so the packet asks again; an answer
+    // confirms it, and from then on packets do not ask.
+    w.generated.clear();
+    assert_eq!(ack(&mut w, 2001), SPOOF_MAC);
+    assert_eq!(w.generated.len(), 1, "a stale entry is asked for");
+    w.neigh.learn(rs, SPOOF_MAC, 2003);
+    w.refresh_neighbours();
+    w.generated.clear();
+    for now in [2004, 3000, 100_000] {
+        assert_eq!(ack(&mut w, now), SPOOF_MAC);
+    }
+    assert!(w.generated.is_empty(), "a reachable entry is not asked for");
+    // A frame over the port's MTU (with DF) is refused as too big, as
+    // without the memo: the memo's hop is for frames that fit.
+    let (src, dst) = {
+        let f = tcp(41000, ACK);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        (ip.src(), ip.dst())
+    };
+    let l4 = super::forwarding::tcp_l4(41000, 80, ACK, &[0; 100]);
+    let mut big = super::forwarding::frame(
+        (CLIENT_MAC, DIRECTOR_MAC),
+        src,
+        dst,
+        ipv4::protocol::TCP,
+        &l4,
+        64,
+        true,
+    );
+    let forwarded = w.shared.counters.forwarded.get();
+    assert_eq!(
+        w.handle(0, &mut big, 100_001),
+        Verdict::Drop(DropReason::TooBig)
+    );
+    assert_eq!(w.shared.counters.forwarded.get(), forwarded);
+    assert_eq!(ack(&mut w, 100_002), SPOOF_MAC);
+    w.generated.clear();
+    // Past half the expiry (300 s) since the confirmation: asked again.
+    assert_eq!(ack(&mut w, 2003 + 150_000), SPOOF_MAC);
+    assert_eq!(w.generated.len(), 1, "an ageing entry is asked for");
+}
