@@ -73,10 +73,11 @@ enum Task {
         /// (release build); prints the pairs.
         #[arg(long)]
         sync_cost: bool,
-        /// Only the two targets that compare rvsd with testpmd (DR over
-        /// 1 M established flows, one worker; new flows), in pairs of
-        /// alternating runs of rvsd and testpmd 5tswap, as the full run
-        /// measures them (release build); prints the pairs, writes nothing.
+        /// Only the targets measured in pairs, as the full run measures
+        /// them (release build): rvsd against testpmd 5tswap on DR over
+        /// 1 M established flows with one worker and on new flows, and two
+        /// workers against one on that DR row with either RSS split; each
+        /// in pairs of alternating runs. Prints the pairs, writes nothing.
         #[arg(long)]
         target_pairs: bool,
         /// Only this build against another: DIR holds rvsd and rvsadm built
