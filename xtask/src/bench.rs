@@ -97,9 +97,14 @@ impl Scenario {
         self.is_dr_1m() && self.workers == 1 && !self.churn
     }
 
-    /// A two-worker target's row: DR, 1 M flows, split by `split`.
+    /// A two-worker target's row: DR, 1 M flows, two workers.
+    fn is_two_worker_target(&self) -> bool {
+        self.is_dr_1m() && self.workers == 2
+    }
+
+    /// The two-worker target's row split by `split`.
     fn is_scaling_target(&self, split: Split) -> bool {
-        self.is_dr_1m() && self.workers == 2 && self.split == split
+        self.is_two_worker_target() && self.split == split
     }
 }
 
@@ -1235,7 +1240,7 @@ Connections synced in the last \"on\" run: {offered}
             for sc in &scenarios {
                 if sc.is_dr_target() || sc.new_flows {
                     total += PAIRS as f64 * self.target_pair_secs(sc);
-                } else if sc.is_dr_1m() && sc.workers == 2 {
+                } else if sc.is_two_worker_target() {
                     total += PAIRS as f64 * self.scaling_pair_secs(sc);
                 }
             }
@@ -1284,7 +1289,7 @@ Connections synced in the last \"on\" run: {offered}
                 }
             }
             if let Some((one, _)) = dr {
-                for (two, _) in rows.iter().filter(|(s, _)| s.is_dr_1m() && s.workers == 2) {
+                for (two, _) in rows.iter().filter(|(s, _)| s.is_two_worker_target()) {
                     let p = self.paired_scaling(two, one, &mut progress)?;
                     progress.print(&p.table);
                     headline.push((two, p));

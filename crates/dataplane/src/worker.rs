@@ -200,7 +200,8 @@ pub struct Worker {
     neigh: Arc<NeighbourTable>,
     /// The transmitters' cached view of `neigh`.
     neigh_reader: NeighbourReader,
-    /// DR's next hops, read from `neigh_reader` (`worker/xmit.rs`).
+    /// DR's and NAT's next hops towards real servers, read from
+    /// `neigh_reader` (`worker/xmit.rs`).
     hops: [Option<xmit::Hop>; xmit::HOPS],
     templates: Arc<Templates>,
     shared: Arc<WorkerShared>,

@@ -84,18 +84,14 @@ impl Worker {
             .then_some((h.out, h.macs))
     }
 
-    /// What [`Worker::set_l2`] does for a frame that fits, with a hop
-    /// from the memo.
+    /// [`Worker::set_l2`] with a hop from the memo (for a frame that fits).
     #[inline(always)]
     fn set_l2_from_memo(&mut self, frame: &mut [u8], macs: &[u8; 12]) -> Step<()> {
         frame
             .get_mut(..12)
             .ok_or(DropReason::TruncatedEthernet)?
             .copy_from_slice(macs);
-        self.oversize = false;
-        if self.awaiting.is_none() {
-            self.shared.counters.forwarded.inc();
-        }
+        self.addressed(true);
         Ok(())
     }
 
@@ -403,12 +399,19 @@ impl Worker {
     /// Addresses the frame from port `out` to `mac`.
     pub(super) fn set_l2(&mut self, frame: &mut [u8], out: usize, mac: MacAddr) {
         let fits = frame.len() <= ethernet::HEADER_LEN + self.cfg.ports[out].mtu as usize;
-        // Forwarded and too big for the link: `Worker::finish` sends it in
-        // fragments (replies the director makes go as they are).
-        self.oversize = !fits;
         let mut eth = EthernetFrame::new_unchecked(frame);
         eth.set_dst(mac);
         eth.set_src(self.cfg.ports[out].mac);
+        self.addressed(fits);
+    }
+
+    /// The frame being handled was addressed to its port (it `fits` the
+    /// port's MTU or not): marks it for fragmenting and counts it.
+    #[inline(always)]
+    fn addressed(&mut self, fits: bool) {
+        // Forwarded and too big for the link: `Worker::finish` sends it in
+        // fragments (replies the director makes go as they are).
+        self.oversize = !fits;
         // A frame held for its next hop's MAC counts when it leaves
         // (`release_pending`), not twice, nor when it is dropped instead;
         // one too big for the link counts as the fragments it leaves in
