@@ -10,6 +10,11 @@
 //!     valgrind --tool=callgrind target/release/fast-path 0
 //!     valgrind --tool=callgrind target/release/fast-path 102400
 //!
+//! With `new-flows` after the count, the packets are those of the "New
+//! flows" benchmark row instead: each flow's SYN, then its FIN, over and
+//! over, so that every SYN finds its flow's last connection in TIME_WAIT,
+//! removes it and schedules a new one (conn_reuse_mode 1).
+//!
 //! `callgrind_annotate --inclusive=yes` on the second run's output then says
 //! where they go. (A call that LLVM left out of line shows as its own
 //! function: that is how 649c077 found 71 instructions a packet.)
@@ -25,10 +30,12 @@ use rvs_ipvs::FwdMethod;
 const FLOWS: usize = 512;
 
 fn main() -> ExitCode {
-    let packets: usize = match std::env::args().nth(1).map(|a| a.parse()) {
-        Some(Ok(n)) => n,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (packets, new_flows) = match (args.first().map(|a| a.parse::<usize>()), args.get(1)) {
+        (Some(Ok(n)), None) => (n, false),
+        (Some(Ok(n)), Some(m)) if m == "new-flows" => (n, true),
         _ => {
-            eprintln!("usage: fast-path PACKETS (rounded down to whole bursts)");
+            eprintln!("usage: fast-path PACKETS [new-flows] (rounded down to whole bursts)");
             return ExitCode::from(2);
         }
     };
@@ -47,21 +54,42 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let acks = AckFrames::new(&spec, 80);
-    let frames: Vec<Vec<u8>> = (0..FLOWS as u64)
-        .map(|flow| {
-            let mut f = vec![0; acks.len()];
-            acks.write(flow, &mut f);
-            f
-        })
-        .collect();
-    let mut burst: Vec<Vec<u8>> = vec![vec![0; acks.len()]; PREFETCH_GROUP];
+    let frames: Vec<Vec<u8>> = if new_flows {
+        let bare = |flow, flags| {
+            let (caddr, cport) = frames::client(spec.vip, flow);
+            frames::frame_to(&spec, caddr, cport, 80, 0, flags)
+        };
+        let syns = (0..FLOWS as u64).map(|flow| bare(flow, frames::SYN));
+        let fins = (0..FLOWS as u64).map(|flow| bare(flow, frames::FIN | frames::ACK));
+        let frames: Vec<Vec<u8>> = syns.chain(fins).collect();
+        // One round first, so that every SYN measured finds a connection
+        // in TIME_WAIT, as in the benchmark's steady state.
+        for f in &frames {
+            if w.handle(0, &mut f.clone(), 1) != Verdict::Tx(0) {
+                eprintln!("fast-path: a new-flow round's packet was not forwarded");
+                return ExitCode::FAILURE;
+            }
+        }
+        frames
+    } else {
+        let acks = AckFrames::new(&spec, 80);
+        (0..FLOWS as u64)
+            .map(|flow| {
+                let mut f = vec![0; acks.len()];
+                acks.write(flow, &mut f);
+                f
+            })
+            .collect()
+    };
+    let mut burst: Vec<Vec<u8>> = vec![vec![0; frames[0].len()]; PREFETCH_GROUP];
     let mut hints = [None; PREFETCH_GROUP];
     let (mut forwarded, mut next) = (0, 0);
     for _ in 0..packets / PREFETCH_GROUP {
         for b in burst.iter_mut() {
+            // The worker trims a bare SYN's or FIN's Ethernet padding.
+            b.resize(frames[next].len(), 0);
             b.copy_from_slice(&frames[next]);
-            next = (next + 1) % FLOWS;
+            next = (next + 1) % frames.len();
         }
         w.prefetch_burst(&burst, &mut hints);
         for (b, hint) in burst.iter_mut().zip(hints) {

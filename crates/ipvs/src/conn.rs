@@ -127,6 +127,42 @@ impl Binding {
             template: None,
         }
     }
+
+    /// The binding, borrowed.
+    pub fn as_ref(&self) -> BindingRef<'_> {
+        BindingRef {
+            daddr: self.daddr,
+            dport: self.dport,
+            fwd: self.fwd,
+            dest: &self.dest,
+            template: self.template.as_ref(),
+        }
+    }
+}
+
+/// A [`Binding`] that borrows its dest and template, for a new flow's
+/// first packet: an `Arc` cloned for the call and dropped after it is two
+/// locked instructions on the dest's shared count, which every new flow's
+/// worker would contend for. The table clones only what it newly records.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingRef<'a> {
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub fwd: FwdMethod,
+    pub dest: &'a Arc<DestShared>,
+    pub template: Option<&'a Arc<Template>>,
+}
+
+impl<'a> BindingRef<'a> {
+    pub fn to_dest(d: &'a Dest) -> BindingRef<'a> {
+        BindingRef {
+            daddr: d.spec.addr,
+            dport: d.spec.port,
+            fwd: d.spec.fwd,
+            dest: &d.shared,
+            template: None,
+        }
+    }
 }
 
 /// A connection as callers see it, assembled from its slot and the
@@ -441,14 +477,25 @@ impl ConnTable {
 
     /// Creates the connection of a newly scheduled flow, bound to `dest`.
     pub fn insert(&mut self, key: FlowKey, dest: &Dest, now_ms: u64) -> Result<ConnRef, Refused> {
-        self.insert_bound(key, Binding::to_dest(dest), now_ms)
+        self.insert_bound(key, BindingRef::to_dest(dest), now_ms)
+    }
+
+    /// [`ConnTable::insert_bound`] for a binding of its own (a synced
+    /// connection's).
+    pub fn insert_owned(
+        &mut self,
+        key: FlowKey,
+        b: Binding,
+        now_ms: u64,
+    ) -> Result<ConnRef, Refused> {
+        self.insert_bound(key, b.as_ref(), now_ms)
     }
 
     /// Creates a connection as `binding` says (a template's dest, say).
     pub fn insert_bound(
         &mut self,
         key: FlowKey,
-        b: Binding,
+        b: BindingRef<'_>,
         now_ms: u64,
     ) -> Result<ConnRef, Refused> {
         if self.conns_of_client(&key) >= CONNS_PER_CLIENT_ENDPOINT {
@@ -464,18 +511,17 @@ impl ConnTable {
             Protocol::Udp => self.timeouts.udp,
             _ => self.timeouts.tcp_timeout(TcpState::None),
         };
-        let (addr, fwd, shared) = (b.daddr, b.fwd, b.dest.clone());
-        let dest = self.dests.acquire(dest_id(&b.dest, b.fwd), || DestRef {
-            addr,
-            fwd,
-            stats: shared.stats.clone(),
-            shared,
+        // Cloned only where the registries take a dest or template anew.
+        let dest = self.dests.acquire(dest_id(b.dest, b.fwd), || DestRef {
+            addr: b.daddr,
+            fwd: b.fwd,
+            stats: b.dest.stats.clone(),
+            shared: b.dest.clone(),
         });
-        let template = match &b.template {
-            Some(t) => {
-                let t = t.clone();
-                self.templates.acquire(Arc::as_ptr(&t) as usize, || t)
-            }
+        let template = match b.template {
+            Some(t) => self
+                .templates
+                .acquire(Arc::as_ptr(t) as usize, || t.clone()),
             None => NONE,
         };
         let data = ConnData {

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey, Refused};
+use rvs_ipvs::conn::{BindingRef, Conn, ConnRef, FlowKey, Refused};
 use rvs_ipvs::persist::TemplateKey;
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState};
@@ -278,27 +278,26 @@ impl Worker {
         now_ms: u64,
     ) -> Step<Target> {
         let (protocol, src, dst, dport) = (key.protocol, key.caddr, key.vaddr, key.vport);
-        let exact = rvs_ipvs::ServiceKey {
-            protocol,
-            addr: dst,
-            port: dport,
-        };
-        // A port-zero service takes every port of its VIP (it is persistent).
-        let svc_port = if self.director.service(&exact).is_some() {
-            dport
-        } else {
-            0
-        };
-        let Some(svc) = self
-            .director
-            .lookup(protocol, dst, svc_port)
-            .filter(|s| svc_port != 0 || s.spec.persistent.is_some())
-        else {
-            return Err(if self.director.is_vip(dst) {
-                DropReason::NoService
-            } else {
-                DropReason::NotForUs
-            });
+        // One search when the port has its own service: a map search of
+        // the service key costs about as much as scheduling does.
+        let svc = match self.director.lookup(protocol, dst, dport) {
+            Some(svc) => svc,
+            // A port-zero service takes every port of its VIP (it is
+            // persistent).
+            None => match self
+                .director
+                .lookup(protocol, dst, 0)
+                .filter(|s| s.spec.persistent.is_some())
+            {
+                Some(svc) => svc,
+                None => {
+                    return Err(if self.director.is_vip(dst) {
+                        DropReason::NoService
+                    } else {
+                        DropReason::NotForUs
+                    })
+                }
+            },
         };
         let is_tcp = protocol == Protocol::Tcp;
         let may_open = syn_only || (self.cfg.sloppy_tcp && event != Some(Event::Rst));
@@ -318,7 +317,7 @@ impl Worker {
             now_ms,
         };
         let one_packet = svc.spec.one_packet && protocol == Protocol::Udp;
-        let mut binding = match svc.spec.persistent {
+        let tpl = match svc.spec.persistent {
             Some(timeout) => {
                 let tkey =
                     TemplateKey::new(protocol, src, svc.spec.netmask, dst, svc.spec.key.port);
@@ -337,20 +336,24 @@ impl Worker {
                 } else {
                     tpl.attach(now_ms, timeout);
                 }
-                Binding {
-                    daddr: tpl.daddr,
-                    dport: tpl.dport,
-                    fwd: tpl.fwd,
-                    dest: tpl.dest.clone(),
-                    template: Some(tpl),
-                }
+                Some(tpl)
             }
+            None => None,
+        };
+        let mut binding = match &tpl {
+            Some(t) => BindingRef {
+                daddr: t.daddr,
+                dport: t.dport,
+                fwd: t.fwd,
+                dest: &t.dest,
+                template: Some(t),
+            },
             None => {
                 let i = svc
                     .sched
                     .schedule(&svc.dests, &input)
                     .ok_or(DropReason::NoDestination)?;
-                Binding::to_dest(&svc.dests[i])
+                BindingRef::to_dest(&svc.dests[i])
             }
         };
         if binding.dport == 0 {
@@ -375,12 +378,11 @@ impl Worker {
             }
             return Ok(target);
         }
-        let template = binding.template.clone();
         let r = self
             .conns
             .insert_bound(*key, binding, now_ms)
             .map_err(|e| {
-                if let Some(t) = template {
+                if let Some(t) = binding.template {
                     t.detach();
                 }
                 match e {

@@ -314,7 +314,7 @@ impl Worker {
             return self.shared.counters.synced_skipped.inc();
         };
         binding.dport = s.dport;
-        match self.conns.insert_bound(key, binding, now_ms) {
+        match self.conns.insert_owned(key, binding, now_ms) {
             Ok(r) => {
                 self.conns.set_synced(r, state, s.timeout_s, now_ms);
                 self.shared.counters.synced_created.inc();
