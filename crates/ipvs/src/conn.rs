@@ -108,44 +108,12 @@ pub struct OutKey {
 }
 
 /// Where a new connection goes: a dest, directly or through a template.
-#[derive(Debug, Clone)]
-pub struct Binding {
-    pub daddr: IpAddr,
-    pub dport: u16,
-    pub fwd: FwdMethod,
-    pub dest: Arc<DestShared>,
-    pub template: Option<Arc<Template>>,
-}
-
-impl Binding {
-    pub fn to_dest(d: &Dest) -> Binding {
-        Binding {
-            daddr: d.spec.addr,
-            dport: d.spec.port,
-            fwd: d.spec.fwd,
-            dest: d.shared.clone(),
-            template: None,
-        }
-    }
-
-    /// The binding, borrowed.
-    pub fn as_ref(&self) -> BindingRef<'_> {
-        BindingRef {
-            daddr: self.daddr,
-            dport: self.dport,
-            fwd: self.fwd,
-            dest: &self.dest,
-            template: self.template.as_ref(),
-        }
-    }
-}
-
-/// A [`Binding`] that borrows its dest and template, for a new flow's
-/// first packet: an `Arc` cloned for the call and dropped after it is two
-/// locked instructions on the dest's shared count, which every new flow's
-/// worker would contend for. The table clones only what it newly records.
+/// It borrows both: an `Arc` cloned for the call and dropped after it
+/// would be two locked instructions on the dest's shared count, which every
+/// worker's new flows would contend for. The table clones only what it
+/// newly records.
 #[derive(Debug, Clone, Copy)]
-pub struct BindingRef<'a> {
+pub struct Binding<'a> {
     pub daddr: IpAddr,
     pub dport: u16,
     pub fwd: FwdMethod,
@@ -153,9 +121,9 @@ pub struct BindingRef<'a> {
     pub template: Option<&'a Arc<Template>>,
 }
 
-impl<'a> BindingRef<'a> {
-    pub fn to_dest(d: &'a Dest) -> BindingRef<'a> {
-        BindingRef {
+impl<'a> Binding<'a> {
+    pub fn to_dest(d: &'a Dest) -> Binding<'a> {
+        Binding {
             daddr: d.spec.addr,
             dport: d.spec.port,
             fwd: d.spec.fwd,
@@ -477,25 +445,14 @@ impl ConnTable {
 
     /// Creates the connection of a newly scheduled flow, bound to `dest`.
     pub fn insert(&mut self, key: FlowKey, dest: &Dest, now_ms: u64) -> Result<ConnRef, Refused> {
-        self.insert_bound(key, BindingRef::to_dest(dest), now_ms)
-    }
-
-    /// [`ConnTable::insert_bound`] for a binding of its own (a synced
-    /// connection's).
-    pub fn insert_owned(
-        &mut self,
-        key: FlowKey,
-        b: Binding,
-        now_ms: u64,
-    ) -> Result<ConnRef, Refused> {
-        self.insert_bound(key, b.as_ref(), now_ms)
+        self.insert_bound(key, Binding::to_dest(dest), now_ms)
     }
 
     /// Creates a connection as `binding` says (a template's dest, say).
     pub fn insert_bound(
         &mut self,
         key: FlowKey,
-        b: BindingRef<'_>,
+        b: Binding<'_>,
         now_ms: u64,
     ) -> Result<ConnRef, Refused> {
         if self.conns_of_client(&key) >= CONNS_PER_CLIENT_ENDPOINT {

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use rvs_ipvs::conn::{BindingRef, Conn, ConnRef, FlowKey, Refused};
+use rvs_ipvs::conn::{Binding, Conn, ConnRef, FlowKey, Refused};
 use rvs_ipvs::persist::TemplateKey;
 use rvs_ipvs::sched::SchedInput;
 use rvs_ipvs::tcp_state::{Event, TcpState};
@@ -341,7 +341,7 @@ impl Worker {
             None => None,
         };
         let mut binding = match &tpl {
-            Some(t) => BindingRef {
+            Some(t) => Binding {
                 daddr: t.daddr,
                 dport: t.dport,
                 fwd: t.fwd,
@@ -353,7 +353,7 @@ impl Worker {
                     .sched
                     .schedule(&svc.dests, &input)
                     .ok_or(DropReason::NoDestination)?;
-                BindingRef::to_dest(&svc.dests[i])
+                Binding::to_dest(&svc.dests[i])
             }
         };
         if binding.dport == 0 {

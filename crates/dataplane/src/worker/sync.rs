@@ -32,8 +32,9 @@
 use std::net::IpAddr;
 
 use rvs_ipvs::conn::{Binding, ConnRef, FlowKey};
+use rvs_ipvs::service::Service;
 use rvs_ipvs::tcp_state::TcpState;
-use rvs_ipvs::{FwdMethod, Protocol};
+use rvs_ipvs::{Director, FwdMethod, Protocol};
 use rvs_sync::{flags, SyncConn};
 
 use super::{SyncMaster, SyncSink, Worker};
@@ -147,7 +148,7 @@ impl Worker {
         } else {
             Protocol::Udp
         };
-        let svc = self.synced_service(protocol, conn.vaddr, conn.vport)?;
+        let svc = synced_service(&self.director, protocol, conn.vaddr, conn.vport)?;
         let tkey = rvs_ipvs::persist::TemplateKey::new(
             protocol,
             conn.caddr,
@@ -310,11 +311,12 @@ impl Worker {
             self.conns.set_synced(r, state, s.timeout_s, now_ms);
             return self.shared.counters.synced_updated.inc();
         }
-        let Some(mut binding) = self.synced_binding(protocol, s.vaddr, s.vport, s.daddr) else {
+        let Some(mut binding) = synced_binding(&self.director, protocol, s.vaddr, s.vport, s.daddr)
+        else {
             return self.shared.counters.synced_skipped.inc();
         };
         binding.dport = s.dport;
-        match self.conns.insert_owned(key, binding, now_ms) {
+        match self.conns.insert_bound(key, binding, now_ms) {
             Ok(r) => {
                 self.conns.set_synced(r, state, s.timeout_s, now_ms);
                 self.shared.counters.synced_created.inc();
@@ -327,7 +329,7 @@ impl Worker {
     /// that the client network's next connection goes to the same real
     /// server whichever director it reaches.
     fn apply_synced_template(&mut self, protocol: Protocol, s: &SyncConn, now_ms: u64) {
-        let Some(svc) = self.synced_service(protocol, s.vaddr, s.vport) else {
+        let Some(svc) = synced_service(&self.director, protocol, s.vaddr, s.vport) else {
             return self.shared.counters.synced_skipped.inc();
         };
         let Some(dest) = svc.dests.iter().find(|d| d.spec.addr == s.daddr) else {
@@ -353,40 +355,41 @@ impl Worker {
             c.synced_updated.inc();
         }
     }
+}
 
-    /// The service a synced entry belongs to: the one on `vaddr:vport`, or
-    /// the VIP's port-zero persistent service.
-    fn synced_service(
-        &self,
-        protocol: Protocol,
-        vaddr: IpAddr,
-        vport: u16,
-    ) -> Option<&rvs_ipvs::service::Service> {
-        let key = |port| rvs_ipvs::ServiceKey {
-            protocol,
-            addr: vaddr,
-            port,
-        };
-        self.director
-            .service(&key(vport))
-            .or_else(|| self.director.service(&key(0)))
-    }
+/// The service a synced entry belongs to: the one on `vaddr:vport`, or the
+/// VIP's port-zero persistent service. (Of the director alone, not the
+/// worker, so that a binding borrowed from it leaves the connection table
+/// free to take it.)
+fn synced_service(
+    director: &Director,
+    protocol: Protocol,
+    vaddr: IpAddr,
+    vport: u16,
+) -> Option<&Service> {
+    let key = |port| rvs_ipvs::ServiceKey {
+        protocol,
+        addr: vaddr,
+        port,
+    };
+    director
+        .service(&key(vport))
+        .or_else(|| director.service(&key(0)))
+}
 
-    /// A binding to the real server `daddr` of the service on
-    /// `vaddr:vport` (or its port-zero persistent service), as this
-    /// director has it (its port may differ: a NAT port mapping, or a
-    /// port-zero service's).
-    fn synced_binding(
-        &self,
-        protocol: Protocol,
-        vaddr: IpAddr,
-        vport: u16,
-        daddr: IpAddr,
-    ) -> Option<Binding> {
-        self.synced_service(protocol, vaddr, vport)?
-            .dests
-            .iter()
-            .find(|d| d.spec.addr == daddr)
-            .map(Binding::to_dest)
-    }
+/// A binding to the real server `daddr` of the service on `vaddr:vport`
+/// (or its port-zero persistent service), as this director has it (its
+/// port may differ: a NAT port mapping, or a port-zero service's).
+fn synced_binding(
+    director: &Director,
+    protocol: Protocol,
+    vaddr: IpAddr,
+    vport: u16,
+    daddr: IpAddr,
+) -> Option<Binding<'_>> {
+    synced_service(director, protocol, vaddr, vport)?
+        .dests
+        .iter()
+        .find(|d| d.spec.addr == daddr)
+        .map(Binding::to_dest)
 }

@@ -139,9 +139,9 @@ fn edited_tunnel_reaches_new_connections_while_old_ones_live() {
         csum: crate::types::TunCsum::None,
     });
     let d = dest();
-    let bind = |fwd| BindingRef {
+    let bind = |fwd| Binding {
         fwd,
-        ..BindingRef::to_dest(&d)
+        ..Binding::to_dest(&d)
     };
     let mut t = ConnTable::new(10, Timeouts::default());
     let old = t.insert_bound(key(1), bind(ipip), 0).unwrap();
