@@ -28,7 +28,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use rvs_ipvs::conn::{ConnTable, SlotHint};
+use rvs_ipvs::conn::{ConnRef, ConnTable, SlotHint};
 use rvs_ipvs::defense::{Defense, DefenseConfig, DefenseLevel};
 use rvs_ipvs::persist::Templates;
 use rvs_ipvs::tcp_state::Timeouts;
@@ -207,6 +207,9 @@ pub struct Worker {
     shared: Arc<WorkerShared>,
     /// The slot the burst stage found for the packet being handled.
     hint: Option<SlotHint>,
+    /// The connection a SYN found closing, ended but its slot kept for the
+    /// flow's next connection (`worker/conntrack.rs`).
+    retired: Option<ConnRef>,
     /// Expiry sweep: slots owed to it, and when that was last worked out.
     sweep_credit: usize,
     sweep_ms: u64,
@@ -290,6 +293,7 @@ impl Worker {
             templates,
             shared,
             hint: None,
+            retired: None,
             sweep_credit: 0,
             sweep_ms: 0,
             arp_asked: FxHashMap::default(),

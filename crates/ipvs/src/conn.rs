@@ -461,14 +461,48 @@ impl ConnTable {
         if self.len() >= self.capacity && !self.reclaim_one() {
             return Err(Refused::TableFull);
         }
-        b.dest.bind_conn();
         let masq = b.fwd == FwdMethod::Masq;
-        let no_output = if masq { 0 } else { F_NO_OUTPUT };
-        let timeout = match key.protocol {
+        let data = self.bind(key.protocol, b, now_ms);
+        let r = if let Some(k) = V4Key::from_flow(&key) {
+            ConnRef(Self::put(&mut self.v4, &self.seed, k, data, masq))
+        } else if let Some(k) = V6Key::from_flow(&key) {
+            ConnRef(Self::put(&mut self.v6, &self.seed, k, data, masq) | V6)
+        } else {
+            // Mixed families never reach a table (a flow has one family).
+            self.unbind(data);
+            return Err(Refused::TableFull);
+        };
+        Ok(r)
+    }
+
+    /// Gives the slot of a connection [`ConnTable::retire`]d to the next
+    /// connection of the same flow, bound as `b` says: what
+    /// [`ConnTable::insert_bound`] would make, in the place the old one
+    /// held (its index entry stays as it is: the key is the same).
+    pub fn rebind(&mut self, r: ConnRef, protocol: Protocol, b: Binding<'_>, now_ms: u64) {
+        let masq = b.fwd == FwdMethod::Masq;
+        let data = self.bind(protocol, b, now_ms);
+        with_shard!(self, r, |s, i| {
+            debug_assert_eq!(s.slots[i].data.flags, 0, "rebinding a live slot");
+            s.slots[i].data = data;
+            s.nat_live += masq as usize;
+        });
+    }
+
+    /// A new connection's data, bound as `b` says: the dest counts it,
+    /// the registries hold its dest and template (cloning an `Arc` only
+    /// where they take one anew).
+    fn bind(&mut self, protocol: Protocol, b: Binding<'_>, now_ms: u64) -> ConnData {
+        b.dest.bind_conn();
+        let no_output = if b.fwd == FwdMethod::Masq {
+            0
+        } else {
+            F_NO_OUTPUT
+        };
+        let timeout = match protocol {
             Protocol::Udp => self.timeouts.udp,
             _ => self.timeouts.tcp_timeout(TcpState::None),
         };
-        // Cloned only where the registries take a dest or template anew.
         let dest = self.dests.acquire(dest_id(b.dest, b.fwd), || DestRef {
             addr: b.daddr,
             fwd: b.fwd,
@@ -481,24 +515,25 @@ impl ConnTable {
                 .acquire(Arc::as_ptr(t) as usize, || t.clone()),
             None => NONE,
         };
-        let data = ConnData {
+        ConnData {
             dest,
             template,
             expires_s: secs(now_ms + timeout as u64 * 1000),
             dport: b.dport,
             state: TcpState::None as u8,
             flags: F_LIVE | no_output,
-        };
-        let r = if let Some(k) = V4Key::from_flow(&key) {
-            ConnRef(Self::put(&mut self.v4, &self.seed, k, data, masq))
-        } else if let Some(k) = V6Key::from_flow(&key) {
-            ConnRef(Self::put(&mut self.v6, &self.seed, k, data, masq) | V6)
-        } else {
-            // Mixed families never reach a table (a flow has one family).
-            b.dest.unbind_conn(false);
-            return Err(Refused::TableFull);
-        };
-        Ok(r)
+        }
+    }
+
+    /// Undoes [`ConnTable::bind`] for data no slot took.
+    fn unbind(&mut self, data: ConnData) {
+        let dest = self.dests.get(data.dest);
+        dest.shared.unbind_conn(false);
+        if data.template != NONE {
+            self.templates
+                .release(data.template, |t| Arc::as_ptr(t) as usize);
+        }
+        self.dests.release(data.dest, |x| dest_id(&x.shared, x.fwd));
     }
 
     /// The connections of `key`'s client endpoint on its insertion's way,
@@ -520,21 +555,35 @@ impl ConnTable {
 
     /// Removes the connection and releases its dest counters.
     pub fn remove(&mut self, r: ConnRef) {
+        if self.retire(r) {
+            self.forget(r);
+        }
+    }
+
+    /// Ends the connection as [`ConnTable::remove`] does (its dest and
+    /// template released), but keeps its slot and index entry for
+    /// [`ConnTable::rebind`] to give the flow's next connection, or
+    /// [`ConnTable::forget`] to free, which the caller must do before its
+    /// next lookup of the flow: until then [`ConnTable::lookup`] still
+    /// finds the slot (the index holds it), though nothing else does (a NAT
+    /// reply's lookup, expiry, listings: it is not live) and no insertion
+    /// takes it. False if it was not live.
+    ///
+    /// A SYN that finds its flow's connection closing (conn_reuse_mode)
+    /// ends it and opens the next in the same place: removing it from the
+    /// index and inserting the next one again cost a quarter of a new
+    /// connection's instructions.
+    pub fn retire(&mut self, r: ConnRef) -> bool {
         let d = self.data_only(r);
         if d.flags & F_LIVE == 0 {
-            return;
+            return false;
         }
         let dest = self.dests.get(d.dest);
         dest.shared.unbind_conn(d.flags & F_ACTIVE != 0);
         let masq = dest.fwd == FwdMethod::Masq;
-        let seed = self.seed;
         with_shard!(self, r, |s, i| {
-            let h = s.slots[i].key.seeded_hash(&seed);
-            s.index.remove(h, i as u32);
             s.nat_live -= masq as usize;
             s.slots[i].data.flags = 0;
-            s.free.push(i as u32);
-            s.live -= 1;
         });
         if d.template != NONE {
             self.templates.get(d.template).detach();
@@ -542,6 +591,20 @@ impl ConnTable {
                 .release(d.template, |t| Arc::as_ptr(t) as usize);
         }
         self.dests.release(d.dest, |x| dest_id(&x.shared, x.fwd));
+        true
+    }
+
+    /// Frees the slot of a connection [`ConnTable::retire`]d and not
+    /// rebound: out of the index, back on the free list.
+    pub fn forget(&mut self, r: ConnRef) {
+        let seed = self.seed;
+        with_shard!(self, r, |s, i| {
+            debug_assert_eq!(s.slots[i].data.flags, 0, "forgetting a live slot");
+            let h = s.slots[i].key.seeded_hash(&seed);
+            s.index.remove(h, i as u32);
+            s.free.push(i as u32);
+            s.live -= 1;
+        });
     }
 
     /// A slice of a listing: calls `f` with each live connection among the

@@ -203,8 +203,9 @@ impl Worker {
     /// Connection tracking, first step (both address families): the client
     /// side's connection of this packet, its state stepped and
     /// timer re-armed; none when there is none, or when a SYN finds it
-    /// closing (the kernel's conn_reuse_mode 1: it is removed, and the SYN
-    /// starts a new one).
+    /// closing (the kernel's conn_reuse_mode 1: it ends, and the SYN
+    /// starts a new one, which `new_flow` puts in its slot; `unknown_flow`
+    /// frees the slot if none is made).
     #[inline(always)]
     pub(super) fn established(
         &mut self,
@@ -217,7 +218,9 @@ impl Worker {
         let r = self.conns.lookup_hinted(key, self.hint.take())?;
         let old = self.conns.state(r);
         if is_tcp && syn_only && matches!(old, TcpState::TimeWait | TcpState::Close) {
-            self.conns.remove(r);
+            if self.conns.retire(r) {
+                self.retired = Some(r);
+            }
             return None;
         }
         // Read only for the sync daemon's refresh (`worker/sync.rs`).
@@ -238,6 +241,24 @@ impl Worker {
     /// `bytes` is the packet's IP length, for the traffic counters.
     #[inline(never)]
     pub(super) fn unknown_flow(
+        &mut self,
+        key: &FlowKey,
+        event: Option<Event>,
+        syn_only: bool,
+        bytes: u64,
+        now_ms: u64,
+    ) -> Step<Flow> {
+        let flow = self.nat_reply_or_new_flow(key, event, syn_only, bytes, now_ms);
+        // A connection `established` ended for a SYN and no new one took
+        // its slot: freed now.
+        if let Some(r) = self.retired.take() {
+            self.conns.forget(r);
+        }
+        flow
+    }
+
+    #[inline(always)]
+    fn nat_reply_or_new_flow(
         &mut self,
         key: &FlowKey,
         event: Option<Event>,
@@ -378,18 +399,25 @@ impl Worker {
             }
             return Ok(target);
         }
-        let r = self
-            .conns
-            .insert_bound(*key, binding, now_ms)
-            .map_err(|e| {
-                if let Some(t) = binding.template {
-                    t.detach();
-                }
-                match e {
-                    Refused::TableFull => DropReason::ConnTableFull,
-                    Refused::ClientEndpointFull => DropReason::ClientEndpointFull,
-                }
-            })?;
+        let r = match self.retired.take() {
+            // The slot of the flow's last connection (see `established`).
+            Some(r) => {
+                self.conns.rebind(r, key.protocol, binding, now_ms);
+                r
+            }
+            None => self
+                .conns
+                .insert_bound(*key, binding, now_ms)
+                .map_err(|e| {
+                    if let Some(t) = binding.template {
+                        t.detach();
+                    }
+                    match e {
+                        Refused::TableFull => DropReason::ConnTableFull,
+                        Refused::ClientEndpointFull => DropReason::ClientEndpointFull,
+                    }
+                })?,
+        };
         // Counted once recorded: a SYN refused for a full table and then
         // retransmitted is one connection, not two.
         self.shared.counters.new_connections.inc();

@@ -280,18 +280,63 @@ fn syn_reuses_a_closed_connection() {
                                            // Drive it to CLOSE: ES then RST.
     w.handle(0, &mut tcp(40000, ACK), 3);
     w.handle(0, &mut tcp(40000, 0x04), 4);
-    let r = w.conns.lookup(&FlowKey {
+    let key = FlowKey {
         protocol: Protocol::Tcp,
         caddr: "192.168.1.50".parse().unwrap(),
         cport: 40000,
         vaddr: "192.168.1.10".parse().unwrap(),
         vport: 80,
-    });
+    };
+    let r = w.conns.lookup(&key);
     assert_eq!(w.conns.get(r.unwrap()).state, TcpState::Close);
     let mut f = tcp(40000, SYN);
     w.handle(0, &mut f, 5);
     assert_eq!(dst_mac(&f), RS1_MAC, "rescheduled: rr moved on");
     assert_eq!(w.shared.counters.new_connections.get(), 2);
+    // The new connection took the old one's place: one connection, in
+    // SYN_RECV, counted by its new server only.
+    assert_eq!(w.conns.len(), 1);
+    assert_eq!(w.conns.lookup(&key), r);
+    assert_eq!(w.conns.get(r.unwrap()).state, TcpState::SynRecv);
+    let vip = vip_key(Protocol::Tcp, 80);
+    let counts = |w: &Worker, addr: &str| {
+        let svc = w.director.service(&vip).unwrap();
+        let d = svc
+            .dests
+            .iter()
+            .find(|d| d.spec.addr.to_string() == addr)
+            .unwrap();
+        (d.shared.active(), d.shared.inactive())
+    };
+    assert_eq!((counts(&w, RS1), counts(&w, RS2)), ((1, 0), (0, 0)));
+    // Closed again, and a SYN that opens nothing (its server is gone:
+    // weight 0): the closed connection is removed all the same.
+    w.handle(0, &mut tcp(40000, ACK), 6);
+    w.handle(0, &mut tcp(40000, 0x04), 7);
+    assert_eq!(w.conns.get(r.unwrap()).state, TcpState::Close);
+    let mut control = Director::new();
+    for c in [
+        Command::AddService(w.director.service(&vip).unwrap().spec.clone()),
+        Command::AddDest(vip, dest(RS1)),
+        Command::AddDest(vip, dest(RS2)),
+    ] {
+        control.apply(&c).unwrap();
+    }
+    for rs in [RS1, RS2] {
+        let zero = DestSpec {
+            weight: 0,
+            ..dest(rs)
+        };
+        let ch = control.apply(&Command::EditDest(vip, zero)).unwrap();
+        w.apply(&WorkerMsg::Change(ch), 8);
+    }
+    assert_eq!(
+        w.handle(0, &mut tcp(40000, SYN), 9),
+        Verdict::Drop(DropReason::NoDestination)
+    );
+    assert_eq!(w.conns.len(), 0);
+    assert_eq!(w.conns.lookup(&key), None);
+    assert_eq!((counts(&w, RS1), counts(&w, RS2)), ((0, 0), (0, 0)));
 }
 
 #[test]

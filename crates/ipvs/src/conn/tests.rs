@@ -127,6 +127,53 @@ fn ipv6_and_nat_replies() {
     assert_eq!(t.iter().count(), 7);
 }
 
+/// A connection retired and its slot rebound (a SYN reopening a closing
+/// flow) ends as `remove` ends it and starts as `insert` starts one: the
+/// old dest and the new one count it as insertion and removal would, its
+/// NAT reply is found by the new binding only, and the table's size and
+/// slots are unchanged. Retired and forgotten, it is gone.
+#[test]
+fn a_retired_slot_takes_the_flows_next_connection() {
+    let (dr, nat) = (dest(), nat_dest());
+    let mut t = ConnTable::new(10, Timeouts::default());
+    let r = t.insert(key(7), &nat, 0).unwrap();
+    t.on_tcp(r, false, Some(Event::Syn), 0);
+    t.on_tcp(r, true, Some(Event::Syn), 0);
+    t.on_tcp(r, false, Some(Event::Ack), 0);
+    assert_eq!((nat.shared.active(), nat.shared.inactive()), (1, 0));
+    let out = t.get(r).out_key();
+    assert_eq!(t.lookup_out(&out), Some(r));
+    assert!(t.retire(r));
+    assert!(!t.retire(r), "once");
+    assert_eq!((nat.shared.active(), nat.shared.inactive()), (0, 0));
+    assert_eq!(t.lookup_out(&out), None);
+    t.rebind(r, Protocol::Tcp, Binding::to_dest(&dr), 5_000);
+    assert_eq!(t.lookup(&key(7)), Some(r));
+    assert_eq!(t.lookup_out(&out), None, "a DR connection has no replies");
+    let c = t.get(r);
+    assert_eq!(
+        (c.daddr, c.fwd, c.state),
+        (dr.spec.addr, FwdMethod::Route, TcpState::None)
+    );
+    assert_eq!((dr.shared.active(), dr.shared.inactive()), (0, 1));
+    assert_eq!((t.len(), t.v4.slots.len()), (1, 1));
+    // State NONE lasts 2 s from the rebinding.
+    assert_eq!(t.expire_some(6_999, 10), 0);
+    // Back to NAT: its replies are found again.
+    assert!(t.retire(r));
+    t.rebind(r, Protocol::Tcp, Binding::to_dest(&nat), 6_000);
+    assert_eq!(t.lookup_out(&out), Some(r));
+    assert!(t.retire(r));
+    t.forget(r);
+    assert_eq!(
+        (t.len(), t.lookup(&key(7)), t.lookup_out(&out)),
+        (0, None, None)
+    );
+    assert_eq!((dr.shared.inactive(), nat.shared.inactive()), (0, 0));
+    // The slot is free again.
+    assert_eq!(t.insert(key(8), &dr, 0).unwrap(), r);
+}
+
 /// `-e` of a tunnel server's `--tun-type`/`--tun-port` keeps its dest
 /// (the same `DestShared`): connections made after the edit go by the
 /// new tunnel while those made before keep theirs.
@@ -523,6 +570,11 @@ enum Op {
     Insert(u16, u64),
     Lookup(u16),
     Expire(u64),
+    /// A SYN finding the flow's connection closing: retired, and the next
+    /// one made in its slot.
+    Reopen(u16, u64),
+    /// Retired, and no next one made: its slot freed.
+    End(u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -530,6 +582,8 @@ fn op() -> impl Strategy<Value = Op> {
         (0u16..64, 0u64..5000).prop_map(|(p, t)| Op::Insert(p, t)),
         (0u16..64).prop_map(Op::Lookup),
         (0u64..5000).prop_map(Op::Expire),
+        (0u16..64, 0u64..5000).prop_map(|(p, t)| Op::Reopen(p, t)),
+        (0u16..64).prop_map(Op::End),
     ]
 }
 
@@ -560,6 +614,22 @@ proptest! {
                     let cap = t.v4.slots.len();
                     t.expire_some(now, cap);
                     model.retain(|_, exp| *exp > now / 1000);
+                }
+                Op::Reopen(p, dt) => {
+                    now += dt;
+                    if let Some(r) = t.lookup(&key(p)) {
+                        prop_assert!(t.retire(r));
+                        t.rebind(r, Protocol::Tcp, Binding::to_dest(&d), now);
+                        prop_assert_eq!(t.lookup(&key(p)), Some(r));
+                        model.insert(p, (now + 2000).div_ceil(1000));
+                    }
+                }
+                Op::End(p) => {
+                    if let Some(r) = t.lookup(&key(p)) {
+                        prop_assert!(t.retire(r));
+                        t.forget(r);
+                        model.remove(&p);
+                    }
                 }
             }
             prop_assert_eq!(t.len(), model.len());
