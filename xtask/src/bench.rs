@@ -1822,7 +1822,10 @@ Burst times are rx-to-tx per non-empty pass of the poll loop (a group of up to `
 `crates/dataplane/src/run.rs`), in hdrhistogram (a pass runs from one clock reading at the top of the poll loop to the next, \
 so it includes its slice of the expiry sweep). The new-flow capture holds every client's SYN and then every client's FIN: the FIN \
 takes the connection to TIME_WAIT, so on the next pass the SYN opens a new one (IPVS's conn_reuse_mode) and every \
-SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate.{small_pool}{placement} \
+SYN is a new connection however long the replay runs; \"new conn/s\" is that sustained rate. rvsd opens the new \
+connection in the slot of the one it ends (the key is the same), so this row measures reopened flows: a SYN from a \
+port with no connection in the table also pays an insertion into the index, and its connection a removal by the \
+expiry sweep later.{small_pool}{placement} \
 The rows marked \"generated\" take their packets from `flowgen` instead (the flow-count sweep, below).\n\n{table}\n{headline}{sweep}{plots}\n\
 ## End to end\n\n\
 The walkthrough's namespaces: one client, two real servers running nginx (one worker process each), and in the \

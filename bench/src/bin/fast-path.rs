@@ -13,7 +13,7 @@
 //! With `new-flows` after the count, the packets are those of the "New
 //! flows" benchmark row instead: each flow's SYN, then its FIN, over and
 //! over, so that every SYN finds its flow's last connection in TIME_WAIT,
-//! removes it and schedules a new one (conn_reuse_mode 1).
+//! ends it and schedules a new one in its slot (conn_reuse_mode 1).
 //!
 //! `callgrind_annotate --inclusive=yes` on the second run's output then says
 //! where they go. (A call that LLVM left out of line shows as its own
