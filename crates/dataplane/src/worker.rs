@@ -207,9 +207,9 @@ pub struct Worker {
     shared: Arc<WorkerShared>,
     /// The slot the burst stage found for the packet being handled.
     hint: Option<SlotHint>,
-    /// The connection a SYN found closing, ended but its slot kept for the
-    /// flow's next connection (`worker/conntrack.rs`).
-    retired: Option<ConnRef>,
+    /// The closed connection a SYN is reopening, to be ended once the new
+    /// one is scheduled (`worker/conntrack.rs`).
+    reopening: Option<ConnRef>,
     /// Expiry sweep: slots owed to it, and when that was last worked out.
     sweep_credit: usize,
     sweep_ms: u64,
@@ -293,7 +293,7 @@ impl Worker {
             templates,
             shared,
             hint: None,
-            retired: None,
+            reopening: None,
             sweep_credit: 0,
             sweep_ms: 0,
             arp_asked: FxHashMap::default(),

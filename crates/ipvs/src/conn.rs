@@ -475,15 +475,23 @@ impl ConnTable {
         Ok(r)
     }
 
-    /// Gives the slot of a connection [`ConnTable::retire`]d to the next
-    /// connection of the same flow, bound as `b` says: what
-    /// [`ConnTable::insert_bound`] would make, in the place the old one
-    /// held (its index entry stays as it is: the key is the same).
+    /// Ends connection `r` and opens the next connection of the same flow
+    /// in its slot, bound as `b` says: what [`ConnTable::remove`] then
+    /// [`ConnTable::insert_bound`] would do, without taking the key out of
+    /// the index and putting it back (a reopened flow's SYN saves a
+    /// quarter of a new connection's instructions). The new binding is
+    /// counted before the old one is released, so a dest both share never
+    /// leaves the registry in between.
     pub fn rebind(&mut self, r: ConnRef, protocol: Protocol, b: Binding<'_>, now_ms: u64) {
         let masq = b.fwd == FwdMethod::Masq;
         let data = self.bind(protocol, b, now_ms);
+        if !self.release(r) {
+            // Not a connection (never, from the worker): the binding goes
+            // back, and nothing is opened.
+            self.unbind(data);
+            return;
+        }
         with_shard!(self, r, |s, i| {
-            debug_assert_eq!(s.slots[i].data.flags, 0, "rebinding a live slot");
             s.slots[i].data = data;
             s.nat_live += masq as usize;
         });
@@ -555,25 +563,20 @@ impl ConnTable {
 
     /// Removes the connection and releases its dest counters.
     pub fn remove(&mut self, r: ConnRef) {
-        if self.retire(r) {
-            self.forget(r);
+        if self.release(r) {
+            let seed = self.seed;
+            with_shard!(self, r, |s, i| {
+                let h = s.slots[i].key.seeded_hash(&seed);
+                s.index.remove(h, i as u32);
+                s.free.push(i as u32);
+                s.live -= 1;
+            });
         }
     }
 
-    /// Ends the connection as [`ConnTable::remove`] does (its dest and
-    /// template released), but keeps its slot and index entry for
-    /// [`ConnTable::rebind`] to give the flow's next connection, or
-    /// [`ConnTable::forget`] to free, which the caller must do before its
-    /// next lookup of the flow: until then [`ConnTable::lookup`] still
-    /// finds the slot (the index holds it), though nothing else does (a NAT
-    /// reply's lookup, expiry, listings: it is not live) and no insertion
-    /// takes it. False if it was not live.
-    ///
-    /// A SYN that finds its flow's connection closing (conn_reuse_mode)
-    /// ends it and opens the next in the same place: removing it from the
-    /// index and inserting the next one again cost a quarter of a new
-    /// connection's instructions.
-    pub fn retire(&mut self, r: ConnRef) -> bool {
+    /// Ends the connection's binding: its dest and template released, and
+    /// its slot no longer live (still indexed). False if it was not live.
+    fn release(&mut self, r: ConnRef) -> bool {
         let d = self.data_only(r);
         if d.flags & F_LIVE == 0 {
             return false;
@@ -594,17 +597,11 @@ impl ConnTable {
         true
     }
 
-    /// Frees the slot of a connection [`ConnTable::retire`]d and not
-    /// rebound: out of the index, back on the free list.
-    pub fn forget(&mut self, r: ConnRef) {
-        let seed = self.seed;
-        with_shard!(self, r, |s, i| {
-            debug_assert_eq!(s.slots[i].data.flags, 0, "forgetting a live slot");
-            let h = s.slots[i].key.seeded_hash(&seed);
-            s.index.remove(h, i as u32);
-            s.free.push(i as u32);
-            s.live -= 1;
-        });
+    /// Whether a persistence template controls the connection (the
+    /// kernel's `cp->control`).
+    #[inline]
+    pub fn is_controlled(&self, r: ConnRef) -> bool {
+        self.data_only(r).template != NONE
     }
 
     /// A slice of a listing: calls `f` with each live connection among the

@@ -203,9 +203,16 @@ impl Worker {
     /// Connection tracking, first step (both address families): the client
     /// side's connection of this packet, its state stepped and
     /// timer re-armed; none when there is none, or when a SYN finds it
-    /// closing (the kernel's conn_reuse_mode 1: it ends, and the SYN
-    /// starts a new one, which `new_flow` puts in its slot; `unknown_flow`
-    /// frees the slot if none is made).
+    /// closed (the kernel's conn_reuse_mode 1: the SYN opens the next
+    /// connection of the flow, unless a persistence template controls this
+    /// one).
+    ///
+    /// The kernel ends the old connection by its timer, set to run at once
+    /// (`ip_vs_conn_expire_now`), so the new one is scheduled while the old
+    /// one still counts on its server (checked in the kernel VM:
+    /// oracle/scenarios/states/reuse.toml). Here too: it is kept as
+    /// `reopening`, `new_flow` puts the new connection in its slot once
+    /// scheduled, and `unknown_flow` removes it if none was opened.
     #[inline(always)]
     pub(super) fn established(
         &mut self,
@@ -217,10 +224,12 @@ impl Worker {
         let is_tcp = key.protocol == Protocol::Tcp;
         let r = self.conns.lookup_hinted(key, self.hint.take())?;
         let old = self.conns.state(r);
-        if is_tcp && syn_only && matches!(old, TcpState::TimeWait | TcpState::Close) {
-            if self.conns.retire(r) {
-                self.retired = Some(r);
-            }
+        if is_tcp
+            && syn_only
+            && matches!(old, TcpState::TimeWait | TcpState::Close)
+            && !self.conns.is_controlled(r)
+        {
+            self.reopening = Some(r);
             return None;
         }
         // Read only for the sync daemon's refresh (`worker/sync.rs`).
@@ -249,10 +258,10 @@ impl Worker {
         now_ms: u64,
     ) -> Step<Flow> {
         let flow = self.nat_reply_or_new_flow(key, event, syn_only, bytes, now_ms);
-        // A connection `established` ended for a SYN and no new one took
-        // its slot: freed now.
-        if let Some(r) = self.retired.take() {
-            self.conns.forget(r);
+        // A closed connection a SYN was to reopen (see `established`),
+        // and no new one was opened: it ends now.
+        if let Some(r) = self.reopening.take() {
+            self.conns.remove(r);
         }
         flow
     }
@@ -399,8 +408,9 @@ impl Worker {
             }
             return Ok(target);
         }
-        let r = match self.retired.take() {
-            // The slot of the flow's last connection (see `established`).
+        let r = match self.reopening.take() {
+            // The flow's closed connection ends, the new one takes its slot
+            // (see `established`).
             Some(r) => {
                 self.conns.rebind(r, key.protocol, binding, now_ms);
                 r

@@ -339,6 +339,69 @@ fn syn_reuses_a_closed_connection() {
     assert_eq!((counts(&w, RS1), counts(&w, RS2)), ((0, 0), (0, 0)));
 }
 
+/// A SYN reopening a closed flow is scheduled while the old connection
+/// still counts on its server, as in the kernel (whose timer ends the old
+/// one after): lc sends it to the other server. Checked in the kernel VM
+/// (oracle/scenarios/states/reuse.toml).
+#[test]
+fn a_reopened_flow_is_scheduled_before_its_old_connection_ends() {
+    let mut w = walkthrough_with(Protocol::Tcp, 80, "lc", 0);
+    let mut f = tcp(40000, SYN);
+    w.handle(0, &mut f, 1);
+    let first = dst_mac(&f);
+    w.handle(0, &mut tcp(40000, ACK), 2);
+    w.handle(0, &mut tcp(40000, 0x04), 3);
+    let mut f = tcp(40000, SYN);
+    assert_eq!(w.handle(0, &mut f, 4), Verdict::Tx(0));
+    assert_ne!(dst_mac(&f), first, "the closed connection still counted");
+    assert_eq!(w.conns.len(), 1);
+    assert_eq!(w.shared.counters.new_connections.get(), 2);
+    let svc = w.director.service(&vip_key(Protocol::Tcp, 80)).unwrap();
+    let counts: Vec<(u32, u32)> = svc
+        .dests
+        .iter()
+        .map(|d| (d.shared.active(), d.shared.inactive()))
+        .collect();
+    assert_eq!(
+        counts.iter().map(|c| c.0 + c.1).sum::<u32>(),
+        1,
+        "{counts:?}"
+    );
+}
+
+/// A persistent service's closed connection is controlled by its template,
+/// so a SYN does not reopen it (the kernel's `is_new_conn_expected`): the
+/// same connection goes on, to the same server, and no new one is counted.
+#[test]
+fn a_controlled_connection_is_not_reopened() {
+    let mut w = with_service(ServiceSpec {
+        persistent: Some(300),
+        ..rr_spec(Protocol::Tcp, 80)
+    });
+    let mut f = syn_from([192, 168, 1, 50], 40000, 80);
+    w.handle(0, &mut f, 1);
+    let first = dst_mac(&f);
+    let key = FlowKey {
+        protocol: Protocol::Tcp,
+        caddr: "192.168.1.50".parse().unwrap(),
+        cport: 40000,
+        vaddr: "192.168.1.10".parse().unwrap(),
+        vport: 80,
+    };
+    let r = w.conns.lookup(&key).unwrap();
+    w.conns
+        .on_tcp(r, false, Some(rvs_ipvs::tcp_state::Event::Ack), 2);
+    w.conns
+        .on_tcp(r, false, Some(rvs_ipvs::tcp_state::Event::Rst), 3);
+    assert_eq!(w.conns.get(r).state, TcpState::Close);
+    let mut f = syn_from([192, 168, 1, 50], 40000, 80);
+    assert_eq!(w.handle(0, &mut f, 4), Verdict::Tx(0));
+    assert_eq!(dst_mac(&f), first);
+    assert_eq!(w.conns.lookup(&key), Some(r));
+    assert_eq!(w.conns.get(r).state, TcpState::SynRecv);
+    assert_eq!(w.shared.counters.new_connections.get(), 1);
+}
+
 #[test]
 fn non_syn_of_unknown_flow_is_dropped() {
     let mut w = walkthrough(Protocol::Tcp, 80);

@@ -127,13 +127,13 @@ fn ipv6_and_nat_replies() {
     assert_eq!(t.iter().count(), 7);
 }
 
-/// A connection retired and its slot rebound (a SYN reopening a closing
-/// flow) ends as `remove` ends it and starts as `insert` starts one: the
-/// old dest and the new one count it as insertion and removal would, its
-/// NAT reply is found by the new binding only, and the table's size and
-/// slots are unchanged. Retired and forgotten, it is gone.
+/// A connection rebound (a SYN reopening a closed flow) ends as `remove`
+/// ends it and starts as `insert` starts one, in the same slot: the old
+/// dest and the new one count it as removal and insertion would, its NAT
+/// replies are found by the new binding only, and the table's size and
+/// slots are unchanged.
 #[test]
-fn a_retired_slot_takes_the_flows_next_connection() {
+fn a_rebound_slot_takes_the_flows_next_connection() {
     let (dr, nat) = (dest(), nat_dest());
     let mut t = ConnTable::new(10, Timeouts::default());
     let r = t.insert(key(7), &nat, 0).unwrap();
@@ -143,11 +143,8 @@ fn a_retired_slot_takes_the_flows_next_connection() {
     assert_eq!((nat.shared.active(), nat.shared.inactive()), (1, 0));
     let out = t.get(r).out_key();
     assert_eq!(t.lookup_out(&out), Some(r));
-    assert!(t.retire(r));
-    assert!(!t.retire(r), "once");
-    assert_eq!((nat.shared.active(), nat.shared.inactive()), (0, 0));
-    assert_eq!(t.lookup_out(&out), None);
     t.rebind(r, Protocol::Tcp, Binding::to_dest(&dr), 5_000);
+    assert_eq!((nat.shared.active(), nat.shared.inactive()), (0, 0));
     assert_eq!(t.lookup(&key(7)), Some(r));
     assert_eq!(t.lookup_out(&out), None, "a DR connection has no replies");
     let c = t.get(r);
@@ -159,12 +156,13 @@ fn a_retired_slot_takes_the_flows_next_connection() {
     assert_eq!((t.len(), t.v4.slots.len()), (1, 1));
     // State NONE lasts 2 s from the rebinding.
     assert_eq!(t.expire_some(6_999, 10), 0);
-    // Back to NAT: its replies are found again.
-    assert!(t.retire(r));
+    // Back to NAT: its replies are found again. Then to the same dest.
     t.rebind(r, Protocol::Tcp, Binding::to_dest(&nat), 6_000);
     assert_eq!(t.lookup_out(&out), Some(r));
-    assert!(t.retire(r));
-    t.forget(r);
+    t.rebind(r, Protocol::Tcp, Binding::to_dest(&nat), 6_000);
+    assert_eq!(t.lookup_out(&out), Some(r));
+    assert_eq!((dr.shared.inactive(), nat.shared.inactive()), (0, 1));
+    t.remove(r);
     assert_eq!(
         (t.len(), t.lookup(&key(7)), t.lookup_out(&out)),
         (0, None, None)
@@ -570,10 +568,9 @@ enum Op {
     Insert(u16, u64),
     Lookup(u16),
     Expire(u64),
-    /// A SYN finding the flow's connection closing: retired, and the next
-    /// one made in its slot.
+    /// A SYN reopening the flow: the next connection made in its slot.
     Reopen(u16, u64),
-    /// Retired, and no next one made: its slot freed.
+    /// Removed.
     End(u16),
 }
 
@@ -618,7 +615,6 @@ proptest! {
                 Op::Reopen(p, dt) => {
                     now += dt;
                     if let Some(r) = t.lookup(&key(p)) {
-                        prop_assert!(t.retire(r));
                         t.rebind(r, Protocol::Tcp, Binding::to_dest(&d), now);
                         prop_assert_eq!(t.lookup(&key(p)), Some(r));
                         model.insert(p, (now + 2000).div_ceil(1000));
@@ -626,8 +622,7 @@ proptest! {
                 }
                 Op::End(p) => {
                     if let Some(r) = t.lookup(&key(p)) {
-                        prop_assert!(t.retire(r));
-                        t.forget(r);
+                        t.remove(r);
                         model.remove(&p);
                     }
                 }
