@@ -257,39 +257,30 @@ impl Worker {
         bytes: u64,
         now_ms: u64,
     ) -> Step<Flow> {
-        let flow = self.nat_reply_or_new_flow(key, event, syn_only, bytes, now_ms);
+        // A NAT real server's reply?
+        let flow = match self.conns.lookup_out(&key.as_reply()) {
+            Some(r) => {
+                self.conns.on_packet(r, key.protocol, true, event, now_ms);
+                // ip_vs_out_stats: replies count only where they pass us (NAT).
+                if let Some(lane) = self.conns.lane(r) {
+                    lane.count_out(bytes);
+                }
+                let c = self.conns.get(r);
+                Ok(Flow::Out {
+                    vaddr: c.key.vaddr,
+                    vport: c.key.vport,
+                })
+            }
+            None => self
+                .new_flow(key, syn_only, event, bytes, now_ms)
+                .map(Flow::In),
+        };
         // A closed connection a SYN was to reopen (see `established`),
         // and no new one was opened: it ends now.
         if let Some(r) = self.reopening.take() {
             self.conns.remove(r);
         }
         flow
-    }
-
-    #[inline(always)]
-    fn nat_reply_or_new_flow(
-        &mut self,
-        key: &FlowKey,
-        event: Option<Event>,
-        syn_only: bool,
-        bytes: u64,
-        now_ms: u64,
-    ) -> Step<Flow> {
-        // A NAT real server's reply?
-        if let Some(r) = self.conns.lookup_out(&key.as_reply()) {
-            self.conns.on_packet(r, key.protocol, true, event, now_ms);
-            // ip_vs_out_stats: replies count only where they pass us (NAT).
-            if let Some(lane) = self.conns.lane(r) {
-                lane.count_out(bytes);
-            }
-            let c = self.conns.get(r);
-            return Ok(Flow::Out {
-                vaddr: c.key.vaddr,
-                vport: c.key.vport,
-            });
-        }
-        self.new_flow(key, syn_only, event, bytes, now_ms)
-            .map(Flow::In)
     }
 
     /// Schedules the first packet of a flow (through a persistence template

@@ -108,6 +108,17 @@ fn dest(a: &str) -> DestSpec {
     }
 }
 
+/// The flow of [`tcp`]'s segments from this client port.
+fn client_flow(cport: u16) -> FlowKey {
+    FlowKey {
+        protocol: Protocol::Tcp,
+        caddr: "192.168.1.50".parse().unwrap(),
+        cport,
+        vaddr: "192.168.1.10".parse().unwrap(),
+        vport: 80,
+    }
+}
+
 /// A TCP segment from the client with the given source port and flags.
 fn tcp(cport: u16, flags: u8) -> Vec<u8> {
     let mut f = fixtures::TCP_SYN.to_vec();
@@ -280,13 +291,7 @@ fn syn_reuses_a_closed_connection() {
                                            // Drive it to CLOSE: ES then RST.
     w.handle(0, &mut tcp(40000, ACK), 3);
     w.handle(0, &mut tcp(40000, 0x04), 4);
-    let key = FlowKey {
-        protocol: Protocol::Tcp,
-        caddr: "192.168.1.50".parse().unwrap(),
-        cport: 40000,
-        vaddr: "192.168.1.10".parse().unwrap(),
-        vport: 80,
-    };
+    let key = client_flow(40000);
     let r = w.conns.lookup(&key);
     assert_eq!(w.conns.get(r.unwrap()).state, TcpState::Close);
     let mut f = tcp(40000, SYN);
@@ -381,13 +386,7 @@ fn a_controlled_connection_is_not_reopened() {
     let mut f = syn_from([192, 168, 1, 50], 40000, 80);
     w.handle(0, &mut f, 1);
     let first = dst_mac(&f);
-    let key = FlowKey {
-        protocol: Protocol::Tcp,
-        caddr: "192.168.1.50".parse().unwrap(),
-        cport: 40000,
-        vaddr: "192.168.1.10".parse().unwrap(),
-        vport: 80,
-    };
+    let key = client_flow(40000);
     let r = w.conns.lookup(&key).unwrap();
     w.conns
         .on_tcp(r, false, Some(rvs_ipvs::tcp_state::Event::Ack), 2);
@@ -446,16 +445,7 @@ fn sloppy_mid_flow_packets_reach_the_real_server_the_first_director_chose() {
             assert_eq!(second.handle(0, &mut ack, 2), Verdict::Tx(0), "{sched}");
             assert_eq!(dst_mac(&ack), dst_mac(&syn), "{sched}, port {cport}");
             used.insert(dst_mac(&syn).0);
-            let c = second
-                .conns
-                .lookup(&FlowKey {
-                    protocol: Protocol::Tcp,
-                    caddr: "192.168.1.50".parse().unwrap(),
-                    cport,
-                    vaddr: "192.168.1.10".parse().unwrap(),
-                    vport: 80,
-                })
-                .unwrap();
+            let c = second.conns.lookup(&client_flow(cport)).unwrap();
             assert_eq!(second.conns.get(c).state, TcpState::Established);
         }
         assert_eq!(used.len(), 2, "{sched}: flows on both real servers");
