@@ -108,6 +108,18 @@ fn dest(a: &str) -> DestSpec {
     }
 }
 
+/// The active and inactive connections of the walkthrough service's real
+/// server at `addr`.
+fn counts(w: &Worker, addr: &str) -> (u32, u32) {
+    let svc = w.director.service(&vip_key(Protocol::Tcp, 80)).unwrap();
+    let d = svc
+        .dests
+        .iter()
+        .find(|d| d.spec.addr.to_string() == addr)
+        .unwrap();
+    (d.shared.active(), d.shared.inactive())
+}
+
 /// The flow of [`tcp`]'s segments from this client port.
 fn client_flow(cport: u16) -> FlowKey {
     FlowKey {
@@ -303,17 +315,8 @@ fn syn_reuses_a_closed_connection() {
     assert_eq!(w.conns.len(), 1);
     assert_eq!(w.conns.lookup(&key), r);
     assert_eq!(w.conns.get(r.unwrap()).state, TcpState::SynRecv);
-    let vip = vip_key(Protocol::Tcp, 80);
-    let counts = |w: &Worker, addr: &str| {
-        let svc = w.director.service(&vip).unwrap();
-        let d = svc
-            .dests
-            .iter()
-            .find(|d| d.spec.addr.to_string() == addr)
-            .unwrap();
-        (d.shared.active(), d.shared.inactive())
-    };
     assert_eq!((counts(&w, RS1), counts(&w, RS2)), ((1, 0), (0, 0)));
+    let vip = vip_key(Protocol::Tcp, 80);
     // Closed again, and a SYN that opens nothing (its server is gone:
     // weight 0): the closed connection is removed all the same.
     w.handle(0, &mut tcp(40000, ACK), 6);
@@ -361,17 +364,8 @@ fn a_reopened_flow_is_scheduled_before_its_old_connection_ends() {
     assert_ne!(dst_mac(&f), first, "the closed connection still counted");
     assert_eq!(w.conns.len(), 1);
     assert_eq!(w.shared.counters.new_connections.get(), 2);
-    let svc = w.director.service(&vip_key(Protocol::Tcp, 80)).unwrap();
-    let counts: Vec<(u32, u32)> = svc
-        .dests
-        .iter()
-        .map(|d| (d.shared.active(), d.shared.inactive()))
-        .collect();
-    assert_eq!(
-        counts.iter().map(|c| c.0 + c.1).sum::<u32>(),
-        1,
-        "{counts:?}"
-    );
+    let (rs1, rs2) = (counts(&w, RS1), counts(&w, RS2));
+    assert_eq!(rs1.0 + rs1.1 + rs2.0 + rs2.1, 1, "{rs1:?} {rs2:?}");
 }
 
 /// A persistent service's closed connection is controlled by its template,
